@@ -1,0 +1,135 @@
+// Contracts between the planner, the executor and the stage implementations.
+// The executor (engine/) owns hashing, caching, locking and scheduling; a stage implementation
+// (stages/) only says what enters its fingerprint and how to produce its outputs.
+import type { Config } from '../config/schema.js';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export type StageKind = 'fetch' | 'prepare' | 'validate' | 'train' | 'render' | 'report';
+export type ResourceClass = 'cpu' | 'net' | 'gpu';
+
+/** One node of the stage graph, e.g. { id: 'prepare:pokemon', kind: 'prepare', target: 'pokemon' }. */
+export interface StageNode {
+  id: string;
+  kind: StageKind;
+  /** the lorafile entry this stage builds (dataset, lora or render name; '' for the report) */
+  target: string;
+  /** ids of the stages whose outputs this stage reads */
+  deps: string[];
+  resource: ResourceClass;
+}
+
+export interface Plan {
+  stages: Map<string, StageNode>;
+  /** topological order: every stage after its deps */
+  order: string[];
+  /** the target names the user asked for (empty = all) */
+  selected: string[];
+}
+
+/** What enters a fingerprint besides upstream outputs. */
+export interface StageInputs {
+  /** parameters, compared key by key for "learning_rate 0.0001 -> 0.0002" reasons */
+  params: Record<string, Json>;
+  /** input files: display path (relative to the lorafile, '/' separators) -> sha256 */
+  files: Record<string, string>;
+}
+
+export interface OutputFile {
+  sha256: string;
+  size: number;
+}
+
+/** What a finished stage produced, as recorded in the action cache and the lock. */
+export interface StageOutputs {
+  /** output name (relative path, '/' separators) -> blob */
+  files: Record<string, OutputFile>;
+  /** small JSON the stage wants downstream stages and reports to see (counts, resolved shas ...) */
+  meta: Json;
+}
+
+/** An event line: printed as JSON with --json, drawn as progress otherwise. */
+export type StageOutcome = 'fresh' | 'cached' | 'ran' | 'failed' | 'skipped';
+export interface StageEvent {
+  stage: string;
+  outcome?: StageOutcome | 'started' | 'stale';
+  reason?: string;
+  /** per-item events (one caption, one render cell) name the item */
+  item?: string;
+  progress?: { done: number; total: number; unit?: string; message?: string };
+  diagnostics?: Json[];
+  durationMs?: number;
+}
+
+export interface StageContext {
+  config: Config;
+  node: StageNode;
+  /** absolute lorafile folder */
+  root: string;
+  /** cache root (absolute) */
+  cacheDir: string;
+  signal: AbortSignal;
+  /** the lock entry of this stage from the previous successful run, if any (hub revision pinning) */
+  previous: LockEntry | undefined;
+  /** CLI options that stages may honour (e.g. --update owner/name) */
+  options: Record<string, Json>;
+
+  /** sha256 of a file through the stat memo: unchanged files are not read */
+  hashFile(absPath: string): Promise<string>;
+  /** outputs of an upstream stage (must be in node.deps) */
+  upstream(stageId: string): StageOutputs;
+  /** absolute path of an upstream output file inside the CAS (read-only!) */
+  upstreamPath(stageId: string, name: string): string;
+  /** absolute path of any blob in the CAS by hash (read-only!) */
+  blobPath(sha256: string): string;
+
+  /**
+   * Per-item memo (one caption, one image, one render cell): returns the cached value for `key`
+   * or computes it. Values are JSON; big results go to the CAS via putBlob and are referenced by
+   * hash. Emits an item event with outcome 'cached' or 'ran'.
+   */
+  item<T extends Json>(label: string, key: Json, compute: () => Promise<T>): Promise<T>;
+  /** store bytes (or a file, moved in) in the CAS; returns its hash */
+  putBlob(data: Buffer | { file: string }): Promise<OutputFile>;
+
+  /** staging folder for this run's outputs: everything in it becomes the stage's outputs */
+  outDir: string;
+  /** add a CAS blob as an output without copying it through outDir */
+  addOutput(name: string, blob: OutputFile): void;
+
+  progress(done: number, total: number, message?: string, unit?: string): void;
+  log(line: string): void;
+  emit(event: Omit<StageEvent, 'stage'>): void;
+}
+
+export interface StageResult {
+  meta: Json;
+  /** diagnostics that block downstream stages make the stage 'failed' */
+  failed?: { reason: string };
+}
+
+export interface StageImpl {
+  kind: StageKind;
+  /** bump when the implementation changes what it produces */
+  version: number;
+  /** folder under out/ where outputs are copied for the user, or null to keep them in the cache only */
+  materializeTo(node: StageNode, config: Config): string | null;
+  inputs(ctx: StageContext): Promise<StageInputs>;
+  run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>;
+}
+
+/** One stage in lorafile.lock (deterministic YAML, meant to be committed). */
+export interface LockEntry {
+  fingerprint: string;
+  params: Record<string, Json>;
+  files: Record<string, string>;
+  /** fingerprints of the upstream stages this one consumed */
+  upstream: Record<string, string>;
+  outputs: Record<string, OutputFile>;
+  meta: Json;
+}
+
+export interface Lockfile {
+  version: 1;
+  stages: Record<string, LockEntry>;
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // CLI end-to-end tests spawn processes; 2 cores here and in CI
+    maxWorkers: 2,
+  },
+});
