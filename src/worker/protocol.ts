@@ -15,14 +15,50 @@ import type { Json } from '../engine/types.js';
 
 export const PROTOCOL_VERSION = 1;
 
+// Ops and their args/results (snake_case on the wire; all paths absolute; tensors in files are
+// safetensors written by the worker's own writer):
+//
+// hello {}                          -> { worker_version, protocol, python, torch, numpy, cuda: bool,
+//                                        device: 'cpu'|'cuda', gpu_name?, gpu_memory?, blas, threads }
+// build_builtin { arch: 'tiny', seed, path }
+//                                   -> { path, arch, keys } writes an LDM-layout model (same key names as
+//                                      SD1.5, small widths) deterministically from the seed; metadata
+//                                      {"lorabuild.arch": "tiny"}
+// inspect_checkpoint { path, allow_pickle? }
+//                                   -> { family: 'sd1'|'sd2'|'sdxl'|'lora'|'unknown', arch: 'sd15'|'tiny'|null,
+//                                        dtype, missing: [], unexpected: [] } ; refusals are error events
+//                                      with code 'unsupported_model' / 'pickle_refused'
+// encode_latents { model, arch?, resolution, items: [{ image, out }] }
+//                                   -> { items: [{ out }] } ; image = any PIL-readable file; resize (shorter
+//                                      side) + center crop to resolution; `out` gets tensors "latent" and
+//                                      "latent_flipped" (already multiplied by the VAE scale 0.18215)
+// encode_text { model, arch?, clip_skip, items: [{ ids: number[77], out }] }
+//                                   -> { items: [{ out }] } ; `out` gets tensor "context" [77, dim]
+// train { model, arch?, items: [{ latents, context }], params: {...LoraSpec fields...}, out_dir,
+//         checkpoint_every, steps, metadata: { ss_*: string }, resume?: state_path }
+//                                   -> progress events (step, total, loss, its) ; checkpoint events
+//                                      { step, path: out_dir/lora-step{N}.safetensors } ;
+//                                      done { final: out_dir/lora.safetensors, state: out_dir/state.safetensors,
+//                                             loss_curve: [[step, loss], ...], peak_memory }
+//                                      every file is written to a temp name and renamed.
+// sample { model, arch?, cells: [{ cond_ids, uncond_ids, seed, width, height, sampler, steps, cfg,
+//          lora: { path, strength } | null, out, parameters }] }
+//                                   -> { cells: [{ out }] } ; PNG with tEXt "parameters" = parameters;
+//                                      cells with the same model+lora are batched
+// cancel { target }                 -> the target request stops at the next step boundary, writes its
+//                                      resumable state, and ends with error code 'cancelled'
+//
+// Error codes: 'bad_request', 'unsupported_model', 'pickle_refused', 'oom', 'nan_loss', 'cancelled',
+// 'io', 'internal'. The builtin tiny tokenizer is byte level: ids 0..255 = UTF-8 bytes, BOS 256,
+// EOS 257 (also padding), context 77; its text encoder's vocabulary is 258.
 export type WorkerOp =
-  | 'hello' // -> { worker_version, protocol, python, torch, cuda, device, gpu_name, gpu_memory, blas }
-  | 'build_builtin' // { arch: 'tiny', seed, path } -> writes an LDM-layout .safetensors model
-  | 'inspect_checkpoint' // { path } -> { family: 'sd1'|'sd2'|'sdxl'|'unknown', missing[], unexpected[], dtype }
-  | 'encode_latents' // { model, items: [{ image, out }] } -> latents (both flip states) per image
-  | 'encode_text' // { model, items: [{ ids, out }], clip_skip } -> text-encoder outputs per caption
-  | 'train' // { model, items, params, out_dir, resume? } -> checkpoint events, { final, loss_curve }
-  | 'sample' // { model, cells: [...] } -> one PNG per cell
+  | 'hello'
+  | 'build_builtin'
+  | 'inspect_checkpoint'
+  | 'encode_latents'
+  | 'encode_text'
+  | 'train'
+  | 'sample'
   | 'cancel';
 
 export interface WorkerRequest {
