@@ -1,0 +1,177 @@
+// The safetensors container: an 8-byte little-endian header length, a JSON header
+// { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: { key: string } },
+// then the tensor bytes. Offsets are relative to the end of the header.
+//
+// Headers come from untrusted files, so parseHeader checks everything before any byte is used:
+// header size bounds, JSON shape, dtypes, shapes, offsets inside the file, byte counts that match
+// the shape, and no overlapping tensors.
+
+export const DTYPE_BYTES = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
+} as const;
+
+export type Dtype = keyof typeof DTYPE_BYTES;
+
+/** Headers above this size are refused (real checkpoints have headers of a few hundred KB). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface TensorInfo {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  /** absolute byte range inside the file */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** bytes before the tensor data: 8 + header length */
+  dataStart: number;
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+}
+
+export class SafetensorsError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+export function isDtype(value: unknown): value is Dtype {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_BYTES, value);
+}
+
+/** Reads the header length from the first 8 bytes and checks it against the file size. */
+export function parseHeaderLength(prefix: Buffer, fileSize: number, file: string): number {
+  if (fileSize < 8 || prefix.length < 8) {
+    throw new SafetensorsError(file, `too short to be a safetensors file (${fileSize} bytes; the 8-byte header length is missing)`);
+  }
+  const length = prefix.readBigUInt64LE(0);
+  if (length > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafetensorsError(file, `header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit; the file is corrupt or not safetensors`);
+  }
+  const n = Number(length);
+  if (n < 2) throw new SafetensorsError(file, `header length ${n} is too small for a JSON object`);
+  if (8 + n > fileSize) {
+    throw new SafetensorsError(file, `header length ${n} runs past the end of the file (${fileSize} bytes); the file is truncated`);
+  }
+  return n;
+}
+
+/** Parses and checks the JSON header. `fileSize` bounds every tensor's byte range. */
+export function parseHeader(json: Buffer, fileSize: number, file: string): SafetensorsHeader {
+  const dataStart = 8 + json.length;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json.toString('utf8'));
+  } catch (err) {
+    throw new SafetensorsError(file, `header is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SafetensorsError(file, 'header must be a JSON object of tensor entries');
+  }
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  const dataSize = fileSize - dataStart;
+  for (const [name, entry] of Object.entries(raw as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = checkMetadata(entry, file);
+      continue;
+    }
+    tensors.set(name, checkEntry(name, entry, dataStart, dataSize, file));
+  }
+  checkNoOverlap([...tensors.values()], file);
+  return { dataStart, tensors, metadata };
+}
+
+function checkMetadata(entry: unknown, file: string): Record<string, string> {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+    throw new SafetensorsError(file, '__metadata__ must be an object of string values');
+  }
+  for (const [key, value] of Object.entries(entry)) {
+    if (typeof value !== 'string') {
+      throw new SafetensorsError(file, `__metadata__.${key} must be a string (got ${typeof value})`);
+    }
+  }
+  return entry as Record<string, string>;
+}
+
+function checkEntry(name: string, entry: unknown, dataStart: number, dataSize: number, file: string): TensorInfo {
+  const where = `tensor '${name}'`;
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+    throw new SafetensorsError(file, `${where}: entry must be an object with dtype, shape, data_offsets`);
+  }
+  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+  if (!isDtype(dtype)) {
+    throw new SafetensorsError(file, `${where}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new SafetensorsError(file, `${where}: shape must be a list of non-negative integers (got ${JSON.stringify(shape)})`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+    throw new SafetensorsError(file, `${where}: data_offsets must be [begin, end] non-negative integers (got ${JSON.stringify(offsets)})`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (begin > end) throw new SafetensorsError(file, `${where}: data_offsets [${begin}, ${end}] end before they begin`);
+  if (end > dataSize) {
+    throw new SafetensorsError(file, `${where}: data_offsets end ${end} is past the data section (${dataSize} bytes); the file is truncated or corrupt`);
+  }
+  const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+  const expected = elements * DTYPE_BYTES[dtype];
+  if (!Number.isSafeInteger(expected) || expected !== end - begin) {
+    throw new SafetensorsError(file, `${where}: ${dtype}${JSON.stringify(shape)} needs ${expected} bytes but data_offsets span ${end - begin}`);
+  }
+  return { name, dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end };
+}
+
+function checkNoOverlap(tensors: TensorInfo[], file: string): void {
+  const sorted = tensors.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1];
+    const cur = sorted[i];
+    if (cur.begin < prev.end) {
+      throw new SafetensorsError(file, `tensors '${prev.name}' and '${cur.name}' overlap (bytes ${cur.begin}..${prev.end})`);
+    }
+  }
+}
+
+/** Serialises a header (8-byte length + JSON padded with spaces to 8-byte alignment). */
+export function encodeHeader(entries: { name: string; dtype: Dtype; shape: number[]; size: number }[], metadata: Record<string, string>): {
+  header: Buffer;
+  offsets: number[];
+} {
+  const json: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) json.__metadata__ = metadata;
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    json[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.size] };
+    offsets.push(offset);
+    offset += e.size;
+  }
+  let text = Buffer.from(JSON.stringify(json), 'utf8');
+  const pad = (8 - (text.length % 8)) % 8;
+  if (pad) text = Buffer.concat([text, Buffer.alloc(pad, 0x20)]);
+  const header = Buffer.alloc(8 + text.length);
+  header.writeBigUInt64LE(BigInt(text.length), 0);
+  text.copy(header, 8);
+  return { header, offsets };
+}
