@@ -2,6 +2,7 @@
 // The executor (engine/) owns hashing, caching, locking and scheduling; a stage implementation
 // (stages/) only says what enters its fingerprint and how to produce its outputs.
 import type { Config } from '../config/schema.js';
+import type { WorkerClient } from '../worker/client.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -96,6 +97,13 @@ export interface StageContext {
   outDir: string;
   /** add a CAS blob as an output without copying it through outDir */
   addOutput(name: string, blob: OutputFile): void;
+
+  /**
+   * The Python compute worker, shared by every stage of the run: started on first use (lazily, so
+   * runs without compute stages never start Python), restarted if it died, closed when the run
+   * ends. Build it with SharedWorker + startWorker from worker/ (worker/start.ts).
+   */
+  worker(): Promise<WorkerClient>;
 
   progress(done: number, total: number, message?: string, unit?: string): void;
   log(line: string): void;
