@@ -60,6 +60,8 @@ export interface StageEvent {
   progress?: { done: number; total: number; unit?: string; message?: string };
   diagnostics?: Json[];
   durationMs?: number;
+  /** on a stage's final event: how many ctx.item calls ran and how many came from the memo */
+  items?: { ran: number; cached: number };
 }
 
 export interface StageContext {
@@ -135,6 +137,8 @@ export interface LockEntry {
   upstream: Record<string, string>;
   outputs: Record<string, OutputFile>;
   meta: Json;
+  /** StageImpl.version that built it (explains "stage implementation version 1 -> 2") */
+  implVersion?: number;
 }
 
 export interface Lockfile {

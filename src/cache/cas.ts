@@ -1,0 +1,84 @@
+// Content-addressed store: a blob's name is the sha256 of its bytes. Blobs are written to a temp
+// file and renamed into place, so a blob that exists under its name is whole. Never write to a
+// blob path directly; treat blob files as read-only.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { OutputFile } from '../engine/types.js';
+import { CacheLayout } from './layout.js';
+
+export class Cas {
+  readonly layout: CacheLayout;
+  /** blobs written by this process (they are referenced by whatever is being built) */
+  readonly written = new Set<string>();
+
+  constructor(root: string) {
+    this.layout = new CacheLayout(root);
+  }
+
+  path(sha256: string): string {
+    return this.layout.blob(sha256);
+  }
+
+  /** true if a blob with this hash and (when given) size is present */
+  has(sha256: string, size?: number): boolean {
+    try {
+      const st = statSync(this.path(sha256));
+      return size === undefined || st.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  putBuffer(data: Buffer): OutputFile {
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    if (!this.has(sha256, data.length)) {
+      const tmp = this.tempFile();
+      writeFileSync(tmp, data);
+      this.install(tmp, sha256);
+    }
+    this.written.add(sha256);
+    return { sha256, size: data.length };
+  }
+
+  /** hashes a file and moves it into the store (copies it when `keep` is set) */
+  async putFile(file: string, keep = false): Promise<OutputFile> {
+    const size = statSync(file).size;
+    const sha256 = await hashStream(file);
+    if (this.has(sha256, size)) {
+      if (!keep) rmSync(file, { force: true });
+    } else if (keep) {
+      const tmp = this.tempFile();
+      copyFileSync(file, tmp);
+      this.install(tmp, sha256);
+    } else {
+      this.install(file, sha256);
+    }
+    this.written.add(sha256);
+    return { sha256, size };
+  }
+
+  /** a fresh temp path inside the cache (same file system as the store) */
+  tempFile(): string {
+    mkdirSync(this.layout.tmp, { recursive: true });
+    return join(this.layout.tmp, `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  private install(tmp: string, sha256: string): void {
+    const target = this.path(sha256);
+    mkdirSync(dirname(target), { recursive: true });
+    try {
+      renameSync(tmp, target);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      if (!existsSync(target)) throw err;
+    }
+  }
+}
+
+export async function hashStream(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,61 @@
+// Where things live inside a cache root. Everything under it is either immutable and
+// content-addressed (cas/, actions/, items/, logs/) or replaced atomically (memo, runs/).
+//
+//   cas/ab/abcdef...          blobs, named by the sha256 of their bytes
+//   actions/ab/<fingerprint>.json   fingerprint -> outputs (every past fingerprint is kept)
+//   items/<kind>/ab/<keyhash>.json  per-item memo values
+//   logs/<fingerprint>.log    the log of the last run of that fingerprint
+//   runs/<stage>.json         which fingerprint a stage ran last (for `status --log`)
+//   statmemo.json             (path, size, mtime, inode) -> sha256
+//   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
+//   quarantine/               blobs that failed `cache verify`
+//   tmp/                      staging area; same file system, so rename is atomic
+//   writer.lock               pid of the process allowed to write
+import { join } from 'node:path';
+
+export class CacheLayout {
+  constructor(readonly root: string) {}
+
+  get tmp(): string {
+    return join(this.root, 'tmp');
+  }
+  blob(sha256: string): string {
+    return join(this.root, 'cas', sha256.slice(0, 2), sha256);
+  }
+  get casDir(): string {
+    return join(this.root, 'cas');
+  }
+  action(fingerprint: string): string {
+    return join(this.root, 'actions', fingerprint.slice(0, 2), `${fingerprint}.json`);
+  }
+  get actionsDir(): string {
+    return join(this.root, 'actions');
+  }
+  item(kind: string, keyHash: string): string {
+    return join(this.root, 'items', kind, keyHash.slice(0, 2), `${keyHash}.json`);
+  }
+  get itemsDir(): string {
+    return join(this.root, 'items');
+  }
+  log(fingerprint: string): string {
+    return join(this.root, 'logs', `${fingerprint}.log`);
+  }
+  get logsDir(): string {
+    return join(this.root, 'logs');
+  }
+  lastRun(stageId: string): string {
+    return join(this.root, 'runs', `${encodeURIComponent(stageId)}.json`);
+  }
+  get statMemo(): string {
+    return join(this.root, 'statmemo.json');
+  }
+  parsedLock(textHash: string): string {
+    return join(this.root, 'lockjson', `${textHash}.json`);
+  }
+  get quarantine(): string {
+    return join(this.root, 'quarantine');
+  }
+  get writerLock(): string {
+    return join(this.root, 'writer.lock');
+  }
+}

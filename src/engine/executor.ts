@@ -1,0 +1,326 @@
+// The executor: walks the stage graph DAG-parallel (one queue per resource class), decides per
+// stage fresh / cached / stale, runs what is stale, records outputs in the action cache and the
+// successful stages in lorafile.lock. In 'status' mode it decides but runs and writes nothing
+// except the stat memo.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import PQueue from 'p-queue';
+import { ActionCache } from '../cache/action-cache.js';
+import { writeFileAtomic } from '../cache/atomic.js';
+import { Cas } from '../cache/cas.js';
+import { ItemMemo } from '../cache/item-memo.js';
+import { CacheLayout } from '../cache/layout.js';
+import type { Config } from '../config/schema.js';
+import type { WorkerClient } from '../worker/client.js';
+import { fingerprint, outputsDigest } from './fingerprint.js';
+import { readLockfile, writeLockfile } from './lockfile.js';
+import { checkOutputs, listStaged, materialize } from './outputs.js';
+import { staleReasons, summarize } from './reasons.js';
+import { makeStageContext } from './stage-context.js';
+import { StatMemo, type HashStats } from './stat-memo.js';
+import type { Json, LockEntry, Plan, ResourceClass, StageEvent, StageImpl, StageInputs, StageKind, StageNode, StageOutcome, StageOutputs } from './types.js';
+
+export type StageRegistry = (kind: StageKind) => Promise<StageImpl>;
+
+export interface ExecuteOptions {
+  config: Config;
+  plan: Plan;
+  registry: StageRegistry;
+  cacheDir: string;
+  lockFile: string;
+  mode: 'run' | 'status';
+  signal?: AbortSignal;
+  options?: Record<string, Json>;
+  keepGoing?: boolean;
+  onEvent?: (event: StageEvent) => void;
+  /** ids of every stage the lorafile has now; lock entries of other stages are dropped */
+  knownStageIds?: Set<string>;
+  worker?: () => Promise<WorkerClient>;
+  concurrency?: Partial<Record<ResourceClass, number>>;
+}
+
+export type ReportOutcome = StageOutcome | 'stale';
+
+export interface StageReport {
+  stage: string;
+  outcome: ReportOutcome;
+  reason: string;
+  durationMs: number;
+  fingerprint?: string;
+  items?: { ran: number; cached: number };
+}
+
+export interface ExecuteResult {
+  reports: Map<string, StageReport>;
+  interrupted: boolean;
+  hashing: HashStats;
+  lockWritten: boolean;
+  /** the existing lock could not be read (and was ignored) */
+  lockProblem?: string;
+}
+
+class Interrupted extends Error {}
+
+interface Decided {
+  report: StageReport;
+  outputs?: StageOutputs;
+  lockEntry?: LockEntry;
+}
+
+export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
+  const { config, plan, mode } = opts;
+  const signal = opts.signal ?? new AbortController().signal;
+  const emit = opts.onEvent ?? (() => {});
+  const layout = new CacheLayout(opts.cacheDir);
+  mkdirSync(opts.cacheDir, { recursive: true });
+  if (mode === 'run') rmSync(layout.tmp, { recursive: true, force: true });
+  const memo = StatMemo.load(layout.statMemo);
+  const cas = new Cas(opts.cacheDir);
+  const actions = new ActionCache(opts.cacheDir);
+  const items = new ItemMemo(opts.cacheDir, cas);
+  const loaded = readLockfile(opts.lockFile, opts.cacheDir);
+  const previousLock = loaded.lock;
+
+  let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;
+  const worker =
+    opts.worker ??
+    (async () => {
+      if (!sharedWorker) {
+        const { sharedWorkerFor } = await import('../worker/start.js');
+        sharedWorker = sharedWorkerFor(config);
+      }
+      return sharedWorker.get();
+    });
+
+  const cpu = opts.concurrency?.cpu ?? Math.max(1, availableParallelism());
+  const queues: Record<ResourceClass, PQueue> = {
+    cpu: new PQueue({ concurrency: cpu }),
+    net: new PQueue({ concurrency: opts.concurrency?.net ?? 4 }),
+    gpu: new PQueue({ concurrency: opts.concurrency?.gpu ?? 1 }),
+  };
+
+  const outputs = new Map<string, StageOutputs>();
+  const fingerprints = new Map<string, string>();
+  const newEntries = new Map<string, LockEntry>();
+  const decided = new Map<string, Promise<StageReport>>();
+  let haltedBy: string | undefined;
+
+  const finish = (d: Decided): StageReport => {
+    if (d.outputs && d.report.fingerprint) {
+      outputs.set(d.report.stage, d.outputs);
+      fingerprints.set(d.report.stage, d.report.fingerprint);
+    }
+    if (d.lockEntry) newEntries.set(d.report.stage, d.lockEntry);
+    if (d.report.outcome === 'failed' && !opts.keepGoing && mode === 'run') haltedBy ??= d.report.stage;
+    emit({ stage: d.report.stage, outcome: d.report.outcome, reason: d.report.reason, durationMs: d.report.durationMs, ...(d.report.items ? { items: d.report.items } : {}) });
+    return d.report;
+  };
+
+  const processStage = async (node: StageNode): Promise<Decided> => {
+    const started = Date.now();
+    const report = (outcome: ReportOutcome, reason: string, extra: Partial<StageReport> = {}): StageReport => ({
+      stage: node.id,
+      outcome,
+      reason,
+      durationMs: Date.now() - started,
+      ...extra,
+    });
+    const impl = await opts.registry(node.kind);
+    const previous = previousLock.stages[node.id];
+    const contextDeps = {
+      config,
+      node,
+      cacheDir: opts.cacheDir,
+      signal,
+      previous,
+      options: opts.options ?? {},
+      memo,
+      cas,
+      items,
+      upstream: outputs,
+      emit,
+      worker,
+    };
+    const inputs = checkInputs(node, await impl.inputs(makeStageContext(contextDeps, null).ctx));
+    const upstreamDigests: Record<string, string> = {};
+    const upstreamFps: Record<string, string> = {};
+    for (const dep of node.deps) {
+      upstreamDigests[dep] = outputsDigest(outputs.get(dep)!);
+      upstreamFps[dep] = fingerprints.get(dep)!;
+    }
+    const fp = fingerprint({ kind: node.kind, version: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamDigests });
+    const materializedDir = materializedFolder(impl, node, config);
+    const lockEntry = (out: StageOutputs): LockEntry => ({
+      fingerprint: fp,
+      params: inputs.params,
+      files: inputs.files,
+      upstream: upstreamFps,
+      outputs: out.files,
+      meta: out.meta,
+      implVersion: impl.version,
+    });
+
+    let reasons: string[];
+    if (previous?.fingerprint === fp && actions.has(fp)) {
+      const problems = await checkOutputs(previous.outputs, materializedDir, config.root, cas, memo);
+      const out: StageOutputs = { files: previous.outputs, meta: previous.meta };
+      if (problems.length === 0) return { report: report('fresh', 'up to date', { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
+      reasons = problems.map((p) => p.message);
+      if (!problems.some((p) => p.blobBad)) {
+        if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
+        materialize(out.files, [], materializedDir!, cas, memo);
+        return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
+      }
+    } else if (previous?.fingerprint === fp) {
+      reasons = ['its cache entry is gone (cache cleared, gc or verify removed it)'];
+    } else {
+      reasons = staleReasons(previous, { implVersion: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamFps });
+      if (reasons.length === 0) reasons = ['tool or environment versions changed'];
+    }
+
+    const entry = actions.get(fp);
+    if (entry && restorable(entry, cas)) {
+      const out = entry.outputs;
+      if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
+      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
+    }
+    if (mode === 'status') return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
+
+    // run it
+    if (signal.aborted) throw new Interrupted();
+    emit({ stage: node.id, outcome: 'started', reason: summarize(reasons) });
+    mkdirSync(layout.tmp, { recursive: true });
+    const staging = mkdtempSync(join(layout.tmp, 'stage-'));
+    const { ctx, record } = makeStageContext(contextDeps, staging);
+    const recordRun = (outcome: string, reason: string) => {
+      writeFileAtomic(layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
+      writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString() }));
+    };
+    try {
+      let result;
+      try {
+        result = await impl.run(ctx, inputs);
+      } catch (err) {
+        if (signal.aborted) throw new Interrupted();
+        const message = err instanceof Error ? err.message : String(err);
+        record.log.push(`error: ${err instanceof Error ? (err.stack ?? message) : message}`);
+        recordRun('failed', message);
+        return { report: report('failed', message, { fingerprint: fp, items: record.itemCounts }) };
+      }
+      if (signal.aborted) throw new Interrupted();
+      if (result.failed) {
+        recordRun('failed', result.failed.reason);
+        return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
+      }
+      const files: StageOutputs['files'] = {};
+      for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+      for (const [name, blob] of record.added) files[name] = blob;
+      const out: StageOutputs = { files, meta: result.meta ?? null };
+      const durationMs = Date.now() - started;
+      actions.put({
+        version: 1,
+        stage: node.id,
+        kind: node.kind,
+        fingerprint: fp,
+        params: inputs.params,
+        upstream: upstreamFps,
+        outputs: out,
+        refs: [...record.refs].sort(),
+        items: [...record.items].sort(),
+        createdAt: new Date().toISOString(),
+        durationMs,
+      });
+      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      const reason = summarize(reasons);
+      recordRun('ran', reason);
+      return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out) };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  };
+
+  const schedule = (node: StageNode): Promise<StageReport> => {
+    const blockedBy = async (): Promise<StageReport | undefined> => {
+      const deps = await Promise.all(node.deps.map((d) => decided.get(d)!));
+      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped' || r.outcome === 'stale');
+    };
+    return (async () => {
+      const blocker = await blockedBy();
+      if (blocker) {
+        const reason =
+          blocker.outcome === 'failed'
+            ? `${blocker.stage} failed`
+            : blocker.outcome === 'stale'
+              ? `upstream ${blocker.stage} is stale`
+              : blocker.reason;
+        return finish({ report: { stage: node.id, outcome: mode === 'status' && blocker.outcome === 'stale' ? 'stale' : 'skipped', reason, durationMs: 0 } });
+      }
+      return queues[node.resource].add(async () => {
+        if (signal.aborted) return finish({ report: { stage: node.id, outcome: 'skipped', reason: 'interrupted', durationMs: 0 } });
+        if (haltedBy) return finish({ report: { stage: node.id, outcome: 'skipped', reason: `not started: ${haltedBy} failed (--keep-going builds the independent stages)`, durationMs: 0 } });
+        try {
+          return finish(await processStage(node));
+        } catch (err) {
+          const interrupted = err instanceof Interrupted || signal.aborted;
+          const reason = interrupted ? 'interrupted' : err instanceof Error ? err.message : String(err);
+          return finish({ report: { stage: node.id, outcome: 'failed', reason, durationMs: 0 } });
+        }
+      }) as Promise<StageReport>;
+    })();
+  };
+
+  for (const id of plan.order) decided.set(id, schedule(plan.stages.get(id)!));
+  const reports = new Map<string, StageReport>();
+  for (const id of plan.order) reports.set(id, await decided.get(id)!);
+  await sharedWorker?.close();
+
+  let lockWritten = false;
+  if (mode === 'run') {
+    const stages: Record<string, LockEntry> = {};
+    for (const [id, entry] of Object.entries(previousLock.stages)) {
+      if (!opts.knownStageIds || opts.knownStageIds.has(id)) stages[id] = entry;
+    }
+    for (const [id, entry] of newEntries) stages[id] = entry;
+    lockWritten = writeLockfile(opts.lockFile, { version: 1, stages }, loaded.text, opts.cacheDir);
+  }
+  memo.save();
+  return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
+}
+
+function restorable(entry: { outputs: StageOutputs; refs: string[] }, cas: Cas): boolean {
+  for (const blob of Object.values(entry.outputs.files)) if (!cas.has(blob.sha256, blob.size)) return false;
+  return entry.refs.every((sha) => cas.has(sha));
+}
+
+function materializedFolder(impl: StageImpl, node: StageNode, config: Config): string | null {
+  const sub = impl.materializeTo(node, config);
+  if (sub === null) return null;
+  const outRoot = resolve(config.root, config.out);
+  const folder = resolve(outRoot, sub);
+  if (isAbsolute(sub) || !(folder + sep).startsWith(normalize(outRoot + sep))) {
+    throw new Error(`${node.id}: materializeTo '${sub}' must be a folder inside ${config.out}/`);
+  }
+  return folder;
+}
+
+function checkInputs(node: StageNode, inputs: StageInputs): StageInputs {
+  if (!inputs || typeof inputs.params !== 'object' || inputs.params === null || typeof inputs.files !== 'object' || inputs.files === null) {
+    throw new Error(`${node.id}: inputs() must return { params, files }`);
+  }
+  for (const [path, sha] of Object.entries(inputs.files)) {
+    if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha)) throw new Error(`${node.id}: input file ${path} has no sha256 (got ${JSON.stringify(sha)})`);
+  }
+  return inputs;
+}
+
+/** removes leftovers of killed runs: staging folders and temp files (call while holding the writer lock) */
+export function cleanTemp(cacheDir: string): void {
+  const layout = new CacheLayout(cacheDir);
+  try {
+    for (const name of readdirSync(layout.tmp)) rmSync(join(layout.tmp, name), { recursive: true, force: true });
+  } catch {
+    // no tmp folder
+  }
+}

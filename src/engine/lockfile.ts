@@ -1,0 +1,96 @@
+// lorafile.lock: one LockEntry per built stage, as deterministic YAML (sorted keys, fixed
+// formatting) next to the lorafile, meant to be committed. Parsing 20,000 file hashes of YAML on
+// every no-op run would cost more than the run itself, so the parsed form is memoised in the cache
+// under the hash of the lock text.
+import { readFileSync, rmSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { parseDocument, stringify } from 'yaml';
+import { writeFileAtomic } from '../cache/atomic.js';
+import { CacheLayout } from '../cache/layout.js';
+import { sha256Hex } from './canonical.js';
+import type { LockEntry, Lockfile } from './types.js';
+
+export function lockPathFor(lorafile: string): string {
+  const name = basename(lorafile).replace(/\.ya?ml$/i, '');
+  return join(dirname(lorafile), `${name}.lock`);
+}
+
+export interface LoadedLock {
+  lock: Lockfile;
+  /** the text as read ('' when there is none), to skip rewriting an unchanged lock */
+  text: string;
+  /** why the file was ignored, if it was */
+  problem?: string;
+}
+
+export function readLockfile(file: string, cacheRoot: string): LoadedLock {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return { lock: emptyLock(), text: '' };
+  }
+  const layout = new CacheLayout(cacheRoot);
+  const memo = layout.parsedLock(sha256Hex(text));
+  try {
+    return { lock: JSON.parse(readFileSync(memo, 'utf8')) as Lockfile, text };
+  } catch {
+    // not memoised yet
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
+    return { lock: emptyLock(), text, problem: `${file}${where}: ${e.message.split('\n')[0]} — the lock is ignored and rewritten by the next successful run` };
+  }
+  const value = doc.toJS() as Partial<Lockfile> | null;
+  const problem = checkShape(value);
+  if (problem) return { lock: emptyLock(), text, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
+  const lock = value as Lockfile;
+  writeFileAtomic(memo, JSON.stringify(lock));
+  return { lock, text };
+}
+
+export function renderLockfile(lock: Lockfile): string {
+  const header = '# lorafile.lock: written by `lorabuild run`; commit it. Do not edit by hand.\n';
+  return header + stringify(lock, { sortMapEntries: true, lineWidth: 0, indent: 2, aliasDuplicateObjects: false });
+}
+
+/** Writes the lock atomically if its text changed; memoises the parsed form. Returns whether it wrote. */
+export function writeLockfile(file: string, lock: Lockfile, previousText: string, cacheRoot: string): boolean {
+  const text = renderLockfile(lock);
+  if (text === previousText) return false;
+  writeFileAtomic(file, text);
+  const layout = new CacheLayout(cacheRoot);
+  const memo = layout.parsedLock(sha256Hex(text));
+  writeFileAtomic(memo, JSON.stringify(lock));
+  pruneMemos(dirname(memo), basename(memo));
+  return true;
+}
+
+function pruneMemos(dir: string, keep: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  // keep a few: other lorafiles may share the cache
+  if (names.length <= 16) return;
+  for (const name of names) if (name !== keep) rmSync(join(dir, name), { force: true });
+}
+
+export function emptyLock(): Lockfile {
+  return { version: 1, stages: {} };
+}
+
+function checkShape(value: Partial<Lockfile> | null): string | undefined {
+  if (!value || typeof value !== 'object') return 'not a lock file (expected a mapping with version and stages)';
+  if (value.version !== 1) return `unsupported lock version ${JSON.stringify(value.version)} (expected 1)`;
+  if (!value.stages || typeof value.stages !== 'object') return 'missing `stages`';
+  for (const [id, entry] of Object.entries(value.stages)) {
+    const e = entry as Partial<LockEntry>;
+    if (typeof e?.fingerprint !== 'string' || typeof e.outputs !== 'object' || e.outputs === null) return `stage ${id}: entry lacks fingerprint or outputs`;
+  }
+  return undefined;
+}

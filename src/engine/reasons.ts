@@ -1,0 +1,75 @@
+// Why a stage is stale, in words a person can act on: "datasets/x/text/3.txt changed",
+// "learning_rate 0.0001 -> 0.0002", "upstream prepare:ds changed", "never built".
+import { canonicalJson } from './canonical.js';
+import type { Json, LockEntry } from './types.js';
+
+const MAX_LISTED = 5;
+
+export interface CurrentInputs {
+  implVersion: number;
+  params: Record<string, Json>;
+  files: Record<string, string>;
+  /** upstream stage id -> its fingerprint now */
+  upstream: Record<string, string>;
+}
+
+export function staleReasons(previous: LockEntry | undefined, current: CurrentInputs): string[] {
+  if (!previous) return ['never built'];
+  const reasons: string[] = [];
+  if (previous.implVersion !== undefined && previous.implVersion !== current.implVersion) {
+    reasons.push(`stage implementation version ${previous.implVersion} -> ${current.implVersion}`);
+  }
+  reasons.push(...paramChanges(previous.params ?? {}, current.params));
+  reasons.push(...fileChanges(previous.files ?? {}, current.files));
+  for (const id of Object.keys({ ...previous.upstream, ...current.upstream }).sort()) {
+    const before = previous.upstream?.[id];
+    const now = current.upstream[id];
+    if (before === undefined) reasons.push(`now depends on ${id}`);
+    else if (now === undefined) reasons.push(`no longer depends on ${id}`);
+    else if (before !== now) reasons.push(`upstream ${id} changed`);
+  }
+  return reasons;
+}
+
+function paramChanges(before: Record<string, Json>, now: Record<string, Json>): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys({ ...before, ...now }).sort()) {
+    const a = before[key];
+    const b = now[key];
+    if (canonicalJson(a) === canonicalJson(b)) continue;
+    if (a === undefined) out.push(`${key} added (${show(b)})`);
+    else if (b === undefined) out.push(`${key} removed (was ${show(a)})`);
+    else out.push(`${key} ${show(a)} -> ${show(b)}`);
+  }
+  return out;
+}
+
+function show(v: Json | undefined): string {
+  const text = typeof v === 'string' ? v : canonicalJson(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function fileChanges(before: Record<string, string>, now: Record<string, string>): string[] {
+  const changed: string[] = [];
+  const added: string[] = [];
+  const removed: string[] = [];
+  for (const [path, sha] of Object.entries(now)) {
+    const old = before[path];
+    if (old === undefined) added.push(path);
+    else if (old !== sha) changed.push(path);
+  }
+  for (const path of Object.keys(before)) if (!(path in now)) removed.push(path);
+  return [...listed(changed.sort(), 'changed'), ...listed(added.sort(), 'added'), ...listed(removed.sort(), 'removed')];
+}
+
+function listed(paths: string[], verb: string): string[] {
+  const shown = paths.slice(0, MAX_LISTED).map((p) => `${p} ${verb}`);
+  if (paths.length > MAX_LISTED) shown.push(`${paths.length - MAX_LISTED} more files ${verb}`);
+  return shown;
+}
+
+/** One line for the user: the first reasons, then a count. */
+export function summarize(reasons: string[], max = 3): string {
+  if (reasons.length <= max) return reasons.join('; ');
+  return `${reasons.slice(0, max).join('; ')}; and ${reasons.length - max} more`;
+}

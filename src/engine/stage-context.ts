@@ -1,0 +1,107 @@
+// Builds the StageContext a stage implementation sees: hashing through the stat memo, upstream
+// outputs, the per-item memo, blob storage, a staging folder, progress and log lines.
+import type { WorkerClient } from '../worker/client.js';
+import type { Cas } from '../cache/cas.js';
+import type { ItemMemo } from '../cache/item-memo.js';
+import type { Config } from '../config/schema.js';
+import { checkOutputName } from './outputs.js';
+import type { StatMemo } from './stat-memo.js';
+import type { Json, LockEntry, OutputFile, StageContext, StageEvent, StageNode, StageOutputs } from './types.js';
+
+export interface ContextDeps {
+  config: Config;
+  node: StageNode;
+  cacheDir: string;
+  signal: AbortSignal;
+  previous: LockEntry | undefined;
+  options: Record<string, Json>;
+  memo: StatMemo;
+  cas: Cas;
+  items: ItemMemo;
+  upstream: Map<string, StageOutputs>;
+  emit: (event: StageEvent) => void;
+  worker: () => Promise<WorkerClient>;
+}
+
+/** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
+export interface RunRecord {
+  refs: Set<string>;
+  items: Set<string>;
+  added: Map<string, OutputFile>;
+  log: string[];
+  itemCounts: { ran: number; cached: number };
+}
+
+/** `outDir` null: inputs only (status); item/putBlob/addOutput then refuse. */
+export function makeStageContext(deps: ContextDeps, outDir: string | null): { ctx: StageContext; record: RunRecord } {
+  const { node, cas, items } = deps;
+  const record: RunRecord = { refs: new Set(), items: new Set(), added: new Map(), log: [], itemCounts: { ran: 0, cached: 0 } };
+  const runOnly = (what: string) => {
+    if (outDir === null) throw new Error(`${node.id}: ctx.${what} may only be used in run(), not in inputs()`);
+  };
+  const upstreamOf = (stageId: string): StageOutputs => {
+    if (!node.deps.includes(stageId)) throw new Error(`${node.id} reads ${stageId}, which is not one of its dependencies (${node.deps.join(', ') || 'none'})`);
+    const outputs = deps.upstream.get(stageId);
+    if (!outputs) throw new Error(`${node.id}: outputs of ${stageId} are not available`);
+    return outputs;
+  };
+  const ctx: StageContext = {
+    config: deps.config,
+    node,
+    root: deps.config.root,
+    cacheDir: deps.cacheDir,
+    signal: deps.signal,
+    previous: deps.previous,
+    options: deps.options,
+    outDir: outDir ?? '',
+    hashFile: (absPath) => deps.memo.hashFile(absPath),
+    upstream: upstreamOf,
+    upstreamPath(stageId, name) {
+      const file = upstreamOf(stageId).files[name];
+      if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(upstreamOf(stageId).files).join(', ') || 'none'})`);
+      return cas.path(file.sha256);
+    },
+    blobPath: (sha256) => cas.path(sha256),
+    async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>): Promise<T> {
+      runOnly('item');
+      const keyHash = items.keyHash(key);
+      record.items.add(items.id(node.kind, keyHash));
+      const hit = items.get(node.kind, keyHash);
+      if (hit) {
+        for (const sha of hit.refs) record.refs.add(sha);
+        record.itemCounts.cached++;
+        deps.emit({ stage: node.id, item: label, outcome: 'cached' });
+        return hit.value as T;
+      }
+      const value = await compute();
+      for (const sha of items.put(node.kind, keyHash, label, value)) record.refs.add(sha);
+      record.itemCounts.ran++;
+      deps.emit({ stage: node.id, item: label, outcome: 'ran' });
+      return value;
+    },
+    async putBlob(data) {
+      runOnly('putBlob');
+      const blob = Buffer.isBuffer(data) ? cas.putBuffer(data) : await cas.putFile(data.file);
+      record.refs.add(blob.sha256);
+      return blob;
+    },
+    addOutput(name, blob) {
+      runOnly('addOutput');
+      const problem = checkOutputName(name);
+      if (problem) throw new Error(`${node.id}: ${problem}`);
+      if (!cas.has(blob.sha256, blob.size)) throw new Error(`${node.id}: output ${name} names blob ${blob.sha256}, which is not in the cache`);
+      record.added.set(name, blob);
+    },
+    worker: deps.worker,
+    progress(done, total, message, unit) {
+      deps.emit({ stage: node.id, progress: { done, total, ...(unit ? { unit } : {}), ...(message ? { message } : {}) } });
+    },
+    log(line) {
+      record.log.push(line);
+    },
+    emit(event) {
+      deps.emit({ ...event, stage: node.id });
+    },
+  };
+  return { ctx, record };
+}

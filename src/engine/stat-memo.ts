@@ -1,0 +1,131 @@
+// The stat memo: (path, size, mtime, inode) -> sha256, persisted in the cache, so that a run over
+// unchanged files reads no file contents (only stats). A changed mtime, size or inode means the
+// file is read and hashed again; content is never assumed from a name alone.
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { writeFileAtomic } from '../cache/atomic.js';
+import { sha256File } from './file-hash.js';
+
+type Entry = [size: number, mtimeMs: number, ino: number, sha256: string];
+
+/**
+ * A file modified within this many ms of being hashed could be modified again within the same
+ * mtime tick without changing its stat; such "racy" entries are used for this run but not saved.
+ */
+const RACY_MS = 100;
+
+export interface HashStats {
+  /** files whose hash came from the memo (no read) */
+  memoHits: number;
+  /** files read and hashed */
+  filesHashed: number;
+  bytesHashed: number;
+}
+
+export class StatMemo {
+  private entries = new Map<string, Entry>();
+  private added = new Map<string, Entry>();
+  readonly stats: HashStats = { memoHits: 0, filesHashed: 0, bytesHashed: 0 };
+
+  private constructor(private readonly file: string | null) {}
+
+  static load(file: string): StatMemo {
+    const memo = new StatMemo(file);
+    memo.entries = readEntries(file);
+    return memo;
+  }
+
+  /** a memo that is never saved (tests, read-only tools) */
+  static inMemory(): StatMemo {
+    return new StatMemo(null);
+  }
+
+  async hashFile(absPath: string): Promise<string> {
+    const st = statSync(absPath);
+    if (!st.isFile()) throw new Error(`${absPath} is not a regular file`);
+    const known = this.lookup(absPath, st);
+    if (known) return known;
+    const sha256 = await sha256File(absPath, st.size);
+    this.stats.filesHashed++;
+    this.stats.bytesHashed += st.size;
+    this.record(absPath, st, sha256);
+    return sha256;
+  }
+
+  /** the memoised hash if the file's stat still matches, without reading it */
+  lookup(absPath: string, st: Stats): string | undefined {
+    const entry = this.added.get(absPath) ?? this.entries.get(absPath);
+    if (entry && entry[0] === st.size && entry[1] === st.mtimeMs && entry[2] === st.ino) {
+      this.stats.memoHits++;
+      return entry[3];
+    }
+    return undefined;
+  }
+
+  /** remember a hash we already know (e.g. a file we just copied out of the CAS) */
+  record(absPath: string, st: Stats, sha256: string): void {
+    const entry: Entry = [st.size, st.mtimeMs, st.ino, sha256];
+    this.entries.set(absPath, entry);
+    if (!isRacy(st)) this.added.set(absPath, entry);
+    else this.added.delete(absPath);
+  }
+
+  forget(absPath: string): void {
+    this.entries.delete(absPath);
+    this.added.delete(absPath);
+  }
+
+  get dirty(): boolean {
+    return this.added.size > 0;
+  }
+
+  /** Saves new entries, merged into what is on disk now (another process may have saved meanwhile). */
+  save(): void {
+    if (!this.file || this.added.size === 0) return;
+    const merged = readEntries(this.file);
+    for (const [path, entry] of this.added) merged.set(path, entry);
+    writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: Object.fromEntries(merged) }));
+    this.added.clear();
+  }
+
+  /** drops entries whose file is gone (cache gc) */
+  static prune(file: string, exists: (path: string) => boolean): number {
+    const entries = readEntries(file);
+    let removed = 0;
+    for (const path of [...entries.keys()]) {
+      if (!exists(path)) {
+        entries.delete(path);
+        removed++;
+      }
+    }
+    if (removed > 0) writeFileAtomic(file, JSON.stringify({ version: 1, entries: Object.fromEntries(entries) }));
+    return removed;
+  }
+}
+
+function isRacy(st: Stats): boolean {
+  const age = Date.now() - st.mtimeMs;
+  if (age < RACY_MS) return true;
+  // file systems with whole-second (FAT: two-second) mtimes
+  return Number.isInteger(st.mtimeMs / 1000) && age < 2000;
+}
+
+function readEntries(file: string): Map<string, Entry> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return new Map();
+  }
+  try {
+    const parsed = JSON.parse(text) as { version?: number; entries?: Record<string, Entry> };
+    if (parsed.version !== 1 || !parsed.entries || typeof parsed.entries !== 'object') return new Map();
+    const map = new Map<string, Entry>();
+    for (const [path, entry] of Object.entries(parsed.entries)) {
+      if (Array.isArray(entry) && entry.length === 4 && typeof entry[3] === 'string') map.set(path, entry);
+    }
+    return map;
+  } catch {
+    // a memo is only a cache: a damaged one is rebuilt by hashing
+    return new Map();
+  }
+}
