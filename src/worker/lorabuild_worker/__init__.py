@@ -1,0 +1,15 @@
+"""lorabuild's compute worker: self-contained SD1.x in PyTorch (UNet, VAE, CLIP-L text encoder),
+its own safetensors reader/writer, LoRA training and a JSON-lines server (``python -m lorabuild_worker``).
+
+Module map (other engineers build on these paths):
+  safetensors_io  read (mmap, header checked) / write (atomic) .safetensors
+  configs         SD15 and TINY model configs (same architecture code)
+  nn/             unet.UNet, vae.AutoencoderKL, clip.CLIPTextModel
+  checkpoint      load_sd1(path) -> SD1 (unet, encode_images, decode_latents, encode_text, alphas_cumprod)
+  lora            inject/save LoRA (kohya names) and apply_lora_file() for sampling
+  train           the training loop (deterministic, resumable)
+  ops/<op>.py     one module per protocol op, each with run(args, ctx) -> dict
+"""
+
+# Bump when a change alters numbers a stage caches (latents, contexts, LoRA weights).
+WORKER_VERSION = "0.1.0"
