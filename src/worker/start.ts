@@ -7,7 +7,8 @@ import type { Config } from '../config/schema.js';
 import { SharedWorker, WorkerClient } from './client.js';
 import { findPython } from './python.js';
 
-function expand(root: string, path: string): string {
+/** `~` and relative paths (against the lorafile folder); Windows drive paths kept as written. */
+export function expandUserPath(root: string, path: string): string {
   const home = path === '~' || path.startsWith('~/') || path.startsWith('~\\') ? homedir() + path.slice(1) : path;
   return isAbsolute(home) || /^[A-Za-z]:[\\/]/.test(home) ? home : resolve(root, home);
 }
@@ -17,7 +18,7 @@ export function modelPathsOf(config: Config): string[] {
   return Object.values(config.models)
     .map((m) => m.checkpoint)
     .filter((p): p is string => typeof p === 'string')
-    .map((p) => expand(config.root, p));
+    .map((p) => expandUserPath(config.root, p));
 }
 
 export interface StartOptions {
@@ -28,7 +29,7 @@ export interface StartOptions {
 
 export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {
   const python = await findPython({
-    configured: config.python ? expand(config.root, config.python) : undefined,
+    configured: config.python ? expandUserPath(config.root, config.python) : undefined,
     modelPaths: modelPathsOf(config),
     env: options.env ?? process.env,
   });

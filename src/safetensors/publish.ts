@@ -1,0 +1,44 @@
+// `publish:` copies a finished LoRA where another tool looks for it (ComfyUI's models/loras).
+// The copy is atomic. An existing file is replaced only when it is an earlier version of the same
+// LoRA (lorabuild wrote it for this lora name); anything else there is the user's and is kept.
+import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { copyFileAtomic } from '../cache/atomic.js';
+import { readSafetensorsHeader } from './io.js';
+
+export interface PublishRequest {
+  loraName: string;
+  source: string;
+  /** absolute target path */
+  target: string;
+  log: (line: string) => void;
+}
+
+export class PublishError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PublishError';
+  }
+}
+
+const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+
+/** Returns the target path; throws PublishError (naming the file and the way out) when it must not overwrite. */
+export async function publishLora(req: PublishRequest): Promise<string> {
+  if (existsSync(req.target)) {
+    if ((await sha256(req.target)) === (await sha256(req.source))) return req.target;
+    const owner = await readSafetensorsHeader(req.target).then((h) => h.metadata['lorabuild.lora'], () => undefined);
+    if (owner !== req.loraName) {
+      throw new PublishError(
+        `publish: ${req.target} already exists and is not an earlier version of lora '${req.loraName}'` +
+          `${owner ? ` (it was trained for '${owner}')` : ''}; it was left untouched.\n` +
+          '  hint: move or delete that file, or point `publish:` somewhere else',
+      );
+    }
+    req.log(`publish: replacing the earlier version of ${req.loraName} at ${req.target}`);
+  }
+  copyFileAtomic(req.source, req.target);
+  req.log(`publish: wrote ${req.target}`);
+  return req.target;
+}

@@ -1,0 +1,108 @@
+// The base model a train or render stage uses, as a file on disk plus its content hash:
+//  - builtin: built once per (arch, seed, worker version) by the worker, kept in the CAS;
+//  - checkpoint: the user's file, hashed through the stat memo; pickles refused unless allowed;
+//    non-SD1 files refused with what they are.
+import { mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { StageContext } from '../engine/types.js';
+import { inspectSafetensors } from '../safetensors/inspect.js';
+import { SafetensorsError } from '../safetensors/format.js';
+import { expandUserPath } from '../worker/start.js';
+
+export type ModelArch = 'sd15' | 'tiny';
+
+export interface ResolvedModel {
+  path: string;
+  sha256: string;
+  arch: ModelArch;
+}
+
+export class ModelError extends Error {
+  constructor(
+    readonly model: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(`model '${model}': ${message}${hint ? `\n  hint: ${hint}` : ''}`);
+    this.name = 'ModelError';
+  }
+}
+
+const PICKLE_EXTENSIONS = new Set(['.ckpt', '.pt', '.pth', '.bin', '.pkl']);
+
+/** A folder for the worker's temporary outputs: inside the cache, so moving into the CAS is a rename. */
+export async function workerScratch(ctx: StageContext, label: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = join(ctx.cacheDir, 'tmp', `${label}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed: number): Promise<ResolvedModel> {
+  const worker = await ctx.worker();
+  const hello = await worker.hello();
+  const memo = await ctx.item(`model ${name}`, { builtin: arch, seed, worker: hello.worker_version }, async () => {
+    const scratch = await workerScratch(ctx, 'builtin');
+    try {
+      const path = join(scratch.dir, `${arch}-${seed}.safetensors`);
+      await worker.request('build_builtin', { arch, seed, path }, { signal: ctx.signal, log: (l) => ctx.log(l) });
+      const blob = await ctx.putBlob({ file: path });
+      return { sha256: blob.sha256 };
+    } finally {
+      await scratch.cleanup();
+    }
+  });
+  return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
+}
+
+async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean): Promise<ResolvedModel> {
+  const path = expandUserPath(ctx.root, file);
+  if (!existsSync(path)) {
+    throw new ModelError(name, `checkpoint ${file} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
+  }
+  const ext = extname(path).toLowerCase();
+  if (PICKLE_EXTENSIONS.has(ext)) {
+    if (!allowPickle) {
+      throw new ModelError(
+        name,
+        `${file} is a pickled checkpoint (${ext}); loading it can run arbitrary code from the file`,
+        'use a .safetensors version of the model, or set `allow_pickle: true` on this model if you trust the file',
+      );
+    }
+    return { path, sha256: await ctx.hashFile(path), arch: 'sd15' };
+  }
+  let arch: ModelArch = 'sd15';
+  try {
+    const info = await inspectSafetensors(path);
+    if (info.kind === 'lora') {
+      throw new ModelError(name, `${file} is a LoRA, not a base model`, 'point `checkpoint:` at the SD1.5 checkpoint (e.g. DreamShaper_8_pruned.safetensors)');
+    }
+    const family = info.checkpoint?.family ?? 'unknown';
+    if (family === 'sdxl' || family === 'sd2') {
+      const label = family === 'sdxl' ? 'an SDXL' : 'an SD2.x';
+      throw new ModelError(name, `${file} is ${label} checkpoint; lorabuild trains SD1.x`, 'use an SD1.5-based checkpoint (e.g. DreamShaper 8, v1-5-pruned-emaonly)');
+    }
+    if (info.checkpoint?.arch === 'tiny') arch = 'tiny';
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw new ModelError(name, err.message, 'the file is damaged or not a safetensors checkpoint; download it again');
+    throw err;
+  }
+  return { path, sha256: await ctx.hashFile(path), arch };
+}
+
+/** Resolves a `models:` entry to a file, its sha256 and its architecture. */
+export async function resolveModel(ctx: StageContext, modelName: string): Promise<ResolvedModel> {
+  const spec = ctx.config.models[modelName];
+  if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
+  if (spec.builtin) return builtinModel(ctx, modelName, spec.builtin, spec.seed);
+  if (spec.checkpoint) return checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle);
+  if (spec.hub) {
+    throw new ModelError(
+      modelName,
+      `hub models (${spec.hub}) are not downloaded by this build`,
+      `download ${spec.file ?? 'the .safetensors file'} from huggingface.co/${spec.hub} and name it with \`checkpoint:\``,
+    );
+  }
+  throw new ModelError(modelName, 'needs one of builtin:, checkpoint: or hub:');
+}

@@ -1,0 +1,315 @@
+// train:LORA — base model + prepared dataset -> a kohya-format LoRA per checkpoint and at the end,
+// the loss curve and the training log.
+//
+// Fingerprint: model hash, the items used (image hashes, clean captions), every training parameter,
+// the tokenizer identity, worker + torch versions and the device class. Latents and text contexts
+// are cached per item (worker/encode-cache.ts). Runs that differ only in `steps` share a resume
+// index (worker/train-resume.ts): a longer run continues from the longest earlier one.
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Json, StageContext, StageImpl, StageInputs, StageResult, OutputFile } from '../engine/types.js';
+import type { LoraSpec } from '../config/schema.js';
+import type { Manifest, ManifestItem } from '../datasets/manifest.js';
+import { canonicalHash, sha256Hex } from '../engine/canonical.js';
+import { resolveTokenizer } from '../text/resolve.js';
+import { resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
+import { WorkerError, type HelloResult } from '../worker/client.js';
+import { expandUserPath } from '../worker/start.js';
+import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
+import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
+import { readSafetensorsHeader } from '../safetensors/io.js';
+import { publishLora } from '../safetensors/publish.js';
+
+export interface TrainItem {
+  id: string;
+  /** CAS hash of the image the model sees (the prepared PNG when the dataset has `resolution`) */
+  image: string;
+  caption: string;
+  imageOrigin: string;
+  captionOrigin: string;
+}
+
+/** Items that have both an image that decoded and a caption. */
+export function trainingItems(manifest: Manifest): TrainItem[] {
+  return manifest.items
+    .filter((it): it is ManifestItem & { image: NonNullable<ManifestItem['image']>; caption: NonNullable<ManifestItem['caption']> } => it.image !== null && it.caption !== null && !it.error)
+    .map((it) => ({
+      id: it.id,
+      image: it.prepared?.sha256 ?? it.image.sha256,
+      caption: it.caption.clean,
+      imageOrigin: it.image.origin,
+      captionOrigin: it.caption.line > 1 ? `${it.caption.origin}:${it.caption.line}` : it.caption.origin,
+    }));
+}
+
+function loraSpec(ctx: StageContext): LoraSpec {
+  const spec = ctx.config.loras[ctx.node.target];
+  if (!spec) throw new Error(`train: lora '${ctx.node.target}' is not in the lorafile`);
+  return spec;
+}
+
+async function readManifest(ctx: StageContext, dataset: string): Promise<Manifest> {
+  const id = ctx.node.deps.find((d) => d === `prepare:${dataset}`) ?? ctx.node.deps.find((d) => d.startsWith('prepare:'));
+  if (!id) throw new Error(`train:${ctx.node.target} has no prepare:${dataset} dependency`);
+  return JSON.parse(await readFile(ctx.upstreamPath(id, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+/** The LoRA spec fields that shape training (what the worker receives as `params`). */
+function trainingParams(spec: LoraSpec): Record<string, Json> {
+  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, ...rest } = spec;
+  const params: Record<string, Json> = {};
+  for (const [key, value] of Object.entries(rest)) if (value !== undefined) params[key] = value as Json;
+  params.alpha = spec.alpha ?? spec.rank;
+  return params;
+}
+
+function deviceClass(spec: LoraSpec, hello: HelloResult): string {
+  return spec.device === 'cpu' ? 'cpu' : hello.device;
+}
+
+const pad = (step: number) => String(step).padStart(5, '0');
+
+interface Prepared {
+  spec: LoraSpec;
+  model: ResolvedModel;
+  hello: HelloResult;
+  items: TrainItem[];
+}
+
+async function prepare(ctx: StageContext): Promise<Prepared> {
+  const spec = loraSpec(ctx);
+  const model = await resolveModel(ctx, spec.model);
+  const hello = await (await ctx.worker()).hello();
+  const items = trainingItems(await readManifest(ctx, spec.dataset));
+  if (items.length === 0) throw new Error(`train:${ctx.node.target}: dataset '${spec.dataset}' has no item with both an image and a caption`);
+  return { spec, model, hello, items };
+}
+
+async function inputs(ctx: StageContext): Promise<StageInputs> {
+  const { spec, model, hello, items } = await prepare(ctx);
+  const tokenizer = await resolveTokenizer(ctx.config, spec.model);
+  const files: Record<string, string> = {};
+  for (const item of items) {
+    const imageKey = files[item.imageOrigin] === undefined ? item.imageOrigin : `${item.imageOrigin}#${item.id}`;
+    files[imageKey] = item.image;
+    const captionKey = files[item.captionOrigin] === undefined ? item.captionOrigin : `${item.captionOrigin}#${item.id}`;
+    files[captionKey] = sha256Hex(item.caption);
+  }
+  return {
+    params: {
+      ...trainingParams(spec),
+      publish: spec.publish ?? null,
+      model: spec.model,
+      model_sha256: model.sha256,
+      arch: model.arch,
+      tokenizer: tokenizer.id,
+      worker_version: hello.worker_version,
+      torch: hello.torch,
+      device: deviceClass(spec, hello),
+    },
+    files,
+  };
+}
+
+/** The training key without `steps`: runs that differ only in length share resumable states. */
+function baseKey(inputs: StageInputs): string | null {
+  const { steps: _steps, publish: _publish, ...rest } = inputs.params;
+  // a cosine schedule depends on the total length, so a longer run is not a continuation
+  if (rest.lr_scheduler !== 'constant') return null;
+  return canonicalHash({ params: rest, files: inputs.files } as Json);
+}
+
+async function encodeAll(ctx: StageContext, prep: Prepared): Promise<{ latents: string; context: string }[]> {
+  const worker = await ctx.worker();
+  const scope: EncodeScope = { ctx, worker, model: prep.model, workerVersion: prep.hello.worker_version };
+  const tokenizer = await resolveTokenizer(ctx.config, prep.spec.model);
+  const out: { latents: string; context: string }[] = [];
+  for (const [i, item] of prep.items.entries()) {
+    ctx.progress(i, prep.items.length, `encoding ${item.id}`, 'item');
+    const latents = await cachedLatents(scope, item.id, { sha256: item.image, path: ctx.blobPath(item.image) }, prep.spec.resolution);
+    const context = await cachedContext(scope, item.id, tokenizer.encodePadded(item.caption).ids, prep.spec.clip_skip);
+    out.push({ latents: ctx.blobPath(latents), context: ctx.blobPath(context) });
+  }
+  ctx.progress(prep.items.length, prep.items.length, 'encoded', 'item');
+  return out;
+}
+
+async function stateStep(path: string): Promise<number | null> {
+  const { metadata } = await readSafetensorsHeader(path);
+  const raw = metadata['lorabuild.step'] ?? metadata.step;
+  const step = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(step) && step > 0 ? step : null;
+}
+
+interface TrainRun {
+  record: TrainRecord;
+  log: string[];
+}
+
+async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, start: TrainRecord | undefined): Promise<TrainRun> {
+  const { spec, model, items } = prep;
+  const worker = await ctx.worker();
+  const encoded = await encodeAll(ctx, prep);
+  const log: string[] = [];
+  const logLine = (line: string) => {
+    log.push(line);
+    ctx.log(line);
+  };
+  const metadata = loraMetadata({
+    loraName: ctx.node.target,
+    datasetName: spec.dataset,
+    spec,
+    modelSha256: model.sha256,
+    modelName: spec.model,
+    captions: items.map((i) => i.caption),
+    datasetHash: canonicalHash(items.map((i) => [i.image, i.caption]) as Json),
+  });
+  const checkpoints: Record<string, string> = { ...(start?.checkpoints ?? {}) };
+  const curve: [number, number][] = [];
+  const scratch = await workerScratch(ctx, 'train');
+  let lastStep = start?.steps ?? 0;
+  try {
+    if (start) logLine(`resuming from step ${start.steps} (${start.complete ? 'an earlier complete run' : 'an interrupted run'})`);
+    const pendingStamps: Promise<void>[] = [];
+    let result: Json;
+    try {
+      result = await worker.request(
+        'train',
+        {
+          model: model.path,
+          arch: model.arch,
+          items: encoded,
+          params: trainingParams(spec),
+          out_dir: scratch.dir,
+          checkpoint_every: spec.checkpoint_every,
+          steps: spec.steps,
+          metadata,
+          ...(start ? { resume: ctx.blobPath(start.state) } : {}),
+        },
+        {
+          signal: ctx.signal,
+          log: logLine,
+          onEvent: (event) => {
+            if (event.type === 'progress') {
+              lastStep = event.step;
+              if (event.loss !== undefined) curve.push([event.step, event.loss]);
+              const loss = event.loss === undefined ? '' : `loss ${event.loss.toFixed(4)}`;
+              const its = event.its === undefined ? '' : `${event.its.toFixed(2)} it/s`;
+              ctx.progress(event.step, event.total, [loss, its].filter(Boolean).join(' · '), 'step');
+            } else if (event.type === 'checkpoint') {
+              logLine(`checkpoint at step ${event.step}: ${event.path}`);
+              pendingStamps.push(
+                stampLoraFile(event.path, { ss_steps: String(event.step) })
+                  .then(() => ctx.putBlob({ file: event.path }))
+                  .then((blob) => {
+                    checkpoints[String(event.step)] = blob.sha256;
+                  }),
+              );
+            }
+          },
+        },
+      );
+    } catch (err) {
+      await Promise.allSettled(pendingStamps);
+      await keepInterruptedState(ctx, err, scratch.dir, inputs, checkpoints, start, curve, logLine);
+      throw err;
+    }
+    await Promise.all(pendingStamps);
+    const done = result as { final: string; state: string; loss_curve?: [number, number][]; peak_memory?: number };
+    await stampLoraFile(done.final, { ss_steps: String(spec.steps) });
+    const final = await ctx.putBlob({ file: done.final });
+    const state = await ctx.putBlob({ file: done.state });
+    const fromWorker = done.loss_curve ?? curve;
+    const first = fromWorker.length ? fromWorker[0][0] : Infinity;
+    const lossCurve = [...(start?.lossCurve ?? []).filter(([s]) => s < first), ...fromWorker];
+    logLine(`trained ${spec.steps} steps${done.peak_memory ? `, peak memory ${(done.peak_memory / 2 ** 20).toFixed(0)} MiB` : ''}`);
+    return {
+      record: { steps: spec.steps, complete: true, state: state.sha256, final: final.sha256, checkpoints, lossCurve, peakMemory: done.peak_memory },
+      log,
+    };
+  } finally {
+    await scratch.cleanup();
+  }
+}
+
+/** On cancellation the worker leaves a resumable state in out_dir: index it so the next run resumes. */
+async function keepInterruptedState(
+  ctx: StageContext,
+  err: unknown,
+  outDir: string,
+  inputs: StageInputs,
+  checkpoints: Record<string, string>,
+  start: TrainRecord | undefined,
+  curve: [number, number][],
+  logLine: (line: string) => void,
+): Promise<void> {
+  const key = baseKey(inputs);
+  const statePath = join(outDir, 'state.safetensors');
+  if (!key || !(err instanceof WorkerError) || err.code !== 'cancelled' || !existsSync(statePath)) return;
+  const step = await stateStep(statePath);
+  if (step === null || step <= (start?.steps ?? 0)) return;
+  const state = await ctx.putBlob({ file: statePath });
+  const kept = Object.fromEntries(Object.entries(checkpoints).filter(([s]) => Number(s) <= step));
+  new ResumeIndex(ctx.cacheDir, key).add({ steps: step, complete: false, state: state.sha256, checkpoints: kept, lossCurve: [...(start?.lossCurve ?? []), ...curve] });
+  logLine(`interrupted at step ${step}: state kept, the next run resumes from it`);
+}
+
+function hasBlob(ctx: StageContext): (sha: string) => boolean {
+  return (sha) => existsSync(ctx.blobPath(sha));
+}
+
+async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult> {
+  const prep = await prepare(ctx);
+  const name = ctx.node.target;
+  const key = baseKey(inputs);
+  const index = key ? new ResumeIndex(ctx.cacheDir, key) : null;
+  let record = index?.exact(prep.spec.steps, hasBlob(ctx));
+  let log: string[] = [];
+  if (record) {
+    log.push(`restored the ${record.steps}-step LoRA trained earlier with the same inputs`);
+    ctx.log(log[0]);
+  } else {
+    const start = index?.bestStart(prep.spec.steps, hasBlob(ctx));
+    const trained = await train(ctx, prep, inputs, start);
+    record = trained.record;
+    log = trained.log;
+    index?.add(record);
+  }
+
+  const blobOf = async (sha: string): Promise<OutputFile> => ({ sha256: sha, size: (await stat(ctx.blobPath(sha))).size });
+  ctx.addOutput(`${name}.safetensors`, await blobOf(record.final as string));
+  const checkpointSteps = Object.keys(record.checkpoints).map(Number).filter((s) => s < prep.spec.steps).sort((a, b) => a - b);
+  for (const step of checkpointSteps) ctx.addOutput(`${name}-step${pad(step)}.safetensors`, await blobOf(record.checkpoints[String(step)]));
+  ctx.addOutput('resume-state.safetensors', await blobOf(record.state));
+  await writeFile(join(ctx.outDir, 'loss.json'), `${JSON.stringify({ lora: name, steps: record.steps, loss: record.lossCurve })}\n`);
+  await writeFile(join(ctx.outDir, 'train-log.txt'), `${log.join('\n')}\n`);
+
+  let published: string | null = null;
+  if (prep.spec.publish) published = await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target: expandUserPath(ctx.root, prep.spec.publish), log: (l) => ctx.log(l) });
+
+  const losses = record.lossCurve.map(([, l]) => l);
+  return {
+    meta: {
+      lora: name,
+      steps: record.steps,
+      checkpoints: checkpointSteps,
+      items: prep.items.length,
+      arch: prep.model.arch,
+      device: String(inputs.params.device),
+      first_loss: losses.length ? losses[0] : null,
+      last_loss: losses.length ? losses[losses.length - 1] : null,
+      peak_memory: record.peakMemory ?? null,
+      published,
+    },
+  };
+}
+
+export const stage: StageImpl = {
+  kind: 'train',
+  version: 1,
+  materializeTo: (node) => `loras/${node.target}`,
+  inputs,
+  run,
+};
