@@ -2,7 +2,7 @@
 // stage fresh / cached / stale, runs what is stale, records outputs in the action cache and the
 // successful stages in lorafile.lock. In 'status' mode it decides but runs and writes nothing
 // except the stat memo.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
@@ -217,6 +217,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const files: StageOutputs['files'] = {};
       for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
       for (const [name, blob] of record.added) files[name] = blob;
+      // we know these hashes: the next freshness check need not read the blobs
+      for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
       const out: StageOutputs = { files, meta: result.meta ?? null };
       const durationMs = Date.now() - started;
       actions.put({

@@ -34,7 +34,7 @@ export async function checkOutputs(
     const blobPath = cas.path(blob.sha256);
     let blobOk = false;
     try {
-      blobOk = (await memo.hashFile(blobPath)) === blob.sha256;
+      blobOk = (await memo.hashFile(blobPath, true)) === blob.sha256;
     } catch {
       blobOk = false;
     }
@@ -70,7 +70,7 @@ export function materialize(
       // missing: copy it
     }
     copyFileAtomic(cas.path(blob.sha256), target);
-    memo.record(target, statSync(target), blob.sha256);
+    memo.record(target, statSync(target), blob.sha256, true);
   }
   // outputs of the previous build that this one no longer has (only files we wrote ourselves)
   for (const name of previousNames) {

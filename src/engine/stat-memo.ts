@@ -39,7 +39,8 @@ export class StatMemo {
     return new StatMemo(null);
   }
 
-  async hashFile(absPath: string): Promise<string> {
+  /** `ownWrite`: a file lorabuild wrote itself (CAS blob, materialized output): never racy */
+  async hashFile(absPath: string, ownWrite = false): Promise<string> {
     const st = statSync(absPath);
     if (!st.isFile()) throw new Error(`${absPath} is not a regular file`);
     const known = this.lookup(absPath, st);
@@ -47,7 +48,7 @@ export class StatMemo {
     const sha256 = await sha256File(absPath, st.size);
     this.stats.filesHashed++;
     this.stats.bytesHashed += st.size;
-    this.record(absPath, st, sha256);
+    this.record(absPath, st, sha256, ownWrite);
     return sha256;
   }
 
@@ -62,10 +63,10 @@ export class StatMemo {
   }
 
   /** remember a hash we already know (e.g. a file we just copied out of the CAS) */
-  record(absPath: string, st: Stats, sha256: string): void {
+  record(absPath: string, st: Stats, sha256: string, ownWrite = false): void {
     const entry: Entry = [st.size, st.mtimeMs, st.ino, sha256];
     this.entries.set(absPath, entry);
-    if (!isRacy(st)) this.added.set(absPath, entry);
+    if (ownWrite || !isRacy(st)) this.added.set(absPath, entry);
     else this.added.delete(absPath);
   }
 
