@@ -2,7 +2,7 @@
 // targets, metadata, and whether it fits an SD1.5 UNet) or a checkpoint (which family).
 import { readSafetensorsHeader, readTensorBytes, toFloat32 } from './io.js';
 import type { SafetensorsHeader, TensorInfo } from './format.js';
-import { sd15KohyaModules, sd15TextEncoderModules, type LoraModule, type ModuleGroup } from './sd15.js';
+import { SD15_TEXT_ENCODER, SD15_UNET, TINY_TEXT_ENCODER, TINY_UNET, sd15KohyaModules, sd15TextEncoderModules, type LoraModule, type ModuleGroup } from './sd15.js';
 
 export type LoraFormat = 'kohya' | 'diffusers' | 'peft';
 
@@ -28,8 +28,11 @@ export interface LoraInfo {
   alphas: number[];
   /** module count per group (attention, proj, ff, resnet, text, ...) */
   targets: Record<string, number>;
-  /** SD1.5 fit: names it does not know, and shapes that do not match */
-  sd15: { fits: boolean; unknown: string[]; mismatched: FitProblem[] };
+  /**
+   * Fit to the UNet (and text encoder) of `arch`: SD1.5, or lorabuild's tiny builtin when the
+   * file says it was trained on it. Names it does not know, and shapes that do not match.
+   */
+  fit: { arch: 'sd15' | 'tiny'; fits: boolean; unknown: string[]; mismatched: FitProblem[] };
 }
 
 export interface CheckpointInfo {
@@ -159,7 +162,8 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
   const lora = loraPairs(header);
   if (lora) {
     info.kind = 'lora';
-    info.lora = await loraInfo(file, lora.format, lora.pairs, lora.alphaTensors);
+    const arch = header.metadata['lorabuild.arch'] === 'tiny' ? 'tiny' : 'sd15';
+    info.lora = await loraInfo(file, arch, lora.format, lora.pairs, lora.alphaTensors);
     return info;
   }
   const checkpoint = checkpointInfo(header);
@@ -170,9 +174,9 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
   return info;
 }
 
-async function loraInfo(file: string, format: LoraFormat, pairs: Map<string, LoraPair>, alphaTensors: Map<string, TensorInfo>): Promise<LoraInfo> {
-  const unet = sd15KohyaModules();
-  const text = sd15TextEncoderModules();
+async function loraInfo(file: string, arch: 'sd15' | 'tiny', format: LoraFormat, pairs: Map<string, LoraPair>, alphaTensors: Map<string, TensorInfo>): Promise<LoraInfo> {
+  const unet = sd15KohyaModules(arch === 'tiny' ? TINY_UNET : SD15_UNET);
+  const text = sd15TextEncoderModules(arch === 'tiny' ? TINY_TEXT_ENCODER : SD15_TEXT_ENCODER);
   const ranks = new Set<number>();
   const alphas = new Set<number>();
   const targets: Record<string, number> = {};
@@ -203,6 +207,6 @@ async function loraInfo(file: string, format: LoraFormat, pairs: Map<string, Lor
     ranks: [...ranks].sort((a, b) => a - b),
     alphas: [...alphas].sort((a, b) => a - b),
     targets,
-    sd15: { fits: unknown.length === 0 && mismatched.length === 0, unknown: unknown.sort(), mismatched },
+    fit: { arch, fits: unknown.length === 0 && mismatched.length === 0, unknown: unknown.sort(), mismatched },
   };
 }

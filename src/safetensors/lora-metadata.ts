@@ -13,6 +13,7 @@ export interface LoraMetadataInput {
   /** sha256 of the base model file */
   modelSha256: string;
   modelName: string;
+  arch: 'sd15' | 'tiny';
   /** captions used for training (after cleaning), one per item */
   captions: string[];
   /** sha256 over the items used (image shas + captions) */
@@ -67,6 +68,7 @@ export function loraMetadata(input: LoraMetadataInput): Record<string, string> {
     'modelspec.title': input.loraName,
     'modelspec.resolution': `${spec.resolution}x${spec.resolution}`,
     'lorabuild.lora': input.loraName,
+    'lorabuild.arch': input.arch,
     'lorabuild.targets': spec.targets,
   };
 }

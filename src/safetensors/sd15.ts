@@ -23,6 +23,9 @@ export const SD15_UNET: UnetArch = {
   outChannels: 4,
 };
 
+/** lorabuild's `builtin: tiny` model: the same blocks with small widths (worker configs.py TINY). */
+export const TINY_UNET: UnetArch = { ...SD15_UNET, channels: [32, 64, 64, 64], contextDim: 64 };
+
 export interface TextEncoderArch {
   layers: number;
   width: number;
@@ -30,6 +33,7 @@ export interface TextEncoderArch {
 }
 
 export const SD15_TEXT_ENCODER: TextEncoderArch = { layers: 12, width: 768, mlp: 3072 };
+export const TINY_TEXT_ENCODER: TextEncoderArch = { layers: 4, width: 64, mlp: 256 };
 
 type Params = Map<string, number[]>;
 

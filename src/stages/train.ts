@@ -163,6 +163,7 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
     spec,
     modelSha256: model.sha256,
     modelName: spec.model,
+    arch: model.arch,
     captions: items.map((i) => i.caption),
     datasetHash: canonicalHash(items.map((i) => [i.image, i.caption]) as Json),
   });

@@ -1,0 +1,96 @@
+// lorabuild inspect FILE.safetensors [--json]
+// Describes a LoRA (format, rank, alpha, targets, metadata, SD1.5 fit) or a checkpoint (family).
+// Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny builtin it says it was trained on);
+// 1: unreadable file or a LoRA that does not fit; 2: usage.
+import { parseCommandArgs, UsageError } from './args.js';
+import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
+import { SafetensorsError } from '../safetensors/format.js';
+
+const HELP = `usage: lorabuild inspect FILE.safetensors [--json] [--full]
+
+  --json   one JSON object (format, ranks, alphas, targets, sd15 fit, metadata)
+  --full   print long metadata values (ss_tag_frequency ...) untruncated
+`;
+
+const LIST_LIMIT = 20;
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+const archLabel = (arch: 'sd15' | 'tiny') => (arch === 'tiny' ? "lorabuild's tiny builtin UNet" : 'SD1.5 UNet');
+
+function describe(info: SafetensorsInfo, full: boolean): string {
+  const lines: string[] = [];
+  const dtypes = Object.entries(info.dtypes).map(([d, n]) => `${n} ${d}`).join(', ');
+  if (info.lora) {
+    const l = info.lora;
+    lines.push(`${info.file}: LoRA (${l.format} keys), ${l.modules} modules, ${mib(info.bytes)} (${dtypes})`);
+    const alpha = l.alphas.length ? l.alphas.join(', ') : 'none (scale 1)';
+    const scale = l.ranks.length === 1 && l.alphas.length === 1 ? ` (scale ${(l.alphas[0] / l.ranks[0]).toPrecision(3)})` : '';
+    lines.push(`  rank ${l.ranks.join(', ')}, alpha ${alpha}${scale}`);
+    lines.push(`  targets: ${Object.entries(l.targets).map(([g, n]) => `${g} ${n}`).join(', ') || 'none known'}`);
+    if (l.fit.fits) {
+      lines.push(`  ${archLabel(l.fit.arch)}: fits (all ${l.modules} modules known, shapes match)`);
+    } else {
+      lines.push(`  ${archLabel(l.fit.arch)}: DOES NOT FIT (${l.fit.unknown.length} unknown module names, ${l.fit.mismatched.length} shape mismatches)`);
+      for (const name of l.fit.unknown.slice(0, LIST_LIMIT)) lines.push(`    unknown: ${name}`);
+      if (l.fit.unknown.length > LIST_LIMIT) lines.push(`    ... and ${l.fit.unknown.length - LIST_LIMIT} more unknown`);
+      for (const m of l.fit.mismatched.slice(0, LIST_LIMIT)) lines.push(`    shape: ${m.module}: ${m.problem}`);
+      if (l.fit.mismatched.length > LIST_LIMIT) lines.push(`    ... and ${l.fit.mismatched.length - LIST_LIMIT} more mismatches`);
+    }
+  } else if (info.checkpoint) {
+    const c = info.checkpoint;
+    const family = { sd1: 'SD1.x', sd2: 'SD2.x', sdxl: 'SDXL', unknown: 'unknown family' }[c.family];
+    lines.push(`${info.file}: checkpoint, ${family}${c.arch ? ` (lorabuild builtin '${c.arch}')` : ''}, ${c.layout} layout, ${mib(info.bytes)} (${dtypes})`);
+    lines.push(`  ${c.unetKeys} UNet, ${c.vaeKeys} VAE, ${c.textEncoderKeys} text-encoder tensors`);
+  } else {
+    lines.push(`${info.file}: ${info.tensors} tensors, ${mib(info.bytes)} (${dtypes}); neither a LoRA nor a diffusion checkpoint`);
+  }
+  const keys = Object.keys(info.metadata).sort();
+  if (keys.length) {
+    lines.push('  metadata:');
+    for (const key of keys) {
+      const value = info.metadata[key];
+      const shown = !full && value.length > 100 ? `${value.slice(0, 100)}… (${value.length} chars; --full shows all)` : value;
+      lines.push(`    ${key}: ${shown}`);
+    }
+  } else {
+    lines.push('  metadata: none');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandArgs(argv, { json: { type: 'boolean' }, full: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'inspect');
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n\n${HELP}`);
+      return 2;
+    }
+    throw err;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    process.stderr.write(`lorabuild inspect: give exactly one .safetensors file\n\n${HELP}`);
+    return 2;
+  }
+  let info: SafetensorsInfo;
+  try {
+    info = await inspectSafetensors(positionals[0]);
+  } catch (err) {
+    if (err instanceof SafetensorsError) {
+      process.stderr.write(`lorabuild inspect: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  process.stdout.write(values.json ? `${JSON.stringify(info, null, 2)}\n` : describe(info, values.full ?? false));
+  return info.lora && !info.lora.fit.fits ? 1 : 0;
+}
