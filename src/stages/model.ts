@@ -91,6 +91,22 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
   return { path, sha256: await ctx.hashFile(path), arch };
 }
 
+/**
+ * What identifies a model's content without building or loading it (for fingerprints): a builtin
+ * is fully determined by (arch, seed, worker version); a checkpoint by its file hash.
+ */
+export async function modelIdentity(ctx: StageContext, modelName: string, workerVersion: string): Promise<string> {
+  const spec = ctx.config.models[modelName];
+  if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
+  if (spec.builtin) return `builtin:${spec.builtin}:seed=${spec.seed}:worker=${workerVersion}`;
+  if (spec.checkpoint) {
+    const path = expandUserPath(ctx.root, spec.checkpoint);
+    if (!existsSync(path)) throw new ModelError(modelName, `checkpoint ${spec.checkpoint} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
+    return `sha256:${await ctx.hashFile(path)}`;
+  }
+  return (await resolveModel(ctx, modelName)).sha256;
+}
+
 /** Resolves a `models:` entry to a file, its sha256 and its architecture. */
 export async function resolveModel(ctx: StageContext, modelName: string): Promise<ResolvedModel> {
   const spec = ctx.config.models[modelName];

@@ -13,7 +13,7 @@ import type { LoraSpec } from '../config/schema.js';
 import type { Manifest, ManifestItem } from '../datasets/manifest.js';
 import { canonicalHash, sha256Hex } from '../engine/canonical.js';
 import { resolveTokenizer } from '../text/resolve.js';
-import { resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
 import { WorkerError, type HelloResult } from '../worker/client.js';
 import { expandUserPath } from '../worker/start.js';
@@ -78,17 +78,25 @@ interface Prepared {
   items: TrainItem[];
 }
 
+async function datasetItems(ctx: StageContext, spec: LoraSpec): Promise<TrainItem[]> {
+  const items = trainingItems(await readManifest(ctx, spec.dataset));
+  if (items.length === 0) throw new Error(`train:${ctx.node.target}: dataset '${spec.dataset}' has no item with both an image and a caption`);
+  return items;
+}
+
 async function prepare(ctx: StageContext): Promise<Prepared> {
   const spec = loraSpec(ctx);
   const model = await resolveModel(ctx, spec.model);
   const hello = await (await ctx.worker()).hello();
-  const items = trainingItems(await readManifest(ctx, spec.dataset));
-  if (items.length === 0) throw new Error(`train:${ctx.node.target}: dataset '${spec.dataset}' has no item with both an image and a caption`);
-  return { spec, model, hello, items };
+  return { spec, model, hello, items: await datasetItems(ctx, spec) };
 }
 
+// Cheap on purpose (status and no-op runs call it): the model is identified, not built or loaded.
 async function inputs(ctx: StageContext): Promise<StageInputs> {
-  const { spec, model, hello, items } = await prepare(ctx);
+  const spec = loraSpec(ctx);
+  const hello = await (await ctx.worker()).hello();
+  const model = await modelIdentity(ctx, spec.model, hello.worker_version);
+  const items = await datasetItems(ctx, spec);
   const tokenizer = await resolveTokenizer(ctx.config, spec.model);
   const files: Record<string, string> = {};
   for (const item of items) {
@@ -102,8 +110,7 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
       ...trainingParams(spec),
       publish: spec.publish ?? null,
       model: spec.model,
-      model_sha256: model.sha256,
-      arch: model.arch,
+      model_identity: model,
       tokenizer: tokenizer.id,
       worker_version: hello.worker_version,
       torch: hello.torch,

@@ -24,6 +24,8 @@ export interface FindPythonOptions {
   /** model files the run uses: a ComfyUI install around them may hold python_embeded */
   modelPaths?: string[];
   env?: NodeJS.ProcessEnv;
+  /** fixed interpreter locations tried before PATH (default: Debian's /usr/bin/python3) */
+  systemPythons?: string[];
 }
 
 export class PythonNotFoundError extends Error {
@@ -60,11 +62,11 @@ export function probePython(path: string, timeoutMs = 60_000): Promise<{ python:
     execFile(path, ['-c', PROBE], { timeout: timeoutMs, windowsHide: true }, (err, stdout, stderr) => {
       if (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return done({ problem: 'not found' });
-        if (code === 'EACCES') return done({ problem: 'not executable' });
+        if (code === 'ENOENT') return done({ problem: 'does not exist' });
+        if (code === 'EACCES') return done({ problem: 'is not executable' });
         if (/No module named ['"]?torch/.test(stderr)) return done({ problem: 'runs, but cannot import torch' });
         const last = stderr.trim().split('\n').pop() ?? err.message;
-        return done({ problem: `failed: ${last}` });
+        return done({ problem: `failed to run: ${last}` });
       }
       const [python, torch] = stdout.trim().split('\n');
       done({ python, torch });
@@ -118,7 +120,7 @@ export async function findPython(options: FindPythonOptions = {}): Promise<Pytho
   }
   const candidates: [string, PythonSource][] = [
     ...comfyEmbeddedPythons(options.modelPaths ?? []).map((p): [string, PythonSource] => [p, 'comfyui']),
-    ['/usr/bin/python3', 'system'],
+    ...(options.systemPythons ?? ['/usr/bin/python3']).map((p): [string, PythonSource] => [p, 'system']),
     ...onPath(process.platform === 'win32' ? ['python.exe', 'python3.exe'] : ['python3', 'python'], env).map((p): [string, PythonSource] => [p, 'PATH']),
   ];
   const seen = new Set<string>();
