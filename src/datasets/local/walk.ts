@@ -1,0 +1,107 @@
+// Lists every file of a dataset folder, refusing anything that leads outside it: a symlink whose
+// target lies elsewhere would let a dataset read (and a report show) arbitrary files.
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DatasetError } from './errors.js';
+
+export interface FolderFile {
+  /** path inside the dataset folder, '/' separators */
+  rel: string;
+  abs: string;
+  size: number;
+}
+
+const MAX_FILES = 1_000_000;
+const MAX_DEPTH = 32;
+// Characters that would break one-line diagnostics or terminal output (and never appear in a
+// file name made on purpose).
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** Dot-files and dot-folders (.git, .DS_Store, .ipynb_checkpoints) are not part of a dataset. */
+function isHidden(name: string): boolean {
+  return name.startsWith('.');
+}
+
+function isInside(root: string, candidate: string): boolean {
+  const rel = path.relative(root, candidate);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * Every regular file under `rootAbs`, sorted by path. `display` is the folder as the user wrote it,
+ * used in error messages. Symlinks are followed only while they stay inside the folder.
+ */
+export async function walkDatasetFolder(rootAbs: string, display: string): Promise<FolderFile[]> {
+  let rootStat;
+  try {
+    rootStat = await stat(rootAbs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new DatasetError({
+        code: 'folder-missing',
+        file: display,
+        message: `dataset folder does not exist (looked for ${rootAbs})`,
+        hint: 'check `folder:` in the lorafile; relative paths are resolved against the folder of the lorafile',
+      });
+    }
+    throw err;
+  }
+  if (!rootStat.isDirectory()) {
+    throw new DatasetError({ code: 'folder-not-directory', file: display, message: `dataset folder ${rootAbs} is a file, not a folder`, hint: '`folder:` must name a folder of images and captions' });
+  }
+  const realRoot = await realpath(rootAbs);
+  const files: FolderFile[] = [];
+  const visited = new Set<string>([realRoot]);
+
+  async function visit(dirAbs: string, dirRel: string, depth: number): Promise<void> {
+    if (depth > MAX_DEPTH) {
+      throw new DatasetError({ code: 'folder-too-deep', file: `${display}/${dirRel}`, message: `folders nest more than ${MAX_DEPTH} levels deep`, hint: 'flatten the dataset folder' });
+    }
+    const names = (await readdir(dirAbs)).sort();
+    for (const name of names) {
+      if (isHidden(name)) continue;
+      const rel = dirRel ? `${dirRel}/${name}` : name;
+      if (CONTROL_CHARS.test(name)) {
+        throw new DatasetError({ code: 'bad-file-name', file: `${display}/${rel}`, message: `file name ${JSON.stringify(name)} contains control characters`, hint: 'rename the file' });
+      }
+      const abs = path.join(dirAbs, name);
+      let info = await lstat(abs);
+      if (info.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = await realpath(abs);
+        } catch {
+          throw new DatasetError({ code: 'broken-link', file: `${display}/${rel}`, message: 'is a symbolic link whose target does not exist', hint: 'remove the link or restore its target' });
+        }
+        if (!isInside(realRoot, target)) {
+          throw new DatasetError({
+            code: 'path-escape',
+            file: `${display}/${rel}`,
+            message: `is a link to ${target}, outside the dataset folder`,
+            hint: 'copy the file into the dataset folder instead of linking to it',
+          });
+        }
+        info = await stat(abs);
+        if (info.isDirectory()) {
+          if (visited.has(target)) continue;
+          visited.add(target);
+        }
+      } else if (info.isDirectory()) {
+        visited.add(await realpath(abs));
+      }
+      if (info.isDirectory()) {
+        await visit(abs, rel, depth + 1);
+      } else if (info.isFile()) {
+        // Sockets, FIFOs and devices are skipped: reading a FIFO would block forever.
+        files.push({ rel, abs, size: info.size });
+        if (files.length > MAX_FILES) {
+          throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
+        }
+      }
+    }
+  }
+
+  await visit(rootAbs, '', 0);
+  files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+  return files;
+}
