@@ -79,46 +79,33 @@ interface Pending {
 
 const STDERR_TAIL = 30;
 
+function checkProtocol(hello: HelloResult): void {
+  if (hello.protocol !== PROTOCOL_VERSION) {
+    throw new Error(`the worker speaks protocol ${hello.protocol}, this lorabuild speaks ${PROTOCOL_VERSION}: reinstall lorabuild so both halves match`);
+  }
+}
+
+interface Spawned {
+  child: ChildProcessWithoutNullStreams;
+  exit: Promise<void>;
+}
+
 export class WorkerClient {
-  private readonly child: ChildProcessWithoutNullStreams;
+  private proc: Spawned | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly stderrTail: string[] = [];
   private nextId = 1;
   private exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  private readonly exitPromise: Promise<void>;
   private helloResult: Promise<HelloResult> | null = null;
   private closing = false;
 
-  private constructor(private readonly options: WorkerOptions) {
-    const env = { ...process.env, ...options.env };
-    env.PYTHONPATH = [workerPackageDir(), env.PYTHONPATH].filter(Boolean).join(delimiter);
-    env.PYTHONUNBUFFERED = '1';
-    env.PYTHONIOENCODING = 'utf-8';
-    this.child = spawn(options.python, ['-m', 'lorabuild_worker'], { env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
-    this.exitPromise = new Promise((done) => {
-      this.child.on('error', (err) => {
-        this.onExit(null, null, `could not start ${options.python}: ${err.message}`);
-        done();
-      });
-      this.child.on('exit', (code, signal) => {
-        this.onExit(code, signal);
-        done();
-      });
-    });
-    // a worker that died makes writes fail with EPIPE; the exit handler reports it
-    this.child.stdin.on('error', () => undefined);
-    createInterface({ input: this.child.stdout }).on('line', (line) => this.onLine(line));
-    createInterface({ input: this.child.stderr }).on('line', (line) => this.onStderr(line));
-  }
+  private constructor(private readonly options: WorkerOptions) {}
 
   /** Starts a worker and checks that it speaks this protocol version. */
   static async start(options: WorkerOptions): Promise<WorkerClient> {
     const client = new WorkerClient(options);
     try {
-      const hello = await client.hello();
-      if (hello.protocol !== PROTOCOL_VERSION) {
-        throw new Error(`the worker speaks protocol ${hello.protocol}, this lorabuild speaks ${PROTOCOL_VERSION}: reinstall lorabuild so both halves match`);
-      }
+      checkProtocol(await client.hello());
     } catch (err) {
       await client.close();
       throw err;
@@ -126,8 +113,46 @@ export class WorkerClient {
     return client;
   }
 
+  /**
+   * A client whose process starts on the first request; hello() answers from `hello` (a remembered
+   * answer of the same interpreter and worker, see hello-memo.ts) without starting Python.
+   */
+  static deferred(options: WorkerOptions, hello: HelloResult): WorkerClient {
+    checkProtocol(hello);
+    const client = new WorkerClient(options);
+    client.helloResult = Promise.resolve(hello);
+    return client;
+  }
+
+  private spawned(): Spawned {
+    if (this.proc) return this.proc;
+    const { options } = this;
+    const env = { ...process.env, ...options.env };
+    env.PYTHONPATH = [workerPackageDir(), env.PYTHONPATH].filter(Boolean).join(delimiter);
+    env.PYTHONUNBUFFERED = '1';
+    env.PYTHONIOENCODING = 'utf-8';
+    const child = spawn(options.python, ['-m', 'lorabuild_worker'], { env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const exit = new Promise<void>((done) => {
+      child.on('error', (err) => {
+        this.onExit(null, null, `could not start ${options.python}: ${err.message}`);
+        done();
+      });
+      child.on('exit', (code, signal) => {
+        this.onExit(code, signal);
+        done();
+      });
+    });
+    // a worker that died makes writes fail with EPIPE; the exit handler reports it
+    child.stdin.on('error', () => undefined);
+    createInterface({ input: child.stdout }).on('line', (line) => this.onLine(line));
+    createInterface({ input: child.stderr }).on('line', (line) => this.onStderr(line));
+    this.proc = { child, exit };
+    return this.proc;
+  }
+
+  /** the worker's process id, once it runs */
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.proc?.child.pid;
   }
 
   get alive(): boolean {
@@ -148,8 +173,8 @@ export class WorkerClient {
       const onAbort = () => {
         this.send({ id: this.nextId++, op: 'cancel', args: { target: id } });
         const grace = this.options.cancelGraceMs ?? 30_000;
-        timers.push(setTimeout(() => this.child.kill('SIGTERM'), grace).unref());
-        timers.push(setTimeout(() => this.child.kill('SIGKILL'), grace * 2).unref());
+        timers.push(setTimeout(() => this.proc?.child.kill('SIGTERM'), grace).unref());
+        timers.push(setTimeout(() => this.proc?.child.kill('SIGKILL'), grace * 2).unref());
       };
       const cleanup = () => {
         options.signal?.removeEventListener('abort', onAbort);
@@ -164,27 +189,30 @@ export class WorkerClient {
 
   /** Ends the worker: closes stdin (the worker exits at EOF), then SIGTERM if it lingers. */
   async close(graceMs = 5_000): Promise<void> {
-    if (this.exited) return;
+    const proc = this.proc;
+    if (this.exited || !proc) return;
     this.closing = true;
-    this.child.stdin.end();
-    const timer = setTimeout(() => this.child.kill('SIGTERM'), graceMs).unref();
-    const kill = setTimeout(() => this.child.kill('SIGKILL'), graceMs * 2).unref();
-    await this.exitPromise;
+    proc.child.stdin.end();
+    const timer = setTimeout(() => proc.child.kill('SIGTERM'), graceMs).unref();
+    const kill = setTimeout(() => proc.child.kill('SIGKILL'), graceMs * 2).unref();
+    await proc.exit;
     clearTimeout(timer);
     clearTimeout(kill);
   }
 
   /** Sends SIGTERM: the worker finishes its current step, writes resumable state and exits. */
   async terminate(): Promise<void> {
-    if (this.exited) return;
+    const proc = this.proc;
+    if (this.exited || !proc) return;
     this.closing = true;
-    this.child.kill('SIGTERM');
-    await this.exitPromise;
+    proc.child.kill('SIGTERM');
+    await proc.exit;
   }
 
   private send(message: { id: number; op: WorkerOp; args: Record<string, Json> }): void {
-    if (this.exited || !this.child.stdin.writable) return;
-    this.child.stdin.write(`${JSON.stringify(message)}\n`);
+    if (this.exited) return;
+    const { child } = this.spawned();
+    if (child.stdin.writable) child.stdin.write(`${JSON.stringify(message)}\n`);
   }
 
   private onLine(line: string): void {

@@ -16,6 +16,8 @@ export interface PythonInfo {
   /** python version string */
   python: string;
   torch: string;
+  /** torch/__init__.py of that interpreter (its folder changes when torch is reinstalled) */
+  torchFile: string;
 }
 
 export interface FindPythonOptions {
@@ -54,10 +56,10 @@ export function workerPackageDir(): string {
   return resolve(here, '..', '..', 'src', 'worker');
 }
 
-const PROBE = 'import sys, torch; print(sys.version.split()[0]); print(torch.__version__)';
+const PROBE = 'import sys, torch; print(sys.version.split()[0]); print(torch.__version__); print(torch.__file__)';
 
 /** Runs the interpreter once to read its python and torch versions; the problem text on failure. */
-export function probePython(path: string, timeoutMs = 60_000): Promise<{ python: string; torch: string } | { problem: string }> {
+export function probePython(path: string, timeoutMs = 60_000): Promise<{ python: string; torch: string; torchFile: string } | { problem: string }> {
   return new Promise((done) => {
     execFile(path, ['-c', PROBE], { timeout: timeoutMs, windowsHide: true }, (err, stdout, stderr) => {
       if (err) {
@@ -68,8 +70,8 @@ export function probePython(path: string, timeoutMs = 60_000): Promise<{ python:
         const last = stderr.trim().split('\n').pop() ?? err.message;
         return done({ problem: `failed to run: ${last}` });
       }
-      const [python, torch] = stdout.trim().split('\n');
-      done({ python, torch });
+      const [python, torch, torchFile] = stdout.trim().split('\n').map((l) => l.trim());
+      done({ python, torch, torchFile });
     });
   });
 }

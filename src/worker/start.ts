@@ -1,11 +1,13 @@
 // Starting the worker for a lorafile: the interpreter from the lorafile / environment / model
 // location (python.ts), then the client (client.ts). The engine builds one SharedWorker per run:
-//   const worker = sharedWorkerFor(config); ... ctx.worker = () => worker.get(); ... await worker.close();
+//   const worker = sharedWorkerFor(config, { cacheDir }); ctx.worker = () => worker.get(); ... await worker.close();
+// With cacheDir, a remembered hello (hello-memo.ts) lets fingerprinting go without starting Python.
 import { isAbsolute, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { SharedWorker, WorkerClient } from './client.js';
 import { findPython } from './python.js';
+import { HelloMemo, type InterpreterSelection } from './hello-memo.js';
 
 /** `~` and relative paths (against the lorafile folder); Windows drive paths kept as written. */
 export function expandUserPath(root: string, path: string): string {
@@ -23,17 +25,28 @@ export function modelPathsOf(config: Config): string[] {
 
 export interface StartOptions {
   env?: NodeJS.ProcessEnv;
+  /** the run's cache: with it, the worker's hello is remembered and Python starts only when needed */
+  cacheDir?: string;
   log?: (line: string) => void;
   cancelGraceMs?: number;
 }
 
 export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {
-  const python = await findPython({
-    configured: config.python ? expandUserPath(config.root, config.python) : undefined,
+  const env = options.env ?? process.env;
+  const selection: InterpreterSelection = {
+    configured: config.python ? expandUserPath(config.root, config.python) : null,
+    envPython: env.LORABUILD_PYTHON || null,
     modelPaths: modelPathsOf(config),
-    env: options.env ?? process.env,
-  });
-  return WorkerClient.start({ python: python.path, env: options.env, log: options.log, cancelGraceMs: options.cancelGraceMs });
+    path: env.PATH ?? null,
+  };
+  const clientOptions = { env: options.env, log: options.log, cancelGraceMs: options.cancelGraceMs };
+  const memo = options.cacheDir ? new HelloMemo(options.cacheDir) : null;
+  const known = memo?.lookup(selection);
+  if (known) return WorkerClient.deferred({ python: known.python, ...clientOptions }, known.hello);
+  const python = await findPython({ configured: selection.configured ?? undefined, modelPaths: selection.modelPaths, env });
+  const client = await WorkerClient.start({ python: python.path, ...clientOptions });
+  memo?.remember(selection, python.path, python.torchFile, await client.hello());
+  return client;
 }
 
 export function sharedWorkerFor(config: Config, options: StartOptions = {}): SharedWorker {
