@@ -47,6 +47,7 @@ function makeCtx(options: { previous?: LockEntry; update?: string[] } = {}): Tes
     putBlob: unused,
     outDir: tmpdir(),
     addOutput: unused,
+    worker: unused,
     progress: (done, total) => void progressCalls.push({ done, total }),
     log: () => undefined,
     emit: () => undefined,
