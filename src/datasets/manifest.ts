@@ -81,7 +81,7 @@ export interface ManifestItem {
   /** present when the dataset sets `resolution`: resized + center-cropped PNG in the CAS */
   prepared?: { sha256: string; width: number; height: number };
   /** an image that did not decode (bad_images: error keeps it here; skip drops it with a warning) */
-  error?: { code: 'undecodable'; message: string };
+  error?: { code: 'undecodable'; message: string; /** the image that failed: display path or 'shard row N' */ origin?: string };
   /** parquet row index, for diagnostics */
   row?: number;
 }

@@ -41,7 +41,16 @@ export function readPngChunks(png: Uint8Array): PngChunk[] {
   throw new PngFormatError('no IEND chunk (file is truncated)');
 }
 
+function inflateText(chunk: PngChunk, keyword: string, data: Buffer): Buffer {
+  try {
+    return inflateSync(data, { maxOutputLength: MAX_TEXT_BYTES });
+  } catch (err) {
+    throw new PngFormatError(`${chunk.type} chunk ${keyword} does not inflate: ${(err as Error).message}`);
+  }
+}
+
 function parseText(chunk: PngChunk): [string, string] | null {
+  if (chunk.type !== 'tEXt' && chunk.type !== 'zTXt' && chunk.type !== 'iTXt') return null;
   const d = chunk.data;
   const nul = d.indexOf(0);
   if (nul < 1 || nul > 79) throw new PngFormatError(`${chunk.type} chunk at byte ${chunk.offset} has no valid keyword`);
@@ -49,7 +58,7 @@ function parseText(chunk: PngChunk): [string, string] | null {
   if (chunk.type === 'tEXt') return [keyword, d.toString('latin1', nul + 1)];
   if (chunk.type === 'zTXt') {
     if (d[nul + 1] !== 0) throw new PngFormatError(`zTXt chunk ${keyword} uses unknown compression ${d[nul + 1]}`);
-    return [keyword, inflateSync(d.subarray(nul + 2), { maxOutputLength: MAX_TEXT_BYTES }).toString('latin1')];
+    return [keyword, inflateText(chunk, keyword, d.subarray(nul + 2)).toString('latin1')];
   }
   if (chunk.type === 'iTXt') {
     const compressed = d[nul + 1];
@@ -60,7 +69,7 @@ function parseText(chunk: PngChunk): [string, string] | null {
     const body = d.subarray(transEnd + 1);
     if (compressed === 0) return [keyword, body.toString('utf8')];
     if (method !== 0) throw new PngFormatError(`iTXt chunk ${keyword} uses unknown compression ${method}`);
-    return [keyword, inflateSync(body, { maxOutputLength: MAX_TEXT_BYTES }).toString('utf8')];
+    return [keyword, inflateText(chunk, keyword, body).toString('utf8')];
   }
   return null;
 }
@@ -117,7 +126,8 @@ export function writePngText(png: Uint8Array, entries: Record<string, string>): 
       parts.push(...fresh);
       inserted = true;
     }
-    if ((c.type === 'tEXt' || c.type === 'zTXt' || c.type === 'iTXt') && keys.has(parseText(c)?.[0] ?? '')) continue;
+    const existing = parseText(c);
+    if (existing && keys.has(existing[0])) continue;
     parts.push(buf.subarray(c.offset, c.offset + 12 + c.data.length));
   }
   return Buffer.concat(parts);

@@ -1,0 +1,112 @@
+// fetch:DATASET — what the dataset source holds, as listing.json (src/datasets/manifest.ts).
+// Folder datasets: every file of the folder enters the fingerprint by content hash (through the
+// stat memo). Hub datasets are delegated to datasets/hub/fetch.ts, loaded only when one is used.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DatasetSpec } from '../config/schema.js';
+import type { Listing } from '../datasets/manifest.js';
+import { resolveDatasetFolder } from '../datasets/local/folder.js';
+import { listLocalDataset, type LocalListing } from '../datasets/local/list.js';
+import type { Json, StageContext, StageImpl, StageInputs } from '../engine/types.js';
+
+interface HubFetchModule {
+  hubFetchInputs(ctx: StageContext, name: string, spec: DatasetSpec): Promise<StageInputs>;
+  hubFetchRun(ctx: StageContext, name: string, spec: DatasetSpec, inputs: StageInputs): Promise<Listing>;
+}
+
+// A variable specifier keeps the compiler from requiring the hub module, which another part of
+// the project provides; a missing module then only fails hub datasets.
+const HUB_FETCH_MODULE = '../datasets/hub/fetch.js';
+
+async function loadHub(name: string): Promise<HubFetchModule> {
+  try {
+    return (await import(HUB_FETCH_MODULE)) as HubFetchModule;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
+      throw new Error(`dataset '${name}': Hugging Face hub datasets are not available in this build (src/datasets/hub/fetch.ts is missing)`);
+    }
+    throw err;
+  }
+}
+
+export function datasetSpec(ctx: StageContext): { name: string; spec: DatasetSpec } {
+  const name = ctx.node.target;
+  const spec = ctx.config.datasets[name];
+  if (!spec) throw new Error(`${ctx.node.id}: the lorafile has no dataset '${name}'`);
+  return { name, spec };
+}
+
+/** Listings found by inputs(), handed to run() so the folder is walked once per build. */
+const listed = new WeakMap<StageInputs, Listing>();
+
+function folderParams(spec: DatasetSpec, listing: Listing): Record<string, Json> {
+  const params: Record<string, Json> = { source: 'folder', folder: spec.folder!, layout: spec.layout };
+  // Only an imagefolder reads a caption column; other layouts ignore the setting.
+  if (listing.layout === 'imagefolder') params.caption_column = spec.caption_column ?? 'text';
+  return params;
+}
+
+async function listFolder(ctx: StageContext, spec: DatasetSpec): Promise<LocalListing> {
+  return listLocalDataset({
+    abs: resolveDatasetFolder(ctx.root, spec.folder!),
+    folder: spec.folder!,
+    layout: spec.layout,
+    captionColumn: spec.caption_column ?? 'text',
+    hashFile: (abs) => ctx.hashFile(abs),
+  });
+}
+
+function sameFiles(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+function countsOf(listing: Listing): Json {
+  const entries = listing.entries;
+  return {
+    source: listing.source,
+    layout: listing.layout,
+    ...(listing.revision ? { revision: listing.revision } : {}),
+    entries: entries.length,
+    images: entries.filter((e) => e.image).length,
+    captions: entries.filter((e) => e.captionFile || e.captionText).length,
+    shards: listing.shards?.length ?? 0,
+    stray: listing.stray?.length ?? 0,
+  };
+}
+
+export const stage: StageImpl = {
+  kind: 'fetch',
+  version: 1,
+  materializeTo: () => null,
+
+  async inputs(ctx) {
+    const { name, spec } = datasetSpec(ctx);
+    if (spec.hub) return (await loadHub(name)).hubFetchInputs(ctx, name, spec);
+    if (!spec.folder) throw new Error(`dataset '${name}' names no source: set \`folder:\` or \`hub:\``);
+    const { listing, files } = await listFolder(ctx, spec);
+    const inputs: StageInputs = { params: folderParams(spec, listing), files };
+    listed.set(inputs, listing);
+    return inputs;
+  },
+
+  async run(ctx, inputs) {
+    const { name, spec } = datasetSpec(ctx);
+    let listing: Listing;
+    if (spec.hub) {
+      listing = await (await loadHub(name)).hubFetchRun(ctx, name, spec, inputs);
+    } else {
+      let found = listed.get(inputs);
+      if (!found) {
+        const again = await listFolder(ctx, spec);
+        if (!sameFiles(again.files, inputs.files)) {
+          throw new Error(`dataset '${name}': files in ${spec.folder} changed while lorabuild was running; run it again`);
+        }
+        found = again.listing;
+      }
+      listing = found;
+    }
+    await writeFile(join(ctx.outDir, 'listing.json'), `${JSON.stringify(listing, null, 1)}\n`);
+    return { meta: countsOf(listing) };
+  },
+};

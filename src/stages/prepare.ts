@@ -1,0 +1,277 @@
+// prepare:DATASET — the fetch listing turned into manifest.json: every item's image decoded and
+// measured, original image and caption bytes stored in the CAS, the caption cleaned, and with
+// `resolution:` a resized + center-cropped PNG. Per item through ctx.item, keyed by content, so
+// editing one caption re-runs that item only (and renaming a file re-runs none).
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DatasetSpec } from '../config/schema.js';
+import type { Diagnostic } from '../config/diagnostic.js';
+import type { ListedFile, Listing, ListingEntry, Manifest, ManifestItem } from '../datasets/manifest.js';
+import type { Json, StageContext, StageImpl } from '../engine/types.js';
+import { decodeImage, IMAGE_LIMITS, ImageDecodeError, squareCrop } from '../images/decode.js';
+import { datasetSpec } from './fetch.js';
+
+/** bump when the per-item result changes for the same bytes */
+const ITEM_VERSION = 1;
+const MAX_CAPTION_BYTES = 1024 * 1024;
+const CONCURRENCY = 4;
+
+type CaptionChoice = { index: number; of: number; rule: 'first' | 'random' };
+interface HubItem {
+  row: number;
+  origin: string;
+  image: Uint8Array | null;
+  caption: { text: string; choice?: CaptionChoice } | null;
+  error?: string;
+}
+interface HubItemsModule {
+  readHubItems(listing: Listing, spec: DatasetSpec, signal: AbortSignal): AsyncIterable<HubItem>;
+}
+const HUB_ITEMS_MODULE = '../datasets/hub/items.js';
+
+/** What an item's bytes give, independent of its name and place (the memoized part). */
+type ItemContent = {
+  image: { sha256: string; width: number; height: number; format: string } | null;
+  imageError: string | null;
+  caption: { sha256: string; text: string; clean: string } | null;
+  prepared: { sha256: string; width: number; height: number } | null;
+};
+
+/** The caption training uses: BOM stripped, CRLF/CR -> LF, trimmed. */
+export function cleanCaption(text: string): string {
+  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').trim();
+}
+
+/** Decoded exactly as stored: a BOM stays and bad UTF-8 becomes U+FFFD, for validation to report. */
+function decodeCaption(bytes: Buffer): string {
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Bytes of a listed file, refused if too big or changed since fetch listed it. */
+async function readListed(file: ListedFile, limit: number): Promise<Buffer> {
+  if (file.size > limit) throw new Error(`${file.path}: ${file.size} bytes is more than the limit of ${limit}`);
+  const bytes = await readFile(file.abs);
+  if (bytes.length > limit) throw new Error(`${file.path}: ${bytes.length} bytes is more than the limit of ${limit}`);
+  if (sha256(bytes) !== file.sha256) throw new Error(`${file.path} changed after the dataset was listed; run lorabuild again`);
+  return bytes;
+}
+
+interface Sources {
+  image: { sha256: string; load: () => Promise<Uint8Array> } | null;
+  caption: { sha256: string; load: () => Promise<Buffer> } | null;
+}
+
+async function computeContent(ctx: StageContext, sources: Sources, resolution: number | null): Promise<ItemContent> {
+  const content: ItemContent = { image: null, imageError: null, caption: null, prepared: null };
+  if (sources.caption) {
+    const bytes = await sources.caption.load();
+    const blob = await ctx.putBlob(bytes);
+    const text = decodeCaption(bytes);
+    content.caption = { sha256: blob.sha256, text, clean: cleanCaption(text) };
+  }
+  if (sources.image) {
+    const bytes = await sources.image.load();
+    const blob = await ctx.putBlob(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    try {
+      const info = await decodeImage(bytes);
+      content.image = { sha256: blob.sha256, width: info.width, height: info.height, format: info.format };
+      if (resolution !== null) {
+        const png = await squareCrop(bytes, resolution);
+        const cropped = await ctx.putBlob(png);
+        content.prepared = { sha256: cropped.sha256, width: resolution, height: resolution };
+      }
+    } catch (err) {
+      if (!(err instanceof ImageDecodeError)) throw err;
+      content.imageError = err.message;
+    }
+  }
+  return content;
+}
+
+interface ItemPlace {
+  id: string;
+  imageOrigin: string | null;
+  caption: { origin: string; line: number; choice?: CaptionChoice } | null;
+  row?: number;
+}
+
+function toManifestItem(place: ItemPlace, content: ItemContent): ManifestItem {
+  const item: ManifestItem = {
+    id: place.id,
+    image: content.image && place.imageOrigin !== null ? { ...content.image, origin: place.imageOrigin } : null,
+    caption:
+      content.caption && place.caption
+        ? { ...content.caption, origin: place.caption.origin, line: place.caption.line, ...(place.caption.choice ? { choice: place.caption.choice } : {}) }
+        : null,
+  };
+  if (content.prepared) item.prepared = content.prepared;
+  if (content.imageError !== null) item.error = { code: 'undecodable', message: content.imageError, origin: place.imageOrigin ?? place.id };
+  if (place.row !== undefined) item.row = place.row;
+  return item;
+}
+
+class PrepareRun {
+  readonly items: (ManifestItem | null)[] = [];
+  readonly skipped: Manifest['skipped'] = [];
+  constructor(
+    private readonly ctx: StageContext,
+    private readonly spec: DatasetSpec,
+  ) {}
+
+  /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
+  async process(index: number, place: ItemPlace, sources: Sources, rowError?: string): Promise<void> {
+    const resolution = this.spec.resolution ?? null;
+    const key: Json = { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
+    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, sources, resolution));
+    const item = toManifestItem(place, content);
+    if (rowError !== undefined) item.error = { code: 'undecodable', message: rowError, origin: place.imageOrigin ?? place.id };
+    if (item.error && this.spec.bad_images === 'skip') {
+      const origin = item.error.origin ?? item.id;
+      this.skipped.push({ origin, reason: item.error.message });
+      const warning: Diagnostic = { severity: 'warning', code: 'undecodable', message: `skipped: ${item.error.message}`, file: origin, item: item.id, hint: 'replace or remove the image (bad_images: skip drops it from training)' };
+      this.ctx.emit({ item: item.id, diagnostics: [warning as unknown as Json] });
+      this.ctx.log(`warning: ${origin}: skipped, ${item.error.message}`);
+      this.items[index] = null;
+      return;
+    }
+    this.items[index] = item;
+  }
+}
+
+function fileSources(entry: ListingEntry): Sources {
+  const image = entry.image;
+  const captionFile = entry.captionFile;
+  const captionText = entry.captionText;
+  let caption: Sources['caption'] = null;
+  if (captionFile) caption = { sha256: captionFile.sha256, load: () => readListed(captionFile, MAX_CAPTION_BYTES) };
+  else if (captionText) {
+    const bytes = Buffer.from(captionText.text, 'utf8');
+    caption = { sha256: sha256(bytes), load: async () => bytes };
+  }
+  return { image: image ? { sha256: image.sha256, load: () => readListed(image, IMAGE_LIMITS.maxBytes) } : null, caption };
+}
+
+function filePlace(entry: ListingEntry): ItemPlace {
+  const caption = entry.captionFile
+    ? { origin: entry.captionFile.path, line: 1 }
+    : entry.captionText
+      ? { origin: entry.captionText.path, line: entry.captionText.line }
+      : null;
+  return { id: entry.id, imageOrigin: entry.image?.path ?? null, caption };
+}
+
+async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: ListingEntry[]): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < entries.length) {
+      if (ctx.signal.aborted) throw new Error('interrupted');
+      const index = next++;
+      const entry = entries[index];
+      await run.process(index, filePlace(entry), fileSources(entry));
+      ctx.progress(++done, entries.length, undefined, 'items');
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
+}
+
+async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
+  let mod: HubItemsModule;
+  try {
+    mod = (await import(HUB_ITEMS_MODULE)) as HubItemsModule;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('parquet datasets are not available in this build (src/datasets/hub/items.ts is missing)');
+    throw err;
+  }
+  let index = 0;
+  for await (const row of mod.readHubItems(listing, spec, ctx.signal)) {
+    if (spec.max_items !== undefined && index >= spec.max_items) break;
+    const imageBytes = row.image;
+    const captionBytes = row.caption ? Buffer.from(row.caption.text, 'utf8') : null;
+    const place: ItemPlace = {
+      id: `row ${row.row}`,
+      imageOrigin: row.origin,
+      caption: row.caption ? { origin: row.origin, line: 1, ...(row.caption.choice ? { choice: row.caption.choice } : {}) } : null,
+      row: row.row,
+    };
+    const captionSource = captionBytes ? { sha256: sha256(captionBytes), load: async () => captionBytes } : null;
+    if (row.error !== undefined) {
+      await run.process(index, place, { image: null, caption: captionSource }, row.error);
+    } else {
+      await run.process(index, place, { image: imageBytes ? { sha256: sha256(imageBytes), load: async () => imageBytes } : null, caption: captionSource });
+    }
+    index++;
+    ctx.progress(index, spec.max_items ?? index, undefined, 'rows');
+  }
+}
+
+function readListing(text: string, upstream: string): Listing {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${upstream} listing.json is not valid JSON (${(err as Error).message}); run \`lorabuild cache verify\``);
+  }
+  const listing = value as Listing;
+  if (!listing || typeof listing !== 'object' || !Array.isArray(listing.entries) || typeof listing.layout !== 'string') {
+    throw new Error(`${upstream} listing.json is not a dataset listing`);
+  }
+  return listing;
+}
+
+export const stage: StageImpl = {
+  kind: 'prepare',
+  version: 1,
+  materializeTo: () => null,
+
+  async inputs(ctx) {
+    const { spec } = datasetSpec(ctx);
+    const params: Record<string, Json> = {
+      resolution: spec.resolution ?? null,
+      bad_images: spec.bad_images,
+      max_items: spec.max_items ?? null,
+    };
+    if (spec.hub) {
+      // how rows become items (only parquet sources read these)
+      params.image_column = spec.image_column;
+      params.caption_column = spec.caption_column ?? null;
+      params.caption_choice = spec.caption_choice;
+      params.caption_seed = spec.caption_seed;
+    }
+    return { params, files: {} };
+  },
+
+  async run(ctx) {
+    const { name, spec } = datasetSpec(ctx);
+    const upstream = `fetch:${name}`;
+    const listing = readListing(await readFile(ctx.upstreamPath(upstream, 'listing.json'), 'utf8'), upstream);
+    const run = new PrepareRun(ctx, spec);
+    if (listing.layout === 'parquet') {
+      await prepareHubRows(ctx, run, listing, spec);
+    } else {
+      const entries = spec.max_items !== undefined ? listing.entries.slice(0, spec.max_items) : listing.entries;
+      await prepareEntries(ctx, run, entries);
+    }
+    const items = run.items.filter((i): i is ManifestItem => i !== null);
+    const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
+    await writeFile(join(ctx.outDir, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
+    return {
+      meta: {
+        items: items.length,
+        images: items.filter((i) => i.image).length,
+        captions: items.filter((i) => i.caption).length,
+        prepared: items.filter((i) => i.prepared).length,
+        errors: items.filter((i) => i.error).length,
+        images_without_caption: items.filter((i) => (i.image || i.error) && !i.caption).length,
+        captions_without_image: items.filter((i) => i.caption && !i.image && !i.error).length,
+        skipped: run.skipped.length,
+        stray: manifest.stray.length,
+      },
+    };
+  },
+};
