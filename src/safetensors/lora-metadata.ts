@@ -66,6 +66,7 @@ export function loraMetadata(input: LoraMetadataInput): Record<string, string> {
     'modelspec.architecture': 'stable-diffusion-v1/lora',
     'modelspec.implementation': 'diffusers',
     'modelspec.title': input.loraName,
+    ss_output_name: input.loraName,
     'modelspec.resolution': `${spec.resolution}x${spec.resolution}`,
     'lorabuild.lora': input.loraName,
     'lorabuild.arch': input.arch,

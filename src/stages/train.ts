@@ -128,7 +128,13 @@ function baseKey(inputs: StageInputs): string | null {
   return canonicalHash({ params: rest, files: inputs.files } as Json);
 }
 
-async function encodeAll(ctx: StageContext, prep: Prepared): Promise<{ latents: string; context: string }[]> {
+interface Encoded {
+  items: { latents: string; context: string }[];
+  /** the empty caption's context, for caption dropout */
+  empty: string | null;
+}
+
+async function encodeAll(ctx: StageContext, prep: Prepared): Promise<Encoded> {
   const worker = await ctx.worker();
   const scope: EncodeScope = { ctx, worker, model: prep.model, workerVersion: prep.hello.worker_version };
   const tokenizer = await resolveTokenizer(ctx.config, prep.spec.model);
@@ -140,14 +146,19 @@ async function encodeAll(ctx: StageContext, prep: Prepared): Promise<{ latents: 
     out.push({ latents: ctx.blobPath(latents), context: ctx.blobPath(context) });
   }
   ctx.progress(prep.items.length, prep.items.length, 'encoded', 'item');
-  return out;
+  const empty = prep.spec.caption_dropout > 0 ? ctx.blobPath(await cachedContext(scope, '(empty caption)', tokenizer.encodePadded('').ids, prep.spec.clip_skip)) : null;
+  return { items: out, empty };
 }
 
+/** The step a resumable state was saved at (the worker's "lorabuild.state" JSON metadata). */
 async function stateStep(path: string): Promise<number | null> {
   const { metadata } = await readSafetensorsHeader(path);
-  const raw = metadata['lorabuild.step'] ?? metadata.step;
-  const step = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(step) && step > 0 ? step : null;
+  try {
+    const step = (JSON.parse(metadata['lorabuild.state'] ?? 'null') as { step?: unknown } | null)?.step;
+    return typeof step === 'number' && Number.isInteger(step) && step > 0 ? step : null;
+  } catch {
+    return null;
+  }
 }
 
 interface TrainRun {
@@ -188,7 +199,8 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
         {
           model: model.path,
           arch: model.arch,
-          items: encoded,
+          items: encoded.items,
+          ...(encoded.empty ? { empty_context: encoded.empty } : {}),
           params: trainingParams(spec),
           out_dir: scratch.dir,
           checkpoint_every: spec.checkpoint_every,
@@ -209,7 +221,9 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
             } else if (event.type === 'checkpoint') {
               logLine(`checkpoint at step ${event.step}: ${event.path}`);
               pendingStamps.push(
-                stampLoraFile(event.path, { ss_steps: String(event.step) })
+                // a checkpoint is what a run of that many steps ends with: say so, so that a longer
+                // run and an extended one give the same bytes for it
+                stampLoraFile(event.path, { ss_steps: String(event.step), ss_max_train_steps: String(event.step) })
                   .then(() => ctx.putBlob({ file: event.path }))
                   .then((blob) => {
                     checkpoints[String(event.step)] = blob.sha256;
@@ -226,7 +240,7 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
     }
     await Promise.all(pendingStamps);
     const done = result as { final: string; state: string; loss_curve?: [number, number][]; peak_memory?: number };
-    await stampLoraFile(done.final, { ss_steps: String(spec.steps) });
+    await stampLoraFile(done.final, { ss_steps: String(spec.steps), ss_max_train_steps: String(spec.steps) });
     const final = await ctx.putBlob({ file: done.final });
     const state = await ctx.putBlob({ file: done.state });
     const fromWorker = done.loss_curve ?? curve;

@@ -42,8 +42,8 @@ export const PROTOCOL_VERSION = 1;
 //                                             loss_curve: [[step, loss], ...], peak_memory }
 //                                      every file is written to a temp name and renamed.
 //                                      A cancelled train (cancel op or SIGTERM) leaves its resumable
-//                                      state at out_dir/state.safetensors with metadata
-//                                      {"lorabuild.step": "<steps done>"}; the client indexes it so
+//                                      state at out_dir/state.safetensors (metadata "lorabuild.state":
+//                                      JSON with "step"); the client indexes it so
 //                                      the next run passes it back as `resume` (train.ts).
 // sample { model, arch?, cells: [{ cond_ids, uncond_ids, seed, width, height, sampler, steps, cfg,
 //          lora: { path, strength } | null, out, parameters }] }
