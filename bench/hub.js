@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// node bench/hub.js — hub dataset throughput over loopback: a generated pokemon-schema parquet
+// (image struct + en_text + zh_text, snappy) served by the test hub on 127.0.0.1, built with
+// `lorabuild run` into an empty HF cache and an empty lorabuild cache.
+// Reports fetch and prepare throughput (rows/s, MB/s), a no-op rerun, and the run's peak RSS.
+// Options: --rows N (default 2000), --size PX (image side, default 64), --json
+// Needs `npx tsc -p tsconfig.json` first (runs dist/ through bin/lorabuild.js).
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import ts from 'typescript';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({ options: { rows: { type: 'string' }, size: { type: 'string' }, json: { type: 'boolean' } } });
+const rows = Number(values.rows ?? 2000);
+const size = Number(values.size ?? 64);
+
+/** The test helpers are TypeScript: transpile them next to the repo so their imports resolve. */
+async function loadHelpers() {
+  const out = join(repoRoot, '.lorabuild-tmp', 'bench-hub');
+  mkdirSync(out, { recursive: true });
+  for (const name of ['hub-server', 'parquet-fixtures']) {
+    const source = readFileSync(join(repoRoot, 'tests', 'helpers', `${name}.ts`), 'utf8');
+    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+    writeFileSync(join(out, `${name}.js`), outputText);
+  }
+  const server = await import(pathToFileURL(join(out, 'hub-server.js')).href);
+  const fixtures = await import(pathToFileURL(join(out, 'parquet-fixtures.js')).href);
+  return { ...server, ...fixtures };
+}
+
+/** Runs the CLI; returns its --json stage events and its peak RSS (reported from its exit hook). */
+function lorabuild(args, env) {
+  const hook = `data:text/javascript,process.on('exit',()=>process.stderr.write('\\n@@rss '+process.resourceUsage().maxRSS+'\\n'))`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', hook, join(repoRoot, 'bin', 'lorabuild.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const rss = Number(/@@rss (\d+)/.exec(stderr)?.[1] ?? NaN) * 1024;
+      if (code !== 0) return reject(new Error(`lorabuild ${args.join(' ')} exited ${code}\n${stderr}\n${stdout}`));
+      const events = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l));
+      resolve({ events, rss });
+    });
+  });
+}
+
+function stageTime(events, id) {
+  const done = events.filter((e) => e.stage === id && e.outcome === 'ran' && typeof e.durationMs === 'number');
+  return done.length ? done[done.length - 1].durationMs : NaN;
+}
+
+const helpers = await loadHelpers();
+const work = mkdtempSync(join(tmpdir(), 'lorabuild-bench-hub-'));
+const hub = await helpers.HubServer.start();
+try {
+  const generateStart = performance.now();
+  const images = [];
+  for (let i = 0; i < rows; i++) images.push(await helpers.pngBytes(i, size));
+  const parquet = helpers.pokemonParquet(
+    images.map((image, i) => ({ image, path: `${i}.png`, en: `a drawing of pokemon number ${i}`, zh: `宝可梦 ${i}` })),
+    { rowGroupSize: 100 },
+  );
+  const generateMs = performance.now() - generateStart;
+  hub.addRepo('bench/pokemon', [{ path: 'data/train-00000-of-00001.parquet', content: parquet }]);
+
+  writeFileSync(
+    join(work, 'lorafile.yaml'),
+    ['version: 1', 'datasets:', '  pokemon:', '    hub: bench/pokemon', '    caption_column: en_text', ''].join('\n'),
+  );
+  const env = { ...process.env, HF_HOME: join(work, 'hf'), HF_ENDPOINT: hub.url, LORABUILD_CACHE: join(work, 'cache') };
+  delete env.HF_HUB_OFFLINE;
+  delete env.HF_HUB_CACHE;
+  delete env.HF_TOKEN;
+
+  const first = await lorabuild(['run', '-f', join(work, 'lorafile.yaml'), '--json'], env);
+  const contentRequests = hub.contentRequests().length;
+  hub.clearLog();
+  const noopStart = performance.now();
+  const second = await lorabuild(['run', '-f', join(work, 'lorafile.yaml'), '--json'], env);
+  const noopMs = performance.now() - noopStart;
+
+  const mb = parquet.length / 1e6;
+  const fetchMs = stageTime(first.events, 'fetch:pokemon');
+  const prepareMs = stageTime(first.events, 'prepare:pokemon');
+  const result = {
+    rows,
+    image_px: size,
+    parquet_mb: +mb.toFixed(2),
+    generate_s: +(generateMs / 1000).toFixed(2),
+    fetch: { s: +(fetchMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (fetchMs / 1000)), mb_per_s: +(mb / (fetchMs / 1000)).toFixed(1) },
+    prepare: { s: +(prepareMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (prepareMs / 1000)), mb_per_s: +(mb / (prepareMs / 1000)).toFixed(1) },
+    first_run_peak_rss_mb: Math.round(first.rss / 1e6),
+    content_requests_first_run: contentRequests,
+    noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: hub.contentRequests().length, peak_rss_mb: Math.round(second.rss / 1e6) },
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else {
+    process.stdout.write(
+      [
+        `hub dataset: ${rows} rows, ${size}px PNGs, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`,
+        `  fetch   ${result.fetch.s}s  ${result.fetch.rows_per_s} rows/s  ${result.fetch.mb_per_s} MB/s  (${contentRequests} content request(s))`,
+        `  prepare ${result.prepare.s}s  ${result.prepare.rows_per_s} rows/s  ${result.prepare.mb_per_s} MB/s`,
+        `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB`,
+        `  no-op rerun: ${result.noop_rerun.s}s, ${result.noop_rerun.content_requests} content requests, peak RSS ${result.noop_rerun.peak_rss_mb} MB`,
+        '',
+      ].join('\n'),
+    );
+  }
+} finally {
+  await hub.stop();
+  rmSync(work, { recursive: true, force: true });
+}
