@@ -1,0 +1,106 @@
+// Where the CLIP tokenizer files are found for a model: real folders in a temp dir that link to the
+// reference files (shared/reference is test data and is never copied into the project).
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
+import { resolveClipTokenizer, resolveTokenizer, tokenizerForDataset, TokenizerNotFoundError } from '../src/text/resolve.js';
+import { loadClipTokenizer } from '../src/text/load.js';
+import { makeTempDir } from './helpers/cli.js';
+
+const REF = '/work/shared/reference/clip-tokenizer';
+const tmp = makeTempDir('lorabuild-resolve-');
+const EMPTY_ENV = { HF_HUB_CACHE: join(tmp.dir, 'empty-hf-cache') };
+let clipId: string;
+
+function linkHfFiles(folder: string): void {
+  mkdirSync(folder, { recursive: true });
+  symlinkSync(join(REF, 'vocab.json'), join(folder, 'vocab.json'));
+  symlinkSync(join(REF, 'merges.txt'), join(folder, 'merges.txt'));
+}
+
+function config(dir: string, models: string, extra = ''): ReturnType<typeof parseConfig> {
+  const file = join(dir, 'lorafile.yaml');
+  const source = `version: 1\nmodels:\n${models}\n${extra}`;
+  writeFileSync(file, source);
+  return parseConfig(source, file);
+}
+
+beforeAll(async () => {
+  clipId = (await loadClipTokenizer({ kind: 'openai', bpe: join(REF, 'bpe_simple_vocab_16e6.txt.gz') })).id;
+});
+afterAll(tmp.cleanup);
+
+describe('resolveTokenizer', () => {
+  it('gives builtin tiny models the byte tokenizer', async () => {
+    const dir = join(tmp.dir, 'tiny');
+    mkdirSync(dir);
+    expect((await resolveTokenizer(config(dir, '  tiny: { builtin: tiny }'), 'tiny')).id).toBe('byte-v1');
+  });
+
+  it('uses the model tokenizer: setting (a .gz file), relative to the lorafile', async () => {
+    const dir = join(tmp.dir, 'setting');
+    mkdirSync(join(dir, 'tok'), { recursive: true });
+    symlinkSync(join(REF, 'bpe_simple_vocab_16e6.txt.gz'), join(dir, 'tok', 'bpe_simple_vocab_16e6.txt.gz'));
+    const c = config(dir, '  sd: { checkpoint: nowhere/model.safetensors, tokenizer: tok/bpe_simple_vocab_16e6.txt.gz }');
+    const t = await resolveTokenizer(c, 'sd');
+    expect(t.id).toBe(clipId);
+    expect(t.encode('a photo of a cat').ids).toEqual([320, 1125, 539, 320, 2368]);
+  });
+
+  it('reports a tokenizer: setting that holds no tokenizer instead of looking elsewhere', async () => {
+    const dir = join(tmp.dir, 'bad-setting');
+    mkdirSync(join(dir, 'empty'), { recursive: true });
+    const c = config(dir, '  sd: { checkpoint: m.safetensors, tokenizer: empty }');
+    await expect(resolveTokenizer(c, 'sd')).rejects.toThrow(`tokenizer: empty (${join(dir, 'empty')}) holds no vocab.json + merges.txt`);
+  });
+
+  it("finds vocab.json + merges.txt in the checkpoint's tokenizer/ subfolder", async () => {
+    const dir = join(tmp.dir, 'diffusers');
+    linkHfFiles(join(dir, 'models', 'tokenizer'));
+    const c = config(dir, '  sd: { checkpoint: models/model.safetensors }');
+    expect((await resolveClipTokenizer(c, 'sd', EMPTY_ENV)).id).toBe(clipId);
+  });
+
+  it("finds ComfyUI's comfy/sd1_tokenizer from a checkpoint in ComfyUI/models/checkpoints/", async () => {
+    const dir = join(tmp.dir, 'comfy');
+    linkHfFiles(join(dir, 'ComfyUI', 'comfy', 'sd1_tokenizer'));
+    mkdirSync(join(dir, 'ComfyUI', 'models', 'checkpoints', 'sd15'), { recursive: true });
+    const c = config(dir, '  sd: { checkpoint: ComfyUI/models/checkpoints/sd15/DreamShaper_8_pruned.safetensors }');
+    expect((await resolveClipTokenizer(c, 'sd', EMPTY_ENV)).id).toBe(clipId);
+  });
+
+  it('falls back to LORABUILD_CLIP_TOKENIZER, then the Hugging Face cache', async () => {
+    const dir = join(tmp.dir, 'env');
+    mkdirSync(dir);
+    const c = config(dir, '  sd: { checkpoint: m.safetensors }');
+    expect((await resolveClipTokenizer(c, 'sd', { ...EMPTY_ENV, LORABUILD_CLIP_TOKENIZER: REF })).id).toBe(clipId);
+    const hf = join(tmp.dir, 'hf');
+    linkHfFiles(join(hf, 'models--openai--clip-vit-large-patch14', 'snapshots', '0123abc'));
+    expect((await resolveClipTokenizer(c, 'sd', { HF_HUB_CACHE: hf })).id).toBe(clipId);
+  });
+
+  it('lists every place it looked when nothing is found', async () => {
+    const dir = join(tmp.dir, 'none');
+    mkdirSync(join(dir, 'ComfyUI', 'models', 'checkpoints'), { recursive: true });
+    const c = config(dir, '  sd: { checkpoint: ComfyUI/models/checkpoints/x.safetensors }');
+    const err = await resolveClipTokenizer(c, 'sd', EMPTY_ENV).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenizerNotFoundError);
+    const message = (err as Error).message;
+    expect(message).toContain("no CLIP tokenizer found for model 'sd'; looked in:");
+    expect(message).toContain(`  - the checkpoint's folder: ${join(dir, 'ComfyUI', 'models', 'checkpoints')}`);
+    expect(message).toContain(`  - the ComfyUI install of the checkpoint: ${join(dir, 'ComfyUI', 'comfy', 'sd1_tokenizer')}`);
+    expect(message).toContain('  - LORABUILD_CLIP_TOKENIZER: (not set)');
+    expect(message).toContain(`  - the Hugging Face cache (openai/clip-vit-large-patch14): ${join(tmp.dir, 'empty-hf-cache', 'models--openai--clip-vit-large-patch14', 'snapshots', '*')}`);
+    expect(message).toContain('fix: set `tokenizer:` on the model');
+  });
+
+  it('picks the tokenizer of the first lora that trains on a dataset', async () => {
+    const dir = join(tmp.dir, 'dataset');
+    mkdirSync(dir);
+    const c = config(dir, '  tiny: { builtin: tiny }', 'datasets:\n  d: { folder: d }\n  unused: { folder: u }\nloras:\n  l: { model: tiny, dataset: d }\n');
+    const used = await tokenizerForDataset(c, 'd');
+    expect(used.tokenizer.id).toBe('byte-v1');
+    expect(used.reason).toBe("byte tokenizer of model 'tiny' (lora 'l')");
+  });
+});
