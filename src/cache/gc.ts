@@ -1,0 +1,110 @@
+// cache gc: drop old action entries (keep the last N per stage, or the newest that fit a size
+// budget; entries the current lorafile.lock names are always kept), then delete every blob, item
+// memo and log that no kept entry needs. Call while holding the writer lock.
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ActionCache, type ActionEntry } from './action-cache.js';
+import { allBlobs, allItems } from './inventory.js';
+import { CacheLayout } from './layout.js';
+
+export type GcPolicy = { keepLast: number } | { maxBytes: number };
+
+export interface GcReport {
+  keptActions: number;
+  removedActions: number;
+  removedBlobs: number;
+  removedBytes: number;
+  keptBytes: number;
+  removedItems: number;
+}
+
+export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): GcReport {
+  const layout = new CacheLayout(root);
+  const actions = new ActionCache(root);
+  const entries = [...actions.all()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const sizes = new Map<string, number>();
+  for (const blob of allBlobs(root)) sizes.set(blob.sha256, blob.size);
+
+  const keep = new Set<string>();
+  const counted = new Set<string>();
+  let keptBytes = 0;
+  const add = (e: ActionEntry) => {
+    keep.add(e.fingerprint);
+    for (const sha of blobsOf(e)) {
+      if (counted.has(sha)) continue;
+      counted.add(sha);
+      keptBytes += sizes.get(sha) ?? 0;
+    }
+  };
+  for (const e of entries) if (pinned.has(e.fingerprint)) add(e);
+  if ('keepLast' in policy) {
+    const perStage = new Map<string, number>();
+    for (const e of entries) {
+      const n = perStage.get(e.stage) ?? 0;
+      if (n < policy.keepLast) add(e);
+      perStage.set(e.stage, n + 1);
+    }
+  } else {
+    for (const e of entries) {
+      if (keep.has(e.fingerprint)) continue;
+      const extra = [...new Set(blobsOf(e))].filter((sha) => !counted.has(sha)).reduce((sum, sha) => sum + (sizes.get(sha) ?? 0), 0);
+      if (keptBytes + extra <= policy.maxBytes) add(e);
+    }
+  }
+
+  const report: GcReport = { keptActions: keep.size, removedActions: 0, removedBlobs: 0, removedBytes: 0, keptBytes, removedItems: 0 };
+  const neededItems = new Set<string>();
+  const logsOfLastRuns = lastRunFingerprints(layout);
+  for (const e of entries) {
+    if (keep.has(e.fingerprint)) {
+      for (const id of e.items) neededItems.add(id);
+    } else {
+      rmSync(layout.action(e.fingerprint), { force: true });
+      if (!logsOfLastRuns.has(e.fingerprint)) rmSync(layout.log(e.fingerprint), { force: true });
+      report.removedActions++;
+    }
+  }
+  for (const [sha, size] of sizes) {
+    if (counted.has(sha)) continue;
+    rmSync(layout.blob(sha), { force: true });
+    report.removedBlobs++;
+    report.removedBytes += size;
+  }
+  for (const item of allItems(root)) {
+    if (neededItems.has(item.id)) continue;
+    rmSync(item.path, { force: true });
+    report.removedItems++;
+  }
+  return report;
+}
+
+function blobsOf(e: ActionEntry): string[] {
+  return [...Object.values(e.outputs.files).map((f) => f.sha256), ...e.refs];
+}
+
+function lastRunFingerprints(layout: CacheLayout): Set<string> {
+  const dir = join(layout.root, 'runs');
+  const found = new Set<string>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return found;
+  }
+  for (const name of names) {
+    try {
+      found.add((JSON.parse(readFileSync(join(dir, name), 'utf8')) as { fingerprint: string }).fingerprint);
+    } catch {
+      // unreadable run record: nothing to keep for it
+    }
+  }
+  return found;
+}
+
+/** "20G", "512M", "1.5GB", "1000" (bytes) -> bytes */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Math.floor(Number(m[1]) * unit);
+}

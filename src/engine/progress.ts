@@ -1,0 +1,156 @@
+// How a run shows itself: --json prints every event as one JSON line; a terminal gets live
+// progress bars; anything else (CI logs) gets plain lines, progress at most every few seconds.
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Diagnostic } from '../config/diagnostic.js';
+import { formatDiagnostic } from '../config/format.js';
+import type { StageEvent } from './types.js';
+
+export interface Reporter {
+  event(e: StageEvent): void;
+  /** a message that is not about one stage ("waiting for the cache lock") */
+  note(message: string): void;
+  /** the last line(s), after every stage is done */
+  summary(fields: Record<string, unknown>, text: string): void;
+}
+
+export type ReporterKind = 'json' | 'tty' | 'plain';
+
+export function makeReporter(kind: ReporterKind, root: string, out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Reporter {
+  if (kind === 'json') return new JsonReporter(out);
+  return kind === 'tty' ? new TtyReporter(root, out, err) : new PlainReporter(root, out, err);
+}
+
+class JsonReporter implements Reporter {
+  constructor(private readonly out: NodeJS.WriteStream) {}
+  event(e: StageEvent): void {
+    this.out.write(`${JSON.stringify(e)}\n`);
+  }
+  note(message: string): void {
+    this.out.write(`${JSON.stringify({ note: message })}\n`);
+  }
+  summary(fields: Record<string, unknown>): void {
+    this.out.write(`${JSON.stringify({ summary: fields })}\n`);
+  }
+}
+
+const LABEL: Record<string, string> = { fresh: 'fresh', cached: 'cached', ran: 'ran', failed: 'FAILED', skipped: 'skipped', stale: 'stale' };
+
+/** "ran     prepare:ds  0.4s  (1 item ran, 9 cached)  upstream fetch:ds changed" */
+export function stageLine(e: StageEvent): string {
+  const parts = [(LABEL[e.outcome ?? ''] ?? e.outcome ?? '').padEnd(8), e.stage];
+  if (e.durationMs !== undefined && e.outcome === 'ran') parts.push(seconds(e.durationMs));
+  if (e.items && e.items.ran + e.items.cached > 0) parts.push(`(${e.items.ran} item${e.items.ran === 1 ? '' : 's'} ran, ${e.items.cached} cached)`);
+  if (e.reason && e.outcome !== 'fresh') parts.push(e.outcome === 'failed' || e.outcome === 'skipped' ? `: ${e.reason}` : `— ${e.reason}`);
+  return parts.join('  ').replace('  : ', ': ');
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+function isFinal(e: StageEvent): boolean {
+  return e.item === undefined && e.progress === undefined && e.outcome !== undefined && e.outcome !== 'started';
+}
+
+/** Diagnostics a stage reported, compiler style, with the source line when the file is small. */
+function formatStageDiagnostics(root: string, e: StageEvent): string {
+  const blocks: string[] = [];
+  for (const raw of e.diagnostics ?? []) {
+    const d = raw as unknown as Diagnostic;
+    if (!d || typeof d !== 'object' || typeof d.message !== 'string') continue;
+    blocks.push(formatDiagnostic(d, d.file ? sourceOf(resolve(root, d.file)) : undefined));
+  }
+  return blocks.length ? `${blocks.join('\n')}\n` : '';
+}
+
+function sourceOf(file: string): string | undefined {
+  try {
+    return statSync(file).size <= 1024 * 1024 ? readFileSync(file, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+class PlainReporter implements Reporter {
+  private lastProgress = new Map<string, number>();
+  constructor(
+    private readonly root: string,
+    private readonly out: NodeJS.WriteStream,
+    private readonly err: NodeJS.WriteStream,
+  ) {}
+  event(e: StageEvent): void {
+    if (e.diagnostics?.length) this.err.write(formatStageDiagnostics(this.root, e));
+    if (e.item !== undefined) return;
+    if (e.outcome === 'started') this.out.write(`start     ${e.stage}${e.reason ? ` — ${e.reason}` : ''}\n`);
+    else if (e.progress) {
+      const now = Date.now();
+      if (now - (this.lastProgress.get(e.stage) ?? 0) < 5000 && e.progress.done !== e.progress.total) return;
+      this.lastProgress.set(e.stage, now);
+      const { done, total, unit, message } = e.progress;
+      this.out.write(`          ${e.stage} ${done}/${total}${unit ? ` ${unit}` : ''}${message ? ` ${message}` : ''}\n`);
+    } else if (isFinal(e)) this.out.write(`${stageLine(e)}\n`);
+  }
+  note(message: string): void {
+    this.err.write(`${message}\n`);
+  }
+  summary(_fields: Record<string, unknown>, text: string): void {
+    this.out.write(`${text}\n`);
+  }
+}
+
+const BAR_WIDTH = 24;
+
+class TtyReporter implements Reporter {
+  private live = new Map<string, string>();
+  private drawn = 0;
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly root: string,
+    private readonly out: NodeJS.WriteStream,
+    private readonly err: NodeJS.WriteStream,
+  ) {}
+
+  event(e: StageEvent): void {
+    if (e.diagnostics?.length) this.above(() => this.err.write(formatStageDiagnostics(this.root, e)));
+    if (e.item !== undefined) return;
+    if (e.outcome === 'started') this.setLive(e.stage, `${e.stage}  starting`);
+    else if (e.progress) this.setLive(e.stage, progressBar(e));
+    else if (isFinal(e)) {
+      this.live.delete(e.stage);
+      this.above(() => this.out.write(`${stageLine(e)}\n`));
+    }
+  }
+  note(message: string): void {
+    this.above(() => this.err.write(`${message}\n`));
+  }
+  summary(_fields: Record<string, unknown>, text: string): void {
+    this.live.clear();
+    this.above(() => this.out.write(`${text}\n`));
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private setLive(stage: string, line: string): void {
+    this.live.set(stage, line);
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.above(() => {});
+    }, 80);
+  }
+  /** erase the live area, print, redraw it */
+  private above(print: () => void): void {
+    if (this.drawn) this.out.write(`\x1b[${this.drawn}A\x1b[0J`);
+    print();
+    const width = Math.max(20, (this.out.columns ?? 80) - 1);
+    const lines = [...this.live.values()].map((l) => l.slice(0, width));
+    if (lines.length) this.out.write(`${lines.join('\n')}\n`);
+    this.drawn = lines.length;
+  }
+}
+
+function progressBar(e: StageEvent): string {
+  const { done, total, unit, message } = e.progress!;
+  const ratio = total > 0 ? Math.min(1, done / total) : 0;
+  const filled = Math.round(ratio * BAR_WIDTH);
+  return `${e.stage}  [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${done}/${total}${unit ? ` ${unit}` : ''}${message ? `  ${message}` : ''}`;
+}

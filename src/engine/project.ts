@@ -1,0 +1,30 @@
+// What every engine command needs first: the loaded lorafile, its stage plan, the cache root and
+// the lock path. LORABUILD_CACHE overrides the cache root (<lorafile dir>/cache by default).
+import { resolve } from 'node:path';
+import { loadConfig, DEFAULT_LORAFILE } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { planStages } from '../graph/plan.js';
+import { lockPathFor } from './lockfile.js';
+import type { Plan } from './types.js';
+
+export interface Project {
+  config: Config;
+  plan: Plan;
+  /** ids of every stage of the whole lorafile (the lock keeps only these) */
+  allStageIds: Set<string>;
+  cacheDir: string;
+  lockFile: string;
+}
+
+export function cacheDirFor(lorafileDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.LORABUILD_CACHE;
+  return fromEnv ? resolve(fromEnv) : resolve(lorafileDir, 'cache');
+}
+
+/** Throws ConfigError (exit 2) for an invalid lorafile or an unknown target. */
+export async function openProject(file: string | undefined, targets: string[]): Promise<Project> {
+  const config = await loadConfig(file ?? DEFAULT_LORAFILE);
+  const plan = planStages(config, targets);
+  const all = targets.length === 0 ? plan : planStages(config);
+  return { config, plan, allStageIds: new Set(all.order), cacheDir: cacheDirFor(config.root), lockFile: lockPathFor(config.file) };
+}

@@ -1,0 +1,7 @@
+// One line per stage for `lorabuild status`.
+import type { StageReport } from './executor.js';
+
+export function stageStatusLine(r: StageReport, width: number): string {
+  const reason = r.outcome === 'fresh' ? '' : r.reason;
+  return `${r.stage.padEnd(width)}  ${r.outcome.padEnd(7)}${reason ? `  ${reason}` : ''}`.trimEnd();
+}
