@@ -2,7 +2,8 @@
 // resume, verification and the error messages — against a real HTTP hub on 127.0.0.1.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -255,8 +256,7 @@ describe('interrupted and damaged downloads', () => {
     hub.addRepo('lab/bad-part', [{ path: SHARD, content: pokemonBytes }]);
     const blobs = join(home, 'hub', 'datasets--lab--bad-part', 'blobs');
     const part = join(blobs, `${sha256(pokemonBytes)}.incomplete`);
-    await rm(blobs, { recursive: true, force: true });
-    await import('node:fs/promises').then((fs) => fs.mkdir(blobs, { recursive: true }));
+    await mkdir(blobs, { recursive: true });
     await writeFile(part, Buffer.alloc(500, 7)); // a partial file with the wrong bytes
     const ds = spec({ hub: 'lab/bad-part' });
     const err = await expectHubError(fetchOnce(ds), 'download-mismatch');
@@ -275,6 +275,35 @@ describe('interrupted and damaged downloads', () => {
     const second = await fetchOnce(ds, { previous: lockOf(first.inputs) });
     expect(hub.contentRequests()).toHaveLength(1);
     expect(Buffer.compare(await readFile(second.listing.shards![0].abs), pokemonBytes)).toBe(0);
+  });
+});
+
+describe('shared cache', () => {
+  it('two builds fetching the same dataset at once download it once', async () => {
+    hub.addRepo('lab/twice', [{ path: SHARD, content: pokemonBytes }]);
+    const ds = spec({ hub: 'lab/twice' });
+    const [a, b] = await Promise.all([fetchOnce(ds), fetchOnce(ds)]);
+    expect(a.listing).toEqual(b.listing);
+    expect(hub.contentRequests()).toHaveLength(1);
+  });
+
+  it('a lock left by a killed process does not block the download', async () => {
+    hub.addRepo('lab/stale-lock', [{ path: SHARD, content: pokemonBytes }]);
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    const blobs = join(home, 'hub', 'datasets--lab--stale-lock', 'blobs');
+    await mkdir(blobs, { recursive: true });
+    await writeFile(join(blobs, `${sha256(pokemonBytes)}.lock`), dead);
+    const { listing } = await fetchOnce(spec({ hub: 'lab/stale-lock' }));
+    expect(listing.shards![0].sha256).toBe(sha256(pokemonBytes));
+    expect(existsSync(join(blobs, `${sha256(pokemonBytes)}.lock`))).toBe(false);
+  });
+
+  it('HF_HUB_CACHE moves the hub cache away from HF_HOME', async () => {
+    const elsewhere = join(home, 'elsewhere');
+    process.env.HF_HUB_CACHE = elsewhere;
+    const { listing } = await fetchOnce(spec({ hub: 'lab/pokemon' }));
+    expect(listing.shards![0].abs.startsWith(join(elsewhere, 'datasets--lab--pokemon', 'snapshots'))).toBe(true);
+    expect(existsSync(join(home, 'hub'))).toBe(false);
   });
 });
 

@@ -15,6 +15,7 @@ import { RepoCache } from './cache-layout.js';
 import { gitBlobSha1, sha256File } from './hashing.js';
 import type { RepoFile } from './repo-files.js';
 import { offlineHint } from './revision.js';
+import { lockBlob } from './blob-lock.js';
 
 export interface CachedFile {
   path: string;
@@ -96,10 +97,21 @@ class Downloader {
   }
 
   private async download(file: RepoFile): Promise<string> {
-    const { repo } = this.cache;
     const blob = this.cache.blob(file.etag);
-    const part = `${blob}.incomplete`;
     await mkdir(dirname(blob), { recursive: true });
+    const release = await lockBlob(`${blob}.lock`, this.options.signal);
+    try {
+      // another process may have finished it while this one waited for the lock
+      if ((await sizeOf(blob)) === file.size) return await verify(file, this.cache.repo, blob, sha256File);
+      return await this.downloadLocked(file, blob);
+    } finally {
+      await release();
+    }
+  }
+
+  private async downloadLocked(file: RepoFile, blob: string): Promise<string> {
+    const { repo } = this.cache;
+    const part = `${blob}.incomplete`;
     const retries = this.options.retries ?? 2;
     for (let attempt = 0; ; attempt++) {
       let have = (await sizeOf(part)) ?? 0;

@@ -1,0 +1,34 @@
+// One downloader per blob across processes (two lorabuild runs, or a run and a watch, sharing the
+// HF cache): an exclusive <blob>.lock file holding the owner's pid. A lock whose owner is gone is
+// taken over, so a killed run never blocks the next one.
+import { open, readFile, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function lockBlob(lockPath: string, signal: AbortSignal): Promise<() => Promise<void>> {
+  for (;;) {
+    signal.throwIfAborted();
+    try {
+      const handle = await open(lockPath, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(lockPath, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
+      await rm(lockPath, { force: true });
+      continue;
+    }
+    await sleep(200, undefined, { signal });
+  }
+}
