@@ -13,12 +13,16 @@ import { decodeImage, decodeToRaw } from '../src/images/decode.js';
 import { stage as fetchStage } from '../src/stages/fetch.js';
 import { stage as prepareStage, cleanCaption } from '../src/stages/prepare.js';
 import { makeTempDir, writeFiles } from './helpers/cli.js';
+import { pngBytes, pokemonParquet } from './helpers/parquet-fixtures.js';
+import type { StageImpl } from '../src/engine/types.js';
+import { createHash } from 'node:crypto';
 
 let dir: string;
 let cleanup: () => void;
 
 beforeEach(() => {
   ({ dir, cleanup } = makeTempDir('lorabuild-prepare-'));
+  useParquetFetch = false;
 });
 afterEach(() => cleanup());
 
@@ -46,8 +50,27 @@ function plan(): Plan {
   return { stages: new Map(nodes.map((n) => [n.id, n])), order: nodes.map((n) => n.id), selected: [] };
 }
 
+/** Stands in for the hub fetch: a listing of one parquet shard already on disk. */
+const parquetFetch: StageImpl = {
+  kind: 'fetch',
+  version: 1,
+  materializeTo: () => null,
+  async inputs(ctx) {
+    const abs = join(ctx.root, 'train-00000-of-00001.parquet');
+    return { params: {}, files: { 'train-00000-of-00001.parquet': await ctx.hashFile(abs) } };
+  },
+  async run(ctx, inputs) {
+    const abs = join(ctx.root, 'train-00000-of-00001.parquet');
+    const sha256 = inputs.files['train-00000-of-00001.parquet'];
+    const listing: Listing = { source: 'hub', layout: 'parquet', root: 'owner/pokemon@abc', revision: 'abc', entries: [], shards: [{ path: 'data/train-00000-of-00001.parquet', abs, sha256, size: readFileSync(abs).length }] };
+    writeFileSync(join(ctx.outDir, 'listing.json'), JSON.stringify(listing));
+    return { meta: null };
+  },
+};
+let useParquetFetch = false;
+
 const registry = async (kind: StageKind) => {
-  if (kind === 'fetch') return fetchStage;
+  if (kind === 'fetch') return useParquetFetch ? parquetFetch : fetchStage;
   if (kind === 'prepare') return prepareStage;
   throw new Error(`no ${kind} stage in this test`);
 };
@@ -206,6 +229,41 @@ describe('prepare', () => {
     expect(report('fetch:ds').outcome).toBe('failed');
     expect(report('fetch:ds').reason).toMatch(/^hf\/metadata.jsonl:1:1: file_name "\.\.\/\.\.\/etc\/passwd" points outside the dataset folder\n  hint: /);
     expect(report('prepare:ds').outcome).toBe('skipped');
+  });
+
+  it('prepares parquet rows (pokemon schema) through the same per-item path', async () => {
+    useParquetFetch = true;
+    const good = await pngBytes(1, 24);
+    writeFileSync(
+      join(dir, 'train-00000-of-00001.parquet'),
+      pokemonParquet([
+        { image: good, path: null, en: 'a green bug', zh: '绿色虫子' },
+        { image: new Uint8Array(Buffer.from('not an image')), path: null, en: 'broken bytes', zh: '坏' },
+        { image: null, path: 'lost.png', en: 'no bytes', zh: '无' },
+        { image: await pngBytes(2, 24), path: null, en: 'a red fox', zh: '红狐' },
+      ]),
+    );
+    const spec = { hub: 'owner/pokemon', caption_column: 'en_text', resolution: 8 };
+    const kept = await build(spec);
+    const manifest = kept.output<Manifest>('prepare:ds', 'manifest.json');
+    expect(manifest).toMatchObject({ source: 'hub', layout: 'parquet' });
+    expect(manifest.items.map((i) => [i.id, i.row, i.caption?.text, i.image?.format ?? null, i.error?.code ?? null])).toEqual([
+      ['row 0', 0, 'a green bug', 'png', null],
+      ['row 1', 1, 'broken bytes', null, 'undecodable'],
+      ['row 2', 2, 'no bytes', null, 'undecodable'],
+      ['row 3', 3, 'a red fox', 'png', null],
+    ]);
+    expect(manifest.items[0].image).toMatchObject({ sha256: createHash('sha256').update(good).digest('hex'), width: 24, height: 24 });
+    expect(manifest.items[0].image?.origin).toMatch(/row 0/);
+    expect(manifest.items[0].prepared).toMatchObject({ width: 8, height: 8 });
+    expect(manifest.items[1].error?.message).toMatch(/unknown file signature/);
+    expect(manifest.items[2].error?.message).toMatch(/no bytes.*lost\.png/);
+
+    const skipped = await build({ ...spec, bad_images: 'skip' });
+    const m2 = skipped.output<Manifest>('prepare:ds', 'manifest.json');
+    expect(m2.items.map((i) => i.id)).toEqual(['row 0', 'row 3']);
+    expect(m2.skipped.map((s) => s.origin)).toEqual([expect.stringMatching(/row 1/), expect.stringMatching(/row 2/)]);
+    expect(skipped.report('prepare:ds').items).toEqual({ ran: 0, cached: 4 });
   });
 
   it('cleans captions the way training reads them', () => {

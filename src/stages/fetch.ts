@@ -9,18 +9,10 @@ import { resolveDatasetFolder } from '../datasets/local/folder.js';
 import { listLocalDataset, type LocalListing } from '../datasets/local/list.js';
 import type { Json, StageContext, StageImpl, StageInputs } from '../engine/types.js';
 
-interface HubFetchModule {
-  hubFetchInputs(ctx: StageContext, name: string, spec: DatasetSpec): Promise<StageInputs>;
-  hubFetchRun(ctx: StageContext, name: string, spec: DatasetSpec, inputs: StageInputs): Promise<Listing>;
-}
-
-// A variable specifier keeps the compiler from requiring the hub module, which another part of
-// the project provides; a missing module then only fails hub datasets.
-const HUB_FETCH_MODULE = '../datasets/hub/fetch.js';
-
-async function loadHub(name: string): Promise<HubFetchModule> {
+// Loaded on first use, so that folder datasets never load the hub client.
+async function loadHub(name: string): Promise<typeof import('../datasets/hub/fetch.js')> {
   try {
-    return (await import(HUB_FETCH_MODULE)) as HubFetchModule;
+    return await import('../datasets/hub/fetch.js');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
       throw new Error(`dataset '${name}': Hugging Face hub datasets are not available in this build (src/datasets/hub/fetch.ts is missing)`);

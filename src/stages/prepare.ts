@@ -10,25 +10,13 @@ import type { Diagnostic } from '../config/diagnostic.js';
 import type { ListedFile, Listing, ListingEntry, Manifest, ManifestItem } from '../datasets/manifest.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { decodeImage, IMAGE_LIMITS, ImageDecodeError, squareCrop } from '../images/decode.js';
+import type { CaptionChoice } from '../datasets/hub/caption-choice.js';
 import { datasetSpec } from './fetch.js';
 
 /** bump when the per-item result changes for the same bytes */
 const ITEM_VERSION = 1;
 const MAX_CAPTION_BYTES = 1024 * 1024;
 const CONCURRENCY = 4;
-
-type CaptionChoice = { index: number; of: number; rule: 'first' | 'random' };
-interface HubItem {
-  row: number;
-  origin: string;
-  image: Uint8Array | null;
-  caption: { text: string; choice?: CaptionChoice } | null;
-  error?: string;
-}
-interface HubItemsModule {
-  readHubItems(listing: Listing, spec: DatasetSpec, signal: AbortSignal): AsyncIterable<HubItem>;
-}
-const HUB_ITEMS_MODULE = '../datasets/hub/items.js';
 
 /** What an item's bytes give, independent of its name and place (the memoized part). */
 type ItemContent = {
@@ -181,9 +169,9 @@ async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: Listi
 }
 
 async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
-  let mod: HubItemsModule;
+  let mod: typeof import('../datasets/hub/items.js');
   try {
-    mod = (await import(HUB_ITEMS_MODULE)) as HubItemsModule;
+    mod = await import('../datasets/hub/items.js');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('parquet datasets are not available in this build (src/datasets/hub/items.ts is missing)');
     throw err;
