@@ -1,0 +1,151 @@
+// Cache stores on real files: CAS atomicity and dedup, verify quarantining a corrupted blob,
+// gc policies, the writer lock between real processes (including a stale lock of a killed one).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ActionCache, type ActionEntry } from '../src/cache/action-cache.js';
+import { Cas } from '../src/cache/cas.js';
+import { gcCache, parseSize } from '../src/cache/gc.js';
+import { ItemMemo } from '../src/cache/item-memo.js';
+import { verifyCache } from '../src/cache/verify.js';
+import { acquireWriterLock, currentWriter } from '../src/cache/writer-lock.js';
+import { canonicalJson } from '../src/engine/canonical.js';
+import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = makeTempDir('lorabuild-cache-')));
+afterEach(() => cleanup());
+
+function entry(stage: string, fingerprint: string, files: Record<string, { sha256: string; size: number }>, createdAt: string, refs: string[] = [], items: string[] = []): ActionEntry {
+  return { version: 1, stage, kind: 'train', fingerprint, params: {}, upstream: {}, outputs: { files, meta: null }, refs, items, createdAt, durationMs: 1 };
+}
+
+describe('canonical JSON', () => {
+  it('sorts keys at every level and keeps arrays in order', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, 1], c: 'x' } })).toBe('{"a":{"c":"x","d":[2,1]},"b":1}');
+  });
+});
+
+describe('CAS', () => {
+  it('names blobs by content, stores each once and leaves no temp files', async () => {
+    const cas = new Cas(dir);
+    const a = cas.putBuffer(Buffer.from('hello'));
+    expect(a.sha256).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+    expect(readFileSync(cas.path(a.sha256), 'utf8')).toBe('hello');
+    writeFileSync(join(dir, 'moved.txt'), 'hello');
+    const b = await cas.putFile(join(dir, 'moved.txt'));
+    expect(b).toEqual(a);
+    expect(existsSync(join(dir, 'moved.txt'))).toBe(false);
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+  });
+});
+
+describe('cache verify', () => {
+  it('quarantines a corrupted blob and drops the builds and item results that used it', async () => {
+    const cas = new Cas(dir);
+    const good = cas.putBuffer(Buffer.from('good output'));
+    const bad = cas.putBuffer(Buffer.from('image bytes'));
+    const actions = new ActionCache(dir);
+    actions.put(entry('train:x', 'a'.repeat(64), { 'x.safetensors': good }, '2025-01-01T00:00:00Z'));
+    actions.put(entry('prepare:ds', 'b'.repeat(64), { 'manifest.json': good }, '2025-01-01T00:00:00Z', [bad.sha256]));
+    const items = new ItemMemo(dir, cas);
+    items.put('prepare', items.keyHash({ id: 1 }), '1', { image: bad.sha256 });
+    expect(items.get('prepare', items.keyHash({ id: 1 }))).toBeDefined();
+
+    expect((await verifyCache(dir)).corrupted).toEqual([]);
+    writeFileSync(cas.path(bad.sha256), 'image bytez');
+    const report = await verifyCache(dir);
+    expect(report.corrupted.map((c) => c.sha256)).toEqual([bad.sha256]);
+    expect(existsSync(cas.path(bad.sha256))).toBe(false);
+    expect(readFileSync(report.corrupted[0].quarantined, 'utf8')).toBe('image bytez');
+    expect(report.droppedActions.map((d) => d.stage)).toEqual(['prepare:ds']);
+    expect(report.droppedItems).toBe(1);
+    expect(actions.has('a'.repeat(64))).toBe(true);
+    expect(actions.has('b'.repeat(64))).toBe(false);
+    expect(items.get('prepare', items.keyHash({ id: 1 }))).toBeUndefined();
+    const again = await verifyCache(dir);
+    expect(again.corrupted).toEqual([]);
+    expect(again.droppedActions).toEqual([]);
+  });
+});
+
+describe('cache gc', () => {
+  function fill() {
+    const cas = new Cas(dir);
+    const actions = new ActionCache(dir);
+    const blobs = [0, 1, 2, 3].map((i) => cas.putBuffer(Buffer.alloc(1000 * (i + 1), i)));
+    const items = new ItemMemo(dir, cas);
+    const itemKey = items.keyHash({ v: 0 });
+    items.put('train', itemKey, 'old', { n: 0 });
+    for (let i = 0; i < 4; i++) actions.put(entry('train:x', String(i).repeat(64), { 'x.bin': blobs[i] }, `2025-01-0${i + 1}T00:00:00Z`, [], i === 0 ? [`train/${itemKey}`] : []));
+    return { cas, actions, blobs };
+  }
+
+  it('--keep-last keeps the newest builds per stage and what the lock pins', () => {
+    const { cas, actions, blobs } = fill();
+    const report = gcCache(dir, { keepLast: 2 }, new Set(['0'.repeat(64)]));
+    expect(report.keptActions).toBe(3);
+    expect(report.removedActions).toBe(1);
+    expect(actions.has('1'.repeat(64))).toBe(false);
+    expect([0, 1, 2, 3].map((i) => cas.has(blobs[i].sha256))).toEqual([true, false, true, true]);
+    expect(report.removedBytes).toBe(2000);
+    expect(report.removedItems).toBe(0);
+  });
+
+  it('--max-size keeps the newest builds that fit', () => {
+    const { cas, blobs } = fill();
+    const report = gcCache(dir, { maxBytes: 8000 }, new Set());
+    // newest first: 4000 + 3000 fit, 2000 would not, 1000 still fits
+    expect([0, 1, 2, 3].map((i) => cas.has(blobs[i].sha256))).toEqual([true, false, true, true]);
+    expect(report.keptBytes).toBe(8000);
+    expect(report.removedBytes).toBe(2000);
+  });
+
+  it('parses sizes', () => {
+    expect(parseSize('20G')).toBe(20 * 1024 ** 3);
+    expect(parseSize('1.5MB')).toBe(1.5 * 1024 ** 2);
+    expect(parseSize('12')).toBe(12);
+    expect(parseSize('lots')).toBeUndefined();
+  });
+});
+
+describe('writer lock', () => {
+  const holder = (cache: string, ms: number) => `
+    import { acquireWriterLock } from ${JSON.stringify(join(REPO_ROOT, 'dist/cache/writer-lock.js'))};
+    const lock = await acquireWriterLock(${JSON.stringify(cache)}, 'holder', { onWait: (h) => console.log('waiting for ' + h.pid) });
+    console.log('acquired ' + process.pid);
+    await new Promise((r) => setTimeout(r, ${ms}));
+    lock.release();
+    console.log('released');
+  `;
+
+  it('makes a second process wait until the first releases', async () => {
+    const first = spawn(process.execPath, ['--input-type=module', '-e', holder(dir, 1500)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out1 = '';
+    first.stdout.on('data', (d) => (out1 += d));
+    while (!out1.includes('acquired')) await new Promise((r) => setTimeout(r, 50));
+    expect(currentWriter(dir)?.pid).toBe(first.pid);
+    const second = spawnSync(process.execPath, ['--input-type=module', '-e', holder(dir, 0)], { encoding: 'utf8' });
+    expect(second.stdout).toContain(`waiting for ${first.pid}`);
+    expect(second.stdout).toContain('acquired');
+    await new Promise((r) => first.on('close', r));
+    expect(out1).toContain('released');
+    expect(currentWriter(dir)).toBeUndefined();
+  });
+
+  it('breaks the lock of a process that was killed', async () => {
+    const victim = spawn(process.execPath, ['--input-type=module', '-e', holder(dir, 60_000)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    victim.stdout.on('data', (d) => (out += d));
+    while (!out.includes('acquired')) await new Promise((r) => setTimeout(r, 50));
+    victim.kill('SIGKILL');
+    await new Promise((r) => victim.on('close', r));
+    expect(existsSync(join(dir, 'writer.lock'))).toBe(true);
+    const lock = await acquireWriterLock(dir, 'test');
+    expect(JSON.parse(readFileSync(join(dir, 'writer.lock'), 'utf8')).pid).toBe(process.pid);
+    lock.release();
+    expect(existsSync(join(dir, 'writer.lock'))).toBe(false);
+  });
+});
