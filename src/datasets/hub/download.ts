@@ -6,6 +6,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import PQueue from 'p-queue';
 import type { HubEnv } from './env.js';
@@ -143,9 +144,16 @@ class Downloader {
       try {
         await pipeline(Readable.fromWeb(res.body as WebReadableStream), counter, createWriteStream(part, { flags: resumed ? 'a' : 'w' }));
       } catch (err) {
-        if (err instanceof HubError || this.options.signal.aborted) throw err;
+        if (this.options.signal.aborted) throw err;
+        if (err instanceof HubError) {
+          await rm(part, { force: true });
+          throw err;
+        }
         this.done -= received;
-        if (attempt < retries) continue;
+        if (attempt < retries) {
+          await sleep(250 * (attempt + 1), undefined, { signal: this.options.signal });
+          continue;
+        }
         throw new HubError(
           'network',
           `download of ${repo}/${file.path} was interrupted after ${received} of ${file.size} bytes (${(err as Error).message})`,
