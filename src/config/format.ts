@@ -1,0 +1,91 @@
+// Prints diagnostics the way compilers do:
+//
+//   lorafile.yaml:12:5: error: unknown key 'learning_rte' in lora 'pokemon_lora'
+//     12 |     learning_rte: 1.0e-4
+//        |     ^~~~~~~~~~~~
+//     hint: did you mean 'learning_rate'?
+//
+// Every module that reports problems to a person (lorafile, captions, datasets) prints through here.
+import type { Diagnostic, Severity } from './diagnostic.js';
+import { ConfigError } from './errors.js';
+
+export interface FormatOptions {
+  /** ANSI colours (only when the caller knows the output is a terminal that wants them) */
+  color?: boolean;
+}
+
+const ANSI = { bold: '\x1b[1m', red: '\x1b[31m', yellow: '\x1b[33m', cyan: '\x1b[36m', green: '\x1b[32m', reset: '\x1b[0m' };
+const SEVERITY_COLOR: Record<Severity, string> = { error: ANSI.red, warning: ANSI.yellow, info: ANSI.cyan };
+
+function location(d: Diagnostic): string {
+  let loc = d.file ?? '';
+  if (d.file && d.line !== undefined) {
+    loc += `:${d.line}`;
+    if (d.col !== undefined) loc += `:${d.col}`;
+  }
+  if (d.item !== undefined) loc = loc ? `${loc} (${d.item})` : d.item;
+  return loc;
+}
+
+/** The source line and a `^~~~` marker under columns [col, endCol), or [] when there is nothing to show. */
+function excerpt(d: Diagnostic, source: string | undefined, paint: (code: string, text: string) => string): string[] {
+  if (source === undefined || d.line === undefined) return [];
+  const text = source.split(/\r?\n/)[d.line - 1];
+  if (text === undefined) return [];
+  const gutter = String(d.line);
+  const lines = [`  ${gutter} | ${text}`];
+  if (d.col !== undefined) {
+    const start = Math.min(d.col, text.length + 1);
+    const end = Math.max(start + 1, Math.min(d.endCol ?? start + 1, text.length + 1));
+    // keep tabs so the marker lines up with the text in any terminal
+    const pad = text.slice(0, start - 1).replace(/[^\t]/g, ' ');
+    const marker = '^' + '~'.repeat(end - start - 1);
+    lines.push(`  ${' '.repeat(gutter.length)} | ${pad}${paint(ANSI.green, marker)}`);
+  }
+  return lines;
+}
+
+export function formatDiagnostic(d: Diagnostic, source?: string, options: FormatOptions = {}): string {
+  const paint = (code: string, text: string) => (options.color ? `${code}${text}${ANSI.reset}` : text);
+  const loc = location(d);
+  const head = `${loc ? paint(ANSI.bold, `${loc}:`) + ' ' : ''}${paint(SEVERITY_COLOR[d.severity], `${d.severity}:`)} ${d.message}`;
+  const lines = [head, ...excerpt(d, source, paint)];
+  if (d.hint) lines.push(`  ${paint(ANSI.cyan, 'hint:')} ${d.hint}`);
+  return lines.join('\n');
+}
+
+/** Several diagnostics, each followed by a blank line, then a count line ("2 errors, 1 warning"). */
+export function formatDiagnostics(diagnostics: readonly Diagnostic[], source?: string, options: FormatOptions = {}): string {
+  if (diagnostics.length === 0) return '';
+  const blocks = diagnostics.map((d) => formatDiagnostic(d, source, options) + '\n');
+  return `${blocks.join('\n')}\n${countLine(diagnostics)}\n`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+export function countLine(diagnostics: readonly Diagnostic[]): string {
+  const count = (s: Severity) => diagnostics.filter((d) => d.severity === s).length;
+  const parts: string[] = [];
+  if (count('error')) parts.push(plural(count('error'), 'error'));
+  if (count('warning')) parts.push(plural(count('warning'), 'warning'));
+  if (count('info')) parts.push(plural(count('info'), 'note'));
+  return parts.join(', ');
+}
+
+/** Whether stderr should get colours: a TTY, and NO_COLOR unset (FORCE_COLOR forces them). */
+export function stderrWantsColor(): boolean {
+  if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true;
+  return Boolean(process.stderr.isTTY) && !process.env.NO_COLOR;
+}
+
+/**
+ * For commands: print a ConfigError's diagnostics to stderr and return exit code 2.
+ * Anything else is not a config problem and is rethrown.
+ */
+export function reportConfigError(err: unknown): number {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(formatDiagnostics(err.diagnostics, err.source, { color: stderrWantsColor() }));
+  return 2;
+}

@@ -1,0 +1,116 @@
+// Loads lorafile.yaml: YAML with source positions -> zod schema -> cross-checks -> Config.
+// Every problem found becomes a positioned Diagnostic; all of them are thrown together as a ConfigError.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Pair } from 'yaml';
+import { crossCheck } from './cross-checks.js';
+import type { Diagnostic } from './diagnostic.js';
+import { ConfigError } from './errors.js';
+import { YamlLocator, type PathSegment } from './locate.js';
+import { LorafileSchema, type Config } from './schema.js';
+import { reportSchemaIssues } from './schema-issues.js';
+import { DiagnosticSink, ownerOf } from './sink.js';
+
+export const DEFAULT_LORAFILE = 'lorafile.yaml';
+
+const locators = new WeakMap<Config, YamlLocator>();
+
+/** Positions in the lorafile a Config was loaded from (for errors found after loading, e.g. paths). */
+export function locatorOf(config: Config): YamlLocator | undefined {
+  return locators.get(config);
+}
+
+/** The lorafile path as diagnostics show it: relative to the cwd when inside it, '/' separators. */
+export function displayFileName(file: string): string {
+  const abs = path.resolve(file);
+  const rel = path.relative(process.cwd(), abs);
+  const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+  return shown.split(path.sep).join('/');
+}
+
+const YAML_HINTS: Record<string, string> = {
+  TAB_AS_INDENT: 'YAML does not allow tabs for indentation: indent with spaces',
+  BAD_INDENT: 'indent nested keys with the same number of spaces as their siblings',
+  MISSING_CHAR: 'a bracket or quote is not closed',
+  BLOCK_AS_IMPLICIT_KEY: "check the indentation, and quote values that contain ': '",
+  MULTILINE_IMPLICIT_KEY: "a key must fit on one line: check for a missing ':' or an unclosed quote",
+  UNEXPECTED_TOKEN: "check the indentation, and quote values that contain ': ' or start with '#', '*', '&', '!' or '@'",
+};
+
+function reportYamlErrors(sink: DiagnosticSink, doc: Document): void {
+  for (const error of doc.errors) {
+    const message = error.message.replace(/\s+at line \d+, column \d+.*$/s, '');
+    const span = sink.locator.spanOfRange(error.pos[0], error.pos[1]);
+    sink.add(span, 'yaml-syntax', `YAML syntax error: ${message}`, YAML_HINTS[error.code] ?? "check the indentation and quoting around this point (quote values that contain ': ' or ' #')");
+  }
+}
+
+/** Duplicate keys, with a message that names the section ("duplicate lora name 'x'") and the first definition. */
+function reportDuplicateKeys(sink: DiagnosticSink, node: unknown, at: PathSegment[]): void {
+  if (isMap(node)) {
+    const seen = new Map<string, number>();
+    for (const pair of node.items as Pair<unknown, unknown>[]) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) continue;
+      const keyRange = (pair.key as { range?: [number, number, number] }).range;
+      const firstLine = seen.get(key);
+      if (firstLine !== undefined && keyRange) {
+        const span = sink.locator.spanOfRange(keyRange[0], keyRange[1]);
+        const noun = at.length === 1 ? ownerOf([...at, key])?.split(' ')[0] : undefined;
+        const what = noun ? `duplicate ${noun} name '${key}'` : `duplicate key '${key}'${ownerOf(at) ? ` in ${ownerOf(at)}` : ''}`;
+        sink.add(span, 'duplicate-key', `${what} (first defined on line ${firstLine})`, noun ? 'rename one of them: names must be unique' : 'keep only one of them');
+      } else if (keyRange) {
+        seen.set(key, sink.locator.spanOfRange(keyRange[0], keyRange[1]).line);
+      }
+      reportDuplicateKeys(sink, pair.value, [...at, key]);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => reportDuplicateKeys(sink, item, [...at, i]));
+  }
+}
+
+/** Parse and validate lorafile text. Pure and synchronous; `file` is used for positions and paths. */
+export function parseConfig(source: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  // uniqueKeys is off so that duplicates get our own message naming the section and first line
+  const doc = parseDocument(source, { lineCounter, uniqueKeys: false, prettyErrors: false, keepSourceTokens: false });
+  const locator = new YamlLocator(doc, lineCounter, source);
+  const sink = new DiagnosticSink(displayFileName(file), locator);
+
+  reportYamlErrors(sink, doc);
+  if (sink.diagnostics.length > 0) throw new ConfigError(sink.sorted(), source);
+  reportDuplicateKeys(sink, doc.contents, []);
+
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const result = LorafileSchema.safeParse(raw);
+  if (!result.success) reportSchemaIssues(sink, result.error.issues, raw);
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) crossCheck(sink, raw);
+  if (sink.diagnostics.length > 0 || !result.success) throw new ConfigError(sink.sorted(), source);
+
+  const abs = path.resolve(file);
+  const config: Config = { ...result.data, file: abs, root: path.dirname(abs), source };
+  locators.set(config, locator);
+  return config;
+}
+
+/** Read and parse a lorafile (default ./lorafile.yaml). */
+export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Config> {
+  let source: string;
+  try {
+    source = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const diagnostic: Diagnostic = {
+      severity: 'error',
+      code: 'unreadable-lorafile',
+      file: displayFileName(file),
+      message: code === 'ENOENT' ? 'lorafile not found' : code === 'EISDIR' ? 'this is a folder, not a lorafile' : `cannot read the lorafile (${code ?? String(err)})`,
+      hint:
+        code === 'ENOENT' || code === 'EISDIR'
+          ? `run lorabuild in the folder that holds ${DEFAULT_LORAFILE}, or name the file with -f PATH`
+          : 'check the file permissions',
+    };
+    throw new ConfigError([diagnostic]);
+  }
+  return parseConfig(source.replace(/^\uFEFF/, ''), file);
+}

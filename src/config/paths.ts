@@ -1,0 +1,53 @@
+// User paths in the lorafile: relative to the lorafile's folder, `~` for the home folder, and
+// Windows spellings (students write lorafiles on Windows): `datasets\one-line-art`, `D:\data`.
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+import { displayFileName, locatorOf } from './load.js';
+import type { Config } from './schema.js';
+
+const DRIVE = /^[A-Za-z]:([\\/]|$)/;
+const UNC = /^\\\\/;
+
+function windowsPathError(config: Pick<Config, 'root'> & Partial<Config>, p: string): ConfigError {
+  const full = config.file !== undefined && config.source !== undefined ? (config as Config) : undefined;
+  const locator = full ? locatorOf(full) : undefined;
+  const at = locator?.pathOfScalar(p);
+  const span = at ? locator!.value(at) : undefined;
+  const drive = DRIVE.test(p) ? p[0].toLowerCase() : undefined;
+  const rest = p.replace(DRIVE, '').replace(/\\/g, '/');
+  return new ConfigError(
+    [
+      {
+        severity: 'error',
+        code: 'windows-path',
+        file: full ? displayFileName(full.file) : undefined,
+        line: span?.line,
+        col: span?.col,
+        endCol: span?.endCol,
+        item: full ? undefined : p,
+        message: `'${p}' is a Windows ${drive ? 'drive' : 'network'} path, which does not exist on this ${process.platform} system`,
+        hint: drive
+          ? `write a POSIX path instead: relative to the lorafile (e.g. ${path.posix.basename(rest) || 'data'}), or absolute (under WSL drive ${drive.toUpperCase()}: is /mnt/${drive}/${rest.replace(/^\//, '')})`
+          : 'mount the share and write its POSIX path, or a path relative to the lorafile',
+      },
+    ],
+    full?.source,
+  );
+}
+
+/** Absolute path of a path written in the lorafile. */
+export function resolveUserPath(config: Pick<Config, 'root'> & Partial<Config>, p: string, platform: NodeJS.Platform = process.platform): string {
+  const impl = platform === 'win32' ? path.win32 : path.posix;
+  if (p === '~' || /^~[\\/]/.test(p)) return impl.join(os.homedir(), p.slice(1).replace(/\\/g, '/'));
+  if (platform === 'win32') return impl.resolve(config.root, p);
+  if (DRIVE.test(p) || UNC.test(p)) throw windowsPathError(config, p);
+  return impl.resolve(config.root, p.replace(/\\/g, '/'));
+}
+
+/** A path as shown to the user: relative to the lorafile's folder, with '/' separators. */
+export function displayPath(config: Pick<Config, 'root'>, abs: string): string {
+  const rel = path.relative(config.root, abs);
+  if (rel === '') return '.';
+  return rel.split(path.sep).join('/');
+}
