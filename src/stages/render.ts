@@ -1,0 +1,439 @@
+// render:NAME — an A/B sample grid: rows = prompts × seeds, columns = LoRA strengths and/or training
+// checkpoints. Every cell is cached on its own (ctx.item) under a key of exactly what decides its
+// pixels, so adding a seed renders only the new cells and re-training the LoRA re-renders only the
+// cells that use it: a strength-0 cell ("without") leaves the LoRA hash out of its key.
+// Cells still to render go to the worker as one `sample` request (it batches cells that share weights).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { locatorOf } from '../config/load.js';
+import type { Diagnostic } from '../config/diagnostic.js';
+import type { Config, LoraSpec, RenderSpec } from '../config/schema.js';
+import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageResult } from '../engine/types.js';
+import { renderGrid } from '../images/grid.js';
+import { resolveTokenizer } from '../text/resolve.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import type { HelloResult } from '../worker/client.js';
+import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+
+const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
+  euler: 'Euler',
+  euler_a: 'Euler a',
+  ddim: 'DDIM',
+  dpmpp_2m_karras: 'DPM++ 2M Karras',
+};
+
+/** One grid column: a LoRA strength, at the final LoRA (step null) or at a training checkpoint. */
+export interface Column {
+  strength: number;
+  /** training step of the checkpoint used; null = the final LoRA */
+  step: number | null;
+  label: string;
+  slug: string;
+}
+
+export interface Row {
+  prompt: string;
+  /** 1-based position in `prompts:` */
+  promptIndex: number;
+  seed: number;
+}
+
+const padStep = (step: number) => String(step).padStart(5, '0');
+
+/** Columns per `columns:`. Strength 0 does not depend on the checkpoint, so it appears once, first. */
+export function planColumns(spec: RenderSpec, lora: LoraSpec, available: number[]): Column[] {
+  const strengths = [...new Set(spec.strengths)];
+  const withStrength = (strength: number, step: number | null): Column => {
+    const s = `strength ${strength}`;
+    if (strength === 0) return { strength, step: null, label: 'strength 0 (no LoRA)', slug: 's0' };
+    if (step === null) return { strength, step, label: s, slug: `s${strength}` };
+    return { strength, step, label: `step ${step} · ${s}`, slug: `step${padStep(step)}-s${strength}` };
+  };
+  if (spec.columns === 'strength') return strengths.map((s) => withStrength(s, null));
+
+  const steps = [...new Set(spec.checkpoints ?? [...available, lora.steps])].sort((a, b) => a - b);
+  const columns: Column[] = strengths.includes(0) ? [withStrength(0, null)] : [];
+  const nonZero = strengths.filter((s) => s !== 0);
+  const used = spec.columns === 'checkpoint' ? nonZero.slice(0, 1) : nonZero;
+  if (used.length === 0) used.push(1);
+  for (const step of steps) for (const s of used) columns.push(withStrength(s, step));
+  return columns;
+}
+
+export function planRows(spec: RenderSpec): Row[] {
+  const seeds = [...new Set(spec.seeds)];
+  return spec.prompts.flatMap((prompt, i) => seeds.map((seed) => ({ prompt, promptIndex: i + 1, seed })));
+}
+
+/** The train output that holds the LoRA of a column: `<lora>.safetensors` or `<lora>-stepNNNNN.safetensors`. */
+export function loraFileFor(loraName: string, lora: LoraSpec, column: Column): string {
+  const step = column.step;
+  if (step === null || step === lora.steps) return `${loraName}.safetensors`;
+  return `${loraName}-step${padStep(step)}.safetensors`;
+}
+
+/** A1111's "parameters" text, so other tools (A1111 PNG info, ComfyUI, Civitai) show how a cell was made. */
+export function a1111Parameters(p: {
+  prompt: string;
+  negative: string;
+  steps: number;
+  sampler: RenderSpec['sampler'];
+  cfg: number;
+  seed: number;
+  width: number;
+  height: number;
+  modelSha: string;
+  modelName: string;
+  lora: { name: string; sha256: string; strength: number } | null;
+  workerVersion: string;
+}): string {
+  const withLora = p.lora && p.lora.strength !== 0;
+  const prompt = withLora ? `${p.prompt} <lora:${p.lora!.name}:${p.lora!.strength}>` : p.prompt;
+  const fields = [
+    `Steps: ${p.steps}`,
+    `Sampler: ${SAMPLER_NAMES[p.sampler]}`,
+    `CFG scale: ${p.cfg}`,
+    `Seed: ${p.seed}`,
+    `Size: ${p.width}x${p.height}`,
+    `Model hash: ${p.modelSha.slice(0, 10)}`,
+    `Model: ${p.modelName}`,
+    ...(withLora ? [`Lora hashes: "${p.lora!.name}: ${p.lora!.sha256.slice(0, 12)}"`] : []),
+    `Version: lorabuild worker ${p.workerVersion}`,
+  ];
+  return `${prompt}\nNegative prompt: ${p.negative}\n${fields.join(', ')}`;
+}
+
+/** A prompt longer than the text encoder's window: a warning that names the words that are cut. */
+export function truncationWarning(config: Config, renderName: string, index: number, prompt: string, tokenizer: Tokenizer): Diagnostic | null {
+  const encoded = tokenizer.encode(prompt);
+  const room = tokenizer.contextLength - 2;
+  if (encoded.ids.length <= room) return null;
+  const cutFrom = encoded.spans[room][0];
+  const cut = prompt.slice(cutFrom).trim();
+  const pos = locatorOf(config)?.value(['renders', renderName, 'prompts', index]);
+  return {
+    severity: 'warning',
+    code: 'prompt_too_long',
+    message: `prompt ${index + 1} of render '${renderName}' has ${encoded.ids.length} tokens but the text encoder sees ${room}; cut: "${cut}"`,
+    hint: 'shorten the prompt or move the important words to the front',
+    file: config.file,
+    ...(pos ? { line: pos.line, col: pos.col, endCol: pos.endCol } : {}),
+    item: `prompt ${index + 1}`,
+  };
+}
+
+interface Prepared {
+  spec: RenderSpec;
+  loraName: string;
+  lora: LoraSpec;
+  hello: HelloResult;
+  width: number;
+  height: number;
+}
+
+async function prepare(ctx: StageContext): Promise<Prepared> {
+  const spec = ctx.config.renders[ctx.node.target];
+  if (!spec) throw new Error(`render '${ctx.node.target}' is not in the lorafile`);
+  const lora = ctx.config.loras[spec.lora];
+  if (!lora) throw new Error(`render '${ctx.node.target}': lora '${spec.lora}' is not defined under loras:`);
+  const hello = await (await ctx.worker()).hello();
+  return { spec, loraName: spec.lora, lora, hello, width: spec.width ?? lora.resolution, height: spec.height ?? lora.resolution };
+}
+
+function deviceClass(hello: HelloResult): string {
+  return hello.device === 'cuda' ? `cuda:${hello.gpu_name ?? 'gpu'}` : 'cpu';
+}
+
+async function inputs(ctx: StageContext): Promise<StageInputs> {
+  const p = await prepare(ctx);
+  const { spec } = p;
+  const params: Record<string, Json> = {
+    lora: spec.lora,
+    model: await modelIdentity(ctx, p.lora.model, p.hello.worker_version),
+    prompts: spec.prompts,
+    negative_prompt: spec.negative_prompt,
+    seeds: spec.seeds,
+    strengths: spec.strengths,
+    checkpoints: spec.checkpoints ?? null,
+    columns: spec.columns,
+    sampler: spec.sampler,
+    steps: spec.steps,
+    cfg: spec.cfg,
+    width: p.width,
+    height: p.height,
+    clip_skip: p.lora.clip_skip,
+    worker_version: p.hello.worker_version,
+    torch: p.hello.torch,
+    device: deviceClass(p.hello),
+  };
+  return { params, files: {} };
+}
+
+interface CellPlan {
+  row: number;
+  col: number;
+  label: string;
+  file: string;
+  key: Json;
+  loraPath: string;
+  strength: number;
+  parameters: string;
+  condIds: number[];
+  uncondIds: number[];
+  seed: number;
+}
+
+interface CellResult extends Record<string, Json> {
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Runs ctx.item for every cell at once; the cells whose memo misses are collected and rendered in
+ * one worker request once every cell has either hit the memo or asked to be computed.
+ */
+async function renderCells(ctx: StageContext, cells: CellPlan[], renderMissing: (missing: CellPlan[]) => Promise<Map<CellPlan, CellResult>>): Promise<CellResult[]> {
+  const waiting: { cell: CellPlan; resolve: (r: CellResult) => void; reject: (e: unknown) => void }[] = [];
+  let unsettled = cells.length;
+  let allArrived!: () => void;
+  const arrived = new Promise<void>((resolve) => (allArrived = resolve));
+  const settle = () => {
+    if (--unsettled === 0) allArrived();
+  };
+  if (cells.length === 0) allArrived();
+  const entered = new Set<CellPlan>();
+  const results = cells.map((cell) =>
+    ctx
+      .item<CellResult>(cell.label, cell.key, () => {
+        entered.add(cell);
+        const promise = new Promise<CellResult>((resolve, reject) => waiting.push({ cell, resolve, reject }));
+        settle();
+        return promise;
+      })
+      .finally(() => {
+        if (!entered.has(cell)) settle();
+      }),
+  );
+  // a rejected item must not leave an unhandled rejection while we wait for the others
+  results.forEach((r) => r.catch(() => undefined));
+  await arrived;
+  if (waiting.length > 0) {
+    try {
+      const rendered = await renderMissing(waiting.map((w) => w.cell));
+      for (const w of waiting) w.resolve(rendered.get(w.cell)!);
+    } catch (err) {
+      for (const w of waiting) w.reject(err);
+    }
+  }
+  return Promise.all(results);
+}
+
+async function run(ctx: StageContext): Promise<StageResult> {
+  const p = await prepare(ctx);
+  const { spec, lora, loraName, hello } = p;
+  const trainId = `train:${loraName}`;
+  const trainOutputs = ctx.upstream(trainId);
+  const model: ResolvedModel = await resolveModel(ctx, lora.model);
+  const tokenizer = await resolveTokenizer(ctx.config, lora.model);
+
+  const diagnostics: Diagnostic[] = [];
+  spec.prompts.forEach((prompt, i) => {
+    const d = truncationWarning(ctx.config, ctx.node.target, i, prompt, tokenizer);
+    if (d) diagnostics.push(d);
+  });
+  if (spec.negative_prompt) {
+    const neg = tokenizer.encode(spec.negative_prompt);
+    if (neg.ids.length > tokenizer.contextLength - 2) {
+      diagnostics.push({
+        severity: 'warning',
+        code: 'prompt_too_long',
+        message: `the negative prompt of render '${ctx.node.target}' has ${neg.ids.length} tokens; the text encoder sees ${tokenizer.contextLength - 2}; cut: "${spec.negative_prompt.slice(neg.spans[tokenizer.contextLength - 2][0]).trim()}"`,
+        file: ctx.config.file,
+        item: 'negative_prompt',
+      });
+    }
+  }
+  for (const d of diagnostics) ctx.emit({ item: d.item, diagnostics: [d as unknown as Json] });
+
+  const available = Object.keys(trainOutputs.files)
+    .map((name) => new RegExp(`^${escapeRegExp(loraName)}-step(\\d+)\\.safetensors$`).exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]));
+  const columns = planColumns(spec, lora, available);
+  const rows = planRows(spec);
+  const loraFiles = new Map<string, OutputFile>();
+  for (const column of columns) {
+    const name = loraFileFor(loraName, lora, column);
+    const blob = trainOutputs.files[name];
+    if (!blob) {
+      const have = [...available, lora.steps].sort((a, b) => a - b).join(', ');
+      throw new Error(
+        `render '${ctx.node.target}': ${trainId} has no ${name} (checkpoint step ${column.step}); its checkpoints are at steps ${have}\n` +
+          `  hint: list steps that are multiples of checkpoint_every (${lora.checkpoint_every}) under checkpoints:, or the final step ${lora.steps}`,
+      );
+    }
+    loraFiles.set(name, blob);
+  }
+
+  const uncondIds = tokenizer.encodePadded(spec.negative_prompt).ids;
+  const cells: CellPlan[] = [];
+  rows.forEach((row, r) => {
+    const condIds = tokenizer.encodePadded(row.prompt).ids;
+    columns.forEach((column, c) => {
+      const loraFile = loraFileFor(loraName, lora, column);
+      const loraBlob = loraFiles.get(loraFile)!;
+      const key: Json = {
+        model: model.sha256,
+        // the "without" arm does not depend on the LoRA, so re-training it keeps these cells
+        lora: column.strength === 0 ? null : loraBlob.sha256,
+        strength: column.strength,
+        cond: condIds,
+        uncond: uncondIds,
+        seed: row.seed,
+        sampler: spec.sampler,
+        steps: spec.steps,
+        cfg: spec.cfg,
+        width: p.width,
+        height: p.height,
+        clip_skip: lora.clip_skip,
+        worker: hello.worker_version,
+        torch: hello.torch,
+        device: deviceClass(hello),
+      };
+      const file = `cells/p${row.promptIndex}-seed${row.seed}-${column.slug}.png`;
+      cells.push({
+        row: r,
+        col: c,
+        label: `p${row.promptIndex} seed ${row.seed} · ${column.label}`,
+        file,
+        key,
+        loraPath: ctx.blobPath(loraBlob.sha256),
+        strength: column.strength,
+        seed: row.seed,
+        condIds,
+        uncondIds,
+        parameters: a1111Parameters({
+          prompt: row.prompt,
+          negative: spec.negative_prompt,
+          steps: spec.steps,
+          sampler: spec.sampler,
+          cfg: spec.cfg,
+          seed: row.seed,
+          width: p.width,
+          height: p.height,
+          modelSha: model.sha256,
+          modelName: lora.model,
+          lora: column.strength === 0 ? null : { name: loraName, sha256: loraBlob.sha256, strength: column.strength },
+          workerVersion: hello.worker_version,
+        }),
+      });
+    });
+  });
+
+  const modelSpec = ctx.config.models[lora.model];
+  const results = await renderCells(ctx, cells, async (missing) => {
+    const scratch = await workerScratch(ctx, 'render');
+    try {
+      const worker = await ctx.worker();
+      const args: Record<string, Json> = {
+        model: model.path,
+        arch: model.arch,
+        allow_pickle: modelSpec?.allow_pickle ?? false,
+        clip_skip: lora.clip_skip,
+        cells: missing.map((cell, i) => ({
+          cond_ids: cell.condIds,
+          uncond_ids: cell.uncondIds,
+          seed: cell.seed,
+          width: p.width,
+          height: p.height,
+          sampler: spec.sampler,
+          steps: spec.steps,
+          cfg: spec.cfg,
+          lora: { path: cell.loraPath, strength: cell.strength },
+          out: join(scratch.dir, `cell-${i}.png`),
+          parameters: cell.parameters,
+        })),
+      };
+      await worker.request('sample', args, {
+        signal: ctx.signal,
+        log: (line) => ctx.log(line),
+        onEvent: (event) => {
+          if (event.type === 'progress') ctx.progress(event.step, event.total, event.message, 'step');
+        },
+      });
+      const out = new Map<CellPlan, CellResult>();
+      for (const [i, cell] of missing.entries()) {
+        const blob = await ctx.putBlob({ file: join(scratch.dir, `cell-${i}.png`) });
+        out.set(cell, { sha256: blob.sha256, size: blob.size });
+      }
+      return out;
+    } finally {
+      await scratch.cleanup();
+    }
+  });
+
+  cells.forEach((cell, i) => ctx.addOutput(cell.file, results[i]));
+
+  const cellWidth = Math.max(128, Math.min(512, p.width));
+  const cellHeight = Math.round((cellWidth * p.height) / p.width);
+  const grid = await renderGrid({
+    columns: columns.map((c) => c.label),
+    rows: rows.map((r) => `${r.prompt}\nseed ${r.seed}`),
+    cells: rows.map((_, r) => columns.map((_, c) => ctx.blobPath(results[r * columns.length + c].sha256))),
+    cellWidth,
+    cellHeight,
+  });
+  await writeFile(join(ctx.outDir, 'grid.png'), grid.png);
+
+  const cellsJson = {
+    render: ctx.node.target,
+    lora: loraName,
+    model: lora.model,
+    model_sha256: model.sha256,
+    sampler: spec.sampler,
+    steps: spec.steps,
+    cfg: spec.cfg,
+    width: p.width,
+    height: p.height,
+    negative_prompt: spec.negative_prompt,
+    columns: columns.map(({ label, strength, step }) => ({ label, strength, step })),
+    rows: rows.map(({ prompt, promptIndex, seed }) => ({ prompt, prompt_index: promptIndex, seed })),
+    cells: cells.map((cell, i) => ({
+      row: cell.row,
+      col: cell.col,
+      file: cell.file,
+      sha256: results[i].sha256,
+      strength: cell.strength,
+      step: columns[cell.col].step,
+      lora_file: columns[cell.col].strength === 0 ? null : loraFileFor(loraName, lora, columns[cell.col]),
+      parameters: cell.parameters,
+    })),
+    grid: { file: 'grid.png', width: grid.layout.width, height: grid.layout.height },
+    diagnostics: diagnostics as unknown as Json[],
+  };
+  await writeFile(join(ctx.outDir, 'cells.json'), `${JSON.stringify(cellsJson, null, 2)}\n`);
+
+  return {
+    meta: {
+      render: ctx.node.target,
+      lora: loraName,
+      cells: cells.length,
+      rows: rows.length,
+      columns: columns.length,
+      grid: 'grid.png',
+      warnings: diagnostics.length,
+    },
+  };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export const stage: StageImpl = {
+  kind: 'render',
+  version: 1,
+  materializeTo: (node) => `renders/${node.target}`,
+  inputs,
+  run,
+};
