@@ -1,0 +1,493 @@
+"""LoRA training on cached latents and text contexts: the lab's SimpleLoRA recipe by default.
+
+Recipe per optimizer step: ``gradient_accumulation`` micro-batches of ``batch_size`` items; each item
+picks its cached flipped latent with probability 0.5 (``flip``), a uniform timestep in 0..999, Gaussian
+noise (+ ``noise_offset`` x per-channel noise), the empty-caption context with probability
+``caption_dropout``; epsilon prediction, MSE (optionally min-SNR-gamma weighted); AdamW (0.9, 0.999,
+weight decay 1e-2); constant or cosine learning rate with linear warmup.
+
+Determinism: all randomness of step s comes from a generator seeded with (seed, s), and the order of
+items from a per-epoch permutation seeded with (seed, epoch). So a run resumed from a saved state (LoRA
+weights, AdamW moments, step, loss curve: one safetensors file, JSON in its metadata, no pickle) is
+bit-identical on CPU to an uninterrupted run, and so is a constant-schedule run extended to more steps.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import SD1
+from .models import get_sd1
+from .errors import WorkerError, bad_request
+from .lora import LoRANetwork, inject_lora, save_lora
+from .safetensors_io import SafetensorsFile, load_file, save_file
+
+STATE_FORMAT = "lorabuild.train-state.v1"
+OOM_HINT = "lower batch_size to 1, set gradient_checkpointing: on, or lower the resolution"
+# params that must match between a saved state and the run resuming from it
+RESUME_KEYS = ("rank", "alpha", "learning_rate", "batch_size", "seed", "targets", "lr_scheduler", "warmup_steps",
+               "gradient_accumulation", "min_snr_gamma", "noise_offset", "caption_dropout", "flip")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    rank: int = 4
+    alpha: Optional[float] = None
+    learning_rate: float = 1e-4
+    batch_size: int = 1
+    seed: int = 0
+    resolution: int = 512
+    targets: str = "attention"
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    gradient_accumulation: int = 1
+    clip_skip: int = 1
+    min_snr_gamma: Optional[float] = None
+    noise_offset: float = 0.0
+    caption_dropout: float = 0.0
+    flip: bool = True
+    mixed_precision: str = "auto"
+    gradient_checkpointing: str = "auto"
+    compile: bool = False
+    device: str = "auto"
+
+    @property
+    def effective_alpha(self) -> float:
+        return float(self.alpha if self.alpha is not None else self.rank)
+
+
+_CHOICES = {
+    "targets": ("attention", "attention+proj", "all-linear"),
+    "lr_scheduler": ("constant", "cosine"),
+    "mixed_precision": ("auto", "no", "fp16", "bf16"),
+    "gradient_checkpointing": ("auto", "on", "off"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+
+def parse_params(raw: Any) -> TrainParams:
+    """Check the LoraSpec fields the worker uses; unknown fields (model, dataset, publish...) are ignored."""
+    if not isinstance(raw, dict):
+        raise bad_request("train: params must be an object of LoraSpec fields")
+    defaults = TrainParams()
+    values: Dict[str, Any] = {}
+    for name, default in asdict(defaults).items():
+        value = raw.get(name, default)
+        if value is None and name in ("alpha", "min_snr_gamma"):
+            values[name] = None
+            continue
+        if name in _CHOICES:
+            if value not in _CHOICES[name]:
+                raise bad_request(f"train: params.{name} is {value!r}; choose one of {', '.join(_CHOICES[name])}")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise bad_request(f"train: params.{name} must be true or false, got {value!r}")
+        elif name in ("alpha", "min_snr_gamma", "learning_rate", "noise_offset", "caption_dropout"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise bad_request(f"train: params.{name} must be a non-negative number, got {value!r}")
+            value = float(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad_request(f"train: params.{name} must be a non-negative integer, got {value!r}")
+        values[name] = value
+    for name in ("rank", "batch_size", "gradient_accumulation", "clip_skip", "resolution"):
+        if values[name] < 1:
+            raise bad_request(f"train: params.{name} must be at least 1, got {values[name]}")
+    if values["caption_dropout"] > 1:
+        raise bad_request(f"train: params.caption_dropout must be between 0 and 1, got {values['caption_dropout']}")
+    return TrainParams(**values)
+
+
+def _seed_for(seed: int, stream: int, index: int) -> int:
+    # distinct streams (step noise, epoch order) never share a generator seed
+    return (seed * 2_654_435_761 + stream * 1_000_000_007 + index) % (2**62)
+
+
+def learning_rate(params: TrainParams, step: int, total_steps: int) -> float:
+    """LR used by optimizer step ``step`` (1-based)."""
+    base = params.learning_rate
+    if params.warmup_steps and step <= params.warmup_steps:
+        return base * step / params.warmup_steps
+    if params.lr_scheduler == "cosine":
+        span = max(1, total_steps - params.warmup_steps)
+        progress = min(1.0, (step - params.warmup_steps) / span)
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return base
+
+
+class Dataset:
+    """Cached latents (both flip states) and contexts, stacked once in memory."""
+
+    def __init__(self, items: List[Dict[str, str]], empty_context: Optional[str]):
+        if not items:
+            raise bad_request("train: items is empty; the dataset has nothing to train on")
+        latents, flipped, contexts = [], [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("latents"), str) or not isinstance(item.get("context"), str):
+                raise bad_request(f"train: items[{i}] must be {{latents: path, context: path}}")
+            lat = _read_tensors(item["latents"], ("latent", "latent_flipped"))
+            latents.append(lat["latent"])
+            flipped.append(lat["latent_flipped"])
+            contexts.append(_read_tensors(item["context"], ("context",))["context"])
+        for what, group in (("latent", latents + flipped), ("context", contexts)):
+            shapes = {tuple(t.shape) for t in group}
+            if len(shapes) != 1:
+                raise bad_request(f"train: items have {what}s of different shapes {sorted(shapes)[:3]}; encode all items at one resolution")
+        self.latents = torch.stack(latents).float()
+        self.flipped = torch.stack(flipped).float()
+        self.contexts = torch.stack(contexts).float()
+        self.empty: Optional[torch.Tensor] = None
+        if empty_context is not None:
+            self.empty = _read_tensors(empty_context, ("context",))["context"].float()
+            if self.empty.shape != self.contexts.shape[1:]:
+                raise bad_request(f"train: empty_context {list(self.empty.shape)} does not match item contexts {list(self.contexts.shape[1:])}")
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+
+def _read_tensors(path: str, names: Tuple[str, ...]) -> Dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise WorkerError("io", f"train: cached tensor file not found: {path}", "re-run the encode step (lorabuild run rebuilds missing cache entries)")
+    with SafetensorsFile(path) as f:
+        missing = [n for n in names if n not in f.infos]
+        if missing:
+            raise WorkerError("io", f"{path}: no tensor named {', '.join(missing)}")
+        return {n: f.get(n).clone() for n in names}
+
+
+class Sampler:
+    """Which item, flip, timestep, noise and caption-dropout each micro-batch of step s uses."""
+
+    def __init__(self, params: TrainParams, size: int):
+        self.params = params
+        self.size = size
+        self._orders: Dict[int, torch.Tensor] = {}
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._orders:
+            gen = torch.Generator().manual_seed(_seed_for(self.params.seed, 2, epoch))
+            self._orders = {epoch: torch.randperm(self.size, generator=gen)}
+        return self._orders[epoch]
+
+    def micro_batches(self, step: int, data: Dataset, latent_shape: Tuple[int, ...]):
+        p = self.params
+        gen = torch.Generator().manual_seed(_seed_for(p.seed, 1, step))
+        per_step = p.batch_size * p.gradient_accumulation
+        for micro in range(p.gradient_accumulation):
+            first = (step - 1) * per_step + micro * p.batch_size
+            idx = torch.stack([self._order(i // self.size)[i % self.size] for i in range(first, first + p.batch_size)])
+            flip = torch.rand(p.batch_size, generator=gen) < 0.5
+            timesteps = torch.randint(0, 1000, (p.batch_size,), generator=gen)
+            noise = torch.randn((p.batch_size,) + latent_shape, generator=gen)
+            offset = torch.randn((p.batch_size, latent_shape[0], 1, 1), generator=gen)
+            drop = torch.rand(p.batch_size, generator=gen) < p.caption_dropout
+            latents = torch.where((flip & p.flip)[:, None, None, None], data.flipped[idx], data.latents[idx])
+            if p.noise_offset:
+                noise = noise + p.noise_offset * offset
+            context = data.contexts[idx]
+            if p.caption_dropout and data.empty is not None:
+                context = torch.where(drop[:, None, None], data.empty[None], context)
+            yield latents, noise, timesteps, context
+
+
+@dataclass
+class Precision:
+    device: torch.device
+    autocast_dtype: Optional[torch.dtype]
+    model_dtype: torch.dtype
+    scaler: Any
+
+
+def choose_precision(params: TrainParams) -> Precision:
+    want_cuda = params.device == "cuda" or (params.device == "auto" and torch.cuda.is_available())
+    if params.device == "cuda" and not torch.cuda.is_available():
+        raise bad_request("train: device is cuda but torch sees no CUDA GPU", "set device: auto or cpu, or install a CUDA build of torch")
+    if not want_cuda:
+        return Precision(torch.device("cpu"), None, torch.float32, None)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    mode = params.mixed_precision
+    if mode == "auto":
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if mode == "no":
+        return Precision(torch.device("cuda"), None, torch.float32, None)
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    scaler = torch.cuda.amp.GradScaler() if dtype == torch.float16 else None
+    return Precision(torch.device("cuda"), dtype, dtype, scaler)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in str(exc).lower()
+
+
+def _optimizer_tensors(net: LoRANetwork, opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, float]]:
+    tensors: Dict[str, torch.Tensor] = {}
+    steps: Dict[str, float] = {}
+    for name, param in net.named_parameters():
+        state = opt.state.get(param)
+        if not state:
+            continue
+        tensors[f"optim.{name}.exp_avg"] = state["exp_avg"].detach().float().cpu().contiguous()
+        tensors[f"optim.{name}.exp_avg_sq"] = state["exp_avg_sq"].detach().float().cpu().contiguous()
+        steps[name] = float(state["step"])
+    return tensors, steps
+
+
+def _restore_optimizer(net: LoRANetwork, opt: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], steps: Dict[str, float]) -> None:
+    for name, param in net.named_parameters():
+        if name not in steps:
+            continue
+        opt.state[param] = {
+            "step": torch.tensor(steps[name], dtype=torch.float32),
+            "exp_avg": tensors[f"optim.{name}.exp_avg"].to(param.device).clone(),
+            "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(param.device).clone(),
+        }
+
+
+class Trainer:
+    def __init__(self, sd: SD1, data: Dataset, params: TrainParams, steps: int, precision: Precision, init_lora: Optional[str] = None):
+        self.sd, self.data, self.params, self.steps, self.precision = sd, data, params, steps, precision
+        self.net = inject_lora(sd, params.targets, params.rank, params.effective_alpha, params.seed, device=precision.device)
+        if init_lora:
+            try:
+                self.net.load_state_tensors(load_file(init_lora))
+            except BaseException:
+                self.net.remove()
+                raise
+        self.optimizer = torch.optim.AdamW(list(self.net.parameters()), lr=params.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+        self.sampler = Sampler(params, len(data))
+        self.step = 0
+        self.loss_curve: List[List[float]] = []
+        self.alphas = sd.alphas_cumprod.to(precision.device).float()
+        self.unet_forward: Callable = sd.unet_model
+        if params.compile and hasattr(torch, "compile"):
+            self.unet_forward = torch.compile(sd.unet_model)
+
+    def train_step(self) -> float:
+        step = self.step + 1
+        p, dev = self.params, self.precision.device
+        lr = learning_rate(p, step, self.steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.sd.unet_model.train()
+        total = 0.0
+        for latents, noise, timesteps, context in self.sampler.micro_batches(step, self.data, tuple(self.data.latents.shape[1:])):
+            latents, noise, timesteps, context = latents.to(dev), noise.to(dev), timesteps.to(dev), context.to(dev)
+            a = self.alphas[timesteps][:, None, None, None]
+            noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+            with self._autocast():
+                pred = self.unet_forward(noisy.to(self.precision.model_dtype), timesteps, context.to(self.precision.model_dtype))
+            per_item = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))
+            if p.min_snr_gamma:
+                snr = a.flatten() / (1 - a.flatten())
+                per_item = per_item * torch.clamp(snr, max=p.min_snr_gamma) / snr
+            loss = per_item.mean()
+            if not torch.isfinite(loss):
+                return float("nan")
+            scaled = loss / p.gradient_accumulation
+            if self.precision.scaler is not None:
+                self.precision.scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+            total += float(loss.detach())
+        if self.precision.scaler is not None:
+            self.precision.scaler.step(self.optimizer)
+            self.precision.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step = step
+        mean = total / p.gradient_accumulation
+        self.loss_curve.append([step, mean])
+        return mean
+
+    def _autocast(self):
+        if self.precision.autocast_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.precision.autocast_dtype)
+
+    # -- state files ---------------------------------------------------------------------------------
+    def save_state(self, path: str) -> None:
+        tensors = {f"lora.{k}": v for k, v in self.net.state_tensors().items()}
+        optim, counts = _optimizer_tensors(self.net, self.optimizer)
+        tensors.update(optim)
+        info = {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "steps": self.steps,
+            "params": {k: getattr(self.params, k) for k in RESUME_KEYS},
+            "optimizer_steps": counts,
+            "loss_curve": self.loss_curve,
+        }
+        save_file(tensors, path, {"lorabuild.state": json.dumps(info, sort_keys=True)})
+
+    def load_state(self, path: str) -> None:
+        if not os.path.isfile(path):
+            raise WorkerError("io", f"train: resume state not found: {path}")
+        with SafetensorsFile(path) as f:
+            raw = f.metadata.get("lorabuild.state")
+            tensors = {k: f.get(k).clone() for k in f.keys()}
+        try:
+            info = json.loads(raw or "")
+        except json.JSONDecodeError:
+            info = None
+        if not isinstance(info, dict) or info.get("format") != STATE_FORMAT:
+            raise bad_request(f"train: {path} is not a lorabuild training state")
+        mine = {k: getattr(self.params, k) for k in RESUME_KEYS}
+        changed = [k for k in RESUME_KEYS if info["params"].get(k) != mine[k]]
+        if changed:
+            saved = info["params"]
+            diff = ", ".join(f"{k} {saved.get(k)!r} -> {mine[k]!r}" for k in changed)
+            raise bad_request(f"train: cannot resume from {path}: {diff}", "train from scratch")
+        if info["step"] > self.steps:
+            raise bad_request(f"train: the state is at step {info['step']}, beyond steps {self.steps}")
+        if self.params.lr_scheduler == "cosine" and info["steps"] != self.steps:
+            raise bad_request(f"train: a cosine schedule over {info['steps']} steps cannot be extended to {self.steps}; the earlier steps would differ", "train from scratch or use lr_scheduler: constant")
+        self.net.load_state_tensors({k[len("lora."):]: v for k, v in tensors.items() if k.startswith("lora.")})
+        _restore_optimizer(self.net, self.optimizer, tensors, {k: float(v) for k, v in info["optimizer_steps"].items()})
+        self.step = int(info["step"])
+        self.loss_curve = [[int(s), float(l)] for s, l in info["loss_curve"]]
+
+
+def lora_metadata(params: TrainParams, steps: int, step: int, resolution: Tuple[int, int], given: Dict[str, str]) -> Dict[str, str]:
+    """ss_* (kohya) and modelspec metadata. Values passed by the TypeScript side (dataset hash, tag
+    frequency, model hash, output name ...) win over the defaults computed here."""
+    meta = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(params.rank),
+        "ss_network_alpha": repr(params.effective_alpha),
+        "ss_network_args": json.dumps({"targets": params.targets}),
+        "ss_base_model_version": "sd_v1",
+        "ss_v2": "False",
+        "ss_learning_rate": repr(params.learning_rate),
+        "ss_unet_lr": repr(params.learning_rate),
+        "ss_text_encoder_lr": "0.0",
+        "ss_max_train_steps": str(steps),
+        "ss_steps": str(step),
+        "ss_seed": str(params.seed),
+        "ss_resolution": f"({resolution[1]}, {resolution[0]})",
+        "ss_batch_size_per_device": str(params.batch_size),
+        "ss_gradient_accumulation_steps": str(params.gradient_accumulation),
+        "ss_lr_scheduler": params.lr_scheduler,
+        "ss_lr_warmup_steps": str(params.warmup_steps),
+        "ss_clip_skip": str(params.clip_skip),
+        "ss_min_snr_gamma": "None" if params.min_snr_gamma is None else repr(params.min_snr_gamma),
+        "ss_noise_offset": repr(params.noise_offset),
+        "ss_caption_dropout_rate": repr(params.caption_dropout),
+        "ss_flip_aug": str(params.flip),
+        "ss_optimizer": "torch.optim.AdamW(weight_decay=0.01,betas=(0.9, 0.999))",
+        "ss_mixed_precision": params.mixed_precision,
+        "ss_training_comment": "trained with lorabuild",
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": "stable-diffusion-v1/lora",
+        "modelspec.implementation": "diffusers",
+        "modelspec.resolution": f"{resolution[1]}x{resolution[0]}",
+        "modelspec.prediction_type": "epsilon",
+    }
+    meta["modelspec.title"] = given.get("ss_output_name", "lorabuild LoRA")
+    meta.update(given)
+    return meta
+
+
+def run_training(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
+    """The ``train`` op (see src/worker/protocol.ts for args and results)."""
+    for name in ("model", "out_dir"):
+        if not isinstance(args.get(name), str):
+            raise bad_request(f"train: args.{name} must be an absolute path string")
+    steps, every = args.get("steps"), args.get("checkpoint_every")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise bad_request(f"train: args.steps must be a positive integer, got {steps!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise bad_request(f"train: args.checkpoint_every must be a positive integer, got {every!r}")
+    given = args.get("metadata") or {}
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise bad_request("train: args.metadata must be an object of string -> string")
+    params = parse_params(args.get("params"))
+    if params.caption_dropout > 0 and not isinstance(args.get("empty_context"), str):
+        raise bad_request("train: caption_dropout > 0 needs args.empty_context (the encoded empty caption)")
+    precision = choose_precision(params)
+    out_dir = args["out_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    state_path = os.path.join(out_dir, "state.safetensors")
+
+    data = Dataset(args.get("items") or [], args.get("empty_context") if params.caption_dropout > 0 else None)
+    sd = get_sd1(args["model"], precision.device, precision.model_dtype, bool(args.get("allow_pickle", False)), args.get("arch"))
+    if data.contexts.shape[-1] != sd.config.unet.context_dim:
+        raise bad_request(f"train: contexts have width {data.contexts.shape[-1]} but the {sd.arch} UNet wants {sd.config.unet.context_dim}; re-encode the captions with this model")
+    ckpt_mode = params.gradient_checkpointing
+    if ckpt_mode == "auto":
+        ckpt_mode = "on" if precision.device.type == "cuda" and torch.cuda.get_device_properties(0).total_memory <= 8.5 * 2**30 else "off"
+    sd.unet_model.gradient_checkpointing = ckpt_mode == "on"
+
+    trainer = Trainer(sd, data, params, steps, precision, args.get("init_lora"))
+    try:
+        return _train_loop(trainer, args, ctx, steps, every, given, state_path)
+    finally:
+        trainer.net.remove()  # the cached model goes back to its base state
+        sd.unet_model.gradient_checkpointing = False
+        sd.unet_model.eval()
+
+
+def _train_loop(trainer: "Trainer", args: Dict[str, Any], ctx: Any, steps: int, every: int, given: Dict[str, str], state_path: str) -> Dict[str, Any]:
+    params, precision, data, out_dir = trainer.params, trainer.precision, trainer.data, args["out_dir"]
+    if args.get("resume"):
+        trainer.load_state(args["resume"])
+        ctx.log(f"resumed from step {trainer.step}")
+    latent_hw = tuple(data.latents.shape[-2:])
+    resolution = (latent_hw[0] * 8, latent_hw[1] * 8)
+    last_good: Optional[str] = None
+
+    def write_lora(step: int, path: str) -> None:
+        save_lora(trainer.net, path, lora_metadata(params, steps, step, resolution, given))
+
+    if precision.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started, last_report = time.perf_counter(), 0.0
+    first_step = trainer.step
+    try:
+        while trainer.step < steps:
+            loss = trainer.train_step()
+            if not math.isfinite(loss):
+                where = f"; the last good checkpoint is {last_good}" if last_good else ""
+                raise WorkerError("nan_loss", f"train: the loss became NaN/inf at step {trainer.step + 1}{where}", "lower learning_rate, use mixed_precision: bf16 or no, or check the dataset")
+            step = trainer.step
+            now = time.perf_counter()
+            its = (step - first_step) / max(now - started, 1e-9)
+            if now - last_report >= 0.25 or step == steps or step % every == 0 or step == first_step + 1:
+                ctx.progress(step, steps, loss=loss, its=round(its, 3))
+                last_report = now
+            if step % every == 0 or step == steps:
+                path = os.path.join(out_dir, f"lora-step{step}.safetensors")
+                write_lora(step, path)
+                trainer.save_state(state_path)
+                last_good = path
+                ctx.checkpoint(step, path)
+            if step < steps and ctx.cancelled():
+                trainer.save_state(state_path)
+                raise WorkerError("cancelled", f"train: cancelled after step {step}; resumable state in {state_path}")
+    except RuntimeError as exc:
+        if _is_oom(exc):
+            raise WorkerError("oom", f"train: CUDA out of memory at batch_size {params.batch_size}, resolution {resolution[0]}", OOM_HINT) from exc
+        raise
+    final = os.path.join(out_dir, "lora.safetensors")
+    write_lora(steps, final)
+    peak = torch.cuda.max_memory_allocated() if precision.device.type == "cuda" else _cpu_peak_rss()
+    return {"final": final, "state": state_path, "loss_curve": trainer.loss_curve, "peak_memory": peak, "device": precision.device.type}
+
+
+def _cpu_peak_rss() -> int:
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    except (ImportError, OSError):
+        return 0
