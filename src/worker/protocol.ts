@@ -45,12 +45,21 @@ export const PROTOCOL_VERSION = 1;
 //                                      state at out_dir/state.safetensors (metadata "lorabuild.state":
 //                                      JSON with "step"); the client indexes it so
 //                                      the next run passes it back as `resume` (train.ts).
+//                                      Optional args (worker side): empty_context: path of the empty
+//                                      caption's "context" file, required when params.caption_dropout > 0;
+//                                      init_lora: a kohya LoRA file to start from (init_from);
+//                                      allow_pickle (also on encode_* and inspect_checkpoint). Resuming
+//                                      checks that the LoRA-shaping params match the state and refuses
+//                                      to extend a cosine schedule (bad_request). done also carries
+//                                      device: 'cpu'|'cuda'. Checkpoints before the resume step are not
+//                                      rewritten: the client keeps those of the earlier run.
 // sample { model, arch?, cells: [{ cond_ids, uncond_ids, seed, width, height, sampler, steps, cfg,
 //          lora: { path, strength } | null, out, parameters }] }
 //                                   -> { cells: [{ out }] } ; PNG with tEXt "parameters" = parameters;
 //                                      cells with the same model+lora are batched
 // cancel { target }                 -> the target request stops at the next step boundary, writes its
 //                                      resumable state, and ends with error code 'cancelled'
+//                                      (the cancel request itself gets done { target } at once)
 //
 // Error codes: 'bad_request', 'unsupported_model', 'pickle_refused', 'oom', 'nan_loss', 'cancelled',
 // 'io', 'internal'. The builtin tiny tokenizer is byte level: ids 0..255 = UTF-8 bytes, BOS 256,
