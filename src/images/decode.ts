@@ -2,31 +2,10 @@
 // png, jpeg, webp and bmp reach a decoder, never svg/pdf/tiff), sizes are bounded before pixels are
 // allocated, and sharp fails on corrupt or truncated data instead of returning a grey image.
 import sharp, { type Sharp } from 'sharp';
-import { decodeBmp, isBmp, BmpError, type RawImage } from './bmp.js';
+import { decodeBmp, BmpError, type RawImage } from './bmp.js';
+import { describeUnsupported, IMAGE_LIMITS, sniffFormat, type ImageFormat } from './formats.js';
 
-export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'bmp';
-
-export const IMAGE_LIMITS = {
-  /** largest image file accepted */
-  maxBytes: 256 * 1024 * 1024,
-  /** largest width × height accepted (8192 × 8192) */
-  maxPixels: 8192 * 8192,
-} as const;
-
-const EXTENSION_FORMATS: Record<string, ImageFormat> = {
-  '.png': 'png',
-  '.jpg': 'jpeg',
-  '.jpeg': 'jpeg',
-  '.webp': 'webp',
-  '.bmp': 'bmp',
-};
-
-/** The format an image file name promises (case-insensitive), or null for unsupported extensions. */
-export function formatFromExtension(fileName: string): ImageFormat | null {
-  const dot = fileName.lastIndexOf('.');
-  if (dot < 0) return null;
-  return EXTENSION_FORMATS[fileName.slice(dot).toLowerCase()] ?? null;
-}
+export { formatFromExtension, IMAGE_LIMITS, sniffFormat, type ImageFormat } from './formats.js';
 
 export class ImageDecodeError extends Error {
   override name = 'ImageDecodeError';
@@ -40,29 +19,6 @@ export interface ImageInfo {
   channels: number;
 }
 
-/** The real format of the bytes by their signature, whatever the file is called. */
-export function sniffFormat(bytes: Uint8Array): ImageFormat | null {
-  const b = bytes;
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'png';
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
-  if (b.length >= 12 && ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP') return 'webp';
-  if (isBmp(b)) return 'bmp';
-  return null;
-}
-
-function ascii(b: Uint8Array, start: number, end: number): string {
-  return String.fromCharCode(...b.subarray(start, end));
-}
-
-function describeUnknown(bytes: Uint8Array): string {
-  if (bytes.length === 0) return 'the file is empty';
-  const head = ascii(bytes, 0, Math.min(bytes.length, 16));
-  if (head.startsWith('GIF8')) return 'GIF images are not supported; convert it to PNG';
-  if (/^\s*<(\?xml|svg)/i.test(head)) return 'SVG images are not supported; export it as PNG';
-  if (head.startsWith('II*') || head.startsWith('MM\0*')) return 'TIFF images are not supported; convert it to PNG';
-  return 'not a PNG, JPEG, WebP or BMP image (unknown file signature)';
-}
-
 interface Opened {
   image: Sharp;
   format: ImageFormat;
@@ -73,7 +29,7 @@ function open(bytes: Uint8Array): Opened {
     throw new ImageDecodeError(`image is ${bytes.length} bytes, more than the limit of ${IMAGE_LIMITS.maxBytes}`);
   }
   const format = sniffFormat(bytes);
-  if (!format) throw new ImageDecodeError(describeUnknown(bytes));
+  if (!format) throw new ImageDecodeError(describeUnsupported(bytes));
   if (format === 'bmp') {
     let raw: RawImage;
     try {

@@ -9,7 +9,7 @@ import type { DatasetSpec } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { ListedFile, Listing, ListingEntry, Manifest, ManifestItem } from '../datasets/manifest.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
-import { decodeImage, IMAGE_LIMITS, ImageDecodeError, squareCrop } from '../images/decode.js';
+import { IMAGE_LIMITS } from '../images/formats.js';
 import type { CaptionChoice } from '../datasets/hub/caption-choice.js';
 import { datasetSpec } from './fetch.js';
 
@@ -54,7 +54,11 @@ interface Sources {
   caption: { sha256: string; load: () => Promise<Buffer> } | null;
 }
 
+// sharp loads only when an item is computed: a run where every item is memoized never needs it.
+let decoder: Promise<typeof import('../images/decode.js')> | undefined;
+
 async function computeContent(ctx: StageContext, sources: Sources, resolution: number | null): Promise<ItemContent> {
+  const { decodeImage, ImageDecodeError, squareCrop } = await (decoder ??= import('../images/decode.js'));
   const content: ItemContent = { image: null, imageError: null, caption: null, prepared: null };
   if (sources.caption) {
     const bytes = await sources.caption.load();

@@ -1,5 +1,5 @@
 // What a layout reader finds, before hashing: entries and stray files as paths inside the folder.
-import { formatFromExtension } from '../../images/decode.js';
+import { formatFromExtension } from '../../images/formats.js';
 
 export interface DraftEntry {
   id: string;
