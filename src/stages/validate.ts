@@ -1,0 +1,99 @@
+// validate:DATASET — the caption and image rules over prepare's manifest.json, per item through
+// ctx.item (an edited caption re-checks that item only) plus the dataset-wide rules. Outputs
+// validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config, DatasetSpec } from '../config/schema.js';
+import type { Manifest } from '../datasets/manifest.js';
+import type { Json, StageContext, StageImpl } from '../engine/types.js';
+import { checkItem, type ItemCheck, type ValidationSettings } from '../text/check-item.js';
+import { tokenizerForDataset } from '../text/resolve.js';
+import { buildReport } from '../text/validation-report.js';
+import { renderMarkdown } from '../text/validation-markdown.js';
+
+/** bump when a per-item result changes for the same item and settings */
+const ITEM_VERSION = 1;
+
+function datasetOf(ctx: StageContext): { name: string; spec: DatasetSpec } {
+  const name = ctx.node.target;
+  const spec = ctx.config.datasets[name];
+  if (!spec) throw new Error(`${ctx.node.id}: the lorafile has no dataset '${name}'`);
+  return { name, spec };
+}
+
+/** rules.min_size, else the dataset's resolution, else the first lora's training resolution, else 512. */
+export function minImageSize(config: Config, name: string, spec: DatasetSpec): number {
+  const lora = Object.values(config.loras).find((l) => l.dataset === name);
+  return spec.rules.min_size ?? spec.resolution ?? lora?.resolution ?? 512;
+}
+
+async function readManifest(ctx: StageContext, upstream: string): Promise<Manifest> {
+  const text = await readFile(ctx.upstreamPath(upstream, 'manifest.json'), 'utf8');
+  const manifest = JSON.parse(text) as Manifest;
+  if (!manifest || !Array.isArray(manifest.items) || !Array.isArray(manifest.stray)) {
+    throw new Error(`${upstream} manifest.json is not a dataset manifest; run \`lorabuild cache verify\``);
+  }
+  return manifest;
+}
+
+async function captionBytes(ctx: StageContext, sha256: string): Promise<Buffer | null> {
+  try {
+    return await readFile(ctx.blobPath(sha256));
+  } catch {
+    return null;
+  }
+}
+
+export const stage: StageImpl = {
+  kind: 'validate',
+  version: 1,
+  materializeTo: (node) => `datasets/${node.target}`,
+
+  async inputs(ctx) {
+    const { name, spec } = datasetOf(ctx);
+    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name);
+    return {
+      params: {
+        rules: spec.rules as unknown as Json,
+        trigger: spec.trigger ?? null,
+        min_size: minImageSize(ctx.config, name, spec),
+        tokenizer: tokenizer.id,
+        tokenizer_reason: reason,
+      },
+      files: {},
+    };
+  },
+
+  async run(ctx) {
+    const { name, spec } = datasetOf(ctx);
+    const manifest = await readManifest(ctx, `prepare:${name}`);
+    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name);
+    const settings: ValidationSettings = { rules: spec.rules, trigger: spec.trigger ?? null, minSize: minImageSize(ctx.config, name, spec), layout: manifest.layout };
+    const checks: ItemCheck[] = [];
+    for (const [i, item] of manifest.items.entries()) {
+      if (ctx.signal.aborted) throw new Error('interrupted');
+      const key = { v: ITEM_VERSION, item, settings, tokenizer: tokenizer.id } as unknown as Json;
+      const check = await ctx.item(item.id, key, async () => {
+        const bytes = item.caption ? await captionBytes(ctx, item.caption.sha256) : null;
+        return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
+      });
+      checks.push(check as unknown as ItemCheck);
+      if (i % 500 === 499) ctx.progress(i + 1, manifest.items.length, undefined, 'items');
+    }
+    const report = buildReport(manifest, checks, settings, { id: tokenizer.id, reason });
+    await writeFile(join(ctx.outDir, 'validation.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(ctx.outDir, 'validation.md'), renderMarkdown(report));
+    if (report.diagnostics.length > 0) ctx.emit({ diagnostics: report.diagnostics as unknown as Json[] });
+    const meta: Json = {
+      items: report.items,
+      errors: report.errors,
+      warnings: report.warnings,
+      tokenizer: tokenizer.id,
+      max_tokens: report.tokens.max,
+      trigger_coverage: report.trigger ? { present: report.trigger.present, of: report.trigger.of } : null,
+      tag_frequency: report.tagFrequency,
+    };
+    if (report.errors > 0) return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
+    return { meta };
+  },
+};

@@ -1,0 +1,93 @@
+// The dataset-wide part of validation and the report it produces (validation.json): per-item
+// results plus numbering, stray files, duplicates, trigger coverage, token lengths and tags.
+import type { Diagnostic } from '../config/diagnostic.js';
+import type { Manifest } from '../datasets/manifest.js';
+import type { ItemCheck, ValidationSettings } from './check-item.js';
+import { checkDuplicates, checkNumbering, checkStray } from './rules/dataset.js';
+import { Findings } from './rules/findings.js';
+import { isTagStyle, tagFrequency } from './rules/tags.js';
+
+export interface ValidationReport {
+  dataset: string;
+  tokenizer: { id: string; reason: string };
+  settings: { max_tokens: number; min_size: number; max_aspect: number; trigger: string | null };
+  items: number;
+  errors: number;
+  warnings: number;
+  diagnostics: Diagnostic[];
+  trigger: { phrase: string; present: number; of: number; missing: string[]; cut: string[] } | null;
+  tokens: { max: number; mean: number; over: number; histogram: { range: string; count: number }[] };
+  /** like kohya's ss_tag_frequency; null when the captions are not tag lists */
+  tagFrequency: Record<string, number> | null;
+}
+
+function histogram(counts: number[], limit: number): { range: string; count: number }[] {
+  const bins: { range: string; count: number }[] = [];
+  for (let from = 0; from <= limit; from += 10) {
+    const to = Math.min(from + 9, limit);
+    bins.push({ range: `${from}-${to}`, count: counts.filter((c) => c >= from && c <= to).length });
+  }
+  bins.push({ range: `>${limit}`, count: counts.filter((c) => c > limit).length });
+  return bins;
+}
+
+function byPlace(a: Diagnostic, b: Diagnostic): number {
+  const key = (d: Diagnostic) => d.file ?? d.item ?? '';
+  return key(a).localeCompare(key(b), 'en', { numeric: true }) || (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0);
+}
+
+export function buildReport(
+  manifest: Manifest,
+  checks: ItemCheck[],
+  settings: ValidationSettings,
+  tokenizer: { id: string; reason: string },
+): ValidationReport {
+  const datasetFindings = new Findings(settings.rules);
+  checkNumbering(datasetFindings, manifest);
+  checkStray(datasetFindings, manifest);
+  checkDuplicates(datasetFindings, manifest.items, checks.map((c) => c.captionKey));
+  for (const skipped of manifest.skipped) {
+    if (!datasetFindings.enabled('undecodable')) continue;
+    datasetFindings.diagnostics.push({
+      severity: 'warning',
+      code: 'undecodable',
+      file: skipped.origin,
+      message: `skipped: ${skipped.reason}`,
+      hint: 'replace or remove the image (bad_images: skip drops it from training)',
+    });
+  }
+  const diagnostics = [...checks.flatMap((c) => c.diagnostics), ...datasetFindings.diagnostics].sort(byPlace);
+
+  const where = (i: number) => manifest.items[i].caption?.origin ?? manifest.items[i].id;
+  let trigger: ValidationReport['trigger'] = null;
+  if (settings.trigger !== null) {
+    const withCaption = checks.filter((c) => c.trigger !== null);
+    trigger = {
+      phrase: settings.trigger,
+      present: withCaption.filter((c) => c.trigger === 'present').length,
+      of: withCaption.length,
+      missing: checks.flatMap((c, i) => (c.trigger === 'missing' ? [where(i)] : [])),
+      cut: checks.flatMap((c, i) => (c.trigger === 'cut' ? [where(i)] : [])),
+    };
+  }
+  const counts = checks.flatMap((c) => (c.tokens === null ? [] : [c.tokens]));
+  const limit = settings.rules.max_tokens;
+  const tagLists = checks.filter((c) => c.tokens !== null).map((c) => c.tags);
+  return {
+    dataset: manifest.dataset,
+    tokenizer,
+    settings: { max_tokens: limit, min_size: settings.minSize, max_aspect: settings.rules.max_aspect, trigger: settings.trigger },
+    items: manifest.items.length,
+    errors: diagnostics.filter((d) => d.severity === 'error').length,
+    warnings: diagnostics.filter((d) => d.severity === 'warning').length,
+    diagnostics,
+    trigger,
+    tokens: {
+      max: counts.length ? Math.max(...counts) : 0,
+      mean: counts.length ? Math.round((counts.reduce((a, b) => a + b, 0) / counts.length) * 10) / 10 : 0,
+      over: counts.filter((c) => c > limit).length,
+      histogram: histogram(counts, limit),
+    },
+    tagFrequency: isTagStyle(tagLists, counts.length) ? tagFrequency(tagLists) : null,
+  };
+}
