@@ -6,6 +6,7 @@
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
 import { didYouMean } from '../config/suggest.js';
+import { displayFileName } from '../config/load.js';
 import type { Plan, ResourceClass, StageKind, StageNode } from '../engine/types.js';
 
 export const REPORT_STAGE = 'report';
@@ -60,7 +61,7 @@ function unknownTarget(target: string, config: Config, stages: Map<string, Stage
     {
       severity: 'error',
       code: 'unknown-target',
-      item: target,
+      file: displayFileName(config.file),
       message: `unknown target '${target}'`,
       hint: `${suggestion ? `did you mean '${suggestion}'? ` : ''}targets are dataset, lora and render names, stage ids like train:NAME, or report`,
     },
