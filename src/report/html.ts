@@ -1,0 +1,137 @@
+// report.html: one self-contained page (inline CSS, a few lines of inline script for the
+// before/after sliders, images inlined as data: URIs or linked relative to out/).
+import type { Json } from '../engine/types.js';
+import { lossCurveSvg } from './loss-svg.js';
+import type { ReportCell, ReportImage, ReportLora, ReportModel, ReportRender, ReportValidation } from './model.js';
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const CSS = `
+body{font-family:system-ui,-apple-system,"DejaVu Sans",sans-serif;margin:0 auto;max-width:1200px;padding:16px 24px;color:#222;background:#fff}
+h1{font-size:1.6em;margin:.2em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}h3{margin-top:1.5em}
+table.kv{border-collapse:collapse;font-size:.9em}table.kv td,table.kv th{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
+.muted{color:#666}.warn{color:#9a6700}.err{color:#b42318}
+.grid img{max-width:100%;height:auto;border:1px solid #ddd}
+.pairs{display:flex;flex-wrap:wrap;gap:16px}.pair{font-size:.85em}
+.ab{position:relative;display:inline-block;line-height:0;border:1px solid #ccc}
+.ab img{display:block;image-rendering:auto}.ab .after{position:absolute;top:0;left:0;overflow:hidden;height:100%;border-right:2px solid #fff}
+.ab input{position:absolute;left:0;bottom:4px;width:100%;margin:0}
+.side{display:flex;gap:4px}.side figure{margin:0;text-align:center}
+nav a{margin-right:12px}pre{white-space:pre-wrap;font-size:.8em;background:#f6f8fa;padding:6px}
+`;
+
+function src(image: ReportImage): string {
+  return escapeHtml(image.dataUri ?? image.href);
+}
+
+function kvTable(values: Record<string, Json>): string {
+  const rows = Object.entries(values)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(typeof v === 'string' ? v : JSON.stringify(v))}</td></tr>`);
+  return `<table class="kv">${rows.join('')}</table>`;
+}
+
+function displaySize(image: ReportImage, max = 256): { w: number; h: number } {
+  const scale = Math.min(1, max / Math.max(image.width, image.height));
+  const up = Math.max(image.width, image.height) < 128 ? 128 / Math.max(image.width, image.height) : 1;
+  const s = scale * up;
+  return { w: Math.round(image.width * s), h: Math.round(image.height * s) };
+}
+
+/** A before/after slider: `before` underneath, `after` clipped from the left by the range input. */
+function slider(before: ReportCell, after: ReportCell, caption: string): string {
+  const { w, h } = displaySize(after.image);
+  const img = (cell: ReportCell, cls: string) =>
+    `<img ${cls} src="${src(cell.image)}" width="${w}" height="${h}" alt="${escapeHtml(cell.parameters.split('\n')[0])}" title="${escapeHtml(cell.parameters)}">`;
+  return (
+    `<figure class="pair"><div class="ab" style="width:${w}px;height:${h}px">${img(before, '')}` +
+    `<div class="after" style="width:50%">${img(after, '')}</div>` +
+    `<input type="range" min="0" max="100" value="50" aria-label="${escapeHtml(caption)}" oninput="this.previousElementSibling.style.width=this.value+'%'">` +
+    `</div><figcaption>${escapeHtml(caption)}</figcaption></figure>`
+  );
+}
+
+function sideBySide(cells: ReportCell[], labels: string[]): string {
+  const figures = cells.map((cell, i) => {
+    const { w, h } = displaySize(cell.image);
+    return `<figure><img src="${src(cell.image)}" width="${w}" height="${h}" title="${escapeHtml(cell.parameters)}" alt="${escapeHtml(labels[i])}"><figcaption>${escapeHtml(labels[i])}</figcaption></figure>`;
+  });
+  return `<div class="side">${figures.join('')}</div>`;
+}
+
+function renderSection(render: ReportRender): string {
+  const parts: string[] = [`<h3 id="render-${escapeHtml(render.name)}">Render ${escapeHtml(render.name)}</h3>`];
+  parts.push(`<p class="muted">LoRA ${escapeHtml(render.lora)} on ${escapeHtml(render.model)}; ${render.rows.length} rows × ${render.columns.length} columns</p>`);
+  for (const w of render.warnings) parts.push(`<p class="warn">warning: ${escapeHtml(w)}</p>`);
+  parts.push(`<div class="grid"><img src="${src(render.grid)}" width="${render.grid.width}" height="${render.grid.height}" alt="A/B grid of ${escapeHtml(render.name)}"></div>`);
+  parts.push(`<details open><summary>settings</summary>${kvTable(render.settings)}</details>`);
+  const without = render.columns.findIndex((c) => c.strength === 0);
+  render.rows.forEach((row, r) => {
+    const rowCells = render.cells.filter((c) => c.row === r).sort((a, b) => a.col - b.col);
+    parts.push(`<h4>${escapeHtml(row.prompt)} <span class="muted">· seed ${row.seed}</span></h4>`);
+    if (without >= 0 && rowCells.length > 1) {
+      const base = rowCells.find((c) => c.col === without)!;
+      const pairs = rowCells.filter((c) => c.col !== without).map((c) => slider(base, c, `without ← → ${render.columns[c.col].label}`));
+      parts.push(`<div class="pairs">${pairs.join('')}</div>`);
+    } else {
+      parts.push(sideBySide(rowCells, rowCells.map((c) => render.columns[c.col].label)));
+    }
+  });
+  return parts.join('\n');
+}
+
+function loraSection(lora: ReportLora, renders: ReportRender[]): string {
+  const files = lora.files.map((f) => `<li><a href="${escapeHtml(f.href)}">${escapeHtml(f.name)}</a> <span class="muted">(${(f.size / 1024).toFixed(1)} KiB)</span></li>`);
+  const last = lora.loss.at(-1);
+  return [
+    `<h2 id="lora-${escapeHtml(lora.name)}">LoRA ${escapeHtml(lora.name)}</h2>`,
+    `<h3>Training loss</h3>`,
+    `<figure class="loss">${lossCurveSvg(lora.loss)}<figcaption class="muted">${lora.loss.length} points${last ? `; last loss ${last[1].toFixed(4)} at step ${last[0]}` : ''}</figcaption></figure>`,
+    `<h3>Files</h3><ul>${files.join('')}</ul>`,
+    `<details><summary>parameters</summary>${kvTable(lora.params)}</details>`,
+    ...renders.map(renderSection),
+  ].join('\n');
+}
+
+function validationSection(v: ReportValidation): string {
+  const items = v.messages.map((m) => `<li class="${m.severity === 'error' ? 'err' : m.severity === 'warning' ? 'warn' : ''}">${escapeHtml(m.text)}</li>`);
+  return [
+    `<h3 id="dataset-${escapeHtml(v.dataset)}">Dataset ${escapeHtml(v.dataset)}</h3>`,
+    `<p><span class="${v.errors ? 'err' : ''}">${v.errors} errors</span>, <span class="${v.warnings ? 'warn' : ''}">${v.warnings} warnings</span>${v.href ? ` · <a href="${escapeHtml(v.href)}">full report</a>` : ''}</p>`,
+    items.length ? `<ul>${items.join('')}</ul>` : '',
+    Object.keys(v.meta).length ? `<details><summary>summary</summary>${kvTable(v.meta)}</details>` : '',
+  ].join('\n');
+}
+
+export function reportHtml(model: ReportModel): string {
+  const rendersOf = (lora: string) => model.renders.filter((r) => r.lora === lora);
+  const orphanRenders = model.renders.filter((r) => !model.loras.some((l) => l.name === r.lora));
+  const nav = [
+    ...model.loras.map((l) => `<a href="#lora-${escapeHtml(l.name)}">${escapeHtml(l.name)}</a>`),
+    ...(model.validations.length ? ['<a href="#validation">validation</a>'] : []),
+  ];
+  const body = [
+    `<h1>${escapeHtml(model.title)}</h1>`,
+    `<p class="muted">${escapeHtml(model.lorafile)}</p>`,
+    nav.length ? `<nav>${nav.join('')}</nav>` : '',
+    model.missing.length ? `<p class="err">not built (failed or skipped): ${model.missing.map(escapeHtml).join(', ')}</p>` : '',
+    ...model.loras.map((l) => loraSection(l, rendersOf(l.name))),
+    ...(orphanRenders.length ? ['<h2>Renders</h2>', ...orphanRenders.map(renderSection)] : []),
+    ...(model.validations.length ? ['<h2 id="validation">Validation</h2>', ...model.validations.map(validationSection)] : []),
+  ];
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(model.title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+${body.filter(Boolean).join('\n')}
+</body>
+</html>
+`;
+}

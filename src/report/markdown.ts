@@ -1,0 +1,54 @@
+// report.md: the same content as report.html for reading in a repository or a CI summary; images
+// and LoRA files are linked relative to out/.
+import type { Json } from '../engine/types.js';
+import type { ReportModel, ReportRender } from './model.js';
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function value(v: Json): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+function renderMd(render: ReportRender): string[] {
+  const lines = [`### Render ${render.name}`, '', `LoRA ${render.lora} on ${render.model}; ${render.rows.length} rows × ${render.columns.length} columns`, ''];
+  for (const w of render.warnings) lines.push(`> warning: ${w}`, '');
+  lines.push(`![A/B grid of ${render.name}](${render.grid.href})`, '');
+  lines.push(`| prompt | seed | ${render.columns.map((c) => cell(c.label)).join(' | ')} |`);
+  lines.push(`|---|---|${render.columns.map(() => '---').join('|')}|`);
+  render.rows.forEach((row, r) => {
+    const cells = render.columns.map((_, c) => {
+      const found = render.cells.find((x) => x.row === r && x.col === c);
+      return found ? `![](${found.image.href})` : '—';
+    });
+    lines.push(`| ${cell(row.prompt)} | ${row.seed} | ${cells.join(' | ')} |`);
+  });
+  lines.push('', Object.entries(render.settings).map(([k, v]) => `${k}: ${value(v)}`).join(' · '), '');
+  return lines;
+}
+
+export function reportMarkdown(model: ReportModel): string {
+  const lines = [`# ${model.title}`, '', `lorafile: \`${model.lorafile}\``, ''];
+  if (model.missing.length) lines.push(`**Not built (failed or skipped):** ${model.missing.join(', ')}`, '');
+  for (const lora of model.loras) {
+    lines.push(`## LoRA ${lora.name}`, '');
+    const first = lora.loss[0];
+    const last = lora.loss.at(-1);
+    if (first && last) lines.push(`Training loss: ${first[1].toFixed(4)} at step ${first[0]} → ${last[1].toFixed(4)} at step ${last[0]} (${lora.loss.length} points)`, '');
+    lines.push('Files:', '', ...lora.files.map((f) => `- [${f.name}](${f.href}) (${(f.size / 1024).toFixed(1)} KiB)`), '');
+    lines.push('| parameter | value |', '|---|---|', ...Object.entries(lora.params).filter(([, v]) => v !== null).map(([k, v]) => `| ${cell(k)} | ${cell(value(v))} |`), '');
+    for (const render of model.renders.filter((r) => r.lora === lora.name)) lines.push(...renderMd(render));
+  }
+  const orphans = model.renders.filter((r) => !model.loras.some((l) => l.name === r.lora));
+  for (const render of orphans) lines.push(...renderMd(render));
+  if (model.validations.length) {
+    lines.push('## Validation', '');
+    for (const v of model.validations) {
+      lines.push(`### Dataset ${v.dataset}`, '', `${v.errors} errors, ${v.warnings} warnings${v.href ? ` — [full report](${v.href})` : ''}`, '');
+      for (const m of v.messages) lines.push(`- ${m.severity}: ${m.text}`);
+      if (v.messages.length) lines.push('');
+    }
+  }
+  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+}
