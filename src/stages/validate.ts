@@ -2,7 +2,8 @@
 // ctx.item (an edited caption re-checks that item only) plus the dataset-wide rules. Outputs
 // validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../cache/atomic.js';
 import type { Config, DatasetSpec } from '../config/schema.js';
 import type { Manifest } from '../datasets/manifest.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
@@ -81,8 +82,10 @@ export const stage: StageImpl = {
       if (i % 500 === 499) ctx.progress(i + 1, manifest.items.length, undefined, 'items');
     }
     const report = buildReport(manifest, checks, settings, { id: tokenizer.id, reason });
-    await writeFile(join(ctx.outDir, 'validation.json'), `${JSON.stringify(report, null, 2)}\n`);
-    await writeFile(join(ctx.outDir, 'validation.md'), renderMarkdown(report));
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    const markdown = renderMarkdown(report);
+    await writeFile(join(ctx.outDir, 'validation.json'), json);
+    await writeFile(join(ctx.outDir, 'validation.md'), markdown);
     if (report.diagnostics.length > 0) ctx.emit({ diagnostics: report.diagnostics as unknown as Json[] });
     const meta: Json = {
       items: report.items,
@@ -93,7 +96,14 @@ export const stage: StageImpl = {
       trigger_coverage: report.trigger ? { present: report.trigger.present, of: report.trigger.of } : null,
       tag_frequency: report.tagFrequency,
     };
-    if (report.errors > 0) return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
+    if (report.errors > 0) {
+      // a failed stage records no outputs, but the user needs the report most then
+      const folder = resolve(ctx.root, ctx.config.out, 'datasets', name);
+      writeFileAtomic(join(folder, 'validation.json'), json);
+      writeFileAtomic(join(folder, 'validation.md'), markdown);
+      ctx.log(`validation report: ${join(folder, 'validation.md')}`);
+      return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
+    }
     return { meta };
   },
 };
