@@ -54,6 +54,31 @@ function lorabuild(args, env) {
   });
 }
 
+/** The hub module alone, in this process: download + verify into a fresh HF cache, then read every row. */
+async function moduleThroughput(env, rowsTotal) {
+  const { hubFetchInputs, hubFetchRun } = await import(pathToFileURL(join(repoRoot, 'dist', 'datasets', 'hub', 'fetch.js')).href);
+  const { readHubItems } = await import(pathToFileURL(join(repoRoot, 'dist', 'datasets', 'hub', 'items.js')).href);
+  const { sha256File } = await import(pathToFileURL(join(repoRoot, 'dist', 'datasets', 'hub', 'hashing.js')).href);
+  const { DatasetSchema } = await import(pathToFileURL(join(repoRoot, 'dist', 'config', 'schema.js')).href);
+  Object.assign(process.env, env);
+  const spec = DatasetSchema.parse({ hub: 'bench/pokemon', caption_column: 'en_text' });
+  const ctx = { signal: new AbortController().signal, options: {}, previous: undefined, hashFile: sha256File, progress() {}, log() {} };
+  const inputs = await hubFetchInputs(ctx, 'pokemon', spec);
+  let start = performance.now();
+  const listing = await hubFetchRun(ctx, 'pokemon', spec, inputs);
+  const fetchMs = performance.now() - start;
+  start = performance.now();
+  let count = 0;
+  let bytes = 0;
+  for await (const item of readHubItems(listing, spec, ctx.signal)) {
+    count++;
+    bytes += item.image?.length ?? 0;
+  }
+  const readMs = performance.now() - start;
+  if (count !== rowsTotal) throw new Error(`read ${count} rows, expected ${rowsTotal}`);
+  return { fetchMs, readMs, imageBytes: bytes };
+}
+
 function stageTime(events, id) {
   const done = events.filter((e) => e.stage === id && e.outcome === 'ran' && typeof e.durationMs === 'number');
   return done.length ? done[done.length - 1].durationMs : NaN;
@@ -82,13 +107,15 @@ try {
   delete env.HF_HUB_CACHE;
   delete env.HF_TOKEN;
 
-  const first = await lorabuild(['run', '-f', join(work, 'lorafile.yaml'), '--json'], env);
+  const first = await lorabuild(['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'], env);
   const contentRequests = hub.contentRequests().length;
   hub.clearLog();
   const noopStart = performance.now();
-  const second = await lorabuild(['run', '-f', join(work, 'lorafile.yaml'), '--json'], env);
+  const second = await lorabuild(['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'], env);
   const noopMs = performance.now() - noopStart;
+  const noopRequests = hub.contentRequests().length;
 
+  const module = await moduleThroughput({ ...env, HF_HOME: join(work, 'hf-module') }, rows);
   const mb = parquet.length / 1e6;
   const fetchMs = stageTime(first.events, 'fetch:pokemon');
   const prepareMs = stageTime(first.events, 'prepare:pokemon');
@@ -99,18 +126,26 @@ try {
     generate_s: +(generateMs / 1000).toFixed(2),
     fetch: { s: +(fetchMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (fetchMs / 1000)), mb_per_s: +(mb / (fetchMs / 1000)).toFixed(1) },
     prepare: { s: +(prepareMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (prepareMs / 1000)), mb_per_s: +(mb / (prepareMs / 1000)).toFixed(1) },
+    hub_module: {
+      download_verify: { s: +(module.fetchMs / 1000).toFixed(3), mb_per_s: +(mb / (module.fetchMs / 1000)).toFixed(1) },
+      read_rows: { s: +(module.readMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (module.readMs / 1000)), mb_per_s: +(mb / (module.readMs / 1000)).toFixed(1) },
+    },
     first_run_peak_rss_mb: Math.round(first.rss / 1e6),
     content_requests_first_run: contentRequests,
-    noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: hub.contentRequests().length, peak_rss_mb: Math.round(second.rss / 1e6) },
+    noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: noopRequests, peak_rss_mb: Math.round(second.rss / 1e6) },
   };
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     process.stdout.write(
       [
         `hub dataset: ${rows} rows, ${size}px PNGs, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`,
+        'lorabuild run prepare:pokemon (engine stage times):',
         `  fetch   ${result.fetch.s}s  ${result.fetch.rows_per_s} rows/s  ${result.fetch.mb_per_s} MB/s  (${contentRequests} content request(s))`,
         `  prepare ${result.prepare.s}s  ${result.prepare.rows_per_s} rows/s  ${result.prepare.mb_per_s} MB/s`,
         `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB`,
+        'hub module alone (in-process):',
+        `  download + verify ${result.hub_module.download_verify.s}s  ${result.hub_module.download_verify.mb_per_s} MB/s`,
+        `  read rows (parquet decode) ${result.hub_module.read_rows.s}s  ${result.hub_module.read_rows.rows_per_s} rows/s  ${result.hub_module.read_rows.mb_per_s} MB/s`,
         `  no-op rerun: ${result.noop_rerun.s}s, ${result.noop_rerun.content_requests} content requests, peak RSS ${result.noop_rerun.peak_rss_mb} MB`,
         '',
       ].join('\n'),
