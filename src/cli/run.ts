@@ -92,13 +92,11 @@ export async function main(argv: string[]): Promise<number> {
     const counts = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
     for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome as keyof typeof counts]++;
     const durationMs = Date.now() - started;
-    const text = [
-      result.interrupted ? 'interrupted:' : counts.failed ? 'failed:' : 'done:',
-      `${counts.ran} ran, ${counts.cached} restored from cache, ${counts.fresh} fresh`,
-      counts.failed ? `, ${counts.failed} failed` : '',
-      counts.skipped ? `, ${counts.skipped} skipped` : '',
-      ` (${durationMs} ms; ${result.hashing.filesHashed} files hashed, ${result.hashing.memoHits} from the stat memo)`,
-    ].join(' ').replace(/ ,/g, ',');
+    const parts = [`${counts.ran} ran`, `${counts.cached} restored from cache`, `${counts.fresh} fresh`];
+    if (counts.failed) parts.push(`${counts.failed} failed`);
+    if (counts.skipped) parts.push(`${counts.skipped} skipped`);
+    const verdict = result.interrupted ? 'interrupted' : counts.failed ? 'failed' : 'done';
+    const text = `${verdict}: ${parts.join(', ')} (${durationMs} ms; ${result.hashing.filesHashed} files hashed, ${result.hashing.memoHits} from the stat memo)`;
     reporter.summary({ ...counts, interrupted: result.interrupted, lockWritten: result.lockWritten, hashing: result.hashing, durationMs }, text);
     if (result.interrupted) return 130;
     return counts.failed > 0 ? 1 : 0;

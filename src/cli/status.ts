@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function printLog(cacheDir: string, stage: string, known: Set<string>): number {
   const layout = new CacheLayout(cacheDir);
-  let last: { fingerprint: string; outcome: string; reason: string; at: string };
+  let last: { fingerprint: string | null; outcome: string; reason: string; at: string; log?: string };
   try {
     last = JSON.parse(readFileSync(layout.lastRun(stage), 'utf8')) as typeof last;
   } catch {
@@ -72,11 +72,13 @@ function printLog(cacheDir: string, stage: string, known: Set<string>): number {
     process.stderr.write(`lorabuild status: no log for ${stage} (${hint})\n`);
     return 1;
   }
-  let text = '';
-  try {
-    text = readFileSync(layout.log(last.fingerprint), 'utf8');
-  } catch {
-    text = '(the log was removed by cache gc)\n';
+  let text = last.log ?? '';
+  if (last.fingerprint) {
+    try {
+      text = readFileSync(layout.log(last.fingerprint), 'utf8');
+    } catch {
+      text = '(the log was removed by cache gc)\n';
+    }
   }
   process.stdout.write(`# ${stage}: ${last.outcome} at ${last.at}${last.reason ? ` — ${last.reason}` : ''}\n${text}`);
   return 0;

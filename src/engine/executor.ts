@@ -267,6 +267,11 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         } catch (err) {
           const interrupted = err instanceof Interrupted || signal.aborted;
           const reason = interrupted ? 'interrupted' : err instanceof Error ? err.message : String(err);
+          if (mode === 'run' && !interrupted) {
+            // failed before it had a fingerprint (e.g. inputs() could not read the dataset): keep the error for `status --log`
+            const log = `error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`;
+            writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason, at: new Date().toISOString(), log }));
+          }
           return finish({ report: { stage: node.id, outcome: 'failed', reason, durationMs: 0 } });
         }
       }) as Promise<StageReport>;
