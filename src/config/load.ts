@@ -37,11 +37,22 @@ const YAML_HINTS: Record<string, string> = {
   UNEXPECTED_TOKEN: "check the indentation, and quote values that contain ': ' or start with '#', '*', '&', '!' or '@'",
 };
 
-function reportYamlErrors(sink: DiagnosticSink, doc: Document): void {
+/** An error found at the end of the file is shown at the end of its last non-blank line instead. */
+function lastContentOffset(source: string, offset: number): number {
+  if (source === '' || source.slice(offset).trim() !== '') return offset;
+  const trimmed = source.slice(0, offset).trimEnd();
+  return Math.max(0, trimmed.length - 1);
+}
+
+function reportYamlErrors(sink: DiagnosticSink, doc: Document, source: string): void {
   for (const error of doc.errors) {
     const message = error.message.replace(/\s+at line \d+, column \d+.*$/s, '');
-    const span = sink.locator.spanOfRange(error.pos[0], error.pos[1]);
-    sink.add(span, 'yaml-syntax', `YAML syntax error: ${message}`, YAML_HINTS[error.code] ?? "check the indentation and quoting around this point (quote values that contain ': ' or ' #')");
+    const span = sink.locator.spanOfRange(lastContentOffset(source, error.pos[0]), error.pos[1]);
+    const bracket = /end with an? ([\]}])/.exec(message)?.[1];
+    const hint = bracket
+      ? `close it with '${bracket}', or indent its continuation lines deeper than its key`
+      : (YAML_HINTS[error.code] ?? "check the indentation and quoting around this point (quote values that contain ': ' or ' #')");
+    sink.add(span, 'yaml-syntax', `YAML syntax error: ${message}`, hint);
   }
 }
 
@@ -70,14 +81,15 @@ function reportDuplicateKeys(sink: DiagnosticSink, node: unknown, at: PathSegmen
 }
 
 /** Parse and validate lorafile text. Pure and synchronous; `file` is used for positions and paths. */
-export function parseConfig(source: string, file: string): Config {
+export function parseConfig(text: string, file: string): Config {
+  const source = text.replace(/^\uFEFF/, '');
   const lineCounter = new LineCounter();
   // uniqueKeys is off so that duplicates get our own message naming the section and first line
   const doc = parseDocument(source, { lineCounter, uniqueKeys: false, prettyErrors: false, keepSourceTokens: false });
   const locator = new YamlLocator(doc, lineCounter, source);
   const sink = new DiagnosticSink(displayFileName(file), locator);
 
-  reportYamlErrors(sink, doc);
+  reportYamlErrors(sink, doc, source);
   if (sink.diagnostics.length > 0) throw new ConfigError(sink.sorted(), source);
   reportDuplicateKeys(sink, doc.contents, []);
 
@@ -112,5 +124,5 @@ export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Confi
     };
     throw new ConfigError([diagnostic]);
   }
-  return parseConfig(source.replace(/^\uFEFF/, ''), file);
+  return parseConfig(source, file);
 }

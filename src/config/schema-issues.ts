@@ -113,6 +113,7 @@ function issueToDiagnostic(sink: DiagnosticSink, issue: Issue, raw: unknown): vo
     }
     case 'invalid_value': {
       if (path.length === 1 && path[0] === 'version') {
+        if (got === undefined) return missingKey(sink, path);
         sink.atValue(path, 'unsupported-version', `unsupported lorafile version ${describeValue(got)}`, "this lorabuild reads lorafile version 1: write 'version: 1'");
         return;
       }

@@ -23,7 +23,7 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidate closest to `word` (case-insensitive), or undefined when none is close enough to be
- * a plausible typo: at most one edit per three characters (and always one edit allowed).
+ * a plausible typo: at most one edit per three characters (at least one), and never all of them.
  * Ties go to the candidate that comes first.
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
@@ -32,8 +32,10 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
   let bestDistance = Infinity;
   for (const candidate of candidates) {
     const distance = editDistance(lower, candidate.toLowerCase());
-    const allowed = Math.max(1, Math.floor(Math.max(word.length, candidate.length) / 3));
-    if (distance <= allowed && distance < bestDistance) {
+    const longer = Math.max(word.length, candidate.length);
+    const allowed = Math.max(1, Math.floor(longer / 3));
+    // distance < longer: replacing every character is not a typo ('m' is not a misspelt 'l')
+    if (distance <= allowed && distance < longer && distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
     }

@@ -1,0 +1,511 @@
+// Every lorafile diagnostic, asserted on its full printed text: position, message, source line,
+// marker and hint.
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, parseConfig } from '../src/config/load.js';
+import { ConfigError } from '../src/config/errors.js';
+import { formatDiagnostics } from '../src/config/format.js';
+
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'config');
+
+/** A lorafile with one model and one dataset, plus the given loras section body (and anything after it). */
+function lorafile(loras: string): string {
+  return `version: 1
+models:
+  ds8:
+    checkpoint: models/ds8.safetensors
+datasets:
+  pokemon:
+    hub: svjack/pokemon-blip-captions-en-zh
+loras:
+${loras}`;
+}
+
+/** The printed diagnostics of a lorafile that must fail to load. */
+function diagnose(source: string): string {
+  try {
+    parseConfig(source, 'lorafile.yaml');
+  } catch (err) {
+    if (err instanceof ConfigError) return formatDiagnostics(err.diagnostics, err.source);
+    throw err;
+  }
+  throw new Error('expected the lorafile to be rejected');
+}
+
+describe('lorafile diagnostics', () => {
+  it("yaml syntax: unclosed flow sequence", () => {
+    expect(diagnose(`version: 1
+renders:
+  r:
+    prompts: [1, 2
+`)).toBe(`lorafile.yaml:4:18: error: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]
+  4 |     prompts: [1, 2
+    |                  ^
+  hint: close it with ']', or indent its continuation lines deeper than its key
+
+1 error
+`);
+  });
+
+  it("yaml syntax: tab indentation", () => {
+    expect(diagnose(`version: 1
+models:
+	ds8: {}
+`)).toBe(`lorafile.yaml:3:1: error: YAML syntax error: Tabs are not allowed as indentation
+  3 | 	ds8: {}
+    | ^
+  hint: YAML does not allow tabs for indentation: indent with spaces
+
+1 error
+`);
+  });
+
+  it("yaml syntax: nested mapping on one line", () => {
+    expect(diagnose(`version: 1
+out: a: b
+`)).toBe(`lorafile.yaml:2:6: error: YAML syntax error: Nested mappings are not allowed in compact mappings
+  2 | out: a: b
+    |      ^
+  hint: check the indentation, and quote values that contain ': '
+
+1 error
+`);
+  });
+
+  it("unknown key with did-you-mean", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds8
+    dataset: pokemon
+    learning_rte: 1.0e-4
+`))).toBe(`lorafile.yaml:12:5: error: lora 'l': unknown key 'learning_rte'
+  12 |     learning_rte: 1.0e-4
+     |     ^~~~~~~~~~~~
+  hint: did you mean 'learning_rate'?
+
+1 error
+`);
+  });
+
+  it("unknown top-level key", () => {
+    expect(diagnose(`version: 1
+lora: {}
+`)).toBe(`lorafile.yaml:2:1: error: unknown key 'lora' at the top level
+  2 | lora: {}
+    | ^~~~
+  hint: did you mean 'loras'?
+
+1 error
+`);
+  });
+
+  it("unknown key without a close match lists the valid keys", () => {
+    expect(diagnose(`version: 1
+datasets:
+  d:
+    folder: data
+    rules:
+      zzz: error
+`)).toBe(`lorafile.yaml:6:7: error: dataset 'd': unknown key 'zzz' in rules
+  6 |       zzz: error
+    |       ^~~
+  hint: valid keys here: max_tokens, min_size, max_aspect, duplicates, missing_caption, missing_image, numbering, extension, empty_caption, encoding, whitespace, too_long, trigger_missing, duplicate_image, duplicate_caption, undecodable, too_small, aspect
+
+1 error
+`);
+  });
+
+  it("types and ranges", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds8
+    dataset: pokemon
+    rank: 0
+    learning_rate: -1.0e-4
+    steps: 100
+    checkpoint_every: 200
+    resolution: 500
+    batch_size: "2"
+    targets: atention
+`))).toBe(`lorafile.yaml:12:11: error: lora 'l': rank must be at least 1, got 0
+  12 |     rank: 0
+     |           ^
+  hint: the default is 'rank: 4'
+
+lorafile.yaml:13:20: error: lora 'l': learning_rate must be greater than 0, got -0.0001
+  13 |     learning_rate: -1.0e-4
+     |                    ^~~~~~~
+  hint: the default is 'learning_rate: 0.0001'
+
+lorafile.yaml:15:23: error: lora 'l': checkpoint_every (200) is larger than steps (100)
+  15 |     checkpoint_every: 200
+     |                       ^~~
+  hint: set checkpoint_every to at most 100, or raise steps
+
+lorafile.yaml:16:17: error: lora 'l': resolution must be a multiple of 8, got 500
+  16 |     resolution: 500
+     |                 ^~~
+  hint: use 496 or 504
+
+lorafile.yaml:17:17: error: lora 'l': batch_size must be a number, got "2" (a string)
+  17 |     batch_size: "2"
+     |                 ^~~
+  hint: remove the quotes: numbers are written bare, like 'batch_size: 1'
+
+lorafile.yaml:18:14: error: lora 'l': targets must be one of attention, attention+proj, all-linear; got "atention" (a string)
+  18 |     targets: atention
+     |              ^~~~~~~~
+  hint: did you mean 'attention'?
+
+6 errors
+`);
+  });
+
+  it("checkpoint_every above the default steps", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds8
+    dataset: pokemon
+    checkpoint_every: 1500
+`))).toBe(`lorafile.yaml:12:23: error: lora 'l': checkpoint_every (1500) is larger than steps (1000)
+  12 |     checkpoint_every: 1500
+     |                       ^~~~
+  hint: set checkpoint_every to at most 1000, or raise steps
+
+1 error
+`);
+  });
+
+  it("dangling references", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds9
+    dataset: pokemom
+    init_from: m
+renders:
+  r:
+    lora: ll
+    prompts: [x]
+`))).toBe(`lorafile.yaml:10:12: error: lora 'l': model 'ds9' is not defined in models
+  10 |     model: ds9
+     |            ^~~
+  hint: did you mean 'ds8'?
+
+lorafile.yaml:11:14: error: lora 'l': dataset 'pokemom' is not defined in datasets
+  11 |     dataset: pokemom
+     |              ^~~~~~~
+  hint: did you mean 'pokemon'?
+
+lorafile.yaml:12:16: error: lora 'l': init_from 'm' is not defined in loras
+  12 |     init_from: m
+     |                ^
+  hint: defined loras: l
+
+lorafile.yaml:15:11: error: render 'r': lora 'll' is not defined in loras
+  15 |     lora: ll
+     |           ^~
+  hint: did you mean 'l'?
+
+4 errors
+`);
+  });
+
+  it("duplicate names and keys", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds8
+    dataset: pokemon
+    rank: 4
+    rank: 8
+  l:
+    model: ds8
+    dataset: pokemon
+`))).toBe(`lorafile.yaml:13:5: error: duplicate key 'rank' in lora 'l' (first defined on line 12)
+  13 |     rank: 8
+     |     ^~~~
+  hint: keep only one of them
+
+lorafile.yaml:14:3: error: duplicate lora name 'l' (first defined on line 9)
+  14 |   l:
+     |   ^
+  hint: rename one of them: names must be unique
+
+2 errors
+`);
+  });
+
+  it("init_from cycles", () => {
+    expect(diagnose(lorafile(`  a:
+    model: ds8
+    dataset: pokemon
+    init_from: b
+  b:
+    model: ds8
+    dataset: pokemon
+    init_from: a
+  c:
+    model: ds8
+    dataset: pokemon
+    init_from: c
+`))).toBe(`lorafile.yaml:12:16: error: init_from cycle: a -> b -> a
+  12 |     init_from: b
+     |                ^
+  hint: a lora cannot start from itself, directly or through others: remove init_from from one of them
+
+lorafile.yaml:20:16: error: lora 'c' starts from itself (init_from: c)
+  20 |     init_from: c
+     |                ^
+  hint: a lora cannot start from itself, directly or through others: remove init_from from one of them
+
+2 errors
+`);
+  });
+
+  it("init_from with another rank", () => {
+    expect(diagnose(lorafile(`  a:
+    model: ds8
+    dataset: pokemon
+  b:
+    model: ds8
+    dataset: pokemon
+    init_from: a
+    rank: 8
+`))).toBe(`lorafile.yaml:15:16: error: lora 'b' starts from lora 'a', but their rank differs (8 vs 4)
+  15 |     init_from: a
+     |                ^
+  hint: use the same rank in both, or remove init_from
+
+1 error
+`);
+  });
+
+  it("model sources", () => {
+    expect(diagnose(`version: 1
+models:
+  none: {}
+  two:
+    builtin: tiny
+    checkpoint: x.safetensors
+  hubnofile:
+    hub: Lykon/dreamshaper-8
+  pickle:
+    checkpoint: old.ckpt
+`)).toBe(`lorafile.yaml:3:3: error: model 'none' has no source
+  3 |   none: {}
+    |   ^~~~
+  hint: give exactly one of 'checkpoint: PATH.safetensors', 'hub: owner/name' (with 'file:'), or 'builtin: tiny'
+
+lorafile.yaml:5:5: error: model 'two' has both checkpoint and builtin
+  5 |     builtin: tiny
+    |     ^~~~~~~
+  hint: keep only one of checkpoint, builtin
+
+lorafile.yaml:8:5: error: model 'hubnofile': hub needs 'file' (which checkpoint file of the repo to use)
+  8 |     hub: Lykon/dreamshaper-8
+    |     ^~~
+  hint: add 'file: NAME.safetensors'
+
+lorafile.yaml:10:17: error: model 'pickle': old.ckpt is a pickle file, and loading a pickle can run code from it
+  10 |     checkpoint: old.ckpt
+     |                 ^~~~~~~~
+  hint: convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from
+
+4 errors
+`);
+  });
+
+  it("dataset sources", () => {
+    expect(diagnose(`version: 1
+datasets:
+  none: {}
+  both:
+    folder: data
+    hub: a/b
+`)).toBe(`lorafile.yaml:3:3: error: dataset 'none' has no source
+  3 |   none: {}
+    |   ^~~~
+  hint: give 'folder: PATH' (a local dataset) or 'hub: owner/name' (a Hugging Face dataset)
+
+lorafile.yaml:6:5: error: dataset 'both' has both folder and hub
+  6 |     hub: a/b
+    |     ^~~
+  hint: keep only one of them
+
+2 errors
+`);
+  });
+
+  it("render checkpoints", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds8
+    dataset: pokemon
+    steps: 1000
+    checkpoint_every: 200
+renders:
+  r:
+    lora: l
+    prompts: [x]
+    checkpoints: [200, 300, 1000, 1200]
+  r2:
+    lora: l
+    prompts: [x]
+    columns: checkpoint
+`))).toBe(`lorafile.yaml:18:24: error: render 'r': lora 'l' saves no checkpoint at step 300 (it saves every 200 steps)
+  18 |     checkpoints: [200, 300, 1000, 1200]
+     |                        ^~~
+  hint: use a multiple of 200 such as 200 or 400, or the final step 1000
+
+lorafile.yaml:18:35: error: render 'r': checkpoint 1200 is beyond the 1000 training steps of lora 'l'
+  18 |     checkpoints: [200, 300, 1000, 1200]
+     |                                   ^~~~
+  hint: use a step of at most 1000
+
+lorafile.yaml:22:14: error: render 'r2': columns 'checkpoint' needs a checkpoints list
+  22 |     columns: checkpoint
+     |              ^~~~~~~~~~
+  hint: add 'checkpoints: [...]' with the training steps to show
+
+3 errors
+`);
+  });
+
+  it("missing version", () => {
+    expect(diagnose(`models: {}
+`)).toBe(`lorafile.yaml:1:1: error: the lorafile has no 'version'
+  1 | models: {}
+    | ^
+  hint: add 'version: 1' as the first line
+
+1 error
+`);
+  });
+
+  it("unsupported version", () => {
+    expect(diagnose(`version: 2
+`)).toBe(`lorafile.yaml:1:10: error: unsupported lorafile version 2
+  1 | version: 2
+    |          ^
+  hint: this lorabuild reads lorafile version 1: write 'version: 1'
+
+1 error
+`);
+  });
+
+  it("missing required key", () => {
+    expect(diagnose(lorafile(`  l:
+    dataset: pokemon
+`))).toBe(`lorafile.yaml:9:3: error: lora 'l': missing required key 'model'
+  9 |   l:
+    |   ^
+  hint: add 'model: ...' (ckpt_name: a key of models)
+
+1 error
+`);
+  });
+
+  it("invalid entry name", () => {
+    expect(diagnose(`version: 1
+models:
+  my model:
+    builtin: tiny
+`)).toBe(`lorafile.yaml:3:3: error: invalid model name 'my model': names use letters, digits, _ . - and start with a letter or digit
+  3 |   my model:
+    |   ^~~~~~~~
+  hint: rename it, e.g. 'my_model'
+
+1 error
+`);
+  });
+
+  it("empty lorafile", () => {
+    expect(diagnose(``)).toBe(`lorafile.yaml:1:1: error: the lorafile must be a YAML mapping of keys to values
+  1 | 
+    | ^
+  hint: start with 'version: 1', then models:, datasets:, loras: and renders:
+
+1 error
+`);
+  });
+
+  it("empty prompts list", () => {
+    expect(diagnose(lorafile(`  l:
+    model: ds8
+    dataset: pokemon
+renders:
+  r:
+    lora: l
+    prompts: []
+`))).toBe(`lorafile.yaml:15:14: error: render 'r': prompts needs at least 1 item
+  15 |     prompts: []
+     |              ^~
+  hint: add an item, like prompts: [...]
+
+1 error
+`);
+  });
+
+  it("a list where a mapping belongs", () => {
+    expect(diagnose(`version: 1
+loras: [a, b]
+`)).toBe(`lorafile.yaml:2:8: error: loras must be a mapping of names to entries, got a list
+  2 | loras: [a, b]
+    |        ^~~~~~
+  hint: write the entries indented under 'loras:' as key: value lines
+
+1 error
+`);
+  });
+});
+
+describe('loading', () => {
+  it('loads the sample lorafile with the lab defaults filled in', async () => {
+    const config = await loadConfig(path.join(FIXTURES, 'valid.lorafile.yaml'));
+    expect(config.file).toBe(path.join(FIXTURES, 'valid.lorafile.yaml'));
+    expect(config.root).toBe(FIXTURES);
+    expect(config.source).toContain('pokemon_lora:');
+    expect(Object.keys(config.loras)).toEqual(['pokemon_lora', 'line_art_lora', 'line_art_more']);
+    const lora = config.loras.line_art_lora;
+    expect([lora.rank, lora.learning_rate, lora.batch_size, lora.steps, lora.checkpoint_every, lora.seed]).toEqual([4, 1e-4, 1, 600, 200, 0]);
+    expect(config.loras.pokemon_lora.learning_rate).toBe(1e-4);
+    expect(config.datasets['one-line-art'].rules).toMatchObject({ max_tokens: 75, min_size: 512, duplicates: 'error', missing_caption: 'error' });
+    expect(config.renders.pokemon_ab.checkpoints).toEqual([200, 600, 1000]);
+    expect(config.renders.line_art_grid).toMatchObject({ seeds: [0], strengths: [0, 1], sampler: 'euler', steps: 25, cfg: 7.5 });
+    expect(config.out).toBe('out');
+  });
+
+  it('reports every problem of a file at once, in source order', async () => {
+    const err = await loadConfig(path.join(FIXTURES, 'broken.lorafile.yaml')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    const diagnostics = (err as ConfigError).diagnostics;
+    expect(diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`)).toEqual([
+      '5:5 model-source',
+      '10:3 checkpoint-every',
+      '12:14 unknown-reference',
+      '13:11 out-of-range',
+      '14:5 unknown-key',
+      '15:20 out-of-range',
+      '20:16 init-cycle',
+      '29:19 render-checkpoint',
+      '29:24 render-checkpoint',
+    ]);
+    expect(diagnostics.every((d) => d.severity === 'error' && d.hint)).toBe(true);
+  });
+
+  it('says which file is missing and how to name another', async () => {
+    const missing = path.join(FIXTURES, 'no-such-lorafile.yaml');
+    const err = (await loadConfig(missing).catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(formatDiagnostics(err.diagnostics)).toBe(
+      `${path.relative(process.cwd(), missing)}: error: lorafile not found\n  hint: run lorabuild in the folder that holds lorafile.yaml, or name the file with -f PATH\n\n1 error\n`,
+    );
+  });
+
+  it('accepts a UTF-8 byte order mark and CRLF line ends', () => {
+    const source = '\uFEFFversion: 1\r\nmodels:\r\n  tiny:\r\n    builtin: tiny\r\n';
+    expect(parseConfig(source, 'lorafile.yaml').models.tiny.builtin).toBe('tiny');
+    const bad = '\uFEFFversion: 1\r\nmodels:\r\n  tiny:\r\n    builtin: tiny\r\n    sed: 3\r\n';
+    expect(diagnose(bad)).toBe(`lorafile.yaml:5:5: error: model 'tiny': unknown key 'sed'
+  5 |     sed: 3
+    |     ^~~
+  hint: did you mean 'seed'?
+
+1 error
+`);
+  });
+});
