@@ -31,25 +31,32 @@ export function withoutExtension(rel: string): string {
   return ext ? rel.slice(0, rel.length - ext.length) : rel;
 }
 
+/**
+ * One string whose code-point order is the natural order of `id`: each run of digits becomes NUL,
+ * a character for its length (without leading zeros) and the digits, so numbers compare by value
+ * and sort before text at the same place. File names never contain NUL.
+ */
+function sortKey(id: string): string {
+  return id.replace(/\d+/g, (digits) => {
+    const value = digits.replace(/^0+(?=\d)/, '');
+    return `\u0000${String.fromCharCode(0x20 + value.length)}${value}`;
+  });
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Orders '2' before '10' (ids are mostly numbers), then by code point, so listings are stable everywhere. */
 export function naturalCompare(a: string, b: string): number {
-  const pa = a.match(/\d+|\D+/g) ?? [];
-  const pb = b.match(/\d+|\D+/g) ?? [];
-  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    const x = pa[i];
-    const y = pb[i];
-    if (x === y) continue;
-    const nx = /^\d/.test(x);
-    const ny = /^\d/.test(y);
-    if (nx && ny) {
-      const sx = x.replace(/^0+/, '');
-      const sy = y.replace(/^0+/, '');
-      if (sx.length !== sy.length) return sx.length - sy.length;
-      if (sx !== sy) return sx < sy ? -1 : 1;
-    }
-    return x < y ? -1 : 1;
-  }
-  return pa.length - pb.length;
+  return compareStrings(sortKey(a), sortKey(b)) || compareStrings(a, b);
+}
+
+/** Sorts by natural order of `idOf`, computing each key once. */
+export function sortNatural<T>(items: T[], idOf: (item: T) => string): T[] {
+  const keyed = items.map((item) => ({ item, id: idOf(item), key: sortKey(idOf(item)) }));
+  keyed.sort((a, b) => compareStrings(a.key, b.key) || compareStrings(a.id, b.id));
+  return keyed.map((k) => k.item);
 }
 
 /**
@@ -78,6 +85,6 @@ export function pairByKey(images: string[], captions: string[], keyOf: (rel: str
     if (byId.has(extra.id)) stray.push(extra.image!);
     else byId.set(extra.id, extra);
   }
-  const entries = [...byId.values()].sort((a, b) => naturalCompare(a.id, b.id));
+  const entries = sortNatural([...byId.values()], (e) => e.id);
   return { entries, stray };
 }

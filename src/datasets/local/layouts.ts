@@ -7,7 +7,7 @@ import { DatasetError } from './errors.js';
 import { displayPath } from './folder.js';
 import { readMetadata } from './metadata.js';
 import type { FolderFile } from './walk.js';
-import { extensionOf, isImageFile, naturalCompare, pairByKey, withoutExtension, type Draft, type DraftEntry } from './draft.js';
+import { extensionOf, isImageFile, pairByKey, sortNatural, withoutExtension, type Draft, type DraftEntry } from './draft.js';
 
 export type LayoutName = Draft['layout'];
 const METADATA_FILES = ['metadata.jsonl', 'metadata.csv'];
@@ -65,8 +65,8 @@ export function readKohyaLayout(files: FolderFile[], display: string): Draft {
     throw new DatasetError({ code: 'layout-mismatch', file: display, message: 'has no images for the kohya layout', hint: 'put img.png next to img.txt (or img.caption), or change `layout:`' });
   }
   // .txt before .caption for the same stem, so .txt is the caption and .caption is reported as stray
-  captions.sort((a, b) => naturalCompare(withoutExtension(a), withoutExtension(b)) || KOHYA_CAPTION_EXTENSIONS.indexOf(extensionOf(a)) - KOHYA_CAPTION_EXTENSIONS.indexOf(extensionOf(b)));
-  const paired = pairByKey(images, captions, withoutExtension);
+  const ordered = sortNatural(captions, (c) => `${withoutExtension(c)}\u0000${KOHYA_CAPTION_EXTENSIONS.indexOf(extensionOf(c))}`);
+  const paired = pairByKey(images, ordered, withoutExtension);
   return { layout: 'kohya', entries: paired.entries, stray: [...stray, ...paired.stray].sort() };
 }
 
