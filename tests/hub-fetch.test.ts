@@ -320,20 +320,39 @@ describe('hub errors', () => {
   });
 
   it('gated dataset: no token, a wrong token, then the right one', async () => {
-    const sha = hub.addRepo('lab/gated', [{ path: SHARD, content: pokemonBytes }], { tokens: ['hf_good'] });
+    const sha = hub.addRepo('lab/gated', [{ path: SHARD, content: pokemonBytes }], { gated: ['hf_good'] });
     const ds = spec({ hub: 'lab/gated' });
     const none = await expectHubError(fetchOnce(ds), 'gated');
+    expect(none.message).toContain('dataset lab/gated is gated (401)');
     expect(none.hint).toContain('set HF_TOKEN');
+    // the metadata was readable, the file was not: nothing half-written is left behind
+    expect(hub.log.filter((r) => r.kind === 'resolve').map((r) => r.status)).toEqual([401]);
+    expect(existsSync(join(home, 'hub', 'datasets--lab--gated', 'snapshots', sha))).toBe(false);
     expect(none.hint).toContain(`${hub.url}/datasets/lab/gated`);
     process.env.HF_TOKEN = 'hf_wrong';
-    await expectHubError(fetchOnce(ds), 'gated');
+    const wrong = await expectHubError(fetchOnce(ds), 'gated');
+    expect(wrong.message).toContain('(403)');
+    expect(wrong.hint).toContain('with the account that owns HF_TOKEN');
     process.env.HF_TOKEN = 'hf_good';
     const { listing } = await fetchOnce(ds);
     expect(listing.revision).toBe(sha);
   });
 
+  it('private dataset: invisible without a token, readable with the right one', async () => {
+    const sha = hub.addRepo('lab/private', [{ path: SHARD, content: pokemonBytes }], { private: ['hf_mine'] });
+    const ds = spec({ hub: 'lab/private' });
+    const none = await expectHubError(fetchOnce(ds), 'repo-not-found');
+    expect(none.message).toContain('(401)');
+    expect(none.hint).toContain('if the dataset is private, set HF_TOKEN');
+    process.env.HF_TOKEN = 'hf_other';
+    const wrong = await expectHubError(fetchOnce(ds), 'repo-not-found');
+    expect(wrong.hint).toContain('check that HF_TOKEN can read it');
+    process.env.HF_TOKEN = 'hf_mine';
+    expect((await fetchOnce(ds)).listing.revision).toBe(sha);
+  });
+
   it('reads the token from $HF_HOME/token like huggingface-cli login leaves it', async () => {
-    hub.addRepo('lab/gated-file', [{ path: SHARD, content: pokemonBytes }], { tokens: ['hf_fromfile'] });
+    hub.addRepo('lab/gated-file', [{ path: SHARD, content: pokemonBytes }], { private: ['hf_fromfile'] });
     await writeFile(join(home, 'token'), 'hf_fromfile\n');
     const { listing } = await fetchOnce(spec({ hub: 'lab/gated-file' }));
     expect(listing.shards).toHaveLength(1);

@@ -33,7 +33,9 @@ interface StoredFile {
 interface Repo {
   commits: Map<string, Map<string, StoredFile>>;
   refs: Map<string, string>;
+  /** tokens that may download files (gated) or see the repo at all (private) */
   tokens?: Set<string>;
+  access: 'public' | 'gated' | 'private';
 }
 
 const LFS_BY_DEFAULT = /\.(parquet|arrow|png|jpe?g|webp|gif|bmp|tiff?|zip|gz|zst|safetensors|bin)$/i;
@@ -79,9 +81,19 @@ export class HubServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Creates a repo whose main points at a first commit of these files; returns that commit's sha. */
-  addRepo(repo: string, files: FixtureFile[], options: { tokens?: string[] } = {}): string {
-    this.repos.set(repo, { commits: new Map(), refs: new Map(), ...(options.tokens ? { tokens: new Set(options.tokens) } : {}) });
+  /**
+   * Creates a repo whose main points at a first commit of these files; returns that commit's sha.
+   * Like the hub, a gated repo shows its metadata and file list to anyone but serves files only to
+   * the given tokens; a private repo does not exist for anyone else.
+   */
+  addRepo(repo: string, files: FixtureFile[], options: { gated?: string[]; private?: string[] } = {}): string {
+    const tokens = options.gated ?? options.private;
+    this.repos.set(repo, {
+      commits: new Map(),
+      refs: new Map(),
+      access: options.gated ? 'gated' : options.private ? 'private' : 'public',
+      ...(tokens ? { tokens: new Set(tokens) } : {}),
+    });
     return this.commit(repo, files);
   }
 
@@ -147,16 +159,17 @@ export class HubServer {
     const kind = route as LoggedRequest['kind'];
     if ((route === 'resolve') !== (prefix === 'datasets')) return this.send(req, res, 'other', 404, { error: 'Not Found' });
 
-    const repo = this.repos.get(decodeURIComponent(repoId));
+    const found = this.repos.get(decodeURIComponent(repoId));
     const auth = req.headers.authorization;
+    const token = auth?.replace(/^Bearer /, '');
+    const repo = found && (found.access !== 'private' || (token && found.tokens!.has(token))) ? found : undefined;
     if (!repo) {
-      // like the hub: without a token a missing repo looks like a private one (401)
+      // like the hub: without a token a missing (or hidden private) repo answers 401, with one 404
       return this.send(req, res, kind, auth ? 404 : 401, { error: 'Repository Not Found' }, { 'x-error-code': 'RepoNotFound' });
     }
-    if (repo.tokens) {
-      const token = auth?.replace(/^Bearer /, '');
+    if (repo.access === 'gated' && route === 'resolve') {
       if (!token) return this.send(req, res, kind, 401, { error: `Access to dataset ${repoId} is restricted. You must be authenticated to access it.` }, { 'x-error-code': 'GatedRepo' });
-      if (!repo.tokens.has(token)) return this.send(req, res, kind, 403, { error: `Access to dataset ${repoId} is restricted and you are not in the authorized list.` }, { 'x-error-code': 'GatedRepo' });
+      if (!repo.tokens?.has(token)) return this.send(req, res, kind, 403, { error: `Access to dataset ${repoId} is restricted and you are not in the authorized list.` }, { 'x-error-code': 'GatedRepo' });
     }
 
     const segments = rest.split('/');
@@ -177,8 +190,8 @@ export class HubServer {
         _id: createHash('sha1').update(repoId).digest('hex').slice(0, 24),
         id: repoId,
         sha,
-        private: false,
-        gated: repo.tokens ? 'manual' : false,
+        private: repo.access === 'private',
+        gated: repo.access === 'gated' ? 'manual' : false,
         downloads: 0,
         likes: 0,
         lastModified: new Date(0).toISOString(),
