@@ -55,8 +55,8 @@ SD15 = SD1Config("sd15", UNetConfig(), VAEConfig(), TextConfig(), native_resolut
 
 TINY = SD1Config(
     "tiny",
-    UNetConfig(model_channels=32, channel_mult=(1, 2, 2, 2), num_heads=4, context_dim=64),
-    VAEConfig(ch=32, ch_mult=(1, 2, 2, 2)),
+    UNetConfig(model_channels=32, channel_mult=(1, 2, 4, 4), num_heads=4, context_dim=64),
+    VAEConfig(ch=32, ch_mult=(1, 2, 4, 4)),
     # byte-level tokenizer: ids 0..255 are UTF-8 bytes, 256 = BOS, 257 = EOS (also padding)
     TextConfig(vocab_size=258, width=64, layers=4, heads=4),
     native_resolution=64,
