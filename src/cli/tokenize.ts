@@ -1,0 +1,108 @@
+// lorabuild tokenize TEXT... [--json] [--model NAME [-f lorafile] | --vocab PATH]
+// Prints the token ids and tokens the text encoder sees for a text (the words are joined with
+// spaces, like echo), or for every line of stdin with `-`. Exit 0: printed; 1: no tokenizer; 2: usage.
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../config/load.js';
+import { reportConfigError } from '../config/format.js';
+import { VocabError } from '../text/bpe-vocab.js';
+import { findTokenizerFiles, loadClipTokenizer } from '../text/load.js';
+import { resolveClipTokenizer, resolveTokenizer, TokenizerNotFoundError } from '../text/resolve.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
+
+const HELP = `usage: lorabuild tokenize TEXT... [--json] [--model NAME [-f lorafile.yaml] | --vocab PATH]
+       lorabuild tokenize - [...]      one text per line of stdin
+
+  --json        one JSON object per text: ids (with BOS/EOS), tokens, spans, count, truncated
+  --model NAME  the tokenizer of that model in the lorafile (builtin: tiny -> bytes)
+  --vocab PATH  a folder with vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz
+  without either: LORABUILD_CLIP_TOKENIZER, then the Hugging Face cache (openai/clip-vit-large-patch14)
+`;
+
+const OPTIONS = {
+  ...lorafileOption,
+  json: { type: 'boolean' },
+  model: { type: 'string' },
+  vocab: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function chooseTokenizer(values: { file?: string; model?: string; vocab?: string }): Promise<Tokenizer> {
+  if (values.vocab !== undefined) {
+    const files = findTokenizerFiles(values.vocab);
+    if (!files) throw new TokenizerNotFoundError(`--vocab ${values.vocab}`, [`${values.vocab}: no vocab.json + merges.txt, tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz there`]);
+    return loadClipTokenizer(files);
+  }
+  if (values.model !== undefined) {
+    const config = await loadConfig(values.file);
+    if (!config.models[values.model]) {
+      throw new UsageError(`lorabuild tokenize: the lorafile has no model '${values.model}' (models: ${Object.keys(config.models).join(', ') || 'none'})`);
+    }
+    return resolveTokenizer(config, values.model);
+  }
+  return resolveClipTokenizer(undefined);
+}
+
+function describe(tokenizer: Tokenizer, text: string, json: boolean): string {
+  const { ids, tokens, spans } = tokenizer.encode(text);
+  const limit = tokenizer.contextLength - 2;
+  const [bosName, eosName] = tokenizer.id === 'byte-v1' ? ['<bos>', '<eos>'] : ['<|startoftext|>', '<|endoftext|>'];
+  if (json) {
+    return JSON.stringify({
+      text,
+      tokenizer: tokenizer.id,
+      count: ids.length,
+      limit,
+      truncated: ids.length > limit,
+      ids: [tokenizer.bos, ...ids, tokenizer.eos],
+      tokens: [bosName, ...tokens, eosName],
+      spans: [[0, 0], ...spans, [text.length, text.length]],
+    });
+  }
+  const lines = [`${JSON.stringify(text)}: ${ids.length} tokens (limit ${limit})`];
+  lines.push(`  ids:    ${[tokenizer.bos, ...ids, tokenizer.eos].join(' ')}`);
+  lines.push(`  tokens: ${[bosName, ...tokens, eosName].join(' ')}`);
+  if (ids.length > limit) lines.push(`  cut off after ${limit} tokens: ${JSON.stringify(text.slice(spans[limit][0]).trim())}`);
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandArgs(argv, OPTIONS, 'tokenize');
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`${err.message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    process.stderr.write(`lorabuild tokenize: give the text to tokenize (or - to read lines from stdin)\n\n${HELP}`);
+    return 2;
+  }
+  if (values.model !== undefined && values.vocab !== undefined) {
+    process.stderr.write(`lorabuild tokenize: --model and --vocab exclude each other\n\n${HELP}`);
+    return 2;
+  }
+  const texts = positionals.length === 1 && positionals[0] === '-' ? readFileSync(0, 'utf8').split(/\r?\n/).filter((l, i, all) => l !== '' || i < all.length - 1) : [positionals.join(' ')];
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = await chooseTokenizer(values);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof TokenizerNotFoundError || err instanceof VocabError) {
+      process.stderr.write(`lorabuild tokenize: ${err.message}\n(or name the files with --vocab PATH)\n`);
+      return 1;
+    }
+    return reportConfigError(err);
+  }
+  process.stdout.write(`${texts.map((t) => describe(tokenizer, t, values.json === true)).join('\n')}\n`);
+  return 0;
+}

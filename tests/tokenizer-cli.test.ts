@@ -1,0 +1,55 @@
+// `lorabuild tokenize` as a real process: published ids, JSON lines from stdin, a lorafile model
+// (builtin tiny -> bytes), and the errors (no tokenizer found: exit 1; usage: exit 2).
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+
+const REF = '/work/shared/reference/clip-tokenizer';
+const tmp = makeTempDir('lorabuild-tokenize-');
+afterAll(tmp.cleanup);
+const noTokenizerEnv = { LORABUILD_CLIP_TOKENIZER: undefined, HF_HUB_CACHE: `${tmp.dir}/no-hf-cache` };
+
+describe('lorabuild tokenize', () => {
+  it('prints the ids and tokens of a text', async () => {
+    const r = await runCli(['tokenize', '--vocab', REF, 'a', 'photo', 'of', 'a', 'cat'], { cwd: tmp.dir, env: noTokenizerEnv });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      '"a photo of a cat": 5 tokens (limit 75)\n  ids:    49406 320 1125 539 320 2368 49407\n  tokens: <|startoftext|> a</w> photo</w> of</w> a</w> cat</w> <|endoftext|>\n',
+    );
+  });
+
+  it('reads texts line by line from stdin and answers JSON lines, naming what is cut off', async () => {
+    const long = Array.from({ length: 80 }, (_, i) => `w${i}`).join(' ');
+    const r = await runCli(['tokenize', '-', '--json'], { cwd: tmp.dir, env: { ...noTokenizerEnv, LORABUILD_CLIP_TOKENIZER: REF }, stdin: `a cat\n${long}\n` });
+    expect(r.code).toBe(0);
+    expect(r.events).toHaveLength(2);
+    expect(r.events[0]).toMatchObject({ text: 'a cat', count: 2, truncated: false, ids: [49406, 320, 2368, 49407], tokens: ['<|startoftext|>', 'a</w>', 'cat</w>', '<|endoftext|>'], spans: [[0, 0], [0, 1], [2, 5], [5, 5]] });
+    expect(r.events[1]).toMatchObject({ text: long, truncated: true, limit: 75 });
+    const human = await runCli(['tokenize', '--vocab', REF, long], { cwd: tmp.dir, env: noTokenizerEnv });
+    const count = (r.events[1] as { count: number }).count;
+    expect(human.stdout).toContain(`${count} tokens (limit 75)`);
+    expect(human.stdout).toMatch(/cut off after 75 tokens: "[^"]*w79"/);
+  });
+
+  it("uses a lorafile model's tokenizer: bytes for builtin tiny", async () => {
+    writeFiles(tmp.dir, { 'proj/lorafile.yaml': 'version: 1\nmodels:\n  tiny: { builtin: tiny }\n' });
+    const r = await runCli(['tokenize', '--model', 'tiny', '--json', 'Hi'], { cwd: `${tmp.dir}/proj`, env: noTokenizerEnv });
+    expect(r.code).toBe(0);
+    expect(r.events[0]).toMatchObject({ tokenizer: 'byte-v1', ids: [256, 72, 105, 257], tokens: ['<bos>', 'H', 'i', '<eos>'] });
+    const unknown = await runCli(['tokenize', '--model', 'sd', 'x'], { cwd: `${tmp.dir}/proj`, env: noTokenizerEnv });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("the lorafile has no model 'sd' (models: tiny)");
+  });
+
+  it('explains where it looked when no CLIP tokenizer is found (exit 1), and usage errors exit 2', async () => {
+    const r = await runCli(['tokenize', 'a cat'], { cwd: tmp.dir, env: noTokenizerEnv });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no CLIP tokenizer found for this text; looked in:');
+    expect(r.stderr).toContain('  - LORABUILD_CLIP_TOKENIZER: (not set)');
+    expect(r.stderr).toContain(`models--openai--clip-vit-large-patch14/snapshots/*`);
+    expect((await runCli(['tokenize'], { cwd: tmp.dir, env: noTokenizerEnv })).code).toBe(2);
+    const both = await runCli(['tokenize', '--vocab', REF, '--model', 'x', 'a'], { cwd: tmp.dir, env: noTokenizerEnv });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--model and --vocab exclude each other');
+  });
+});
