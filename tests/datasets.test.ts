@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listLocalDataset } from '../src/datasets/local/list.js';
 import { DatasetError } from '../src/datasets/local/errors.js';
 import { parseCsv } from '../src/datasets/local/csv.js';
+import { naturalCompare } from '../src/datasets/local/draft.js';
 import { resolveDatasetFolder } from '../src/datasets/local/folder.js';
 import { makeTempDir, writeFiles } from './helpers/cli.js';
 
@@ -221,8 +222,18 @@ describe('layout detection', () => {
     writeFiles(dir, { 'k/a.png': 'a', 'k/a.txt': 'b' });
     expect((await failure(list('k', { layout: 'lab' }))).message).toMatch(/has no image\/ or text\/ folder/);
     expect((await failure(list('k', { layout: 'imagefolder' }))).message).toMatch(/has no metadata.jsonl or metadata.csv/);
+    writeFiles(dir, { 'split/train/0.png': 'p', 'split/train/metadata.jsonl': '{"file_name": "0.png", "text": "x"}\n' });
+    expect((await failure(list('split'))).message).toMatch(/^split\/train\/metadata.jsonl: imagefolder metadata lies in the subfolder train\/[\s\S]*hint: set `folder: split\/train`/);
+    expect((await list('split', { layout: 'kohya' })).listing.stray).toEqual(['split/train/metadata.jsonl']);
     writeFileSync(join(dir, 'afile'), 'x');
     expect((await failure(list('afile'))).message).toMatch(/is a file, not a folder/);
+  });
+});
+
+describe('natural order of ids', () => {
+  it('orders numbers by value, numbers before text, and is total', () => {
+    const ids = ['10', 'b', '2', 'a10', 'a9', '02', '1', '10_cat/a', '5_dog/a', 'a', '99999999999999999999', '100000000000000000000'];
+    expect([...ids].sort(naturalCompare)).toEqual(['1', '02', '2', '5_dog/a', '10', '10_cat/a', '99999999999999999999', '100000000000000000000', 'a', 'a9', 'a10', 'b']);
   });
 });
 

@@ -19,6 +19,17 @@ function baseName(rel: string): string {
 
 export function detectLayout(files: FolderFile[], display: string): LayoutName {
   if (files.some((f) => METADATA_FILES.includes(f.rel))) return 'imagefolder';
+  // Hub-style split folders (train/metadata.jsonl) would otherwise be read as kohya, captions lost.
+  const nested = files.find((f) => METADATA_FILES.includes(baseName(f.rel)));
+  if (nested) {
+    const sub = nested.rel.slice(0, nested.rel.lastIndexOf('/'));
+    throw new DatasetError({
+      code: 'layout-nested-metadata',
+      file: displayPath(display, nested.rel),
+      message: `imagefolder metadata lies in the subfolder ${sub}/, not in the dataset folder itself`,
+      hint: `set \`folder: ${display}/${sub}\` (or \`layout:\` to read the folder another way)`,
+    });
+  }
   if (files.some((f) => f.rel.startsWith('image/') || f.rel.startsWith('text/'))) return 'lab';
   if (files.some((f) => isImageFile(f.rel))) return 'kohya';
   throw new DatasetError({
