@@ -1,0 +1,131 @@
+// Small pure parts of the engine: stale reasons, fingerprints, lock file text, progress output.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fingerprint, outputsDigest } from '../src/engine/fingerprint.js';
+import { readLockfile, renderLockfile, writeLockfile } from '../src/engine/lockfile.js';
+import { makeReporter, stageLine } from '../src/engine/progress.js';
+import { staleReasons, summarize } from '../src/engine/reasons.js';
+import type { LockEntry } from '../src/engine/types.js';
+import { makeTempDir } from './helpers/cli.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = makeTempDir('lorabuild-units-')));
+afterEach(() => cleanup());
+
+const sha = (c: string) => c.repeat(64);
+const entry = (over: Partial<LockEntry> = {}): LockEntry => ({
+  fingerprint: sha('f'),
+  params: { learning_rate: 0.0001, rank: 4 },
+  files: { 'ds/text/1.txt': sha('a'), 'ds/image/1.png': sha('b') },
+  upstream: { 'prepare:ds': sha('c') },
+  outputs: {},
+  meta: null,
+  implVersion: 1,
+  ...over,
+});
+
+describe('stale reasons', () => {
+  it('names changed params with old and new values, changed/added/removed files and upstreams', () => {
+    const reasons = staleReasons(entry(), {
+      implVersion: 2,
+      params: { learning_rate: 0.0002, rank: 4, alpha: 8 },
+      files: { 'ds/text/1.txt': sha('d'), 'ds/image/7.png': sha('e') },
+      upstream: { 'prepare:ds': sha('9') },
+    });
+    expect(reasons).toEqual([
+      'stage implementation version 1 -> 2',
+      'alpha added (8)',
+      'learning_rate 0.0001 -> 0.0002',
+      'ds/text/1.txt changed',
+      'ds/image/7.png added',
+      'ds/image/1.png removed',
+      'upstream prepare:ds changed',
+    ]);
+    expect(summarize(reasons)).toBe('stage implementation version 1 -> 2; alpha added (8); learning_rate 0.0001 -> 0.0002; and 4 more');
+    expect(staleReasons(undefined, { implVersion: 1, params: {}, files: {}, upstream: {} })).toEqual(['never built']);
+  });
+
+  it('lists at most five files of a kind', () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 8; i++) files[`t/${i}.txt`] = sha('1');
+    const reasons = staleReasons(entry({ files: {} }), { implVersion: 1, params: entry().params, files, upstream: entry().upstream });
+    expect(reasons).toHaveLength(6);
+    expect(reasons[5]).toBe('3 more files added');
+  });
+});
+
+describe('fingerprint', () => {
+  it('ignores key order and changes with any input', () => {
+    const base = { kind: 'train' as const, version: 1, params: { a: 1, b: [1, 2] }, files: { x: sha('a') }, upstream: {} };
+    expect(fingerprint(base)).toBe(fingerprint({ ...base, params: { b: [1, 2], a: 1 } }));
+    expect(fingerprint(base)).not.toBe(fingerprint({ ...base, params: { a: 1, b: [2, 1] } }));
+    expect(fingerprint(base)).not.toBe(fingerprint({ ...base, version: 2 }));
+    expect(fingerprint(base)).not.toBe(fingerprint({ ...base, files: { x: sha('b') } }));
+    // downstream sees output content, not how it was produced
+    expect(outputsDigest({ files: { m: { sha256: sha('a'), size: 1 } }, meta: { n: 1 } })).toBe(outputsDigest({ meta: { n: 1 }, files: { m: { size: 1, sha256: sha('a') } } }));
+  });
+});
+
+describe('lorafile.lock', () => {
+  it('is the same text whatever order entries were added in, and round-trips', () => {
+    const a = renderLockfile({ version: 1, stages: { 'train:x': entry(), 'fetch:ds': entry({ params: { z: 1, a: 2 } }) } });
+    const b = renderLockfile({ version: 1, stages: { 'fetch:ds': entry({ params: { a: 2, z: 1 } }), 'train:x': entry() } });
+    expect(a).toBe(b);
+    expect(a.indexOf('fetch:ds')).toBeLessThan(a.indexOf('train:x'));
+    const file = join(dir, 'lorafile.lock');
+    const lock = { version: 1 as const, stages: { 'train:x': entry() } };
+    expect(writeLockfile(file, lock, '', join(dir, 'cache'))).toBe(true);
+    const text = readFileSync(file, 'utf8');
+    expect(writeLockfile(file, lock, text, join(dir, 'cache'))).toBe(false);
+    expect(readLockfile(file, join(dir, 'cache')).lock).toEqual(lock);
+  });
+
+  it('a damaged lock is reported with its position and ignored, not trusted', () => {
+    const file = join(dir, 'lorafile.lock');
+    writeFileSync(file, 'stages:\n  train:x:\n<<<<<<< HEAD\n');
+    const loaded = readLockfile(file, join(dir, 'cache'));
+    expect(loaded.lock.stages).toEqual({});
+    expect(loaded.problem).toMatch(/lorafile\.lock:\d+:\d+: .* the lock is ignored and rewritten by the next successful run/);
+  });
+});
+
+describe('progress output', () => {
+  function fakeStream(isTTY: boolean) {
+    const chunks: string[] = [];
+    return { chunks, stream: { isTTY, columns: 80, write: (s: string) => (chunks.push(s), true) } as unknown as NodeJS.WriteStream };
+  }
+
+  it('plain: one line per finished stage; items are not printed one by one', () => {
+    const out = fakeStream(false);
+    const err = fakeStream(false);
+    const r = makeReporter('plain', dir, out.stream, err.stream);
+    r.event({ stage: 'prepare:ds', item: '3', outcome: 'ran' });
+    r.event({ stage: 'prepare:ds', outcome: 'ran', reason: 'upstream fetch:ds changed', durationMs: 1500, items: { ran: 1, cached: 9 } });
+    r.event({ stage: 'train:x', outcome: 'skipped', reason: 'validate:ds failed' });
+    expect(out.chunks.join('')).toBe('ran       prepare:ds  1.5s  (1 item ran, 9 cached)  — upstream fetch:ds changed\nskipped   train:x: validate:ds failed\n');
+  });
+
+  it('tty: draws a bar for running stages and erases it before printing results', async () => {
+    const out = fakeStream(true);
+    const r = makeReporter('tty', dir, out.stream, fakeStream(true).stream);
+    r.event({ stage: 'prepare:ds', outcome: 'started' });
+    r.event({ stage: 'prepare:ds', progress: { done: 5, total: 10, unit: 'items' } });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // redraws are batched
+    expect(out.chunks.join('')).toBe('prepare:ds  [############------------] 5/10 items\n');
+    r.event({ stage: 'prepare:ds', outcome: 'ran', durationMs: 10 });
+    r.summary({}, 'done');
+    const text = out.chunks.join('');
+    expect(text).toContain('\x1b[1A\x1b[0J');
+    expect(text).toContain('ran       prepare:ds  10ms');
+    expect(text.endsWith('done\n')).toBe(true);
+  });
+
+  it('json: one object per event', () => {
+    const out = fakeStream(false);
+    makeReporter('json', dir, out.stream).event({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
+    expect(JSON.parse(out.chunks[0])).toEqual({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
+    expect(stageLine({ stage: 'a', outcome: 'fresh', reason: 'up to date' })).toBe('fresh     a');
+  });
+});
