@@ -125,7 +125,15 @@ class PrepareRun {
     if (item.error && this.spec.bad_images === 'skip') {
       const origin = item.error.origin ?? item.id;
       this.skipped.push({ origin, reason: item.error.message });
-      const warning: Diagnostic = { severity: 'warning', code: 'undecodable', message: `skipped: ${item.error.message}`, file: origin, item: item.id, hint: 'replace or remove the image (bad_images: skip drops it from training)' };
+      const warning: Diagnostic = {
+        severity: 'warning',
+        code: 'undecodable',
+        message: `skipped: ${item.error.message}`,
+        // a parquet origin ('data/train-0.parquet row 3') is not a file to open
+        ...(place.row === undefined ? { file: origin } : {}),
+        item: item.id,
+        hint: 'replace or remove the image (bad_images: skip drops it from training)',
+      };
       this.ctx.emit({ item: item.id, diagnostics: [warning as unknown as Json] });
       this.ctx.log(`warning: ${origin}: skipped, ${item.error.message}`);
       this.items[index] = null;
