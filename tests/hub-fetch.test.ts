@@ -239,7 +239,7 @@ describe('interrupted and damaged downloads', () => {
     hub.dropAfter('lab/drop-many', SHARD, 1000, 3);
     const ds = spec({ hub: 'lab/drop-many' });
     const err = await expectHubError(fetchOnce(ds), 'network');
-    expect(err.message).toContain(`lab/drop-many/${SHARD}`);
+    expect(err.message).toContain(`lab/drop-many/${SHARD} was interrupted after 3000 of ${pokemonBytes.length} bytes`);
     expect(err.hint).toContain('run again to resume');
     const part = join(home, 'hub', 'datasets--lab--drop-many', 'blobs', `${sha256(pokemonBytes)}.incomplete`);
     expect((await stat(part)).size).toBe(3000);
@@ -317,6 +317,14 @@ describe('hub errors', () => {
   it('revision not found', async () => {
     const err = await expectHubError(fetchOnce(spec({ hub: 'lab/pokemon', revision: 'v9' })), 'revision-not-found');
     expect(err.message).toContain("revision 'v9' not found in dataset lab/pokemon");
+  });
+
+  it('a pinned commit the hub no longer has points at --update', async () => {
+    const gone = 'e'.repeat(40);
+    const previous = lockOf({ params: { source: 'hub', repo: 'lab/pokemon', revision: 'main', sha: gone }, files: {} });
+    const err = await expectHubError(fetchOnce(spec({ hub: 'lab/pokemon' }), { previous }), 'revision-not-found');
+    expect(err.message).toContain(`no longer has commit ${gone}`);
+    expect(err.hint).toContain('lorabuild run --update lab/pokemon');
   });
 
   it('gated dataset: no token, a wrong token, then the right one', async () => {

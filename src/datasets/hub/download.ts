@@ -4,8 +4,8 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import PQueue from 'p-queue';
@@ -110,6 +110,27 @@ class Downloader {
     }
   }
 
+  /**
+   * Writes the response body to the partial file. Every byte received before a dropped connection
+   * reaches the disk (the file is closed, not destroyed), so the next attempt resumes after it.
+   */
+  private async appendBody(body: WebReadableStream, part: string, append: boolean, onBytes: (bytes: number) => void): Promise<void> {
+    const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
+    const closed = new Promise<void>((resolve, reject) => {
+      out.once('close', resolve);
+      out.once('error', reject);
+    });
+    try {
+      for await (const chunk of Readable.fromWeb(body)) {
+        onBytes((chunk as Buffer).length);
+        if (!out.write(chunk)) await once(out, 'drain');
+      }
+    } finally {
+      out.end();
+      await closed;
+    }
+  }
+
   private async downloadLocked(file: RepoFile, blob: string): Promise<string> {
     const { repo } = this.cache;
     const part = `${blob}.incomplete`;
@@ -128,21 +149,16 @@ class Downloader {
       if (!resumed) have = 0;
       this.done += have;
       let received = have;
-      const counter = new Transform({
-        transform: (chunk: Buffer, _enc, next) => {
-          received += chunk.length;
-          if (received > file.size) {
-            next(new HubError('download-mismatch', `${repo}/${file.path}: the hub sent more than the ${file.size} bytes its file list announced`));
-            return;
-          }
-          this.done += chunk.length;
-          this.report(file.path);
-          next(null, chunk);
-        },
-      });
       if (!res.body) throw new HubError('bad-response', `${repo}/${file.path}: the hub sent no content`);
       try {
-        await pipeline(Readable.fromWeb(res.body as WebReadableStream), counter, createWriteStream(part, { flags: resumed ? 'a' : 'w' }));
+        await this.appendBody(res.body as WebReadableStream, part, resumed, (bytes) => {
+          received += bytes;
+          if (received > file.size) {
+            throw new HubError('download-mismatch', `${repo}/${file.path}: the hub sent more than the ${file.size} bytes its file list announced`);
+          }
+          this.done += bytes;
+          this.report(file.path);
+        });
       } catch (err) {
         if (this.options.signal.aborted) throw err;
         if (err instanceof HubError) {
@@ -154,10 +170,11 @@ class Downloader {
           await sleep(250 * (attempt + 1), undefined, { signal: this.options.signal });
           continue;
         }
+        const kept = (await sizeOf(part)) ?? 0;
         throw new HubError(
           'network',
-          `download of ${repo}/${file.path} was interrupted after ${received} of ${file.size} bytes (${(err as Error).message})`,
-          { hint: `the partial file is kept as ${part}; run again to resume from byte ${received}`, cause: err },
+          `download of ${repo}/${file.path} was interrupted after ${kept} of ${file.size} bytes (${(err as Error).message})`,
+          { hint: `the partial file is kept as ${part}; run again to resume from byte ${kept}`, cause: err },
         );
       }
       this.done -= received;

@@ -45,8 +45,17 @@ export async function listRepoFilesOnline(env: HubEnv, repo: string, sha: string
     hubUrl: env.endpoint,
     fetch: hubFetch(env, { repo, revision: sha }, signal),
   });
-  for await (const entry of entries) {
-    if (entry.type === 'file') files.push(checkEntry(entry, repo));
+  try {
+    for await (const entry of entries) {
+      if (entry.type === 'file') files.push(checkEntry(entry, repo));
+    }
+  } catch (err) {
+    if (err instanceof HubError && err.code === 'revision-not-found') {
+      throw new HubError('revision-not-found', `dataset ${repo} no longer has commit ${sha}, which lorafile.lock pins`, {
+        hint: `the history was rewritten on the hub; run \`lorabuild run --update ${repo}\` to pin what the revision names now`,
+      });
+    }
+    throw err;
   }
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
