@@ -160,6 +160,17 @@ describe('decode', () => {
     expect((await decodeToRaw(await squareCrop(alpha, 4))).channels).toBe(3);
   });
 
+  it('crops 16-bit and greyscale images to 8-bit RGB', async () => {
+    const deep = await raw(20, 10).toColourspace('rgb16').png().toBuffer();
+    expect((await sharp(deep).metadata()).depth).toBe('ushort');
+    const grey = await raw(20, 10).toColourspace('b-w').png().toBuffer();
+    for (const bytes of [deep, grey]) {
+      const meta = await sharp(await squareCrop(bytes, 8)).metadata();
+      expect([meta.width, meta.height, meta.depth, meta.channels]).toEqual([8, 8, 'uchar', 3]);
+    }
+    expect(await decodeImage(grey)).toMatchObject({ width: 20, height: 10, channels: 1 });
+  });
+
   it('maps extensions case-insensitively', () => {
     expect(formatFromExtension('a/B.JPG')).toBe('jpeg');
     expect(formatFromExtension('x.jpeg')).toBe('jpeg');
