@@ -6,6 +6,7 @@ import { parseCommandArgs, UsageError, lorafileOption } from './args.js';
 import { findPython, PythonNotFoundError, type PythonInfo, type PythonSource } from '../worker/python.js';
 import { WorkerClient, type HelloResult } from '../worker/client.js';
 import { expandUserPath, modelPathsOf } from '../worker/start.js';
+import { workerBlas, type BlasVerdict } from '../worker/blas.js';
 import type { Config } from '../config/schema.js';
 
 const HELP = `usage: lorabuild doctor [-f lorafile.yaml] [--json]
@@ -22,13 +23,11 @@ const SOURCES: Record<PythonSource, string> = {
   PATH: 'the first python with torch on PATH',
 };
 
-/** BLAS backends that make CPU matmuls fast; anything else (e.g. the reference BLAS) is ~30x slower. */
-const FAST_BLAS = /openblas|mkl|accelerate|blis|armpl/i;
-
 export interface DoctorReport {
   usable: boolean;
   python?: PythonInfo;
   hello?: HelloResult;
+  blas?: BlasVerdict;
   warnings: string[];
   error?: string;
 }
@@ -56,14 +55,17 @@ export async function diagnose(config: Config | undefined): Promise<DoctorReport
   try {
     worker = await WorkerClient.start({ python: python.path });
     const hello = await worker.hello();
-    if (hello.device === 'cpu' && !FAST_BLAS.test(hello.blas)) {
+    const blas = await workerBlas(worker.pid, hello.blas);
+    if (blas.fast === false) {
       warnings.push(
-        `torch uses ${hello.blas || 'no optimised BLAS'}: CPU matrix products run about 30x slower than with OpenBLAS or MKL.` +
+        `torch uses the reference BLAS (${blas.evidence}): CPU matrix products run about 30x slower than with OpenBLAS or MKL.` +
           ' Debian: sudo apt-get install libopenblas0-pthread (then re-run lorabuild doctor); pip: install the official torch wheel, which bundles MKL/OpenBLAS.',
       );
+    } else if (blas.fast === null) {
+      warnings.push(`could not tell which BLAS torch uses (${blas.evidence}); if CPU training is slow, install OpenBLAS or MKL.`);
     }
     if (!hello.cuda) warnings.push('no CUDA GPU: training runs on the CPU (fine for builtin: tiny; an SD1.5 LoRA takes hours).');
-    return { usable: true, python, hello, warnings };
+    return { usable: true, python, hello, blas, warnings };
   } catch (err) {
     return { usable: false, python, warnings, error: `the worker did not start with ${python.path}: ${(err as Error).message}` };
   } finally {
@@ -83,7 +85,7 @@ function print(report: DoctorReport): string {
     lines.push(`torch    ${hello.torch} (numpy ${hello.numpy})`);
     lines.push(`CUDA     ${hello.cuda ? 'available' : 'not available'}; training device: ${hello.device}`);
     if (hello.gpu_name) lines.push(`GPU      ${hello.gpu_name}${hello.gpu_memory ? `, ${gib(hello.gpu_memory)}` : ''}`);
-    lines.push(`BLAS     ${hello.blas || 'none reported'}`);
+    lines.push(`BLAS     ${report.blas ? `${report.blas.name} (${report.blas.evidence})` : hello.blas}`);
     lines.push(`threads  ${hello.threads}`);
     lines.push(`worker   lorabuild_worker ${hello.worker_version} (protocol ${hello.protocol})`);
   }
