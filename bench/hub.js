@@ -3,7 +3,8 @@
 // (image struct + en_text + zh_text, snappy) served by the test hub on 127.0.0.1, built with
 // `lorabuild run` into an empty HF cache and an empty lorabuild cache.
 // Reports fetch and prepare throughput (rows/s, MB/s), a no-op rerun, and the run's peak RSS.
-// Options: --rows N (default 2000), --size PX (image side, default 64), --json
+// Options: --rows N (default 2000), --size PX (image side, default 64), --json,
+//          --module-only (skip `lorabuild run`: for big row counts that only test streaming memory)
 // Needs `npx tsc -p tsconfig.json` first (runs dist/ through bin/lorabuild.js).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import ts from 'typescript';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { rows: { type: 'string' }, size: { type: 'string' }, json: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string' }, size: { type: 'string' }, json: { type: 'boolean' }, 'module-only': { type: 'boolean' } } });
 const rows = Number(values.rows ?? 2000);
 const size = Number(values.size ?? 64);
 
@@ -66,6 +67,7 @@ async function moduleThroughput(env, rowsTotal) {
   const inputs = await hubFetchInputs(ctx, 'pokemon', spec);
   let start = performance.now();
   const listing = await hubFetchRun(ctx, 'pokemon', spec, inputs);
+  writeFileSync(join(env.HF_HOME, 'listing.json'), JSON.stringify(listing));
   const fetchMs = performance.now() - start;
   start = performance.now();
   let count = 0;
@@ -77,6 +79,25 @@ async function moduleThroughput(env, rowsTotal) {
   const readMs = performance.now() - start;
   if (count !== rowsTotal) throw new Error(`read ${count} rows, expected ${rowsTotal}`);
   return { fetchMs, readMs, imageBytes: bytes };
+}
+
+/** Reads every row in a fresh process: its peak RSS shows that rows stream by row group. */
+function streamingRss(listingFile) {
+  const items = pathToFileURL(join(repoRoot, 'dist', 'datasets', 'hub', 'items.js')).href;
+  const script = `
+    import { readFileSync } from 'node:fs';
+    const { readHubItems } = await import(${JSON.stringify(items)});
+    const listing = JSON.parse(readFileSync(${JSON.stringify(listingFile)}, 'utf8'));
+    let rows = 0;
+    for await (const item of readHubItems(listing, { image_column: 'image', caption_column: 'en_text', caption_choice: 'first', caption_seed: 0 }, new AbortController().signal)) rows++;
+    process.stdout.write(JSON.stringify({ rows, rss: process.resourceUsage().maxRSS * 1024 }));`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`streaming reader exited ${code}`))));
+  });
 }
 
 function stageTime(events, id) {
@@ -107,50 +128,49 @@ try {
   delete env.HF_HUB_CACHE;
   delete env.HF_TOKEN;
 
-  const first = await lorabuild(['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'], env);
-  const contentRequests = hub.contentRequests().length;
-  hub.clearLog();
-  const noopStart = performance.now();
-  const second = await lorabuild(['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'], env);
-  const noopMs = performance.now() - noopStart;
-  const noopRequests = hub.contentRequests().length;
-
-  const module = await moduleThroughput({ ...env, HF_HOME: join(work, 'hf-module') }, rows);
   const mb = parquet.length / 1e6;
-  const fetchMs = stageTime(first.events, 'fetch:pokemon');
-  const prepareMs = stageTime(first.events, 'prepare:pokemon');
-  const result = {
-    rows,
-    image_px: size,
-    parquet_mb: +mb.toFixed(2),
-    generate_s: +(generateMs / 1000).toFixed(2),
-    fetch: { s: +(fetchMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (fetchMs / 1000)), mb_per_s: +(mb / (fetchMs / 1000)).toFixed(1) },
-    prepare: { s: +(prepareMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (prepareMs / 1000)), mb_per_s: +(mb / (prepareMs / 1000)).toFixed(1) },
-    hub_module: {
-      download_verify: { s: +(module.fetchMs / 1000).toFixed(3), mb_per_s: +(mb / (module.fetchMs / 1000)).toFixed(1) },
-      read_rows: { s: +(module.readMs / 1000).toFixed(3), rows_per_s: Math.round(rows / (module.readMs / 1000)), mb_per_s: +(mb / (module.readMs / 1000)).toFixed(1) },
-    },
-    first_run_peak_rss_mb: Math.round(first.rss / 1e6),
-    content_requests_first_run: contentRequests,
-    noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: noopRequests, peak_rss_mb: Math.round(second.rss / 1e6) },
-  };
-  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else {
-    process.stdout.write(
-      [
-        `hub dataset: ${rows} rows, ${size}px PNGs, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`,
-        'lorabuild run prepare:pokemon (engine stage times):',
-        `  fetch   ${result.fetch.s}s  ${result.fetch.rows_per_s} rows/s  ${result.fetch.mb_per_s} MB/s  (${contentRequests} content request(s))`,
-        `  prepare ${result.prepare.s}s  ${result.prepare.rows_per_s} rows/s  ${result.prepare.mb_per_s} MB/s`,
-        `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB`,
-        'hub module alone (in-process):',
-        `  download + verify ${result.hub_module.download_verify.s}s  ${result.hub_module.download_verify.mb_per_s} MB/s`,
-        `  read rows (parquet decode) ${result.hub_module.read_rows.s}s  ${result.hub_module.read_rows.rows_per_s} rows/s  ${result.hub_module.read_rows.mb_per_s} MB/s`,
-        `  no-op rerun: ${result.noop_rerun.s}s, ${result.noop_rerun.content_requests} content requests, peak RSS ${result.noop_rerun.peak_rss_mb} MB`,
-        '',
-      ].join('\n'),
+  const perSecond = (ms) => ({ s: +(ms / 1000).toFixed(3), rows_per_s: Math.round(rows / (ms / 1000)), mb_per_s: +(mb / (ms / 1000)).toFixed(1) });
+  const result = { rows, image_px: size, parquet_mb: +mb.toFixed(2), generate_s: +(generateMs / 1000).toFixed(2) };
+  const lines = [`hub dataset: ${rows} rows, ${size}px PNGs, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`];
+
+  if (!values['module-only']) {
+    const args = ['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'];
+    const first = await lorabuild(args, env);
+    const contentRequests = hub.contentRequests().length;
+    hub.clearLog();
+    const noopStart = performance.now();
+    const second = await lorabuild(args, env);
+    const noopMs = performance.now() - noopStart;
+    const noopRequests = hub.contentRequests().length;
+    Object.assign(result, {
+      fetch: perSecond(stageTime(first.events, 'fetch:pokemon')),
+      prepare: perSecond(stageTime(first.events, 'prepare:pokemon')),
+      first_run_peak_rss_mb: Math.round(first.rss / 1e6),
+      content_requests_first_run: contentRequests,
+      noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: noopRequests, peak_rss_mb: Math.round(second.rss / 1e6) },
+    });
+    lines.push(
+      'lorabuild run prepare:pokemon (engine stage times):',
+      `  fetch   ${result.fetch.s}s  ${result.fetch.rows_per_s} rows/s  ${result.fetch.mb_per_s} MB/s  (${contentRequests} content request(s))`,
+      `  prepare ${result.prepare.s}s  ${result.prepare.rows_per_s} rows/s  ${result.prepare.mb_per_s} MB/s`,
+      `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB`,
+      `  no-op rerun: ${result.noop_rerun.s}s, ${noopRequests} content requests, peak RSS ${result.noop_rerun.peak_rss_mb} MB`,
     );
   }
+
+  const module = await moduleThroughput({ ...env, HF_HOME: join(work, 'hf-module') }, rows);
+  const streamed = await streamingRss(join(work, 'hf-module', 'listing.json'));
+  Object.assign(result, {
+    hub_module: { download_verify: perSecond(module.fetchMs), read_rows: perSecond(module.readMs) },
+    read_all_rows_peak_rss_mb: Math.round(streamed.rss / 1e6),
+  });
+  lines.push(
+    'hub module alone (in-process):',
+    `  download + verify ${result.hub_module.download_verify.s}s  ${result.hub_module.download_verify.mb_per_s} MB/s`,
+    `  read rows (parquet decode) ${result.hub_module.read_rows.s}s  ${result.hub_module.read_rows.rows_per_s} rows/s  ${result.hub_module.read_rows.mb_per_s} MB/s`,
+    `  peak RSS of a process reading all ${streamed.rows} rows: ${result.read_all_rows_peak_rss_mb} MB (parquet ${result.parquet_mb} MB)`,
+  );
+  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${lines.join('\n')}\n`);
 } finally {
   await hub.stop();
   rmSync(work, { recursive: true, force: true });
