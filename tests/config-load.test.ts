@@ -1,6 +1,8 @@
 // Every lorafile diagnostic, asserted on its full printed text: position, message, source line,
 // marker and hint.
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, parseConfig } from '../src/config/load.js';
@@ -454,6 +456,45 @@ loras: [a, b]
 });
 
 describe('loading', () => {
+  it('reads a section whose entries are all commented out as empty', () => {
+    const config = parseConfig('version: 1\nmodels:\n  tiny: { builtin: tiny }\nrenders:\n  # r: {}\nloras:\n', 'lorafile.yaml');
+    expect(config.renders).toEqual({});
+    expect(config.loras).toEqual({});
+  });
+
+  it("points out a name from the wrong section", () => {
+    expect(diagnose(lorafile(`  pokemon_lora:
+    model: ds8
+    dataset: pokemon
+renders:
+  r:
+    lora: ds8
+    prompts: [x]
+`))).toBe(`lorafile.yaml:14:11: error: render 'r': lora 'ds8' is not defined in loras
+  14 |     lora: ds8
+     |           ^~~
+  hint: 'ds8' is a model, but this names a lora; defined loras: pokemon_lora
+
+1 error
+`);
+  });
+
+  it('refuses a file too big to be a lorafile, and a folder, without reading them as YAML', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lorabuild-config-'));
+    try {
+      const big = path.join(dir, 'big.yaml');
+      writeFileSync(big, 'version: 1\n' + '#'.repeat(1100 * 1024));
+      const tooBig = (await loadConfig(big).catch((e: unknown) => e)) as ConfigError;
+      expect(tooBig.diagnostics.map((d) => [d.code, d.message])).toEqual([
+        ['lorafile-too-large', 'the lorafile is 1.1 MiB; a lorafile is a small YAML file (at most 1 MiB)'],
+      ]);
+      const folder = (await loadConfig(dir).catch((e: unknown) => e)) as ConfigError;
+      expect(folder.diagnostics.map((d) => [d.code, d.message])).toEqual([['unreadable-lorafile', 'this is a folder, not a lorafile']]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('loads the sample lorafile with the lab defaults filled in', async () => {
     const config = await loadConfig(path.join(FIXTURES, 'valid.lorafile.yaml'));
     expect(config.file).toBe(path.join(FIXTURES, 'valid.lorafile.yaml'));

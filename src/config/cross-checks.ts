@@ -91,17 +91,17 @@ function checkDatasets(sink: DiagnosticSink, datasets: Entries): void {
   }
 }
 
-function checkReference(sink: DiagnosticSink, path: PathSegment[], value: unknown, targets: Entries, noun: string): boolean {
+/** Checks that `value` names an entry of section `noun`s; a name from another section gets a pointed hint. */
+function checkReference(sink: DiagnosticSink, raw: unknown, path: PathSegment[], value: unknown, noun: string): boolean {
   if (typeof value !== 'string' || sink.reported(path)) return false;
+  const targets = section(raw, `${noun}s`);
   if (Object.hasOwn(targets, value)) return true;
   const names = Object.keys(targets);
   const suggestion = didYouMean(value, names);
-  sink.atValue(
-    path,
-    'unknown-reference',
-    `${prefix(path)}${String(path[path.length - 1])} '${value}' is not defined in ${noun}s`,
-    suggestion ? `did you mean '${suggestion}'?` : names.length ? `defined ${noun}s: ${names.join(', ')}` : `add it under '${noun}s:'`,
-  );
+  const elsewhere = ['model', 'dataset', 'lora', 'render'].find((other) => other !== noun && Object.hasOwn(section(raw, `${other}s`), value));
+  const listed = names.length ? `defined ${noun}s: ${names.join(', ')}` : `add it under '${noun}s:'`;
+  const hint = suggestion ? `did you mean '${suggestion}'?` : elsewhere ? `'${value}' is a ${elsewhere}, but this names a ${noun}; ${listed}` : listed;
+  sink.atValue(path, 'unknown-reference', `${prefix(path)}${String(path[path.length - 1])} '${value}' is not defined in ${noun}s`, hint);
   return false;
 }
 
@@ -111,9 +111,9 @@ function checkLoras(sink: DiagnosticSink, raw: unknown): Map<string, Schedule> {
   for (const [name, value] of Object.entries(loras)) {
     const l = entry(value);
     const base: PathSegment[] = ['loras', name];
-    checkReference(sink, [...base, 'model'], l.model, section(raw, 'models'), 'model');
-    checkReference(sink, [...base, 'dataset'], l.dataset, section(raw, 'datasets'), 'dataset');
-    if (l.init_from !== undefined) checkReference(sink, [...base, 'init_from'], l.init_from, loras, 'lora');
+    checkReference(sink, raw, [...base, 'model'], l.model, 'model');
+    checkReference(sink, raw, [...base, 'dataset'], l.dataset, 'dataset');
+    if (l.init_from !== undefined) checkReference(sink, raw, [...base, 'init_from'], l.init_from, 'lora');
     const s = scheduleOf(l);
     schedules.set(name, s);
     if (s.steps === undefined) continue;
@@ -179,7 +179,7 @@ function checkRenders(sink: DiagnosticSink, raw: unknown, loras: Map<string, Sch
   for (const [name, value] of Object.entries(section(raw, 'renders'))) {
     const base: PathSegment[] = ['renders', name];
     const r = entry(value);
-    const known = checkReference(sink, [...base, 'lora'], r.lora, section(raw, 'loras'), 'lora');
+    const known = checkReference(sink, raw, [...base, 'lora'], r.lora, 'lora');
     const columns = field(RenderSchema, r, 'columns') as string | undefined;
     const checkpoints = field(RenderSchema, r, 'checkpoints') as number[] | undefined;
     if (columns?.includes('checkpoint') && !checkpoints && !sink.reported([...base, 'checkpoints'])) {

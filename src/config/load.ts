@@ -1,6 +1,6 @@
 // Loads lorafile.yaml: YAML with source positions -> zod schema -> cross-checks -> Config.
 // Every problem found becomes a positioned Diagnostic; all of them are thrown together as a ConfigError.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Pair } from 'yaml';
 import { crossCheck } from './cross-checks.js';
@@ -12,6 +12,11 @@ import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
 
 export const DEFAULT_LORAFILE = 'lorafile.yaml';
+
+/** A lorafile is a few kilobytes of hand-written YAML; anything this big is the wrong file. */
+export const MAX_LORAFILE_BYTES = 1024 * 1024;
+
+const SECTIONS = ['models', 'datasets', 'loras', 'renders'];
 
 const locators = new WeakMap<Config, YamlLocator>();
 
@@ -94,6 +99,11 @@ export function parseConfig(text: string, file: string): Config {
   reportDuplicateKeys(sink, doc.contents, []);
 
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  // a section whose entries are all commented out reads as null: treat it as empty
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    const top = raw as Record<string, unknown>;
+    for (const key of SECTIONS) if (key in top && top[key] === null) top[key] = {};
+  }
   const result = LorafileSchema.safeParse(raw);
   if (!result.success) reportSchemaIssues(sink, result.error.issues, raw);
   if (raw && typeof raw === 'object' && !Array.isArray(raw)) crossCheck(sink, raw);
@@ -109,8 +119,21 @@ export function parseConfig(text: string, file: string): Config {
 export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Config> {
   let source: string;
   try {
+    const size = (await stat(file)).size;
+    if (size > MAX_LORAFILE_BYTES) {
+      throw new ConfigError([
+        {
+          severity: 'error',
+          code: 'lorafile-too-large',
+          file: displayFileName(file),
+          message: `the lorafile is ${(size / 1024 / 1024).toFixed(1)} MiB; a lorafile is a small YAML file (at most ${MAX_LORAFILE_BYTES / 1024 / 1024} MiB)`,
+          hint: 'check that -f names the lorafile and not a dataset or model file',
+        },
+      ]);
+    }
     source = await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const diagnostic: Diagnostic = {
       severity: 'error',
