@@ -1,0 +1,209 @@
+"""The JSON-lines server end to end through a real subprocess: hello, build_builtin, encode, train with
+checkpoint events, cancel, SIGTERM, malformed requests. Every stdout line must be a protocol event."""
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "src", "worker"))
+
+from lorabuild_worker.safetensors_io import read_header  # noqa: E402
+
+TIMEOUT = 120
+
+
+def byte_ids(text):
+    ids = [256] + list(text.encode("utf-8"))[:75] + [257]
+    return ids + [257] * (77 - len(ids))
+
+
+class Worker:
+    def __init__(self):
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"), LORABUILD_THREADS="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lorabuild_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+        self.events: "queue.Queue" = queue.Queue()
+        self.stderr = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
+        self.next_id = 0
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.events.put(line)
+        self.events.put(None)
+
+    def send(self, op, args=None, raw=None):
+        self.next_id += 1
+        line = raw if raw is not None else json.dumps({"id": self.next_id, "op": op, "args": args or {}})
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.next_id
+
+    def event(self):
+        line = self.events.get(timeout=TIMEOUT)
+        if line is None:
+            raise AssertionError("worker closed stdout; stderr:\n" + "".join(self.stderr[-30:]))
+        return json.loads(line)  # a non-JSON stdout line fails the test here
+
+    def until_end(self, request_id):
+        """All events of one request up to its done/error event (events of others are kept aside)."""
+        got = []
+        while True:
+            event = self.event()
+            if event["id"] != request_id:
+                continue
+            got.append(event)
+            if event["type"] in ("done", "error"):
+                return got
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="lorabuild-server-")
+        cls.worker = Worker()
+        cls.model = os.path.join(cls.dir, "tiny.safetensors")
+        events = cls.worker.until_end(cls.worker.send("build_builtin", {"arch": "tiny", "seed": 0, "path": cls.model}))
+        assert events[-1]["type"] == "done", events
+        images, texts = [], []
+        for i in range(2):
+            path = os.path.join(cls.dir, f"{i}.jpg")
+            Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(path)
+            images.append({"image": path, "out": os.path.join(cls.dir, f"{i}.latent.safetensors")})
+            texts.append({"ids": byte_ids(f"a face, side view {i}"), "out": os.path.join(cls.dir, f"{i}.context.safetensors")})
+        for op, args in (("encode_latents", {"model": cls.model, "resolution": 64, "items": images}), ("encode_text", {"model": cls.model, "clip_skip": 1, "items": texts})):
+            events = cls.worker.until_end(cls.worker.send(op, args))
+            assert events[-1]["type"] == "done", events
+        cls.items = [{"latents": i["out"], "context": t["out"]} for i, t in zip(images, texts)]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.worker.close()
+        shutil.rmtree(cls.dir)
+
+    def train_args(self, out, steps, every):
+        return {"model": self.model, "items": self.items, "params": {"rank": 2, "seed": 0}, "out_dir": os.path.join(self.dir, out), "checkpoint_every": every, "steps": steps, "metadata": {}}
+
+    def test_hello_reports_versions_and_device(self):
+        events = self.worker.until_end(self.worker.send("hello"))
+        result = events[-1]["result"]
+        self.assertEqual(events[-1]["type"], "done")
+        for key in ("worker_version", "protocol", "python", "torch", "numpy", "cuda", "device", "blas", "threads"):
+            self.assertIn(key, result)
+        self.assertEqual(result["protocol"], 1)
+        self.assertEqual(result["threads"], 1, "LORABUILD_THREADS is honoured")
+
+    def test_build_and_encode_wrote_real_files(self):
+        self.assertEqual(read_header(self.model)[1]["lorabuild.arch"], "tiny")
+        infos = read_header(self.items[0]["latents"])[0]
+        self.assertEqual(sorted(infos), ["latent", "latent_flipped"])
+        self.assertEqual(read_header(self.items[0]["context"])[0]["context"].shape, (77, 64))
+
+    def test_train_streams_progress_and_checkpoints(self):
+        events = self.worker.until_end(self.worker.send("train", self.train_args("run-a", 6, 3)))
+        done = events[-1]
+        self.assertEqual(done["type"], "done", events)
+        checkpoints = [(e["step"], e["path"]) for e in events if e["type"] == "checkpoint"]
+        out = os.path.join(self.dir, "run-a")
+        self.assertEqual(checkpoints, [(3, os.path.join(out, "lora-step3.safetensors")), (6, os.path.join(out, "lora-step6.safetensors"))])
+        progress = [e for e in events if e["type"] == "progress"]
+        self.assertEqual((progress[-1]["step"], progress[-1]["total"]), (6, 6))
+        self.assertIn("loss", progress[-1])
+        self.assertIn("its", progress[-1])
+        self.assertEqual(done["result"]["final"], os.path.join(out, "lora.safetensors"))
+        self.assertEqual([s for s, _ in done["result"]["loss_curve"]], [1, 2, 3, 4, 5, 6])
+        self.assertTrue(os.path.isfile(done["result"]["state"]))
+
+    def test_cancel_stops_training_with_a_resumable_state(self):
+        train_id = self.worker.send("train", self.train_args("run-cancel", 5000, 1000))
+        while True:
+            event = self.worker.event()
+            if event["id"] == train_id and event["type"] == "progress":
+                break
+        cancel_id = self.worker.send("cancel", {"target": train_id})
+        seen = {}
+        while len(seen) < 2:
+            event = self.worker.event()
+            if event["id"] in (train_id, cancel_id) and event["type"] in ("done", "error"):
+                seen[event["id"]] = event
+        self.assertEqual(seen[cancel_id]["type"], "done")
+        self.assertEqual(seen[train_id]["type"], "error")
+        self.assertEqual(seen[train_id]["code"], "cancelled")
+        state = os.path.join(self.dir, "run-cancel", "state.safetensors")
+        step = json.loads(read_header(state)[1]["lorabuild.state"])["step"]
+        self.assertGreaterEqual(step, 1)
+        self.assertLess(step, 5000)
+        # the server keeps serving
+        self.assertEqual(self.worker.until_end(self.worker.send("hello"))[-1]["type"], "done")
+
+    def test_bad_requests_get_error_events(self):
+        self.worker.send(None, raw="{this is not json")
+        event = self.worker.event()
+        self.assertEqual((event["id"], event["type"], event["code"]), (-1, "error", "bad_request"))
+        events = self.worker.until_end(self.worker.send("no_such_op"))
+        self.assertEqual(events[-1]["code"], "bad_request")
+        self.assertIn("no_such_op", events[-1]["message"])
+        events = self.worker.until_end(self.worker.send("inspect_checkpoint", {"path": os.path.join(self.dir, "missing.ckpt")}))
+        self.assertEqual(events[-1]["code"], "io")
+        ckpt = os.path.join(self.dir, "model.ckpt")
+        with open(ckpt, "wb") as f:
+            f.write(b"\x80\x02}q\x00.")
+        events = self.worker.until_end(self.worker.send("inspect_checkpoint", {"path": ckpt}))
+        self.assertEqual(events[-1]["code"], "pickle_refused")
+        self.assertIn("allow_pickle", events[-1]["hint"])
+        events = self.worker.until_end(self.worker.send("inspect_checkpoint", {"path": self.model}))
+        self.assertEqual(events[-1]["result"]["family"], "sd1")
+        self.assertEqual(events[-1]["result"]["arch"], "tiny")
+
+    def test_sigterm_cancels_the_running_op_and_exits(self):
+        worker = Worker()
+        try:
+            args = self.train_args("run-term", 5000, 1000)
+            train_id = worker.send("train", args)
+            while True:
+                event = worker.event()
+                if event["id"] == train_id and event["type"] == "progress":
+                    break
+            worker.proc.send_signal(signal.SIGTERM)
+            events = worker.until_end(train_id)
+            self.assertEqual(events[-1]["code"], "cancelled")
+            self.assertEqual(worker.proc.wait(timeout=TIMEOUT), 0)
+            self.assertTrue(os.path.isfile(os.path.join(args["out_dir"], "state.safetensors")))
+        finally:
+            worker.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
