@@ -9,6 +9,7 @@ import { WorkerClient, WorkerCrashError, WorkerError, type HelloResult } from '.
 import type { WorkerEvent } from '../src/worker/protocol.js';
 import { PROTOCOL_VERSION } from '../src/worker/protocol.js';
 import { readSafetensorsHeader } from '../src/safetensors/io.js';
+import { inspectSafetensors } from '../src/safetensors/inspect.js';
 import { makeTempDir } from './helpers/cli.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -74,7 +75,7 @@ describe('WorkerClient with the real worker', () => {
     const events: WorkerEvent[] = [];
     const result = (await worker.request(
       'train',
-      { model, arch: 'tiny', items, params: trainParams, out_dir: out, checkpoint_every: 3, steps: 6, metadata: { ss_network_dim: '2' } },
+      { model, arch: 'tiny', items, params: trainParams, out_dir: out, checkpoint_every: 3, steps: 6, metadata: { ss_network_dim: '2', 'lorabuild.arch': 'tiny' } },
       { onEvent: (e) => events.push(e) },
     )) as { final: string; state: string; loss_curve: [number, number][] };
     const progress = events.filter((e) => e.type === 'progress');
@@ -88,7 +89,10 @@ describe('WorkerClient with the real worker', () => {
     expect(result.loss_curve.length).toBeGreaterThan(0);
     const lora = await readSafetensorsHeader(result.final);
     expect(lora.metadata.ss_network_dim).toBe('2');
-    expect([...lora.tensors.keys()].some((k) => k.endsWith('.lora_down.weight'))).toBe(true);
+    // the LoRA the worker wrote, read back by inspect: kohya names and shapes of the tiny UNet
+    const info = await inspectSafetensors(result.final);
+    expect(info.lora).toMatchObject({ format: 'kohya', modules: 128, ranks: [2], alphas: [2], targets: { attention: 128 } });
+    expect(info.lora!.fit).toEqual({ arch: 'tiny', fits: true, unknown: [], mismatched: [] });
   }, 240_000);
 
   it('reports a bad request as a WorkerError with its code, and keeps serving', async () => {

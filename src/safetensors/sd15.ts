@@ -23,8 +23,12 @@ export const SD15_UNET: UnetArch = {
   outChannels: 4,
 };
 
-/** lorabuild's `builtin: tiny` model: the same blocks with small widths (worker configs.py TINY). */
-export const TINY_UNET: UnetArch = { ...SD15_UNET, channels: [32, 64, 64, 64], contextDim: 64 };
+/**
+ * lorabuild's `builtin: tiny` model: the same blocks with small widths. Must follow the worker's
+ * configs.py TINY (model_channels 32, channel_mult 1,2,4,4, context 64); tests/worker-client.test.ts
+ * inspects a LoRA the worker trained on it, so a drift fails there.
+ */
+export const TINY_UNET: UnetArch = { ...SD15_UNET, channels: [32, 64, 128, 128], contextDim: 64 };
 
 export interface TextEncoderArch {
   layers: number;
