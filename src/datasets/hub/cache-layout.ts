@@ -9,6 +9,8 @@ import { HubError } from './errors.js';
 
 export const COMMIT_SHA = /^[0-9a-f]{40}$/;
 const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+/** a snapshot entry being made by link() (left behind only by a killed run) */
+const LINK_TEMP = /\.\d+\.[0-9a-z]+\.tmp$/;
 
 /** Rejects repo paths that could escape the snapshot folder (a hostile repo controls them). */
 export function checkRepoPath(path: string, repo: string): string {
@@ -82,16 +84,28 @@ export class RepoCache {
     await rename(temp, file);
   }
 
-  /** Points snapshots/<sha>/<path> at blobs/<etag> (a relative symlink; a copy where links are not allowed). */
+  /**
+   * Points snapshots/<sha>/<path> at blobs/<etag>: a relative symlink, or a copy where links are
+   * not allowed (Windows without developer mode). Made under a temporary name and renamed into
+   * place, so a concurrent run never sees (or writes through) a half-made entry.
+   */
   async link(sha: string, repoPath: string, etag: string): Promise<string> {
     const target = this.blob(etag);
     const pointer = this.snapshotFile(sha, repoPath);
     await mkdir(dirname(pointer), { recursive: true });
-    await rm(pointer, { force: true });
+    const temp = `${pointer}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
-      await symlink(relative(dirname(pointer), target), pointer);
-    } catch {
-      await copyFile(target, pointer);
+      await symlink(relative(dirname(pointer), target), temp);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+      await copyFile(target, temp);
+    }
+    try {
+      await rename(temp, pointer);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
     }
     return pointer;
   }
@@ -117,7 +131,7 @@ export class RepoCache {
       for (const entry of await readdir(dir, { withFileTypes: true })) {
         const path = prefix ? `${prefix}/${entry.name}` : entry.name;
         if (entry.isDirectory()) await walk(join(dir, entry.name), path);
-        else if (entry.isSymbolicLink() || entry.isFile()) found.push(path);
+        else if ((entry.isSymbolicLink() || entry.isFile()) && !LINK_TEMP.test(entry.name)) found.push(path);
       }
     };
     try {
