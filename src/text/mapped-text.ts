@@ -5,26 +5,43 @@
 export class MappedText {
   private constructor(
     readonly text: string,
-    /** per unit of `text`: start offset in the original */
-    readonly starts: Int32Array,
+    /** per unit of `text`: start offset in the original (null: the identity, built on demand) */
+    private startsOrNull: Int32Array | null,
     /** per unit of `text`: end offset (exclusive) in the original */
-    readonly ends: Int32Array,
+    private endsOrNull: Int32Array | null,
   ) {}
 
+  /** The identity mapping; most captions never need the arrays. */
   static of(text: string): MappedText {
-    const starts = new Int32Array(text.length);
-    const ends = new Int32Array(text.length);
-    for (let i = 0; i < text.length; i++) {
+    return new MappedText(text, null, null);
+  }
+
+  private get starts(): Int32Array {
+    if (this.startsOrNull === null) this.materialize();
+    return this.startsOrNull!;
+  }
+
+  private get ends(): Int32Array {
+    if (this.endsOrNull === null) this.materialize();
+    return this.endsOrNull!;
+  }
+
+  private materialize(): void {
+    const n = this.text.length;
+    const starts = new Int32Array(n);
+    const ends = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
       starts[i] = i;
       ends[i] = i + 1;
     }
-    return new MappedText(text, starts, ends);
+    this.startsOrNull = starts;
+    this.endsOrNull = ends;
   }
 
   /** Same mapping, new text of the same length (e.g. ASCII lower-casing). */
   withSameLength(text: string): MappedText {
     if (text.length !== this.text.length) throw new Error('withSameLength: length differs');
-    return new MappedText(text, this.starts, this.ends);
+    return new MappedText(text, this.startsOrNull, this.endsOrNull);
   }
 
   /**
@@ -67,6 +84,7 @@ export class MappedText {
 
   /** The original range covered by units [from, to) of the current text. */
   originalRange(from: number, to: number): [number, number] {
+    if (this.startsOrNull === null) return [from, to];
     return [this.starts[from], this.ends[to - 1]];
   }
 

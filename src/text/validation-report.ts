@@ -23,17 +23,19 @@ export interface ValidationReport {
 
 function histogram(counts: number[], limit: number): { range: string; count: number }[] {
   const bins: { range: string; count: number }[] = [];
-  for (let from = 0; from <= limit; from += 10) {
-    const to = Math.min(from + 9, limit);
-    bins.push({ range: `${from}-${to}`, count: counts.filter((c) => c >= from && c <= to).length });
-  }
-  bins.push({ range: `>${limit}`, count: counts.filter((c) => c > limit).length });
+  for (let from = 0; from <= limit; from += 10) bins.push({ range: `${from}-${Math.min(from + 9, limit)}`, count: 0 });
+  bins.push({ range: `>${limit}`, count: 0 });
+  for (const c of counts) bins[c > limit ? bins.length - 1 : Math.floor(c / 10)].count++;
   return bins;
 }
 
-function byPlace(a: Diagnostic, b: Diagnostic): number {
-  const key = (d: Diagnostic) => d.file ?? d.item ?? '';
-  return key(a).localeCompare(key(b), 'en', { numeric: true }) || (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0);
+const naturalOrder = new Intl.Collator('en', { numeric: true }).compare;
+
+/** Diagnostics by file (image/2 before image/10), then line and column. */
+function sortByPlace(diagnostics: Diagnostic[]): Diagnostic[] {
+  const keyed = diagnostics.map((d) => ({ d, key: d.file ?? d.item ?? '' }));
+  keyed.sort((a, b) => (a.key === b.key ? 0 : naturalOrder(a.key, b.key)) || (a.d.line ?? 0) - (b.d.line ?? 0) || (a.d.col ?? 0) - (b.d.col ?? 0));
+  return keyed.map((k) => k.d);
 }
 
 export function buildReport(
@@ -56,7 +58,7 @@ export function buildReport(
       hint: 'replace or remove the image (bad_images: skip drops it from training)',
     });
   }
-  const diagnostics = [...checks.flatMap((c) => c.diagnostics), ...datasetFindings.diagnostics].sort(byPlace);
+  const diagnostics = sortByPlace([...checks.flatMap((c) => c.diagnostics), ...datasetFindings.diagnostics]);
 
   const where = (i: number) => manifest.items[i].caption?.origin ?? manifest.items[i].id;
   let trigger: ValidationReport['trigger'] = null;

@@ -12,8 +12,8 @@ function stemOf(path: string): string {
 }
 
 function folderOf(path: string): string {
-  const parts = path.split('/');
-  return parts.length >= 2 ? parts[parts.length - 2] : '';
+  const slash = path.lastIndexOf('/');
+  return slash <= 0 ? '' : path.slice(path.lastIndexOf('/', slash - 1) + 1, slash);
 }
 
 /** A lab-layout file that the folder reader left over because its number was taken already. */
@@ -23,57 +23,61 @@ function isLabLeftover(path: string): boolean {
   return supported && /^\d+$/.test(stemOf(path));
 }
 
-function ranges(missing: number[]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const n of missing) {
-    const last = out[out.length - 1];
-    if (last && last[1] === n - 1) last[1] = n;
-    else out.push([n, n]);
+/** N of a lab file name N.ext, or null when the stem is not all digits. */
+function numberOf(stem: string): number | null {
+  if (stem.length === 0 || stem.length > 15) return null;
+  for (let i = 0; i < stem.length; i++) {
+    const c = stem.charCodeAt(i);
+    if (c < 48 || c > 57) return null;
   }
-  return out;
+  return Number(stem);
 }
 
 /** Lab layout: image/N.ext and text/N.txt with N = 0..count-1. */
 export function checkNumbering(findings: Findings, manifest: Manifest): void {
   if (manifest.layout !== 'lab') return;
   const numbers = new Map<number, string>();
-  const firstFileOf = new Map<string, string>();
-  const files: string[] = [];
-  for (const item of manifest.items) {
-    const image = item.image?.origin ?? item.error?.origin;
-    if (image) files.push(image);
-    if (item.caption) files.push(item.caption.origin);
-  }
-  files.push(...manifest.stray.filter(isLabLeftover));
-  for (const file of files) {
+  const taken = { image: new Map<number, string>(), text: new Map<number, string>(), other: new Map<number, string>() };
+  const visit = (file: string) => {
     const stem = stemOf(file);
-    if (!/^\d+$/.test(stem)) {
+    const n = numberOf(stem);
+    if (n === null) {
       findings.add('numbering', {
         file,
         message: `'${stem}' is not a number: the lab layout names files image/0.png, image/1.png ... with captions text/0.txt, text/1.txt ...`,
         hint: 'rename the file to the next free number (image and caption alike)',
       });
-      continue;
+      return;
     }
-    const n = Number(stem);
-    const slot = `${folderOf(file)}/${n}`;
-    const earlier = firstFileOf.get(slot);
+    const folder = folderOf(file);
+    const slots = folder === 'image' ? taken.image : folder === 'text' ? taken.text : taken.other;
+    const earlier = slots.get(n);
     if (earlier !== undefined) {
       findings.add('duplicates', {
         file,
-        message: `number ${n} is used twice in ${folderOf(file)}/: ${earlier} and ${file}; only one of them can be item ${n}`,
+        message: `number ${n} is used twice in ${folder}/: ${earlier} and ${file}; only one of them can be item ${n}`,
         hint: 'give one of them a free number (and its caption or image the same one), or delete it',
       });
-      continue;
+      return;
     }
-    firstFileOf.set(slot, file);
+    slots.set(n, file);
     if (!numbers.has(n)) numbers.set(n, file);
+  };
+  for (const item of manifest.items) {
+    const image = item.image?.origin ?? item.error?.origin;
+    if (image) visit(image);
+    if (item.caption) visit(item.caption.origin);
   }
+  for (const stray of manifest.stray) if (isLabLeftover(stray)) visit(stray);
   if (numbers.size === 0) return;
-  const max = Math.max(...numbers.keys());
-  const missing: number[] = [];
-  for (let n = 0; n <= max; n++) if (!numbers.has(n)) missing.push(n);
-  for (const [from, to] of ranges(missing)) {
+  const sorted = [...numbers.keys()].sort((a, b) => a - b);
+  const gaps: [number, number][] = [];
+  let previous = -1;
+  for (const n of sorted) {
+    if (n > previous + 1) gaps.push([previous + 1, n - 1]);
+    previous = n;
+  }
+  for (const [from, to] of gaps) {
     const next = numbers.get(to + 1);
     const what = from === to ? `no item ${from}` : `no items ${from}..${to}`;
     findings.add('numbering', {

@@ -14,9 +14,12 @@ export function isTagStyle(tagLists: string[][], captions: number): boolean {
   return captions > 0 && tagLists.filter((t) => t.length >= 2).length * 2 >= captions;
 }
 
-/** tag -> number of occurrences (as kohya counts), most frequent first (ties by name). */
+/** tag -> number of occurrences (as kohya counts), most frequent first (ties in order of first use). */
 export function tagFrequency(tagLists: string[][]): Record<string, number> {
   const counts = new Map<string, number>();
   for (const tags of tagLists) for (const tag of tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
-  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+  // a stable sort on the counts alone: no string comparisons, deterministic for a given item order
+  const entries = [...counts];
+  entries.sort((a, b) => b[1] - a[1]);
+  return Object.fromEntries(entries);
 }
