@@ -79,7 +79,7 @@ export class RepoCache {
   async writeRef(revision: string, sha: string): Promise<void> {
     const file = join(this.dir, 'refs', ...checkRevisionName(revision, this.repo).split('/'));
     await mkdir(dirname(file), { recursive: true });
-    const temp = `${file}.${process.pid}.tmp`;
+    const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     await writeFile(temp, sha);
     await rename(temp, file);
   }
