@@ -25,9 +25,11 @@ export function tinyPng(seed, size = 16) {
     const row = y * (size * 3 + 1);
     for (let x = 0; x < size; x++) {
       const p = row + 1 + x * 3;
-      rows[p] = (seed * 7 + x * 16) & 255;
-      rows[p + 1] = (seed >> 3) & 255;
-      rows[p + 2] = (seed * 13 + y * 16) & 255;
+      // the first pixel spells the seed, so every image is different
+      const first = x === 0 && y === 0;
+      rows[p] = first ? seed & 255 : (seed * 7 + x * 16) & 255;
+      rows[p + 1] = first ? (seed >> 8) & 255 : (seed * 3 + y * 5) & 255;
+      rows[p + 2] = first ? (seed >> 16) & 255 : (seed * 13 + y * 16) & 255;
     }
   }
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

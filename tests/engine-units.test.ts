@@ -69,23 +69,24 @@ describe('fingerprint', () => {
 });
 
 describe('lorafile.lock', () => {
-  it('is the same text whatever order entries were added in, and round-trips', () => {
+  it('is the same text whatever order entries were added in, and round-trips', async () => {
     const a = renderLockfile({ version: 1, stages: { 'train:x': entry(), 'fetch:ds': entry({ params: { z: 1, a: 2 } }) } });
     const b = renderLockfile({ version: 1, stages: { 'fetch:ds': entry({ params: { a: 2, z: 1 } }), 'train:x': entry() } });
     expect(a).toBe(b);
     expect(a.indexOf('fetch:ds')).toBeLessThan(a.indexOf('train:x'));
     const file = join(dir, 'lorafile.lock');
     const lock = { version: 1 as const, stages: { 'train:x': entry() } };
-    expect(writeLockfile(file, lock, '', join(dir, 'cache'))).toBe(true);
-    const text = readFileSync(file, 'utf8');
-    expect(writeLockfile(file, lock, text, join(dir, 'cache'))).toBe(false);
-    expect(readLockfile(file, join(dir, 'cache')).lock).toEqual(lock);
+    expect(writeLockfile(file, lock, '', join(dir, 'cache'))).toMatch(/^[0-9a-f]{64}$/);
+    const loaded = await readLockfile(file, join(dir, 'cache'));
+    expect(loaded.lock).toEqual(lock);
+    expect(writeLockfile(file, lock, loaded.textHash, join(dir, 'cache'))).toBeNull();
+    expect(readFileSync(file, 'utf8')).toBe(renderLockfile(lock));
   });
 
-  it('a damaged lock is reported with its position and ignored, not trusted', () => {
+  it('a damaged lock is reported with its position and ignored, not trusted', async () => {
     const file = join(dir, 'lorafile.lock');
     writeFileSync(file, 'stages:\n  train:x:\n<<<<<<< HEAD\n');
-    const loaded = readLockfile(file, join(dir, 'cache'));
+    const loaded = await readLockfile(file, join(dir, 'cache'));
     expect(loaded.lock.stages).toEqual({});
     expect(loaded.problem).toMatch(/lorafile\.lock:\d+:\d+: .* the lock is ignored and rewritten by the next successful run/);
   });

@@ -75,18 +75,18 @@ function gcPolicy(keepLast: string | undefined, maxSize: string | undefined): Gc
   return Number.isInteger(n) && n >= 1 ? { keepLast: n } : `--keep-last '${keepLast}' must be a whole number >= 1`;
 }
 
-function pinnedByLock(lorafile: string, cacheDir: string): Set<string> {
+async function pinnedByLock(lorafile: string, cacheDir: string): Promise<Set<string>> {
   const lockFile = lockPathFor(lorafile);
   if (!existsSync(lockFile)) return new Set();
-  return new Set(Object.values(readLockfile(lockFile, cacheDir).lock.stages).map((e) => e.fingerprint));
+  return new Set(Object.values((await readLockfile(lockFile, cacheDir)).lock.stages).map((e) => e.fingerprint));
 }
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-function list(cacheDir: string, lorafile: string, json: boolean): number {
-  const pinned = pinnedByLock(lorafile, cacheDir);
+async function list(cacheDir: string, lorafile: string, json: boolean): Promise<number> {
+  const pinned = await pinnedByLock(lorafile, cacheDir);
   const entries = [...new ActionCache(cacheDir).all()].sort((a, b) => a.stage.localeCompare(b.stage) || b.createdAt.localeCompare(a.createdAt));
   let blobs = 0;
   let bytes = 0;
@@ -141,7 +141,8 @@ async function gc(cacheDir: string, lorafile: string, policy: GcPolicy, json: bo
     process.stdout.write(`no cache at ${cacheDir}: nothing to collect\n`);
     return 0;
   }
-  const report = await withLock(cacheDir, 'lorabuild cache gc', () => gcCache(cacheDir, policy, pinnedByLock(lorafile, cacheDir)));
+  const pinned = await pinnedByLock(lorafile, cacheDir);
+  const report = await withLock(cacheDir, 'lorabuild cache gc', () => gcCache(cacheDir, policy, pinned));
   if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else
     process.stdout.write(

@@ -80,7 +80,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const cas = new Cas(opts.cacheDir);
   const actions = new ActionCache(opts.cacheDir);
   const items = new ItemMemo(opts.cacheDir, cas);
-  const loaded = readLockfile(opts.lockFile, opts.cacheDir);
+  const loaded = await readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.hashFile(abs));
   const previousLock = loaded.lock;
 
   let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;
@@ -290,7 +290,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     for (const [id, entry] of Object.entries(previousLock.stages)) {
       if (!opts.knownStageIds || opts.knownStageIds.has(id)) stages[id] = entry;
     }
-    let changed = loaded.text === '' || loaded.problem !== undefined || Object.keys(stages).length !== Object.keys(previousLock.stages).length;
+    let changed = loaded.textHash === '' || loaded.problem !== undefined || Object.keys(stages).length !== Object.keys(previousLock.stages).length;
     for (const [id, entry] of newEntries) {
       const before = stages[id];
       // same fingerprint = same params, files and upstream; outputs can differ only after a rebuild
@@ -298,7 +298,11 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       stages[id] = entry;
     }
     // rendering 20,000 file hashes as YAML costs more than a whole no-op run: skip it when nothing changed
-    if (changed) lockWritten = writeLockfile(opts.lockFile, { version: 1, stages }, loaded.text, opts.cacheDir);
+    const written = changed ? writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+    if (written) {
+      memo.record(opts.lockFile, statSync(opts.lockFile), written, true);
+      lockWritten = true;
+    }
   }
   memo.save();
   return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };

@@ -17,23 +17,41 @@ export function lockPathFor(lorafile: string): string {
 
 export interface LoadedLock {
   lock: Lockfile;
-  /** the text as read ('' when there is none), to skip rewriting an unchanged lock */
-  text: string;
+  /** sha256 of the lock text as read ('' when there is none), to skip rewriting an unchanged lock */
+  textHash: string;
   /** why the file was ignored, if it was */
   problem?: string;
 }
 
-export function readLockfile(file: string, cacheRoot: string): LoadedLock {
+/**
+ * Reads the lock. `hashFile` (the stat memo) lets an unchanged lock be found by its hash without
+ * reading it: the parsed form is then one JSON.parse away.
+ */
+export async function readLockfile(file: string, cacheRoot: string, hashFile?: (abs: string) => Promise<string>): Promise<LoadedLock> {
+  const layout = new CacheLayout(cacheRoot);
+  let textHash: string | undefined;
+  if (hashFile) {
+    try {
+      textHash = await hashFile(file);
+    } catch {
+      return { lock: emptyLock(), textHash: '' };
+    }
+    try {
+      return { lock: JSON.parse(readFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
+    } catch {
+      // not memoised yet: parse the YAML below
+    }
+  }
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    return { lock: emptyLock(), text: '' };
+    return { lock: emptyLock(), textHash: '' };
   }
-  const layout = new CacheLayout(cacheRoot);
-  const memo = layout.parsedLock(sha256Hex(text));
+  textHash = sha256Hex(text);
+  const memo = layout.parsedLock(textHash);
   try {
-    return { lock: JSON.parse(readFileSync(memo, 'utf8')) as Lockfile, text };
+    return { lock: JSON.parse(readFileSync(memo, 'utf8')) as Lockfile, textHash };
   } catch {
     // not memoised yet
   }
@@ -41,14 +59,14 @@ export function readLockfile(file: string, cacheRoot: string): LoadedLock {
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
-    return { lock: emptyLock(), text, problem: `${file}${where}: ${e.message.split('\n')[0]} — the lock is ignored and rewritten by the next successful run` };
+    return { lock: emptyLock(), textHash, problem: `${file}${where}: ${e.message.split('\n')[0]} — the lock is ignored and rewritten by the next successful run` };
   }
   const value = doc.toJS() as Partial<Lockfile> | null;
   const problem = checkShape(value);
-  if (problem) return { lock: emptyLock(), text, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
+  if (problem) return { lock: emptyLock(), textHash, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
   const lock = value as Lockfile;
   writeFileAtomic(memo, JSON.stringify(lock));
-  return { lock, text };
+  return { lock, textHash };
 }
 
 export function renderLockfile(lock: Lockfile): string {
@@ -56,16 +74,17 @@ export function renderLockfile(lock: Lockfile): string {
   return header + stringify(lock, { sortMapEntries: true, lineWidth: 0, indent: 2, aliasDuplicateObjects: false });
 }
 
-/** Writes the lock atomically if its text changed; memoises the parsed form. Returns whether it wrote. */
-export function writeLockfile(file: string, lock: Lockfile, previousText: string, cacheRoot: string): boolean {
+/** Writes the lock atomically if its text changed; memoises the parsed form. Returns the new text's hash, or null if unchanged. */
+export function writeLockfile(file: string, lock: Lockfile, previousTextHash: string, cacheRoot: string): string | null {
   const text = renderLockfile(lock);
-  if (text === previousText) return false;
+  const textHash = sha256Hex(text);
+  if (textHash === previousTextHash) return null;
   writeFileAtomic(file, text);
   const layout = new CacheLayout(cacheRoot);
-  const memo = layout.parsedLock(sha256Hex(text));
+  const memo = layout.parsedLock(textHash);
   writeFileAtomic(memo, JSON.stringify(lock));
   pruneMemos(dirname(memo), basename(memo));
-  return true;
+  return textHash;
 }
 
 function pruneMemos(dir: string, keep: string): void {
