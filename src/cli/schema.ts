@@ -12,7 +12,7 @@ YAML extension's first-line comment:  # yaml-language-server: $schema=./lorafile
 export function lorafileJsonSchema(): Record<string, unknown> {
   // 'input': fields with defaults are optional, as they are when writing a lorafile
   const schema = z.toJSONSchema(LorafileSchema, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>;
-  return { ...schema, $id: 'https://lorabuild.dev/schema/lorafile-v1.json', title: 'lorabuild lorafile v1' };
+  return { ...schema, title: 'lorabuild lorafile v1' };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -10,6 +10,9 @@ import { YamlLocator, type PathSegment } from './locate.js';
 import { LorafileSchema, type Config } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
+import { displayFileName } from './display.js';
+
+export { displayFileName };
 
 export const DEFAULT_LORAFILE = 'lorafile.yaml';
 
@@ -20,17 +23,19 @@ const SECTIONS = ['models', 'datasets', 'loras', 'renders'];
 
 const locators = new WeakMap<Config, YamlLocator>();
 
-/** Positions in the lorafile a Config was loaded from (for errors found after loading, e.g. paths). */
+/**
+ * Positions in the lorafile a Config was loaded from (for problems found after loading, e.g. a
+ * render prompt that is too long). Built from config.source when the config came from the memo.
+ */
 export function locatorOf(config: Config): YamlLocator | undefined {
-  return locators.get(config);
-}
-
-/** The lorafile path as diagnostics show it: relative to the cwd when inside it, '/' separators. */
-export function displayFileName(file: string): string {
-  const abs = path.resolve(file);
-  const rel = path.relative(process.cwd(), abs);
-  const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
-  return shown.split(path.sep).join('/');
+  let locator = locators.get(config);
+  if (!locator && typeof config.source === 'string') {
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(config.source, { lineCounter, uniqueKeys: false, prettyErrors: false });
+    locator = new YamlLocator(doc, lineCounter, config.source);
+    locators.set(config, locator);
+  }
+  return locator;
 }
 
 const YAML_HINTS: Record<string, string> = {

@@ -3,17 +3,25 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
-import { displayFileName, locatorOf } from './load.js';
+import { displayFileName } from './display.js';
 import type { Config } from './schema.js';
 
 const DRIVE = /^[A-Za-z]:([\\/]|$)/;
 const UNC = /^\\\\/;
 
+/** 1-based line and column of the first place `text` is written in `source` (plain or quoted). */
+function findInSource(source: string, text: string): { line: number; col: number; endCol: number } | undefined {
+  const at = source.indexOf(text);
+  if (at < 0) return undefined;
+  const before = source.slice(0, at);
+  const line = before.split('\n').length;
+  const col = at - (before.lastIndexOf('\n') + 1) + 1;
+  return { line, col, endCol: col + text.length };
+}
+
 function windowsPathError(config: Pick<Config, 'root'> & Partial<Config>, p: string): ConfigError {
   const full = config.file !== undefined && config.source !== undefined ? (config as Config) : undefined;
-  const locator = full ? locatorOf(full) : undefined;
-  const at = locator?.pathOfScalar(p);
-  const span = at ? locator!.value(at) : undefined;
+  const span = full ? findInSource(full.source, p) : undefined;
   const drive = DRIVE.test(p) ? p[0].toLowerCase() : undefined;
   const rest = p.replace(DRIVE, '').replace(/\\/g, '/');
   return new ConfigError(

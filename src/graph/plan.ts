@@ -6,7 +6,7 @@
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
 import { didYouMean } from '../config/suggest.js';
-import { displayFileName } from '../config/load.js';
+import { displayFileName } from '../config/display.js';
 import type { Plan, ResourceClass, StageKind, StageNode } from '../engine/types.js';
 
 export const REPORT_STAGE = 'report';
