@@ -35,7 +35,7 @@ export function captionPlace(item: ManifestItem, range?: [number, number]): Plac
 export function imagePlace(item: ManifestItem): Place {
   const origin = item.image?.origin ?? item.error?.origin;
   if (item.row !== undefined) return { item: origin ?? `row ${item.row}` };
-  return origin ? { file: origin, item: item.id } : { item: item.id };
+  return origin ? { file: origin } : { item: item.id };
 }
 
 /** Quote a piece of caption text for a message, shortened when long. */
