@@ -41,7 +41,7 @@ describe('lorabuild run with caption errors', () => {
     expect(r.stdout + r.stderr).toMatch(/skipped\s+train:sketch_lora: validate:sketches failed/);
     expect(existsSync(join(tmp.dir, 'out', 'loras'))).toBe(false);
     const report = readFileSync(join(tmp.dir, 'out', 'datasets', 'sketches', 'validation.md'), 'utf8');
-    expect(report).toContain('3 items, **3 errors**');
+    expect(report).toContain('4 items, **3 errors**, 0 warnings. Errors block training.');
   });
 
   it('reports the stages and diagnostics as JSON lines with --json', async () => {
