@@ -44,7 +44,7 @@ async function makeProject(dir: string, steps: number): Promise<void> {
 const run = (cwd: string, args: string[] = [], cache?: string): Promise<CliResult> =>
   runCli(['run', '--json', ...args], { cwd, env: { ...ENV, ...(cache ? { LORABUILD_CACHE: cache } : {}) }, timeoutMs: 300_000 });
 
-const trainEvent = (r: CliResult) => r.events.find((e) => e.stage === 'train:shapes_lora' && typeof e.outcome === 'string' && e.outcome !== 'started');
+const trainEvent = (r: CliResult) => r.events.find((e) => e.stage === 'train:shapes_lora' && e.item === undefined && typeof e.outcome === 'string' && e.outcome !== 'started');
 const loraPath = (dir: string, name = 'shapes_lora.safetensors') => join(dir, 'out', 'loras', 'shapes_lora', name);
 
 let tmp: { dir: string; cleanup: () => void };

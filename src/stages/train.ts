@@ -16,7 +16,7 @@ import { resolveTokenizer } from '../text/resolve.js';
 import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
 import { WorkerError, type HelloResult } from '../worker/client.js';
-import { expandUserPath } from '../worker/start.js';
+import { expandUserPath, workerHello } from '../worker/start.js';
 import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
 import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
 import { readSafetensorsHeader } from '../safetensors/io.js';
@@ -94,7 +94,7 @@ async function prepare(ctx: StageContext): Promise<Prepared> {
 // Cheap on purpose (status and no-op runs call it): the model is identified, not built or loaded.
 async function inputs(ctx: StageContext): Promise<StageInputs> {
   const spec = loraSpec(ctx);
-  const hello = await (await ctx.worker()).hello();
+  const hello = await workerHello(ctx);
   const model = await modelIdentity(ctx, spec.model, hello.worker_version);
   const items = await datasetItems(ctx, spec);
   const tokenizer = await resolveTokenizer(ctx.config, spec.model);

@@ -5,7 +5,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import type { Config } from '../config/schema.js';
-import { SharedWorker, WorkerClient } from './client.js';
+import type { StageContext } from '../engine/types.js';
+import { SharedWorker, WorkerClient, type HelloResult } from './client.js';
 import { findPython } from './python.js';
 import { HelloMemo, type InterpreterSelection } from './hello-memo.js';
 
@@ -31,14 +32,18 @@ export interface StartOptions {
   cancelGraceMs?: number;
 }
 
-export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {
-  const env = options.env ?? process.env;
-  const selection: InterpreterSelection = {
+function selectionOf(config: Config, env: NodeJS.ProcessEnv): InterpreterSelection {
+  return {
     configured: config.python ? expandUserPath(config.root, config.python) : null,
     envPython: env.LORABUILD_PYTHON || null,
     modelPaths: modelPathsOf(config),
     path: env.PATH ?? null,
   };
+}
+
+export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {
+  const env = options.env ?? process.env;
+  const selection = selectionOf(config, env);
   const clientOptions = { env: options.env, log: options.log, cancelGraceMs: options.cancelGraceMs };
   const memo = options.cacheDir ? new HelloMemo(options.cacheDir) : null;
   const known = memo?.lookup(selection);
@@ -47,6 +52,21 @@ export async function startWorker(config: Config, options: StartOptions = {}): P
   const client = await WorkerClient.start({ python: python.path, ...clientOptions });
   memo?.remember(selection, python.path, python.torchFile, await client.hello());
   return client;
+}
+
+/**
+ * The worker's hello for fingerprints: remembered in the stage's cache, so that `status` and no-op
+ * runs start no Python. On a miss it asks the run's worker and remembers the answer.
+ */
+export async function workerHello(ctx: StageContext): Promise<HelloResult> {
+  const selection = selectionOf(ctx.config, process.env);
+  const memo = new HelloMemo(ctx.cacheDir);
+  const known = memo.lookup(selection);
+  if (known) return known.hello;
+  const hello = await (await ctx.worker()).hello();
+  const python = await findPython({ configured: selection.configured ?? undefined, modelPaths: selection.modelPaths });
+  memo.remember(selection, python.path, python.torchFile, hello);
+  return hello;
 }
 
 export function sharedWorkerFor(config: Config, options: StartOptions = {}): SharedWorker {
