@@ -1,7 +1,7 @@
 // Every lorafile diagnostic, asserted on its full printed text: position, message, source line,
 // marker and hint.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -451,6 +451,57 @@ loras: [a, b]
   hint: write the entries indented under 'loras:' as key: value lines
 
 1 error
+`);
+  });
+
+  it('values in lists, flow mappings and nested rules', () => {
+    const source = readFileSync(path.join(FIXTURES, 'invalid', 'values-in-lists-flow-maps-and-rules.yaml'), 'utf8');
+    expect(diagnose(source)).toBe(`lorafile.yaml:3:29: error: model 'm': seed must be at least 0, got -1
+  3 |   m: { builtin: tiny, seed: -1 }
+    |                             ^~
+  hint: the default is 'seed: 0'
+
+lorafile.yaml:6:10: error: dataset 'd': hub 'pokemon' is not valid: hub datasets look like owner/name
+  6 |     hub: pokemon
+    |          ^~~~~~~
+  hint: Hugging Face dataset repo (dataset_path)
+
+lorafile.yaml:8:19: error: dataset 'd': rules.duplicates must be one of error, warning, off; got "eror" (a string)
+  8 |       duplicates: eror
+    |                   ^~~~
+  hint: did you mean 'error'?
+
+lorafile.yaml:13:11: error: lora 'l': flip must be true or false, got "yes" (a string)
+  13 |     flip: yes
+     |           ^~~
+  hint: write true or false: YAML 1.2 reads 'yes' as text
+
+lorafile.yaml:14:14: error: lora 'l': publish must not be empty
+  14 |     publish: ""
+     |              ^~
+  hint: give a value or delete the 'publish:' line
+
+lorafile.yaml:18:20: error: render 'r': prompts[1] must be a text value, got 3
+  18 |     prompts: ["a", 3]
+     |                    ^
+  hint: put it in quotes: "3"
+
+lorafile.yaml:19:16: error: render 'r': seeds[1] must be at least 0, got -2
+  19 |     seeds: [0, -2]
+     |                ^~
+  hint: use a value of at least 0
+
+lorafile.yaml:20:20: error: render 'r': strengths[1] must be at most 10, got 11
+  20 |     strengths: [0, 11]
+     |                    ^~
+  hint: use a value of at most 10
+
+lorafile.yaml:21:10: error: render 'r': cfg must be at most 100, got 200
+  21 |     cfg: 200
+     |          ^~~
+  hint: the default is 'cfg: 7.5'
+
+9 errors
 `);
   });
 });

@@ -46,6 +46,10 @@ function typeHint(path: readonly PathSegment[], expected: string, got: unknown):
   if (typeof got === 'string' && (expected === 'number' || expected === 'int') && got.trim() !== '' && !Number.isNaN(Number(got))) {
     return `remove the quotes: numbers are written bare${ex ? `, like '${ex}'` : ''}`;
   }
+  if (expected === 'boolean' && typeof got === 'string' && /^(yes|no|on|off|y|n)$/i.test(got)) {
+    return `write true or false: YAML 1.2 reads '${got}' as text`;
+  }
+  if (expected === 'string' && (typeof got === 'number' || typeof got === 'boolean')) return `put it in quotes: "${String(got)}"`;
   if (expected === 'array') return `write a list, like [a, b] or one '- item' per line`;
   if (expected === 'object' || expected === 'record') return `write the entries indented under '${String(path[path.length - 1] ?? 'the key')}:' as key: value lines`;
   const description = fieldAt(path)?.description;
@@ -78,7 +82,7 @@ function rangeMessage(issue: Issue & { code: 'too_small' | 'too_big' }, path: re
   const relation = small ? (issue.inclusive ? 'at least' : 'greater than') : issue.inclusive ? 'at most' : 'less than';
   return {
     message: `${prefix(path)}${field} must be ${relation} ${bound}, got ${describeValue(got)}`,
-    hint: ex ? `the default is '${ex}'` : `use a value ${relation} ${bound}`,
+    hint: ex ? `the default is '${ex}'` : `use a value ${relation === 'at least' || relation === 'at most' ? `of ${relation}` : relation} ${bound}`,
   };
 }
 
@@ -141,7 +145,8 @@ function issueToDiagnostic(sink: DiagnosticSink, issue: Issue, raw: unknown): vo
       return;
     }
     case 'invalid_format': {
-      sink.atValue(path, 'invalid-format', `${prefix(path)}${field} ${describeValue(got)} is not valid: ${issue.message}`, fieldAt(path)?.description);
+      const shown = typeof got === 'string' ? `'${got}'` : describeValue(got);
+      sink.atValue(path, 'invalid-format', `${prefix(path)}${field} ${shown} is not valid: ${issue.message}`, fieldAt(path)?.description);
       return;
     }
     case 'invalid_key': {
