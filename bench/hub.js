@@ -19,10 +19,26 @@ const { values } = parseArgs({ options: { rows: { type: 'string' }, size: { type
 const rows = Number(values.rows ?? 2000);
 const size = Number(values.size ?? 64);
 
+const helperDir = join(repoRoot, '.lorabuild-tmp', 'bench-hub');
+
+// Peak RSS of a child process. Linux carries getrusage's maxRSS across fork+exec (a child would
+// report this bench's own size), so read VmHWM, which starts afresh with the new program.
+const PEAK_RSS = `import { readFileSync } from 'node:fs';
+export function peakRssKb() {
+  try { return Number(/VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]); }
+  catch { return process.resourceUsage().maxRSS; }
+}
+`;
+const PEAK_RSS_HOOK = `import { peakRssKb } from './peak-rss.js';
+process.on('exit', () => process.stderr.write('\\n@@rss ' + peakRssKb() + '\\n'));
+`;
+
 /** The test helpers are TypeScript: transpile them next to the repo so their imports resolve. */
 async function loadHelpers() {
-  const out = join(repoRoot, '.lorabuild-tmp', 'bench-hub');
+  const out = helperDir;
   mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'peak-rss.js'), PEAK_RSS);
+  writeFileSync(join(out, 'peak-rss-hook.js'), PEAK_RSS_HOOK);
   for (const name of ['hub-server', 'parquet-fixtures']) {
     const source = readFileSync(join(repoRoot, 'tests', 'helpers', `${name}.ts`), 'utf8');
     const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
@@ -35,7 +51,7 @@ async function loadHelpers() {
 
 /** Runs the CLI; returns its --json stage events and its peak RSS (reported from its exit hook). */
 function lorabuild(args, env) {
-  const hook = `data:text/javascript,process.on('exit',()=>process.stderr.write('\\n@@rss '+process.resourceUsage().maxRSS+'\\n'))`;
+  const hook = pathToFileURL(join(helperDir, 'peak-rss-hook.js')).href;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', hook, join(repoRoot, 'bin', 'lorabuild.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -90,7 +106,8 @@ function streamingRss(listingFile) {
     const listing = JSON.parse(readFileSync(${JSON.stringify(listingFile)}, 'utf8'));
     let rows = 0;
     for await (const item of readHubItems(listing, { image_column: 'image', caption_column: 'en_text', caption_choice: 'first', caption_seed: 0 }, new AbortController().signal)) rows++;
-    process.stdout.write(JSON.stringify({ rows, rss: process.resourceUsage().maxRSS * 1024 }));`;
+    const { peakRssKb } = await import(${JSON.stringify(pathToFileURL(join(helperDir, 'peak-rss.js')).href)});
+    process.stdout.write(JSON.stringify({ rows, rss: peakRssKb() * 1024 }));`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
