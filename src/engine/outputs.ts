@@ -34,7 +34,7 @@ export async function checkOutputs(
     const blobPath = cas.path(blob.sha256);
     let blobOk = false;
     try {
-      blobOk = (await memo.hashFile(blobPath, true)) === blob.sha256;
+      blobOk = (await memo.hashFile(blobPath, { ownWrite: true })) === blob.sha256;
     } catch {
       blobOk = false;
     }

@@ -54,7 +54,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     previous: deps.previous,
     options: deps.options,
     outDir: outDir ?? '',
-    hashFile: (absPath) => deps.memo.hashFile(absPath),
+    hashFile: (absPath, stat) => deps.memo.hashFile(absPath, { stat }),
     upstream: upstreamOf,
     upstreamPath(stageId, name) {
       const file = upstreamOf(stageId).files[name];

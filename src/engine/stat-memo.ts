@@ -13,6 +13,13 @@ type Entry = [size: number, mtimeMs: number, ino: number, sha256: string];
  */
 const RACY_MS = 100;
 
+/** the fields of fs.Stats the memo keys on */
+export interface FileStat {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
 export interface HashStats {
   /** files whose hash came from the memo (no read) */
   memoHits: number;
@@ -40,21 +47,26 @@ export class StatMemo {
     return new StatMemo(null);
   }
 
-  /** `ownWrite`: a file lorabuild wrote itself (CAS blob, materialized output): never racy */
-  async hashFile(absPath: string, ownWrite = false): Promise<string> {
-    const st = statSync(absPath);
-    if (!st.isFile()) throw new Error(`${absPath} is not a regular file`);
+  /**
+   * `stat`: the caller's own fresh stat of the file (a folder walk already has one), saving a
+   * second stat syscall per file on no-op runs. `ownWrite`: a file lorabuild wrote itself (CAS
+   * blob, materialized output, the lock), never racy.
+   */
+  async hashFile(absPath: string, opts: { stat?: FileStat; ownWrite?: boolean } | boolean = {}): Promise<string> {
+    const options = typeof opts === 'boolean' ? { ownWrite: opts } : opts;
+    const st = options.stat ?? statSync(absPath);
+    if (options.stat === undefined && !(st as Stats).isFile()) throw new Error(`${absPath} is not a regular file`);
     const known = this.lookup(absPath, st);
     if (known) return known;
     const sha256 = await sha256File(absPath, st.size);
     this.stats.filesHashed++;
     this.stats.bytesHashed += st.size;
-    this.record(absPath, st, sha256, ownWrite);
+    this.record(absPath, st, sha256, options.ownWrite);
     return sha256;
   }
 
   /** the memoised hash if the file's stat still matches, without reading it */
-  lookup(absPath: string, st: Stats): string | undefined {
+  lookup(absPath: string, st: FileStat): string | undefined {
     const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
     if (entry && Array.isArray(entry) && entry[0] === st.size && entry[1] === st.mtimeMs && entry[2] === st.ino && typeof entry[3] === 'string') {
       this.stats.memoHits++;
@@ -64,7 +76,7 @@ export class StatMemo {
   }
 
   /** remember a hash we already know (e.g. a file we just copied out of the CAS) */
-  record(absPath: string, st: Stats, sha256: string, ownWrite = false): void {
+  record(absPath: string, st: FileStat, sha256: string, ownWrite = false): void {
     const entry: Entry = [st.size, st.mtimeMs, st.ino, sha256];
     this.entries[absPath] = entry;
     if (ownWrite || !isRacy(st)) this.added.set(absPath, entry);
@@ -104,7 +116,7 @@ export class StatMemo {
   }
 }
 
-function isRacy(st: Stats): boolean {
+function isRacy(st: FileStat): boolean {
   const age = Date.now() - st.mtimeMs;
   if (age < RACY_MS) return true;
   // file systems with whole-second (FAT: two-second) mtimes

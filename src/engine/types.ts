@@ -77,8 +77,11 @@ export interface StageContext {
   /** CLI options that stages may honour (e.g. --update owner/name) */
   options: Record<string, Json>;
 
-  /** sha256 of a file through the stat memo: unchanged files are not read */
-  hashFile(absPath: string): Promise<string>;
+  /**
+   * sha256 of a file through the stat memo: unchanged files are not read. Pass `stat` when you
+   * have just stat'ed the file yourself (a folder walk): it saves a second stat per file.
+   */
+  hashFile(absPath: string, stat?: { size: number; mtimeMs: number; ino: number }): Promise<string>;
   /** outputs of an upstream stage (must be in node.deps) */
   upstream(stageId: string): StageOutputs;
   /** absolute path of an upstream output file inside the CAS (read-only!) */
