@@ -130,3 +130,29 @@ describe('progress output', () => {
     expect(stageLine({ stage: 'a', outcome: 'fresh', reason: 'up to date' })).toBe('fresh     a');
   });
 });
+
+describe('stat memo', () => {
+  it('reads a file only when its stat changed, trusts a caller-provided stat, persists across loads', async () => {
+    const { StatMemo } = await import('../src/engine/stat-memo.js');
+    const { statSync, utimesSync } = await import('node:fs');
+    const file = join(dir, 'a.txt');
+    writeFileSync(file, 'abc');
+    utimesSync(file, new Date('2024-01-01'), new Date('2024-01-01'));
+    const memoFile = join(dir, 'memo.json');
+    const first = StatMemo.load(memoFile);
+    expect(await first.hashFile(file)).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    first.save();
+    const second = StatMemo.load(memoFile);
+    await second.hashFile(file);
+    await second.hashFile(file, { stat: statSync(file) });
+    expect(second.stats).toEqual({ memoHits: 2, filesHashed: 0, bytesHashed: 0 });
+    writeFileSync(file, 'abd'); // same size, new mtime
+    expect(await second.hashFile(file)).not.toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(second.stats.filesHashed).toBe(1);
+    // just written: racy, so it is not saved and the next process hashes it again
+    second.save();
+    const third = StatMemo.load(memoFile);
+    await third.hashFile(file);
+    expect(third.stats.filesHashed).toBe(1);
+  });
+});
