@@ -110,7 +110,7 @@ describe('lorabuild run: renders on builtin tiny', () => {
     await makeProject(project(), ['lineart, a circle', 'lineart, a ring', 'lineart, a loop']);
     const first = await run(project());
     expect(first.stderr).not.toMatch(/internal error/);
-    expect(first.code).toBe(0);
+    expect(first.code, first.stderr.slice(-2000)).toBe(0);
 
     const abItems = itemOutcomes(first, 'render:ab');
     const progressItems = itemOutcomes(first, 'render:progress');
@@ -163,13 +163,13 @@ describe('lorabuild run: renders on builtin tiny', () => {
     expect(diagnostic.code).toBe('prompt_too_long');
     expect(diagnostic.message).toContain(`cut: "${LONG_PROMPT.slice(75).trim()}"`);
     expect(diagnostic.line).toBe(18);
-    expect(diagnostic.col).toBeGreaterThan(40); // the second prompt, not the first
+    expect(diagnostic.col).toBe(lorafile({ seeds: [0], lr: '1.0e-2' }).split('\n')[17].indexOf(`"${LONG_PROMPT}"`) + 1); // the second prompt, not the first
   });
 
   it('adding a seed renders only the new cells', async () => {
     writeFiles(project(), { 'lorafile.yaml': lorafile({ seeds: [0, 1], lr: '1.0e-2' }) });
     const second = await run(project());
-    expect(second.code).toBe(0);
+    expect(second.code, second.stderr.slice(-2000)).toBe(0);
     expect(stageOutcome(second, 'train:shapes_lora')?.outcome).toBe('fresh');
     const items = itemOutcomes(second, 'render:ab');
     const ran = Object.keys(items).filter((k) => items[k] === 'ran').sort();
@@ -184,7 +184,7 @@ describe('lorabuild run: renders on builtin tiny', () => {
     const before = cells('ab');
     writeFiles(project(), { 'lorafile.yaml': lorafile({ seeds: [0, 1], lr: '2.0e-2' }) });
     const third = await run(project());
-    expect(third.code).toBe(0);
+    expect(third.code, third.stderr.slice(-2000)).toBe(0);
     expect(stageOutcome(third, 'train:shapes_lora')?.outcome).toBe('ran');
     const items = itemOutcomes(third, 'render:ab');
     for (const [label, outcome] of Object.entries(items)) expect([label, outcome]).toEqual([label, label.includes('strength 0') ? 'cached' : 'ran']);
@@ -254,11 +254,24 @@ describe('lorabuild run: a render whose LoRA cannot train', () => {
     writeFiles(dir, { 'lorafile.yaml': lorafile({ seeds: [0], lr: '1.0e-2' }) });
     await makeProject(dir, ['lineart, a circle', '   ', 'lineart, a loop']);
     const result = await run(dir);
-    expect(result.code).toBe(1);
+    expect(result.code, result.stderr.slice(-2000)).toBe(1);
     expect(stageOutcome(result, 'validate:shapes')?.outcome).toBe('failed');
     const render = stageOutcome(result, 'render:ab');
     expect(render?.outcome).toBe('skipped');
     expect(String(render?.reason)).toMatch(/validate:shapes|train:shapes_lora/);
     expect(existsSync(join(dir, 'out', 'renders', 'ab', 'grid.png'))).toBe(false);
+  });
+});
+
+describe('lorabuild run: an unknown sampler', () => {
+  it('is a lorafile diagnostic naming the line and the samplers there are', async () => {
+    const dir = join(tmp.dir, 'sampler');
+    writeFiles(dir, { 'lorafile.yaml': lorafile({ seeds: [0], lr: '1.0e-2' }).replace('    columns: checkpoint\n', '    columns: checkpoint\n    sampler: plms\n') });
+    const result = await run(dir);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/lorafile\.yaml:29:\d+/);
+    expect(result.stderr).toMatch(/plms/);
+    expect(result.stderr).toMatch(/euler/);
+    expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 });

@@ -244,11 +244,14 @@ async function run(ctx: StageContext): Promise<StageResult> {
   if (spec.negative_prompt) {
     const neg = tokenizer.encode(spec.negative_prompt);
     if (neg.ids.length > tokenizer.contextLength - 2) {
+      const negPos = locatorOf(ctx.config)?.value(['renders', ctx.node.target, 'negative_prompt']);
       diagnostics.push({
         severity: 'warning',
         code: 'prompt_too_long',
-        message: `the negative prompt of render '${ctx.node.target}' has ${neg.ids.length} tokens; the text encoder sees ${tokenizer.contextLength - 2}; cut: "${spec.negative_prompt.slice(neg.spans[tokenizer.contextLength - 2][0]).trim()}"`,
+        message: `the negative prompt of render '${ctx.node.target}' has ${neg.ids.length} tokens but the text encoder sees ${tokenizer.contextLength - 2}; cut: "${spec.negative_prompt.slice(neg.spans[tokenizer.contextLength - 2][0]).trim()}"`,
+        hint: 'shorten the negative prompt',
         file: ctx.config.file,
+        ...(negPos ? { line: negPos.line, col: negPos.col, endCol: negPos.endCol } : {}),
         item: 'negative_prompt',
       });
     }

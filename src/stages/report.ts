@@ -126,7 +126,11 @@ async function validationOf(ctx: StageContext, id: string): Promise<ReportValida
 }
 
 async function inputs(ctx: StageContext): Promise<StageInputs> {
-  return { params: { stages: ctx.node.deps, out: ctx.config.out }, files: {} };
+  // the LoRA settings the report prints (a change that does not retrain, such as publish:, still shows)
+  const loras = Object.fromEntries(
+    ctx.node.deps.filter((id) => id.startsWith('train:')).map((id) => [id, (ctx.config.loras[id.slice('train:'.length)] ?? null) as unknown as Json]),
+  );
+  return { params: { stages: ctx.node.deps, out: ctx.config.out, loras }, files: {} };
 }
 
 export async function buildReportModel(ctx: StageContext): Promise<ReportModel> {
