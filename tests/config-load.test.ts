@@ -507,6 +507,21 @@ lorafile.yaml:21:10: error: render 'r': cfg must be at most 100, got 200
 });
 
 describe('loading', () => {
+  it('a misspelt source key is reported once, not also as a missing source', () => {
+    expect(diagnose('version: 1\ndatasets:\n  ds:\n    foldr: data\nmodels:\n  m:\n    chekpoint: m.safetensors\n')).toBe(`lorafile.yaml:4:5: error: dataset 'ds': unknown key 'foldr'
+  4 |     foldr: data
+    |     ^~~~~
+  hint: did you mean 'folder'?
+
+lorafile.yaml:7:5: error: model 'm': unknown key 'chekpoint'
+  7 |     chekpoint: m.safetensors
+    |     ^~~~~~~~~
+  hint: did you mean 'checkpoint'?
+
+2 errors
+`);
+  });
+
   it('reads a section whose entries are all commented out as empty', () => {
     const config = parseConfig('version: 1\nmodels:\n  tiny: { builtin: tiny }\nrenders:\n  # r: {}\nloras:\n', 'lorafile.yaml');
     expect(config.renders).toEqual({});

@@ -45,6 +45,11 @@ function scheduleOf(l: Entries): Schedule {
   };
 }
 
+/** Whether the entry has a misspelling of one of `keys` (already reported as an unknown key). */
+function misspells(e: Entries, keys: string[]): boolean {
+  return Object.keys(e).some((k) => !keys.includes(k) && didYouMean(k, keys) !== undefined);
+}
+
 function present(e: Entries, key: string): boolean {
   return e[key] !== undefined && e[key] !== null;
 }
@@ -54,7 +59,7 @@ function checkModels(sink: DiagnosticSink, models: Entries): void {
     const m = entry(value);
     const base: PathSegment[] = ['models', name];
     const sources = ['checkpoint', 'hub', 'builtin'].filter((k) => present(m, k));
-    if (sources.length === 0) {
+    if (sources.length === 0 && !misspells(m, ['checkpoint', 'hub', 'builtin'])) {
       sink.atKey(base, 'model-source', `model '${name}' has no source`, "give exactly one of 'checkpoint: PATH.safetensors', 'hub: owner/name' (with 'file:'), or 'builtin: tiny'");
     } else if (sources.length > 1) {
       sink.atKey([...base, sources[1]], 'model-source', `model '${name}' has both ${sources[0]} and ${sources[1]}`, `keep only one of ${sources.join(', ')}`);
@@ -83,7 +88,7 @@ function checkDatasets(sink: DiagnosticSink, datasets: Entries): void {
     const base: PathSegment[] = ['datasets', name];
     const hasFolder = present(d, 'folder');
     const hasHub = present(d, 'hub');
-    if (!hasFolder && !hasHub) {
+    if (!hasFolder && !hasHub && !misspells(d, ['folder', 'hub'])) {
       sink.atKey(base, 'dataset-source', `dataset '${name}' has no source`, "give 'folder: PATH' (a local dataset) or 'hub: owner/name' (a Hugging Face dataset)");
     } else if (hasFolder && hasHub) {
       sink.atKey([...base, 'hub'], 'dataset-source', `dataset '${name}' has both folder and hub`, 'keep only one of them');
