@@ -178,6 +178,15 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(sha(extended["final"]), sha(full["final"]))
         self.assertEqual(sha(os.path.join(extended_out, "lora-step10.safetensors")), sha(os.path.join(full_out, "lora-step10.safetensors")))
 
+    def test_gradient_checkpointing_gives_the_same_training(self):
+        plain, _ = self.train(3)
+        checkpointed, _ = self.train(3, params={"gradient_checkpointing": "on", "targets": "attention"})
+        a, b = load_file(plain["final"]), load_file(checkpointed["final"])
+        self.assertEqual(sorted(a), sorted(b))
+        for key in a:
+            self.assertTrue(torch.allclose(a[key], b[key], atol=1e-6), key)
+        self.assertGreater(max(a[k].abs().max().item() for k in a if k.endswith("lora_up.weight")), 0, "the LoRA moved")
+
     def _last_out(self):
         return os.path.join(self.dir, f"run{TrainTest.runs}")
 

@@ -92,7 +92,8 @@ class Schedule:
         total = len(self.sigmas)
         stride = max(total // steps, 1)
         ts = torch.arange(0, total, stride)[:steps] + 1
-        ts = ts.clamp(max=total - 1).flip(0)
+        # at steps >= total the offset pushes the last timestep past the table: keep each level once
+        ts = torch.unique(ts.clamp(max=total - 1)).flip(0)
         return _append_zero(self.sigmas[ts])
 
 

@@ -125,8 +125,19 @@ def learning_rate(params: TrainParams, step: int, total_steps: int) -> float:
 class Dataset:
     """Cached latents (both flip states) and contexts, stacked once in memory."""
 
-    def __init__(self, items: List[Dict[str, str]], empty_context: Optional[str]):
-        if not items:
+    def __init__(self, latents: torch.Tensor, flipped: torch.Tensor, contexts: torch.Tensor, empty: Optional[torch.Tensor] = None):
+        self.latents = latents.float()
+        self.flipped = flipped.float()
+        self.contexts = contexts.float()
+        self.empty = None if empty is None else empty.float()
+
+    @classmethod
+    def from_tensors(cls, latents: torch.Tensor, flipped: torch.Tensor, contexts: torch.Tensor) -> "Dataset":
+        return cls(latents, flipped, contexts)
+
+    @classmethod
+    def from_items(cls, items: List[Dict[str, str]], empty_context: Optional[str]) -> "Dataset":
+        if not isinstance(items, list) or not items:
             raise bad_request("train: items is empty; the dataset has nothing to train on")
         latents, flipped, contexts = [], [], []
         for i, item in enumerate(items):
@@ -140,14 +151,12 @@ class Dataset:
             shapes = {tuple(t.shape) for t in group}
             if len(shapes) != 1:
                 raise bad_request(f"train: items have {what}s of different shapes {sorted(shapes)[:3]}; encode all items at one resolution")
-        self.latents = torch.stack(latents).float()
-        self.flipped = torch.stack(flipped).float()
-        self.contexts = torch.stack(contexts).float()
-        self.empty: Optional[torch.Tensor] = None
+        empty = None
         if empty_context is not None:
-            self.empty = _read_tensors(empty_context, ("context",))["context"].float()
-            if self.empty.shape != self.contexts.shape[1:]:
-                raise bad_request(f"train: empty_context {list(self.empty.shape)} does not match item contexts {list(self.contexts.shape[1:])}")
+            empty = _read_tensors(empty_context, ("context",))["context"]
+            if empty.shape != contexts[0].shape:
+                raise bad_request(f"train: empty_context {list(empty.shape)} does not match item contexts {list(contexts[0].shape)}")
+        return cls(torch.stack(latents), torch.stack(flipped), torch.stack(contexts), empty)
 
     def __len__(self) -> int:
         return self.latents.shape[0]
@@ -419,7 +428,7 @@ def run_training(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     os.makedirs(out_dir, exist_ok=True)
     state_path = os.path.join(out_dir, "state.safetensors")
 
-    data = Dataset(args.get("items") or [], args.get("empty_context") if params.caption_dropout > 0 else None)
+    data = Dataset.from_items(args.get("items") or [], args.get("empty_context") if params.caption_dropout > 0 else None)
     sd = get_sd1(args["model"], precision.device, precision.model_dtype, bool(args.get("allow_pickle", False)), args.get("arch"))
     if data.contexts.shape[-1] != sd.config.unet.context_dim:
         raise bad_request(f"train: contexts have width {data.contexts.shape[-1]} but the {sd.arch} UNet wants {sd.config.unet.context_dim}; re-encode the captions with this model")

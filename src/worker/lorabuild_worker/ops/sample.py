@@ -95,7 +95,8 @@ def group_cells(cells: List[Cell], max_batch: int) -> List[List[Cell]]:
     return batches
 
 
-def to_png_bytes(image: torch.Tensor, parameters: str) -> Tuple[np.ndarray, PngInfo]:
+def png_pixels_and_text(image: torch.Tensor, parameters: str) -> Tuple[np.ndarray, PngInfo]:
+    """[3, H, W] in [0, 1] -> HxWx3 uint8 (rounded) and the tEXt chunk with the parameters."""
     pixels = (image.float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     info = PngInfo()
     if parameters:
@@ -104,7 +105,7 @@ def to_png_bytes(image: torch.Tensor, parameters: str) -> Tuple[np.ndarray, PngI
 
 
 def write_png(image: torch.Tensor, parameters: str, out: str) -> None:
-    pixels, info = to_png_bytes(image, parameters)
+    pixels, info = png_pixels_and_text(image, parameters)
     folder = os.path.dirname(out)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp", dir=folder)
