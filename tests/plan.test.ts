@@ -111,6 +111,23 @@ describe('planStages', () => {
     );
   });
 
+  it('a name used in two sections selects both', () => {
+    const shared = parseConfig(
+      'version: 1\nmodels: { m: { builtin: tiny } }\ndatasets: { art: { folder: art } }\nloras: { art: { model: m, dataset: art } }\n',
+      'lorafile.yaml',
+    );
+    expect(planStages(shared, ['art']).order).toEqual(['fetch:art', 'prepare:art', 'validate:art', 'train:art']);
+  });
+
+  it('refuses a cyclic graph that skipped validation instead of looping', () => {
+    const valid = parseConfig(
+      'version: 1\nmodels: { m: { builtin: tiny } }\ndatasets: { d: { folder: d } }\nloras: { a: { model: m, dataset: d }, b: { model: m, dataset: d, init_from: a } }\n',
+      'lorafile.yaml',
+    );
+    const cyclic = { ...valid, loras: { ...valid.loras, a: { ...valid.loras.a, init_from: 'b' } } };
+    expect(() => planStages(cyclic)).toThrow('planner: dependency cycle train:a -> train:b -> train:a');
+  });
+
   it('plans an empty lorafile as just the report', () => {
     const empty = parseConfig('version: 1\n', 'lorafile.yaml');
     const plan = planStages(empty);
