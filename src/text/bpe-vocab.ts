@@ -20,6 +20,8 @@ export interface BpeVocab {
   ranks: Map<string, number>;
   /** 'clip-bpe:' + sha256 of the merges and the vocabulary in id order */
   id: string;
+  /** highest id + 1 (the text encoder's vocabulary size) */
+  size: number;
   /** where it was loaded from, for messages */
   source: string;
 }
@@ -64,28 +66,30 @@ function decodeUtf8(path: string, bytes: Buffer): string {
   }
 }
 
-/** Parse merge lines (header line first), as CLIP does: lines[1 : 1 + CLIP_MERGE_COUNT]. */
-function parseMerges(path: string, text: string): string[][] {
+/** Parse merge lines (header line first), as CLIP does: lines[1 : 1 + CLIP_MERGE_COUNT]. Each is 'a b'. */
+function parseMerges(path: string, text: string): string[] {
   const lines = text.split('\n');
   if (!lines[0].includes('#version')) {
     throw new VocabError(`${path}:1:1: expected a '#version: 0.2' header line, found '${lines[0].slice(0, 40)}'; is this a BPE merges file?`);
   }
-  const merges: string[][] = [];
+  const merges: string[] = [];
   const end = Math.min(lines.length, 1 + CLIP_MERGE_COUNT);
   for (let i = 1; i < end; i++) {
-    const line = lines[i].replace(/\r$/, '');
+    const line = lines[i].endsWith('\r') ? lines[i].slice(0, -1) : lines[i];
     if (line === '' && i === lines.length - 1) break;
-    const pair = line.split(' ');
-    if (pair.length !== 2 || pair[0] === '' || pair[1] === '') {
+    const space = line.indexOf(' ');
+    if (space <= 0 || space === line.length - 1 || line.indexOf(' ', space + 1) !== -1) {
       throw new VocabError(`${path}:${i + 1}:1: a merge line is two symbols separated by one space, found '${line.slice(0, 60)}'`);
     }
-    merges.push(pair);
+    merges.push(line);
   }
   if (merges.length === 0) throw new VocabError(`${path}: no merges found`);
   return merges;
 }
 
-function finish(source: string, merges: string[][], encoder: Map<string, number>, mergesPath: string): BpeVocab {
+const joined = (merge: string) => merge.replace(' ', '');
+
+function finish(source: string, merges: string[], encoder: Map<string, number>, mergesPath: string): BpeVocab {
   for (const special of [START_OF_TEXT, END_OF_TEXT]) {
     if (!encoder.has(special)) throw new VocabError(`${source}: the vocabulary has no '${special}' token; this is not a CLIP tokenizer`);
   }
@@ -93,18 +97,18 @@ function finish(source: string, merges: string[][], encoder: Map<string, number>
     if (!encoder.has(ch) || !encoder.has(ch + '</w>')) throw new VocabError(`${source}: the vocabulary lacks the byte symbol '${ch}'; this is not a byte-level CLIP vocabulary`);
   }
   const ranks = new Map<string, number>();
-  merges.forEach(([a, b], rank) => {
-    if (!encoder.has(a + b)) throw new VocabError(`${mergesPath}:${rank + 2}:1: the merge '${a} ${b}' makes '${a + b}', which is not in the vocabulary; vocab.json and merges.txt do not belong together`);
-    if (!ranks.has(`${a} ${b}`)) ranks.set(`${a} ${b}`, rank);
+  merges.forEach((merge, rank) => {
+    if (!encoder.has(joined(merge))) {
+      throw new VocabError(`${mergesPath}:${rank + 2}:1: the merge '${merge}' makes '${joined(merge)}', which is not in the vocabulary; vocab.json and merges.txt do not belong together`);
+    }
+    if (!ranks.has(merge)) ranks.set(merge, rank);
   });
-  const byId = [...encoder.entries()].sort((x, y) => x[1] - y[1]).map(([token, id]) => `${id}\t${token}`);
-  const hash = createHash('sha256')
-    .update('clip-bpe-v1\n')
-    .update(merges.map((m) => m.join(' ')).join('\n'))
-    .update('\n\n')
-    .update(byId.join('\n'))
-    .digest('hex');
-  return { encoder, ranks, id: `clip-bpe:${hash}`, source };
+  // ids are 0..size-1 (checked on load), so the tokens in id order fill an array exactly
+  const byId = new Array<string>(encoder.size);
+  for (const [token, id] of encoder) byId[id] = token;
+  const size = byId.length;
+  const hash = createHash('sha256').update('clip-bpe-v1\n').update(merges.join('\n')).update('\n\n').update(byId.join('\n')).digest('hex');
+  return { encoder, ranks, id: `clip-bpe:${hash}`, size, source };
 }
 
 /** openai/CLIP's bpe_simple_vocab_16e6.txt.gz */
@@ -118,7 +122,7 @@ export async function loadOpenAiBpe(path: string): Promise<BpeVocab> {
   }
   const merges = parseMerges(path, decodeUtf8(path, raw));
   const bytes = byteCharsInVocabOrder();
-  const tokens = [...bytes, ...bytes.map((c) => c + '</w>'), ...merges.map(([a, b]) => a + b), START_OF_TEXT, END_OF_TEXT];
+  const tokens = [...bytes, ...bytes.map((c) => c + '</w>'), ...merges.map(joined), START_OF_TEXT, END_OF_TEXT];
   const encoder = new Map<string, number>();
   tokens.forEach((token, id) => encoder.set(token, id));
   return finish(path, merges, encoder, path);

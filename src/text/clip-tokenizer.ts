@@ -29,7 +29,7 @@ export class ClipTokenizer implements Tokenizer {
 
   constructor(private readonly vocab: BpeVocab) {
     this.id = vocab.id;
-    this.vocabSize = vocab.encoder.size;
+    this.vocabSize = vocab.size;
     this.bos = vocab.encoder.get(START_OF_TEXT)!;
     this.eos = vocab.encoder.get(END_OF_TEXT)!;
   }
