@@ -54,32 +54,6 @@ export class YamlLocator {
     return this.key(path);
   }
 
-  /** Whether a key or item exists at `path` in the source (defaults do not count). */
-  has(path: readonly PathSegment[]): boolean {
-    return this.find(path).complete;
-  }
-
-  /** The path of the first scalar whose value is `value` (for errors raised after loading). */
-  pathOfScalar(value: string): PathSegment[] | undefined {
-    const walk = (node: unknown, path: PathSegment[]): PathSegment[] | undefined => {
-      if (isScalar(node)) return node.value === value ? path : undefined;
-      if (isMap(node)) {
-        for (const pair of node.items as Pair<unknown, unknown>[]) {
-          const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-          const hit = walk(pair.value, [...path, k]);
-          if (hit) return hit;
-        }
-      } else if (isSeq(node)) {
-        for (let i = 0; i < node.items.length; i++) {
-          const hit = walk(node.items[i], [...path, i]);
-          if (hit) return hit;
-        }
-      }
-      return undefined;
-    };
-    return walk(this.doc.contents, []);
-  }
-
   private find(path: readonly PathSegment[]): Found {
     let node: unknown = this.doc.contents;
     let key: Node | null = null;

@@ -7,7 +7,7 @@ import { didYouMean } from './suggest.js';
 
 type Issue = z.core.$ZodIssue;
 
-export function valueAt(raw: unknown, path: readonly PathSegment[]): unknown {
+function valueAt(raw: unknown, path: readonly PathSegment[]): unknown {
   let current = raw;
   for (const segment of path) {
     if (current === null || typeof current !== 'object') return undefined;
@@ -17,7 +17,7 @@ export function valueAt(raw: unknown, path: readonly PathSegment[]): unknown {
 }
 
 /** "0", "\"four\" (a string)", "a list", "nothing" */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === undefined || value === null) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
