@@ -45,7 +45,7 @@ function gitOid(content: Buffer): string {
 }
 
 function store(file: FixtureFile): StoredFile {
-  const content = Buffer.from(file.content);
+  const content = Buffer.from(file.content.buffer, file.content.byteOffset, file.content.byteLength);
   const lfs = file.lfs ?? LFS_BY_DEFAULT.test(file.path);
   if (!lfs) return { path: file.path, content, oid: gitOid(content) };
   const sha256 = createHash('sha256').update(content).digest('hex');
