@@ -70,17 +70,17 @@ describe('fingerprint', () => {
 
 describe('lorafile.lock', () => {
   it('is the same text whatever order entries were added in, and round-trips', async () => {
-    const a = renderLockfile({ version: 1, stages: { 'train:x': entry(), 'fetch:ds': entry({ params: { z: 1, a: 2 } }) } });
-    const b = renderLockfile({ version: 1, stages: { 'fetch:ds': entry({ params: { a: 2, z: 1 } }), 'train:x': entry() } });
+    const a = await renderLockfile({ version: 1, stages: { 'train:x': entry(), 'fetch:ds': entry({ params: { z: 1, a: 2 } }) } });
+    const b = await renderLockfile({ version: 1, stages: { 'fetch:ds': entry({ params: { a: 2, z: 1 } }), 'train:x': entry() } });
     expect(a).toBe(b);
     expect(a.indexOf('fetch:ds')).toBeLessThan(a.indexOf('train:x'));
     const file = join(dir, 'lorafile.lock');
     const lock = { version: 1 as const, stages: { 'train:x': entry() } };
-    expect(writeLockfile(file, lock, '', join(dir, 'cache'))).toMatch(/^[0-9a-f]{64}$/);
+    expect(await writeLockfile(file, lock, '', join(dir, 'cache'))).toMatch(/^[0-9a-f]{64}$/);
     const loaded = await readLockfile(file, join(dir, 'cache'));
     expect(loaded.lock).toEqual(lock);
-    expect(writeLockfile(file, lock, loaded.textHash, join(dir, 'cache'))).toBeNull();
-    expect(readFileSync(file, 'utf8')).toBe(renderLockfile(lock));
+    expect(await writeLockfile(file, lock, loaded.textHash, join(dir, 'cache'))).toBeNull();
+    expect(readFileSync(file, 'utf8')).toBe(await renderLockfile(lock));
   });
 
   it('a damaged lock is reported with its position and ignored, not trusted', async () => {

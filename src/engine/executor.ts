@@ -298,7 +298,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       stages[id] = entry;
     }
     // rendering 20,000 file hashes as YAML costs more than a whole no-op run: skip it when nothing changed
-    const written = changed ? writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+    const written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
     if (written) {
       memo.record(opts.lockFile, statSync(opts.lockFile), written, true);
       lockWritten = true;

@@ -4,7 +4,6 @@
 // under the hash of the lock text.
 import { readFileSync, rmSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { parseDocument, stringify } from 'yaml';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { CacheLayout } from '../cache/layout.js';
 import { sha256Hex } from './canonical.js';
@@ -55,6 +54,8 @@ export async function readLockfile(file: string, cacheRoot: string, hashFile?: (
   } catch {
     // not memoised yet
   }
+  // yaml loads only when the lock changed since its parse was memoised (no-op runs skip it)
+  const { parseDocument } = await import('yaml');
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
@@ -69,14 +70,15 @@ export async function readLockfile(file: string, cacheRoot: string, hashFile?: (
   return { lock, textHash };
 }
 
-export function renderLockfile(lock: Lockfile): string {
+export async function renderLockfile(lock: Lockfile): Promise<string> {
+  const { stringify } = await import('yaml');
   const header = '# lorafile.lock: written by `lorabuild run`; commit it. Do not edit by hand.\n';
   return header + stringify(lock, { sortMapEntries: true, lineWidth: 0, indent: 2, aliasDuplicateObjects: false });
 }
 
 /** Writes the lock atomically if its text changed; memoises the parsed form. Returns the new text's hash, or null if unchanged. */
-export function writeLockfile(file: string, lock: Lockfile, previousTextHash: string, cacheRoot: string): string | null {
-  const text = renderLockfile(lock);
+export async function writeLockfile(file: string, lock: Lockfile, previousTextHash: string, cacheRoot: string): Promise<string | null> {
+  const text = await renderLockfile(lock);
   const textHash = sha256Hex(text);
   if (textHash === previousTextHash) return null;
   writeFileAtomic(file, text);

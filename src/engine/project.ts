@@ -1,7 +1,7 @@
 // What every engine command needs first: the loaded lorafile, its stage plan, the cache root and
 // the lock path. LORABUILD_CACHE overrides the cache root (<lorafile dir>/cache by default).
-import { resolve } from 'node:path';
-import { loadConfig, DEFAULT_LORAFILE } from '../config/load.js';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfigCached } from '../config/memo.js';
 import type { Config } from '../config/schema.js';
 import { planStages } from '../graph/plan.js';
 import { lockPathFor } from './lockfile.js';
@@ -23,7 +23,9 @@ export function cacheDirFor(lorafileDir: string, env: NodeJS.ProcessEnv = proces
 
 /** Throws ConfigError (exit 2) for an invalid lorafile or an unknown target. */
 export async function openProject(file: string | undefined, targets: string[]): Promise<Project> {
-  const config = await loadConfig(file ?? DEFAULT_LORAFILE);
+  const lorafile = resolve(file ?? 'lorafile.yaml');
+  // an unchanged lorafile is not parsed again (yaml + zod are most of a no-op run's start-up)
+  const config = await loadConfigCached(lorafile, join(cacheDirFor(dirname(lorafile)), 'config'));
   const plan = planStages(config, targets);
   const all = targets.length === 0 ? plan : planStages(config);
   return { config, plan, allStageIds: new Set(all.order), cacheDir: cacheDirFor(config.root), lockFile: lockPathFor(config.file) };

@@ -6,7 +6,7 @@ import type { WorkerClient } from '../worker/client.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-export type StageKind = 'fetch' | 'prepare' | 'validate' | 'train' | 'render' | 'report';
+export type StageKind = 'fetch' | 'prepare' | 'validate' | 'train' | 'render' | 'score' | 'report';
 export type ResourceClass = 'cpu' | 'net' | 'gpu';
 
 /** One node of the stage graph, e.g. { id: 'prepare:pokemon', kind: 'prepare', target: 'pokemon' }. */

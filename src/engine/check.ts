@@ -1,0 +1,343 @@
+// `lorabuild check`: does the committed lock still describe the lorafile, the inputs and the
+// artifacts? Made for CI on a fresh clone with an EMPTY cache, so the lock and out/ must be enough:
+//
+//  - every stage's own inputs (params, input files) are fingerprinted against the lock entry, with
+//    the lock's upstream outputs standing in for the upstream stages (so a stage is judged by
+//    what it was built from, not by what a machine-specific listing looks like);
+//  - cheap stages (fetch, prepare, validate) re-run for real and their outputs must match the lock;
+//  - GPU stages (train, render) and the report never run (unless `rebuild`): their recorded outputs
+//    must be in out/ or the cache with the recorded bytes;
+//  - environment facts (worker and torch versions, device class) that legitimately differ between
+//    the student's machine and CI are taken from the lock and reported as info, never as stale.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { Cas } from '../cache/cas.js';
+import { ItemMemo } from '../cache/item-memo.js';
+import { CacheLayout } from '../cache/layout.js';
+import type { Config } from '../config/schema.js';
+import type { WorkerClient } from '../worker/client.js';
+import { expandUserPath } from '../worker/start.js';
+import { canonicalJson } from './canonical.js';
+import type { StageRegistry } from './executor.js';
+import { fingerprint, outputsDigest } from './fingerprint.js';
+import { readLockfile } from './lockfile.js';
+import { displayPath, listStaged } from './outputs.js';
+import { staleReasons, summarize } from './reasons.js';
+import { makeStageContext, type ContextDeps } from './stage-context.js';
+import { StatMemo } from './stat-memo.js';
+import type { Json, LockEntry, Lockfile, OutputFile, Plan, StageImpl, StageKind, StageNode, StageOutputs } from './types.js';
+
+/** Params that describe the machine a stage ran on, not what it was built from. */
+export const ENVIRONMENT_PARAMS = ['worker_version', 'torch', 'device'] as const;
+
+/** Stages that check re-runs every time (no GPU, seconds). */
+const CHEAP_KINDS: ReadonlySet<StageKind> = new Set(['fetch', 'prepare', 'validate']);
+
+/** Param under which each compute stage records its model identity (read when the checkpoint is absent). */
+const MODEL_IDENTITY_PARAM: Partial<Record<StageKind, string>> = { train: 'model_identity', render: 'model' };
+
+export type FindingKind = 'stale' | 'tampered' | 'missing' | 'failed' | 'environment' | 'info';
+
+export interface CheckFinding {
+  stage: string;
+  kind: FindingKind;
+  message: string;
+  /** the artifact or input file concerned, relative to the lorafile */
+  file?: string;
+}
+
+export type StageCheckStatus = 'ok' | 'stale' | 'tampered' | 'missing' | 'failed' | 'skipped';
+
+export interface StageCheck {
+  stage: string;
+  kind: StageKind;
+  /** rerun: executed again and compared; verified: outputs checked against the lock only */
+  mode: 'rerun' | 'verified' | 'none';
+  status: StageCheckStatus;
+  findings: CheckFinding[];
+}
+
+export interface CheckResult {
+  stages: StageCheck[];
+  /** problems not tied to one stage (missing or damaged lock) */
+  general: CheckFinding[];
+  exitCode: number;
+  /** the lock as read (empty when missing or damaged) */
+  lock: Lockfile;
+  /** outputs each stage has now (re-run or verified); absent for stages that could not be decided */
+  outputs: Map<string, StageOutputs>;
+}
+
+export interface CheckOptions {
+  config: Config;
+  plan: Plan;
+  registry: StageRegistry;
+  cacheDir: string;
+  lockFile: string;
+  /** also re-run train and render and compare their outputs with the lock */
+  rebuild?: boolean;
+  worker?: () => Promise<WorkerClient>;
+  signal?: AbortSignal;
+  onStage?: (check: StageCheck) => void;
+}
+
+export const CHECK_EXIT = { ok: 0, failed: 1, invalid: 2, stale: 3, tampered: 4 } as const;
+
+const RUN_HINT = 'run `lorabuild run`, then commit lorafile.lock and out/';
+
+export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
+  const { config, plan } = opts;
+  const signal = opts.signal ?? new AbortController().signal;
+  const layout = new CacheLayout(opts.cacheDir);
+  mkdirSync(opts.cacheDir, { recursive: true });
+  const memo = StatMemo.load(layout.statMemo);
+  const cas = new Cas(opts.cacheDir);
+  const items = new ItemMemo(opts.cacheDir, cas);
+  const loaded = await readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.hashFile(abs));
+  const lock = loaded.lock;
+  const lockName = displayPath(config.root, opts.lockFile);
+  const general: CheckFinding[] = [];
+  if (loaded.textHash === '') general.push({ stage: '', kind: 'stale', file: lockName, message: `${lockName} is missing: nothing has been built yet; ${RUN_HINT}` });
+  else if (loaded.problem) general.push({ stage: '', kind: 'stale', file: lockName, message: loaded.problem });
+
+  let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;
+  const worker =
+    opts.worker ??
+    (async () => {
+      if (!sharedWorker) {
+        const { sharedWorkerFor } = await import('../worker/start.js');
+        sharedWorker = sharedWorkerFor(config);
+      }
+      return sharedWorker.get();
+    });
+
+  const outputs = new Map<string, StageOutputs>();
+  const changedOutputs = new Set<string>();
+  const checks = new Map<string, StageCheck>();
+  try {
+    for (const id of plan.order) {
+      const node = plan.stages.get(id)!;
+      const check = await checkStage(node);
+      checks.set(id, check);
+      opts.onStage?.(check);
+    }
+  } finally {
+    await sharedWorker?.close();
+    memo.save();
+  }
+  const stages = plan.order.map((id) => checks.get(id)!);
+  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs };
+
+  async function checkStage(node: StageNode): Promise<StageCheck> {
+    const findings: CheckFinding[] = [];
+    const add = (kind: FindingKind, message: string, file?: string) => findings.push({ stage: node.id, kind, message, ...(file ? { file } : {}) });
+    const done = (mode: StageCheck['mode']): StageCheck => ({ stage: node.id, kind: node.kind, mode, status: statusOf(findings), findings });
+
+    const blocker = node.deps.find((d) => !outputs.has(d));
+    if (blocker) return { stage: node.id, kind: node.kind, mode: 'none', status: 'skipped', findings: [{ stage: node.id, kind: 'info', message: `not checked: ${blocker} could not be decided` }] };
+    const entry = lock.stages[node.id];
+    if (!entry) {
+      add('stale', `${node.id} has never been built (it is not in ${lockName}); ${RUN_HINT}`);
+      return done('none');
+    }
+    const impl = await opts.registry(node.kind);
+    const rerun = CHEAP_KINDS.has(node.kind) || Boolean(opts.rebuild);
+    const modelParam = MODEL_IDENTITY_PARAM[node.kind];
+    const recordedModel = modelParam ? entry.params?.[modelParam] : undefined;
+    const deps: ContextDeps = {
+      config,
+      node,
+      cacheDir: opts.cacheDir,
+      signal,
+      previous: entry,
+      options: typeof recordedModel === 'string' && !opts.rebuild ? { modelIdentityIfMissing: recordedModel } : {},
+      memo,
+      cas,
+      items,
+      upstream: outputs,
+      emit: () => {},
+      worker,
+    };
+
+    let current;
+    try {
+      current = await impl.inputs(makeStageContext(deps, null).ctx);
+    } catch (err) {
+      add('failed', `${node.id}: could not read its inputs: ${messageOf(err)}`);
+      return done('none');
+    }
+    const absentModel = absentCheckpoint(config, node);
+    if (absentModel && typeof recordedModel === 'string') add('info', `model checkpoint ${absentModel} is not on this machine: its identity is taken from ${lockName} (${recordedModel})`);
+    const params = { ...current.params };
+    for (const key of ENVIRONMENT_PARAMS) {
+      if (!(key in params) || !(key in (entry.params ?? {}))) continue;
+      if (canonicalJson(params[key]) === canonicalJson(entry.params[key])) continue;
+      add('environment', `${node.id} was built with ${key} ${show(entry.params[key])}; this machine has ${show(params[key])} (an environment difference, not a reason to rebuild)`);
+      params[key] = entry.params[key];
+    }
+
+    const reasons: string[] = [];
+    const lockDigests: Record<string, string> = {};
+    for (const dep of node.deps) {
+      const depEntry = lock.stages[dep];
+      if (!depEntry) {
+        reasons.push(`${dep} is not in the lock`);
+        continue;
+      }
+      lockDigests[dep] = outputsDigest({ files: depEntry.outputs, meta: depEntry.meta });
+      if (entry.upstream?.[dep] !== undefined && entry.upstream[dep] !== depEntry.fingerprint) reasons.push(`${dep} was rebuilt after it`);
+      if (changedOutputs.has(dep)) reasons.push(`upstream ${dep} changed`);
+    }
+    const fp = fingerprint({ kind: node.kind, version: impl.version, params, files: current.files, upstream: lockDigests });
+    if (fp !== entry.fingerprint) {
+      const own = staleReasons(entry, { implVersion: impl.version, params, files: current.files, upstream: entry.upstream ?? {} });
+      reasons.unshift(...(own.length ? own : ['its lock entry does not match its inputs (was lorafile.lock edited by hand?)']));
+    }
+    const stale = reasons.length > 0;
+    if (stale) add('stale', `${summarize([...new Set(reasons)], 4)} since ${node.id} was built; ${RUN_HINT}`);
+
+    const materialized = materializedFolder(impl, node, config);
+    await verifyArtifacts(node, entry, materialized, rerun, add);
+
+    if (!rerun) {
+      if (findings.some((f) => f.kind === 'tampered' || f.kind === 'missing')) return done('verified');
+      outputs.set(node.id, { files: entry.outputs, meta: entry.meta });
+      return done('verified');
+    }
+    const ran = await runAgain(node, impl, deps, current);
+    if ('failed' in ran) {
+      add('failed', `${node.id} failed when re-run: ${ran.failed}`);
+      return done('rerun');
+    }
+    outputs.set(node.id, ran);
+    const differences = compareOutputs(node.kind, entry, ran);
+    if (differences.length > 0) {
+      changedOutputs.add(node.id);
+      if (!stale) {
+        const env = findings.some((f) => f.kind === 'environment');
+        const kind: FindingKind = CHEAP_KINDS.has(node.kind) ? 'stale' : env ? 'info' : 'tampered';
+        add(kind, `re-running ${node.id} did not reproduce the lock: ${summarize(differences, 4)}${kind === 'stale' ? `; ${RUN_HINT}` : ''}`);
+      }
+    }
+    return done('rerun');
+  }
+
+  /** Recorded outputs must exist in out/ (for stages that materialize) or in the cache, with the recorded bytes. */
+  async function verifyArtifacts(
+    node: StageNode,
+    entry: LockEntry,
+    materialized: string | null,
+    rerun: boolean,
+    add: (kind: FindingKind, message: string, file?: string) => void,
+  ): Promise<void> {
+    for (const [name, blob] of Object.entries(entry.outputs)) {
+      const inCache = cas.has(blob.sha256, blob.size) && (await hashOrNull(cas.path(blob.sha256), true)) === blob.sha256;
+      if (materialized) {
+        const copy = join(materialized, ...name.split('/'));
+        const shown = displayPath(config.root, copy);
+        const sha = await hashOrNull(copy);
+        if (sha === blob.sha256) {
+          if (!inCache) await cas.putFile(copy, true);
+          continue;
+        }
+        if (sha !== null) {
+          add('tampered', `${shown} differs from what ${lockName} records for ${node.id} (sha256 ${sha.slice(0, 12)}… on disk, ${blob.sha256.slice(0, 12)}… in the lock): restore it with \`lorabuild run\` or rebuild and commit both`, shown);
+          continue;
+        }
+        if (!inCache) add('missing', `${shown} is missing (recorded in ${lockName} for ${node.id}): commit out/ with the lock`, shown);
+        continue;
+      }
+      if (!inCache && !rerun) add('missing', `${node.id}'s output ${name} is neither in out/ nor in the cache: rebuild it with \`lorabuild run\``, name);
+    }
+  }
+
+  async function hashOrNull(abs: string, trusted = false): Promise<string | null> {
+    try {
+      return await memo.hashFile(abs, trusted);
+    } catch {
+      return null;
+    }
+  }
+
+  async function runAgain(node: StageNode, impl: StageImpl, deps: ContextDeps, inputs: Awaited<ReturnType<StageImpl['inputs']>>): Promise<StageOutputs | { failed: string }> {
+    mkdirSync(layout.tmp, { recursive: true });
+    const staging = mkdtempSync(join(layout.tmp, 'check-'));
+    const { ctx, record } = makeStageContext({ ...deps, options: {} }, staging);
+    try {
+      let result;
+      try {
+        result = await impl.run(ctx, inputs);
+      } catch (err) {
+        return { failed: messageOf(err) };
+      }
+      if (result.failed) return { failed: result.failed.reason };
+      const files: Record<string, OutputFile> = {};
+      for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+      for (const [name, blob] of record.added) files[name] = blob;
+      for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
+      return { files, meta: result.meta ?? null };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * What differs between the lock's outputs and a re-run's. A fetch listing names absolute paths
+ * of this machine, so for fetch only its summary (meta) is compared; its input files were already
+ * compared by hash.
+ */
+function compareOutputs(kind: StageKind, entry: LockEntry, now: StageOutputs): string[] {
+  const out: string[] = [];
+  if (canonicalJson(entry.meta) !== canonicalJson(now.meta)) out.push('its summary (meta) differs');
+  if (kind === 'fetch') return out;
+  for (const name of Object.keys({ ...entry.outputs, ...now.files }).sort()) {
+    const before = entry.outputs[name];
+    const after = now.files[name];
+    if (!before) out.push(`${name} is new`);
+    else if (!after) out.push(`${name} is no longer produced`);
+    else if (before.sha256 !== after.sha256) out.push(`${name} differs`);
+  }
+  return out;
+}
+
+/** The checkpoint path of the stage's model when it is a file that this machine lacks (CI). */
+function absentCheckpoint(config: Config, node: StageNode): string | null {
+  const lora = node.kind === 'train' ? config.loras[node.target] : node.kind === 'render' ? config.loras[config.renders[node.target]?.lora ?? ''] : undefined;
+  const checkpoint = lora ? config.models[lora.model]?.checkpoint : undefined;
+  if (!checkpoint) return null;
+  return existsSync(expandUserPath(config.root, checkpoint)) ? null : checkpoint;
+}
+
+function materializedFolder(impl: StageImpl, node: StageNode, config: Config): string | null {
+  const sub = impl.materializeTo(node, config);
+  if (sub === null) return null;
+  const outRoot = resolve(config.root, config.out);
+  const folder = resolve(outRoot, sub);
+  if (isAbsolute(sub) || !(folder + sep).startsWith(normalize(outRoot + sep))) throw new Error(`${node.id}: materializeTo '${sub}' must be a folder inside ${config.out}/`);
+  return folder;
+}
+
+const SEVERITY: Record<FindingKind, number> = { info: 0, environment: 0, failed: 1, stale: 2, missing: 3, tampered: 4 };
+
+function statusOf(findings: CheckFinding[]): StageCheckStatus {
+  let worst: FindingKind = 'info';
+  for (const f of findings) if (SEVERITY[f.kind] > SEVERITY[worst]) worst = f.kind;
+  return worst === 'info' || worst === 'environment' ? 'ok' : worst;
+}
+
+/** tampered or missing artifacts 4, stale 3, failures (validation errors, unreadable inputs) 1. */
+export function exitCodeOf(findings: CheckFinding[]): number {
+  if (findings.some((f) => f.kind === 'tampered' || f.kind === 'missing')) return CHECK_EXIT.tampered;
+  if (findings.some((f) => f.kind === 'stale')) return CHECK_EXIT.stale;
+  if (findings.some((f) => f.kind === 'failed')) return CHECK_EXIT.failed;
+  return CHECK_EXIT.ok;
+}
+
+function show(v: Json | undefined): string {
+  return typeof v === 'string' ? v : canonicalJson(v);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
