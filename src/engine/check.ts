@@ -200,7 +200,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     await verifyArtifacts(node, entry, materialized, rerun, add);
 
     if (!rerun) {
-      if (findings.some((f) => f.kind === 'tampered' || f.kind === 'missing')) return done('verified');
+      // downstream stages are judged against what the lock says this one produced, even when out/ lost it
       outputs.set(node.id, { files: entry.outputs, meta: entry.meta });
       return done('verified');
     }
@@ -210,6 +210,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
       return done('rerun');
     }
     outputs.set(node.id, ran);
+    if (stale) changedOutputs.add(node.id);
     const differences = compareOutputs(node.kind, entry, ran);
     if (differences.length > 0) {
       changedOutputs.add(node.id);
