@@ -58,9 +58,9 @@ const registry = async (kind: StageKind) => {
 async function build(dataset: Record<string, unknown>, options: Record<string, Json> = {}) {
   const cfg = config(dataset);
   const result = await execute({ config: cfg, plan: plan(), registry, cacheDir: join(dir, 'cache'), lockFile: lockPathFor(cfg.file), mode: 'run', options });
-  const lock = () => readLockfile(lockPathFor(cfg.file), join(dir, 'cache')).lock;
-  const output = <T>(stageId: string, name: string): T => {
-    const entry = lock().stages[stageId];
+  const lock = async () => (await readLockfile(lockPathFor(cfg.file), join(dir, 'cache'))).lock;
+  const output = async <T>(stageId: string, name: string): Promise<T> => {
+    const entry = (await lock()).stages[stageId];
     return JSON.parse(readFileSync(new Cas(join(dir, 'cache')).path(entry.outputs[name].sha256), 'utf8')) as T;
   };
   const outcome = (id: string) => result.reports.get(id)!.outcome;
@@ -78,14 +78,14 @@ describe('hub dataset through the executor', () => {
     const ds = { hub: 'lab/engine', caption_column: 'en_text' };
     const one = await build(ds);
     expect([one.outcome('fetch:ds'), one.outcome('prepare:ds')]).toEqual(['ran', 'ran']);
-    expect(one.lock().stages['fetch:ds'].params.sha).toBe(first);
-    const manifest = one.output<Manifest>('prepare:ds', 'manifest.json');
+    expect((await one.lock()).stages['fetch:ds'].params.sha).toBe(first);
+    const manifest = await one.output<Manifest>('prepare:ds', 'manifest.json');
     expect(manifest.items.map((i) => [i.id, i.caption?.text, i.image?.origin, i.image?.format])).toEqual([
       ['row 0', 'a pikachu', `${SHARD} row 0`, 'png'],
       ['row 1', 'a bulbasaur', `${SHARD} row 1`, 'png'],
       ['row 2', 'a squirtle', `${SHARD} row 2`, 'png'],
     ]);
-    expect(one.output<Listing>('fetch:ds', 'listing.json').revision).toBe(first);
+    expect((await one.output<Listing>('fetch:ds', 'listing.json')).revision).toBe(first);
 
     hub.clearLog();
     const two = await build(ds);
@@ -95,13 +95,13 @@ describe('hub dataset through the executor', () => {
     const second = hub.commit('lab/engine', [{ path: SHARD, content: pokemonParquet(rows(['a pikachu', 'a charmander'])) }]);
     const pinned = await build(ds);
     expect([pinned.outcome('fetch:ds'), pinned.outcome('prepare:ds')]).toEqual(['fresh', 'fresh']);
-    expect(pinned.lock().stages['fetch:ds'].params.sha).toBe(first);
+    expect((await pinned.lock()).stages['fetch:ds'].params.sha).toBe(first);
 
     const updated = await build(ds, { update: ['lab/engine'] });
     expect(updated.outcome('fetch:ds')).toBe('ran');
     expect(updated.reason('fetch:ds')).toContain(second.slice(0, 7));
-    expect(updated.lock().stages['fetch:ds'].params.sha).toBe(second);
-    expect(updated.output<Manifest>('prepare:ds', 'manifest.json').items.map((i) => i.caption?.text)).toEqual(['a pikachu', 'a charmander']);
+    expect((await updated.lock()).stages['fetch:ds'].params.sha).toBe(second);
+    expect((await updated.output<Manifest>('prepare:ds', 'manifest.json')).items.map((i) => i.caption?.text)).toEqual(['a pikachu', 'a charmander']);
   });
 
   it('builds offline from the HF cache once the hub is gone', async () => {
@@ -128,7 +128,7 @@ describe('hub dataset through the executor', () => {
     broken[2].image = new TextEncoder().encode('this is not an image');
     hub.addRepo('lab/broken', [{ path: SHARD, content: pokemonParquet(broken) }]);
     const skip = await build({ hub: 'lab/broken', caption_column: 'en_text', bad_images: 'skip' });
-    const manifest = skip.output<Manifest>('prepare:ds', 'manifest.json');
+    const manifest = await skip.output<Manifest>('prepare:ds', 'manifest.json');
     expect(manifest.items.map((i) => i.id)).toEqual(['row 0', 'row 1']);
     expect(manifest.skipped).toHaveLength(1);
     expect(manifest.skipped[0].origin).toContain(`${SHARD} row 2`);
