@@ -180,6 +180,13 @@ class BadHeaders(unittest.TestCase):
         raw_file(self.path, {"x": self.ok_entry(data_offsets=[4, 12])}, b"\0" * 12)
         self.assertRejected("gap of 4 bytes")
 
+    def test_duplicate_names(self):
+        entry = json.dumps(self.ok_entry())
+        raw = ('{"x": %s, "x": %s}' % (entry, entry)).encode()
+        with open(self.path, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)) + raw + b"\0" * 8)
+        self.assertRejected("twice")
+
     def test_trailing_bytes(self):
         raw_file(self.path, {"x": self.ok_entry()}, b"\0" * 16)
         self.assertRejected("cover 8 bytes but the data buffer holds 16")

@@ -85,11 +85,26 @@ def read_header(path: str) -> Tuple[Dict[str, TensorInfo], Dict[str, str], int]:
     return infos, metadata, data_start
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def parse_header(path: str, raw: bytes, data_len: int) -> Tuple[Dict[str, TensorInfo], Dict[str, str]]:
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SafetensorsError(path, f"header is not valid UTF-8 JSON ({exc})") from None
+    except _DuplicateKey as exc:
+        raise SafetensorsError(path, f"header names tensor {exc.args[0]!r} twice") from None
     if not isinstance(header, dict):
         raise SafetensorsError(path, "header is not a JSON object")
 
