@@ -1,12 +1,13 @@
 // Where the CLIP tokenizer files are found for a model: real folders in a temp dir that link to the
 // reference files (shared/reference is test data and is never copied into the project).
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { resolveClipTokenizer, resolveTokenizer, tokenizerForDataset, TokenizerNotFoundError } from '../src/text/resolve.js';
 import { loadClipTokenizer } from '../src/text/load.js';
-import { makeTempDir } from './helpers/cli.js';
+import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
 const REF = '/work/shared/reference/clip-tokenizer';
 const tmp = makeTempDir('lorabuild-resolve-');
@@ -102,5 +103,33 @@ describe('resolveTokenizer', () => {
     const used = await tokenizerForDataset(c, 'd');
     expect(used.tokenizer.id).toBe('byte-v1');
     expect(used.reason).toBe("byte tokenizer of model 'tiny' (lora 'l')");
+  });
+});
+
+describe('tokenizer identity memo', () => {
+  it('remembers the identity in the cache, and a fresh process trusts it without parsing the vocabulary', async () => {
+    const dir = join(tmp.dir, 'memo');
+    const cache = join(dir, 'cache');
+    mkdirSync(cache, { recursive: true });
+    linkHfFiles(join(dir, 'tok'));
+    const files = { kind: 'hf' as const, vocab: join(dir, 'tok', 'vocab.json'), merges: join(dir, 'tok', 'merges.txt') };
+    const first = await loadClipTokenizer(files, cache);
+    const memo = JSON.parse(readFileSync(join(cache, 'tokenizers.json'), 'utf8')) as Record<string, { id: string; vocabSize: number; bos: number; eos: number }>;
+    expect(Object.values(memo)).toEqual([{ id: clipId, vocabSize: 49408, bos: 49406, eos: 49407 }]);
+    expect(first.id).toBe(clipId);
+
+    // a planted identity shows that the next process reads the memo, not the vocabulary;
+    // encoding then loads the files, finds another identity and refuses
+    const [key] = Object.keys(memo);
+    writeFileSync(join(cache, 'tokenizers.json'), JSON.stringify({ [key]: { id: 'clip-bpe:planted', vocabSize: 49408, bos: 49406, eos: 49407 } }));
+    const script = `
+      const { loadClipTokenizer } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/text/load.js'))});
+      const t = await loadClipTokenizer(${JSON.stringify(files)}, ${JSON.stringify(cache)});
+      let error = null;
+      try { t.encode('a cat'); } catch (e) { error = e.message; }
+      console.log(JSON.stringify({ id: t.id, error }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { id: string; error: string };
+    expect(out.id).toBe('clip-bpe:planted');
+    expect(out.error).toContain('the tokenizer files changed while lorabuild ran');
   });
 });

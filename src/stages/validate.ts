@@ -52,7 +52,7 @@ export const stage: StageImpl = {
 
   async inputs(ctx) {
     const { name, spec } = datasetOf(ctx);
-    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name);
+    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, { cacheDir: ctx.cacheDir });
     return {
       params: {
         rules: spec.rules as unknown as Json,
@@ -68,7 +68,7 @@ export const stage: StageImpl = {
   async run(ctx) {
     const { name, spec } = datasetOf(ctx);
     const manifest = await readManifest(ctx, `prepare:${name}`);
-    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name);
+    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, { cacheDir: ctx.cacheDir });
     const settings: ValidationSettings = { rules: spec.rules, trigger: spec.trigger ?? null, minSize: minImageSize(ctx.config, name, spec), layout: manifest.layout };
     const checks: ItemCheck[] = [];
     for (const [i, item] of manifest.items.entries()) {

@@ -2,7 +2,7 @@
 // is derived the way CLIP derives it) or Hugging Face's vocab.json + merges.txt. These files are
 // untrusted input: sizes are capped and every line is checked before use.
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 
 /** CLIP uses merges lines[1 : 1 + 49152 - 256 - 2]. */
@@ -47,15 +47,15 @@ function byteCharsInVocabOrder(): string[] {
   return [...table.keys()].sort((a, b) => table[a].charCodeAt(0) - table[b].charCodeAt(0)).map((b) => table[b]);
 }
 
-async function readCapped(path: string, limit: number): Promise<Buffer> {
-  let size: number;
+function readCapped(path: string, limit: number): Buffer {
   try {
-    size = (await stat(path)).size;
+    const size = statSync(path).size;
+    if (size > limit) throw new VocabError(`${path}: ${size} bytes is too big for a CLIP tokenizer file (limit ${limit}); is this the right file?`);
+    return readFileSync(path);
   } catch (err) {
+    if (err instanceof VocabError) throw err;
     throw new VocabError(`${path}: cannot read the tokenizer file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  if (size > limit) throw new VocabError(`${path}: ${size} bytes is too big for a CLIP tokenizer file (limit ${limit}); is this the right file?`);
-  return readFile(path);
 }
 
 function decodeUtf8(path: string, bytes: Buffer): string {
@@ -111,9 +111,9 @@ function finish(source: string, merges: string[], encoder: Map<string, number>, 
   return { encoder, ranks, id: `clip-bpe:${hash}`, size, source };
 }
 
-/** openai/CLIP's bpe_simple_vocab_16e6.txt.gz */
-export async function loadOpenAiBpe(path: string): Promise<BpeVocab> {
-  const compressed = await readCapped(path, MAX_COMPRESSED);
+/** openai/CLIP's bpe_simple_vocab_16e6.txt.gz (synchronous: a tokenizer may load on first use) */
+export function loadOpenAiBpe(path: string): BpeVocab {
+  const compressed = readCapped(path, MAX_COMPRESSED);
   let raw: Buffer;
   try {
     raw = gunzipSync(compressed, { maxOutputLength: MAX_TEXT });
@@ -128,9 +128,9 @@ export async function loadOpenAiBpe(path: string): Promise<BpeVocab> {
   return finish(path, merges, encoder, path);
 }
 
-/** Hugging Face CLIPTokenizer files. */
-export async function loadHfBpe(vocabPath: string, mergesPath: string): Promise<BpeVocab> {
-  const vocabText = decodeUtf8(vocabPath, await readCapped(vocabPath, MAX_TEXT));
+/** Hugging Face CLIPTokenizer files (synchronous, like loadOpenAiBpe). */
+export function loadHfBpe(vocabPath: string, mergesPath: string): BpeVocab {
+  const vocabText = decodeUtf8(vocabPath, readCapped(vocabPath, MAX_TEXT));
   let parsed: unknown;
   try {
     parsed = JSON.parse(vocabText);
@@ -151,6 +151,6 @@ export async function loadHfBpe(vocabPath: string, mergesPath: string): Promise<
     seen.add(id);
     encoder.set(token, id);
   }
-  const mergesText = decodeUtf8(mergesPath, await readCapped(mergesPath, MAX_TEXT));
+  const mergesText = decodeUtf8(mergesPath, readCapped(mergesPath, MAX_TEXT));
   return finish(`${vocabPath} + ${mergesPath}`, parseMerges(mergesPath, mergesText.trim()), encoder, mergesPath);
 }

@@ -19,6 +19,18 @@ interface WordPieces {
   byteLengths: number[];
 }
 
+/** What a tokenizer is, known without loading its vocabulary (see load.ts's identity memo). */
+export interface ClipFacts {
+  id: string;
+  vocabSize: number;
+  bos: number;
+  eos: number;
+}
+
+export function factsOf(vocab: BpeVocab): ClipFacts {
+  return { id: vocab.id, vocabSize: vocab.size, bos: vocab.encoder.get(START_OF_TEXT)!, eos: vocab.encoder.get(END_OF_TEXT)! };
+}
+
 export class ClipTokenizer implements Tokenizer {
   readonly id: string;
   readonly vocabSize: number;
@@ -26,12 +38,27 @@ export class ClipTokenizer implements Tokenizer {
   readonly eos: number;
   readonly contextLength = 77;
   private readonly words = new Map<string, WordPieces>();
+  private loaded: BpeVocab | null = null;
+  private loader: (() => BpeVocab) | null = null;
 
-  constructor(private readonly vocab: BpeVocab) {
-    this.id = vocab.id;
-    this.vocabSize = vocab.size;
-    this.bos = vocab.encoder.get(START_OF_TEXT)!;
-    this.eos = vocab.encoder.get(END_OF_TEXT)!;
+  /** `vocab`: the vocabulary, or a loader run on the first encode (fingerprinting needs only the facts) */
+  constructor(vocab: BpeVocab | { facts: ClipFacts; load: () => BpeVocab }) {
+    const facts = 'facts' in vocab ? vocab.facts : factsOf(vocab);
+    if (!('facts' in vocab)) this.loaded = vocab;
+    else this.loader = vocab.load;
+    this.id = facts.id;
+    this.vocabSize = facts.vocabSize;
+    this.bos = facts.bos;
+    this.eos = facts.eos;
+  }
+
+  private get vocab(): BpeVocab {
+    if (this.loaded === null) {
+      const vocab = this.loader!();
+      if (vocab.id !== this.id) throw new Error(`the tokenizer files changed while lorabuild ran (${vocab.source}); run again`);
+      this.loaded = vocab;
+    }
+    return this.loaded;
   }
 
   get source(): string {

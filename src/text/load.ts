@@ -1,12 +1,16 @@
 // Build a CLIP tokenizer from a file or folder: a bpe_simple_vocab_16e6.txt.gz, a folder holding
 // vocab.json + merges.txt (or such a folder's tokenizer/ subfolder), or one of those two files.
-// Loaded tokenizers are shared per resolved file set and its size+mtime.
-import { existsSync, statSync } from 'node:fs';
+// Loaded tokenizers are shared per file set and its size+mtime. With a cache folder, the
+// tokenizer's identity is remembered there (tokenizers.json), so fingerprinting a no-op run does
+// not parse the vocabulary: it loads on the first encode.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ClipTokenizer } from './clip-tokenizer.js';
-import { loadHfBpe, loadOpenAiBpe } from './bpe-vocab.js';
+import { writeFileAtomic } from '../cache/atomic.js';
+import { ClipTokenizer, factsOf, type ClipFacts } from './clip-tokenizer.js';
+import { loadHfBpe, loadOpenAiBpe, type BpeVocab } from './bpe-vocab.js';
 
 export const OPENAI_BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz';
+const IDENTITY_MEMO = 'tokenizers.json';
 
 export type TokenizerFiles = { kind: 'openai'; bpe: string } | { kind: 'hf'; vocab: string; merges: string };
 
@@ -34,9 +38,12 @@ export function findTokenizerFiles(path: string): TokenizerFiles | null {
   return null;
 }
 
-const loaded = new Map<string, Promise<ClipTokenizer>>();
+function loadVocab(files: TokenizerFiles): BpeVocab {
+  return files.kind === 'openai' ? loadOpenAiBpe(files.bpe) : loadHfBpe(files.vocab, files.merges);
+}
 
-function cacheKey(files: TokenizerFiles): string {
+/** path:size:mtime of every file: changes when any file is replaced or edited */
+function stamp(files: TokenizerFiles): string {
   const paths = files.kind === 'openai' ? [files.bpe] : [files.vocab, files.merges];
   return paths
     .map((p) => {
@@ -46,13 +53,40 @@ function cacheKey(files: TokenizerFiles): string {
     .join('|');
 }
 
-export function loadClipTokenizer(files: TokenizerFiles): Promise<ClipTokenizer> {
-  const key = cacheKey(files);
-  let pending = loaded.get(key);
-  if (!pending) {
-    pending = (files.kind === 'openai' ? loadOpenAiBpe(files.bpe) : loadHfBpe(files.vocab, files.merges)).then((v) => new ClipTokenizer(v));
-    pending.catch(() => loaded.delete(key));
-    loaded.set(key, pending);
+function readMemo(cacheDir: string): Record<string, ClipFacts> {
+  try {
+    const memo = JSON.parse(readFileSync(join(cacheDir, IDENTITY_MEMO), 'utf8')) as unknown;
+    return memo && typeof memo === 'object' && !Array.isArray(memo) ? (memo as Record<string, ClipFacts>) : {};
+  } catch {
+    return {};
   }
-  return pending;
+}
+
+function isFacts(value: unknown): value is ClipFacts {
+  const f = value as ClipFacts;
+  return !!f && typeof f.id === 'string' && [f.vocabSize, f.bos, f.eos].every((n) => Number.isInteger(n));
+}
+
+const loaded = new Map<string, ClipTokenizer>();
+
+export async function loadClipTokenizer(files: TokenizerFiles, cacheDir?: string): Promise<ClipTokenizer> {
+  let key: string;
+  try {
+    key = stamp(files);
+  } catch {
+    return new ClipTokenizer(loadVocab(files)); // unreadable: let the loader name the problem
+  }
+  const known = loaded.get(key);
+  if (known) return known;
+  const remembered = cacheDir ? readMemo(cacheDir)[key] : undefined;
+  let tokenizer: ClipTokenizer;
+  if (isFacts(remembered)) {
+    tokenizer = new ClipTokenizer({ facts: remembered, load: () => loadVocab(files) });
+  } else {
+    const vocab = loadVocab(files);
+    tokenizer = new ClipTokenizer(vocab);
+    if (cacheDir && existsSync(cacheDir)) writeFileAtomic(join(cacheDir, IDENTITY_MEMO), JSON.stringify({ ...readMemo(cacheDir), [key]: factsOf(vocab) }));
+  }
+  loaded.set(key, tokenizer);
+  return tokenizer;
 }

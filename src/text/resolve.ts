@@ -76,7 +76,12 @@ function placesFor(config: Config | undefined, model: ModelSpec | undefined, env
  * The CLIP tokenizer for a model (or, without one, for the environment). Throws
  * TokenizerNotFoundError listing every place it looked.
  */
-export async function resolveClipTokenizer(config: Config | undefined, modelName?: string, env: NodeJS.ProcessEnv = process.env): Promise<Tokenizer> {
+export async function resolveClipTokenizer(
+  config: Config | undefined,
+  modelName?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cacheDir?: string,
+): Promise<Tokenizer> {
   const model = modelName !== undefined ? config?.models[modelName] : undefined;
   if (model?.tokenizer && config) {
     const path = expandUserPath(config.root, model.tokenizer);
@@ -86,22 +91,27 @@ export async function resolveClipTokenizer(config: Config | undefined, modelName
         `tokenizer: ${model.tokenizer} (${path}) holds no vocab.json + merges.txt, tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz`,
       ]);
     }
-    return loadClipTokenizer(files);
+    return loadClipTokenizer(files, cacheDir);
   }
   const places = placesFor(config, model, env);
   for (const place of places) {
     const files = place.path.startsWith('(') ? null : findTokenizerFiles(place.path);
-    if (files) return loadClipTokenizer(files);
+    if (files) return loadClipTokenizer(files, cacheDir);
   }
   throw new TokenizerNotFoundError(modelName !== undefined ? `model '${modelName}'` : 'this text', places.map((p) => `${p.label}: ${p.path}`));
 }
 
+export interface ResolveOptions {
+  /** the lorabuild cache: remembers tokenizer identities so fingerprinting need not parse the vocabulary */
+  cacheDir?: string;
+}
+
 /** The tokenizer a model's text encoder uses: bytes for `builtin: tiny`, CLIP BPE otherwise. */
-export async function resolveTokenizer(config: Config, modelName: string): Promise<Tokenizer> {
+export async function resolveTokenizer(config: Config, modelName: string, options: ResolveOptions = {}): Promise<Tokenizer> {
   const model = config.models[modelName];
   if (!model) throw new Error(`unknown model '${modelName}' (models: ${Object.keys(config.models).join(', ') || 'none'})`);
   if (model.builtin) return byteTokenizer();
-  return resolveClipTokenizer(config, modelName);
+  return resolveClipTokenizer(config, modelName, process.env, options.cacheDir);
 }
 
 export interface DatasetTokenizer {
@@ -114,16 +124,16 @@ export interface DatasetTokenizer {
  * The tokenizer to validate a dataset's captions with: that of the model of the first lora that
  * trains on it; for a dataset no lora uses, CLIP when its files can be found, else bytes.
  */
-export async function tokenizerForDataset(config: Config, dataset: string): Promise<DatasetTokenizer> {
+export async function tokenizerForDataset(config: Config, dataset: string, options: ResolveOptions = {}): Promise<DatasetTokenizer> {
   const lora = Object.entries(config.loras).find(([, spec]) => spec.dataset === dataset);
   if (lora) {
     const [loraName, spec] = lora;
-    const tokenizer = await resolveTokenizer(config, spec.model);
+    const tokenizer = await resolveTokenizer(config, spec.model, options);
     const kind = tokenizer.id === 'byte-v1' ? 'byte tokenizer' : 'CLIP BPE tokenizer';
     return { tokenizer, reason: `${kind} of model '${spec.model}' (lora '${loraName}')` };
   }
   try {
-    return { tokenizer: await resolveClipTokenizer(config), reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' };
+    return { tokenizer: await resolveClipTokenizer(config, undefined, process.env, options.cacheDir), reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' };
   } catch (err) {
     if (!(err instanceof TokenizerNotFoundError)) throw err;
     return { tokenizer: byteTokenizer(), reason: 'byte tokenizer (no lora trains on this dataset and no CLIP tokenizer files were found)' };
