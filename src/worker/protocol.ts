@@ -53,6 +53,8 @@ export const PROTOCOL_VERSION = 1;
 //                                      to extend a cosine schedule (bad_request). done also carries
 //                                      device: 'cpu'|'cuda'. Checkpoints before the resume step are not
 //                                      rewritten: the client keeps those of the earlier run.
+//                                      Progress events are throttled (about 4 per second, plus the first,
+//                                      each checkpoint and the last step); done.loss_curve has every step.
 // sample { model, arch?, cells: [{ cond_ids, uncond_ids, seed, width, height, sampler, steps, cfg,
 //          lora: { path, strength } | null, out, parameters }] }
 //                                   -> { cells: [{ out }] } ; PNG with tEXt "parameters" = parameters;

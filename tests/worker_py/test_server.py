@@ -187,6 +187,22 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(events[-1]["result"]["family"], "sd1")
         self.assertEqual(events[-1]["result"]["arch"], "tiny")
 
+    def test_stray_prints_go_to_stderr_not_the_protocol_stream(self):
+        code = (
+            "import os, sys\n"
+            "from lorabuild_worker.__main__ import EventWriter, _protocol_stdout\n"
+            "writer = EventWriter(_protocol_stdout())\n"
+            "print('python-level noise')\n"
+            "os.write(1, b'c-level noise\\n')\n"
+            "writer.emit({'id': 1, 'type': 'log', 'message': 'hi'})\n"
+        )
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"))
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stdout, '{"id":1,"type":"log","message":"hi"}\n')
+        self.assertIn("python-level noise", run.stderr)
+        self.assertIn("c-level noise", run.stderr)
+
     def test_sigterm_cancels_the_running_op_and_exits(self):
         worker = Worker()
         try:

@@ -1,4 +1,6 @@
 """The one exception type ops raise: it carries a protocol error code (see src/worker/protocol.ts)."""
+from __future__ import annotations
+
 
 ERROR_CODES = frozenset(
     ["bad_request", "unsupported_model", "pickle_refused", "oom", "nan_loss", "cancelled", "io", "internal"]
