@@ -77,7 +77,7 @@ describe('lorafile.lock', () => {
     const file = join(dir, 'lorafile.lock');
     const lock = { version: 1 as const, stages: { 'train:x': entry() } };
     expect(await writeLockfile(file, lock, '', join(dir, 'cache'))).toMatch(/^[0-9a-f]{64}$/);
-    const loaded = await readLockfile(file, join(dir, 'cache'));
+    const loaded = readLockfile(file, join(dir, 'cache'));
     expect(loaded.lock).toEqual(lock);
     expect(await writeLockfile(file, lock, loaded.textHash, join(dir, 'cache'))).toBeNull();
     expect(readFileSync(file, 'utf8')).toBe(await renderLockfile(lock));
@@ -86,7 +86,7 @@ describe('lorafile.lock', () => {
   it('a damaged lock is reported with its position and ignored, not trusted', async () => {
     const file = join(dir, 'lorafile.lock');
     writeFileSync(file, 'stages:\n  train:x:\n<<<<<<< HEAD\n');
-    const loaded = await readLockfile(file, join(dir, 'cache'));
+    const loaded = readLockfile(file, join(dir, 'cache'));
     expect(loaded.lock.stages).toEqual({});
     expect(loaded.problem).toMatch(/lorafile\.lock:\d+:\d+: .* the lock is ignored and rewritten by the next successful run/);
   });

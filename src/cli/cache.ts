@@ -78,7 +78,7 @@ function gcPolicy(keepLast: string | undefined, maxSize: string | undefined): Gc
 async function pinnedByLock(lorafile: string, cacheDir: string): Promise<Set<string>> {
   const lockFile = lockPathFor(lorafile);
   if (!existsSync(lockFile)) return new Set();
-  return new Set(Object.values((await readLockfile(lockFile, cacheDir)).lock.stages).map((e) => e.fingerprint));
+  return new Set(Object.values(readLockfile(lockFile, cacheDir).lock.stages).map((e) => e.fingerprint));
 }
 
 function mb(bytes: number): string {

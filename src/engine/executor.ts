@@ -80,7 +80,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const cas = new Cas(opts.cacheDir);
   const actions = new ActionCache(opts.cacheDir);
   const items = new ItemMemo(opts.cacheDir, cas);
-  const loaded = await readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.hashFile(abs));
+  const loaded = readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.knownHash(abs));
   const previousLock = loaded.lock;
 
   let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;

@@ -3,6 +3,7 @@
 // every no-op run would cost more than the run itself, so the parsed form is memoised in the cache
 // under the hash of the lock text.
 import { readFileSync, rmSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -23,18 +24,21 @@ export interface LoadedLock {
 }
 
 /**
- * Reads the lock. `hashFile` (the stat memo) lets an unchanged lock be found by its hash without
- * reading it: the parsed form is then one JSON.parse away.
+ * Reads the lock (synchronously). `knownHash` may give the lock text's sha256 without reading it
+ * (the stat memo's `knownHash`): an unchanged lock is then one JSON.parse of its memoised parse.
+ * Only a string result is used, so an async hasher is accepted but simply not waited for.
  */
-export async function readLockfile(file: string, cacheRoot: string, hashFile?: (abs: string) => Promise<string>): Promise<LoadedLock> {
+export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: string) => string | undefined | Promise<string>): LoadedLock {
   const layout = new CacheLayout(cacheRoot);
   let textHash: string | undefined;
-  if (hashFile) {
-    try {
-      textHash = await hashFile(file);
-    } catch {
-      return { lock: emptyLock(), textHash: '' };
-    }
+  try {
+    const hash = knownHash?.(file);
+    if (typeof hash === 'string') textHash = hash;
+    else if (hash) hash.catch(() => {});
+  } catch {
+    // no such file: handled below
+  }
+  if (textHash) {
     try {
       return { lock: JSON.parse(readFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
     } catch {
@@ -54,8 +58,9 @@ export async function readLockfile(file: string, cacheRoot: string, hashFile?: (
   } catch {
     // not memoised yet
   }
+  const require = createRequire(import.meta.url);
   // yaml loads only when the lock changed since its parse was memoised (no-op runs skip it)
-  const { parseDocument } = await import('yaml');
+  const { parseDocument } = require('yaml') as typeof import('yaml');
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];

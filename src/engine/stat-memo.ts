@@ -65,6 +65,15 @@ export class StatMemo {
     return sha256;
   }
 
+  /** the memoised hash of a file whose stat still matches, else undefined (never reads the file) */
+  knownHash(absPath: string): string | undefined {
+    try {
+      return this.lookup(absPath, statSync(absPath));
+    } catch {
+      return undefined;
+    }
+  }
+
   /** the memoised hash if the file's stat still matches, without reading it */
   lookup(absPath: string, st: FileStat): string | undefined {
     const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
