@@ -187,6 +187,27 @@ class TrainTest(unittest.TestCase):
             self.assertTrue(torch.allclose(a[key], b[key], atol=1e-6), key)
         self.assertGreater(max(a[k].abs().max().item() for k in a if k.endswith("lora_up.weight")), 0, "the LoRA moved")
 
+    def test_out_of_memory_becomes_code_oom_with_a_way_out(self):
+        from lorabuild_worker import train as train_module
+
+        original = train_module.Trainer.train_step
+
+        def exhausted(trainer):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        train_module.Trainer.train_step = exhausted
+        try:
+            with self.assertRaises(WorkerError) as caught:
+                self.train(3)
+        finally:
+            train_module.Trainer.train_step = original
+        self.assertEqual(caught.exception.code, "oom")
+        for advice in ("batch_size to 1", "gradient_checkpointing", "resolution"):
+            self.assertIn(advice, caught.exception.hint)
+        # the shared cached model has no LoRA hooks left behind
+        sd = get_sd1(self.model)
+        self.assertFalse(any(m._forward_hooks for m in sd.unet_model.modules()))
+
     def _last_out(self):
         return os.path.join(self.dir, f"run{TrainTest.runs}")
 

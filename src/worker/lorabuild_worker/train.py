@@ -229,7 +229,10 @@ def choose_precision(params: TrainParams) -> Precision:
     if mode == "no":
         return Precision(torch.device("cuda"), None, torch.float32, None)
     dtype = torch.bfloat16 if mode == "bf16" else torch.float16
-    scaler = torch.cuda.amp.GradScaler() if dtype == torch.float16 else None
+    scaler = None
+    if dtype == torch.float16:  # fp16 needs loss scaling; bf16 has fp32's range
+        amp = getattr(torch, "amp", None)
+        scaler = amp.GradScaler("cuda") if amp is not None and hasattr(amp, "GradScaler") else torch.cuda.amp.GradScaler()
     return Precision(torch.device("cuda"), dtype, dtype, scaler)
 
 
