@@ -7,8 +7,12 @@ Module map (other engineers build on these paths):
   nn/             unet.UNet, vae.AutoencoderKL, clip.CLIPTextModel
   checkpoint      load_sd1(path) -> SD1 (unet, encode_images, decode_latents, encode_text, alphas_cumprod)
   lora            inject/save LoRA (kohya names) and apply_lora_file() for sampling
+  diffusers_names LDM -> diffusers module paths (kohya key names)
+  models          get_sd1(): a one-entry cache of the last loaded model, shared by ops
+  images          load_square(): decode, orient, flatten alpha, resize + center-crop
   train           the training loop (deterministic, resumable)
   ops/<op>.py     one module per protocol op, each with run(args, ctx) -> dict
+  bench           python -m lorabuild_worker.bench: training it/s and peak memory
 """
 
 # Bump when a change alters numbers a stage caches (latents, contexts, LoRA weights).
