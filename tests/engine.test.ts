@@ -196,3 +196,72 @@ describe('executor', () => {
     expect(fixed.reason('train:x')).toBe('never built');
   });
 });
+
+describe('scheduling', () => {
+  function sleeper(kind: StageKind, active: { now: Record<string, number>; max: Record<string, number> }, opts: { fail?: string; abortAfter?: AbortController } = {}): StageImpl {
+    return {
+      kind,
+      version: 1,
+      materializeTo: () => null,
+      async inputs(ctx) {
+        return { params: { id: ctx.node.id }, files: {} };
+      },
+      async run(ctx) {
+        const resource = ctx.node.resource;
+        active.now[resource] = (active.now[resource] ?? 0) + 1;
+        active.max[resource] = Math.max(active.max[resource] ?? 0, active.now[resource]);
+        // fetch:b is slow, so train:b is due only after train:a has finished (or failed)
+        await new Promise((r) => setTimeout(r, ctx.node.id === 'fetch:b' ? 400 : 60));
+        active.now[resource]--;
+        if (opts.fail === ctx.node.id) throw new Error('boom');
+        if (opts.abortAfter && ctx.node.id === 'fetch:a') opts.abortAfter.abort();
+        writeFileSync(join(ctx.outDir, 'out.txt'), ctx.node.id);
+        return { meta: null };
+      },
+    };
+  }
+  const node = (id: string, kind: StageKind, deps: string[], resource: 'cpu' | 'gpu'): StageNode => ({ id, kind, target: id.split(':')[1], deps, resource });
+  const graph = (): Plan => {
+    const nodes = [
+      node('fetch:a', 'fetch', [], 'cpu'),
+      node('fetch:b', 'fetch', [], 'cpu'),
+      node('train:a', 'train', ['fetch:a'], 'gpu'),
+      node('train:b', 'train', ['fetch:b'], 'gpu'),
+      node('render:a', 'render', ['train:a'], 'gpu'),
+    ];
+    return { stages: new Map(nodes.map((n) => [n.id, n])), order: nodes.map((n) => n.id), selected: [] };
+  };
+  const go = (registryFor: StageRegistry, extra: { keepGoing?: boolean; signal?: AbortSignal } = {}) =>
+    execute({ config: config(), plan: graph(), registry: registryFor, cacheDir: join(dir, 'cache'), lockFile: join(dir, 'lorafile.lock'), mode: 'run', concurrency: { cpu: 2 }, ...extra });
+
+  it('runs cpu stages side by side but never two gpu stages at once', async () => {
+    const active = { now: {}, max: {} as Record<string, number> };
+    const result = await go(async (kind) => sleeper(kind, active));
+    expect([...result.reports.values()].every((r) => r.outcome === 'ran')).toBe(true);
+    expect(active.max.cpu).toBe(2);
+    expect(active.max.gpu).toBe(1);
+  });
+
+  it('a failure skips dependents; without --keep-going nothing new starts, with it independent branches finish', async () => {
+    const halted = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { fail: 'train:a' }));
+    expect(halted.reports.get('train:a')).toMatchObject({ outcome: 'failed', reason: 'boom' });
+    expect(halted.reports.get('render:a')).toMatchObject({ outcome: 'skipped', reason: 'train:a failed' });
+    expect(halted.reports.get('train:b')).toMatchObject({ outcome: 'skipped', reason: 'not started: train:a failed (--keep-going builds the independent stages)' });
+    rmSync(join(dir, 'cache'), { recursive: true, force: true });
+    rmSync(join(dir, 'lorafile.lock'), { force: true });
+    const kept = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { fail: 'train:a' }), { keepGoing: true });
+    expect(kept.reports.get('train:b')!.outcome).toBe('ran');
+    expect(kept.reports.get('render:a')!.outcome).toBe('skipped');
+  });
+
+  it('an abort stops starting stages and locks only what completed', async () => {
+    const controller = new AbortController();
+    const result = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { abortAfter: controller }), { signal: controller.signal });
+    expect(result.interrupted).toBe(true);
+    expect(result.reports.get('fetch:a')!.outcome).toBe('failed');
+    expect(result.reports.get('render:a')!.outcome).toBe('skipped');
+    const lockText = readFileSync(join(dir, 'lorafile.lock'), 'utf8');
+    expect(lockText).not.toContain('fetch:a');
+    expect(lockText).not.toContain('render:a');
+  });
+});
