@@ -97,6 +97,23 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     expect(readFileSync(loraPath(project(), 'shapes_lora-step00040.safetensors')).equals(readFileSync(loraPath(scratch, 'shapes_lora-step00040.safetensors')))).toBe(true);
   }, 600_000);
 
+  it('publish: copies the final LoRA without retraining, and keeps a foreign file', async () => {
+    const target = join(tmp.dir, 'ComfyUI', 'models', 'loras', 'shapes.safetensors');
+    writeFileSync(join(project(), 'lorafile.yaml'), `${lorafile(60)}    publish: ${target}\n`);
+    const published = await run(project());
+    expect(published.code).toBe(0);
+    expect(readFileSync(loraPath(project(), 'train-log.txt'), 'utf8')).toContain('restored the 60-step LoRA trained earlier');
+    expect(readFileSync(target).equals(readFileSync(loraPath(project())))).toBe(true);
+
+    const foreign = join(tmp.dir, 'foreign.safetensors');
+    writeFileSync(foreign, 'somebody else');
+    writeFileSync(join(project(), 'lorafile.yaml'), `${lorafile(60)}    publish: ${foreign}\n`);
+    const refused = await run(project());
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain(`${foreign} already exists and is not an earlier version of lora 'shapes_lora'`);
+    expect(readFileSync(foreign, 'utf8')).toBe('somebody else');
+  }, 600_000);
+
   it('SIGTERM mid-training keeps a resumable state; the next run resumes from it', async () => {
     const dir = join(tmp.dir, 'term');
     await makeProject(dir, 400);

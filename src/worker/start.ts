@@ -2,18 +2,16 @@
 // location (python.ts), then the client (client.ts). The engine builds one SharedWorker per run:
 //   const worker = sharedWorkerFor(config, { cacheDir }); ctx.worker = () => worker.get(); ... await worker.close();
 // With cacheDir, a remembered hello (hello-memo.ts) lets fingerprinting go without starting Python.
-import { isAbsolute, resolve } from 'node:path';
-import { homedir } from 'node:os';
+import { resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import type { StageContext } from '../engine/types.js';
 import { SharedWorker, WorkerClient, type HelloResult } from './client.js';
 import { findPython } from './python.js';
 import { HelloMemo, type InterpreterSelection } from './hello-memo.js';
 
-/** `~` and relative paths (against the lorafile folder); Windows drive paths kept as written. */
+/** A path written in the lorafile, made absolute (config/paths.ts rules: `~`, relative, Windows). */
 export function expandUserPath(root: string, path: string): string {
-  const home = path === '~' || path.startsWith('~/') || path.startsWith('~\\') ? homedir() + path.slice(1) : path;
-  return isAbsolute(home) || /^[A-Za-z]:[\\/]/.test(home) ? home : resolve(root, home);
+  return resolveUserPath({ root }, path);
 }
 
 /** Model files named by the lorafile (where a ComfyUI install, and its python, may be found). */
