@@ -198,7 +198,7 @@ describe('executor', () => {
 });
 
 describe('scheduling', () => {
-  function sleeper(kind: StageKind, active: { now: Record<string, number>; max: Record<string, number> }, opts: { fail?: string; abortAfter?: AbortController } = {}): StageImpl {
+  function sleeper(kind: StageKind, active: { now: Record<string, number>; max: Record<string, number> }, opts: { fail?: string; slow?: string; abortAfter?: AbortController } = {}): StageImpl {
     return {
       kind,
       version: 1,
@@ -210,8 +210,7 @@ describe('scheduling', () => {
         const resource = ctx.node.resource;
         active.now[resource] = (active.now[resource] ?? 0) + 1;
         active.max[resource] = Math.max(active.max[resource] ?? 0, active.now[resource]);
-        // fetch:b is slow, so train:b is due only after train:a has finished (or failed)
-        await new Promise((r) => setTimeout(r, ctx.node.id === 'fetch:b' ? 400 : 60));
+        await new Promise((r) => setTimeout(r, ctx.node.id === opts.slow ? 400 : 100));
         active.now[resource]--;
         if (opts.fail === ctx.node.id) throw new Error('boom');
         if (opts.abortAfter && ctx.node.id === 'fetch:a') opts.abortAfter.abort();
@@ -243,13 +242,14 @@ describe('scheduling', () => {
   });
 
   it('a failure skips dependents; without --keep-going nothing new starts, with it independent branches finish', async () => {
-    const halted = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { fail: 'train:a' }));
+    // fetch:b is slow, so train:b is due only after train:a has failed
+    const halted = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { fail: 'train:a', slow: 'fetch:b' }));
     expect(halted.reports.get('train:a')).toMatchObject({ outcome: 'failed', reason: 'boom' });
     expect(halted.reports.get('render:a')).toMatchObject({ outcome: 'skipped', reason: 'train:a failed' });
     expect(halted.reports.get('train:b')).toMatchObject({ outcome: 'skipped', reason: 'not started: train:a failed (--keep-going builds the independent stages)' });
     rmSync(join(dir, 'cache'), { recursive: true, force: true });
     rmSync(join(dir, 'lorafile.lock'), { force: true });
-    const kept = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { fail: 'train:a' }), { keepGoing: true });
+    const kept = await go(async (kind) => sleeper(kind, { now: {}, max: {} }, { fail: 'train:a', slow: 'fetch:b' }), { keepGoing: true });
     expect(kept.reports.get('train:b')!.outcome).toBe('ran');
     expect(kept.reports.get('render:a')!.outcome).toBe('skipped');
   });
