@@ -23,45 +23,67 @@ function isLabLeftover(path: string): boolean {
   return supported && /^\d+$/.test(stemOf(path));
 }
 
-/** N of a lab file name N.ext, or null when the stem is not all digits. */
-function numberOf(stem: string): number | null {
-  if (stem.length === 0 || stem.length > 15) return null;
-  for (let i = 0; i < stem.length; i++) {
-    const c = stem.charCodeAt(i);
+/** The N of '.../image/N.ext' without building substrings; null when the stem is not all digits. */
+function numberOf(path: string, slash: number): number | null {
+  const dot = path.lastIndexOf('.');
+  const end = dot > slash + 1 ? dot : path.length;
+  if (end === slash + 1 || end - slash - 1 > 15) return null;
+  let n = 0;
+  for (let i = slash + 1; i < end; i++) {
+    const c = path.charCodeAt(i);
     if (c < 48 || c > 57) return null;
+    n = n * 10 + (c - 48);
   }
-  return Number(stem);
+  return n;
+}
+
+/** 'image', 'text' or 'other': the folder the file is directly in */
+function labFolder(path: string, slash: number): 'image' | 'text' | 'other' {
+  const start = path.lastIndexOf('/', slash - 1) + 1;
+  const length = slash - start;
+  if (length === 5 && path.startsWith('image', start)) return 'image';
+  if (length === 4 && path.startsWith('text', start)) return 'text';
+  return 'other';
 }
 
 /** Lab layout: image/N.ext and text/N.txt with N = 0..count-1. */
 export function checkNumbering(findings: Findings, manifest: Manifest): void {
   if (manifest.layout !== 'lab') return;
-  const numbers = new Map<number, string>();
-  const taken = { image: new Map<number, string>(), text: new Map<number, string>(), other: new Map<number, string>() };
+  // numbers are dense and small in practice: arrays indexed by N, not maps of strings
+  const firstWithNumber: (string | undefined)[] = [];
+  const slots = { image: [] as (string | undefined)[], text: [] as (string | undefined)[], other: [] as (string | undefined)[] };
+  let distinct = 0;
   const visit = (file: string) => {
-    const stem = stemOf(file);
-    const n = numberOf(stem);
-    if (n === null) {
+    const slash = file.lastIndexOf('/');
+    const n = numberOf(file, slash);
+    if (n === null || n > 10_000_000) {
+      const stem = stemOf(file);
       findings.add('numbering', {
         file,
-        message: `'${stem}' is not a number: the lab layout names files image/0.png, image/1.png ... with captions text/0.txt, text/1.txt ...`,
+        message:
+          n === null
+            ? `'${stem}' is not a number: the lab layout names files image/0.png, image/1.png ... with captions text/0.txt, text/1.txt ...`
+            : `${stem} is far beyond the number of items: the lab layout numbers files 0, 1, 2 ...`,
         hint: 'rename the file to the next free number (image and caption alike)',
       });
       return;
     }
-    const folder = folderOf(file);
-    const slots = folder === 'image' ? taken.image : folder === 'text' ? taken.text : taken.other;
-    const earlier = slots.get(n);
+    const folder = labFolder(file, slash);
+    const taken = slots[folder];
+    const earlier = taken[n];
     if (earlier !== undefined) {
       findings.add('duplicates', {
         file,
-        message: `number ${n} is used twice in ${folder}/: ${earlier} and ${file}; only one of them can be item ${n}`,
+        message: `number ${n} is used twice in ${folderOf(file)}/: ${earlier} and ${file}; only one of them can be item ${n}`,
         hint: 'give one of them a free number (and its caption or image the same one), or delete it',
       });
       return;
     }
-    slots.set(n, file);
-    if (!numbers.has(n)) numbers.set(n, file);
+    taken[n] = file;
+    if (firstWithNumber[n] === undefined) {
+      firstWithNumber[n] = file;
+      distinct++;
+    }
   };
   for (const item of manifest.items) {
     const image = item.image?.origin ?? item.error?.origin;
@@ -69,22 +91,24 @@ export function checkNumbering(findings: Findings, manifest: Manifest): void {
     if (item.caption) visit(item.caption.origin);
   }
   for (const stray of manifest.stray) if (isLabLeftover(stray)) visit(stray);
-  if (numbers.size === 0) return;
-  const sorted = [...numbers.keys()].sort((a, b) => a - b);
-  const gaps: [number, number][] = [];
-  let previous = -1;
-  for (const n of sorted) {
-    if (n > previous + 1) gaps.push([previous + 1, n - 1]);
-    previous = n;
-  }
-  for (const [from, to] of gaps) {
-    const next = numbers.get(to + 1);
-    const what = from === to ? `no item ${from}` : `no items ${from}..${to}`;
-    findings.add('numbering', {
-      ...(next ? { file: next } : {}),
-      message: `numbering has a gap: ${what} (items should be numbered 0..${numbers.size - 1} without gaps)`,
-      hint: `renumber the files so that they run 0..${numbers.size - 1}; the lab's trainer reads image/N and text/N for N = 0, 1, 2 ...`,
-    });
+  if (distinct === 0) return;
+  let gapStart = -1;
+  for (let n = 0; n <= firstWithNumber.length; n++) {
+    const present = firstWithNumber[n] !== undefined;
+    if (!present && n < firstWithNumber.length) {
+      if (gapStart === -1) gapStart = n;
+      continue;
+    }
+    if (gapStart !== -1) {
+      const to = n - 1;
+      const what = gapStart === to ? `no item ${gapStart}` : `no items ${gapStart}..${to}`;
+      findings.add('numbering', {
+        ...(present ? { file: firstWithNumber[n] } : {}),
+        message: `numbering has a gap: ${what} (items should be numbered 0..${distinct - 1} without gaps)`,
+        hint: `renumber the files so that they run 0..${distinct - 1}; the lab's trainer reads image/N and text/N for N = 0, 1, 2 ...`,
+      });
+      gapStart = -1;
+    }
   }
 }
 
