@@ -48,6 +48,10 @@ describe('reportHtml', () => {
     expect(html).toContain(model().renders[0].grid.dataUri!);
     expect(html.match(/type="range"/g)).toHaveLength(2); // 2 rows × 1 non-zero column
     expect(html.match(/class="ab"/g)).toHaveLength(2);
+    // the without-LoRA cell is the left (clipped) layer, the LoRA cell the one underneath
+    const r0 = model().renders[0].cells;
+    expect(html).toContain(`<img src="${r0[1].image.dataUri}"`);
+    expect(html).toContain(`<div class="before" style="width:50%"><img src="${r0[0].image.dataUri}"`);
   });
 
   it('escapes prompts and parameters, and has no external resources', () => {

@@ -16,7 +16,7 @@ table.kv{border-collapse:collapse;font-size:.9em}table.kv td,table.kv th{border:
 .grid img{max-width:100%;height:auto;border:1px solid #ddd}
 .pairs{display:flex;flex-wrap:wrap;gap:16px}.pair{font-size:.85em}
 .ab{position:relative;display:inline-block;line-height:0;border:1px solid #ccc}
-.ab img{display:block;image-rendering:auto}.ab .after{position:absolute;top:0;left:0;overflow:hidden;height:100%;border-right:2px solid #fff}
+.ab img{display:block;image-rendering:auto}.ab .before{position:absolute;top:0;left:0;overflow:hidden;height:100%;border-right:2px solid #fff}
 .ab input{position:absolute;left:0;bottom:4px;width:100%;margin:0}
 .side{display:flex;gap:4px}.side figure{margin:0;text-align:center}
 nav a{margin-right:12px}pre{white-space:pre-wrap;font-size:.8em;background:#f6f8fa;padding:6px}
@@ -40,14 +40,14 @@ function displaySize(image: ReportImage, max = 256): { w: number; h: number } {
   return { w: Math.round(image.width * s), h: Math.round(image.height * s) };
 }
 
-/** A before/after slider: `before` underneath, `after` clipped from the left by the range input. */
+/** A before/after slider: `before` on the left (an overlay whose width the range input sets), `after` on the right. */
 function slider(before: ReportCell, after: ReportCell, caption: string): string {
   const { w, h } = displaySize(after.image);
-  const img = (cell: ReportCell, cls: string) =>
-    `<img ${cls} src="${src(cell.image)}" width="${w}" height="${h}" alt="${escapeHtml(cell.parameters.split('\n')[0])}" title="${escapeHtml(cell.parameters)}">`;
+  const img = (cell: ReportCell) =>
+    `<img src="${src(cell.image)}" width="${w}" height="${h}" alt="${escapeHtml(cell.parameters.split('\n')[0])}" title="${escapeHtml(cell.parameters)}">`;
   return (
-    `<figure class="pair"><div class="ab" style="width:${w}px;height:${h}px">${img(before, '')}` +
-    `<div class="after" style="width:50%">${img(after, '')}</div>` +
+    `<figure class="pair"><div class="ab" style="width:${w}px;height:${h}px">${img(after)}` +
+    `<div class="before" style="width:50%">${img(before)}</div>` +
     `<input type="range" min="0" max="100" value="50" aria-label="${escapeHtml(caption)}" oninput="this.previousElementSibling.style.width=this.value+'%'">` +
     `</div><figcaption>${escapeHtml(caption)}</figcaption></figure>`
   );

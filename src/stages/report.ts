@@ -173,7 +173,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
 
 export const stage: StageImpl = {
   kind: 'report',
-  version: 1,
+  version: 2,
   // the out/ root, so out/report.html's relative links reach loras/ and renders/
   materializeTo: () => '',
   inputs,
