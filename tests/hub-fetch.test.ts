@@ -319,6 +319,17 @@ describe('hub errors', () => {
     expect(err.message).toContain("revision 'v9' not found in dataset lab/pokemon");
   });
 
+  it('rate limiting and gateway errors are retried, then reported', async () => {
+    hub.failNext(429, 2, 0);
+    const { listing } = await fetchOnce(spec({ hub: 'lab/pokemon' }));
+    expect(listing.revision).toBe(pokemonSha);
+    expect(hub.log.slice(0, 3).map((r) => r.status)).toEqual([429, 429, 200]);
+    hub.failNext(503, 4, 0);
+    const err = await expectHubError(fetchOnce(spec({ hub: 'lab/pokemon' })), 'http');
+    expect(err.message).toContain('503');
+    expect(err.hint).toContain('run again later');
+  });
+
   it('a pinned commit the hub no longer has points at --update', async () => {
     const gone = 'e'.repeat(40);
     const previous = lockOf({ params: { source: 'hub', repo: 'lab/pokemon', revision: 'main', sha: gone }, files: {} });

@@ -57,6 +57,7 @@ export class HubServer {
   readonly log: LoggedRequest[] = [];
   private readonly repos = new Map<string, Repo>();
   private readonly drops = new Map<string, { afterBytes: number; times: number }>();
+  private failures: { status: number; times: number; retryAfter?: number } | undefined;
   private commitCounter = 0;
   private server!: Server;
   url = '';
@@ -119,6 +120,11 @@ export class HubServer {
     this.drops.set(`${repo}/${path}`, { afterBytes, times });
   }
 
+  /** The next `times` requests of any kind answer `status` (e.g. 429 with Retry-After, or 503). */
+  failNext(status: number, times: number, retryAfter?: number): void {
+    this.failures = { status, times, ...(retryAfter === undefined ? {} : { retryAfter }) };
+  }
+
   /** requests for file contents */
   contentRequests(): LoggedRequest[] {
     return this.log.filter((r) => r.kind === 'resolve' && r.method === 'GET');
@@ -157,6 +163,11 @@ export class HubServer {
     if (!match) return this.send(req, res, 'other', 404, { error: 'Not Found' });
     const [, prefix, repoId, route, rest] = match;
     const kind = route as LoggedRequest['kind'];
+    if (this.failures && this.failures.times > 0) {
+      this.failures.times--;
+      const headers: Record<string, string> = this.failures.retryAfter === undefined ? {} : { 'retry-after': String(this.failures.retryAfter) };
+      return this.send(req, res, kind, this.failures.status, { error: 'try again later' }, headers);
+    }
     if ((route === 'resolve') !== (prefix === 'datasets')) return this.send(req, res, 'other', 404, { error: 'Not Found' });
 
     const found = this.repos.get(decodeURIComponent(repoId));

@@ -1,5 +1,6 @@
 // The one door to the network: adds the token (only for the hub's own origin), refuses to run while
 // HF_HUB_OFFLINE=1, and turns failed responses into HubErrors that say what to do.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HubEnv } from './env.js';
 import { HubError } from './errors.js';
 
@@ -62,7 +63,12 @@ export async function errorFromResponse(res: Response, env: HubEnv, target: HubT
     });
   }
   return new HubError('http', `${res.status} ${res.statusText} from ${res.url}${detail ? `: ${detail}` : ''}`, {
-    hint: res.status >= 500 ? 'the hub had a problem; run again later' : undefined,
+    hint:
+      res.status === 429
+        ? `the hub is rate-limiting requests; wait a minute and run again${env.token ? '' : ' (requests with HF_TOKEN get a higher limit)'}`
+        : res.status >= 500
+          ? 'the hub had a problem; run again later'
+          : undefined,
   });
 }
 
@@ -82,18 +88,36 @@ export function hubFetch(env: HubEnv, target: HubTarget, signal?: AbortSignal): 
     const headers = new Headers(init?.headers);
     if (env.token && new URL(url).origin === origin) headers.set('authorization', `Bearer ${env.token}`);
     headers.set('user-agent', 'lorabuild/0.1');
-    let res: Response;
-    try {
-      res = await fetch(url, { ...init, headers, signal: init?.signal ?? signal });
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new HubError('network', `cannot reach ${env.endpoint} for dataset ${target.repo}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, {
-        hint: 'check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to build from the cache',
-        cause: err,
-      });
+    const abort = init?.signal ?? signal;
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await fetch(url, { ...init, headers, signal: abort });
+      } catch (err) {
+        if ((err as Error).name === 'AbortError') throw err;
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new HubError('network', `cannot reach ${env.endpoint} for dataset ${target.repo}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, {
+          hint: 'check the network and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to build from the cache',
+          cause: err,
+        });
+      }
+      if (RETRIED_STATUS.has(res.status) && attempt < RETRIES) {
+        await res.body?.cancel();
+        await sleep(retryDelayMs(res, attempt), undefined, abort ? { signal: abort } : undefined);
+        continue;
+      }
+      if (!res.ok) throw await errorFromResponse(res, env, target);
+      return res;
     }
-    if (!res.ok) throw await errorFromResponse(res, env, target);
-    return res;
   };
+}
+
+/** Rate limiting and passing gateway trouble: worth a few patient retries, as the Python client does. */
+const RETRIED_STATUS = new Set([429, 500, 502, 503, 504]);
+const RETRIES = 3;
+
+function retryDelayMs(res: Response, attempt: number): number {
+  const after = Number(res.headers.get('retry-after'));
+  if (Number.isFinite(after) && after >= 0) return Math.min(after, 30) * 1000;
+  return 500 * 2 ** attempt;
 }

@@ -1,0 +1,24 @@
+// What the watch session tells its screen, besides the engine's own stage events. With --json
+// every one is printed as a line {"watch": kind, ...}.
+import type { Json } from '../engine/types.js';
+
+export type WatchEvent =
+  | { watch: 'ready'; lorafile: string; paths: number; through: string | null; targets: string[] }
+  | { watch: 'change'; path: string; event: string; affects: string[] }
+  /** diagnostics shown for this dataset no longer describe the files on disk */
+  | { watch: 'stale'; dataset: string }
+  | { watch: 'build'; build: number; changes: string[] }
+  /** changes arrived during a build: one rerun follows it */
+  | { watch: 'queued'; build: number }
+  /** a train/render was stopped because its inputs changed (it resumes in the rerun) */
+  | { watch: 'cancel'; build: number; stages: string[]; path: string }
+  | { watch: 'replanned'; stages: string[]; paths: number }
+  /** the lorafile is invalid: the last good plan stays in use */
+  | { watch: 'config-error'; diagnostics: Json[]; keeping: boolean }
+  /** the current diagnostics of a dataset, after its validation (re)ran or was found fresh */
+  | { watch: 'diagnostics'; dataset: string; errors: number; warnings: number; diagnostics: Json[] }
+  /** validation could not run (an upstream stage failed): no current diagnostics */
+  | { watch: 'unvalidated'; dataset: string; reason: string }
+  | { watch: 'idle'; build: number; verdict: 'done' | 'failed' | 'interrupted'; counts: Record<string, number>; durationMs: number }
+  | { watch: 'error'; message: string }
+  | { watch: 'stopped' };

@@ -1,0 +1,238 @@
+// `lorabuild watch` wired together: chokidar on the inputs of the selected targets, the WatchLoop
+// state machine, the engine's execute() per build (with the loop's AbortSignal), re-planning when
+// the lorafile changes (an invalid lorafile keeps the last good plan), per-dataset diagnostics
+// marked stale the moment a change arrives, and trains/renders stopped when their inputs change.
+import { readFileSync } from 'node:fs';
+import { relative, resolve, sep } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { acquireWriterLock } from '../cache/writer-lock.js';
+import { ConfigError } from '../config/errors.js';
+import { execute, type StageRegistry } from '../engine/executor.js';
+import { openProject, type Project } from '../engine/project.js';
+import type { Json, StageEvent } from '../engine/types.js';
+import type { WatchEvent } from './events.js';
+import { classifyChange, isIgnored, watchedPaths, watchSetFor, type ChangeKind, type WatchSet } from './files.js';
+import type { WatchScreen } from './screen.js';
+import { WatchLoop, type Change } from './state.js';
+import { boundPlan, type ThroughKind } from './through.js';
+
+export interface WatchOptions {
+  file: string | undefined;
+  targets: string[];
+  through: ThroughKind | undefined;
+  /** false (--no-cancel): a train/render whose inputs change finishes before the rerun */
+  cancel: boolean;
+  debounceMs: number;
+  screen: WatchScreen;
+  registry: StageRegistry;
+}
+
+const COMPUTE_KINDS = new Set(['train', 'render']);
+
+export class WatchSession {
+  private project: Project | undefined;
+  private set: WatchSet | undefined;
+  private watcher: FSWatcher | undefined;
+  private readonly lorafile: string;
+  private readonly loop: WatchLoop;
+  private build = 0;
+  /** stage ids started and not yet finished in the current build */
+  private readonly running = new Set<string>();
+  /** datasets whose shown diagnostics are current (a change makes them stale) */
+  private readonly current = new Set<string>();
+  private lorafileChanged = false;
+
+  constructor(private readonly options: WatchOptions) {
+    this.lorafile = resolve(options.file ?? 'lorafile.yaml');
+    this.loop = new WatchLoop({
+      debounceMs: options.debounceMs,
+      run: (signal, changes) => this.runBuild(signal, changes),
+      shouldCancel: (change) => this.options.cancel && this.affectedRunning(change).length > 0,
+      onCancel: (change) => this.emit({ watch: 'cancel', build: this.build, stages: this.affectedRunning(change), path: this.display(change.path) }),
+      onState: (state, previous) => {
+        if (state === 'queued' && previous === 'running') this.emit({ watch: 'queued', build: this.build });
+      },
+      onError: (err) => this.emit({ watch: 'error', message: err instanceof Error ? err.message : String(err) }),
+    });
+  }
+
+  /** plans, starts watching, runs the first build; returns once the watcher is ready */
+  async start(): Promise<void> {
+    await this.replan();
+    const paths = this.set ? watchedPaths(this.set) : [this.lorafile];
+    this.watcher = watch(paths, {
+      ignoreInitial: true,
+      ignored: (path) => (this.set ? isIgnored(this.set, resolve(path)) : false),
+    });
+    for (const event of ['add', 'change', 'unlink', 'addDir', 'unlinkDir'] as const) {
+      this.watcher.on(event, (path: string) => this.onFileEvent(resolve(path), event));
+    }
+    this.watcher.on('error', (err) => this.emit({ watch: 'error', message: `watcher: ${err instanceof Error ? err.message : String(err)}` }));
+    await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
+    this.emit({ watch: 'ready', lorafile: this.display(this.lorafile), paths: paths.length, through: this.options.through ?? null, targets: this.options.targets });
+    if (this.project) this.loop.start();
+  }
+
+  /** Ctrl-C: stop the current build through the engine's abort path, then stop watching */
+  async stop(): Promise<void> {
+    await this.loop.stop();
+    await this.watcher?.close();
+    this.emit({ watch: 'stopped' });
+  }
+
+  private onFileEvent(abs: string, event: string): void {
+    const set = this.set;
+    const change: ChangeKind = set ? classifyChange(set, abs) : abs === this.lorafile ? { kind: 'lorafile' } : { kind: 'other' };
+    if (change.kind === 'other') return;
+    const affects = change.kind === 'lorafile' ? ['lorafile'] : change.names.map((n) => `${change.kind}:${n}`);
+    this.emit({ watch: 'change', path: this.display(abs), event, affects });
+    if (change.kind === 'lorafile') this.lorafileChanged = true;
+    const staleDatasets = change.kind === 'dataset' ? change.names : change.kind === 'lorafile' ? [...this.current] : [];
+    for (const name of staleDatasets) {
+      if (this.current.delete(name)) this.emit({ watch: 'stale', dataset: name });
+    }
+    // with no valid lorafile yet, the loop is still 'initial': the first valid save starts the first build
+    this.loop.change({ path: abs, event });
+  }
+
+  /** running train/render stages that read the changed path */
+  private affectedRunning(change: Change): string[] {
+    const compute = [...this.running].filter((id) => COMPUTE_KINDS.has(id.split(':')[0]));
+    if (!compute.length || !this.set || !this.project) return [];
+    const kind = classifyChange(this.set, change.path);
+    // a lorafile edit may change any parameter: stopping costs little, the rerun resumes from the state
+    if (kind.kind === 'lorafile') return compute;
+    if (kind.kind === 'other') return [];
+    const config = this.project.config;
+    return compute.filter((id) => {
+      const [stageKind, target] = [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)];
+      const loraName = stageKind === 'train' ? target : config.renders[target]?.lora;
+      const lora = loraName ? config.loras[loraName] : undefined;
+      if (!lora) return false;
+      return kind.kind === 'dataset' ? kind.names.includes(lora.dataset) : kind.names.includes(lora.model);
+    });
+  }
+
+  /** loads the lorafile; an invalid one is reported and the last good plan stays */
+  private async replan(): Promise<boolean> {
+    let project: Project;
+    try {
+      project = await openProject(this.lorafile, this.options.targets);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.emit({ watch: 'config-error', diagnostics: err.diagnostics as unknown as Json[], keeping: this.project !== undefined });
+      return false;
+    }
+    const before = this.set ? watchedPaths(this.set) : [this.lorafile];
+    this.project = project;
+    this.set = watchSetFor(project.config, boundPlan(project.plan, this.options.through), project.cacheDir, project.lockFile);
+    const after = watchedPaths(this.set);
+    if (this.watcher) {
+      const removed = before.filter((p) => !after.includes(p));
+      const added = after.filter((p) => !before.includes(p));
+      if (removed.length) this.watcher.unwatch(removed);
+      if (added.length) this.watcher.add(added);
+    }
+    this.emit({ watch: 'replanned', stages: boundPlan(project.plan, this.options.through).order, paths: after.length });
+    return true;
+  }
+
+  private async runBuild(signal: AbortSignal, changes: Change[]): Promise<void> {
+    this.build++;
+    const started = Date.now();
+    if (this.lorafileChanged) {
+      this.lorafileChanged = false;
+      await this.replan();
+    }
+    const project = this.project;
+    if (!project) return;
+    this.emit({ watch: 'build', build: this.build, changes: [...new Set(changes.map((c) => this.display(c.path)))] });
+    let lock;
+    try {
+      lock = await acquireWriterLock(project.cacheDir, 'lorabuild watch', { signal });
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
+    }
+    const collected = new Map<string, Json[]>();
+    const counts: Record<string, number> = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
+    try {
+      const result = await execute({
+        config: project.config,
+        plan: boundPlan(project.plan, this.options.through),
+        registry: this.options.registry,
+        cacheDir: project.cacheDir,
+        lockFile: project.lockFile,
+        mode: 'run',
+        signal,
+        options: { update: [], keepGoing: false },
+        knownStageIds: project.allStageIds,
+        onEvent: (e) => this.onStageEvent(e, collected, signal, project),
+      });
+      for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome]++;
+      const verdict = result.interrupted ? 'interrupted' : counts.failed ? 'failed' : 'done';
+      this.emit({ watch: 'idle', build: this.build, verdict, counts, durationMs: Date.now() - started });
+    } finally {
+      this.running.clear();
+      lock.release();
+    }
+  }
+
+  private onStageEvent(e: StageEvent, collected: Map<string, Json[]>, signal: AbortSignal, project: Project): void {
+    const final = e.item === undefined && e.progress === undefined && e.outcome !== undefined && e.outcome !== 'started';
+    if (e.outcome === 'started' && e.item === undefined) this.running.add(e.stage);
+    if (final) this.running.delete(e.stage);
+    this.options.screen.stage(e);
+    const node = project.plan.stages.get(e.stage);
+    if (node?.kind !== 'validate') return;
+    if (e.diagnostics) collected.set(node.target, [...(collected.get(node.target) ?? []), ...e.diagnostics]);
+    if (!final) return;
+    if (signal.aborted || e.reason === 'interrupted') return; // stays stale: the rerun decides
+    if (e.outcome === 'ran' || e.outcome === 'failed') {
+      // caption errors always come with diagnostics; a failure without them is a crash of the stage
+      if (e.outcome === 'failed' && !collected.has(node.target)) {
+        this.emit({ watch: 'unvalidated', dataset: node.target, reason: e.reason ?? 'failed' });
+        return;
+      }
+      this.showDiagnostics(node.target, collected.get(node.target) ?? []);
+    } else if (e.outcome === 'skipped') {
+      this.emit({ watch: 'unvalidated', dataset: node.target, reason: e.reason ?? 'skipped' });
+    } else {
+      // fresh or restored: the materialised report is what the last validation found
+      this.showMaterialized(node.target, project);
+    }
+  }
+
+  private showDiagnostics(dataset: string, diagnostics: Json[]): void {
+    let errors = 0;
+    let warnings = 0;
+    for (const d of diagnostics) {
+      const severity = (d as { severity?: string } | null)?.severity;
+      if (severity === 'error') errors++;
+      else if (severity === 'warning') warnings++;
+    }
+    this.current.add(dataset);
+    this.emit({ watch: 'diagnostics', dataset, errors, warnings, diagnostics });
+  }
+
+  private showMaterialized(dataset: string, project: Project): void {
+    const file = resolve(project.config.root, project.config.out, 'datasets', dataset, 'validation.json');
+    try {
+      // read at once (not after an await) so that no change can slip between the stage event and this
+      const report = JSON.parse(readFileSync(file, 'utf8')) as { diagnostics?: Json[] };
+      this.showDiagnostics(dataset, Array.isArray(report.diagnostics) ? report.diagnostics : []);
+    } catch {
+      this.emit({ watch: 'unvalidated', dataset, reason: `validation is fresh but ${this.display(file)} is missing` });
+    }
+  }
+
+  private display(abs: string): string {
+    const root = this.project?.config.root ?? resolve(this.lorafile, '..');
+    const rel = relative(root, abs);
+    return (rel === '' ? '.' : rel).split(sep).join('/');
+  }
+
+  private emit(e: WatchEvent): void {
+    this.options.screen.watch(e);
+  }
+}

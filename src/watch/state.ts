@@ -1,0 +1,169 @@
+// The watch loop as an explicit state machine (the shape of google/wireit's watcher):
+//
+//   initial ──start──▶ running ──done──▶ watching ──change──▶ debouncing ──quiet──▶ running
+//                        │  ▲                                    ▲   │change (timer restarts)
+//                 change │  └──────────── quiet ─────────────────┘   ▼
+//                        ▼                                        (debouncing)
+//                      queued ──done──▶ debouncing
+//
+// Changes during a run never start a second run beside it: they move `running` to `queued` once,
+// however many arrive, and the run that follows sees all of them. A change may also ask the
+// current run to stop early (a training whose inputs changed); it then ends and the queued rerun
+// starts. stop() (Ctrl-C) aborts the current run and ends the loop.
+
+export type WatchState = 'initial' | 'watching' | 'debouncing' | 'running' | 'queued' | 'stopping' | 'stopped';
+
+export interface Change {
+  /** absolute path */
+  path: string;
+  event: string;
+}
+
+export interface LoopHooks {
+  /** one build; must settle (not throw) when `signal` aborts */
+  run(signal: AbortSignal, changes: Change[]): Promise<void>;
+  /** quiet time after the last change before a build starts */
+  debounceMs: number;
+  /** asked for each change that arrives during a run: true aborts the run (it is rerun after) */
+  shouldCancel?(change: Change): boolean;
+  onState?(state: WatchState, previous: WatchState): void;
+  /** a run was aborted because of `change` */
+  onCancel?(change: Change): void;
+  /** a run threw: the loop goes on watching */
+  onError?(err: unknown): void;
+  timers?: { set(fn: () => void, ms: number): unknown; clear(handle: unknown): void };
+}
+
+export class WatchLoop {
+  private state: WatchState = 'initial';
+  private pending: Change[] = [];
+  private timer: unknown;
+  private controller: AbortController | undefined;
+  private cancelled = false;
+  private stoppedPromise: Promise<void>;
+  private resolveStopped!: () => void;
+  private readonly timers: NonNullable<LoopHooks['timers']>;
+
+  constructor(private readonly hooks: LoopHooks) {
+    this.timers = hooks.timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) };
+    this.stoppedPromise = new Promise((resolve) => (this.resolveStopped = resolve));
+  }
+
+  get current(): WatchState {
+    return this.state;
+  }
+
+  /** resolves once stop() has finished the current run */
+  get stopped(): Promise<void> {
+    return this.stoppedPromise;
+  }
+
+  /** the first build */
+  start(): void {
+    if (this.state !== 'initial') throw new Error(`watch: start() in state ${this.state}`);
+    this.startRun();
+  }
+
+  change(change: Change): void {
+    switch (this.state) {
+      case 'initial':
+      case 'watching':
+        this.pending.push(change);
+        this.to('debouncing');
+        this.armTimer();
+        return;
+      case 'debouncing':
+        this.pending.push(change);
+        this.armTimer();
+        return;
+      case 'running':
+        this.pending.push(change);
+        this.to('queued');
+        this.maybeCancel(change);
+        return;
+      case 'queued':
+        this.pending.push(change);
+        this.maybeCancel(change);
+        return;
+      case 'stopping':
+      case 'stopped':
+        return;
+    }
+  }
+
+  stop(): Promise<void> {
+    switch (this.state) {
+      case 'running':
+      case 'queued':
+        this.to('stopping');
+        this.controller?.abort();
+        break;
+      case 'stopping':
+      case 'stopped':
+        break;
+      default:
+        this.clearTimer();
+        this.to('stopped');
+        this.resolveStopped();
+    }
+    return this.stoppedPromise;
+  }
+
+  private maybeCancel(change: Change): void {
+    if (this.cancelled || !this.controller || !this.hooks.shouldCancel?.(change)) return;
+    this.cancelled = true;
+    this.hooks.onCancel?.(change);
+    this.controller.abort();
+  }
+
+  private armTimer(): void {
+    this.clearTimer();
+    this.timer = this.timers.set(() => {
+      this.timer = undefined;
+      if (this.state === 'debouncing') this.startRun();
+    }, this.hooks.debounceMs);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.timers.clear(this.timer);
+    this.timer = undefined;
+  }
+
+  private startRun(): void {
+    const changes = this.pending;
+    this.pending = [];
+    this.cancelled = false;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.to('running');
+    this.hooks
+      .run(controller.signal, changes)
+      .catch((err: unknown) => this.hooks.onError?.(err))
+      .finally(() => this.runDone());
+  }
+
+  private runDone(): void {
+    this.controller = undefined;
+    switch (this.state) {
+      case 'running':
+        this.to('watching');
+        return;
+      case 'queued':
+        this.to('debouncing');
+        this.armTimer();
+        return;
+      case 'stopping':
+        this.to('stopped');
+        this.resolveStopped();
+        return;
+      default:
+        throw new Error(`watch: a run ended in state ${this.state}`);
+    }
+  }
+
+  private to(state: WatchState): void {
+    const previous = this.state;
+    this.state = state;
+    this.hooks.onState?.(state, previous);
+  }
+}
