@@ -92,6 +92,16 @@ describe('lorafile.lock', () => {
   });
 });
 
+describe('lorafile.lock from an untrusted source', () => {
+  it('refuses output names that leave out/ and blob names that are not hashes', () => {
+    const file = join(dir, 'lorafile.lock');
+    writeFileSync(file, `version: 1\nstages:\n  train:x:\n    fingerprint: ${sha('f')}\n    outputs:\n      ../../home/x.txt: { sha256: ${sha('a')}, size: 1 }\n`);
+    expect(readLockfile(file, join(dir, 'cache')).problem).toContain("stage train:x: output name '../../home/x.txt' must not contain empty, '.' or '..' parts");
+    writeFileSync(file, `version: 1\nstages:\n  train:x:\n    fingerprint: ${sha('f')}\n    outputs:\n      x.txt: { sha256: ../../etc/passwd, size: 1 }\n`);
+    expect(readLockfile(file, join(dir, 'cache')).problem).toContain('stage train:x: output x.txt needs a sha256 and a size');
+  });
+});
+
 describe('progress output', () => {
   function fakeStream(isTTY: boolean) {
     const chunks: string[] = [];

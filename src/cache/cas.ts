@@ -1,10 +1,10 @@
 // Content-addressed store: a blob's name is the sha256 of its bytes. Blobs are written to a temp
 // file and renamed into place, so a blob that exists under its name is whole. Never write to a
 // blob path directly; treat blob files as read-only.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { SHA256_RE } from '../engine/canonical.js';
 import type { OutputFile } from '../engine/types.js';
 import { CacheLayout } from './layout.js';
 
@@ -17,12 +17,15 @@ export class Cas {
     this.layout = new CacheLayout(root);
   }
 
+  /** the blob's path; the hash may come from untrusted JSON (a manifest), so it is checked */
   path(sha256: string): string {
+    if (typeof sha256 !== 'string' || !SHA256_RE.test(sha256)) throw new Error(`not a sha256 blob name: ${JSON.stringify(sha256).slice(0, 80)}`);
     return this.layout.blob(sha256);
   }
 
   /** true if a blob with this hash and (when given) size is present */
   has(sha256: string, size?: number): boolean {
+    if (!SHA256_RE.test(sha256)) return false;
     try {
       const st = statSync(this.path(sha256));
       return size === undefined || st.size === size;

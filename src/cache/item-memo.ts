@@ -1,6 +1,6 @@
 // Per-item memo behind ctx.item: sha256(canonical JSON of the key) -> JSON value, namespaced by
 // stage kind. A value that names CAS blobs is only reused while those blobs are still present.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { canonicalHash, SHA256_RE } from '../engine/canonical.js';
 import type { Json } from '../engine/types.js';
 import { writeFileAtomic } from './atomic.js';
@@ -40,12 +40,12 @@ export class ItemMemo {
       return undefined;
     }
     if (!Array.isArray(record.refs) || !('value' in record)) return undefined;
-    if (!record.refs.every((sha) => existsSync(this.cas.path(sha)))) return undefined;
+    if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
     return { value: record.value, refs: record.refs };
   }
 
   put(kind: string, keyHash: string, label: string, value: Json): string[] {
-    const refs = blobRefs(value, (sha) => existsSync(this.cas.path(sha)));
+    const refs = blobRefs(value, (sha) => this.cas.has(sha));
     const record: ItemRecord = { label, value, refs };
     writeFileAtomic(this.layout.item(kind, keyHash), JSON.stringify(record));
     return refs;

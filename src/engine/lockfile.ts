@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { CacheLayout } from '../cache/layout.js';
-import { sha256Hex } from './canonical.js';
+import { sha256Hex, SHA256_RE } from './canonical.js';
+import { checkOutputName } from './outputs.js';
 import type { LockEntry, Lockfile } from './types.js';
 
 export function lockPathFor(lorafile: string): string {
@@ -117,6 +118,12 @@ function checkShape(value: Partial<Lockfile> | null): string | undefined {
   for (const [id, entry] of Object.entries(value.stages)) {
     const e = entry as Partial<LockEntry>;
     if (typeof e?.fingerprint !== 'string' || typeof e.outputs !== 'object' || e.outputs === null) return `stage ${id}: entry lacks fingerprint or outputs`;
+    // output names become paths under out/: a hand-edited lock must not point anywhere else
+    for (const [name, blob] of Object.entries(e.outputs)) {
+      const bad = checkOutputName(name);
+      if (bad) return `stage ${id}: ${bad}`;
+      if (typeof blob?.sha256 !== 'string' || !SHA256_RE.test(blob.sha256) || typeof blob.size !== 'number') return `stage ${id}: output ${name} needs a sha256 and a size`;
+    }
   }
   return undefined;
 }
