@@ -64,6 +64,7 @@ describe('CLIP tokenizer ids', () => {
     'agrees with the independent reference on text %i %s',
     (index) => {
       expect(tokenizer.encode(CROSS_CHECKED[index as number]).ids).toEqual(reference[index as number]);
+      expect(tokenizer.encodeIds(CROSS_CHECKED[index as number])).toEqual(reference[index as number]);
     },
   );
 

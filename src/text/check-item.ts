@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { RulesSpec } from '../config/schema.js';
 import type { ManifestItem } from '../datasets/manifest.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Encoded, Tokenizer } from './tokenizer.js';
 import { checkCaptionBytes } from './rules/caption-bytes.js';
 import { checkTokenLimit, checkTrigger, type TriggerState } from './rules/caption-tokens.js';
 import { Findings } from './rules/findings.js';
@@ -38,15 +38,17 @@ export function checkItem(item: ManifestItem, captionBytes: Uint8Array | null, t
   if (!caption) return result;
   checkCaptionBytes(findings, item, captionBytes ?? Buffer.from(caption.text, 'utf8'));
   if (caption.clean === '') return result;
-  const encoded = tokenizer.encode(caption.text);
-  result.tokens = encoded.ids.length;
+  const ids = tokenizer.encodeIds ? tokenizer.encodeIds(caption.text) : tokenizer.encode(caption.text).ids;
+  let full: Encoded | null = null;
+  const encoded = () => (full ??= tokenizer.encode(caption.text));
+  result.tokens = ids.length;
   // 32 hex digits: not mistaken for a CAS blob hash by the item memo
-  result.captionKey = createHash('sha256').update(Int32Array.from(encoded.ids)).digest('hex').slice(0, 32);
+  result.captionKey = createHash('sha256').update(Int32Array.from(ids)).digest('hex').slice(0, 32);
   result.tags = captionTags(caption.clean);
   const limit = settings.rules.max_tokens;
-  checkTokenLimit(findings, item, encoded, limit);
+  if (ids.length > limit) checkTokenLimit(findings, item, encoded(), limit);
   if (settings.trigger !== null) {
-    result.trigger = checkTrigger(findings, item, tokenizer, encoded, settings.trigger, Math.min(limit, tokenizer.contextLength - 2));
+    result.trigger = checkTrigger(findings, item, tokenizer, ids, encoded, settings.trigger, Math.min(limit, tokenizer.contextLength - 2));
   }
   return result;
 }

@@ -85,8 +85,19 @@ export class ClipTokenizer implements Tokenizer {
     return { ids, tokens, spans };
   }
 
+  encodeIds(text: string): number[] {
+    const s = cleanForClip(text).text;
+    const ids: number[] = [];
+    PRETOKEN.lastIndex = 0;
+    for (let m = PRETOKEN.exec(s); m !== null; m = PRETOKEN.exec(s)) {
+      const pieces = this.pieces(m[0]).ids;
+      for (let i = 0; i < pieces.length; i++) ids.push(pieces[i]);
+    }
+    return ids;
+  }
+
   encodePadded(text: string) {
-    return padIds(this.encode(text).ids, this.bos, this.eos, this.contextLength);
+    return padIds(this.encodeIds(text), this.bos, this.eos, this.contextLength);
   }
 
   private pieces(word: string): WordPieces {

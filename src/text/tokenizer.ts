@@ -26,6 +26,8 @@ export interface Tokenizer {
   contextLength: number;
   encode(text: string): Encoded;
   encodePadded(text: string): Padded;
+  /** encode(text).ids without building tokens and spans (validation's fast path) */
+  encodeIds?(text: string): number[];
 }
 
 /** Frame content ids as the text encoder expects them: BOS, ids, EOS, EOS padding. */

@@ -41,22 +41,25 @@ export function checkTokenLimit(findings: Findings, item: ManifestItem, encoded:
   });
 }
 
+/** `encoded()` gives the caption's full encoding (with spans), computed only when a message needs it */
 export function checkTrigger(
   findings: Findings,
   item: ManifestItem,
   tokenizer: Tokenizer,
-  encoded: Encoded,
+  ids: number[],
+  encoded: () => Encoded,
   trigger: string,
   kept: number,
 ): TriggerState {
   const byteLevel = tokenizer.id === 'byte-v1';
   const needle = tokenizer.encode(byteLevel ? trigger.toLowerCase() : trigger).ids;
-  const haystack = byteLevel ? tokenizer.encode(item.caption!.text.toLowerCase()).ids : encoded.ids;
+  const haystack = byteLevel ? tokenizer.encode(item.caption!.text.toLowerCase()).ids : ids;
   const at = indexOfSequence(haystack, needle);
   if (at !== -1 && at + needle.length <= kept) return 'present';
   if (at !== -1) {
+    const spans = encoded().spans;
     findings.add('trigger_missing', {
-      ...captionPlace(item, encoded.spans[at] ? [encoded.spans[at][0], encoded.spans[Math.min(at + needle.length, encoded.spans.length) - 1][1]] : undefined),
+      ...captionPlace(item, spans[at] ? [spans[at][0], spans[Math.min(at + needle.length, spans.length) - 1][1]] : undefined),
       message: `the trigger ${quote(trigger)} comes after token ${kept} and is cut off, so training never sees it`,
       hint: `move ${quote(trigger)} to the start of the caption`,
     });
