@@ -190,7 +190,8 @@ interface CellResult extends Record<string, Json> {
 
 /**
  * Runs ctx.item for every cell at once; the cells whose memo misses are collected and rendered in
- * one worker request once every cell has either hit the memo or asked to be computed.
+ * one worker request once every cell has either hit the memo or asked to be computed. This relies
+ * on ctx.item starting the computes of concurrent calls without waiting for one another.
  */
 async function renderCells(ctx: StageContext, cells: CellPlan[], renderMissing: (missing: CellPlan[]) => Promise<Map<CellPlan, CellResult>>): Promise<CellResult[]> {
   const waiting: { cell: CellPlan; resolve: (r: CellResult) => void; reject: (e: unknown) => void }[] = [];
