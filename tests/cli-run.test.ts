@@ -150,6 +150,23 @@ describe('lorabuild run', () => {
     expect(outcomes(next)).toMatchObject({ 'fetch:ds': 'fresh', 'prepare:ds': 'ran', 'validate:ds': 'ran' });
   });
 
+  it('a second Ctrl-C quits at once, still leaving nothing half-written', async () => {
+    makeDataset(120);
+    const child = startCli(['run', 'ds', '--json'], { cwd: dir });
+    await waitForLine(child, (l) => l.includes('"item"') && l.includes('prepare:ds'));
+    child.kill('SIGINT');
+    // signals do not queue: send the second once the first was seen
+    await waitForLine(child, (l) => l.includes('"note"') && l.includes('interrupted'));
+    child.kill('SIGINT');
+    const stopped = await child.result;
+    // whether the second one found the run still stopping or already done, it exits 130
+    expect(stopped.code).toBe(130);
+    const next = await run();
+    expect(next.code, next.stderr).toBe(0);
+    expect(outcomes(next)['validate:ds']).toBe('ran');
+    expect((await runCli(['cache', 'verify'], { cwd: dir })).code).toBe(0);
+  });
+
   it('two concurrent runs on one cache: one builds, the other waits and finds everything fresh', async () => {
     makeDataset(40);
     const a = startCli(['run', 'ds', '--json'], { cwd: dir });
