@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { StageContext } from '../engine/types.js';
 import { inspectSafetensors } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
-import { expandUserPath } from '../worker/start.js';
+import { resolveUserPath } from '../config/paths.js';
 
 export type ModelArch = 'sd15' | 'tiny';
 
@@ -57,7 +57,7 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
 }
 
 async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean): Promise<ResolvedModel> {
-  const path = expandUserPath(ctx.root, file);
+  const path = resolveUserPath(ctx.config, file);
   if (!existsSync(path)) {
     throw new ModelError(name, `checkpoint ${file} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
   }
@@ -100,7 +100,7 @@ export async function modelIdentity(ctx: StageContext, modelName: string, worker
   if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
   if (spec.builtin) return `builtin:${spec.builtin}:seed=${spec.seed}:worker=${workerVersion}`;
   if (spec.checkpoint) {
-    const path = expandUserPath(ctx.root, spec.checkpoint);
+    const path = resolveUserPath(ctx.config, spec.checkpoint);
     // `lorabuild check` in CI has no checkpoint: it passes the identity its lock recorded
     const recorded = ctx.options.modelIdentityIfMissing;
     if (!existsSync(path) && typeof recorded === 'string') return recorded;

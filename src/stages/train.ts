@@ -16,7 +16,8 @@ import { resolveTokenizer } from '../text/resolve.js';
 import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
 import { WorkerError, type HelloResult } from '../worker/client.js';
-import { expandUserPath, workerHello } from '../worker/start.js';
+import { workerHello } from '../worker/start.js';
+import { resolveUserPath } from '../config/paths.js';
 import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
 import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
 import { readSafetensorsHeader } from '../safetensors/io.js';
@@ -309,7 +310,7 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
   await writeFile(join(ctx.outDir, 'train-log.txt'), `${log.join('\n')}\n`);
 
   let published: string | null = null;
-  if (prep.spec.publish) published = await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target: expandUserPath(ctx.root, prep.spec.publish), log: (l) => ctx.log(l) });
+  if (prep.spec.publish) published = await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target: resolveUserPath(ctx.config, prep.spec.publish), log: (l) => ctx.log(l) });
 
   const losses = record.lossCurve.map(([, l]) => l);
   return {
