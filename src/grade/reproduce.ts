@@ -76,7 +76,7 @@ export async function reproduceLoras(config: Config, lock: Lockfile, log: (line:
       lockFile: join(scratch, 'lorafile.lock'),
       mode: 'run',
       onEvent: (e) => {
-        if (e.outcome === 'ran' || e.outcome === 'failed') log(`reproduce: ${e.stage} ${e.outcome}${e.reason ? ` (${e.reason})` : ''}`);
+        if (!e.item && (e.outcome === 'ran' || e.outcome === 'failed')) log(`reproduce: ${e.stage} ${e.outcome}${e.reason ? ` (${e.reason})` : ''}`);
       },
     });
     const scratchLock = (await readLockfile(join(scratch, 'lorafile.lock'), join(scratch, 'cache'))).lock;

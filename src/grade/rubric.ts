@@ -48,7 +48,7 @@ export function loadRubric(file: string, displayName = file): Rubric {
 export function parseRubric(text: string, file: string): Rubric {
   const source = text.replace(/^\uFEFF/, '');
   const lines = new LineCounter();
-  const doc = parseDocument(source, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(source, { lineCounter: lines, uniqueKeys: true });
   const diagnostics: Diagnostic[] = [];
   const at = (node: Node | null | undefined, offsetInside = 0, length?: number): Pick<Diagnostic, 'file' | 'line' | 'col' | 'endCol'> => {
     const range = node?.range;
