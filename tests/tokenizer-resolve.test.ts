@@ -104,6 +104,28 @@ describe('resolveTokenizer', () => {
     expect(used.tokenizer.id).toBe('byte-v1');
     expect(used.reason).toBe("byte tokenizer of model 'tiny' (lora 'l')");
   });
+
+  it('validates a dataset no lora uses with CLIP when its files are found, else with bytes', async () => {
+    const dir = join(tmp.dir, 'unused');
+    mkdirSync(dir);
+    const c = config(dir, '  tiny: { builtin: tiny }', 'datasets:\n  d: { folder: d }\n');
+    const saved = { tok: process.env.LORABUILD_CLIP_TOKENIZER, hf: process.env.HF_HUB_CACHE };
+    try {
+      process.env.HF_HUB_CACHE = EMPTY_ENV.HF_HUB_CACHE;
+      process.env.LORABUILD_CLIP_TOKENIZER = REF;
+      expect(await tokenizerForDataset(c, 'd')).toMatchObject({ tokenizer: { id: clipId }, reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' });
+      delete process.env.LORABUILD_CLIP_TOKENIZER;
+      expect(await tokenizerForDataset(c, 'd')).toMatchObject({
+        tokenizer: { id: 'byte-v1' },
+        reason: 'byte tokenizer (no lora trains on this dataset and no CLIP tokenizer files were found)',
+      });
+    } finally {
+      for (const [key, value] of [['LORABUILD_CLIP_TOKENIZER', saved.tok], ['HF_HUB_CACHE', saved.hf]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
 });
 
 describe('tokenizer identity memo', () => {
