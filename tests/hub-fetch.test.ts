@@ -189,6 +189,31 @@ describe('parquet dataset in the pokemon schema', () => {
   });
 });
 
+describe('HF cache cleaned after fetch', () => {
+  it('reading the rows downloads the missing shard again for the same commit', async () => {
+    const ds = spec({ hub: 'lab/pokemon', caption_column: 'en_text' });
+    const { listing } = await fetchOnce(ds);
+    await rm(join(home, 'hub'), { recursive: true, force: true });
+    hub.clearLog();
+    const items = [];
+    for await (const item of readHubItems(listing, ds, new AbortController().signal)) items.push(item);
+    expect(items).toHaveLength(5);
+    expect(hub.contentRequests().map((r) => r.path)).toEqual([`/datasets/lab/pokemon/resolve/${pokemonSha}/${SHARD}`]);
+  });
+
+  it('offline, it names the missing file and how to get it back', async () => {
+    const ds = spec({ hub: 'lab/pokemon', caption_column: 'en_text' });
+    const { listing } = await fetchOnce(ds);
+    await rm(join(home, 'hub'), { recursive: true, force: true });
+    process.env.HF_HUB_OFFLINE = '1';
+    const read = async () => {
+      for await (const item of readHubItems(listing, ds, new AbortController().signal)) void item;
+    };
+    const err = await expectHubError(read(), 'offline-not-cached');
+    expect(err.message).toContain(`no longer holds ${SHARD} of lab/pokemon@${pokemonSha}`);
+  });
+});
+
 describe('offline (HF_HUB_OFFLINE=1)', () => {
   it('builds from the cache with the hub stopped', async () => {
     const own = await HubServer.start();

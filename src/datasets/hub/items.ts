@@ -7,6 +7,7 @@ import type { CaptionChoice } from './caption-choice.js';
 import { chooseCaption } from './caption-choice.js';
 import { unknownColumnError } from './columns.js';
 import { openShard, readRowGroup } from './parquet.js';
+import { restoreMissingFiles } from './restore.js';
 
 export interface HubItem {
   /** row index within the split (all shards, in order) */
@@ -98,7 +99,11 @@ async function* imagefolderItems(listing: Listing, signal: AbortSignal): AsyncGe
   }
 }
 
-/** Streams the items of a hub listing: parquet one row group at a time, imagefolder one file at a time. */
-export function readHubItems(listing: Listing, spec: ItemSpec, signal: AbortSignal): AsyncGenerator<HubItem> {
-  return listing.layout === 'parquet' ? parquetItems(listing, spec, signal) : imagefolderItems(listing, signal);
+/**
+ * Streams the items of a hub listing: parquet one row group at a time, imagefolder one file at a
+ * time. Files cleaned out of the HF cache since fetch are downloaded again first.
+ */
+export async function* readHubItems(listing: Listing, spec: ItemSpec, signal: AbortSignal): AsyncGenerator<HubItem> {
+  await restoreMissingFiles(listing, signal);
+  yield* listing.layout === 'parquet' ? parquetItems(listing, spec, signal) : imagefolderItems(listing, signal);
 }
