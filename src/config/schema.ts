@@ -108,6 +108,12 @@ export const RenderSchema = z
     width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('default: the lora resolution'),
     height: z.number().int().min(64).max(2048).multipleOf(8).optional(),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength'),
+    score: z
+      .strictObject({
+        clip: z.string().min(1).describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or an HF repo id'),
+      })
+      .optional()
+      .describe('score the cells: CLIP-T (prompt alignment), CLIP-I (similarity to the training images), LoRA effect per arm'),
   })
   .describe('a sample grid: prompts × seeds rows, strength/checkpoint columns');
 

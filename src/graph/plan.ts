@@ -2,7 +2,7 @@
 //
 //   fetch:D -> prepare:D -> validate:D ─┐
 //                  │                    ├─> train:L (-> train:L2 via init_from) -> render:R -> report
-//                  └────────────────────┘
+//                  └────────────────────┘                        render:R -> score:R (when `score:`) -> report
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
 import { didYouMean } from '../config/suggest.js';
@@ -35,6 +35,7 @@ function allStages(config: Config): Map<string, StageNode> {
   for (const [name, render] of Object.entries(config.renders)) {
     const lora = config.loras[render.lora];
     add('render', name, [stageId('train', render.lora), ...(lora ? [stageId('prepare', lora.dataset)] : [])], 'gpu');
+    if (render.score) add('score', name, [stageId('render', name), ...(lora ? [stageId('prepare', lora.dataset)] : [])], 'cpu');
   }
   for (const node of stages.values()) {
     for (const dep of node.deps) {
@@ -50,7 +51,7 @@ function stagesNamedBy(target: string, config: Config, stages: Map<string, Stage
   if (stages.has(target)) ids.push(target);
   if (Object.hasOwn(config.datasets, target)) ids.push(stageId('validate', target));
   if (Object.hasOwn(config.loras, target)) ids.push(stageId('train', target));
-  if (Object.hasOwn(config.renders, target)) ids.push(stageId('render', target));
+  if (Object.hasOwn(config.renders, target)) ids.push(stageId(config.renders[target].score ? 'score' : 'render', target));
   return ids;
 }
 
@@ -110,7 +111,7 @@ export function planStages(config: Config, targets: string[] = []): Plan {
   const stages = new Map(order.map((id) => [id, every.get(id)!] as const));
 
   if (wantsReport) {
-    const reportDeps = order.filter((id) => ['validate', 'train', 'render'].includes(stages.get(id)!.kind));
+    const reportDeps = order.filter((id) => ['validate', 'train', 'render', 'score'].includes(stages.get(id)!.kind));
     stages.set(REPORT_STAGE, { id: REPORT_STAGE, kind: 'report', target: '', deps: reportDeps, resource: 'cpu' });
     order.push(REPORT_STAGE);
   }

@@ -3,7 +3,7 @@
 import type { StageImpl, StageKind } from '../engine/types.js';
 import type { StageRegistry } from '../engine/executor.js';
 
-const KINDS: readonly StageKind[] = ['fetch', 'prepare', 'validate', 'train', 'render', 'report'];
+const KINDS: readonly StageKind[] = ['fetch', 'prepare', 'validate', 'train', 'render', 'score', 'report'];
 const loaded = new Map<StageKind, Promise<StageImpl>>();
 
 async function load(kind: StageKind): Promise<StageImpl> {
