@@ -48,6 +48,10 @@ export function trainingItems(manifest: Manifest): TrainItem[] {
 function loraSpec(ctx: StageContext): LoraSpec {
   const spec = ctx.config.loras[ctx.node.target];
   if (!spec) throw new Error(`train: lora '${ctx.node.target}' is not in the lorafile`);
+  if (spec.init_from) {
+    // refuse rather than silently train from scratch: the worker has no initial-weights argument yet
+    throw new Error(`train:${ctx.node.target}: init_from (start from '${spec.init_from}') is not supported by this build; remove it to train from scratch`);
+  }
   return spec;
 }
 
