@@ -10,7 +10,6 @@ import contextlib
 import contextvars
 from typing import Iterator, Optional
 
-import torch
 from torch import nn
 
 _device: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("lorabuild_build_device", default=None)
