@@ -6,7 +6,9 @@ import { gcCache, parseSize, type GcPolicy } from '../cache/gc.js';
 import { allBlobs } from '../cache/inventory.js';
 import { verifyCache } from '../cache/verify.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
+import { CacheLayout } from '../cache/layout.js';
 import { lockPathFor, readLockfile } from '../engine/lockfile.js';
+import { StatMemo } from '../engine/stat-memo.js';
 import { cacheDirFor } from '../engine/project.js';
 import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
 
@@ -142,7 +144,12 @@ async function gc(cacheDir: string, lorafile: string, policy: GcPolicy, json: bo
     return 0;
   }
   const pinned = await pinnedByLock(lorafile, cacheDir);
-  const report = await withLock(cacheDir, 'lorabuild cache gc', () => gcCache(cacheDir, policy, pinned));
+  const report = await withLock(cacheDir, 'lorabuild cache gc', () => {
+    const result = gcCache(cacheDir, policy, pinned);
+    // forget the hashes of files that are gone (removed blobs, deleted dataset files)
+    StatMemo.prune(new CacheLayout(cacheDir).statMemo, existsSync);
+    return result;
+  });
   if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else
     process.stdout.write(
