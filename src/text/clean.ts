@@ -2,6 +2,9 @@
 // ftfy.fix_text + html.unescape twice + strip. The ftfy part covers the fixes that matter for
 // hand-written and web captions (HTML entities, terminal escapes, C1 controls, ligatures,
 // full-width forms, curly quotes, control characters, NFC); it does not repair mojibake.
+// This follows openai/CLIP (with ftfy). Hugging Face's CLIPTokenizer without ftfy installed falls
+// back to BERT's BasicTokenizer, which also splits CJK characters into separate words; for
+// Latin-script captions both agree.
 import { MappedText } from './mapped-text.js';
 import { CP1252_C1, unescapeHtml } from './html-unescape.js';
 
