@@ -15,7 +15,7 @@ import yaml  # noqa: E402
 
 torch.set_num_threads(1)
 
-from lorabuild_worker.checkpoint import build_builtin, check_loadable, expected_keys, inspect, load_sd1  # noqa: E402
+from lorabuild_worker.checkpoint import build_builtin, check_loadable, empty_sd1, expected_keys, inspect, load_sd1  # noqa: E402
 from lorabuild_worker.configs import SD15, TINY  # noqa: E402
 from lorabuild_worker.errors import WorkerError  # noqa: E402
 from lorabuild_worker.safetensors_io import load_file, save_file  # noqa: E402
@@ -89,6 +89,14 @@ class SD15Layout(unittest.TestCase):
             self.assertEqual(report.unexpected, [])
             self.assertEqual(report.mismatched, [])
             check_loadable(path, report)  # the gate load_sd1 applies before reading weights
+
+    def test_sd15_networks_run_at_512px_on_the_meta_device(self):
+        # shapes flow through the full-size UNet and VAE without allocating a single weight
+        sd = empty_sd1("sd15")
+        eps = sd.unet(torch.empty(2, 4, 64, 64, device="meta"), torch.zeros(2, dtype=torch.long, device="meta"), torch.empty(2, 77, 768, device="meta"))
+        self.assertEqual(tuple(eps.shape), (2, 4, 64, 64))
+        self.assertEqual(tuple(sd.vae.encode_mean(torch.empty(1, 3, 512, 512, device="meta")).shape), (1, 4, 64, 64))
+        self.assertEqual(tuple(sd.vae.decode(torch.empty(1, 4, 64, 64, device="meta")).shape), (1, 3, 512, 512))
 
     def test_older_text_encoder_aliases_are_accepted(self):
         entries = {}

@@ -82,6 +82,14 @@ class SD15LoRALayout(unittest.TestCase):
     def test_all_linear_targets(self):
         self.check("all-linear", 16 * 12)
 
+    def test_sd15_lora_hooks_fit_every_layer_in_a_forward_pass(self):
+        net = inject_lora(self.sd, "all-linear", rank=4)  # adapters on meta too
+        try:
+            eps = self.sd.unet(torch.empty(1, 4, 64, 64, device="meta"), torch.zeros(1, dtype=torch.long, device="meta"), torch.empty(1, 77, 768, device="meta"))
+        finally:
+            net.remove()
+        self.assertEqual(tuple(eps.shape), (1, 4, 64, 64))
+
     def test_every_unet_layer_maps_to_its_diffusers_name(self):
         with open(KOHYA) as f:
             unet = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["components"]["diffuser"]
