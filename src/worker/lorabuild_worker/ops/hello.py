@@ -1,6 +1,7 @@
 """hello {} -> versions, device and BLAS of this worker (what `lorabuild doctor` shows)."""
 from __future__ import annotations
 
+import os
 import platform
 import re
 from typing import Any, Dict
@@ -13,15 +14,23 @@ from .. import WORKER_VERSION
 PROTOCOL_VERSION = 1
 
 
+def _loaded_blas_libraries() -> list:
+    """BLAS libraries actually mapped into this process (Linux), e.g. libopenblas.so.0 for Debian's torch."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/" in line}
+    except OSError:
+        return []
+    keys = ("openblas", "libmkl", "libblis", "libblas", "libcblas", "libflexiblas")
+    return sorted({os.path.basename(p) for p in paths if any(k in os.path.basename(p) for k in keys)})
+
+
 def blas_info() -> str:
     config = torch.__config__.show()
-    found = []
-    for pattern in (r"BLAS_INFO=([^,\s]+)", r"LAPACK_INFO=([^,\s]+)"):
-        match = re.search(pattern, config)
-        if match:
-            found.append(match.group(0))
-    if "MKL" in config and "mkl" not in " ".join(found).lower():
-        found.append("MKL")
+    found = [m.group(0) for m in (re.search(p, config) for p in (r"BLAS_INFO=([^,\s]+)", r"LAPACK_INFO=([^,\s]+)")) if m]
+    loaded = _loaded_blas_libraries()
+    if loaded:
+        found.append("loaded: " + " ".join(loaded))
     return ", ".join(found) or "unknown"
 
 
