@@ -4,7 +4,7 @@ import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HelloMemo, type InterpreterSelection } from '../src/worker/hello-memo.js';
-import { WorkerClient, type HelloResult } from '../src/worker/client.js';
+import { SharedWorker, WorkerClient, type HelloResult } from '../src/worker/client.js';
 import { makeTempDir } from './helpers/cli.js';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -52,4 +52,25 @@ describe('deferred WorkerClient', () => {
   it('refuses a remembered hello of another protocol', () => {
     expect(() => WorkerClient.deferred({ python: '/usr/bin/python3' }, { ...hello, protocol: 99 })).toThrow(/speaks protocol 99/);
   });
+});
+
+describe('SharedWorker', () => {
+  it('starts once, hands out the same client, and replaces a worker that died', async () => {
+    let starts = 0;
+    const shared = new SharedWorker(() => {
+      starts++;
+      return WorkerClient.start({ python: '/usr/bin/python3', env: { OMP_NUM_THREADS: '1' } });
+    });
+    const [a, b] = await Promise.all([shared.get(), shared.get()]);
+    expect(a).toBe(b);
+    expect(starts).toBe(1);
+    process.kill(a.pid!, 'SIGKILL');
+    while (a.alive) await new Promise((r) => setTimeout(r, 20));
+    const c = await shared.get();
+    expect(c).not.toBe(a);
+    expect(c.alive).toBe(true);
+    expect(starts).toBe(2);
+    await shared.close();
+    expect(c.alive).toBe(false);
+  }, 120_000);
 });
