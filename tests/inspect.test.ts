@@ -58,6 +58,21 @@ describe('inspectSafetensors', () => {
     expect(d.lora!.fit.fits).toBe(true);
   });
 
+  it('checks text-encoder modules (lora_te_ / lora_te1_) against CLIP-L', async () => {
+    const file = join(tmp.dir, 'te.safetensors');
+    await writeSafetensors(file, {
+      'lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight': zeros([4, 768]),
+      'lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight': zeros([768, 4]),
+      'lora_te1_text_model_encoder_layers_11_mlp_fc1.lora_down.weight': zeros([4, 768]),
+      'lora_te1_text_model_encoder_layers_11_mlp_fc1.lora_up.weight': zeros([3072, 4]),
+      'lora_te_text_model_encoder_layers_12_mlp_fc1.lora_down.weight': zeros([4, 768]),
+      'lora_te_text_model_encoder_layers_12_mlp_fc1.lora_up.weight': zeros([3072, 4]),
+    });
+    const info = await inspectSafetensors(file);
+    expect(info.lora!.targets).toEqual({ text: 2 });
+    expect(info.lora!.fit.unknown).toEqual(['lora_te_text_model_encoder_layers_12_mlp_fc1']);
+  });
+
   it('lists unknown modules and wrong shapes (an SD2 LoRA on SD1.5)', async () => {
     const file = join(tmp.dir, 'sd2.safetensors');
     const k = 'lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k';
