@@ -265,3 +265,20 @@ describe('scheduling', () => {
     expect(lockText).not.toContain('render:a');
   });
 });
+
+describe('fresh clone', () => {
+  it('adopts committed out/ files that match the lock instead of rebuilding when the cache is empty', async () => {
+    await build();
+    rmSync(join(dir, 'cache'), { recursive: true, force: true });
+    const status = await build('status');
+    // fetch and prepare keep no copy outside the cache: they must run again; train's copy is in out/
+    expect(status.outcome('fetch:ds')).toBe('stale');
+    const again = await build();
+    expect(again.outcome('fetch:ds')).toBe('ran');
+    expect(again.outcome('train:x')).toBe('cached');
+    expect(again.reason('train:x')).toBe('the cache lacked it; adopted its outputs from out/ (they match lorafile.lock)');
+    expect(runs.train).toBe(1);
+    const third = await build();
+    expect(third.outcome('train:x')).toBe('fresh');
+  });
+});

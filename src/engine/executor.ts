@@ -174,6 +174,15 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
       }
     } else if (previous?.fingerprint === fp) {
+      // a fresh clone (or cleared cache) with a committed lock and out/: take the outputs back
+      // into the cache when every copy still has its recorded hash, instead of rebuilding
+      const out: StageOutputs = { files: previous.outputs, meta: previous.meta };
+      if (materializedDir && Object.keys(out.files).length > 0 && (await copiesMatch(out.files, materializedDir, memo))) {
+        if (mode === 'status') return { report: report('cached', 'the cache lacks it, but its outputs in out/ match lorafile.lock (restorable)', { fingerprint: fp }), outputs: out };
+        for (const name of Object.keys(out.files)) await cas.putFile(join(materializedDir, ...name.split('/')), true);
+        actions.put({ version: 1, stage: node.id, kind: node.kind, fingerprint: fp, params: inputs.params, upstream: upstreamFps, outputs: out, refs: [], items: [], createdAt: new Date().toISOString(), durationMs: 0 });
+        return { report: report('cached', 'the cache lacked it; adopted its outputs from out/ (they match lorafile.lock)', { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
+      }
       reasons = ['its cache entry is gone (cache cleared, gc or verify removed it)'];
     } else {
       reasons = staleReasons(previous, { implVersion: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamFps });
@@ -306,6 +315,17 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   }
   memo.save();
   return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
+}
+
+async function copiesMatch(files: StageOutputs['files'], materializedDir: string, memo: StatMemo): Promise<boolean> {
+  for (const [name, blob] of Object.entries(files)) {
+    try {
+      if ((await memo.hashFile(join(materializedDir, ...name.split('/')))) !== blob.sha256) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 function restorable(entry: { outputs: StageOutputs; refs: string[] }, cas: Cas): boolean {
