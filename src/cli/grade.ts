@@ -1,7 +1,7 @@
 // lorabuild grade --rubric rubric.yaml [-f FILE] [--junit FILE] [--json FILE] [--markdown FILE] [--reproduce]
 // Grades a lab submission: runs `lorabuild check`, gathers facts (grade/facts.ts) and scores the
 // rubric's checks. Exit codes: 0 every check passed, 1 some failed, 2 bad rubric or lorafile.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
@@ -92,9 +92,9 @@ export async function main(argv: string[]): Promise<number> {
   const report = scoreRubric(rubric, facts);
   process.stdout.write(gradeTable(report));
   const markdown = gradeMarkdown(report);
-  if (args.values.junit) writeFileAtomic(args.values.junit, junitXml(report));
-  if (args.values.markdown) writeFileAtomic(args.values.markdown, markdown);
-  if (args.values.json) writeFileAtomic(args.values.json, `${JSON.stringify({ ...report, facts }, null, 2)}\n`);
+  if (args.values.junit) writeReport(args.values.junit, junitXml(report));
+  if (args.values.markdown) writeReport(args.values.markdown, markdown);
+  if (args.values.json) writeReport(args.values.json, `${JSON.stringify({ ...report, facts }, null, 2)}\n`);
   const summary = process.env.GITHUB_STEP_SUMMARY;
   if (summary) {
     try {
@@ -104,6 +104,18 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   return report.passed ? 0 : 1;
+}
+
+/** Regular files are replaced atomically; anything else (/dev/stdout, a pipe) is written to, never renamed over. */
+function writeReport(file: string, text: string): void {
+  let special = false;
+  try {
+    special = !statSync(file).isFile();
+  } catch {
+    // does not exist yet
+  }
+  if (special) writeFileSync(file, text);
+  else writeFileAtomic(file, text);
 }
 
 function shown(file: string): string {
