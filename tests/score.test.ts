@@ -62,6 +62,10 @@ describe('score stage', () => {
     const [arm0, arm1] = scores.arms;
     expect(scores.effect).toEqual([{ arm: 'strength 1', clipT: arm1.clipT - arm0.clipT, clipI: arm1.clipI - arm0.clipI }]);
     expect(readFileSync(join(dir, 'out/renders/ab/scores/scores.md'), 'utf8')).toContain('LoRA effect (strength 1 − strength 0)');
+    const report = readFileSync(join(dir, 'out/report.md'), 'utf8');
+    expect(report).toContain('| strength 1 | 1 |');
+    expect(report).toContain('LoRA effect, strength 1 vs strength 0: CLIP-T');
+    expect(readFileSync(join(dir, 'out/report.html'), 'utf8')).toContain('<table class="scores">');
     const embedded = first.events.filter((e) => e.stage === 'score:ab' && e.outcome === 'ran' && typeof e.item === 'string');
     expect(embedded.map((e) => e.item).filter((i) => String(i).startsWith('clip-image train'))).toHaveLength(2);
 

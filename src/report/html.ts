@@ -2,7 +2,7 @@
 // before/after sliders, images inlined as data: URIs or linked relative to out/).
 import type { Json } from '../engine/types.js';
 import { lossCurveSvg } from './loss-svg.js';
-import type { ReportCell, ReportImage, ReportLora, ReportModel, ReportRender, ReportValidation } from './model.js';
+import type { ReportCell, ReportImage, ReportLora, ReportModel, ReportRender, ReportScores, ReportValidation } from './model.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -61,12 +61,20 @@ function sideBySide(cells: ReportCell[], labels: string[]): string {
   return `<div class="side">${figures.join('')}</div>`;
 }
 
+function scoresTable(scores: ReportScores): string {
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(4)}`;
+  const rows = scores.arms.map((a) => `<tr><td>${escapeHtml(a.arm)}</td><td>${a.cells}</td><td>${a.clipT.toFixed(4)}</td><td>${a.clipI.toFixed(4)}</td></tr>`);
+  const effect = scores.effect.map((e) => `<li>${escapeHtml(e.arm)} vs strength 0: CLIP-T ${signed(e.clipT)}, CLIP-I ${signed(e.clipI)}</li>`);
+  return `<h4>CLIP scores <span class="muted">(${escapeHtml(scores.model)})</span></h4><table class="scores"><tr><th>arm</th><th>cells</th><th>CLIP-T</th><th>CLIP-I</th></tr>${rows.join('')}</table><ul>${effect.join('')}</ul>`;
+}
+
 function renderSection(render: ReportRender): string {
   const parts: string[] = [`<h3 id="render-${escapeHtml(render.name)}">Render ${escapeHtml(render.name)}</h3>`];
   parts.push(`<p class="muted">LoRA ${escapeHtml(render.lora)} on ${escapeHtml(render.model)}; ${render.rows.length} rows × ${render.columns.length} columns</p>`);
   for (const w of render.warnings) parts.push(`<p class="warn">warning: ${escapeHtml(w)}</p>`);
   parts.push(`<div class="grid"><img src="${src(render.grid)}" width="${render.grid.width}" height="${render.grid.height}" alt="A/B grid of ${escapeHtml(render.name)}"></div>`);
   parts.push(`<details open><summary>settings</summary>${kvTable(render.settings)}</details>`);
+  if (render.scores) parts.push(scoresTable(render.scores));
   const without = render.columns.findIndex((c) => c.strength === 0);
   render.rows.forEach((row, r) => {
     const rowCells = render.cells.filter((c) => c.row === r).sort((a, b) => a.col - b.col);

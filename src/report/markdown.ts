@@ -1,7 +1,7 @@
 // report.md: the same content as report.html for reading in a repository or a CI summary; images
 // and LoRA files are linked relative to out/.
 import type { Json } from '../engine/types.js';
-import type { ReportModel, ReportRender } from './model.js';
+import type { ReportModel, ReportRender, ReportScores } from './model.js';
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -25,7 +25,23 @@ function renderMd(render: ReportRender): string[] {
     lines.push(`| ${cell(row.prompt)} | ${row.seed} | ${cells.join(' | ')} |`);
   });
   lines.push('', Object.entries(render.settings).map(([k, v]) => `${k}: ${value(v)}`).join(' · '), '');
+  if (render.scores) lines.push(...scoreLines(render.scores));
   return lines;
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(4)}`;
+
+export function scoreLines(scores: ReportScores): string[] {
+  return [
+    `CLIP scores (\`${cell(scores.model)}\`):`,
+    '',
+    '| arm | cells | CLIP-T | CLIP-I |',
+    '|---|---:|---:|---:|',
+    ...scores.arms.map((a) => `| ${cell(a.arm)} | ${a.cells} | ${a.clipT.toFixed(4)} | ${a.clipI.toFixed(4)} |`),
+    '',
+    ...scores.effect.map((e) => `LoRA effect, ${cell(e.arm)} vs strength 0: CLIP-T ${signed(e.clipT)}, CLIP-I ${signed(e.clipI)}`),
+    '',
+  ];
 }
 
 export function reportMarkdown(model: ReportModel): string {

@@ -30,6 +30,15 @@ export interface ReportRender {
   cells: ReportCell[];
   grid: ReportImage;
   warnings: string[];
+  /** CLIP scores from score:NAME, when the render sets `score:` */
+  scores?: ReportScores;
+}
+
+export interface ReportScores {
+  model: string;
+  arms: { arm: string; cells: number; clipT: number; clipI: number }[];
+  /** each LoRA arm minus the strength-0 arm */
+  effect: { arm: string; clipT: number; clipI: number }[];
 }
 
 export interface ReportLora {

@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageKind, StageNode, StageResult } from '../engine/types.js';
 import { reportHtml } from '../report/html.js';
 import { reportMarkdown } from '../report/markdown.js';
-import type { ReportImage, ReportLora, ReportModel, ReportRender, ReportValidation } from '../report/model.js';
+import type { ReportImage, ReportLora, ReportModel, ReportRender, ReportScores, ReportValidation } from '../report/model.js';
 import { stageRegistry } from './index.js';
 
 /** Above this many bytes of images, later images are linked instead of inlined. */
@@ -151,6 +151,10 @@ export async function buildReportModel(ctx: StageContext): Promise<ReportModel> 
     if (id.startsWith('train:')) model.loras.push(await loraOf(ctx, id));
     else if (id.startsWith('render:')) model.renders.push(await renderOf(ctx, id, inline));
     else if (id.startsWith('validate:')) model.validations.push(await validationOf(ctx, id));
+    else if (id.startsWith('score:')) {
+      const render = model.renders.find((r) => r.name === id.slice('score:'.length));
+      if (render) render.scores = readJson(ctx, id, 'scores.json') as ReportScores;
+    }
   }
   return model;
 }
@@ -173,7 +177,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
 
 export const stage: StageImpl = {
   kind: 'report',
-  version: 2,
+  version: 3,
   // the out/ root, so out/report.html's relative links reach loras/ and renders/
   materializeTo: () => '',
   inputs,
