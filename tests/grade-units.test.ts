@@ -75,7 +75,8 @@ describe('expect expressions', () => {
   it('an unknown path fails with the nearby available facts', () => {
     const out = evaluate(parseExpression('loras.one_line_art.rnak == 4'), FACTS);
     expect(out.passed).toBe(false);
-    expect(out.message).toBe("no fact 'loras.one_line_art.rnak' (no 'rnak' under loras.one_line_art; available at loras.one_line_art: alpha, base_model, checkpoints, learning_rate, rank, targets)");
+    expect(out.message).toBe("no fact 'loras.one_line_art.rnak' (did you mean 'rank'? available at loras.one_line_art: alpha, base_model, checkpoints, learning_rate, rank, targets)");
+    expect(evaluate(parseExpression('loras.one_line_art.zzzzzzz == 4'), FACTS).message).toContain("(no 'zzzzzzz' under loras.one_line_art; available at");
     expect(evaluate(parseExpression('lora.x == 1'), FACTS).message).toContain('available at (top level): check, datasets, loras, renders');
     expect(evaluate(parseExpression('loras.one_line_art.rank == 5'), FACTS).message).toBe('loras.one_line_art.rank is 4; expected == 5');
   });

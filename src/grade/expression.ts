@@ -10,6 +10,7 @@
 // PATH is dot-separated keys of the facts (keys may hold '-', ':' and '_'); VALUE is a number, a
 // "quoted" or 'quoted' string, true, false or null. Nothing else is accepted, so a typo is an error
 // at load time, not a silently failing check.
+import { didYouMean } from '../config/suggest.js';
 import { canonicalJson } from '../engine/canonical.js';
 import type { Json } from '../engine/types.js';
 
@@ -106,8 +107,10 @@ export function evaluate(expr: Expression, facts: Json): Outcome {
   if (!found.found) {
     if (expr.op === 'exists') return { passed: false, message: `${shownPath} does not exist` };
     const where = expr.path.slice(0, found.missingAt).join('.') || '(top level)';
+    const missing = expr.path[found.missingAt];
+    const guess = didYouMean(missing, found.available);
     const near = found.available.length ? `available at ${where}: ${found.available.slice(0, 12).join(', ')}${found.available.length > 12 ? ', ...' : ''}` : `${where} has no keys`;
-    return { passed: false, message: `no fact '${shownPath}' (no '${expr.path[found.missingAt]}' under ${where}; ${near})` };
+    return { passed: false, message: `no fact '${shownPath}' (${guess ? `did you mean '${guess}'?` : `no '${missing}' under ${where};`} ${near})` };
   }
   const actual = found.value;
   if (expr.op === 'exists') return { passed: actual !== null, message: actual === null ? `${shownPath} is null` : `${shownPath} exists`, actual };

@@ -5,7 +5,8 @@
 //   lock       per stage id: the params and summary the lock recorded
 //   datasets   per dataset: items, captions, validation errors/warnings, trigger coverage
 //   loras      per LoRA, read from the submitted .safetensors: rank, alpha, targets, steps, base model
-//   renders    per render, read from cells.json and the cell images: both arms present, counts
+//   renders    per render, read from cells.json and the cell images: both arms present, counts;
+//              `scores` from the score stage when the render has `score:` (CLIP-T / CLIP-I effect)
 //
 // Everything comes from the lorafile, the lock, the check's re-run outputs and out/; nothing runs.
 import { createHash } from 'node:crypto';
@@ -177,6 +178,7 @@ function renderFacts(config: Config, check: CheckResult): Obj {
     facts.prompts = spec.prompts.length;
     facts.seeds = spec.seeds.length;
     facts.status = check.stages.find((s) => s.stage === `render:${name}`)?.status ?? null;
+    facts.scores = scoreFacts(outputsOf(check, `score:${name}`)?.meta);
     const cellsPath = join(folder, 'cells.json');
     if (!existsSync(cellsPath)) continue;
     const read = readCells(cellsPath);
@@ -210,4 +212,15 @@ function renderFacts(config: Config, check: CheckResult): Obj {
     facts.both_arms = withLora > 0 && without > 0 && present === read.rows * read.columns;
   }
   return out;
+}
+
+/** The score stage's summary (CLIP-T / CLIP-I), when the render is scored: `scores.effect` is the first LoRA arm's effect. */
+function scoreFacts(meta: Json | undefined): Json {
+  if (!isObj(meta) || !Array.isArray(meta.arms)) return null;
+  const effects = Array.isArray(meta.effect) ? meta.effect.filter(isObj) : [];
+  return {
+    arms: meta.arms,
+    effects,
+    effect: effects.length ? { clip_t: effects[0].clip_t ?? null, clip_i: effects[0].clip_i ?? null } : null,
+  };
 }
