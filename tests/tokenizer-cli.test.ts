@@ -1,9 +1,10 @@
 // `lorabuild tokenize` as a real process: published ids, JSON lines from stdin, a lorafile model
 // (builtin tiny -> bytes), and the errors (no tokenizer found: exit 1; usage: exit 2).
+import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
 
-const REF = '/work/shared/reference/clip-tokenizer';
+const REF = CLIP_TOKENIZER_DIR;
 const tmp = makeTempDir('lorabuild-tokenize-');
 afterAll(tmp.cleanup);
 const noTokenizerEnv = { LORABUILD_CLIP_TOKENIZER: undefined, HF_HUB_CACHE: `${tmp.dir}/no-hf-cache` };

@@ -1,5 +1,6 @@
 // Where the CLIP tokenizer files are found for a model: real folders in a temp dir that link to the
 // reference files (shared/reference is test data and is never copied into the project).
+import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { resolveClipTokenizer, resolveTokenizer, tokenizerForDataset, TokenizerN
 import { loadClipTokenizer } from '../src/text/load.js';
 import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
-const REF = '/work/shared/reference/clip-tokenizer';
+const REF = CLIP_TOKENIZER_DIR;
 const tmp = makeTempDir('lorabuild-resolve-');
 const EMPTY_ENV = { HF_HUB_CACHE: join(tmp.dir, 'empty-hf-cache') };
 let clipId: string;

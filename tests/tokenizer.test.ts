@@ -1,6 +1,7 @@
 // The CLIP tokenizer against an independent Python reference (tests/fixtures/text/clip_reference.py,
 // stdlib only) and against published SD1.x id sequences, plus the behaviour around it: padding,
 // truncation, spans into the original text, the ftfy-like fixes, the byte tokenizer, bad files.
+import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { byteTokenizer } from '../src/text/byte-tokenizer.js';
 import type { ClipTokenizer } from '../src/text/clip-tokenizer.js';
 import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
-const REF = '/work/shared/reference/clip-tokenizer';
+const REF = CLIP_TOKENIZER_DIR;
 const BPE_GZ = join(REF, 'bpe_simple_vocab_16e6.txt.gz');
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 

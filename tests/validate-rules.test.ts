@@ -1,6 +1,7 @@
 // Caption rules on manifests built in the test: parquet rows and metadata lines as locations,
 // words split at the token limit, a trigger past the limit, line-ending and blank-line cases,
 // UTF-8 validation and the byte tokenizer. The lab-folder pipeline is in validate.test.ts.
+import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RulesSchema } from '../src/config/schema.js';
@@ -13,7 +14,7 @@ import { firstInvalidUtf8 } from '../src/text/rules/caption-bytes.js';
 import type { Tokenizer } from '../src/text/tokenizer.js';
 import { buildReport } from '../src/text/validation-report.js';
 
-const REF = '/work/shared/reference/clip-tokenizer';
+const REF = CLIP_TOKENIZER_DIR;
 let clip: Tokenizer;
 beforeAll(async () => {
   clip = await loadClipTokenizer({ kind: 'openai', bpe: join(REF, 'bpe_simple_vocab_16e6.txt.gz') });

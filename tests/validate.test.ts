@@ -1,5 +1,6 @@
 // validate:DATASET through the real executor (fetch -> prepare -> validate) on a lab-layout
 // fixture folder written in a temp dir, with one item per rule. Asserts the exact diagnostics.
+import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -16,7 +17,7 @@ import { stage as validateStage } from '../src/stages/validate.js';
 import type { ValidationReport } from '../src/text/validation-report.js';
 import { makeTempDir, writeFiles } from './helpers/cli.js';
 
-const REF = '/work/shared/reference/clip-tokenizer';
+const REF = CLIP_TOKENIZER_DIR;
 const tmp = makeTempDir('lorabuild-validate-');
 afterAll(tmp.cleanup);
 
