@@ -3,7 +3,6 @@
 // that cache (never when HF_HUB_OFFLINE=1). A miss says every place it looked.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { downloadFileToCacheDir } from '@huggingface/hub';
 import { hubEnv } from '../datasets/hub/env.js';
 import { OnnxModelError } from './signature.js';
 
@@ -35,6 +34,7 @@ export async function findModelDir(spec: string, files: string[][], base = proce
   if (env.offline) {
     throw new OnnxModelError(`model ${spec} is not in the Hugging Face cache and HF_HUB_OFFLINE=1; looked in: ${looked.join('; ')}. Download it once online (or copy the folder) and pass its path.`);
   }
+  const { downloadFileToCacheDir } = await import('@huggingface/hub');
   let snapshot = '';
   for (const alts of files) {
     let lastError: unknown;

@@ -9,10 +9,10 @@ import { locatorOf } from '../config/load.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { Config, LoraSpec, RenderSpec } from '../config/schema.js';
 import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageResult } from '../engine/types.js';
-import { renderGrid } from '../images/grid.js';
 import { resolveTokenizer } from '../text/resolve.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { HelloResult } from '../worker/client.js';
+import { workerHello } from '../worker/start.js';
 import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 
 const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
@@ -136,7 +136,7 @@ async function prepare(ctx: StageContext): Promise<Prepared> {
   if (!spec) throw new Error(`render '${ctx.node.target}' is not in the lorafile`);
   const lora = ctx.config.loras[spec.lora];
   if (!lora) throw new Error(`render '${ctx.node.target}': lora '${spec.lora}' is not defined under loras:`);
-  const hello = await (await ctx.worker()).hello();
+  const hello = await workerHello(ctx);
   return { spec, loraName: spec.lora, lora, hello, width: spec.width ?? lora.resolution, height: spec.height ?? lora.resolution };
 }
 
@@ -380,6 +380,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
 
   const cellWidth = Math.max(128, Math.min(512, p.width));
   const cellHeight = Math.round((cellWidth * p.height) / p.width);
+  const { renderGrid } = await import('../images/grid.js'); // sharp loads only when a render runs
   const grid = await renderGrid({
     columns: columns.map((c) => c.label),
     rows: rows.map((r) => `${r.prompt}\nseed ${r.seed}`),

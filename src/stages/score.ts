@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { displayPath } from '../config/paths.js';
 import type { Manifest } from '../datasets/manifest.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
-import { ClipScorer } from '../onnx/clip.js';
 import { findModelDir } from '../onnx/find-model.js';
 import { scoreCells, type CellEmbedding, type ScoreSummary } from '../onnx/score.js';
 import { findTokenizerFiles, loadClipTokenizer } from '../text/load.js';
@@ -62,6 +61,7 @@ export const stage: StageImpl = {
     const { spec, dataset } = renderOf(ctx);
     const dir = await findModelDir(spec.score!.clip, CLIP_FILES, ctx.root);
     const modelKey = Object.values(inputs.files).sort().join(':');
+    const { ClipScorer } = await import('../onnx/clip.js'); // onnxruntime loads only when scoring runs
     const scorer = await ClipScorer.load(dir);
     const tokenizer = await clipTokenizer(ctx, dir);
 

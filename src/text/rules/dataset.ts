@@ -2,7 +2,7 @@
 // that are not numbered), files that belong to no item, and duplicate images and captions.
 import type { Manifest, ManifestItem } from '../../datasets/manifest.js';
 import type { Findings } from './findings.js';
-import { formatFromExtension } from '../../images/decode.js';
+import { formatFromExtension } from '../../images/formats.js';
 import { captionPlace, imagePlace } from './location.js';
 
 function stemOf(path: string): string {

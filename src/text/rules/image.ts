@@ -1,7 +1,7 @@
 // Rules on an item's image: it decodes, it is big enough for the training resolution, its aspect
 // ratio survives the square center crop, and its extension says what it really is.
 import type { ManifestItem } from '../../datasets/manifest.js';
-import { formatFromExtension } from '../../images/decode.js';
+import { formatFromExtension } from '../../images/formats.js';
 import type { Findings } from './findings.js';
 import { imagePlace } from './location.js';
 
