@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-PKGS="python3 python3-torch python3-numpy python3-pil python3-yaml libopenblas0-pthread python3-onnx chromium fonts-dejavu-core"
+PKGS="python3 python3-torch python3-numpy python3-pil python3-yaml libopenblas0-pthread python3-onnx zstd chromium fonts-dejavu-core"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
