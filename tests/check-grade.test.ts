@@ -130,6 +130,16 @@ describe('lorabuild check in a fresh clone (empty cache)', () => {
     expect(tampered[0].message).toContain('differs from what lorafile.lock records');
     // the stages after it are still judged against the lock
     expect(stageLines(r).find((l) => l.stage === 'render:one_line_art_ab')!.status).toBe('ok');
+
+    // a lock edited to point outside out/ is refused before any path is built from it
+    bytes[bytes.length - 5] ^= 0x01;
+    writeFileSync(file, bytes);
+    const lock = readFileSync(join(dir, 'lorafile.lock'), 'utf8');
+    expect(lock).toContain('      one_line_art.safetensors:\n');
+    writeFileSync(join(dir, 'lorafile.lock'), lock.replace('      one_line_art.safetensors:\n', '      ../../../escape.safetensors:\n'));
+    const edited = await lorabuild(dir, ['check']);
+    expect(edited.code, edited.stdout + edited.stderr).toBe(4);
+    expect(edited.stdout).toContain("lorafile.lock records an impossible output for train:one_line_art: output name '../../../escape.safetensors' must not contain empty, '.' or '..' parts");
   });
 
   it('a deleted artifact is reported missing (exit 4) and a missing lock as never built (exit 3)', async () => {

@@ -17,11 +17,11 @@ import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
 import type { WorkerClient } from '../worker/client.js';
 import { expandUserPath } from '../worker/start.js';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, SHA256_RE } from './canonical.js';
 import type { StageRegistry } from './executor.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { readLockfile } from './lockfile.js';
-import { displayPath, listStaged } from './outputs.js';
+import { checkOutputName, displayPath, listStaged } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext, type ContextDeps } from './stage-context.js';
 import { StatMemo } from './stat-memo.js';
@@ -201,7 +201,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
 
     if (!rerun) {
       // downstream stages are judged against what the lock says this one produced, even when out/ lost it
-      outputs.set(node.id, { files: entry.outputs, meta: entry.meta });
+      if (Object.entries(entry.outputs).every(([name, blob]) => validOutput(name, blob))) outputs.set(node.id, { files: entry.outputs, meta: entry.meta });
       return done('verified');
     }
     const ran = await runAgain(node, impl, deps, current);
@@ -232,6 +232,11 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     add: (kind: FindingKind, message: string, file?: string) => void,
   ): Promise<void> {
     for (const [name, blob] of Object.entries(entry.outputs)) {
+      // the lock is a committed file: its names and hashes are checked before they become paths
+      if (!validOutput(name, blob)) {
+        add('tampered', `${lockName} records an impossible output for ${node.id}: ${checkOutputName(name) ?? `'${name}' has no valid sha256 and size`}`);
+        continue;
+      }
       const inCache = cas.has(blob.sha256, blob.size) && (await hashOrNull(cas.path(blob.sha256), true)) === blob.sha256;
       if (materialized) {
         const copy = join(materialized, ...name.split('/'));
@@ -308,6 +313,10 @@ function absentCheckpoint(config: Config, node: StageNode): string | null {
   const checkpoint = lora ? config.models[lora.model]?.checkpoint : undefined;
   if (!checkpoint) return null;
   return existsSync(expandUserPath(config.root, checkpoint)) ? null : checkpoint;
+}
+
+function validOutput(name: string, blob: OutputFile | undefined): boolean {
+  return checkOutputName(name) === undefined && typeof blob?.sha256 === 'string' && SHA256_RE.test(blob.sha256) && Number.isSafeInteger(blob.size);
 }
 
 function materializedFolder(impl: StageImpl, node: StageNode, config: Config): string | null {
