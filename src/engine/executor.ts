@@ -89,7 +89,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     (async () => {
       if (!sharedWorker) {
         const { sharedWorkerFor } = await import('../worker/start.js');
-        sharedWorker = sharedWorkerFor(config);
+        sharedWorker = sharedWorkerFor(config, { cacheDir: opts.cacheDir });
       }
       return sharedWorker.get();
     });
