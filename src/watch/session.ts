@@ -2,7 +2,7 @@
 // state machine, the engine's execute() per build (with the loop's AbortSignal), re-planning when
 // the lorafile changes (an invalid lorafile keeps the last good plan), per-dataset diagnostics
 // marked stale the moment a change arrives, and trains/renders stopped when their inputs change.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { acquireWriterLock } from '../cache/writer-lock.js';
@@ -28,6 +28,16 @@ export interface WatchOptions {
 }
 
 const COMPUTE_KINDS = new Set(['train', 'render']);
+/** chokidar's per-path throttle of 'change' events (FSWatcher._emit) */
+const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
+
+function statOrNull(abs: string): Stats | null {
+  try {
+    return statSync(abs);
+  } catch {
+    return null;
+  }
+}
 
 export class WatchSession {
   private project: Project | undefined;
@@ -41,6 +51,7 @@ export class WatchSession {
   /** datasets whose shown diagnostics are current (a change makes them stale) */
   private readonly current = new Set<string>();
   private lorafileChanged = false;
+  private readonly rechecks = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: WatchOptions) {
     this.lorafile = resolve(options.file ?? 'lorafile.yaml');
@@ -65,7 +76,10 @@ export class WatchSession {
       ignored: (path) => (this.set ? isIgnored(this.set, resolve(path)) : false),
     });
     for (const event of ['add', 'change', 'unlink', 'addDir', 'unlinkDir'] as const) {
-      this.watcher.on(event, (path: string) => this.onFileEvent(resolve(path), event));
+      this.watcher.on(event, (path: string, stats?: Stats) => {
+        this.onFileEvent(resolve(path), event);
+        if (event === 'add' || event === 'change') this.recheckLater(resolve(path), stats);
+      });
     }
     this.watcher.on('error', (err) => this.emit({ watch: 'error', message: `watcher: ${err instanceof Error ? err.message : String(err)}` }));
     await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
@@ -76,8 +90,28 @@ export class WatchSession {
   /** Ctrl-C: stop the current build through the engine's abort path, then stop watching */
   async stop(): Promise<void> {
     await this.loop.stop();
+    for (const timer of this.rechecks) clearTimeout(timer);
     await this.watcher?.close();
     this.emit({ watch: 'stopped' });
+  }
+
+  /**
+   * chokidar drops a second 'change' of a path within 50 ms of the first: a save right after
+   * another could go unseen while the build had already read the older text. So each changed
+   * file is stat'ed again a little later and reported once more if it changed meanwhile.
+   */
+  private recheckLater(abs: string, seen: Stats | undefined): void {
+    const before = seen ?? statOrNull(abs);
+    if (!before) return;
+    const timer = setTimeout(() => {
+      this.rechecks.delete(timer);
+      const now = statOrNull(abs);
+      if (now && (now.mtimeMs !== before.mtimeMs || now.size !== before.size || now.ino !== before.ino)) {
+        this.onFileEvent(abs, 'change');
+        this.recheckLater(abs, now);
+      }
+    }, CHOKIDAR_CHANGE_THROTTLE_MS + 10);
+    this.rechecks.add(timer);
   }
 
   private onFileEvent(abs: string, event: string): void {
