@@ -112,6 +112,12 @@ describe('lorabuild check in a fresh clone (empty cache)', () => {
     expect(r.stdout).toContain('one-line-art/text/1.txt changed since fetch:one-line-art was built');
     expect(r.stdout).toMatch(/one-line-art\/text\/1\.txt changed;[^\n]* since train:one_line_art was built; run `lorabuild run`/);
     expect(r.stdout).toContain('stale: the lock does not describe the current inputs');
+
+    // a caption that now breaks a rule: the re-run validation says so
+    writeFileSync(join(dir, 'one-line-art/text/1.txt'), 'a dog sitting\n');
+    const invalid = await lorabuild(dir, ['check']);
+    expect(invalid.code, invalid.stdout + invalid.stderr).toBe(3);
+    expect(invalid.stdout).toContain('failed: validate:one-line-art failed when re-run: 1 error in captions');
   });
 
   it('a LoRA with one byte changed is tampered, named by its path', async () => {
@@ -139,7 +145,7 @@ describe('lorabuild check in a fresh clone (empty cache)', () => {
     writeFileSync(join(dir, 'lorafile.lock'), lock.replace('      one_line_art.safetensors:\n', '      ../../../escape.safetensors:\n'));
     const edited = await lorabuild(dir, ['check']);
     expect(edited.code, edited.stdout + edited.stderr).toBe(4);
-    expect(edited.stdout).toContain("lorafile.lock records an impossible output for train:one_line_art: output name '../../../escape.safetensors' must not contain empty, '.' or '..' parts");
+    expect(edited.stdout).toContain("stage train:one_line_art: output name '../../../escape.safetensors' must not contain empty, '.' or '..' parts — lorafile.lock was damaged or edited by hand");
   });
 
   it('a deleted artifact is reported missing (exit 4) and a missing lock as never built (exit 3)', async () => {

@@ -98,7 +98,8 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
   const lockName = displayPath(config.root, opts.lockFile);
   const general: CheckFinding[] = [];
   if (loaded.textHash === '') general.push({ stage: '', kind: 'stale', file: lockName, message: `${lockName} is missing: nothing has been built yet; ${RUN_HINT}` });
-  else if (loaded.problem) general.push({ stage: '', kind: 'stale', file: lockName, message: loaded.problem });
+  // a lock that does not read is not the tool's output any more (edited by hand, a merge conflict)
+  else if (loaded.problem) general.push({ stage: '', kind: 'tampered', file: lockName, message: loaded.problem.replace(/ — the lock is ignored.*$/, ` — ${lockName} was damaged or edited by hand; ${RUN_HINT}`) });
 
   let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;
   const worker =
@@ -136,11 +137,16 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     const blocker = node.deps.find((d) => !outputs.has(d));
     if (blocker) return { stage: node.id, kind: node.kind, mode: 'none', status: 'skipped', findings: [{ stage: node.id, kind: 'info', message: `not checked: ${blocker} could not be decided` }] };
     const entry = lock.stages[node.id];
+    const impl = await opts.registry(node.kind);
     if (!entry) {
       add('stale', `${node.id} has never been built (it is not in ${lockName}); ${RUN_HINT}`);
+      // a cheap stage that never got into the lock usually failed (caption errors): say why
+      if (CHEAP_KINDS.has(node.kind)) {
+        const why = await whyNeverBuilt(node, impl);
+        if (why) add('failed', why);
+      }
       return done('none');
     }
-    const impl = await opts.registry(node.kind);
     const rerun = CHEAP_KINDS.has(node.kind) || Boolean(opts.rebuild);
     const modelParam = MODEL_IDENTITY_PARAM[node.kind];
     const recordedModel = modelParam ? entry.params?.[modelParam] : undefined;
@@ -221,6 +227,16 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
       }
     }
     return done('rerun');
+  }
+
+  async function whyNeverBuilt(node: StageNode, impl: StageImpl): Promise<string | null> {
+    const deps: ContextDeps = { config, node, cacheDir: opts.cacheDir, signal, previous: undefined, options: {}, memo, cas, items, upstream: outputs, emit: () => {}, worker };
+    try {
+      const ran = await runAgain(node, impl, deps, await impl.inputs(makeStageContext(deps, null).ctx));
+      return 'failed' in ran ? `${node.id} fails: ${ran.failed}` : null;
+    } catch (err) {
+      return `${node.id} fails: ${messageOf(err)}`;
+    }
   }
 
   /** Recorded outputs must exist in out/ (for stages that materialize) or in the cache, with the recorded bytes. */
