@@ -1,0 +1,168 @@
+// Units of `lorabuild watch`: the state machine (with hand-driven timers and builds), --through
+// plan bounds, and which lorafile input a changed path belongs to.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { WatchLoop, type Change, type WatchState } from '../src/watch/state.js';
+import { boundPlan } from '../src/watch/through.js';
+import { classifyChange, isIgnored, watchedPaths, watchSetFor } from '../src/watch/files.js';
+import { planStages } from '../src/graph/plan.js';
+import type { Config } from '../src/config/schema.js';
+
+/** timers fired by hand, builds resolved by hand */
+function harness(options: { cancel?: (c: Change) => boolean } = {}) {
+  const timers: { fn: () => void; ms: number }[] = [];
+  const builds: { changes: string[]; signal: AbortSignal; finish: () => void }[] = [];
+  const states: WatchState[] = [];
+  const cancels: string[] = [];
+  const loop = new WatchLoop({
+    debounceMs: 25,
+    run: (signal, changes) =>
+      new Promise<void>((finish) => builds.push({ changes: changes.map((c) => c.path), signal, finish })),
+    shouldCancel: options.cancel,
+    onCancel: (c) => cancels.push(c.path),
+    onState: (s) => states.push(s),
+    timers: {
+      set: (fn, ms) => {
+        const t = { fn, ms };
+        timers.push(t);
+        return t;
+      },
+      clear: (h) => {
+        const i = timers.indexOf(h as (typeof timers)[number]);
+        if (i >= 0) timers.splice(i, 1);
+      },
+    },
+  });
+  const fire = () => {
+    const pending = timers.splice(0);
+    for (const t of pending) t.fn();
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+  return { loop, timers, builds, states, cancels, fire, settle };
+}
+
+const change = (path: string): Change => ({ path, event: 'change' });
+
+describe('WatchLoop', () => {
+  it('builds first, then debounces a burst of changes into one build', async () => {
+    const h = harness();
+    h.loop.start();
+    expect(h.loop.current).toBe('running');
+    h.builds[0].finish();
+    await h.settle();
+    expect(h.loop.current).toBe('watching');
+    for (let i = 0; i < 50; i++) h.loop.change(change(`c${i}`));
+    expect(h.loop.current).toBe('debouncing');
+    expect(h.timers).toHaveLength(1); // each change re-armed the one timer
+    expect(h.builds).toHaveLength(1);
+    h.fire();
+    expect(h.builds).toHaveLength(2);
+    expect(h.builds[1].changes).toHaveLength(50);
+  });
+
+  it('queues one rerun for any number of changes during a build', async () => {
+    const h = harness();
+    h.loop.start();
+    for (let i = 0; i < 5; i++) h.loop.change(change(`c${i}`));
+    expect(h.loop.current).toBe('queued');
+    expect(h.states.filter((s) => s === 'queued')).toHaveLength(1);
+    h.builds[0].finish();
+    await h.settle();
+    expect(h.loop.current).toBe('debouncing');
+    h.fire();
+    expect(h.builds).toHaveLength(2);
+    expect(h.builds[1].changes).toEqual(['c0', 'c1', 'c2', 'c3', 'c4']);
+    h.builds[1].finish();
+    await h.settle();
+    expect(h.loop.current).toBe('watching');
+    expect(h.timers).toHaveLength(0);
+  });
+
+  it('aborts a build once when a change should cancel it, and reruns after', async () => {
+    const h = harness({ cancel: (c) => c.path.startsWith('data/') });
+    h.loop.start();
+    h.loop.change(change('lorafile-unrelated'));
+    expect(h.builds[0].signal.aborted).toBe(false);
+    h.loop.change(change('data/1.txt'));
+    h.loop.change(change('data/2.txt'));
+    expect(h.builds[0].signal.aborted).toBe(true);
+    expect(h.cancels).toEqual(['data/1.txt']);
+    h.builds[0].finish();
+    await h.settle();
+    h.fire();
+    expect(h.builds).toHaveLength(2);
+    expect(h.builds[1].signal.aborted).toBe(false);
+  });
+
+  it('stop() aborts the running build and resolves when it has ended', async () => {
+    const h = harness();
+    h.loop.start();
+    let stopped = false;
+    void h.loop.stop().then(() => (stopped = true));
+    expect(h.builds[0].signal.aborted).toBe(true);
+    h.loop.change(change('late'));
+    await h.settle();
+    expect(stopped).toBe(false);
+    h.builds[0].finish();
+    await h.settle();
+    expect(stopped).toBe(true);
+    expect(h.loop.current).toBe('stopped');
+    expect(h.builds).toHaveLength(1);
+  });
+
+  it('goes on watching after a build throws', async () => {
+    const errors: unknown[] = [];
+    const loop = new WatchLoop({ debounceMs: 0, run: () => Promise.reject(new Error('boom')), onError: (e) => errors.push(e) });
+    loop.start();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(loop.current).toBe('watching');
+    expect(String(errors[0])).toContain('boom');
+  });
+});
+
+const ROOT = '/project';
+const config = {
+  file: `${ROOT}/lorafile.yaml`,
+  root: ROOT,
+  out: 'out',
+  models: { base: { checkpoint: 'models/base.safetensors' }, tiny: { builtin: 'tiny' } },
+  datasets: { faces: { folder: 'data/faces', rules: {} }, cats: { folder: 'D:\\sets\\cats', rules: {} } },
+  loras: { faces_lora: { model: 'base', dataset: 'faces' }, cats_lora: { model: 'tiny', dataset: 'cats' } },
+  renders: { faces_grid: { lora: 'faces_lora' } },
+} as unknown as Config;
+
+describe('--through', () => {
+  it('keeps the stages up to the named kind', () => {
+    const plan = planStages(config, ['faces_grid']);
+    expect(boundPlan(plan, 'validate').order).toEqual(['fetch:faces', 'prepare:faces', 'validate:faces']);
+    expect(boundPlan(plan, 'train').order).toEqual(['fetch:faces', 'prepare:faces', 'validate:faces', 'train:faces_lora']);
+    expect(boundPlan(plan, 'report').order).toEqual(plan.order);
+    expect(boundPlan(plan, undefined)).toBe(plan);
+  });
+});
+
+describe('watch set', () => {
+  it('watches the lorafile, the dataset folders and the local model files of the selected targets', () => {
+    const plan = planStages(config, ['faces_lora']);
+    const set = watchSetFor(config, plan, `${ROOT}/cache`, `${ROOT}/lorafile.lock`);
+    expect(watchedPaths(set)).toEqual([`${ROOT}/lorafile.yaml`, `${ROOT}/data/faces`, `${ROOT}/models/base.safetensors`]);
+    expect(classifyChange(set, join(ROOT, 'data/faces/text/3.txt'))).toEqual({ kind: 'dataset', names: ['faces'] });
+    expect(classifyChange(set, join(ROOT, 'data/faces-old/text/3.txt'))).toEqual({ kind: 'other' });
+    expect(classifyChange(set, `${ROOT}/models/base.safetensors`)).toEqual({ kind: 'model', names: ['base'] });
+    expect(classifyChange(set, `${ROOT}/lorafile.yaml`)).toEqual({ kind: 'lorafile' });
+    // --through validate: no training, so the model file is not an input
+    const bounded = watchSetFor(config, boundPlan(plan, 'validate'), `${ROOT}/cache`, `${ROOT}/lorafile.lock`);
+    expect(watchedPaths(bounded)).toEqual([`${ROOT}/lorafile.yaml`, `${ROOT}/data/faces`]);
+  });
+
+  it('ignores what lorabuild writes itself, even inside a watched folder', () => {
+    const inside = { ...config, datasets: { all: { folder: '.', rules: {} } }, loras: {}, renders: {} } as unknown as Config;
+    const set = watchSetFor(inside, planStages(inside, ['all']), `${ROOT}/cache`, `${ROOT}/lorafile.lock`);
+    expect(isIgnored(set, `${ROOT}/cache/stat-memo.json`)).toBe(true);
+    expect(isIgnored(set, `${ROOT}/out/datasets/all/validation.json`)).toBe(true);
+    expect(isIgnored(set, `${ROOT}/lorafile.lock`)).toBe(true);
+    expect(isIgnored(set, `${ROOT}/.git/index`)).toBe(true);
+    expect(isIgnored(set, `${ROOT}/image/1.png`)).toBe(false);
+    expect(isIgnored(set, `${ROOT}/outline/1.png`)).toBe(false);
+  });
+});
