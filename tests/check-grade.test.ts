@@ -104,6 +104,15 @@ describe('lorabuild check in a fresh clone (empty cache)', () => {
     expect(r.events.at(-1)).toMatchObject({ summary: true, exitCode: 0 });
   });
 
+  it('--rebuild re-runs training and rendering too and gets the same LoRA and images', async () => {
+    const dir = freshClone('rebuild');
+    const r = await lorabuild(dir, ['check', '--rebuild', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const lines = stageLines(r);
+    expect(lines.filter((l) => l.mode === 'rerun').map((l) => l.stage)).toEqual(['fetch:one-line-art', 'prepare:one-line-art', 'validate:one-line-art', 'train:one_line_art', 'render:one_line_art_ab']);
+    expect(lines.flatMap((l) => l.findings).filter((f) => f.message.includes('did not reproduce'))).toEqual([]);
+  });
+
   it('an edited caption without a re-run is stale, naming the file and the stages built from it', async () => {
     const dir = freshClone('edited-caption');
     writeFileSync(join(dir, 'one-line-art/text/1.txt'), 'one-line-art, a dog sitting\n');

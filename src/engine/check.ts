@@ -33,6 +33,10 @@ export const ENVIRONMENT_PARAMS = ['worker_version', 'torch', 'device'] as const
 /** Stages that check re-runs every time (no GPU, seconds). */
 const CHEAP_KINDS: ReadonlySet<StageKind> = new Set(['fetch', 'prepare', 'validate']);
 
+/** Stages `rebuild` re-runs too; their logs and JSON summaries are not compared, only the artifacts. */
+const REBUILT_KINDS: ReadonlySet<StageKind> = new Set(['train', 'render']);
+const REBUILT_ARTIFACT = /\.(safetensors|png)$/;
+
 /** Param under which each compute stage records its model identity (read when the checkpoint is absent). */
 const MODEL_IDENTITY_PARAM: Partial<Record<StageKind, string>> = { train: 'model_identity', render: 'model' };
 
@@ -147,7 +151,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
       }
       return done('none');
     }
-    const rerun = CHEAP_KINDS.has(node.kind) || Boolean(opts.rebuild);
+    const rerun = CHEAP_KINDS.has(node.kind) || (Boolean(opts.rebuild) && REBUILT_KINDS.has(node.kind));
     const modelParam = MODEL_IDENTITY_PARAM[node.kind];
     const recordedModel = modelParam ? entry.params?.[modelParam] : undefined;
     const deps: ContextDeps = {
@@ -218,13 +222,12 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     outputs.set(node.id, ran);
     if (stale) changedOutputs.add(node.id);
     const differences = compareOutputs(node.kind, entry, ran);
-    if (differences.length > 0) {
-      changedOutputs.add(node.id);
-      if (!stale) {
-        const env = findings.some((f) => f.kind === 'environment');
-        const kind: FindingKind = CHEAP_KINDS.has(node.kind) ? 'stale' : env ? 'info' : 'tampered';
-        add(kind, `re-running ${node.id} did not reproduce the lock: ${summarize(differences, 4)}${kind === 'stale' ? `; ${RUN_HINT}` : ''}`);
-      }
+    if (differences.length > 0 && !stale) {
+      // a rebuild on another device or torch may differ in the last bits: noted, not held against downstream
+      const env = findings.some((f) => f.kind === 'environment');
+      const kind: FindingKind = CHEAP_KINDS.has(node.kind) ? 'stale' : env ? 'info' : 'tampered';
+      add(kind, `re-running ${node.id} did not reproduce the lock: ${summarize(differences, 4)}${kind === 'stale' ? `; ${RUN_HINT}` : ''}`);
+      if (kind !== 'info') changedOutputs.add(node.id);
     }
     return done('rerun');
   }
@@ -307,13 +310,16 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
 /**
  * What differs between the lock's outputs and a re-run's. A fetch listing names absolute paths
  * of this machine, so for fetch only its summary (meta) is compared; its input files were already
- * compared by hash.
+ * compared by hash. Rebuilt train/render stages are compared by their LoRAs and images only (their
+ * logs and timings legitimately differ).
  */
 function compareOutputs(kind: StageKind, entry: LockEntry, now: StageOutputs): string[] {
   const out: string[] = [];
-  if (canonicalJson(entry.meta) !== canonicalJson(now.meta)) out.push('its summary (meta) differs');
+  const rebuilt = REBUILT_KINDS.has(kind);
+  if (!rebuilt && canonicalJson(entry.meta) !== canonicalJson(now.meta)) out.push('its summary (meta) differs');
   if (kind === 'fetch') return out;
   for (const name of Object.keys({ ...entry.outputs, ...now.files }).sort()) {
+    if (rebuilt && !REBUILT_ARTIFACT.test(name)) continue;
     const before = entry.outputs[name];
     const after = now.files[name];
     if (!before) out.push(`${name} is new`);
