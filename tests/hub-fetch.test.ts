@@ -502,8 +502,8 @@ describe('other layouts', () => {
     expect(items[1].caption!.text).toBe('one-line-art, a cat');
 
     const wrong = await expectHubError(fetchOnce(spec({ hub: 'lab/folder', caption_column: 'captoin' })), 'unknown-column');
-    expect(wrong.message).toContain('`caption`');
-    expect(wrong.hint).toContain('did you mean `caption`?');
+    expect(wrong.message).toContain("has no caption column 'captoin'");
+    expect(wrong.hint).toContain('did you mean `caption_column: caption`?');
   });
 
   it('imagefolder metadata that points outside the dataset or is not JSON is refused with file and line', async () => {

@@ -7,7 +7,7 @@ import { hubEnv } from '../src/datasets/hub/env.js';
 import { HubError } from '../src/datasets/hub/errors.js';
 import type { RepoFile } from '../src/datasets/hub/repo-files.js';
 import { pickSplit } from '../src/datasets/hub/split.js';
-import { suggestColumn } from '../src/datasets/hub/columns.js';
+import { suggestColumn } from '../src/datasets/suggest-column.js';
 
 function files(...paths: string[]): RepoFile[] {
   return paths.map((path) => ({ path, size: 1, etag: 'a'.repeat(40) }));

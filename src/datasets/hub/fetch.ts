@@ -100,6 +100,6 @@ export async function hubFetchRun(ctx: StageContext, name: string, spec: Dataset
   }
   const images = chosen.images.map((f) => byPath.get(f.path)!);
   const metadata = chosen.metadata.map((f) => byPath.get(f.path)!);
-  const entries = await imagefolderEntries(repo, images, metadata, spec.caption_column, new Set(files.map((f) => f.path)));
+  const entries = await imagefolderEntries(images, metadata, spec.caption_column, new Set(files.map((f) => f.path)));
   return { source: 'hub', layout: 'imagefolder', root, revision: sha, entries };
 }

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { DatasetError } from './errors.js';
 import { parseCsv, CsvSyntaxError } from './csv.js';
-import { closestName } from './suggest.js';
+import { suggestColumn } from '../suggest-column.js';
 
 export interface MetadataRow {
   /** as written in the metadata file */
@@ -17,7 +17,7 @@ export interface MetadataRow {
 const MAX_METADATA_BYTES = 256 * 1024 * 1024;
 
 function columnHint(column: string, available: string[]): string {
-  const guess = closestName(column, available.filter((c) => c !== 'file_name'));
+  const guess = suggestColumn(column, available.filter((c) => c !== 'file_name'));
   const list = available.map((c) => `'${c}'`).join(', ');
   return guess
     ? `did you mean \`caption_column: ${guess}\`? columns: ${list}`
