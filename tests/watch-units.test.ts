@@ -166,3 +166,30 @@ describe('watch set', () => {
     expect(isIgnored(set, `${ROOT}/outline/1.png`)).toBe(false);
   });
 });
+
+describe('ItemMemo { remember: true } (kept across watch builds)', () => {
+  it('serves records from memory but still checks that their blobs exist', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { Cas } = await import('../src/cache/cas.js');
+    const { ItemMemo } = await import('../src/cache/item-memo.js');
+    const dir = mkdtempSync(join(tmpdir(), 'lorabuild-itemmemo-'));
+    try {
+      const cas = new Cas(dir);
+      const blob = cas.putBuffer(Buffer.from('prepared image'));
+      const memo = new ItemMemo(dir, cas, { remember: true });
+      const key = memo.keyHash({ item: '3', caption: 'a face' });
+      memo.put('prepare', key, '3', { image: blob.sha256 });
+      // the record on disk goes away (another process's gc): the remembered one still answers
+      rmSync(memo.layout.item('prepare', key));
+      expect(memo.get('prepare', key)).toEqual({ value: { image: blob.sha256 }, refs: [blob.sha256] });
+      // a fresh memo reads only the disk
+      expect(new ItemMemo(dir, cas).get('prepare', key)).toBeUndefined();
+      // the blob goes away: the remembered record is no longer served
+      rmSync(cas.path(blob.sha256));
+      expect(memo.get('prepare', key)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

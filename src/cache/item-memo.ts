@@ -16,11 +16,15 @@ interface ItemRecord {
 
 export class ItemMemo {
   readonly layout: CacheLayout;
+  /** records read or written, kept in memory when the memo outlives one run (`lorabuild watch`) */
+  private readonly remembered: Map<string, ItemRecord> | undefined;
   constructor(
     root: string,
     private readonly cas: Cas,
+    options: { remember?: boolean } = {},
   ) {
     this.layout = new CacheLayout(root);
+    if (options.remember) this.remembered = new Map();
   }
 
   keyHash(key: Json): string {
@@ -33,13 +37,18 @@ export class ItemMemo {
   }
 
   get(kind: string, keyHash: string): { value: Json; refs: string[] } | undefined {
-    let record: ItemRecord;
-    try {
-      record = JSON.parse(readFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
-    } catch {
-      return undefined;
+    const id = this.id(kind, keyHash);
+    let record = this.remembered?.get(id);
+    if (!record) {
+      try {
+        record = JSON.parse(readFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
+      } catch {
+        return undefined;
+      }
+      if (!Array.isArray(record.refs) || !('value' in record)) return undefined;
+      this.remembered?.set(id, record);
     }
-    if (!Array.isArray(record.refs) || !('value' in record)) return undefined;
+    // the blobs are checked every time: a gc between two runs may have removed them
     if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
     return { value: record.value, refs: record.refs };
   }
@@ -48,6 +57,7 @@ export class ItemMemo {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     const record: ItemRecord = { label, value, refs };
     writeFileAtomic(this.layout.item(kind, keyHash), JSON.stringify(record));
+    this.remembered?.set(this.id(kind, keyHash), record);
     return refs;
   }
 }

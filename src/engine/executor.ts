@@ -39,6 +39,12 @@ export interface ExecuteOptions {
   knownStageIds?: Set<string>;
   worker?: () => Promise<WorkerClient>;
   concurrency?: Partial<Record<ResourceClass, number>>;
+  /**
+   * A per-item memo kept across runs by a long-lived process (`lorabuild watch`): made with
+   * { remember: true }, its records are not re-read from disk for every run. (The stat memo is
+   * not shared: its racy entries must be re-checked by the next run.)
+   */
+  items?: ItemMemo;
 }
 
 export type ReportOutcome = StageOutcome | 'stale';
@@ -79,7 +85,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const memo = StatMemo.load(layout.statMemo);
   const cas = new Cas(opts.cacheDir);
   const actions = new ActionCache(opts.cacheDir);
-  const items = new ItemMemo(opts.cacheDir, cas);
+  const items = opts.items ?? new ItemMemo(opts.cacheDir, cas);
   const loaded = readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.knownHash(abs));
   const previousLock = loaded.lock;
 

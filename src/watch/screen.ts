@@ -20,11 +20,20 @@ export function makeScreen(kind: 'json' | 'tty' | 'plain', root: string, out: No
   return kind === 'tty' ? new TtyScreen(root, out) : new PlainScreen(root, out);
 }
 
+/** at most one progress line per stage this often (the last one always) */
+const JSON_PROGRESS_MS = 200;
+
 class JsonScreen implements WatchScreen {
+  private readonly lastProgress = new Map<string, number>();
   constructor(private readonly out: NodeJS.WritableStream) {}
   stage(e: StageEvent): void {
     // a caption edit makes one item run and a thousand come from the memo: print what ran
     if (e.item !== undefined && e.outcome === 'cached') return;
+    if (e.progress && e.progress.done !== e.progress.total) {
+      const now = Date.now();
+      if (now - (this.lastProgress.get(e.stage) ?? 0) < JSON_PROGRESS_MS) return;
+      this.lastProgress.set(e.stage, now);
+    }
     this.out.write(`${JSON.stringify(e)}\n`);
   }
   watch(e: WatchEvent): void {

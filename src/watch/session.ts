@@ -5,6 +5,8 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { Cas } from '../cache/cas.js';
+import { ItemMemo } from '../cache/item-memo.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { execute, type StageRegistry } from '../engine/executor.js';
@@ -52,6 +54,7 @@ export class WatchSession {
   private readonly current = new Set<string>();
   private lorafileChanged = false;
   private readonly rechecks = new Set<NodeJS.Timeout>();
+  private items: { cacheDir: string; memo: ItemMemo } | undefined;
 
   constructor(private readonly options: WatchOptions) {
     this.lorafile = resolve(options.file ?? 'lorafile.yaml');
@@ -201,6 +204,7 @@ export class WatchSession {
         signal,
         options: { update: [], keepGoing: false },
         knownStageIds: project.allStageIds,
+        items: this.itemMemoFor(project.cacheDir),
         onEvent: (e) => this.onStageEvent(e, collected, signal, project),
       });
       for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome]++;
@@ -235,6 +239,12 @@ export class WatchSession {
       // fresh or restored: the materialised report is what the last validation found
       this.showMaterialized(node.target, project);
     }
+  }
+
+  /** one per cache folder, kept across builds: unchanged items are not re-read from disk */
+  private itemMemoFor(cacheDir: string): ItemMemo {
+    if (this.items?.cacheDir !== cacheDir) this.items = { cacheDir, memo: new ItemMemo(cacheDir, new Cas(cacheDir), { remember: true }) };
+    return this.items.memo;
   }
 
   private showDiagnostics(dataset: string, diagnostics: Json[]): void {
