@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeTempDir, writeFiles } from './helpers/cli.js';
+import { makeTempDir, startCli, waitForLine, writeFiles } from './helpers/cli.js';
 import { isStage, isWatch, WatchProcess, type WatchLine } from './watch-stream.js';
 // @ts-expect-error the bench helpers are plain JavaScript
 import { tinyPng } from '../bench/lab-dataset.js';
@@ -160,6 +160,39 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     const events = await stopAndCheck(w, dir);
     expect(events.filter((e) => e.watch === 'queued')).toHaveLength(1);
     expect(events.filter((e) => e.watch === 'build').map((e) => e.build)).toEqual([1, 2, 3]);
+  });
+
+  it('starts with an invalid lorafile, waits, and builds once it is fixed', async () => {
+    const dir = makeProject('invalid-start', 2);
+    writeFileSync(join(dir, 'lorafile.yaml'), LORAFILE.replace('folder: data', 'folder: data, colour: blue'));
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    const error = await w.next(isWatch('config-error'), 'the lorafile diagnostics');
+    expect(error.keeping).toBe(false);
+    expect(JSON.stringify(error.diagnostics)).toContain('colour');
+    expect(await w.next(isWatch('ready'), 'ready')).toMatchObject({ paths: 1 });
+    writeFileSync(join(dir, 'lorafile.yaml'), LORAFILE);
+    expect(await w.next(isWatch('replanned'), 'the plan')).toMatchObject({ stages: ['fetch:ds', 'prepare:ds', 'validate:ds'], paths: 2 });
+    expect(await w.next(isWatch('diagnostics'), 'diagnostics')).toMatchObject({ dataset: 'ds', errors: 0 });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the end of build 1');
+    // the dataset folder is watched from now on
+    writeFileSync(join(dir, 'data/text/0.txt'), '\n');
+    expect(diagnosticsOf(await w.next(isWatch('diagnostics'), 'caption diagnostics'))).toEqual(['data/text/0.txt empty_caption']);
+    await stopAndCheck(w, dir);
+  });
+
+  it('prints plain event lines without --json', async () => {
+    const dir = makeProject('plain', 2);
+    const child = startCli(['watch', '--through', 'validate'], { cwd: dir, env: ENV, timeoutMs: 120_000 });
+    await waitForLine(child, (l) => l.startsWith('-- build 1 done'));
+    writeFileSync(join(dir, 'data/text/1.txt'), '  \n');
+    await waitForLine(child, (l) => l.startsWith('-- build 2 failed'));
+    child.kill('SIGINT');
+    const result = await child.result;
+    expect(result.code).toBe(130);
+    expect(result.stdout).toContain('watching lorafile.yaml and 1 input path (through validate); Ctrl-C stops');
+    expect(result.stdout).toContain('changed   data/text/1.txt\nstale     ds: diagnostics are out of date, rebuilding…');
+    expect(result.stdout).toContain('ds: 1 error, 0 warnings\ndata/text/1.txt:1:1: error: caption is only whitespace\n  1 |   \n    | ^\n');
+    expect(result.stdout).toMatch(/FAILED\s+validate:ds .*: 1 error in captions/);
   });
 
   it('refuses an unknown --through stage with exit code 2', async () => {

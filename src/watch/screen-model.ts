@@ -39,6 +39,8 @@ export class ScreenModel {
         break;
       }
       case 'build':
+        // stage lines describe the current build only
+        this.stages.clear();
         this.build = e.build;
         this.state = 'building';
         break;

@@ -139,7 +139,7 @@ class TtyScreen implements WatchScreen {
   private draw(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const width = Math.max(20, (this.out.columns ?? 80) - 1);
+    const width = Math.max(20, (this.out.columns || 80) - 1);
     const lines: string[] = [];
     const ready = this.ready?.watch === 'ready' ? this.ready : undefined;
     lines.push(`lorabuild watch${ready ? ` ${ready.lorafile}${ready.through ? ` (through ${ready.through})` : ''}` : ''} — ${this.model.state}${this.model.build ? `, build ${this.model.build}` : ''}${this.model.lastVerdict && this.model.state === 'watching' ? ` (last: ${this.model.lastVerdict})` : ''}`);
