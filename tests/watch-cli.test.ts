@@ -195,6 +195,24 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     expect(result.stdout).toMatch(/FAILED\s+validate:ds .*: 1 error in captions/);
   });
 
+  it('waits for another lorabuild process that holds the cache, then builds', async () => {
+    const dir = makeProject('waiting', 2);
+    const hold = join(tmp.dir, 'waiting.hold');
+    writeFileSync(hold, 'validate waits while this file exists');
+    const first = new WatchProcess(['--through', 'validate'], { cwd: dir, env: { ...ENV, LORABUILD_TEST_HOLD_STAGE: 'validate:ds', LORABUILD_TEST_HOLD_FILE: hold } });
+    await first.next(isStage('validate:ds', 'started'), 'the held validation');
+    const second = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    const waiting = await second.next(isWatch('waiting'), 'the wait for the cache');
+    expect(waiting.holder).toMatch(/^lorabuild watch \(pid \d+\)$/);
+    rmSync(hold);
+    await first.next(isWatch('idle', (e) => e.build === 1), 'the first watch to finish');
+    // the second one finds everything built by the first
+    expect(await second.next(isStage('validate:ds'), 'validation')).toMatchObject({ outcome: 'fresh' });
+    expect(await second.next(isWatch('diagnostics'), 'diagnostics')).toMatchObject({ errors: 0 });
+    await stopAndCheck(second, dir);
+    await stopAndCheck(first, dir);
+  });
+
   it('refuses an unknown --through stage with exit code 2', async () => {
     const dir = makeProject('usage', 1);
     const w = new WatchProcess(['--through', 'valdate'], { cwd: dir, env: ENV });

@@ -20,5 +20,7 @@ export type WatchEvent =
   /** validation could not run (an upstream stage failed): no current diagnostics */
   | { watch: 'unvalidated'; dataset: string; reason: string }
   | { watch: 'idle'; build: number; verdict: 'done' | 'failed' | 'interrupted'; counts: Record<string, number>; durationMs: number }
+  /** another lorabuild process holds the cache: the build starts when it is done */
+  | { watch: 'waiting'; holder: string; cache: string }
   | { watch: 'error'; message: string }
   | { watch: 'stopped' };

@@ -62,6 +62,9 @@ export class ScreenModel {
         this.datasets.set(e.dataset, { status: 'unvalidated', diagnostics: before?.diagnostics ?? [], errors: before?.errors ?? 0, warnings: before?.warnings ?? 0, note: e.reason });
         break;
       }
+      case 'waiting':
+        this.state = `waiting for ${e.holder}`;
+        break;
       case 'idle':
         this.state = 'watching';
         this.lastVerdict = e.verdict;

@@ -103,6 +103,8 @@ function plainLine(e: WatchEvent, root: string): string | undefined {
       return `${e.dataset}: not validated — ${e.reason}\n`;
     case 'idle':
       return `-- build ${e.build} ${e.verdict} (${e.durationMs} ms); watching\n`;
+    case 'waiting':
+      return `waiting   for ${e.holder} to finish with the cache ${e.cache}\n`;
     case 'error':
       return `error     ${e.message}\n`;
     case 'stopped':

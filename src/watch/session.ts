@@ -53,6 +53,7 @@ export class WatchSession {
   /** datasets whose shown diagnostics are current (a change makes them stale) */
   private readonly current = new Set<string>();
   private lorafileChanged = false;
+  private stopRequested = false;
   private readonly rechecks = new Set<NodeJS.Timeout>();
   private items: { cacheDir: string; memo: ItemMemo } | undefined;
 
@@ -86,12 +87,18 @@ export class WatchSession {
     }
     this.watcher.on('error', (err) => this.emit({ watch: 'error', message: `watcher: ${err instanceof Error ? err.message : String(err)}` }));
     await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
+    if (this.stopRequested) {
+      // Ctrl-C arrived while starting
+      await this.watcher.close();
+      return;
+    }
     this.emit({ watch: 'ready', lorafile: this.display(this.lorafile), paths: paths.length, through: this.options.through ?? null, targets: this.options.targets });
     if (this.project) this.loop.start();
   }
 
   /** Ctrl-C: stop the current build through the engine's abort path, then stop watching */
   async stop(): Promise<void> {
+    this.stopRequested = true;
     await this.loop.stop();
     for (const timer of this.rechecks) clearTimeout(timer);
     await this.watcher?.close();
@@ -186,7 +193,10 @@ export class WatchSession {
     this.emit({ watch: 'build', build: this.build, changes: [...new Set(changes.map((c) => this.display(c.path)))] });
     let lock;
     try {
-      lock = await acquireWriterLock(project.cacheDir, 'lorabuild watch', { signal });
+      lock = await acquireWriterLock(project.cacheDir, 'lorabuild watch', {
+        signal,
+        onWait: (holder) => this.emit({ watch: 'waiting', holder: `${holder.command} (pid ${holder.pid})`, cache: project.cacheDir }),
+      });
     } catch (err) {
       if (signal.aborted) return;
       throw err;
