@@ -55,7 +55,13 @@ try {
       }
     }
   });
-  const next = (match) => new Promise((resolvePromise) => waiters.push({ match, resolve: resolvePromise }));
+  let exited = null;
+  child.on('close', (code) => {
+    exited = new Error(`lorabuild watch exited (code ${code}) while the bench was waiting for it`);
+    for (const w of waiters.splice(0)) w.reject(exited);
+  });
+  const next = (match) =>
+    new Promise((resolvePromise, reject) => (exited ? reject(exited) : waiters.push({ match, resolve: resolvePromise, reject })));
 
   console.error('bench watch: first build (every item)');
   const t0 = performance.now();
