@@ -28,6 +28,7 @@ const percentile = (xs, p) => {
 };
 
 let child;
+let closed = false;
 try {
   const project = join(work, 'p');
   console.error(`bench watch: generating ${images} images + captions`);
@@ -57,6 +58,7 @@ try {
   });
   let exited = null;
   child.on('close', (code) => {
+    closed = true;
     exited = new Error(`lorabuild watch exited (code ${code}) while the bench was waiting for it`);
     for (const w of waiters.splice(0)) w.reject(exited);
   });
@@ -96,7 +98,9 @@ try {
   console.log(JSON.stringify({ bench: 'watch write-to-diagnostics', ...row, goal_p95_ms: 100 }));
   console.log(`| ${images} items | ${edits} edits | p50 ${row.p50_ms} ms | p95 ${row.p95_ms} ms | max ${row.max_ms} ms | build p50 ${row.build_p50_ms} ms |`);
 } finally {
-  child?.kill('SIGINT');
-  await new Promise((r) => (child ? child.on('close', r) : r()));
+  if (child && !closed) {
+    child.kill('SIGINT');
+    await new Promise((r) => child.on('close', r));
+  }
   rmSync(work, { recursive: true, force: true });
 }
