@@ -7,7 +7,7 @@ import { acquireWriterLock } from '../cache/writer-lock.js';
 import { checkProject, type CheckFinding, type CheckResult, type StageCheck } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
 import { stageRegistry } from '../stages/index.js';
-import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
+import { commandArgs, lorafileOption } from './args.js';
 
 const HELP = `usage: lorabuild check [-f FILE] [--rebuild] [--json]
 
@@ -31,20 +31,8 @@ const VERDICT: Record<number, string> = {
 };
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseCommandArgs(argv, { ...lorafileOption, rebuild: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'check');
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (args.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = commandArgs(argv, { ...lorafileOption, rebuild: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'check', HELP);
+  if (typeof args === 'number') return args;
   if (args.positionals.length > 0) {
     process.stderr.write(`lorabuild check: unexpected argument '${args.positionals[0]}' (check always covers the whole lorafile)\n\n${HELP}`);
     return 2;

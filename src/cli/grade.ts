@@ -18,7 +18,7 @@ import { loadRubric } from '../grade/rubric.js';
 import { scoreRubric } from '../grade/score.js';
 import { gradeTable } from '../grade/table.js';
 import { stageRegistry } from '../stages/index.js';
-import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
+import { UsageError, commandArgs, lorafileOption } from './args.js';
 
 const HELP = `usage: lorabuild grade --rubric RUBRIC [-f FILE] [--junit FILE] [--json FILE] [--markdown FILE] [--reproduce]
 
@@ -38,34 +38,25 @@ exit codes: 0 all checks passed, 1 some failed, 2 bad rubric, lorafile or usage
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseCommandArgs(
-      argv,
-      {
-        ...lorafileOption,
-        rubric: { type: 'string' },
-        junit: { type: 'string' },
-        json: { type: 'string' },
-        markdown: { type: 'string' },
-        reproduce: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      'grade',
-    );
-    if (!args.values.help && !args.values.rubric) throw new UsageError('lorabuild grade: --rubric FILE is required');
-    if (args.positionals.length > 0) throw new UsageError(`lorabuild grade: unexpected argument '${args.positionals[0]}'`);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (args.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = commandArgs(
+    argv,
+    {
+      ...lorafileOption,
+      rubric: { type: 'string' },
+      junit: { type: 'string' },
+      json: { type: 'string' },
+      markdown: { type: 'string' },
+      reproduce: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    'grade',
+    HELP,
+    (parsed) => {
+      if (!parsed.values.rubric) throw new UsageError('lorabuild grade: --rubric FILE is required');
+      if (parsed.positionals.length > 0) throw new UsageError(`lorabuild grade: unexpected argument '${parsed.positionals[0]}'`);
+    },
+  );
+  if (typeof args === 'number') return args;
   let rubric;
   let project;
   try {

@@ -7,7 +7,7 @@ import { openProject } from '../engine/project.js';
 import { makeReporter, type ReporterKind } from '../engine/progress.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
-import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
+import { commandArgs, lorafileOption } from './args.js';
 
 const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--update OWNER/NAME]...
 
@@ -21,24 +21,13 @@ running only the stages whose inputs changed.
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseCommandArgs(
-      argv,
-      { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, update: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
-      'run',
-    );
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (args.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = commandArgs(
+    argv,
+    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, update: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    'run',
+    HELP,
+  );
+  if (typeof args === 'number') return args;
   const started = Date.now();
   let project;
   try {

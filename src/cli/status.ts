@@ -7,7 +7,7 @@ import { execute } from '../engine/executor.js';
 import { openProject } from '../engine/project.js';
 import { stageStatusLine } from '../engine/status-format.js';
 import { stageRegistry } from '../stages/index.js';
-import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
+import { commandArgs, lorafileOption } from './args.js';
 
 const HELP = `usage: lorabuild status [targets...] [-f FILE] [--json] [--log STAGE]
 
@@ -20,20 +20,8 @@ running) or stale (would run), and why.
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseCommandArgs(argv, { ...lorafileOption, json: { type: 'boolean' }, log: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 'status');
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (args.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = commandArgs(argv, { ...lorafileOption, json: { type: 'boolean' }, log: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 'status', HELP);
+  if (typeof args === 'number') return args;
   let project;
   try {
     project = await openProject(args.values.file, args.positionals);

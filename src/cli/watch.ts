@@ -7,7 +7,7 @@ import { makeScreen } from '../watch/screen.js';
 import { WatchSession } from '../watch/session.js';
 import { withTestHold } from '../watch/test-hold.js';
 import { isThroughKind, THROUGH_KINDS } from '../watch/through.js';
-import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
+import { UsageError, commandArgs, lorafileOption } from './args.js';
 
 const DEFAULT_DEBOUNCE_MS = 15;
 
@@ -29,37 +29,29 @@ Ctrl-C stops the running stages (nothing is left half-written) and exits with co
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseCommandArgs(
-      argv,
-      {
-        ...lorafileOption,
-        through: { type: 'string' },
-        'no-cancel': { type: 'boolean' },
-        json: { type: 'boolean' },
-        debounce: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      'watch',
-    );
-    if (args.values.through !== undefined && !isThroughKind(args.values.through)) {
-      throw new UsageError(`lorabuild watch: --through '${args.values.through}' is not a stage; use one of ${THROUGH_KINDS.join(', ')}`);
-    }
-    if (args.values.debounce !== undefined && !/^\d{1,5}$/.test(args.values.debounce)) {
-      throw new UsageError(`lorabuild watch: --debounce '${args.values.debounce}' must be a whole number of milliseconds (0-99999)`);
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (args.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const args = commandArgs(
+    argv,
+    {
+      ...lorafileOption,
+      through: { type: 'string' },
+      'no-cancel': { type: 'boolean' },
+      json: { type: 'boolean' },
+      debounce: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    'watch',
+    HELP,
+    (parsed) => {
+      const { through, debounce } = parsed.values;
+      if (through !== undefined && !isThroughKind(through)) {
+        throw new UsageError(`lorabuild watch: --through '${through}' is not a stage; use one of ${THROUGH_KINDS.join(', ')}`);
+      }
+      if (debounce !== undefined && !/^\d{1,5}$/.test(debounce)) {
+        throw new UsageError(`lorabuild watch: --debounce '${debounce}' must be a whole number of milliseconds (0-99999)`);
+      }
+    },
+  );
+  if (typeof args === 'number') return args;
   const through = args.values.through;
   const kind = args.values.json ? 'json' : process.stdout.isTTY ? 'tty' : 'plain';
   const session = new WatchSession({
