@@ -66,6 +66,17 @@ describe('score stage', () => {
     expect(report).toContain('| strength 1 | 1 |');
     expect(report).toContain('LoRA effect, strength 1 vs strength 0: CLIP-T');
     expect(readFileSync(join(dir, 'out/report.html'), 'utf8')).toContain('<table class="scores">');
+    // the scores are grade facts: a rubric can ask for a LoRA effect
+    writeFileSync(
+      join(dir, 'rubric.yaml'),
+      `title: scores\nchecks:\n  - id: scored\n    title: the render is scored\n    points: 1\n    expect: renders.ab.scores.effect.clip_i >= -2\n  - id: strong\n    title: CLIP-I rises by at least 2\n    points: 1\n    expect: renders.ab.scores.effect.clip_i >= 2\n`,
+    );
+    const graded = await runCli(['grade', '--rubric', 'rubric.yaml', '--json', 'grade.json'], { cwd: dir, env, timeoutMs: 600_000 });
+    expect(graded.code, graded.stderr).toBe(1);
+    const grade = JSON.parse(readFileSync(join(dir, 'grade.json'), 'utf8'));
+    expect(grade.checks.map((c: { id: string; passed: boolean }) => [c.id, c.passed])).toEqual([['scored', true], ['strong', false]]);
+    expect(grade.facts.renders.ab.scores.effect.clip_i).toBeCloseTo(arm1.clipI - arm0.clipI, 3);
+
     const embedded = first.events.filter((e) => e.stage === 'score:ab' && e.outcome === 'ran' && typeof e.item === 'string');
     expect(embedded.map((e) => e.item).filter((i) => String(i).startsWith('clip-image train'))).toHaveLength(2);
 
