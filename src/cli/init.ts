@@ -4,7 +4,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCommandArgs, UsageError } from './args.js';
+import { commandArgs } from './args.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -38,18 +38,10 @@ function listFiles(path: string): string[] {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseCommandArgs(argv, { template: { type: 'string', short: 't' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'init');
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
+  const parsed = commandArgs(argv, { template: { type: 'string', short: 't' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'init', HELP);
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help || values.list) {
+  if (values.list) {
     process.stdout.write(HELP);
     return 0;
   }

@@ -2,7 +2,7 @@
 // Describes a LoRA (format, rank, alpha, targets, metadata, SD1.5 fit) or a checkpoint (family).
 // Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny builtin it says it was trained on);
 // 1: unreadable file or a LoRA that does not fit; 2: usage.
-import { parseCommandArgs, UsageError } from './args.js';
+import { commandArgs } from './args.js';
 import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
 
@@ -62,21 +62,9 @@ function describe(info: SafetensorsInfo, full: boolean): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseCommandArgs(argv, { json: { type: 'boolean' }, full: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'inspect');
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw err;
-  }
+  const parsed = commandArgs(argv, { json: { type: 'boolean' }, full: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'inspect', HELP);
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
   if (positionals.length !== 1) {
     process.stderr.write(`lorabuild inspect: give exactly one .safetensors file\n\n${HELP}`);
     return 2;

@@ -26,6 +26,7 @@ import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext, type ContextDeps } from './stage-context.js';
 import { StatMemo } from './stat-memo.js';
 import type { Json, LockEntry, Lockfile, OutputFile, Plan, StageImpl, StageKind, StageNode, StageOutputs } from './types.js';
+import { runWorker } from './run-worker.js';
 
 /** Params that describe the machine a stage ran on, not what it was built from. */
 export const ENVIRONMENT_PARAMS = ['worker_version', 'torch', 'device'] as const;
@@ -105,16 +106,8 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
   // a lock that does not read is not the tool's output any more (edited by hand, a merge conflict)
   else if (loaded.problem) general.push({ stage: '', kind: 'tampered', file: lockName, message: loaded.problem.replace(/ — the lock is ignored.*$/, ` — ${lockName} was damaged or edited by hand; ${RUN_HINT}`) });
 
-  let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;
-  const worker =
-    opts.worker ??
-    (async () => {
-      if (!sharedWorker) {
-        const { sharedWorkerFor } = await import('../worker/start.js');
-        sharedWorker = sharedWorkerFor(config);
-      }
-      return sharedWorker.get();
-    });
+  const sharedWorker = runWorker(config, opts.cacheDir);
+  const worker = opts.worker ?? (() => sharedWorker.get());
 
   const outputs = new Map<string, StageOutputs>();
   const changedOutputs = new Set<string>();
@@ -127,7 +120,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
       opts.onStage?.(check);
     }
   } finally {
-    await sharedWorker?.close();
+    await sharedWorker.close();
     memo.save();
   }
   const stages = plan.order.map((id) => checks.get(id)!);

@@ -21,6 +21,7 @@ import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext } from './stage-context.js';
 import { StatMemo, type HashStats } from './stat-memo.js';
 import type { Json, LockEntry, Plan, ResourceClass, StageEvent, StageImpl, StageInputs, StageKind, StageNode, StageOutcome, StageOutputs } from './types.js';
+import { runWorker } from './run-worker.js';
 
 export type StageRegistry = (kind: StageKind) => Promise<StageImpl>;
 
@@ -89,16 +90,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const loaded = readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.knownHash(abs));
   const previousLock = loaded.lock;
 
-  let sharedWorker: { get(): Promise<WorkerClient>; close(): Promise<void> } | undefined;
-  const worker =
-    opts.worker ??
-    (async () => {
-      if (!sharedWorker) {
-        const { sharedWorkerFor } = await import('../worker/start.js');
-        sharedWorker = sharedWorkerFor(config, { cacheDir: opts.cacheDir });
-      }
-      return sharedWorker.get();
-    });
+  const sharedWorker = runWorker(config, opts.cacheDir);
+  const worker = opts.worker ?? (() => sharedWorker.get());
 
   const cpu = opts.concurrency?.cpu ?? Math.max(1, availableParallelism());
   const queues: Record<ResourceClass, PQueue> = {
@@ -297,7 +290,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   for (const id of plan.order) decided.set(id, schedule(plan.stages.get(id)!));
   const reports = new Map<string, StageReport>();
   for (const id of plan.order) reports.set(id, await decided.get(id)!);
-  await sharedWorker?.close();
+  await sharedWorker.close();
 
   let lockWritten = false;
   if (mode === 'run') {
