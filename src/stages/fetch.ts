@@ -44,7 +44,7 @@ async function listFolder(ctx: StageContext, spec: DatasetSpec): Promise<LocalLi
     folder: spec.folder!,
     layout: spec.layout,
     captionColumn: spec.caption_column ?? 'text',
-    hashFile: (abs) => ctx.hashFile(abs),
+    hashFile: (abs, stat) => ctx.hashFile(abs, stat),
   });
 }
 

@@ -13,7 +13,7 @@ export interface LocalDatasetSource {
   layout: 'auto' | LayoutName;
   /** imagefolder caption column */
   captionColumn: string;
-  hashFile(absPath: string): Promise<string>;
+  hashFile(absPath: string, stat?: { size: number; mtimeMs: number; ino: number }): Promise<string>;
 }
 
 export interface LocalListing {
@@ -24,13 +24,13 @@ export interface LocalListing {
 
 const HASH_CONCURRENCY = 8;
 
-async function hashAll(files: FolderFile[], hashFile: (abs: string) => Promise<string>): Promise<Map<string, string>> {
+async function hashAll(files: FolderFile[], hashFile: LocalDatasetSource['hashFile']): Promise<Map<string, string>> {
   const result = new Map<string, string>();
   let next = 0;
   const worker = async () => {
     while (next < files.length) {
       const file = files[next++];
-      result.set(file.rel, await hashFile(file.abs));
+      result.set(file.rel, await hashFile(file.abs, { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }));
     }
   };
   await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, files.length) }, worker));

@@ -11,6 +11,9 @@ export interface FolderFile {
   rel: string;
   abs: string;
   size: number;
+  /** with size and ino: the stat the engine's stat memo keys on, so hashing needs no second stat */
+  mtimeMs: number;
+  ino: number;
 }
 
 const MAX_FILES = 1_000_000;
@@ -95,7 +98,7 @@ export async function walkDatasetFolder(rootAbs: string, display: string): Promi
         visit(abs, rel, depth + 1);
       } else if (info.isFile()) {
         // Sockets, FIFOs and devices are skipped: reading a FIFO would block forever.
-        files.push({ rel, abs, size: info.size });
+        files.push({ rel, abs, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
         if (files.length > MAX_FILES) {
           throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
         }
