@@ -9,7 +9,8 @@ import { writeFileAtomic } from '../cache/atomic.js';
 import { CacheLayout } from '../cache/layout.js';
 import { sha256Hex, SHA256_RE } from './canonical.js';
 import { checkOutputName } from './outputs.js';
-import type { LockEntry, Lockfile } from './types.js';
+import type { Json, LockEntry, Lockfile } from './types.js';
+import { lockYaml } from './lock-yaml.js';
 
 export function lockPathFor(lorafile: string): string {
   const name = basename(lorafile).replace(/\.ya?ml$/i, '');
@@ -77,9 +78,8 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
 }
 
 export async function renderLockfile(lock: Lockfile): Promise<string> {
-  const { stringify } = await import('yaml');
   const header = '# lorafile.lock: written by `lorabuild run`; commit it. Do not edit by hand.\n';
-  return header + stringify(lock, { sortMapEntries: true, lineWidth: 0, indent: 2, aliasDuplicateObjects: false });
+  return header + lockYaml(lock as unknown as Record<string, Json>);
 }
 
 /** Writes the lock atomically if its text changed; memoises the parsed form. Returns the new text's hash, or null if unchanged. */
