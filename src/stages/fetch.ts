@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetSpec } from '../config/schema.js';
 import type { Listing } from '../datasets/manifest.js';
-import { resolveDatasetFolder } from '../datasets/local/folder.js';
+import { resolveUserPath } from '../config/paths.js';
 import { listLocalDataset, type LocalListing } from '../datasets/local/list.js';
 import type { Json, StageContext, StageImpl, StageInputs } from '../engine/types.js';
 
@@ -40,7 +40,7 @@ function folderParams(spec: DatasetSpec, listing: Listing): Record<string, Json>
 
 async function listFolder(ctx: StageContext, spec: DatasetSpec): Promise<LocalListing> {
   return listLocalDataset({
-    abs: resolveDatasetFolder(ctx.root, spec.folder!),
+    abs: resolveUserPath(ctx.config, spec.folder!), // a Windows drive path on POSIX: a positioned lorafile error
     folder: spec.folder!,
     layout: spec.layout,
     captionColumn: spec.caption_column ?? 'text',

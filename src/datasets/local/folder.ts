@@ -1,15 +1,9 @@
 // Where a `folder:` of the lorafile is on disk, and how it is shown in messages and lock files.
-import os from 'node:os';
-import path from 'node:path';
+import { resolveUserPath } from '../../config/paths.js';
 
-/** Absolute path of a dataset folder written in the lorafile: `~` expands, relative paths resolve against the lorafile's folder. */
+/** Absolute path of a dataset folder written in the lorafile (`~`, relative and Windows-style paths as everywhere else). */
 export function resolveDatasetFolder(lorafileRoot: string, folder: string): string {
-  let p = folder;
-  if (p === '~' || p.startsWith('~/') || p.startsWith('~\\')) p = path.join(os.homedir(), p.slice(1));
-  // A lorafile written on Windows (datasets\one-line-art) still works on Linux CI; drive-letter
-  // paths are only meaningful on Windows and are left to path.resolve there.
-  if (process.platform !== 'win32' && !/^[A-Za-z]:[\\/]/.test(p)) p = p.replace(/\\/g, '/');
-  return path.resolve(lorafileRoot, p);
+  return resolveUserPath({ root: lorafileRoot }, folder);
 }
 
 /** The folder as written, with '/' separators and no trailing separator: the prefix of display paths. */
