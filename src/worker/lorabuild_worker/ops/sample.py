@@ -3,7 +3,7 @@ height, sampler, steps, cfg, lora: { path, strength } | null, out, parameters }]
 
 Renders each cell to a PNG whose tEXt chunk "parameters" holds the A1111-style generation text the
 caller composed. The model loads once; cells that share the LoRA, strength and sampling settings run
-as one batch (at most ``max_batch``; default 4). A LoRA goes through ``apply_lora_file`` at its strength
+as one batch (at most ``max_batch``; default 4 on CUDA, 1 on CPU so that cells are bit-reproducible). A LoRA goes through ``apply_lora_file`` at its strength
 for every strength, 0 included, so the "without" arm takes the same code path as the others. Text is
 encoded after the LoRA is applied (a LoRA may carry text-encoder weights).
 
@@ -145,8 +145,10 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     if not isinstance(raw_cells, list) or not all(isinstance(c, dict) for c in raw_cells):
         raise bad_request("sample: args.cells must be a list of cell objects")
     clip_skip = _int(args.get("clip_skip", 1), "sample: args.clip_skip", 1, 11)
-    max_batch = _int(args.get("max_batch", 4), "sample: args.max_batch", 1, 64)
     device = default_device()
+    # CPU renders one cell at a time: a cell's bytes then never depend on which cells shared its batch
+    # (BLAS results differ slightly by batch size), so cached cells are reproducible; CUDA batches for speed
+    max_batch = _int(args.get("max_batch", 4 if device.type == "cuda" else 1), "sample: args.max_batch", 1, 64)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     sd = get_sd1(model, device, dtype, bool(args.get("allow_pickle", False)), args.get("arch"))
     text = sd.config.text
