@@ -8,11 +8,12 @@ export function tempName(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-export function writeFileAtomic(target: string, data: string | Buffer): void {
+/** Fills a temp file beside `target` with `fill`, then renames it over `target`; the temp file never outlives a failure. */
+function replaceAtomic(target: string, fill: (tmp: string) => void): void {
   mkdirSync(dirname(target), { recursive: true });
   const tmp = tempName(target);
   try {
-    writeFileSync(tmp, data);
+    fill(tmp);
     renameSync(tmp, target);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -20,14 +21,10 @@ export function writeFileAtomic(target: string, data: string | Buffer): void {
   }
 }
 
+export function writeFileAtomic(target: string, data: string | Buffer): void {
+  replaceAtomic(target, (tmp) => writeFileSync(tmp, data));
+}
+
 export function copyFileAtomic(source: string, target: string): void {
-  mkdirSync(dirname(target), { recursive: true });
-  const tmp = tempName(target);
-  try {
-    copyFileSync(source, tmp);
-    renameSync(tmp, target);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  replaceAtomic(target, (tmp) => copyFileSync(source, tmp));
 }

@@ -1,5 +1,6 @@
 // lorabuild import comfyui WORKFLOW.json [-o lorafile.yaml] [--comfyui DIR] [--force]
-import { readFileSync, existsSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
+import { writeFileAtomic } from '../cache/atomic.js';
 import { homedir } from 'node:os';
 import { Document, isSeq, visit } from 'yaml';
 import { parseCommandArgs, UsageError } from './args.js';
@@ -56,9 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`lorabuild import: ${values.output} exists; pass --force to replace it\n`);
     return 2;
   }
-  const tmp = `${values.output}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, values.output);
+  writeFileAtomic(values.output, text);
   process.stderr.write(`wrote ${values.output}\n`);
   return 0;
 }
