@@ -39,6 +39,9 @@ try {
   const args = [cli, 'watch', '--through', 'validate', '--json', ...(Number.isFinite(debounce) ? ['--debounce', String(debounce)] : [])];
   child = spawn(process.execPath, args, { cwd: project, env: { ...process.env, LORABUILD_CACHE: join(project, 'cache') }, stdio: ['ignore', 'pipe', 'inherit'] });
   const waiters = [];
+  // the last events, printed when an edit is answered wrongly
+  const recent = [];
+  const startedAt = performance.now();
   let buffer = '';
   child.stdout.setEncoding('utf8').on('data', (chunk) => {
     const now = performance.now();
@@ -48,6 +51,8 @@ try {
     for (const line of lines) {
       if (!line.startsWith('{"watch"')) continue;
       const event = JSON.parse(line);
+      recent.push(`${(now - startedAt).toFixed(1)} ${line.slice(0, 200)}`);
+      if (recent.length > 40) recent.shift();
       for (const w of [...waiters]) {
         if (w.match(event)) {
           waiters.splice(waiters.indexOf(w), 1);
@@ -76,14 +81,26 @@ try {
     // edit 2k breaks an item's caption, edit 2k+1 fixes it again
     const item = (Math.floor(i / 2) * 37) % images;
     const broken = i % 2 === 0;
-    const diagnostics = next((e) => e.watch === 'diagnostics');
-    const idle = next((e) => e.watch === 'idle');
+    // diagnostics marked stale come from a build that started before this write
+    // the answer is the diagnostics of the build that took this save in (its `changes` name the
+    // file): a build that started before the save was seen may end after it, with older diagnostics
+    const rel = `data/text/${item}.txt`;
+    let covered = false;
+    let answered = false;
+    const covering = next((e) => (covered ||= e.watch === 'build' && e.changes.includes(rel)));
+    const diagnostics = next((e) => covered && (answered ||= e.watch === 'diagnostics' && !e.stale));
+    const idle = next((e) => e.watch === 'idle' && answered);
     const start = performance.now();
+    const writeWall = Date.now() % 100000;
     writeFileSync(join(project, 'data', 'text', `${item}.txt`), broken ? '  \n' : `one-line-art, shape ${item}, edited ${i}\n`);
     const got = await diagnostics;
+    await covering;
     latencies.push(got.at - start);
     const expectErrors = broken ? 1 : 0;
-    if (got.event.errors !== expectErrors) throw new Error(`edit ${i}: expected ${expectErrors} errors, watch reported ${got.event.errors}`);
+    if (got.event.errors !== expectErrors) {
+      console.error(`the write was at wall ${writeWall} ~ ${(start - startedAt).toFixed(1)}; the last events:\n${recent.slice(-14).join('\n')}`);
+      throw new Error(`edit ${i}: expected ${expectErrors} errors, watch reported ${got.event.errors}`);
+    }
     builds.push((await idle).event.durationMs);
   }
   const row = {

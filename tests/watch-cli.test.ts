@@ -150,12 +150,15 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     rmSync(hold);
     const held = await w.next(isWatch('diagnostics'), 'build 2 diagnostics');
     expect(diagnosticsOf(held)).toEqual(['data/text/0.txt empty_caption']);
+    // its captions changed while it ran: shown, but never as current
+    expect(held.stale).toBe(true);
     await w.next(isWatch('idle', (e) => e.build === 2), 'the end of build 2');
     const rerun = await w.next(isWatch('build'), 'the rerun');
     expect(rerun.build).toBe(3);
     expect(new Set(rerun.changes as string[])).toEqual(new Set(['data/text/1.txt', 'data/text/2.txt', 'data/text/3.txt']));
     const latest = await w.next(isWatch('diagnostics'), 'the rerun diagnostics');
     expect(diagnosticsOf(latest)).toEqual(['data/text/0.txt empty_caption', 'data/text/2.txt empty_caption', 'data/text/3.txt empty_caption']);
+    expect(latest.stale).toBeUndefined();
     await w.next(isWatch('idle', (e) => e.build === 3), 'the end of build 3');
     const events = await stopAndCheck(w, dir);
     expect(events.filter((e) => e.watch === 'queued')).toHaveLength(1);

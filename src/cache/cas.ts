@@ -3,6 +3,8 @@
 // blob path directly; treat blob files as read-only.
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { sha256File } from '../engine/file-hash.js';
+import { readCacheGeneration } from './generation.js';
 import { dirname, join } from 'node:path';
 import { SHA256_RE } from '../engine/canonical.js';
 import type { OutputFile } from '../engine/types.js';
@@ -13,8 +15,24 @@ export class Cas {
   /** blobs written by this process (they are referenced by whatever is being built) */
   readonly written = new Set<string>();
 
-  constructor(root: string) {
+  /** with { rememberPresence }: blobs seen present -> size, trusted until the cache generation moves */
+  private readonly present: Map<string, number> | undefined;
+  private generation: string | undefined;
+
+  constructor(root: string, options: { rememberPresence?: boolean } = {}) {
     this.layout = new CacheLayout(root);
+    if (options.rememberPresence) this.present = new Map();
+  }
+
+  /**
+   * For a Cas that remembers presence: forget what it saw if gc or verify removed anything since
+   * the last call. Call it while holding the writer lock, before trusting has() again.
+   */
+  refreshPresence(): void {
+    if (!this.present) return;
+    const now = readCacheGeneration(this.layout.root);
+    if (now !== this.generation) this.present.clear();
+    this.generation = now;
   }
 
   /** the blob's path; the hash may come from untrusted JSON (a manifest), so it is checked */
@@ -26,8 +44,11 @@ export class Cas {
   /** true if a blob with this hash and (when given) size is present */
   has(sha256: string, size?: number): boolean {
     if (!SHA256_RE.test(sha256)) return false;
+    const known = this.present?.get(sha256);
+    if (known !== undefined && (size === undefined || known === size)) return true;
     try {
       const st = statSync(this.path(sha256));
+      this.present?.set(sha256, st.size);
       return size === undefined || st.size === size;
     } catch {
       return false;
@@ -48,7 +69,7 @@ export class Cas {
   /** hashes a file and moves it into the store (copies it when `keep` is set) */
   async putFile(file: string, keep = false): Promise<OutputFile> {
     const size = statSync(file).size;
-    const sha256 = await hashStream(file);
+    const sha256 = await sha256File(file, size);
     if (this.has(sha256, size)) {
       if (!keep) rmSync(file, { force: true });
     } else if (keep) {
@@ -77,6 +98,7 @@ export class Cas {
       rmSync(tmp, { force: true });
       if (!existsSync(target)) throw err;
     }
+    this.present?.delete(sha256); // re-stat'ed (for its size) on the next has()
   }
 }
 

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ActionCache, type ActionEntry } from './action-cache.js';
 import { allBlobs, allItems } from './inventory.js';
+import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
 
 export type GcPolicy = { keepLast: number } | { maxBytes: number };
@@ -75,6 +76,7 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
     rmSync(item.path, { force: true });
     report.removedItems++;
   }
+  if (report.removedActions + report.removedBlobs + report.removedItems > 0) bumpCacheGeneration(root);
   return report;
 }
 

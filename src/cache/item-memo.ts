@@ -14,21 +14,46 @@ interface ItemRecord {
   refs: string[];
 }
 
+/** bounds the key-hash memo of a long-lived memo (about 1 KB per key) */
+const MAX_REMEMBERED_KEYS = 200_000;
+
 export class ItemMemo {
   readonly layout: CacheLayout;
   /** records read or written, kept in memory when the memo outlives one run (`lorabuild watch`) */
   private readonly remembered: Map<string, ItemRecord> | undefined;
+  /**
+   * JSON.stringify(key) -> canonical hash, for a memo that outlives one run: the same key comes
+   * back on every build, and native stringify costs a fraction of canonical JSON + sha256. (Equal
+   * stringify text means an equal value, so the canonical hash is the same.)
+   */
+  private readonly keyHashes: Map<string, string> | undefined;
   constructor(
     root: string,
     private readonly cas: Cas,
     options: { remember?: boolean } = {},
   ) {
     this.layout = new CacheLayout(root);
-    if (options.remember) this.remembered = new Map();
+    if (options.remember) {
+      this.remembered = new Map();
+      this.keyHashes = new Map();
+    }
+  }
+
+  /** at the start of each run (writer lock held): drop what gc or verify may have removed meanwhile */
+  refresh(): void {
+    this.cas.refreshPresence();
   }
 
   keyHash(key: Json): string {
-    return canonicalHash(key);
+    if (!this.keyHashes) return canonicalHash(key);
+    const text = JSON.stringify(key);
+    let hash = this.keyHashes.get(text);
+    if (hash === undefined) {
+      hash = canonicalHash(key);
+      if (this.keyHashes.size >= MAX_REMEMBERED_KEYS) this.keyHashes.clear();
+      this.keyHashes.set(text, hash);
+    }
+    return hash;
   }
 
   /** "kind/keyhash", the id an action entry records */

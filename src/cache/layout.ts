@@ -11,6 +11,7 @@
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
 //   writer.lock               pid of the process allowed to write
+//   generation                rewritten whenever gc or verify removes something
 import { join } from 'node:path';
 
 export class CacheLayout {
@@ -54,6 +55,9 @@ export class CacheLayout {
   }
   get quarantine(): string {
     return join(this.root, 'quarantine');
+  }
+  get generation(): string {
+    return join(this.root, 'generation');
   }
   get writerLock(): string {
     return join(this.root, 'writer.lock');

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ActionCache } from './action-cache.js';
 import { hashStream } from './cas.js';
 import { allBlobs, allItems, strayCasFiles } from './inventory.js';
+import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
 
 export interface VerifyReport {
@@ -65,5 +66,6 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
       }
     }
   }
+  if (report.corrupted.length + report.droppedActions.length + report.droppedItems + report.strayRemoved.length > 0) bumpCacheGeneration(root);
   return report;
 }

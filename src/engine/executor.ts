@@ -12,6 +12,7 @@ import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
+import type { FolderFile } from '../datasets/local/walk.js';
 import type { WorkerClient } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
@@ -42,10 +43,13 @@ export interface ExecuteOptions {
   concurrency?: Partial<Record<ResourceClass, number>>;
   /**
    * A per-item memo kept across runs by a long-lived process (`lorabuild watch`): made with
-   * { remember: true }, its records are not re-read from disk for every run. (The stat memo is
-   * not shared: its racy entries must be re-checked by the next run.)
+   * { remember: true }, its records are not re-read from disk for every run.
    */
   items?: ItemMemo;
+  /** a stat memo kept across runs by a long-lived process; its racy entries are dropped after each run */
+  statMemo?: StatMemo;
+  /** lists dataset folders; `lorabuild watch` passes its walk cache (default: a full walk per build) */
+  walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
 }
 
 export type ReportOutcome = StageOutcome | 'stale';
@@ -83,10 +87,11 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const layout = new CacheLayout(opts.cacheDir);
   mkdirSync(opts.cacheDir, { recursive: true });
   if (mode === 'run') rmSync(layout.tmp, { recursive: true, force: true });
-  const memo = StatMemo.load(layout.statMemo);
+  const memo = opts.statMemo ?? StatMemo.load(layout.statMemo);
   const cas = new Cas(opts.cacheDir);
   const actions = new ActionCache(opts.cacheDir);
   const items = opts.items ?? new ItemMemo(opts.cacheDir, cas);
+  items.refresh();
   const loaded = readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.knownHash(abs));
   const previousLock = loaded.lock;
 
@@ -141,6 +146,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       upstream: outputs,
       emit,
       worker,
+      walkFolder: opts.walkFolder,
     };
     const inputs = checkInputs(node, await impl.inputs(makeStageContext(contextDeps, null).ctx));
     const upstreamDigests: Record<string, string> = {};
@@ -313,6 +319,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     }
   }
   memo.save();
+  memo.dropRacy();
   return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
 }
 

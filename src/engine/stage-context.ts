@@ -1,9 +1,12 @@
 // Builds the StageContext a stage implementation sees: hashing through the stat memo, upstream
 // outputs, the per-item memo, blob storage, a staging folder, progress and log lines.
+import { readFileSync } from 'node:fs';
+import { parsedJson } from '../cache/parsed-json.js';
 import type { WorkerClient } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
 import type { ItemMemo } from '../cache/item-memo.js';
 import type { Config } from '../config/schema.js';
+import type { FolderFile } from '../datasets/local/walk.js';
 import { checkOutputName } from './outputs.js';
 import type { StatMemo } from './stat-memo.js';
 import type { Json, LockEntry, OutputFile, StageContext, StageEvent, StageNode, StageOutputs } from './types.js';
@@ -21,6 +24,7 @@ export interface ContextDeps {
   upstream: Map<string, StageOutputs>;
   emit: (event: StageEvent) => void;
   worker: () => Promise<WorkerClient>;
+  walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
 }
 
 /** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
@@ -55,6 +59,8 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     options: deps.options,
     outDir: outDir ?? '',
     hashFile: (absPath, stat) => deps.memo.hashFile(absPath, { stat }),
+    knownHash: (absPath, stat) => deps.memo.lookup(absPath, stat),
+    ...(deps.walkFolder ? { walkFolder: deps.walkFolder } : {}),
     upstream: upstreamOf,
     upstreamPath(stageId, name) {
       const file = upstreamOf(stageId).files[name];
@@ -62,21 +68,49 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
       return cas.path(file.sha256);
     },
     blobPath: (sha256) => cas.path(sha256),
-    async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>): Promise<T> {
+    async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T> {
       runOnly('item');
+      const quiet = options?.quiet === true;
       const keyHash = items.keyHash(key);
       record.items.add(items.id(node.kind, keyHash));
       const hit = items.get(node.kind, keyHash);
       if (hit) {
         for (const sha of hit.refs) record.refs.add(sha);
-        record.itemCounts.cached++;
-        deps.emit({ stage: node.id, item: label, outcome: 'cached' });
+        if (!quiet) {
+          record.itemCounts.cached++;
+          deps.emit({ stage: node.id, item: label, outcome: 'cached' });
+        }
         return hit.value as T;
       }
       const value = await compute();
       for (const sha of items.put(node.kind, keyHash, label, value)) record.refs.add(sha);
-      record.itemCounts.ran++;
-      deps.emit({ stage: node.id, item: label, outcome: 'ran' });
+      if (!quiet) {
+        record.itemCounts.ran++;
+        deps.emit({ stage: node.id, item: label, outcome: 'ran' });
+      }
+      return value;
+    },
+    writeJson(name, value) {
+      runOnly('writeJson');
+      const text = `${JSON.stringify(value)}\n`;
+      const blob = cas.putBuffer(Buffer.from(text, 'utf8'));
+      ctx.addOutput(name, blob);
+      parsedJson.set(blob.sha256, value, text.length);
+      return blob;
+    },
+    readJson(stageId, name) {
+      const file = upstreamOf(stageId).files[name];
+      if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(upstreamOf(stageId).files).join(', ') || 'none'})`);
+      const kept = parsedJson.get(file.sha256);
+      if (kept !== undefined) return kept;
+      const text = readFileSync(cas.path(file.sha256), 'utf8');
+      let value: Json;
+      try {
+        value = JSON.parse(text) as Json;
+      } catch (err) {
+        throw new Error(`${stageId} ${name} is not valid JSON (${(err as Error).message}); run \`lorabuild cache verify\``);
+      }
+      parsedJson.set(file.sha256, value, text.length);
       return value;
     },
     async putBlob(data) {

@@ -32,6 +32,10 @@ export class StatMemo {
   /** as parsed from disk: using JSON.parse's object directly is much cheaper than building a Map of 20,000 entries */
   private entries: Record<string, Entry> = {};
   private added = new Map<string, Entry>();
+  /** entries used by this run but never saved (see RACY_MS) */
+  private readonly racy = new Set<string>();
+  /** racy entries of past runs of a kept memo: never trusted, only compared against (recordedHash) */
+  private readonly pastRacy = new Map<string, Entry>();
   readonly stats: HashStats = { memoHits: 0, filesHashed: 0, bytesHashed: 0 };
 
   private constructor(private readonly file: string | null) {}
@@ -88,13 +92,46 @@ export class StatMemo {
   record(absPath: string, st: FileStat, sha256: string, ownWrite = false): void {
     const entry: Entry = [st.size, st.mtimeMs, st.ino, sha256];
     this.entries[absPath] = entry;
-    if (ownWrite || !isRacy(st)) this.added.set(absPath, entry);
-    else this.added.delete(absPath);
+    this.pastRacy.delete(absPath);
+    if (ownWrite || !isRacy(st)) {
+      this.added.set(absPath, entry);
+      this.racy.delete(absPath);
+    } else {
+      this.added.delete(absPath);
+      this.racy.add(absPath);
+    }
+  }
+
+  /**
+   * For a memo kept across runs (`lorabuild watch`): forget the racy entries, as a new load would,
+   * so that the next run hashes those files again.
+   */
+  dropRacy(): void {
+    for (const path of this.racy) {
+      this.pastRacy.set(path, this.entries[path]);
+      delete this.entries[path];
+    }
+    this.racy.clear();
+  }
+
+  /**
+   * The hash recorded for a file with exactly this stat, and whether that record was racy (then
+   * only reading the file again can tell whether it is still the same content).
+   */
+  recordedHash(absPath: string, st: FileStat): { sha256: string; racy: boolean } | undefined {
+    const same = (e: Entry | undefined) => e !== undefined && Array.isArray(e) && e[0] === st.size && e[1] === st.mtimeMs && e[2] === st.ino && typeof e[3] === 'string';
+    const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
+    if (same(entry)) return { sha256: entry![3], racy: this.racy.has(absPath) };
+    const past = this.pastRacy.get(absPath);
+    if (same(past)) return { sha256: past![3], racy: true };
+    return undefined;
   }
 
   forget(absPath: string): void {
     delete this.entries[absPath];
     this.added.delete(absPath);
+    this.racy.delete(absPath);
+    this.pastRacy.delete(absPath);
   }
 
   get dirty(): boolean {

@@ -1,6 +1,7 @@
 // Contracts between the planner, the executor and the stage implementations.
 // The executor (engine/) owns hashing, caching, locking and scheduling; a stage implementation
 // (stages/) only says what enters its fingerprint and how to produce its outputs.
+import type { FolderFile } from '../datasets/local/walk.js';
 import type { Config } from '../config/schema.js';
 import type { WorkerClient } from '../worker/client.js';
 
@@ -82,6 +83,13 @@ export interface StageContext {
    * have just stat'ed the file yourself (a folder walk): it saves a second stat per file.
    */
   hashFile(absPath: string, stat?: { size: number; mtimeMs: number; ino: number }): Promise<string>;
+  /** the stat memo's hash of a file whose stat still matches, without reading it (else undefined) */
+  knownHash?(absPath: string, stat: { size: number; mtimeMs: number; ino: number }): string | undefined;
+  /**
+   * Lists a dataset folder (datasets/local/walk.ts). A long-lived `lorabuild watch` passes a walk
+   * cache that re-stats only the files its watcher reported; unset: the folder is walked.
+   */
+  walkFolder?(rootAbs: string, display: string): Promise<FolderFile[]>;
   /** outputs of an upstream stage (must be in node.deps) */
   upstream(stageId: string): StageOutputs;
   /** absolute path of an upstream output file inside the CAS (read-only!) */
@@ -92,9 +100,17 @@ export interface StageContext {
   /**
    * Per-item memo (one caption, one image, one render cell): returns the cached value for `key`
    * or computes it. Values are JSON; big results go to the CAS via putBlob and are referenced by
-   * hash. Emits an item event with outcome 'cached' or 'ran'.
+   * hash. Emits an item event with outcome 'cached' or 'ran'. `quiet`: a part of an item (memoized
+   * on its own key, kept by gc like any item) that is neither counted nor reported.
    */
-  item<T extends Json>(label: string, key: Json, compute: () => Promise<T>): Promise<T>;
+  item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T>;
+  /**
+   * Writes a JSON output (compact, one trailing newline) straight into the CAS. The value must be
+   * plain JSON; it is frozen and handed as is to downstream stages that readJson() it.
+   */
+  writeJson(name: string, value: Json): OutputFile;
+  /** a JSON output of an upstream stage, parsed (shared and frozen: read-only) */
+  readJson(stageId: string, name: string): Json;
   /** store bytes (or a file, moved in) in the CAS; returns its hash */
   putBlob(data: Buffer | { file: string }): Promise<OutputFile>;
 

@@ -1,8 +1,6 @@
 // fetch:DATASET — what the dataset source holds, as listing.json (src/datasets/manifest.ts).
 // Folder datasets: every file of the folder enters the fingerprint by content hash (through the
 // stat memo). Hub datasets are delegated to datasets/hub/fetch.ts, loaded only when one is used.
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { DatasetSpec } from '../config/schema.js';
 import type { Listing } from '../datasets/manifest.js';
 import { resolveUserPath } from '../config/paths.js';
@@ -45,6 +43,8 @@ async function listFolder(ctx: StageContext, spec: DatasetSpec): Promise<LocalLi
     layout: spec.layout,
     captionColumn: spec.caption_column ?? 'text',
     hashFile: (abs, stat) => ctx.hashFile(abs, stat),
+    ...(ctx.knownHash ? { knownHash: ctx.knownHash } : {}),
+    ...(ctx.walkFolder ? { walk: ctx.walkFolder } : {}),
   });
 }
 
@@ -98,7 +98,7 @@ export const stage: StageImpl = {
       }
       listing = found;
     }
-    await writeFile(join(ctx.outDir, 'listing.json'), `${JSON.stringify(listing, null, 1)}\n`);
+    ctx.writeJson('listing.json', listing as unknown as Json);
     return { meta: countsOf(listing) };
   },
 };

@@ -3,8 +3,8 @@
 // `resolution:` a resized + center-cropped PNG. Per item through ctx.item, keyed by content, so
 // editing one caption re-runs that item only (and renaming a file re-runs none).
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { DatasetSpec } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { ListedFile, Listing, ListingEntry, Manifest, ManifestItem } from '../datasets/manifest.js';
@@ -17,6 +17,7 @@ import { datasetSpec } from './fetch.js';
 const ITEM_VERSION = 1;
 const MAX_CAPTION_BYTES = 1024 * 1024;
 const CONCURRENCY = 4;
+const SYNC_READ_BYTES = 64 * 1024;
 
 /** What an item's bytes give, independent of its name and place (the memoized part). */
 type ItemContent = {
@@ -40,10 +41,13 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Bytes of a listed file, refused if too big or changed since fetch listed it. */
+/**
+ * Bytes of a listed file, refused if too big or changed since fetch listed it. Small files (captions)
+ * are read synchronously: one caption must not wait behind a thousand memoized items for the event loop.
+ */
 async function readListed(file: ListedFile, limit: number): Promise<Buffer> {
   if (file.size > limit) throw new Error(`${file.path}: ${file.size} bytes is more than the limit of ${limit}`);
-  const bytes = await readFile(file.abs);
+  const bytes = file.size <= SYNC_READ_BYTES ? readFileSync(file.abs) : await readFile(file.abs);
   if (bytes.length > limit) throw new Error(`${file.path}: ${bytes.length} bytes is more than the limit of ${limit}`);
   if (sha256(bytes) !== file.sha256) throw new Error(`${file.path} changed after the dataset was listed; run lorabuild again`);
   return bytes;
@@ -57,8 +61,30 @@ interface Sources {
 // sharp loads only when an item is computed: a run where every item is memoized never needs it.
 let decoder: Promise<typeof import('../images/decode.js')> | undefined;
 
-async function computeContent(ctx: StageContext, sources: Sources, resolution: number | null): Promise<ItemContent> {
+/** The image part of an item, memoized on the image bytes alone: a caption edit never decodes it again. */
+type ImageContent = Pick<ItemContent, 'image' | 'imageError' | 'prepared'>;
+
+async function computeImage(ctx: StageContext, image: NonNullable<Sources['image']>, resolution: number | null): Promise<ImageContent> {
   const { decodeImage, ImageDecodeError, squareCrop } = await (decoder ??= import('../images/decode.js'));
+  const content: ImageContent = { image: null, imageError: null, prepared: null };
+  const bytes = await image.load();
+  const blob = await ctx.putBlob(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  try {
+    const info = await decodeImage(bytes);
+    content.image = { sha256: blob.sha256, width: info.width, height: info.height, format: info.format };
+    if (resolution !== null) {
+      const png = await squareCrop(bytes, resolution);
+      const cropped = await ctx.putBlob(png);
+      content.prepared = { sha256: cropped.sha256, width: resolution, height: resolution };
+    }
+  } catch (err) {
+    if (!(err instanceof ImageDecodeError)) throw err;
+    content.imageError = err.message;
+  }
+  return content;
+}
+
+async function computeContent(ctx: StageContext, label: string, sources: Sources, resolution: number | null): Promise<ItemContent> {
   const content: ItemContent = { image: null, imageError: null, caption: null, prepared: null };
   if (sources.caption) {
     const bytes = await sources.caption.load();
@@ -66,21 +92,10 @@ async function computeContent(ctx: StageContext, sources: Sources, resolution: n
     const text = decodeCaption(bytes);
     content.caption = { sha256: blob.sha256, text, clean: cleanCaption(text) };
   }
-  if (sources.image) {
-    const bytes = await sources.image.load();
-    const blob = await ctx.putBlob(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    try {
-      const info = await decodeImage(bytes);
-      content.image = { sha256: blob.sha256, width: info.width, height: info.height, format: info.format };
-      if (resolution !== null) {
-        const png = await squareCrop(bytes, resolution);
-        const cropped = await ctx.putBlob(png);
-        content.prepared = { sha256: cropped.sha256, width: resolution, height: resolution };
-      }
-    } catch (err) {
-      if (!(err instanceof ImageDecodeError)) throw err;
-      content.imageError = err.message;
-    }
+  const image = sources.image;
+  if (image) {
+    const key: Json = { v: ITEM_VERSION, part: 'image', image: image.sha256, resolution };
+    Object.assign(content, await ctx.item(`${label} image`, key, () => computeImage(ctx, image, resolution), { quiet: true }));
   }
   return content;
 }
@@ -119,7 +134,7 @@ class PrepareRun {
   async process(index: number, place: ItemPlace, sources: Sources, rowError?: string): Promise<void> {
     const resolution = this.spec.resolution ?? null;
     const key: Json = { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
-    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, sources, resolution));
+    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution));
     const item = toManifestItem(place, content);
     if (rowError !== undefined) item.error = { code: 'undecodable', message: rowError, origin: place.imageOrigin ?? place.id };
     if (item.error && this.spec.bad_images === 'skip') {
@@ -210,14 +225,8 @@ async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listi
   }
 }
 
-function readListing(text: string, upstream: string): Listing {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${upstream} listing.json is not valid JSON (${(err as Error).message}); run \`lorabuild cache verify\``);
-  }
-  const listing = value as Listing;
+function readListing(ctx: StageContext, upstream: string): Listing {
+  const listing = ctx.readJson(upstream, 'listing.json') as unknown as Listing;
   if (!listing || typeof listing !== 'object' || !Array.isArray(listing.entries) || typeof listing.layout !== 'string') {
     throw new Error(`${upstream} listing.json is not a dataset listing`);
   }
@@ -249,7 +258,7 @@ export const stage: StageImpl = {
   async run(ctx) {
     const { name, spec } = datasetSpec(ctx);
     const upstream = `fetch:${name}`;
-    const listing = readListing(await readFile(ctx.upstreamPath(upstream, 'listing.json'), 'utf8'), upstream);
+    const listing = readListing(ctx, upstream);
     const run = new PrepareRun(ctx, spec);
     if (listing.layout === 'parquet') {
       await prepareHubRows(ctx, run, listing, spec);
@@ -259,7 +268,7 @@ export const stage: StageImpl = {
     }
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
-    await writeFile(join(ctx.outDir, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
+    ctx.writeJson('manifest.json', manifest as unknown as Json);
     return {
       meta: {
         items: items.length,

@@ -66,7 +66,7 @@ export const stage: StageImpl = {
     const tokenizer = await clipTokenizer(ctx, dir);
 
     const render = JSON.parse(await readFile(ctx.upstreamPath(`render:${ctx.node.target}`, 'cells.json'), 'utf8')) as RenderCells;
-    const manifest = JSON.parse(await readFile(ctx.upstreamPath(`prepare:${dataset}`, 'manifest.json'), 'utf8')) as Manifest;
+    const manifest = ctx.readJson(`prepare:${dataset}`, 'manifest.json') as unknown as Manifest;
     const trainingShas = [...new Set(manifest.items.filter((i) => i.image && !i.error).map((i) => i.image!.sha256))];
 
     const imageEmbedding = (sha: string, label: string) =>

@@ -5,7 +5,7 @@
 // the tokenizer identity, worker + torch versions and the device class. Latents and text contexts
 // are cached per item (worker/encode-cache.ts). Runs that differ only in `steps` share a resume
 // index (worker/train-resume.ts): a longer run continues from the longest earlier one.
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Json, StageContext, StageImpl, StageInputs, StageResult, OutputFile } from '../engine/types.js';
@@ -58,7 +58,7 @@ function loraSpec(ctx: StageContext): LoraSpec {
 async function readManifest(ctx: StageContext, dataset: string): Promise<Manifest> {
   const id = ctx.node.deps.find((d) => d === `prepare:${dataset}`) ?? ctx.node.deps.find((d) => d.startsWith('prepare:'));
   if (!id) throw new Error(`train:${ctx.node.target} has no prepare:${dataset} dependency`);
-  return JSON.parse(await readFile(ctx.upstreamPath(id, 'manifest.json'), 'utf8')) as Manifest;
+  return ctx.readJson(id, 'manifest.json') as unknown as Manifest;
 }
 
 /** The LoRA spec fields that shape training (what the worker receives as `params`). */

@@ -1,11 +1,12 @@
 // validate:DATASET — the caption and image rules over prepare's manifest.json, per item through
 // ctx.item (an edited caption re-checks that item only) plus the dataset-wide rules. Outputs
 // validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import type { Config, DatasetSpec } from '../config/schema.js';
 import type { Manifest } from '../datasets/manifest.js';
+import { canonicalHash } from '../engine/canonical.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { checkItem, type ItemCheck, type ValidationSettings } from '../text/check-item.js';
 import { tokenizerForDataset } from '../text/resolve.js';
@@ -28,18 +29,18 @@ export function minImageSize(config: Config, name: string, spec: DatasetSpec): n
   return spec.rules.min_size ?? spec.resolution ?? lora?.resolution ?? 512;
 }
 
-async function readManifest(ctx: StageContext, upstream: string): Promise<Manifest> {
-  const text = await readFile(ctx.upstreamPath(upstream, 'manifest.json'), 'utf8');
-  const manifest = JSON.parse(text) as Manifest;
+function readManifest(ctx: StageContext, upstream: string): Manifest {
+  const manifest = ctx.readJson(upstream, 'manifest.json') as unknown as Manifest;
   if (!manifest || !Array.isArray(manifest.items) || !Array.isArray(manifest.stray)) {
     throw new Error(`${upstream} manifest.json is not a dataset manifest; run \`lorabuild cache verify\``);
   }
   return manifest;
 }
 
-async function captionBytes(ctx: StageContext, sha256: string): Promise<Buffer | null> {
+/** read synchronously: prepare stored it (at most 1 MB), and an edited caption should not wait for the event loop */
+function captionBytes(ctx: StageContext, sha256: string): Buffer | null {
   try {
-    return await readFile(ctx.blobPath(sha256));
+    return readFileSync(ctx.blobPath(sha256));
   } catch {
     return null;
   }
@@ -67,15 +68,17 @@ export const stage: StageImpl = {
 
   async run(ctx) {
     const { name, spec } = datasetOf(ctx);
-    const manifest = await readManifest(ctx, `prepare:${name}`);
+    const manifest = readManifest(ctx, `prepare:${name}`);
     const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, { cacheDir: ctx.cacheDir });
     const settings: ValidationSettings = { rules: spec.rules, trigger: spec.trigger ?? null, minSize: minImageSize(ctx.config, name, spec), layout: manifest.layout };
     const checks: ItemCheck[] = [];
+    // hashed once, not stringified again inside each of a thousand item keys
+    const settingsHash = canonicalHash(settings as unknown as Json);
     for (const [i, item] of manifest.items.entries()) {
       if (ctx.signal.aborted) throw new Error('interrupted');
-      const key = { v: ITEM_VERSION, item, settings, tokenizer: tokenizer.id } as unknown as Json;
+      const key = { v: ITEM_VERSION, item, settings: settingsHash, tokenizer: tokenizer.id } as unknown as Json;
       const check = await ctx.item(item.id, key, async () => {
-        const bytes = item.caption ? await captionBytes(ctx, item.caption.sha256) : null;
+        const bytes = item.caption ? captionBytes(ctx, item.caption.sha256) : null;
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
       });
       checks.push(check as unknown as ItemCheck);
@@ -84,8 +87,9 @@ export const stage: StageImpl = {
     const report = buildReport(manifest, checks, settings, { id: tokenizer.id, reason });
     const json = `${JSON.stringify(report, null, 2)}\n`;
     const markdown = renderMarkdown(report);
-    await writeFile(join(ctx.outDir, 'validation.json'), json);
-    await writeFile(join(ctx.outDir, 'validation.md'), markdown);
+    // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
+    writeFileSync(join(ctx.outDir, 'validation.json'), json);
+    writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
     if (report.diagnostics.length > 0) ctx.emit({ diagnostics: report.diagnostics as unknown as Json[] });
     const meta: Json = {
       items: report.items,

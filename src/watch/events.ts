@@ -15,8 +15,11 @@ export type WatchEvent =
   | { watch: 'replanned'; stages: string[]; paths: number }
   /** the lorafile is invalid: the last good plan stays in use */
   | { watch: 'config-error'; diagnostics: Json[]; keeping: boolean }
-  /** the current diagnostics of a dataset, after its validation (re)ran or was found fresh */
-  | { watch: 'diagnostics'; dataset: string; errors: number; warnings: number; diagnostics: Json[] }
+  /**
+   * a dataset's diagnostics, after its validation (re)ran or was found fresh. `stale`: its files
+   * changed while the build ran, so these describe the files as they were; the queued rerun follows.
+   */
+  | { watch: 'diagnostics'; dataset: string; errors: number; warnings: number; diagnostics: Json[]; stale?: true }
   /** validation could not run (an upstream stage failed): no current diagnostics */
   | { watch: 'unvalidated'; dataset: string; reason: string }
   | { watch: 'idle'; build: number; verdict: 'done' | 'failed' | 'interrupted'; counts: Record<string, number>; durationMs: number }

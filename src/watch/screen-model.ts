@@ -55,7 +55,7 @@ export class ScreenModel {
         for (const id of [...this.stages.keys()]) if (!e.stages.includes(id)) this.stages.delete(id);
         break;
       case 'diagnostics':
-        this.datasets.set(e.dataset, { status: 'current', diagnostics: e.diagnostics as unknown as Diagnostic[], errors: e.errors, warnings: e.warnings });
+        this.datasets.set(e.dataset, { status: e.stale ? 'stale' : 'current', diagnostics: e.diagnostics as unknown as Diagnostic[], errors: e.errors, warnings: e.warnings });
         break;
       case 'unvalidated': {
         const before = this.datasets.get(e.dataset);

@@ -95,7 +95,7 @@ function plainLine(e: WatchEvent, root: string): string | undefined {
     case 'config-error':
       return `${formatDiagnostics(e.diagnostics as unknown as Diagnostic[], sourceOf(root, (e.diagnostics[0] as unknown as Diagnostic | undefined)?.file))}${e.keeping ? 'lorafile invalid: still watching with the last good plan\n' : 'lorafile invalid: waiting for it to be fixed\n'}`;
     case 'diagnostics': {
-      const view: DatasetView = { status: 'current', diagnostics: e.diagnostics as unknown as Diagnostic[], errors: e.errors, warnings: e.warnings };
+      const view: DatasetView = { status: e.stale ? 'stale' : 'current', diagnostics: e.diagnostics as unknown as Diagnostic[], errors: e.errors, warnings: e.warnings };
       const body = view.diagnostics.map((d) => formatDiagnostic(d, sourceOf(root, d.file))).join('\n');
       return `${datasetHeadline(e.dataset, view)}\n${body}${body ? '\n' : ''}`;
     }

@@ -2,20 +2,24 @@
 // state machine, the engine's execute() per build (with the loop's AbortSignal), re-planning when
 // the lorafile changes (an invalid lorafile keeps the last good plan), per-dataset diagnostics
 // marked stale the moment a change arrives, and trains/renders stopped when their inputs change.
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
+import { CacheLayout } from '../cache/layout.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { execute, type StageRegistry } from '../engine/executor.js';
 import { openProject, type Project } from '../engine/project.js';
+import { StatMemo } from '../engine/stat-memo.js';
 import type { Json, StageEvent } from '../engine/types.js';
 import type { WatchEvent } from './events.js';
 import { classifyChange, isIgnored, watchedPaths, watchSetFor, type ChangeKind, type WatchSet } from './files.js';
 import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
+import { WalkCache } from './walk-cache.js';
 import { boundPlan, type ThroughKind } from './through.js';
 
 export interface WatchOptions {
@@ -53,9 +57,14 @@ export class WatchSession {
   /** datasets whose shown diagnostics are current (a change makes them stale) */
   private readonly current = new Set<string>();
   private lorafileChanged = false;
+  /** datasets (or every one, after a lorafile edit) changed since the current build started */
+  private readonly changedDuringBuild = new Set<string>();
+  private everythingChangedDuringBuild = false;
   private stopRequested = false;
   private readonly rechecks = new Set<NodeJS.Timeout>();
-  private items: { cacheDir: string; memo: ItemMemo } | undefined;
+  private items: { cacheDir: string; memo: ItemMemo; stats: StatMemo } | undefined;
+  /** dataset folder listings, patched from watcher events instead of walked on every build */
+  readonly walks = new WalkCache();
 
   constructor(private readonly options: WatchOptions) {
     this.lorafile = resolve(options.file ?? 'lorafile.yaml');
@@ -77,7 +86,7 @@ export class WatchSession {
     const paths = this.set ? watchedPaths(this.set) : [this.lorafile];
     this.watcher = watch(paths, {
       ignoreInitial: true,
-      ignored: (path) => (this.set ? isIgnored(this.set, resolve(path)) : false),
+      ignored: (path) => (this.set ? isIgnored(this.set, isAbsolute(path) ? path : resolve(path)) : false),
     });
     for (const event of ['add', 'change', 'unlink', 'addDir', 'unlinkDir'] as const) {
       this.watcher.on(event, (path: string, stats?: Stats) => {
@@ -85,6 +94,10 @@ export class WatchSession {
         if (event === 'add' || event === 'change') this.recheckLater(resolve(path), stats);
       });
     }
+    this.watcher.on('raw', (eventType: string, evPath: string, details: unknown) => {
+      const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (typeof watched === 'string') this.walks.rawEvent(eventType, resolve(watched), evPath);
+    });
     this.watcher.on('error', (err) => this.emit({ watch: 'error', message: `watcher: ${err instanceof Error ? err.message : String(err)}` }));
     await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
     if (this.stopRequested) {
@@ -116,6 +129,7 @@ export class WatchSession {
     const timer = setTimeout(() => {
       this.rechecks.delete(timer);
       const now = statOrNull(abs);
+      // (onFileEvent drops it when the last build already read this very content)
       if (now && (now.mtimeMs !== before.mtimeMs || now.size !== before.size || now.ino !== before.ino)) {
         this.onFileEvent(abs, 'change');
         this.recheckLater(abs, now);
@@ -125,6 +139,8 @@ export class WatchSession {
   }
 
   private onFileEvent(abs: string, event: string): void {
+    if (event === 'change' && this.alreadyRead(abs)) return;
+    this.walks.changed(abs, event);
     const set = this.set;
     const change: ChangeKind = set ? classifyChange(set, abs) : abs === this.lorafile ? { kind: 'lorafile' } : { kind: 'other' };
     if (change.kind === 'other') return;
@@ -132,11 +148,39 @@ export class WatchSession {
     this.emit({ watch: 'change', path: this.display(abs), event, affects });
     if (change.kind === 'lorafile') this.lorafileChanged = true;
     const staleDatasets = change.kind === 'dataset' ? change.names : change.kind === 'lorafile' ? [...this.current] : [];
+    if (change.kind === 'lorafile') this.everythingChangedDuringBuild = true;
+    for (const name of staleDatasets) this.changedDuringBuild.add(name);
     for (const name of staleDatasets) {
       if (this.current.delete(name)) this.emit({ watch: 'stale', dataset: name });
     }
     // with no valid lorafile yet, the loop is still 'initial': the first valid save starts the first build
     this.loop.change({ path: abs, event });
+  }
+
+  /**
+   * True when the last build read exactly what the file holds now. One save often reaches us
+   * twice: a second notice for the same write (truncate, then write), delayed behind chokidar
+   * re-reading the folder, would otherwise start a build that changes nothing. Same stat is not
+   * enough for a file written moments before it was hashed (racy, see StatMemo): that one is read
+   * and hashed again.
+   */
+  private alreadyRead(abs: string): boolean {
+    const used = this.walks.seen(abs);
+    const stats = this.items?.stats;
+    if (!used || !stats) return false;
+    const now = statOrNull(abs);
+    if (!now || now.size !== used.stat.size || now.mtimeMs !== used.stat.mtimeMs || now.ino !== used.stat.ino) return false;
+    const recorded = stats.recordedHash(abs, now);
+    if (!recorded) return false;
+    if (recorded.racy) {
+      try {
+        if (createHash('sha256').update(readFileSync(abs)).digest('hex') !== recorded.sha256) return false;
+      } catch {
+        return false;
+      }
+    }
+    this.walks.confirm(abs);
+    return true;
   }
 
   /** running train/render stages that read the changed path */
@@ -183,6 +227,8 @@ export class WatchSession {
 
   private async runBuild(signal: AbortSignal, changes: Change[]): Promise<void> {
     this.build++;
+    this.changedDuringBuild.clear();
+    this.everythingChangedDuringBuild = false;
     const started = Date.now();
     if (this.lorafileChanged) {
       this.lorafileChanged = false;
@@ -201,6 +247,7 @@ export class WatchSession {
       if (signal.aborted) return;
       throw err;
     }
+    const kept = this.memosFor(project.cacheDir);
     const collected = new Map<string, Json[]>();
     const counts: Record<string, number> = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
     try {
@@ -214,7 +261,9 @@ export class WatchSession {
         signal,
         options: { update: [], keepGoing: false },
         knownStageIds: project.allStageIds,
-        items: this.itemMemoFor(project.cacheDir),
+        items: kept.memo,
+        statMemo: kept.stats,
+        walkFolder: (rootAbs, display) => this.walks.walk(rootAbs, display),
         onEvent: (e) => this.onStageEvent(e, collected, signal, project),
       });
       for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome]++;
@@ -251,10 +300,16 @@ export class WatchSession {
     }
   }
 
-  /** one per cache folder, kept across builds: unchanged items are not re-read from disk */
-  private itemMemoFor(cacheDir: string): ItemMemo {
-    if (this.items?.cacheDir !== cacheDir) this.items = { cacheDir, memo: new ItemMemo(cacheDir, new Cas(cacheDir), { remember: true }) };
-    return this.items.memo;
+  /** memos kept across builds, one set per cache folder: unchanged items and files are not re-read from disk */
+  private memosFor(cacheDir: string): { memo: ItemMemo; stats: StatMemo } {
+    if (this.items?.cacheDir !== cacheDir) {
+      this.items = {
+        cacheDir,
+        memo: new ItemMemo(cacheDir, new Cas(cacheDir, { rememberPresence: true }), { remember: true }),
+        stats: StatMemo.load(new CacheLayout(cacheDir).statMemo),
+      };
+    }
+    return this.items;
   }
 
   private showDiagnostics(dataset: string, diagnostics: Json[]): void {
@@ -264,6 +319,11 @@ export class WatchSession {
       const severity = (d as { severity?: string } | null)?.severity;
       if (severity === 'error') errors++;
       else if (severity === 'warning') warnings++;
+    }
+    // a save that arrived while this build ran: show what was found, but not as current
+    if (this.everythingChangedDuringBuild || this.changedDuringBuild.has(dataset)) {
+      this.emit({ watch: 'diagnostics', dataset, errors, warnings, diagnostics, stale: true });
+      return;
     }
     this.current.add(dataset);
     this.emit({ watch: 'diagnostics', dataset, errors, warnings, diagnostics });

@@ -14,6 +14,10 @@ export interface LocalDatasetSource {
   /** imagefolder caption column */
   captionColumn: string;
   hashFile(absPath: string, stat?: { size: number; mtimeMs: number; ino: number }): Promise<string>;
+  /** the stat memo's hash of an unchanged file, without reading or awaiting anything */
+  knownHash?(absPath: string, stat: { size: number; mtimeMs: number; ino: number }): string | undefined;
+  /** lists the folder (default: walkDatasetFolder); `lorabuild watch` passes its walk cache */
+  walk?(rootAbs: string, display: string): Promise<FolderFile[]>;
 }
 
 export interface LocalListing {
@@ -24,29 +28,36 @@ export interface LocalListing {
 
 const HASH_CONCURRENCY = 8;
 
-async function hashAll(files: FolderFile[], hashFile: LocalDatasetSource['hashFile']): Promise<Map<string, string>> {
+async function hashAll(files: FolderFile[], source: LocalDatasetSource): Promise<Map<string, string>> {
   const result = new Map<string, string>();
+  // unchanged files first, synchronously: a thousand awaits cost more than the lookups themselves
+  const unknown: FolderFile[] = [];
+  for (const file of files) {
+    const known = source.knownHash?.(file.abs, file);
+    if (known === undefined) unknown.push(file);
+    else result.set(file.rel, known);
+  }
   let next = 0;
   const worker = async () => {
-    while (next < files.length) {
-      const file = files[next++];
-      result.set(file.rel, await hashFile(file.abs, { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }));
+    while (next < unknown.length) {
+      const file = unknown[next++];
+      result.set(file.rel, await source.hashFile(file.abs, { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, files.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, unknown.length) }, worker));
   return result;
 }
 
 export async function listLocalDataset(source: LocalDatasetSource): Promise<LocalListing> {
   const display = displayFolder(source.folder);
-  const walked = await walkDatasetFolder(source.abs, display);
+  const walked = await (source.walk ?? walkDatasetFolder)(source.abs, display);
   const layout = source.layout === 'auto' ? detectLayout(walked, display) : source.layout;
   const draft =
     layout === 'lab' ? readLabLayout(walked, display)
     : layout === 'kohya' ? readKohyaLayout(walked, display)
     : await readImagefolderLayout(walked, display, source.captionColumn);
 
-  const hashes = await hashAll(walked, source.hashFile);
+  const hashes = await hashAll(walked, source);
   const byRel = new Map(walked.map((f) => [f.rel, f]));
   const listed = (rel: string): ListedFile => {
     const file = byRel.get(rel)!;

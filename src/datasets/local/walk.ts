@@ -37,6 +37,11 @@ function isInside(root: string, candidate: string): boolean {
  * used in error messages. Symlinks are followed only while they stay inside the folder.
  */
 export async function walkDatasetFolder(rootAbs: string, display: string): Promise<FolderFile[]> {
+  return walkDatasetFolderSync(rootAbs, display).files;
+}
+
+/** walkDatasetFolder, also saying whether any symbolic link was followed (a walk cache cannot patch those) */
+export function walkDatasetFolderSync(rootAbs: string, display: string): { files: FolderFile[]; followedLinks: boolean } {
   let rootStat;
   try {
     rootStat = statSync(rootAbs);
@@ -57,6 +62,7 @@ export async function walkDatasetFolder(rootAbs: string, display: string): Promi
   const realRoot = realpathSync(rootAbs);
   const files: FolderFile[] = [];
   const visited = new Set<string>([realRoot]);
+  let followedLinks = false;
 
   function visit(dirAbs: string, dirRel: string, depth: number): void {
     if (depth > MAX_DEPTH) {
@@ -72,6 +78,7 @@ export async function walkDatasetFolder(rootAbs: string, display: string): Promi
       const abs = path.join(dirAbs, name);
       let info = lstatSync(abs);
       if (info.isSymbolicLink()) {
+        followedLinks = true;
         let target: string;
         try {
           target = realpathSync(abs);
@@ -108,5 +115,5 @@ export async function walkDatasetFolder(rootAbs: string, display: string): Promi
 
   visit(rootAbs, '', 0);
   files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-  return files;
+  return { files, followedLinks };
 }

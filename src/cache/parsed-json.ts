@@ -1,0 +1,45 @@
+// Parsed JSON outputs shared between the stages of one process, keyed by the blob's sha256: a
+// stage that writes manifest.json hands the very object to the stages that read it, instead of
+// each of them reading and parsing a file of a thousand items again (`lorabuild watch` does that
+// on every caption save). Content-addressed, so an entry can never be out of date; values are
+// deep-frozen, so no stage can change what another one reads.
+import type { Json } from '../engine/types.js';
+
+/** about this many characters of JSON text are kept (least recently used go first) */
+const MAX_CHARS = 64 * 1024 * 1024;
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+class ParsedJsonCache {
+  private readonly entries = new Map<string, { value: Json; chars: number }>();
+  private chars = 0;
+
+  get(sha256: string): Json | undefined {
+    const entry = this.entries.get(sha256);
+    if (!entry) return undefined;
+    // most recently used last
+    this.entries.delete(sha256);
+    this.entries.set(sha256, entry);
+    return entry.value;
+  }
+
+  /** `value` is frozen; `chars`: the length of its JSON text */
+  set(sha256: string, value: Json, chars: number): void {
+    if (chars > MAX_CHARS / 4 || this.entries.has(sha256)) return;
+    this.entries.set(sha256, { value: deepFreeze(value), chars });
+    this.chars += chars;
+    for (const [key, entry] of this.entries) {
+      if (this.chars <= MAX_CHARS) break;
+      this.entries.delete(key);
+      this.chars -= entry.chars;
+    }
+  }
+}
+
+export const parsedJson = new ParsedJsonCache();

@@ -1,0 +1,91 @@
+// Dataset folder listings kept between the builds of `lorabuild watch`. The watcher reports every
+// change, so a build need not walk and lstat a thousand files to find the one caption that was
+// saved: a 'change' of a listed file re-stats that file only; anything else (a file added or
+// removed, a folder event, a path the listing does not know) drops the folder's listing and the
+// next build walks it again. Folders reached through symbolic links are never kept: the watcher
+// may report their files under another path.
+import { lstatSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { walkDatasetFolderSync, type FolderFile } from '../datasets/local/walk.js';
+import { isInside } from './files.js';
+
+interface KeptWalk {
+  files: FolderFile[];
+  /** absolute path -> index in files */
+  index: Map<string, number>;
+  /** files the watcher reported changed since the walk */
+  dirty: Set<string>;
+}
+
+export class WalkCache {
+  private readonly walks = new Map<string, KeptWalk>();
+  /** walks done in full (for tests and the bench: a caption save should cause none) */
+  fullWalks = 0;
+
+  async walk(rootAbs: string, display: string): Promise<FolderFile[]> {
+    const kept = this.walks.get(rootAbs);
+    if (kept && this.restat(kept)) return kept.files.slice();
+    this.walks.delete(rootAbs);
+    const { files, followedLinks } = walkDatasetFolderSync(rootAbs, display);
+    this.fullWalks++;
+    if (!followedLinks) this.walks.set(rootAbs, { files, index: new Map(files.map((f, i) => [f.abs, i])), dirty: new Set() });
+    return files.slice();
+  }
+
+  /** a watcher event for `abs` ('add', 'change', 'unlink', 'addDir', 'unlinkDir') */
+  changed(abs: string, event: string): void {
+    for (const [root, kept] of this.walks) {
+      if (!isInside(root, abs)) continue;
+      if (event === 'change' && kept.index.has(abs)) kept.dirty.add(abs);
+      else if (!(event === 'change' && basename(abs).startsWith('.'))) this.walks.delete(root); // dot-files are never listed
+    }
+  }
+
+  /**
+   * chokidar's 'raw' event: the file system's own notice, emitted before chokidar stats the path
+   * and decides what it was. Marking the listing from it at once closes the gap in which a build
+   * could start, trust a listing and miss a save whose processed event had not arrived yet.
+   */
+  rawEvent(eventType: string, watchedPath: string, evPath: string | null | undefined): void {
+    if (!evPath) return;
+    // chokidar watches every file on its own as well as each folder
+    const known = [...this.walks.values()].some((kept) => kept.index.has(watchedPath));
+    const abs = known ? watchedPath : join(watchedPath, evPath);
+    this.changed(abs, eventType === 'change' ? 'change' : 'rename');
+  }
+
+  /** the stat the last build used for `abs` (dirty: changed since), or undefined if not kept */
+  seen(abs: string): { stat: { size: number; mtimeMs: number; ino: number }; dirty: boolean } | undefined {
+    for (const kept of this.walks.values()) {
+      const i = kept.index.get(abs);
+      if (i !== undefined) return { stat: kept.files[i], dirty: kept.dirty.has(abs) };
+    }
+    return undefined;
+  }
+
+  /** the watcher's notice for `abs` turned out to change nothing: its listing entry is current again */
+  confirm(abs: string): void {
+    for (const kept of this.walks.values()) kept.dirty.delete(abs);
+  }
+
+  forget(): void {
+    this.walks.clear();
+  }
+
+  /** re-stats the reported files; false when one is no longer a plain file (walk again) */
+  private restat(kept: KeptWalk): boolean {
+    for (const abs of kept.dirty) {
+      let info;
+      try {
+        info = lstatSync(abs);
+      } catch {
+        return false;
+      }
+      if (!info.isFile()) return false;
+      const i = kept.index.get(abs)!;
+      kept.files[i] = { ...kept.files[i], size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+    }
+    kept.dirty.clear();
+    return true;
+  }
+}
