@@ -5,7 +5,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -20,6 +19,7 @@ import { classifyChange, isIgnored, watchedPaths, watchSetFor, type ChangeKind, 
 import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
+import { InputWatchers } from './watchers.js';
 import { boundPlan, type ThroughKind } from './through.js';
 
 export interface WatchOptions {
@@ -48,7 +48,9 @@ function statOrNull(abs: string): Stats | null {
 export class WatchSession {
   private project: Project | undefined;
   private set: WatchSet | undefined;
-  private watcher: FSWatcher | undefined;
+  private watchers: InputWatchers | undefined;
+  /** dataset folder -> the files its last listing held (what the file watcher holds for it) */
+  private readonly listedFiles = new Map<string, string[]>();
   private readonly lorafile: string;
   private readonly loop: WatchLoop;
   private build = 0;
@@ -80,33 +82,55 @@ export class WatchSession {
     });
   }
 
-  /** plans, starts watching, runs the first build; returns once the watcher is ready */
+  /** plans, starts watching, runs the first build; returns once the watchers are ready */
   async start(): Promise<void> {
     await this.replan();
     const paths = this.set ? watchedPaths(this.set) : [this.lorafile];
-    this.watcher = watch(paths, {
-      ignoreInitial: true,
-      ignored: (path) => (this.set ? isIgnored(this.set, isAbsolute(path) ? path : resolve(path)) : false),
+    // list the dataset folders now, so that their files are watched one by one from the start
+    if (this.set) for (const root of this.set.datasets.values()) await this.walks.walk(root, root).catch(() => undefined);
+    this.watchers = new InputWatchers({
+      event: (abs, event, stats) => {
+        this.onFileEvent(abs, event);
+        if (event === 'add' || event === 'change') this.recheckLater(abs, stats);
+      },
+      raw: (eventType, watchedPath, evPath) => this.walks.rawEvent(eventType, watchedPath, evPath),
+      error: (message) => this.emit({ watch: 'error', message }),
+      ignored: (abs) => (this.set ? isIgnored(this.set, abs) : false),
     });
-    for (const event of ['add', 'change', 'unlink', 'addDir', 'unlinkDir'] as const) {
-      this.watcher.on(event, (path: string, stats?: Stats) => {
-        this.onFileEvent(resolve(path), event);
-        if (event === 'add' || event === 'change') this.recheckLater(resolve(path), stats);
-      });
-    }
-    this.watcher.on('raw', (eventType: string, evPath: string, details: unknown) => {
-      const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-      if (typeof watched === 'string') this.walks.rawEvent(eventType, resolve(watched), evPath);
-    });
-    this.watcher.on('error', (err) => this.emit({ watch: 'error', message: `watcher: ${err instanceof Error ? err.message : String(err)}` }));
-    await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
+    const plan = this.watchPlan();
+    await this.watchers.start(plan.files, plan.folders);
     if (this.stopRequested) {
       // Ctrl-C arrived while starting
-      await this.watcher.close();
+      await this.watchers.close();
       return;
     }
     this.emit({ watch: 'ready', lorafile: this.display(this.lorafile), paths: paths.length, through: this.options.through ?? null, targets: this.options.targets });
     if (this.project) this.loop.start();
+  }
+
+  /**
+   * What the watchers should hold: the lorafile, model files and every listed dataset file one by
+   * one, with their folders polled; a dataset folder not listed yet (or listed through symbolic
+   * links) is watched as a folder.
+   */
+  private watchPlan(): { files: string[]; folders: string[] } {
+    if (!this.set) return { files: [this.lorafile], folders: [] };
+    const files = [this.set.lorafile, ...this.set.models.values()];
+    const folders: string[] = [];
+    const roots = new Set(this.set.datasets.values());
+    for (const root of [...this.listedFiles.keys()]) if (!roots.has(root)) this.listedFiles.delete(root);
+    for (const root of roots) {
+      // a listing dropped by a change is re-made by the next build: keep watching what it held till then
+      const listed = this.walks.filesOf(root) ?? this.listedFiles.get(root);
+      if (listed) {
+        this.listedFiles.set(root, listed);
+        files.push(...listed);
+        folders.push(root);
+      } else {
+        files.push(root);
+      }
+    }
+    return { files: [...new Set(files)], folders };
   }
 
   /** Ctrl-C: stop the current build through the engine's abort path, then stop watching */
@@ -114,7 +138,7 @@ export class WatchSession {
     this.stopRequested = true;
     await this.loop.stop();
     for (const timer of this.rechecks) clearTimeout(timer);
-    await this.watcher?.close();
+    await this.watchers?.close();
     this.emit({ watch: 'stopped' });
   }
 
@@ -211,15 +235,12 @@ export class WatchSession {
       this.emit({ watch: 'config-error', diagnostics: err.diagnostics as unknown as Json[], keeping: this.project !== undefined });
       return false;
     }
-    const before = this.set ? watchedPaths(this.set) : [this.lorafile];
     this.project = project;
     this.set = watchSetFor(project.config, boundPlan(project.plan, this.options.through), project.cacheDir, project.lockFile);
     const after = watchedPaths(this.set);
-    if (this.watcher) {
-      const removed = before.filter((p) => !after.includes(p));
-      const added = after.filter((p) => !before.includes(p));
-      if (removed.length) this.watcher.unwatch(removed);
-      if (added.length) this.watcher.add(added);
+    if (this.watchers) {
+      const plan = this.watchPlan();
+      this.watchers.update(plan.files, plan.folders);
     }
     this.emit({ watch: 'replanned', stages: boundPlan(project.plan, this.options.through).order, paths: after.length });
     return true;
@@ -272,6 +293,9 @@ export class WatchSession {
     } finally {
       this.running.clear();
       lock.release();
+      // files added or removed since: watch the dataset files this build listed
+      const plan = this.watchPlan();
+      this.watchers?.update(plan.files, plan.folders);
     }
   }
 

@@ -63,6 +63,11 @@ export class WalkCache {
     return undefined;
   }
 
+  /** every file of the kept listing of `rootAbs` (absolute paths), or undefined when none is kept */
+  filesOf(rootAbs: string): string[] | undefined {
+    return this.walks.get(rootAbs)?.files.map((f) => f.abs);
+  }
+
   /** the watcher's notice for `abs` turned out to change nothing: its listing entry is current again */
   confirm(abs: string): void {
     for (const kept of this.walks.values()) kept.dirty.delete(abs);

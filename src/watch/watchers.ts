@@ -1,0 +1,92 @@
+// The two chokidar watchers behind `lorabuild watch`.
+//
+//   files:   the lorafile, local model files and every file of every local dataset, each on its
+//            own, with the operating system's change notices (inotify, FSEvents, ...).
+//   folders: the dataset folders (and their subfolders), polling each folder's own stat, which
+//            moves only when an entry is added, removed or renamed; their files are not watched.
+//
+// Why not one watcher on the dataset folders: chokidar re-reads a watched folder, one lstat per
+// entry, on every notice inside it, so each caption save in a 1,000-image folder cost a thousand
+// lstats and ~35 ms of the main thread, racing the build it had just started. A folder whose
+// files cannot be listed ahead (one reached through symbolic links) is watched the old way.
+import { resolve } from 'node:path';
+import type { Stats } from 'node:fs';
+import { watch, type FSWatcher } from 'chokidar';
+
+/** how often dataset folders are polled for added or removed files */
+export const FOLDER_POLL_MS = 100;
+
+export interface WatcherHooks {
+  /** chokidar's add/change/unlink/addDir/unlinkDir of an absolute path ('folder' for a polled folder whose entries changed) */
+  event(abs: string, event: string, stats?: Stats): void;
+  /** the OS notice, before chokidar has stat'ed anything (see WalkCache.rawEvent) */
+  raw(eventType: string, watchedPath: string, evPath: string): void;
+  error(message: string): void;
+  ignored(abs: string): boolean;
+}
+
+export class InputWatchers {
+  private files: FSWatcher | undefined;
+  private folders: FSWatcher | undefined;
+  private watchedFiles = new Set<string>();
+  private watchedFolders = new Set<string>();
+
+  constructor(private readonly hooks: WatcherHooks) {}
+
+  get pathCount(): number {
+    return this.watchedFiles.size + this.watchedFolders.size;
+  }
+
+  /** `files`: plain files (and folders that must be watched the old way); `folders`: dataset folders to poll */
+  async start(files: string[], folders: string[]): Promise<void> {
+    const ignored = (path: string) => this.hooks.ignored(resolve(path));
+    this.watchedFiles = new Set(files);
+    this.watchedFolders = new Set(folders);
+    this.files = watch(files, { ignoreInitial: true, ignored });
+    this.folders = watch(folders, {
+      ignoreInitial: true,
+      usePolling: true,
+      interval: FOLDER_POLL_MS,
+      binaryInterval: FOLDER_POLL_MS,
+      // folders only: their files are the other watcher's
+      ignored: (path: string, stats?: Stats) => ignored(path) || (stats !== undefined && !stats.isDirectory()),
+    });
+    for (const event of ['add', 'change', 'unlink', 'addDir', 'unlinkDir'] as const) {
+      this.files.on(event, (path: string, stats?: Stats) => this.hooks.event(resolve(path), event, stats));
+      // a subfolder came or went (its files are picked up by the next folder walk)
+      if (event === 'addDir' || event === 'unlinkDir') this.folders.on(event, (path: string) => this.hooks.event(resolve(path), event));
+    }
+    this.files.on('raw', (eventType: string, evPath: string, details: unknown) => {
+      const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (typeof watched === 'string') this.hooks.raw(eventType, resolve(watched), evPath);
+    });
+    // polling: a raw notice is the folder's own stat changing, i.e. entries added, removed or renamed
+    this.folders.on('raw', (_eventType: string, evPath: string, details: unknown) => {
+      if ((details as { curr?: unknown } | undefined)?.curr !== undefined && typeof evPath === 'string') this.hooks.event(resolve(evPath), 'folder');
+    });
+    for (const w of [this.files, this.folders]) w.on('error', (err) => this.hooks.error(`watcher: ${err instanceof Error ? err.message : String(err)}`));
+    // (chokidar never reports 'ready' for a watcher started with no paths)
+    const started = [files.length ? this.files : undefined, folders.length ? this.folders : undefined].filter((w) => w !== undefined);
+    await Promise.all(started.map((w) => new Promise<void>((ready) => w.once('ready', () => ready()))));
+  }
+
+  /** watch exactly these paths from now on */
+  update(files: string[], folders: string[]): void {
+    sync(this.files, this.watchedFiles, files);
+    sync(this.folders, this.watchedFolders, folders);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.files?.close(), this.folders?.close()]);
+  }
+}
+
+function sync(watcher: FSWatcher | undefined, watched: Set<string>, wanted: string[]): void {
+  const next = new Set(wanted);
+  const removed = [...watched].filter((p) => !next.has(p));
+  const added = wanted.filter((p) => !watched.has(p));
+  if (removed.length) watcher?.unwatch(removed);
+  if (added.length) watcher?.add(added);
+  watched.clear();
+  for (const p of next) watched.add(p);
+}
