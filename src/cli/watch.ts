@@ -9,7 +9,7 @@ import { withTestHold } from '../watch/test-hold.js';
 import { isThroughKind, THROUGH_KINDS } from '../watch/through.js';
 import { UsageError, commandArgs, lorafileOption } from './args.js';
 
-const DEFAULT_DEBOUNCE_MS = 15;
+const DEFAULT_DEBOUNCE_MS = 10;
 
 const HELP = `usage: lorabuild watch [targets...] [-f FILE] [--through STAGE] [--no-cancel] [--json] [--debounce MS]
 

@@ -300,6 +300,11 @@ export class WatchSession {
   }
 
   private onStageEvent(e: StageEvent, collected: Map<string, Json[]>, signal: AbortSignal, project: Project): void {
+    // a build's thousands of per-item events: shown (or not) by the screen, nothing else to do
+    if (e.item !== undefined && e.diagnostics === undefined) {
+      this.options.screen.stage(e);
+      return;
+    }
     const final = e.item === undefined && e.progress === undefined && e.outcome !== undefined && e.outcome !== 'started';
     if (e.outcome === 'started' && e.item === undefined) this.running.add(e.stage);
     if (final) this.running.delete(e.stage);
