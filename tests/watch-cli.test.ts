@@ -111,6 +111,29 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     await stopAndCheck(w, dir);
   });
 
+  it('answers one save with one build, and sees a deleted caption through the polled folder', async () => {
+    const dir = makeProject('one-save', 4);
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the end of build 1');
+    writeFileSync(join(dir, 'data/text/2.txt'), '\n');
+    expect(diagnosticsOf(await w.next(isWatch('diagnostics'), 'the diagnostics of the save'))).toEqual(['data/text/2.txt empty_caption']);
+    await w.next(isWatch('idle', (e) => e.build === 2), 'the end of build 2');
+    // a save can reach chokidar twice (truncate, then write) and is stat'ed again 60 ms later:
+    // notices for content the build already read start no build
+    await new Promise((r) => setTimeout(r, 500));
+    expect(w.events.filter((e) => e.watch === 'build')).toHaveLength(2);
+    // files are watched one by one; their folder is polled for entries that come or go
+    rmSync(join(dir, 'data/text/1.txt'));
+    const deleted = await w.next(isWatch('diagnostics'), 'the diagnostics after the delete');
+    expect(diagnosticsOf(deleted)).toContain('data/text/2.txt empty_caption');
+    expect((deleted.diagnostics as { code: string; file: string }[]).some((d) => d.code === 'missing_caption' && d.file.includes('1.png'))).toBe(true);
+    // and the files of the folder are watched again after the listing changed
+    writeFileSync(join(dir, 'data/text/2.txt'), 'one-line-art, shape 2, fixed\n');
+    const fixed = await w.next(isWatch('diagnostics', (e) => !(e.diagnostics as { file: string }[]).some((d) => d.file === 'data/text/2.txt')), 'the fix of 2.txt');
+    expect(fixed.stale).toBeUndefined();
+    await stopAndCheck(w, dir);
+  });
+
   it('rebuilds once for a burst of 50 saves', async () => {
     const dir = makeProject('burst', 50);
     const w = new WatchProcess(['--through', 'validate', '--debounce', '300'], { cwd: dir, env: ENV });

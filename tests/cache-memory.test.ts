@@ -1,0 +1,141 @@
+// What a long-lived process (`lorabuild watch`) keeps in memory between builds, and what makes it
+// let go: blob presence until gc/verify moves the cache generation, key hashes by their JSON text,
+// racy stat-memo records kept only for comparison, and JSON outputs handed between stages frozen.
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Cas } from '../src/cache/cas.js';
+import { gcCache } from '../src/cache/gc.js';
+import { bumpCacheGeneration, readCacheGeneration } from '../src/cache/generation.js';
+import { ItemMemo } from '../src/cache/item-memo.js';
+import { canonicalHash } from '../src/engine/canonical.js';
+import { makeStageContext } from '../src/engine/stage-context.js';
+import { StatMemo } from '../src/engine/stat-memo.js';
+import type { Json, StageNode } from '../src/engine/types.js';
+import type { Config } from '../src/config/schema.js';
+import { makeTempDir } from './helpers/cli.js';
+
+const tmp = makeTempDir('lorabuild-cache-memory-');
+afterAll(tmp.cleanup);
+
+describe('Cas with rememberPresence', () => {
+  it('trusts a blob it saw until the cache generation moves', () => {
+    const root = join(tmp.dir, 'presence');
+    const cas = new Cas(root, { rememberPresence: true });
+    const blob = cas.putBuffer(Buffer.from('hello'));
+    cas.refreshPresence();
+    expect(cas.has(blob.sha256, blob.size)).toBe(true);
+    expect(cas.has(blob.sha256, blob.size + 1)).toBe(false);
+    rmSync(cas.path(blob.sha256));
+    // removed behind its back without a generation bump: still believed (no stat per build)...
+    expect(cas.has(blob.sha256)).toBe(true);
+    // ...until gc or verify says something was removed
+    bumpCacheGeneration(root);
+    cas.refreshPresence();
+    expect(cas.has(blob.sha256)).toBe(false);
+    // a Cas without the option always looks
+    const plain = new Cas(root);
+    const again = plain.putBuffer(Buffer.from('again'));
+    rmSync(plain.path(again.sha256));
+    expect(plain.has(again.sha256)).toBe(false);
+  });
+
+  it('gc moves the generation only when it removed something', () => {
+    const root = join(tmp.dir, 'gc');
+    const cas = new Cas(root);
+    cas.putBuffer(Buffer.from('unreferenced'));
+    expect(readCacheGeneration(root)).toBe('');
+    gcCache(root, { keepLast: 1 }, new Set());
+    const first = readCacheGeneration(root);
+    expect(first).not.toBe('');
+    gcCache(root, { keepLast: 1 }, new Set());
+    expect(readCacheGeneration(root)).toBe(first);
+  });
+});
+
+describe('ItemMemo that remembers', () => {
+  it('gives the canonical hash whatever the key order, and the same hash again from memory', () => {
+    const root = join(tmp.dir, 'items');
+    const memo = new ItemMemo(root, new Cas(root), { remember: true });
+    const a: Json = { v: 1, item: { id: '3', caption: { text: 'x', line: 1 } }, settings: 'abc' };
+    const b: Json = { settings: 'abc', item: { caption: { line: 1, text: 'x' }, id: '3' }, v: 1 };
+    expect(memo.keyHash(a)).toBe(canonicalHash(a));
+    expect(memo.keyHash(b)).toBe(canonicalHash(a));
+    expect(memo.keyHash(a)).toBe(canonicalHash(a));
+    expect(memo.keyHash({ ...(a as object), v: 2 })).not.toBe(canonicalHash(a));
+  });
+});
+
+describe('StatMemo kept across runs', () => {
+  it('stops trusting a racy record after the run, but still knows its hash for comparison', () => {
+    const file = join(tmp.dir, 'racy.txt');
+    writeFileSync(file, 'just written\n');
+    const st = statSync(file);
+    const memo = StatMemo.inMemory();
+    memo.record(file, st, 'a'.repeat(64)); // written a moment ago: racy
+    expect(memo.lookup(file, st)).toBe('a'.repeat(64));
+    memo.dropRacy();
+    expect(memo.lookup(file, st)).toBeUndefined();
+    expect(memo.recordedHash(file, st)).toEqual({ sha256: 'a'.repeat(64), racy: true });
+    expect(memo.recordedHash(file, { ...st, size: st.size + 1 })).toBeUndefined();
+    const old = { size: 3, mtimeMs: Date.now() - 60_000, ino: 7 };
+    memo.record('/elsewhere', old, 'b'.repeat(64));
+    memo.dropRacy();
+    expect(memo.recordedHash('/elsewhere', old)).toEqual({ sha256: 'b'.repeat(64), racy: false });
+  });
+});
+
+describe('JSON outputs between stages', () => {
+  const config = { root: tmp.dir } as unknown as Config;
+  const node = (id: string, deps: string[]): StageNode => ({ id, kind: id.split(':')[0], target: 'ds', deps, resource: 'cpu' }) as unknown as StageNode;
+  const deps = (root: string, n: StageNode, upstream: Map<string, { files: Record<string, { sha256: string; size: number }>; meta: Json }>) => {
+    const cas = new Cas(root);
+    return {
+      config,
+      node: n,
+      cacheDir: root,
+      signal: new AbortController().signal,
+      previous: undefined,
+      options: {},
+      memo: StatMemo.inMemory(),
+      cas,
+      items: new ItemMemo(root, cas),
+      upstream,
+      emit: () => {},
+      worker: async () => {
+        throw new Error('no worker');
+      },
+    };
+  };
+
+  it('writes compact JSON into the CAS and hands the same frozen value downstream', () => {
+    const root = join(tmp.dir, 'json');
+    const upstream = new Map();
+    const writer = makeStageContext(deps(root, node('prepare:ds', []), upstream), join(tmp.dir, 'staging'));
+    const manifest = { dataset: 'ds', items: [{ id: '0', caption: { text: 'a cat' } }] } as unknown as Json;
+    const blob = writer.ctx.writeJson('manifest.json', manifest);
+    expect(writer.record.added.get('manifest.json')).toEqual(blob);
+    const onDisk = readFileSync(new Cas(root).path(blob.sha256), 'utf8');
+    expect(onDisk).toBe(`${JSON.stringify(manifest)}\n`);
+    upstream.set('prepare:ds', { files: { 'manifest.json': blob }, meta: null });
+    const reader = makeStageContext(deps(root, node('validate:ds', ['prepare:ds']), upstream), null);
+    const value = reader.ctx.readJson('prepare:ds', 'manifest.json') as { items: { caption: { text: string } }[] };
+    expect(value).toEqual(JSON.parse(onDisk));
+    expect(() => {
+      value.items[0].caption.text = 'changed downstream';
+    }).toThrow(TypeError);
+    expect(() => reader.ctx.readJson('prepare:ds', 'listing.json')).toThrow(/has no output named 'listing.json'/);
+  });
+
+  it('reads and parses the blob when this process did not write it', () => {
+    const root = join(tmp.dir, 'json-cold');
+    const cas = new Cas(root);
+    const blob = cas.putBuffer(Buffer.from('{"entries":[1,2,3],"layout":"lab"}\n'));
+    const upstream = new Map([['fetch:ds', { files: { 'listing.json': blob }, meta: null }]]);
+    const reader = makeStageContext(deps(root, node('prepare:ds', ['fetch:ds']), upstream), null);
+    expect(reader.ctx.readJson('fetch:ds', 'listing.json')).toEqual({ entries: [1, 2, 3], layout: 'lab' });
+    const broken = cas.putBuffer(Buffer.from('{"entries": [1,'));
+    upstream.set('fetch:ds', { files: { 'listing.json': broken }, meta: null });
+    expect(() => reader.ctx.readJson('fetch:ds', 'listing.json')).toThrow(/listing.json is not valid JSON.*cache verify/);
+  });
+});
