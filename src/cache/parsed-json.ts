@@ -5,8 +5,14 @@
 // deep-frozen, so no stage can change what another one reads.
 import type { Json } from '../engine/types.js';
 
-/** about this many characters of JSON text are kept (least recently used go first) */
-const MAX_CHARS = 64 * 1024 * 1024;
+/**
+ * About this many characters of JSON text, in at most MAX_ENTRIES values, are kept (least recently
+ * used go first). Small on purpose: the point is handing an output to the stages right after it;
+ * a `lorabuild watch` session makes a new listing and manifest on every save, and keeping them
+ * all would grow the heap, and with it every garbage collection, save after save.
+ */
+const MAX_CHARS = 16 * 1024 * 1024;
+const MAX_ENTRIES = 32;
 
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -31,11 +37,11 @@ class ParsedJsonCache {
 
   /** `value` is frozen; `chars`: the length of its JSON text */
   set(sha256: string, value: Json, chars: number): void {
-    if (chars > MAX_CHARS / 4 || this.entries.has(sha256)) return;
+    if (chars > MAX_CHARS / 2 || this.entries.has(sha256)) return;
     this.entries.set(sha256, { value: deepFreeze(value), chars });
     this.chars += chars;
     for (const [key, entry] of this.entries) {
-      if (this.chars <= MAX_CHARS) break;
+      if (this.chars <= MAX_CHARS && this.entries.size <= MAX_ENTRIES) break;
       this.entries.delete(key);
       this.chars -= entry.chars;
     }
