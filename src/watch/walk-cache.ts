@@ -73,10 +73,6 @@ export class WalkCache {
     for (const kept of this.walks.values()) kept.dirty.delete(abs);
   }
 
-  forget(): void {
-    this.walks.clear();
-  }
-
   /** re-stats the reported files; false when one is no longer a plain file (walk again) */
   private restat(kept: KeptWalk): boolean {
     for (const abs of kept.dirty) {

@@ -33,10 +33,6 @@ export class InputWatchers {
 
   constructor(private readonly hooks: WatcherHooks) {}
 
-  get pathCount(): number {
-    return this.watchedFiles.size + this.watchedFolders.size;
-  }
-
   /** `files`: plain files (and folders that must be watched the old way); `folders`: dataset folders to poll */
   async start(files: string[], folders: string[]): Promise<void> {
     const ignored = (path: string) => this.hooks.ignored(resolve(path));
