@@ -82,6 +82,31 @@ describe('WalkCache', () => {
     expect(cache.filesOf(root)).toBeUndefined();
   });
 
+  it('audit finds what no notice reported, and leaves an unchanged folder listed', async () => {
+    const root = dataset('audit', 3);
+    const other = dataset('audit-other', 2);
+    const cache = new WalkCache();
+    await cache.walk(root, 'audit');
+    await cache.walk(other, 'audit-other');
+    expect(cache.audit()).toEqual([]);
+    expect(cache.filesOf(root)).toHaveLength(6);
+    // changed behind the watcher's back: a different size, then a file nobody announced
+    writeFileSync(join(root, 'text', '0.txt'), 'a caption the watcher never saw\n');
+    expect(cache.audit()).toEqual([root]);
+    expect(cache.filesOf(root)).toBeUndefined();
+    expect(cache.filesOf(other)).toHaveLength(4);
+    await cache.walk(root, 'audit');
+    writeFileSync(join(other, 'text', '9.txt'), 'unannounced\n');
+    expect(cache.audit()).toEqual([other]);
+    // a file already reported as changed is the next build's business, not a miss
+    const caption = join(root, 'text', '1.txt');
+    writeFileSync(caption, 'reported\n');
+    cache.changed(caption, 'change');
+    expect(cache.audit()).toEqual([]);
+    cache.dropAll();
+    expect(cache.filesOf(root)).toBeUndefined();
+  });
+
   it('marks files from raw notices of a file watcher and of a folder watcher', async () => {
     const root = dataset('raw', 2);
     const cache = new WalkCache();

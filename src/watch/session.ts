@@ -34,6 +34,13 @@ export interface WatchOptions {
 }
 
 const COMPUTE_KINDS = new Set(['train', 'render']);
+/**
+ * After this long without a build, the kept folder listings are checked against the folders (a
+ * walk, off the path of any save): a notice the watcher never delivered is found within it.
+ */
+const AUDIT_IDLE_MS = 30_000;
+/** more notices than this before a build: listings are re-walked rather than patched */
+const PATCHABLE_NOTICES = 256;
 /** chokidar's per-path throttle of 'change' events (FSWatcher._emit) */
 const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
 
@@ -59,6 +66,8 @@ export class WatchSession {
   /** datasets whose shown diagnostics are current (a change makes them stale) */
   private readonly current = new Set<string>();
   private lorafileChanged = false;
+  private noticesSinceBuild = 0;
+  private auditTimer: NodeJS.Timeout | undefined;
   /** datasets (or every one, after a lorafile edit) changed since the current build started */
   private readonly changedDuringBuild = new Set<string>();
   private everythingChangedDuringBuild = false;
@@ -133,11 +142,22 @@ export class WatchSession {
     return { files: [...new Set(files)], folders };
   }
 
+  private auditLater(): void {
+    if (this.auditTimer) clearTimeout(this.auditTimer);
+    this.auditTimer = setTimeout(() => {
+      this.auditTimer = undefined;
+      if (this.stopRequested || this.loop.current !== 'watching') return;
+      for (const root of this.walks.audit()) this.onFileEvent(root, 'missed');
+    }, AUDIT_IDLE_MS);
+    this.auditTimer.unref();
+  }
+
   /** Ctrl-C: stop the current build through the engine's abort path, then stop watching */
   async stop(): Promise<void> {
     this.stopRequested = true;
     await this.loop.stop();
     for (const timer of this.rechecks) clearTimeout(timer);
+    if (this.auditTimer) clearTimeout(this.auditTimer);
     await this.watchers?.close();
     this.emit({ watch: 'stopped' });
   }
@@ -164,7 +184,8 @@ export class WatchSession {
 
   private onFileEvent(abs: string, event: string): void {
     if (event === 'change' && this.alreadyRead(abs)) return;
-    this.walks.changed(abs, event);
+    if (++this.noticesSinceBuild > PATCHABLE_NOTICES) this.walks.dropAll();
+    else this.walks.changed(abs, event);
     const set = this.set;
     const change: ChangeKind = set ? classifyChange(set, abs) : abs === this.lorafile ? { kind: 'lorafile' } : { kind: 'other' };
     if (change.kind === 'other') return;
@@ -248,6 +269,8 @@ export class WatchSession {
 
   private async runBuild(signal: AbortSignal, changes: Change[]): Promise<void> {
     this.build++;
+    this.noticesSinceBuild = 0;
+    if (this.auditTimer) clearTimeout(this.auditTimer);
     this.changedDuringBuild.clear();
     this.everythingChangedDuringBuild = false;
     const started = Date.now();
@@ -296,6 +319,7 @@ export class WatchSession {
       // files added or removed since: watch the dataset files this build listed
       const plan = this.watchPlan();
       this.watchers?.update(plan.files, plan.folders);
+      this.auditLater();
     }
   }
 

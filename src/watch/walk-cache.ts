@@ -63,6 +63,40 @@ export class WalkCache {
     return undefined;
   }
 
+  /**
+   * Walks every kept folder again and compares it with its listing: true (and the listing dropped)
+   * for each folder where a notice must have been missed (an overflowing notice queue during a
+   * mass change, a network file system). Returns the folders that differed.
+   */
+  audit(): string[] {
+    const differed: string[] = [];
+    for (const [root, kept] of this.walks) {
+      let files;
+      try {
+        files = walkDatasetFolderSync(root, root).files;
+      } catch {
+        files = undefined;
+      }
+      const same =
+        files !== undefined &&
+        files.length === kept.files.length &&
+        files.every((f, i) => {
+          const k = kept.files[i];
+          return f.abs === k.abs && (kept.dirty.has(f.abs) || (f.size === k.size && f.mtimeMs === k.mtimeMs && f.ino === k.ino));
+        });
+      if (!same) {
+        this.walks.delete(root);
+        differed.push(root);
+      }
+    }
+    return differed;
+  }
+
+  /** forget every listing (a burst of notices too big to patch one by one) */
+  dropAll(): void {
+    this.walks.clear();
+  }
+
   /** every file of the kept listing of `rootAbs` (absolute paths), or undefined when none is kept */
   filesOf(rootAbs: string): string[] | undefined {
     return this.walks.get(rootAbs)?.files.map((f) => f.abs);
