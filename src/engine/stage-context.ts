@@ -49,6 +49,12 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     if (!outputs) throw new Error(`${node.id}: outputs of ${stageId} are not available`);
     return outputs;
   };
+  const upstreamFile = (stageId: string, name: string): OutputFile => {
+    const files = upstreamOf(stageId).files;
+    const file = files[name];
+    if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(files).join(', ') || 'none'})`);
+    return file;
+  };
   const ctx: StageContext = {
     config: deps.config,
     node,
@@ -62,11 +68,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     knownHash: (absPath, stat) => deps.memo.lookup(absPath, stat),
     ...(deps.walkFolder ? { walkFolder: deps.walkFolder } : {}),
     upstream: upstreamOf,
-    upstreamPath(stageId, name) {
-      const file = upstreamOf(stageId).files[name];
-      if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(upstreamOf(stageId).files).join(', ') || 'none'})`);
-      return cas.path(file.sha256);
-    },
+    upstreamPath: (stageId, name) => cas.path(upstreamFile(stageId, name).sha256),
     blobPath: (sha256) => cas.path(sha256),
     async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T> {
       runOnly('item');
@@ -99,8 +101,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
       return blob;
     },
     readJson(stageId, name) {
-      const file = upstreamOf(stageId).files[name];
-      if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(upstreamOf(stageId).files).join(', ') || 'none'})`);
+      const file = upstreamFile(stageId, name);
       const kept = parsedJson.get(file.sha256);
       if (kept !== undefined) return kept;
       const text = readFileSync(cas.path(file.sha256), 'utf8');

@@ -20,6 +20,16 @@ export interface FileStat {
   ino: number;
 }
 
+/** the same file, unchanged, as far as a stat can tell (size, mtime, inode) */
+export function sameStat(a: FileStat, b: FileStat): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
+
+/** a memo entry recorded for exactly this stat */
+function entryMatches(entry: Entry | undefined, st: FileStat): entry is Entry {
+  return entry !== undefined && Array.isArray(entry) && typeof entry[3] === 'string' && sameStat({ size: entry[0], mtimeMs: entry[1], ino: entry[2] }, st);
+}
+
 export interface HashStats {
   /** files whose hash came from the memo (no read) */
   memoHits: number;
@@ -81,7 +91,7 @@ export class StatMemo {
   /** the memoised hash if the file's stat still matches, without reading it */
   lookup(absPath: string, st: FileStat): string | undefined {
     const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
-    if (entry && Array.isArray(entry) && entry[0] === st.size && entry[1] === st.mtimeMs && entry[2] === st.ino && typeof entry[3] === 'string') {
+    if (entryMatches(entry, st)) {
       this.stats.memoHits++;
       return entry[3];
     }
@@ -119,11 +129,10 @@ export class StatMemo {
    * only reading the file again can tell whether it is still the same content).
    */
   recordedHash(absPath: string, st: FileStat): { sha256: string; racy: boolean } | undefined {
-    const same = (e: Entry | undefined) => e !== undefined && Array.isArray(e) && e[0] === st.size && e[1] === st.mtimeMs && e[2] === st.ino && typeof e[3] === 'string';
     const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
-    if (same(entry)) return { sha256: entry![3], racy: this.racy.has(absPath) };
+    if (entryMatches(entry, st)) return { sha256: entry[3], racy: this.racy.has(absPath) };
     const past = this.pastRacy.get(absPath);
-    if (same(past)) return { sha256: past![3], racy: true };
+    if (entryMatches(past, st)) return { sha256: past[3], racy: true };
     return undefined;
   }
 

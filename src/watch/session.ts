@@ -2,17 +2,17 @@
 // state machine, the engine's execute() per build (with the loop's AbortSignal), re-planning when
 // the lorafile changes (an invalid lorafile keeps the last good plan), per-dataset diagnostics
 // marked stale the moment a change arrives, and trains/renders stopped when their inputs change.
-import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { relative, resolve, sep } from 'node:path';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { execute, type StageRegistry } from '../engine/executor.js';
+import { sha256FileSync } from '../engine/file-hash.js';
 import { openProject, type Project } from '../engine/project.js';
-import { StatMemo } from '../engine/stat-memo.js';
+import { sameStat, StatMemo } from '../engine/stat-memo.js';
 import type { Json, StageEvent } from '../engine/types.js';
 import type { WatchEvent } from './events.js';
 import { classifyChange, isIgnored, watchedPaths, watchSetFor, type ChangeKind, type WatchSet } from './files.js';
@@ -174,7 +174,7 @@ export class WatchSession {
       this.rechecks.delete(timer);
       const now = statOrNull(abs);
       // (onFileEvent drops it when the last build already read this very content)
-      if (now && (now.mtimeMs !== before.mtimeMs || now.size !== before.size || now.ino !== before.ino)) {
+      if (now && !sameStat(now, before)) {
         this.onFileEvent(abs, 'change');
         this.recheckLater(abs, now);
       }
@@ -214,12 +214,12 @@ export class WatchSession {
     const stats = this.items?.stats;
     if (!used || !stats) return false;
     const now = statOrNull(abs);
-    if (!now || now.size !== used.stat.size || now.mtimeMs !== used.stat.mtimeMs || now.ino !== used.stat.ino) return false;
+    if (!now || !sameStat(now, used.stat)) return false;
     const recorded = stats.recordedHash(abs, now);
     if (!recorded) return false;
     if (recorded.racy) {
       try {
-        if (createHash('sha256').update(readFileSync(abs)).digest('hex') !== recorded.sha256) return false;
+        if (sha256FileSync(abs) !== recorded.sha256) return false;
       } catch {
         return false;
       }

@@ -7,6 +7,7 @@
 import { lstatSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { walkDatasetFolderSync, type FolderFile } from '../datasets/local/walk.js';
+import { sameStat } from '../engine/stat-memo.js';
 import { isInside } from './files.js';
 
 interface KeptWalk {
@@ -82,7 +83,7 @@ export class WalkCache {
         files.length === kept.files.length &&
         files.every((f, i) => {
           const k = kept.files[i];
-          return f.abs === k.abs && (kept.dirty.has(f.abs) || (f.size === k.size && f.mtimeMs === k.mtimeMs && f.ino === k.ino));
+          return f.abs === k.abs && (kept.dirty.has(f.abs) || sameStat(f, k));
         });
       if (!same) {
         this.walks.delete(root);
