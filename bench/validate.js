@@ -4,7 +4,7 @@
 //   dataset-wide report); re-validate after one caption edit: <= 20 ms (one item re-checked, the
 //   dataset-wide rules and the report rebuilt from the other items' cached results).
 // Loading the vocabulary is timed separately. The CLIP files come from LORABUILD_CLIP_TOKENIZER,
-// else ../shared/reference/clip-tokenizer. Options: --items N (default 10000), --json.
+// else the vocabulary shipped in assets/clip. Options: --items N (default 10000), --json.
 // Needs `npx tsc -p tsconfig.json` first (imports dist/).
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ const { checkItem } = await dist('text/check-item.js');
 const { buildReport } = await dist('text/validation-report.js');
 const { RulesSchema } = await dist('config/schema.js');
 
-const where = process.env.LORABUILD_CLIP_TOKENIZER ?? join(repoRoot, '..', 'shared', 'reference', 'clip-tokenizer');
+const where = process.env.LORABUILD_CLIP_TOKENIZER ?? join(repoRoot, 'assets', 'clip');
 const files = findTokenizerFiles(where);
 if (!files) throw new Error(`no CLIP tokenizer files in ${where}; set LORABUILD_CLIP_TOKENIZER`);
 let t = performance.now();

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { sd15KohyaModules, unetParameters } from '../src/safetensors/sd15.js';
 
-const MANIFEST = fileURLToPath(new URL('../../shared/reference/sd15-key-manifest/sd1-kohya.yaml', import.meta.url));
+const MANIFEST = fileURLToPath(new URL('./fixtures/reference/sd15-key-manifest/sd1-kohya.yaml', import.meta.url));
 
 interface KeyManifest {
   components: Record<string, Record<string, { shape: number[] }>>;

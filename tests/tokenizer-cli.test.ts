@@ -1,5 +1,5 @@
 // `lorabuild tokenize` as a real process: published ids, JSON lines from stdin, a lorafile model
-// (builtin tiny -> bytes), and the errors (no tokenizer found: exit 1; usage: exit 2).
+// (builtin tiny -> bytes), the shipped vocabulary, and the errors (a --vocab without files: exit 1; usage: exit 2).
 import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
@@ -42,12 +42,13 @@ describe('lorabuild tokenize', () => {
     expect(unknown.stderr).toContain("the lorafile has no model 'sd' (models: tiny)");
   });
 
-  it('explains where it looked when no CLIP tokenizer is found (exit 1), and usage errors exit 2', async () => {
-    const r = await runCli(['tokenize', 'a cat'], { cwd: tmp.dir, env: noTokenizerEnv });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('no CLIP tokenizer found for this text; looked in:');
-    expect(r.stderr).toContain('  - LORABUILD_CLIP_TOKENIZER: (not set)');
-    expect(r.stderr).toContain(`models--openai--clip-vit-large-patch14/snapshots/*`);
+  it('needs no tokenizer files: the shipped CLIP vocabulary; a --vocab that holds none exits 1, usage errors exit 2', async () => {
+    const r = await runCli(['tokenize', 'a photo of a cat'], { cwd: tmp.dir, env: noTokenizerEnv });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ids:    49406 320 1125 539 320 2368 49407');
+    const empty = await runCli(['tokenize', '--vocab', tmp.dir, 'a cat'], { cwd: tmp.dir, env: noTokenizerEnv });
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toContain(`no CLIP tokenizer found for --vocab ${tmp.dir}`);
     expect((await runCli(['tokenize'], { cwd: tmp.dir, env: noTokenizerEnv })).code).toBe(2);
     const both = await runCli(['tokenize', '--vocab', REF, '--model', 'x', 'a'], { cwd: tmp.dir, env: noTokenizerEnv });
     expect(both.code).toBe(2);

@@ -1,12 +1,13 @@
 // Where the CLIP tokenizer files are found for a model: real folders in a temp dir that link to the
-// reference files (shared/reference is test data and is never copied into the project).
+// reference files; without any, the vocabulary that ships with lorabuild.
 import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
-import { resolveClipTokenizer, resolveTokenizer, tokenizerForDataset, TokenizerNotFoundError } from '../src/text/resolve.js';
+import { resolveClipTokenizer, resolveTokenizer, SHIPPED_CLIP_BPE, tokenizerForDataset, TokenizerNotFoundError } from '../src/text/resolve.js';
 import { loadClipTokenizer } from '../src/text/load.js';
 import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
@@ -64,37 +65,38 @@ describe('resolveTokenizer', () => {
     expect((await resolveClipTokenizer(c, 'sd', EMPTY_ENV)).id).toBe(clipId);
   });
 
-  it("finds ComfyUI's comfy/sd1_tokenizer from a checkpoint in ComfyUI/models/checkpoints/", async () => {
-    const dir = join(tmp.dir, 'comfy');
-    linkHfFiles(join(dir, 'ComfyUI', 'comfy', 'sd1_tokenizer'));
-    mkdirSync(join(dir, 'ComfyUI', 'models', 'checkpoints', 'sd15'), { recursive: true });
-    const c = config(dir, '  sd: { checkpoint: ComfyUI/models/checkpoints/sd15/DreamShaper_8_pruned.safetensors }');
-    expect((await resolveClipTokenizer(c, 'sd', EMPTY_ENV)).id).toBe(clipId);
-  });
-
-  it('falls back to LORABUILD_CLIP_TOKENIZER, then the Hugging Face cache', async () => {
+  it('falls back to LORABUILD_CLIP_TOKENIZER, then the model repo in the Hugging Face cache', async () => {
     const dir = join(tmp.dir, 'env');
     mkdirSync(dir);
     const c = config(dir, '  sd: { checkpoint: m.safetensors }');
     expect((await resolveClipTokenizer(c, 'sd', { ...EMPTY_ENV, LORABUILD_CLIP_TOKENIZER: REF })).id).toBe(clipId);
     const hf = join(tmp.dir, 'hf');
-    linkHfFiles(join(hf, 'models--openai--clip-vit-large-patch14', 'snapshots', '0123abc'));
-    expect((await resolveClipTokenizer(c, 'sd', { HF_HUB_CACHE: hf })).id).toBe(clipId);
+    linkHfFiles(join(hf, 'models--someone--sd15', 'snapshots', '0123abc', 'tokenizer'));
+    const h = config(dir, '  sd: { hub: someone/sd15, file: m.safetensors }');
+    expect((await resolveClipTokenizer(h, 'sd', { HF_HUB_CACHE: hf })).id).toBe(clipId);
   });
 
-  it('lists every place it looked when nothing is found', async () => {
+  it('uses the vocabulary shipped with lorabuild when the model has no tokenizer files, on any machine', async () => {
     const dir = join(tmp.dir, 'none');
     mkdirSync(join(dir, 'ComfyUI', 'models', 'checkpoints'), { recursive: true });
     const c = config(dir, '  sd: { checkpoint: ComfyUI/models/checkpoints/x.safetensors }');
+    const t = await resolveClipTokenizer(c, 'sd', EMPTY_ENV);
+    expect(t.id).toBe(clipId);
+    expect(t.encode('a photo of a cat').ids).toEqual([320, 1125, 539, 320, 2368]);
+    expect(SHIPPED_CLIP_BPE).toBe(join(REPO_ROOT, 'assets', 'clip', 'bpe_simple_vocab_16e6.txt.gz'));
+    // the shipped file is OpenAI's, byte for byte, and carries its license note
+    expect(createHash('sha256').update(readFileSync(SHIPPED_CLIP_BPE)).digest('hex')).toBe('924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a');
+    expect(readFileSync(join(REPO_ROOT, 'assets', 'clip', 'LICENSE-NOTE.txt'), 'utf8')).toContain('Copyright (c) 2021 OpenAI');
+  });
+
+  it('still reports a wrong tokenizer: setting, with the fix', async () => {
+    const dir = join(tmp.dir, 'wrong');
+    mkdirSync(join(dir, 'nothing-here'), { recursive: true });
+    const c = config(dir, '  sd: { checkpoint: m.safetensors, tokenizer: nothing-here }');
     const err = await resolveClipTokenizer(c, 'sd', EMPTY_ENV).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TokenizerNotFoundError);
-    const message = (err as Error).message;
-    expect(message).toContain("no CLIP tokenizer found for model 'sd'; looked in:");
-    expect(message).toContain(`  - the checkpoint's folder: ${join(dir, 'ComfyUI', 'models', 'checkpoints')}`);
-    expect(message).toContain(`  - the ComfyUI install of the checkpoint: ${join(dir, 'ComfyUI', 'comfy', 'sd1_tokenizer')}`);
-    expect(message).toContain('  - LORABUILD_CLIP_TOKENIZER: (not set)');
-    expect(message).toContain(`  - the Hugging Face cache (openai/clip-vit-large-patch14): ${join(tmp.dir, 'empty-hf-cache', 'models--openai--clip-vit-large-patch14', 'snapshots', '*')}`);
-    expect(message).toContain('fix: set `tokenizer:` on the model');
+    expect((err as Error).message).toContain("no CLIP tokenizer found for model 'sd'; looked in:");
+    expect((err as Error).message).toContain('lorabuild ships the SD1.x CLIP vocabulary');
   });
 
   it('picks the tokenizer of the first lora that trains on a dataset', async () => {
@@ -106,26 +108,11 @@ describe('resolveTokenizer', () => {
     expect(used.reason).toBe("byte tokenizer of model 'tiny' (lora 'l')");
   });
 
-  it('validates a dataset no lora uses with CLIP when its files are found, else with bytes', async () => {
+  it('validates a dataset no lora uses with CLIP', async () => {
     const dir = join(tmp.dir, 'unused');
     mkdirSync(dir);
     const c = config(dir, '  tiny: { builtin: tiny }', 'datasets:\n  d: { folder: d }\n');
-    const saved = { tok: process.env.LORABUILD_CLIP_TOKENIZER, hf: process.env.HF_HUB_CACHE };
-    try {
-      process.env.HF_HUB_CACHE = EMPTY_ENV.HF_HUB_CACHE;
-      process.env.LORABUILD_CLIP_TOKENIZER = REF;
-      expect(await tokenizerForDataset(c, 'd')).toMatchObject({ tokenizer: { id: clipId }, reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' });
-      delete process.env.LORABUILD_CLIP_TOKENIZER;
-      expect(await tokenizerForDataset(c, 'd')).toMatchObject({
-        tokenizer: { id: 'byte-v1' },
-        reason: 'byte tokenizer (no lora trains on this dataset and no CLIP tokenizer files were found)',
-      });
-    } finally {
-      for (const [key, value] of [['LORABUILD_CLIP_TOKENIZER', saved.tok], ['HF_HUB_CACHE', saved.hf]] as const) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
-    }
+    expect(await tokenizerForDataset(c, 'd')).toMatchObject({ tokenizer: { id: clipId }, reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' });
   });
 });
 

@@ -16,7 +16,7 @@ const HELP = `usage: lorabuild tokenize TEXT... [--json] [--model NAME [-f loraf
   --json        one JSON object per text: ids (with BOS/EOS), tokens, spans, count, truncated
   --model NAME  the tokenizer of that model in the lorafile (builtin: tiny -> bytes)
   --vocab PATH  a folder with vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz
-  without either: LORABUILD_CLIP_TOKENIZER, then the Hugging Face cache (openai/clip-vit-large-patch14)
+  without either: LORABUILD_CLIP_TOKENIZER, else the CLIP vocabulary that ships with lorabuild
 `;
 
 const OPTIONS = {

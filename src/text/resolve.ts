@@ -1,19 +1,25 @@
-// Which tokenizer a model uses. `builtin: tiny` models use the byte tokenizer; SD1.x checkpoints
-// use CLIP's BPE, whose files are found locally (never downloaded here), in this order:
-//   1. the model's `tokenizer:` setting          4. LORABUILD_CLIP_TOKENIZER
-//   2. the checkpoint's folder (or tokenizer/)   5. the Hugging Face cache: the model's hub repo
-//   3. the ComfyUI install the checkpoint is in     (tokenizer/) and openai/clip-vit-large-patch14
+// Which tokenizer a model uses. `builtin: tiny` models use the byte tokenizer; SD1.x models use
+// CLIP's BPE. A model's own tokenizer files take precedence, in this order:
+//   1. the model's `tokenizer:` setting (an error when it holds none)
+//   2. the checkpoint's folder or its tokenizer/ subfolder (a diffusers layout)
+//   3. the model's hub repo in the Hugging Face cache (tokenizer/)
+//   4. LORABUILD_CLIP_TOKENIZER
+//   5. the vocabulary that ships with lorabuild (assets/clip: OpenAI's bpe_simple_vocab_16e6.txt.gz,
+//      MIT), which every SD1.x text encoder uses; so validation never needs a download.
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config, ModelSpec } from '../config/schema.js';
 import { hubEnv } from '../datasets/hub/env.js';
 import { expandUserPath } from '../worker/start.js';
 import { byteTokenizer } from './byte-tokenizer.js';
-import { findTokenizerFiles, loadClipTokenizer } from './load.js';
+import { findTokenizerFiles, loadClipTokenizer, OPENAI_BPE_FILE, type TokenizerFiles } from './load.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export const TOKENIZER_ENV = 'LORABUILD_CLIP_TOKENIZER';
-const CLIP_L_REPO = 'openai/clip-vit-large-patch14';
+
+/** The CLIP BPE vocabulary shipped with lorabuild (src/text and dist/text are both two levels down). */
+export const SHIPPED_CLIP_BPE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'clip', OPENAI_BPE_FILE);
 
 export class TokenizerNotFoundError extends Error {
   constructor(
@@ -22,9 +28,8 @@ export class TokenizerNotFoundError extends Error {
   ) {
     super(
       `no CLIP tokenizer found for ${subject}; looked in:\n${looked.map((l) => `  - ${l}`).join('\n')}\n` +
-        `fix: set \`tokenizer:\` on the model to a folder with vocab.json + merges.txt (ComfyUI has one in ComfyUI/comfy/sd1_tokenizer) ` +
-        `or to openai's bpe_simple_vocab_16e6.txt.gz, or set ${TOKENIZER_ENV}, or download ${CLIP_L_REPO} into the Hugging Face cache ` +
-        `(huggingface-cli download ${CLIP_L_REPO} vocab.json merges.txt)`,
+        `fix: point it at a folder with vocab.json + merges.txt, a tokenizer/ folder or openai's bpe_simple_vocab_16e6.txt.gz, ` +
+        `or remove the setting: lorabuild ships the SD1.x CLIP vocabulary`,
     );
   }
 }
@@ -32,15 +37,6 @@ export class TokenizerNotFoundError extends Error {
 interface Place {
   label: string;
   path: string;
-}
-
-/** `…/ComfyUI/models/checkpoints/x.safetensors` -> `…/ComfyUI/comfy/sd1_tokenizer` */
-export function comfyTokenizerFolder(checkpoint: string): string | null {
-  const parts = checkpoint.split(/[\\/]/);
-  for (let i = parts.length - 2; i >= 1; i--) {
-    if (parts[i] === 'checkpoints' && parts[i - 1] === 'models') return [...parts.slice(0, i - 1), 'comfy', 'sd1_tokenizer'].join(sep);
-  }
-  return null;
 }
 
 /** snapshot folders of a hub model repo in the HF cache, newest name last */
@@ -55,33 +51,18 @@ function hubSnapshots(cacheDir: string, repo: string): string[] {
 function placesFor(config: Config | undefined, model: ModelSpec | undefined, env: NodeJS.ProcessEnv): Place[] {
   const places: Place[] = [];
   if (model?.checkpoint && config) {
-    const checkpoint = expandUserPath(config.root, model.checkpoint);
-    places.push({ label: "the checkpoint's folder", path: dirname(checkpoint) });
-    const comfy = comfyTokenizerFolder(checkpoint);
-    if (comfy) places.push({ label: 'the ComfyUI install of the checkpoint', path: comfy });
+    places.push({ label: "the checkpoint's folder", path: dirname(expandUserPath(config.root, model.checkpoint)) });
+  }
+  if (model?.hub) {
+    for (const snapshot of hubSnapshots(hubEnv(env).cacheDir, model.hub).reverse()) places.push({ label: `the Hugging Face cache (${model.hub})`, path: snapshot });
   }
   const fromEnv = env[TOKENIZER_ENV];
-  places.push({ label: TOKENIZER_ENV, path: fromEnv ? expandUserPath(process.cwd(), fromEnv) : '(not set)' });
-  const cacheDir = hubEnv(env).cacheDir;
-  const repos = model?.hub ? [model.hub, CLIP_L_REPO] : [CLIP_L_REPO];
-  for (const repo of repos) {
-    const snapshots = hubSnapshots(cacheDir, repo);
-    if (snapshots.length === 0) places.push({ label: `the Hugging Face cache (${repo})`, path: join(cacheDir, `models--${repo.replace('/', '--')}`, 'snapshots', '*') });
-    for (const snapshot of snapshots.reverse()) places.push({ label: `the Hugging Face cache (${repo})`, path: snapshot });
-  }
+  if (fromEnv) places.push({ label: TOKENIZER_ENV, path: expandUserPath(process.cwd(), fromEnv) });
   return places;
 }
 
-/**
- * The CLIP tokenizer for a model (or, without one, for the environment). Throws
- * TokenizerNotFoundError listing every place it looked.
- */
-export async function resolveClipTokenizer(
-  config: Config | undefined,
-  modelName?: string,
-  env: NodeJS.ProcessEnv = process.env,
-  cacheDir?: string,
-): Promise<Tokenizer> {
+/** Where the CLIP tokenizer of a model (or, without one, of the environment) comes from. */
+export function clipTokenizerFiles(config: Config | undefined, modelName?: string, env: NodeJS.ProcessEnv = process.env): TokenizerFiles {
   const model = modelName !== undefined ? config?.models[modelName] : undefined;
   if (model?.tokenizer && config) {
     const path = expandUserPath(config.root, model.tokenizer);
@@ -91,14 +72,27 @@ export async function resolveClipTokenizer(
         `tokenizer: ${model.tokenizer} (${path}) holds no vocab.json + merges.txt, tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz`,
       ]);
     }
-    return loadClipTokenizer(files, cacheDir);
+    return files;
   }
-  const places = placesFor(config, model, env);
-  for (const place of places) {
-    const files = place.path.startsWith('(') ? null : findTokenizerFiles(place.path);
-    if (files) return loadClipTokenizer(files, cacheDir);
+  for (const place of placesFor(config, model, env)) {
+    const files = findTokenizerFiles(place.path);
+    if (files) return files;
   }
-  throw new TokenizerNotFoundError(modelName !== undefined ? `model '${modelName}'` : 'this text', places.map((p) => `${p.label}: ${p.path}`));
+  return { kind: 'openai', bpe: SHIPPED_CLIP_BPE };
+}
+
+/**
+ * The CLIP tokenizer for a model (or, without one, for the environment): the model's own files when
+ * it has them, else the shipped vocabulary. Throws TokenizerNotFoundError only for a `tokenizer:`
+ * setting that holds no tokenizer.
+ */
+export async function resolveClipTokenizer(
+  config: Config | undefined,
+  modelName?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cacheDir?: string,
+): Promise<Tokenizer> {
+  return loadClipTokenizer(clipTokenizerFiles(config, modelName, env), cacheDir);
 }
 
 export interface ResolveOptions {
@@ -122,7 +116,7 @@ export interface DatasetTokenizer {
 
 /**
  * The tokenizer to validate a dataset's captions with: that of the model of the first lora that
- * trains on it; for a dataset no lora uses, CLIP when its files can be found, else bytes.
+ * trains on it; for a dataset no lora uses, CLIP.
  */
 export async function tokenizerForDataset(config: Config, dataset: string, options: ResolveOptions = {}): Promise<DatasetTokenizer> {
   const lora = Object.entries(config.loras).find(([, spec]) => spec.dataset === dataset);
@@ -132,10 +126,5 @@ export async function tokenizerForDataset(config: Config, dataset: string, optio
     const kind = tokenizer.id === 'byte-v1' ? 'byte tokenizer' : 'CLIP BPE tokenizer';
     return { tokenizer, reason: `${kind} of model '${spec.model}' (lora '${loraName}')` };
   }
-  try {
-    return { tokenizer: await resolveClipTokenizer(config, undefined, process.env, options.cacheDir), reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' };
-  } catch (err) {
-    if (!(err instanceof TokenizerNotFoundError)) throw err;
-    return { tokenizer: byteTokenizer(), reason: 'byte tokenizer (no lora trains on this dataset and no CLIP tokenizer files were found)' };
-  }
+  return { tokenizer: await resolveClipTokenizer(config, undefined, process.env, options.cacheDir), reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' };
 }

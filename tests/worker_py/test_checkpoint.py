@@ -20,7 +20,7 @@ from lorabuild_worker.configs import SD15, TINY  # noqa: E402
 from lorabuild_worker.errors import WorkerError  # noqa: E402
 from lorabuild_worker.safetensors_io import load_file, save_file  # noqa: E402
 
-REFERENCE = os.path.join(os.environ.get("LORABUILD_SHARED_REFERENCE") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "reference"), "sd15-key-manifest", "sd1-ldm.yaml")
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "reference", "sd15-key-manifest", "sd1-ldm.yaml")
 DTYPE_BYTES = {"float32": ("F32", 4), "int64": ("I64", 8), "int32": ("I32", 4)}
 
 

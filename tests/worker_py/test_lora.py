@@ -19,7 +19,7 @@ from lorabuild_worker.errors import WorkerError  # noqa: E402
 from lorabuild_worker.lora import apply_lora_file, inject_lora, save_lora  # noqa: E402
 from lorabuild_worker.safetensors_io import load_file, read_header, save_file  # noqa: E402
 
-KOHYA = os.path.join(os.environ.get("LORABUILD_SHARED_REFERENCE") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "reference"), "sd15-key-manifest", "sd1-kohya.yaml")
+KOHYA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "reference", "sd15-key-manifest", "sd1-kohya.yaml")
 LEAVES = {
     "attention": re.compile(r"\.transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$"),
     "attention+proj": re.compile(r"(\.transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)|\.attentions\.\d+\.proj_(in|out))$"),
