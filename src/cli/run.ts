@@ -3,7 +3,7 @@
 // Exit codes: 0 ok, 1 a stage failed, 2 invalid lorafile or usage, 130 interrupted.
 import { reportConfigError } from '../config/format.js';
 import { execute } from '../engine/executor.js';
-import { openProject } from '../engine/project.js';
+import { openProject, preflight } from '../engine/project.js';
 import { makeReporter, type ReporterKind } from '../engine/progress.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
@@ -32,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   let project;
   try {
     project = await openProject(args.values.file, args.positionals);
+    await preflight(project);
   } catch (err) {
     return reportConfigError(err);
   }

@@ -180,31 +180,79 @@ function checkInitFrom(sink: DiagnosticSink, loras: Entries, schedules: Map<stri
   }
 }
 
+/** The render's LoRA entries: checks each names exactly one source; returns the trained LoRA names it applies. */
+function checkRenderLoras(sink: DiagnosticSink, raw: unknown, name: string, r: Entries): string[] {
+  const base: PathSegment[] = ['renders', name];
+  const trained: string[] = [];
+  if (present(r, 'lora') && present(r, 'loras')) {
+    sink.atKey([...base, 'loras'], 'render-loras', `render '${name}' has both lora and loras`, `keep one: move 'lora: ${String(r.lora)}' into the list as '- { lora: ${String(r.lora)} }'`);
+  } else if (!present(r, 'lora') && !present(r, 'loras') && !misspells(r, ['lora', 'loras'])) {
+    sink.atKey(base, 'render-loras', `render '${name}' applies no LoRA`, "add 'loras:' with '- { file: PATH.safetensors }' or '- { lora: NAME }' entries, or 'lora: NAME'");
+  }
+  if (present(r, 'lora') && checkReference(sink, raw, [...base, 'lora'], r.lora, 'lora')) trained.push(r.lora as string);
+  if (Array.isArray(r.loras)) {
+    r.loras.forEach((value, i) => {
+      const at: PathSegment[] = [...base, 'loras', i];
+      const e = entry(value);
+      const sources = ['file', 'lora'].filter((k) => present(e, k));
+      if (sources.length === 0 && !misspells(e, ['file', 'lora']) && !sink.reported(at)) {
+        sink.atValue(at, 'lora-source', `render '${name}': loras[${i}] names no LoRA`, "give 'file: PATH.safetensors' (a LoRA file) or 'lora: NAME' (a LoRA this lorafile trains)");
+      } else if (sources.length > 1) {
+        sink.atKey([...at, 'lora'], 'lora-source', `render '${name}': loras[${i}] has both file and lora`, 'keep only one of them: one entry is one LoRA');
+      }
+      if (present(e, 'lora') && checkReference(sink, raw, [...at, 'lora'], e.lora, 'lora')) trained.push(e.lora as string);
+    });
+  }
+  return trained;
+}
+
 function checkRenders(sink: DiagnosticSink, raw: unknown, loras: Map<string, Schedule>): void {
   for (const [name, value] of Object.entries(section(raw, 'renders'))) {
     const base: PathSegment[] = ['renders', name];
     const r = entry(value);
-    const known = checkReference(sink, raw, [...base, 'lora'], r.lora, 'lora');
+    const trained = checkRenderLoras(sink, raw, name, r);
+    const trainedModels = [...new Set(trained.map((t) => entry(section(raw, 'loras')[t]).model).filter((m): m is string => typeof m === 'string'))];
+    if (present(r, 'model')) {
+      checkReference(sink, raw, [...base, 'model'], r.model, 'model');
+    } else if (trained.length === 0 && present(r, 'loras') && !misspells(r, ['model'])) {
+      sink.atKey(base, 'render-model', `render '${name}' needs 'model:': its LoRAs are files, so nothing names the base model`, `add 'model: NAME' with one of the models: ${Object.keys(section(raw, 'models')).join(', ') || '(none defined yet)'}`);
+    } else if (trainedModels.length > 1) {
+      sink.atKey(base, 'render-model', `render '${name}': its trained LoRAs come from different models (${trainedModels.join(', ')})`, "name the base model to render with: 'model: NAME'");
+    }
+    if (present(r, 'score') && trained.length === 0 && !sink.reported([...base, 'loras'])) {
+      sink.atKey([...base, 'score'], 'render-score', `render '${name}': score: compares cells with the training images of a trained LoRA, and this render applies none`, "add a '- { lora: NAME }' entry, or remove score:");
+    }
     const columns = field(RenderSchema, r, 'columns') as string | undefined;
     const checkpoints = field(RenderSchema, r, 'checkpoints') as number[] | undefined;
     if (columns?.includes('checkpoint') && !checkpoints && !sink.reported([...base, 'checkpoints'])) {
       sink.atValue([...base, 'columns'], 'checkpoint-columns', `render '${name}': columns '${columns}' needs a checkpoints list`, "add 'checkpoints: [...]' with the training steps to show");
     }
-    const lora = known ? loras.get(r.lora as string) : undefined;
+    const distinct = [...new Set(trained)];
+    if (checkpoints && distinct.length !== 1) {
+      sink.atKey(
+        [...base, 'checkpoints'],
+        'render-checkpoint',
+        `render '${name}': checkpoints: walks the training checkpoints of one trained LoRA, and this render applies ${distinct.length === 0 ? 'none' : `${distinct.length} (${distinct.join(', ')})`}`,
+        distinct.length === 0 ? "add a '- { lora: NAME }' entry, or remove checkpoints:" : 'keep one trained LoRA in the render, or remove checkpoints:',
+      );
+      continue;
+    }
+    const loraName = distinct[0];
+    const lora = loraName !== undefined ? loras.get(loraName) : undefined;
     if (!lora?.steps || !checkpoints) continue;
     const { steps } = lora;
     const every = lora.checkpoint_every;
     checkpoints.forEach((step, i) => {
       const path = [...base, 'checkpoints', i];
       if (step > steps) {
-        sink.atValue(path, 'render-checkpoint', `render '${name}': checkpoint ${step} is beyond the ${steps} training steps of lora '${String(r.lora)}'`, `use a step of at most ${steps}`);
+        sink.atValue(path, 'render-checkpoint', `render '${name}': checkpoint ${step} is beyond the ${steps} training steps of lora '${loraName}'`, `use a step of at most ${steps}`);
       } else if (every !== undefined && step % every !== 0 && step !== steps) {
         const below = Math.floor(step / every) * every;
         const options = [below, below + every].filter((s) => s > 0 && s <= steps);
         sink.atValue(
           path,
           'render-checkpoint',
-          `render '${name}': lora '${String(r.lora)}' saves no checkpoint at step ${step} (it saves every ${every} steps)`,
+          `render '${name}': lora '${loraName}' saves no checkpoint at step ${step} (it saves every ${every} steps)`,
           `use a multiple of ${every}${options.length ? ` such as ${options.join(' or ')}` : ''}, or the final step ${steps}`,
         );
       }

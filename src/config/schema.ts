@@ -94,18 +94,31 @@ export const LoraSchema = z
 
 export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
 
+/** One LoRA applied by a render, like one Load LoRA node in a ComfyUI chain. */
+export const RenderLoraSchema = z
+  .strictObject({
+    file: z.string().min(1).optional().describe('a LoRA .safetensors file (kohya, LoCon, LoHa, LoKr, DoRA, diffusers/PEFT keys)'),
+    lora: name.optional().describe('a key of loras: the LoRA this lorafile trains'),
+    strength_model: z.number().min(-100).max(100).default(1).describe('strength on the UNet (Load LoRA strength_model)'),
+    strength_clip: z.number().min(-100).max(100).default(1).describe('strength on the text encoder (Load LoRA strength_clip)'),
+    ignore_unknown_keys: z.boolean().default(false).describe('apply the keys that fit and warn about the rest (default: an error)'),
+  })
+  .describe('a LoRA to apply: give file: or lora:');
+
 export const RenderSchema = z
   .strictObject({
-    lora: name.describe('a key of loras'),
+    model: name.optional().describe('the base model (a key of models); default: the model of the trained LoRA'),
+    lora: name.optional().describe('shorthand for loras: [{ lora: NAME }]'),
+    loras: z.array(RenderLoraSchema).min(1).optional().describe('LoRAs applied in order, like chained Load LoRA nodes'),
     prompts: z.array(z.string().min(1)).min(1),
     negative_prompt: z.string().default(''),
     seeds: z.array(z.number().int().min(0)).min(1).default([0]),
-    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]),
+    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]).describe("grid columns: multiply every LoRA's strengths; 0 = the model without them"),
     checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('training steps to render as a grid axis'),
     sampler: SamplerSchema.default('euler'),
     steps: z.number().int().min(1).max(1000).default(25),
     cfg: z.number().min(0).max(100).default(7.5),
-    width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('default: the lora resolution'),
+    width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('default: the trained lora resolution, else the model native size'),
     height: z.number().int().min(64).max(2048).multipleOf(8).optional(),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength'),
     score: z
@@ -134,6 +147,7 @@ export type DatasetSpec = z.output<typeof DatasetSchema>;
 export type RulesSpec = z.output<typeof RulesSchema>;
 export type LoraSpec = z.output<typeof LoraSchema>;
 export type RenderSpec = z.output<typeof RenderSchema>;
+export type RenderLoraSpec = z.output<typeof RenderLoraSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
 export type LorafileSpec = z.output<typeof LorafileSchema>;
 

@@ -15,6 +15,7 @@ import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
+import { renderModelName } from '../config/render-loras.js';
 import type { WorkerClient } from '../worker/client.js';
 import { expandUserPath } from '../worker/start.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
@@ -324,8 +325,9 @@ function compareOutputs(kind: StageKind, entry: LockEntry, now: StageOutputs): s
 
 /** The checkpoint path of the stage's model when it is a file that this machine lacks (CI). */
 function absentCheckpoint(config: Config, node: StageNode): string | null {
-  const lora = node.kind === 'train' ? config.loras[node.target] : node.kind === 'render' ? config.loras[config.renders[node.target]?.lora ?? ''] : undefined;
-  const checkpoint = lora ? config.models[lora.model]?.checkpoint : undefined;
+  const render = node.kind === 'render' ? config.renders[node.target] : undefined;
+  const modelName = node.kind === 'train' ? config.loras[node.target]?.model : render ? renderModelName(config, render) : undefined;
+  const checkpoint = modelName ? config.models[modelName]?.checkpoint : undefined;
   if (!checkpoint) return null;
   return existsSync(expandUserPath(config.root, checkpoint)) ? null : checkpoint;
 }

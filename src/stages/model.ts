@@ -7,11 +7,13 @@ import { existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { StageContext } from '../engine/types.js';
-import { inspectSafetensors } from '../safetensors/inspect.js';
+import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
 import { resolveUserPath } from '../config/paths.js';
+import type { Config } from '../config/schema.js';
+import type { Sd1Arch } from '../safetensors/sd15.js';
 
-export type ModelArch = 'sd15' | 'tiny';
+export type ModelArch = Sd1Arch;
 
 export interface ResolvedModel {
   path: string;
@@ -83,12 +85,37 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
       const label = family === 'sdxl' ? 'an SDXL' : 'an SD2.x';
       throw new ModelError(name, `${file} is ${label} checkpoint; lorabuild trains SD1.x`, 'use an SD1.5-based checkpoint (e.g. DreamShaper 8, v1-5-pruned-emaonly)');
     }
-    if (info.checkpoint?.arch === 'tiny') arch = 'tiny';
+    arch = checkpointArch(info);
   } catch (err) {
     if (err instanceof SafetensorsError) throw new ModelError(name, err.message, 'the file is damaged or not a safetensors checkpoint; download it again');
     throw err;
   }
   return { path, sha256: await ctx.hashFile(path), arch };
+}
+
+/** lorabuild's builtin checkpoints say they are tiny; every other SD1 checkpoint has SD1.5 widths. */
+function checkpointArch(info: SafetensorsInfo): ModelArch {
+  return info.checkpoint?.arch === 'tiny' ? 'tiny' : 'sd15';
+}
+
+/**
+ * A model's architecture when it is known without building or loading anything (for checks before
+ * any compute): builtin tiny, or an SD1 `checkpoint:` file's. Null when it cannot be told here (a hub
+ * model, a missing file, a file that is not an SD1 checkpoint: its stage reports those).
+ */
+export async function knownModelArch(config: Config, modelName: string): Promise<ModelArch | null> {
+  const spec = config.models[modelName];
+  if (spec?.builtin) return 'tiny';
+  if (!spec?.checkpoint) return null;
+  const path = resolveUserPath(config, spec.checkpoint);
+  if (!existsSync(path)) return null;
+  if (PICKLE_EXTENSIONS.has(extname(path).toLowerCase())) return 'sd15';
+  try {
+    const info = await inspectSafetensors(path);
+    return info.kind === 'checkpoint' && info.checkpoint?.family === 'sd1' ? checkpointArch(info) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
