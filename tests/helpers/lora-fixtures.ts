@@ -2,6 +2,8 @@
 // deterministic values, and the closed form of what each does to a weight (worked out here in
 // float64, independently of the worker): tests write them, render with them and check the patched
 // weights against these formulas.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { float32Tensor, writeSafetensors, type TensorData } from '../../src/safetensors/io.js';
 
 /** tiny's modules (kohya name, weight shape) the fixtures target */
@@ -231,6 +233,7 @@ export function fixtures(): Fixture[] {
 }
 
 export async function writeFixture(file: string, fixture: Pick<Fixture, 'tensors' | 'metadata'>): Promise<void> {
+  mkdirSync(dirname(file), { recursive: true });
   await writeSafetensors(file, Object.fromEntries(Object.entries(fixture.tensors).map(([k, t]) => [k, data(t)])), fixture.metadata ?? {});
 }
 
