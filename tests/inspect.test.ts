@@ -134,10 +134,13 @@ describe('lorabuild inspect (CLI)', () => {
     expect(text.stdout).toContain('rank 4, alpha 4 (scale 1.00)');
     expect(text.stdout).toContain('targets: attention 128');
     expect(text.stdout).toContain('SD1.5 UNet: fits');
+    expect(text.stdout).toContain('  family: SD1.x (cross-attention context 768)');
+    // the most frequent training tag reads as the trigger word
+    expect(text.stdout).toContain('  trigger words: tag39');
     expect(text.stdout).toMatch(/ss_tag_frequency: .*--full shows all/);
     const json = await runCli(['inspect', file, '--json'], { cwd: tmp.dir });
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ kind: 'lora', lora: { ranks: [4], alphas: [4], fit: { fits: true } } });
+    expect(JSON.parse(json.stdout)).toMatchObject({ kind: 'lora', lora: { kinds: ['LoRA'], family: 'sd1', triggers: ['tag39'], ranks: [4], alphas: [4], fit: { fits: true } } });
   });
 
   it('exits 1 and lists mismatches for a LoRA that does not fit', async () => {
@@ -157,6 +160,18 @@ describe('lorabuild inspect (CLI)', () => {
     const r = await runCli(['inspect', file], { cwd: tmp.dir });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}: header length 999 runs past the end of the file`);
+  });
+
+  it('names the family of a LoRA for another base and its trigger phrase', async () => {
+    const file = join(tmp.dir, 'xl-cli.safetensors');
+    const k = 'lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k';
+    await writeSafetensors(file, { [`${k}.lora_down.weight`]: zeros([8, 2048]), [`${k}.lora_up.weight`]: zeros([640, 8]), [`${k}.alpha`]: float32Tensor([], [4]) }, { 'modelspec.trigger_phrase': '80s, film still' });
+    const r = await runCli(['inspect', file], { cwd: tmp.dir });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('  family: SDXL (cross-attention context 2048)');
+    expect(r.stdout).toContain('  rank 8, alpha 4 (scale 0.500)');
+    expect(r.stdout).toContain('  trigger words: 80s, film still');
+    expect(r.stdout).toContain('SD1.5 UNet: DOES NOT FIT (an SDXL LoRA)');
   });
 
   it('usage errors exit 2', async () => {

@@ -95,7 +95,7 @@ class Patch:
                 w2 = torch.mm(g("w2a"), g("w2b")) if t2 is None else torch.einsum("i j k l, j r, i p -> p r k l", t2, g("w2b"), g("w2a"))
             if w2.dim() == 4:
                 w1 = w1.unsqueeze(2).unsqueeze(2)
-            diff = torch.kron(w1.contiguous(), w2.contiguous()).reshape(shape)  # the meta-device check needs contiguous factors
+            diff = torch.kron(w1.contiguous(), w2.contiguous()).reshape(shape)  # torch 1.13: kron of a non-contiguous (Tucker) factor cannot be reshaped
         scale = self.alpha / rank if self.alpha is not None and rank is not None else 1.0
         return diff, scale
 
