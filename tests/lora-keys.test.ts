@@ -113,6 +113,8 @@ describe('module spellings', () => {
     const lokr = bindOne({ [`${p}.lokr_w1`]: [16, 16], [`${p}.lokr_w2_a`]: [20, 4], [`${p}.lokr_w2_b`]: [4, 20] });
     expect(lokr.modules.map((m) => [m.kind, m.rank])).toEqual([['lokr', 4]]);
     expect(bindOne({ [`${p}.lokr_w1`]: [16, 16], [`${p}.lokr_w2`]: [20, 20] }).modules.map((m) => m.rank)).toEqual([null]);
+    // both factorised: ComfyUI scales by w2's rank
+    expect(bindOne({ [`${p}.lokr_w1_a`]: [16, 3], [`${p}.lokr_w1_b`]: [3, 16], [`${p}.lokr_w2_a`]: [20, 4], [`${p}.lokr_w2_b`]: [4, 20] }).modules.map((m) => m.rank)).toEqual([4]);
     expect(bindOne({ [`${p}.lokr_w1`]: [16, 16], [`${p}.lokr_w2`]: [20, 21] }).problems[0].problem).toBe('gives a [320, 336] difference for a [320, 320] weight');
     const dora = (shape: number[]) => bindOne({ [`${p}.lora_up.weight`]: [320, 4], [`${p}.lora_down.weight`]: [4, 320], [`${p}.dora_scale`]: shape });
     expect(dora([1, 320]).problems).toEqual([]);

@@ -190,14 +190,22 @@ export function fixtures(): Fixture[] {
     });
   }
 
-  // LoKr: full w1, factorised w2 (its rank scales the alpha)
+  // LoKr: full w1 and factorised w2 (its rank scales the alpha); both factorised (w2's rank, 2, not w1's, 3, scales it)
   {
     const p = TINY.linear.kohya;
     const [w1, w2a, w2b] = [randomT([8, 8], 70), randomT([8, 2], 71), randomT([2, 8], 72)];
+    const q = TINY.text2.kohya;
+    const [a1, b1, a2, b2] = [randomT([8, 3], 73), randomT([3, 8], 74), randomT([8, 2], 75), randomT([2, 8], 76)];
     all.push({
       name: 'lokr',
-      tensors: { [`${p}.lokr_w1`]: w1, [`${p}.lokr_w2_a`]: w2a, [`${p}.lokr_w2_b`]: w2b, [`${p}.alpha`]: scalar(1) },
-      expect: [{ target: p, shape: [64, 64], patched: (w, s) => added(w, kron(w1.v, [8, 8], matmul(w2a.v, w2b.v, 8, 2, 8), [8, 8]), s, 1 / 2) }],
+      tensors: {
+        [`${p}.lokr_w1`]: w1, [`${p}.lokr_w2_a`]: w2a, [`${p}.lokr_w2_b`]: w2b, [`${p}.alpha`]: scalar(1),
+        [`${q}.lokr_w1_a`]: a1, [`${q}.lokr_w1_b`]: b1, [`${q}.lokr_w2_a`]: a2, [`${q}.lokr_w2_b`]: b2, [`${q}.alpha`]: scalar(4),
+      },
+      expect: [
+        { target: p, shape: [64, 64], patched: (w, s) => added(w, kron(w1.v, [8, 8], matmul(w2a.v, w2b.v, 8, 2, 8), [8, 8]), s, 1 / 2) },
+        { target: q, shape: [64, 64], patched: (w, s) => added(w, kron(matmul(a1.v, b1.v, 8, 3, 8), [8, 8], matmul(a2.v, b2.v, 8, 2, 8), [8, 8]), s, 4 / 2) },
+      ],
     });
   }
 
