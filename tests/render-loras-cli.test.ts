@@ -5,7 +5,7 @@
 // another family, unknown keys and missing files stop the run with exit 2 before anything runs;
 // trigger words warn; the report lists each LoRA.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles, type CliResult } from './helpers/cli.js';
@@ -134,6 +134,22 @@ describe('lorabuild run: LoRA files on builtin tiny', () => {
     const stale = third.events.find((e) => e.stage === 'render:lokr' && e.outcome === 'started');
     expect(String(stale?.reason)).toContain('loras/lokr.safetensors changed');
   }, 400_000);
+});
+
+describe('lorabuild check without the downloaded LoRA files (CI)', () => {
+  it('takes their hashes from the lock and says so', async () => {
+    const dir = join(tmp.dir, 'formats');
+    const moved = join(tmp.dir, 'moved-dora.safetensors');
+    copyFileSync(join(dir, 'loras', 'dora.safetensors'), moved);
+    rmSync(join(dir, 'loras', 'dora.safetensors'));
+    try {
+      const check = await runCli(['check'], { cwd: dir, env: ENV, timeoutMs: 120_000 });
+      expect(check.code, check.stdout + check.stderr).toBe(0);
+      expect(check.stdout).toContain('loras/dora.safetensors is not on this machine: its hash is taken from lorafile.lock');
+    } finally {
+      copyFileSync(moved, join(dir, 'loras', 'dora.safetensors'));
+    }
+  }, 120_000);
 });
 
 describe('lorabuild run: LoRAs that do not fit stop before any compute', () => {

@@ -154,7 +154,8 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
       cacheDir: opts.cacheDir,
       signal,
       previous: entry,
-      options: typeof recordedModel === 'string' && !opts.rebuild ? { modelIdentityIfMissing: recordedModel } : {},
+      // a CI machine may lack the model checkpoint and downloaded LoRA files: their hashes come from the lock
+      options: opts.rebuild ? {} : { ...(typeof recordedModel === 'string' ? { modelIdentityIfMissing: recordedModel } : {}), inputFilesIfMissing: entry.files ?? {} },
       memo,
       cas,
       items,
@@ -172,6 +173,9 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     }
     const absentModel = absentCheckpoint(config, node);
     if (absentModel && typeof recordedModel === 'string') add('info', `model checkpoint ${absentModel} is not on this machine: its identity is taken from ${lockName} (${recordedModel})`);
+    for (const [shown, sha] of Object.entries(current.files)) {
+      if (entry.files?.[shown] === sha && !existsSync(resolve(config.root, shown))) add('info', `${shown} is not on this machine: its hash is taken from ${lockName}`);
+    }
     const params = { ...current.params };
     for (const key of ENVIRONMENT_PARAMS) {
       if (!(key in params) || !(key in (entry.params ?? {}))) continue;
