@@ -23,6 +23,15 @@ describe('lorabuild import comfyui', () => {
     expect(r.stderr).toContain('lora_checkpoint_folder "lora_showcase"');
   });
 
+  it("turns the lab's part-1 workflow (a downloaded LoRA on DreamShaper 8) into the eighties-lora lorafile", () => {
+    const part1 = join(repo, 'pipelines', 'eighties-lora');
+    const r = lorabuild(['import', 'comfyui', join(part1, 'comfyui-workflow.json'), '--comfyui', '~/ComfyUI']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(parse(r.stdout)).toEqual(parse(readFileSync(join(part1, 'lorafile.yaml'), 'utf8')));
+    expect(r.stdout).not.toContain('SimpleLoRA');
+    expect(() => parseConfig(readFileSync(join(part1, 'lorafile.yaml'), 'utf8'), join(part1, 'lorafile.yaml'))).not.toThrow();
+  });
+
   it('reads the API format and reports nodes it cannot map', () => {
     const api = {
       '1': { class_type: 'LoRATrainer', inputs: { ckpt_name: 'sd15.safetensors', use_custom_dataset: true, dataset_path: 'D:\\one-line-art', lora_checkpoint_folder: 'x', lora_name: 'ola', caption_column: 'text', learning_rate: 0.0002, batch_size: 2, training_steps: 300, checkpointing_steps: 100, rank: 8, random_seed: 7 } },
@@ -70,7 +79,8 @@ describe('lorabuild import comfyui', () => {
     expect(r.code, r.stderr).toBe(0);
     const lorafile = parse(r.stdout);
     expect(lorafile.models).toEqual({ DreamShaper_8_pruned: { checkpoint: '/opt/ComfyUI/models/checkpoints/DreamShaper_8_pruned.safetensors' } });
-    expect(lorafile.loras).toEqual({});
+    expect(lorafile.loras).toBeUndefined();
+    expect(lorafile.datasets).toBeUndefined();
     expect(lorafile.renders).toEqual({
       DreamShaper_8_pruned_ab: {
         model: 'DreamShaper_8_pruned',

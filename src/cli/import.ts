@@ -49,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const text = `# Imported from ${file} by \`lorabuild import comfyui\`.\n# resolution, flip, gradient_accumulation and lr_scheduler are what SimpleLoRA's LoRATrainer uses internally.\n${toYaml(result.lorafile)}`;
+  const trains = result.lorafile.loras !== undefined;
+  const text = `# Imported from ${file} by \`lorabuild import comfyui\`.\n${trains ? "# resolution, flip, gradient_accumulation and lr_scheduler are what SimpleLoRA's LoRATrainer uses internally.\n" : ''}${toYaml(result.lorafile)}`;
   for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
   if (!values.output) {
     process.stdout.write(text);

@@ -157,8 +157,9 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
     };
   }
 
-  const lorafile: Record<string, unknown> = { version: 1, models, datasets, loras };
-  if (Object.keys(renders).length) lorafile.renders = renders;
+  // sections with nothing in them are left out (a part-1 workflow trains nothing)
+  const lorafile: Record<string, unknown> = { version: 1, models };
+  for (const [key, section] of Object.entries({ datasets, loras, renders })) if (Object.keys(section).length) lorafile[key] = section;
   return { lorafile, notes };
 }
 
