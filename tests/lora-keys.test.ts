@@ -176,6 +176,18 @@ describe('family detection from keys and shapes', () => {
   });
 });
 
+describe('untrusted headers', () => {
+  it('an alpha that is not one number is a misfit, and is not read', async () => {
+    const file = join(tmp.dir, 'big-alpha.safetensors');
+    const q = 'lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_q';
+    await writeFixture(file, { tensors: { [`${q}.lora_down.weight`]: zeros([2, 320]), [`${q}.lora_up.weight`]: zeros([320, 2]), [`${q}.alpha`]: zeros([4096]) } });
+    const a = (await analyzeLoraFile(file, 'sd15'))!;
+    expect(a.binding.problems).toEqual([{ prefix: q, problem: 'alpha is F32[4096], not one float' }]);
+    expect(a.alphaValues).toEqual([]);
+    expect(fitProblems(a, 'big-alpha.safetensors', { name: 'ds8', arch: 'sd15' }, true)[0]).toMatchObject({ severity: 'error', code: 'lora-shapes' });
+  });
+});
+
 describe('trigger words', () => {
   it('come from modelspec.trigger_phrase, trigger fields and the most frequent ss_tag_frequency tags', () => {
     expect(triggerWords({ 'modelspec.trigger_phrase': '80s, film still' })).toEqual(['80s', 'film still']);

@@ -2,12 +2,14 @@
 // few scalar tensors (the alphas): family, key style, adapter kinds, ranks, alphas, the modules it
 // targets on an SD1 architecture and the keys that fit nothing, and its trigger words.
 import { readSafetensorsHeader, readTensorsBytes, toFloat32 } from '../safetensors/io.js';
-import type { SafetensorsHeader } from '../safetensors/format.js';
+import type { SafetensorsHeader, TensorInfo } from '../safetensors/format.js';
 import type { ModuleGroup, Sd1Arch } from '../safetensors/sd15.js';
 import { detectFamily, type FamilyGuess } from './family.js';
 import { bindKeys, groupKeys, rankOf, type Binding, type GroupedKeys } from './keys.js';
 import { archModules, type KeyStyle } from './spellings.js';
 import { triggerWords } from './triggers.js';
+
+const FLOAT_DTYPES = new Set(['F16', 'BF16', 'F32', 'F64']);
 
 export type AdapterLabel = 'LoRA' | 'LoCon' | 'LoHa' | 'LoKr' | 'DoRA';
 
@@ -63,14 +65,16 @@ export async function analyzeLoraFile(file: string, arch?: Sd1Arch, header?: Saf
 
   // ranks, alphas and kinds describe the whole file, also what does not bind (an SDXL LoRA on SD1)
   const adapters = [...grouped.groups.values()].filter((g) => g.family !== null);
+  // an alpha is one number; anything bigger is not read (a hostile header could name gigabytes)
+  const isScalar = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1) === 1 && FLOAT_DTYPES.has(t.dtype);
   const alphaTensors = adapters.flatMap((g) => (g.tensors.alpha ? [[g.prefix, g.tensors.alpha] as const] : []));
+  for (const [prefix, tensor] of alphaTensors) {
+    if (!isScalar(tensor) && binding.modules.some((m) => m.prefix === prefix)) binding.problems.push({ prefix, problem: `alpha is ${tensor.dtype}${JSON.stringify(tensor.shape)}, not one float` });
+  }
+  const scalars = alphaTensors.filter(([, t]) => isScalar(t));
   const alphas = new Map<string, number>();
-  const bytes = await readTensorsBytes(file, alphaTensors.map(([, t]) => t));
-  alphaTensors.forEach(([prefix, tensor], i) => {
-    const values = toFloat32(tensor.dtype, bytes[i]);
-    if (values.length === 1) alphas.set(prefix, values[0]);
-    else if (binding.modules.some((m) => m.prefix === prefix)) binding.problems.push({ prefix, problem: `alpha has ${values.length} values, not one` });
-  });
+  const bytes = await readTensorsBytes(file, scalars.map(([, t]) => t));
+  scalars.forEach(([prefix, tensor], i) => alphas.set(prefix, toFloat32(tensor.dtype, bytes[i])[0]));
 
   const kinds = new Set<AdapterLabel>();
   for (const g of adapters) {
