@@ -133,6 +133,11 @@ describe('lorabuild run: LoRA files on builtin tiny', () => {
     expect(ran).toEqual(['render:lokr p1 seed 0 · strength 1']);
     const stale = third.events.find((e) => e.stage === 'render:lokr' && e.outcome === 'started');
     expect(String(stale?.reason)).toContain('loras/lokr.safetensors changed');
+    // a strength edit is named by the entry it is on
+    writeFiles(p(), { 'lorafile.yaml': lorafile().replace('loras/kohya-alpha.safetensors }', 'loras/kohya-alpha.safetensors, strength_model: 0.5 }') });
+    const status = await runCli(['status'], { cwd: p(), env: ENV });
+    expect(status.stdout).toMatch(/render:kohya_alpha +stale +loras\[0\]\.strength_model 1 -> 0\.5/);
+    writeFiles(p(), { 'lorafile.yaml': lorafile() });
   }, 400_000);
 });
 

@@ -155,18 +155,20 @@ export class RenderLoras {
   }
 }
 
-/** What the LoRA entries put into a render's fingerprint: the entries as written, and each file's hash. */
-export async function renderLoraInputs(ctx: StageContext, spec: RenderSpec): Promise<{ params: Json[]; files: Record<string, string> }> {
+/**
+ * What the LoRA entries put into a render's fingerprint: each entry as written, one scalar per key
+ * (so a stale reason reads "loras[0].strength_model 0.8 -> 0.6"), and each file's hash.
+ */
+export async function renderLoraInputs(ctx: StageContext, spec: RenderSpec): Promise<{ params: Record<string, Json>; files: Record<string, string> }> {
   const files: Record<string, string> = {};
-  const params: Json[] = [];
+  const params: Record<string, Json> = {};
   const recorded = ctx.options.inputFilesIfMissing as Record<string, string> | undefined;
-  for (const entry of renderLoraEntries(spec)) {
-    const strengths = { strength_model: entry.strength_model, strength_clip: entry.strength_clip, ignore_unknown_keys: entry.ignore_unknown_keys };
-    if (entry.kind === 'lora') {
-      params.push({ lora: entry.lora, ...strengths });
-      continue;
-    }
-    params.push({ file: entry.file, ...strengths });
+  for (const [i, entry] of renderLoraEntries(spec).entries()) {
+    params[`loras[${i}]`] = entry.kind === 'lora' ? `lora ${entry.lora}` : `file ${entry.file}`;
+    params[`loras[${i}].strength_model`] = entry.strength_model;
+    params[`loras[${i}].strength_clip`] = entry.strength_clip;
+    params[`loras[${i}].ignore_unknown_keys`] = entry.ignore_unknown_keys;
+    if (entry.kind === 'lora') continue;
     const shown = displayPath(ctx.config, resolveUserPath(ctx.config, entry.file));
     // `lorabuild check` in CI may lack a downloaded LoRA: it passes the hashes its lock recorded
     const path = recorded?.[shown] && !existsSync(resolveUserPath(ctx.config, entry.file)) ? null : loraFilePath(ctx, entry);

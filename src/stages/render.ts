@@ -164,7 +164,7 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
   const { spec } = p;
   const loras = await renderLoraInputs(ctx, spec);
   const params: Record<string, Json> = {
-    loras: loras.params,
+    ...loras.params,
     model: await modelIdentity(ctx, p.modelName, p.hello.worker_version),
     prompts: spec.prompts,
     negative_prompt: spec.negative_prompt,
