@@ -116,7 +116,7 @@ describe('lorabuild plan', () => {
     const dir = project(path.join(FIXTURES, 'valid.lorafile.yaml'));
     const target = lorabuild(['plan', 'pokemom'], dir);
     expect(target.code).toBe(2);
-    expect(target.stderr).toBe("lorafile.yaml: error: unknown target 'pokemom'\n  hint: did you mean 'pokemon'? targets are dataset, lora and render names, stage ids like train:NAME, or report\n\n1 error\n");
+    expect(target.stderr).toBe("lorafile.yaml: error: unknown target 'pokemom'\n  hint: did you mean 'pokemon'? targets are dataset, lora and render names: pokemon, one-line-art, pokemon_lora, line_art_lora, line_art_more, pokemon_ab, line_art_grid, report, or stage ids like train:NAME (lorabuild plan lists them)\n\n1 error\n");
 
     const missing = lorabuild(['plan', '-f', 'nope.yaml'], dir);
     expect(missing.code).toBe(2);
@@ -124,7 +124,7 @@ describe('lorabuild plan', () => {
 
     const option = lorabuild(['plan', '--jsn'], dir);
     expect(option.code).toBe(2);
-    expect(option.stderr).toMatch(/^lorabuild plan: Unknown option '--jsn'/);
+    expect(option.stderr).toMatch(/^lorabuild plan: unknown option '--jsn'; did you mean '--json'\?\n\nusage: lorabuild plan /);
 
     const both = lorabuild(['plan', '--json', '--mermaid'], dir);
     expect(both.code).toBe(2);

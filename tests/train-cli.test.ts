@@ -3,9 +3,10 @@
 // 40 -> 60 continues from the cached state and equals a from-scratch 60-step run byte for byte;
 // SIGTERM mid-training, then a re-run resumes from the interrupted state.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { parse } from 'yaml';
 import { makeTempDir, runCli, startCli, waitForLine, writeFiles, type CliResult } from './helpers/cli.js';
 import { inspectSafetensors } from '../src/safetensors/inspect.js';
 
@@ -97,13 +98,31 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     expect(readFileSync(loraPath(project(), 'shapes_lora-step00040.safetensors')).equals(readFileSync(loraPath(scratch, 'shapes_lora-step00040.safetensors')))).toBe(true);
   }, 600_000);
 
-  it('publish: copies the final LoRA without retraining, and keeps a foreign file', async () => {
-    const target = join(tmp.dir, 'ComfyUI', 'models', 'loras', 'shapes.safetensors');
-    writeFileSync(join(project(), 'lorafile.yaml'), `${lorafile(60)}    publish: ${target}\n`);
-    const published = await run(project());
-    expect(published.code).toBe(0);
+  it('publish: copies the final LoRA without retraining, says where, keeps a foreign file, never grows a ComfyUI tree', async () => {
+    // HOME is a temp folder: `~/ComfyUI/...` lands there, and the lock says `~/...`, not the folder
+    const home = join(tmp.dir, 'home');
+    const target = join(home, 'ComfyUI', 'models', 'loras', 'shapes.safetensors');
+    const runHome = (args: string[] = []) => runCli(['run', '--json', ...args], { cwd: project(), env: { ...ENV, HOME: home }, timeoutMs: 300_000 });
+    writeFileSync(join(project(), 'lorafile.yaml'), `${lorafile(60)}    publish: ~/ComfyUI/models/loras/shapes.safetensors\n`);
+    mkdirSync(home);
+    const noComfy = await runHome();
+    expect(noComfy.code).toBe(2);
+    expect(noComfy.stderr).toContain("lorafile.yaml:17:14: error: lora 'shapes_lora': publish: the folder ~/ComfyUI/models/loras does not exist");
+    expect(noComfy.events.filter((e) => e.outcome === 'ran')).toEqual([]);
+    expect(readdirSync(home)).toEqual([]);
+
+    mkdirSync(join(home, 'ComfyUI', 'models'), { recursive: true });
+    const published = await runHome();
+    expect(published.code, published.stderr).toBe(0);
     expect(readFileSync(loraPath(project(), 'train-log.txt'), 'utf8')).toContain('restored the 60-step LoRA trained earlier');
     expect(readFileSync(target).equals(readFileSync(loraPath(project())))).toBe(true);
+    const summary = published.events.find((e) => e.summary)!.summary as { published: Record<string, string> };
+    expect(summary.published).toEqual({ shapes_lora: '~/ComfyUI/models/loras/shapes.safetensors' });
+    const lockText = readFileSync(join(project(), 'lorafile.lock'), 'utf8');
+    expect((parse(lockText) as { stages: Record<string, { meta: { published: string } }> }).stages['train:shapes_lora'].meta.published).toBe('~/ComfyUI/models/loras/shapes.safetensors');
+    expect(lockText).not.toContain(tmp.dir);
+    const plain = await runCli(['run'], { cwd: project(), env: { ...ENV, HOME: home } });
+    expect(plain.stdout.trimEnd().split('\n').at(-1)).toBe('report: out/report.html');
 
     const foreign = join(tmp.dir, 'foreign.safetensors');
     writeFileSync(foreign, 'somebody else');

@@ -4,6 +4,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { didYouMean } from '../config/suggest.js';
 import { commandArgs } from './args.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -48,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
   const name = values.template ?? 'demo';
   const template = TEMPLATES[name];
   if (!template) {
-    process.stderr.write(`lorabuild init: unknown template '${name}'\n\n${HELP}`);
+    const suggestion = didYouMean(name, Object.keys(TEMPLATES));
+    process.stderr.write(`lorabuild init: unknown template '${name}'${suggestion ? `; did you mean '${suggestion}'?` : ''}\n\n${HELP}`);
     return 2;
   }
   const target = resolve(positionals[0] ?? '.');

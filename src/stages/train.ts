@@ -17,7 +17,7 @@ import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from '
 import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
 import { WorkerError, type HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
-import { resolveUserPath } from '../config/paths.js';
+import { portablePath, resolveUserPath } from '../config/paths.js';
 import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
 import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
 import { readSafetensorsHeader } from '../safetensors/io.js';
@@ -224,7 +224,8 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
               const its = event.its === undefined ? '' : `${event.its.toFixed(2)} it/s`;
               ctx.progress(event.step, event.total, [loss, its].filter(Boolean).join(' · '), 'step');
             } else if (event.type === 'checkpoint') {
-              logLine(`checkpoint at step ${event.step}: ${event.path}`);
+              // the output's name, not the scratch path: the log is committed with out/ and must not differ by machine
+              logLine(`checkpoint at step ${event.step}: ${event.step < spec.steps ? `${ctx.node.target}-step${pad(event.step)}` : ctx.node.target}.safetensors`);
               pendingStamps.push(
                 // a checkpoint is what a run of that many steps ends with: say so, so that a longer
                 // run and an extended one give the same bytes for it
@@ -251,7 +252,9 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
     const fromWorker = done.loss_curve ?? curve;
     const first = fromWorker.length ? fromWorker[0][0] : Infinity;
     const lossCurve = [...(start?.lossCurve ?? []).filter(([s]) => s < first), ...fromWorker];
-    logLine(`trained ${spec.steps} steps${done.peak_memory ? `, peak memory ${(done.peak_memory / 2 ** 20).toFixed(0)} MiB` : ''}`);
+    logLine(`trained ${spec.steps} steps`);
+    // a measurement of this machine: in the stage log (`status --log`), not in out/ or the lock
+    if (done.peak_memory) ctx.log(`peak memory ${(done.peak_memory / 2 ** 20).toFixed(0)} MiB`);
     return {
       record: { steps: spec.steps, complete: true, state: state.sha256, final: final.sha256, checkpoints, lossCurve, peakMemory: done.peak_memory },
       log,
@@ -314,7 +317,11 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
   await writeFile(join(ctx.outDir, 'train-log.txt'), `${log.join('\n')}\n`);
 
   let published: string | null = null;
-  if (prep.spec.publish) published = await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target: resolveUserPath(ctx.config, prep.spec.publish), log: (l) => ctx.log(l) });
+  if (prep.spec.publish) {
+    const target = resolveUserPath(ctx.config, prep.spec.publish);
+    await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target, shown: portablePath(ctx.config, target), log: (l) => ctx.log(l) });
+    published = portablePath(ctx.config, target);
+  }
 
   const losses = record.lossCurve.map(([, l]) => l);
   return {
@@ -327,7 +334,6 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
       device: String(inputs.params.device),
       first_loss: losses.length ? losses[0] : null,
       last_loss: losses.length ? losses[losses.length - 1] : null,
-      peak_memory: record.peakMemory ?? null,
       published,
     },
   };

@@ -39,6 +39,11 @@ function selectionOf(config: Config, env: NodeJS.ProcessEnv): InterpreterSelecti
   };
 }
 
+/** The worker's hello remembered for this lorafile's interpreter selection, or null (Python would be probed). */
+export function rememberedHello(config: Config, cacheDir: string, env: NodeJS.ProcessEnv = process.env): HelloResult | null {
+  return new HelloMemo(cacheDir).lookup(selectionOf(config, env))?.hello ?? null;
+}
+
 export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {
   const env = options.env ?? process.env;
   const selection = selectionOf(config, env);
