@@ -149,6 +149,16 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     const interrupted = await child.result;
     expect(interrupted.code).not.toBe(0);
     expect(existsSync(loraPath(dir))).toBe(false);
+    // every progress line of long work carries its rate and time left once measurable
+    const steps = interrupted.events.filter((e) => e.stage === 'train:shapes_lora' && (e.progress as { unit?: string } | undefined)?.unit === 'step');
+    const late = steps.map((e) => e.progress as { done: number; total: number; rate?: number; eta_s?: number }).filter((p) => p.done >= 25);
+    expect(late.length).toBeGreaterThan(0);
+    for (const p of late) {
+      expect(p.rate).toBeGreaterThan(0);
+      expect(p.eta_s).toBeCloseTo((p.total - p.done) / p.rate!, -1);
+    }
+    const encoding = interrupted.events.filter((e) => e.stage === 'train:shapes_lora' && (e.progress as { unit?: string } | undefined)?.unit === 'item');
+    expect(encoding.length).toBeGreaterThan(0);
 
     // finish at 60 steps: the result must be the same bytes as the uninterrupted 60-step run
     writeFileSync(join(dir, 'lorafile.yaml'), lorafile(60));

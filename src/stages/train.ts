@@ -220,9 +220,8 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
             if (event.type === 'progress') {
               lastStep = event.step;
               if (event.loss !== undefined) curve.push([event.step, event.loss]);
-              const loss = event.loss === undefined ? '' : `loss ${event.loss.toFixed(4)}`;
-              const its = event.its === undefined ? '' : `${event.its.toFixed(2)} it/s`;
-              ctx.progress(event.step, event.total, [loss, its].filter(Boolean).join(' · '), 'step');
+              // rate and ETA come with every progress line (engine/rate.ts); the worker's its would repeat them
+              ctx.progress(event.step, event.total, event.loss === undefined ? undefined : `loss ${event.loss.toFixed(4)}`, 'step');
             } else if (event.type === 'checkpoint') {
               // the output's name, not the scratch path: the log is committed with out/ and must not differ by machine
               logLine(`checkpoint at step ${event.step}: ${event.step < spec.steps ? `${ctx.node.target}-step${pad(event.step)}` : ctx.node.target}.safetensors`);
