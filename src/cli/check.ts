@@ -6,6 +6,7 @@ import { reportConfigError } from '../config/format.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { checkProject, type CheckFinding, type CheckResult, type StageCheck } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
+import { onPythonProbe } from '../worker/python.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
 
@@ -43,6 +44,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return reportConfigError(err);
   }
+  // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
+  onPythonProbe((message) => process.stderr.write(`${message}\n`));
+
   const json = Boolean(args.values.json);
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild check', {
     onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),

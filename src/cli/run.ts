@@ -169,7 +169,7 @@ async function dryRun(project: Project, json: boolean, checked: PreflightResult)
     for (const r of reports) {
       const upstream = /^upstream (\S+) is stale$/.exec(r.reason)?.[1];
       const why = r.outcome === 'fresh' ? '' : upstream ? `after ${upstream} (its inputs are known only then)` : r.reason;
-      process.stdout.write(`${(DRY_RUN_VERB[r.outcome] ?? r.outcome).padEnd(13)} ${r.stage.padEnd(width)}${why ? `  ${why}` : ''}\n`);
+      process.stdout.write(`${`${(DRY_RUN_VERB[r.outcome] ?? r.outcome).padEnd(13)} ${r.stage.padEnd(width)}${why ? `  ${why}` : ''}`.trimEnd()}\n`);
     }
     const failed = count('failed') ? `, ${count('failed')} cannot run` : '';
     process.stdout.write(`dry run: ${count('stale')} would run, ${count('cached')} would be restored from the cache, ${count('fresh')} fresh${failed}; nothing was built\n`);

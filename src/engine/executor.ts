@@ -265,7 +265,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const schedule = (node: StageNode): Promise<StageReport> => {
     const blockedBy = async (): Promise<StageReport | undefined> => {
       const deps = await Promise.all(node.deps.map((d) => decided.get(d)!));
-      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped' || r.outcome === 'stale');
+      // a failed dependency decides before a stale one: the stage will not run at all
+      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped') ?? deps.find((r) => r.outcome === 'stale');
     };
     return (async () => {
       const blocker = await blockedBy();

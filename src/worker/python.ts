@@ -116,6 +116,11 @@ export function onPythonProbe(notice: ((message: string) => void) | undefined): 
   probeNotice = notice;
 }
 
+/** Says something about a slow step of starting Python (see onPythonProbe); silent when nobody listens. */
+export function pythonNotice(message: string): void {
+  probeNotice?.(message);
+}
+
 const found = new Map<string, Promise<PythonInfo>>();
 
 /**
