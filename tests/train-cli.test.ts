@@ -63,6 +63,9 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     expect(first.stderr).not.toMatch(/internal error/);
     expect(first.code).toBe(0);
     expect(trainEvent(first)?.outcome).toBe('ran');
+    // encodings and the builtin model are steps of the stage, not items: nothing is counted as one
+    expect(trainEvent(first)?.items).toEqual({ ran: 0, cached: 0 });
+    expect(first.events.filter((e) => e.stage === 'train:shapes_lora' && e.item !== undefined)).toEqual([]);
     expect(existsSync(loraPath(project()))).toBe(true);
     expect(existsSync(loraPath(project(), 'shapes_lora-step00020.safetensors'))).toBe(true);
     const loss = JSON.parse(readFileSync(loraPath(project(), 'loss.json'), 'utf8')) as { loss: [number, number][] };

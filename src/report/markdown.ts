@@ -3,6 +3,9 @@
 import type { Json } from '../engine/types.js';
 import type { ReportModel, ReportRender, ReportScores } from './model.js';
 
+/** report.md lists this many diagnostics per dataset; validation.md has them all */
+const MARKDOWN_MESSAGES = 20;
+
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
@@ -62,7 +65,9 @@ export function reportMarkdown(model: ReportModel): string {
     lines.push('## Validation', '');
     for (const v of model.validations) {
       lines.push(`### Dataset ${v.dataset}`, '', `${v.errors} errors, ${v.warnings} warnings${v.href ? ` — [full report](${v.href})` : ''}`, '');
-      for (const m of v.messages) lines.push(`- ${m.severity}: ${m.text}`);
+      for (const m of v.messages.slice(0, MARKDOWN_MESSAGES)) lines.push(`- ${m.severity}: ${m.text}`);
+      const more = v.errors + v.warnings - Math.min(v.messages.length, MARKDOWN_MESSAGES);
+      if (more > 0) lines.push(`- … ${more} more${v.href ? ` in [${v.href.split('/').pop()}](${v.href})` : ''}`);
       if (v.messages.length) lines.push('');
     }
   }

@@ -12,7 +12,8 @@ import { stageRegistry } from './index.js';
 
 /** Above this many bytes of images, later images are linked instead of inlined. */
 const INLINE_BUDGET = 24 * 1024 * 1024;
-const MAX_MESSAGES = 20;
+/** diagnostics of a dataset the report lists (the first 20 open, the rest folded); validation.md has them all */
+const MAX_MESSAGES = 500;
 
 type Obj = Record<string, Json>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -177,7 +178,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
 
 export const stage: StageImpl = {
   kind: 'report',
-  version: 3,
+  version: 4,
   // the out/ root, so out/report.html's relative links reach loras/ and renders/
   materializeTo: () => '',
   inputs,
