@@ -126,6 +126,8 @@ describe('planStages', () => {
     expect(hintFor('validate:one-line-ar')).toBe('validate:one-line-art');
     expect(hintFor('pokemonn_ab')).toBe('pokemon_ab');
     expect(hintFor('reprot')).toBe('report');
+    expect(hintFor('line_art')).toBe('line_art_lora'); // too far for an edit, but the start of three names: the first
+    expect(hintFor('validate:one')).toBe('validate:one-line-art');
     expect(hintFor('zzz')).toBeUndefined();
   });
 
