@@ -128,7 +128,7 @@ class ServerTest(unittest.TestCase):
     def test_build_and_encode_wrote_real_files(self):
         self.assertEqual(read_header(self.model)[1]["lorabuild.arch"], "tiny")
         infos = read_header(self.items[0]["latents"])[0]
-        self.assertEqual(sorted(infos), ["latent", "latent_flipped"])
+        self.assertEqual(sorted(infos), ["latent", "latent_flipped", "logvar", "logvar_flipped"])
         self.assertEqual(read_header(self.items[0]["context"])[0]["context"].shape, (77, 64))
 
     def test_train_streams_progress_and_checkpoints(self):
