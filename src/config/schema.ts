@@ -84,6 +84,12 @@ export const LoraSchema = z
     noise_offset: z.number().min(0).max(1).default(0),
     caption_dropout: z.number().min(0).max(1).default(0),
     flip: z.boolean().default(true).describe('random horizontal flip'),
+    max_grad_norm: z.number().min(0).default(1).describe('clip the global gradient norm to this before each optimizer step (diffusers/kohya/SimpleLoRA: 1.0); 0 = no clipping'),
+    latents: z
+      .enum(['mean', 'sample'])
+      .default('mean')
+      .describe('VAE latents: mean = the posterior mean; sample = a posterior sample per step, like SimpleLoRA (deterministic per seed and step)'),
+    lora_init: z.enum(['kaiming', 'gaussian']).default('kaiming').describe('lora_down init: kaiming-uniform (kohya) or normal with std 1/rank (peft "gaussian", SimpleLoRA)'),
     mixed_precision: z.enum(['auto', 'no', 'fp16', 'bf16']).default('auto'),
     gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto'),
     compile: z.boolean().default(false),

@@ -42,7 +42,8 @@ export const PROTOCOL_VERSION = 1;
 //                                      { step, path: out_dir/lora-step{N}.safetensors } ;
 //                                      done { final: out_dir/lora.safetensors, state: out_dir/state.safetensors,
 //                                             loss_curve: [[step, loss], ...], peak_memory,
-//                                             warnings: [settings that could not take effect] }
+//                                             warnings: [{ setting, message }]: settings that could
+//                                             not take effect (e.g. compile on a torch without it) }
 //                                      every file is written to a temp name and renamed.
 //                                      A cancelled train (cancel op or a stop signal) leaves its resumable
 //                                      state at out_dir/state.safetensors (metadata "lorabuild.state":

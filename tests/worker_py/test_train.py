@@ -219,9 +219,11 @@ class TrainTest(unittest.TestCase):
             if saved is not None:
                 torch.compile = saved
         self.assertEqual(len(result["warnings"]), 1)
-        self.assertIn("compile: true has no effect", result["warnings"][0])
-        self.assertIn("no torch.compile", result["warnings"][0])
-        self.assertIn(f"warning: {result['warnings'][0]}", ctx.logs)
+        warning = result["warnings"][0]
+        self.assertEqual(warning["setting"], "compile")
+        self.assertIn("compile: true has no effect", warning["message"])
+        self.assertIn("no torch.compile", warning["message"])
+        self.assertIn(f"warning: {warning['message']}", ctx.logs)
         plain, _ = self.train(2)
         self.assertEqual(plain["warnings"], [])
 

@@ -331,13 +331,14 @@ class Trainer:
         self.loss_curve: List[List[float]] = []
         self.alphas = sd.alphas_cumprod.to(precision.device).float()
         self.unet_forward: Callable = sd.unet_model
-        # settings that could not take effect: said in the log and the report, never silently ignored
-        self.warnings: List[str] = []
+        # settings that could not take effect ({setting, message}): said in the log and the report
+        self.warnings: List[Dict[str, str]] = []
         if params.compile:
             if hasattr(torch, "compile"):
                 self.unet_forward = torch.compile(sd.unet_model)
             else:
-                self.warnings.append(f"compile: true has no effect: torch {torch.__version__} has no torch.compile (it came with torch 2.0); trained without compiling")
+                message = f"compile: true has no effect: torch {torch.__version__} has no torch.compile (it came with torch 2.0); trained without compiling"
+                self.warnings.append({"setting": "compile", "message": message})
 
     def train_step(self) -> float:
         step = self.step + 1
@@ -503,7 +504,7 @@ def run_training(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
 
     trainer = Trainer(sd, data, params, steps, precision, args.get("init_lora"))
     for warning in trainer.warnings:
-        ctx.log(f"warning: {warning}")
+        ctx.log(f"warning: {warning['message']}")
     try:
         return _train_loop(trainer, args, ctx, steps, every, given, state_path)
     finally:
