@@ -23,6 +23,8 @@ torch.set_num_threads(1)
 from PIL import Image  # noqa: E402
 
 from lorabuild_worker.checkpoint import build_builtin  # noqa: E402
+
+from .support import QuietCtx, byte_ids  # noqa: E402
 from lorabuild_worker.models import get_sd1  # noqa: E402
 from lorabuild_worker.ops import encode_latents, encode_text  # noqa: E402
 from lorabuild_worker.ops import train as train_op  # noqa: E402
@@ -36,25 +38,6 @@ SEEDS = (0, 1)
 MIN_FACTOR = 1.4
 
 
-def byte_ids(text):
-    ids = [256] + list(text.encode("utf-8"))[:75] + [257]
-    return ids + [257] * (77 - len(ids))
-
-
-class Ctx:
-    device = "cpu"
-
-    def progress(self, *a, **k):
-        pass
-
-    def log(self, message):
-        pass
-
-    def checkpoint(self, *a):
-        pass
-
-    def cancelled(self):
-        return False
 
 
 class EfficacyTest(unittest.TestCase):
@@ -82,13 +65,13 @@ class EfficacyTest(unittest.TestCase):
             image = os.path.join(self.dir, f"{i}.png")
             Image.fromarray(pixels).save(image)
             latents, context = os.path.join(self.dir, f"{i}.latent.safetensors"), os.path.join(self.dir, f"{i}.context.safetensors")
-            encode_latents.run({"model": self.model, "resolution": RESOLUTION, "items": [{"image": image, "out": latents}]}, Ctx())
-            encode_text.run({"model": self.model, "clip_skip": 1, "items": [{"ids": byte_ids(caption), "out": context}]}, Ctx())
+            encode_latents.run({"model": self.model, "resolution": RESOLUTION, "items": [{"image": image, "out": latents}]}, QuietCtx())
+            encode_text.run({"model": self.model, "clip_skip": 1, "items": [{"ids": byte_ids(caption), "out": context}]}, QuietCtx())
             items.append({"latents": latents, "context": context})
             captions.append(caption)
         params = {"rank": 8, "learning_rate": 1e-2, "batch_size": 2, "flip": False, "targets": "attention+proj", "seed": 0}
         result = train_op.run({"model": self.model, "items": items, "params": params, "out_dir": os.path.join(self.dir, "out"),
-                               "checkpoint_every": STEPS, "steps": STEPS, "metadata": {}}, Ctx())
+                               "checkpoint_every": STEPS, "steps": STEPS, "metadata": {}}, QuietCtx())
         sd = get_sd1(self.model)
         sampled = []
         real_decode = sd.decode_latents

@@ -22,6 +22,8 @@ torch.set_num_threads(1)
 from PIL import Image  # noqa: E402
 
 from lorabuild_worker.checkpoint import build_builtin  # noqa: E402
+
+from .support import QuietCtx  # noqa: E402
 from lorabuild_worker.lora import apply_lora_file, inject_lora, save_lora  # noqa: E402
 from lorabuild_worker.models import get_sd1  # noqa: E402
 from lorabuild_worker.ops import encode_latents  # noqa: E402
@@ -36,21 +38,6 @@ def scaled_linear_alphas_cumprod():
     betas = np.linspace(math.sqrt(0.00085), math.sqrt(0.012), 1000, dtype=np.float64) ** 2
     return np.cumprod(1.0 - betas)
 
-
-class Ctx:
-    device = "cpu"
-
-    def progress(self, *a, **k):
-        pass
-
-    def log(self, message):
-        pass
-
-    def checkpoint(self, *a):
-        pass
-
-    def cancelled(self):
-        return False
 
 
 class MathTest(unittest.TestCase):
@@ -243,7 +230,7 @@ class MathTest(unittest.TestCase):
         yy, xx = np.mgrid[0:32, 0:32]
         Image.fromarray((np.stack([xx * 8, yy * 8, (xx + yy) * 4], -1) % 256).astype(np.uint8)).save(image)
         out = os.path.join(self.dir, "img.latent.safetensors")
-        encode_latents.run({"model": self.model, "resolution": 32, "items": [{"image": image, "out": out}]}, Ctx())
+        encode_latents.run({"model": self.model, "resolution": 32, "items": [{"image": image, "out": out}]}, QuietCtx())
         with SafetensorsFile(out) as f:
             latent, logvar = f.get("latent").clone(), f.get("logvar").clone()
         pixels = torch.from_numpy(np.asarray(Image.open(image).convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
