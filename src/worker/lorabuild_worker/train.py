@@ -196,7 +196,7 @@ def _read_tensors(path: str, names: Tuple[str, ...]) -> Dict[str, torch.Tensor]:
     with SafetensorsFile(path) as f:
         missing = [n for n in names if n not in f.infos]
         if missing:
-            raise WorkerError("io", f"{path}: no tensor named {', '.join(missing)}", "the latent cache predates this worker; `lorabuild cache gc` and run again")
+            raise WorkerError("io", f"{path}: no tensor named {', '.join(missing)}")
         return {n: f.get(n).clone() for n in names}
 
 
