@@ -33,7 +33,7 @@ function model(): ReportModel {
   return {
     title: 'lorabuild report — lorafile.yaml',
     lorafile: 'lorafile.yaml',
-    loras: [{ name: 'mouse', params: { rank: 4, learning_rate: 0.0001 }, loss: [[1, 0.5], [2, 0.4], [3, 0.45], [4, 0.3]], files: [{ name: 'mouse.safetensors', href: 'loras/mouse/mouse.safetensors', size: 2048 }], meta: {} }],
+    loras: [{ name: 'mouse', params: { rank: 4, learning_rate: 0.0001 }, loss: [[1, 0.5], [2, 0.4], [3, 0.45], [4, 0.3]], files: [{ name: 'mouse.safetensors', href: 'loras/mouse/mouse.safetensors', size: 2048 }], meta: {}, warnings: ['compile: true has no effect: torch 1.13 has no torch.compile'] }],
     renders: [render],
     validations: [{ dataset: 'ds', errors: 1, warnings: 2, messages: [{ severity: 'error', text: 'text/3.txt:1:1: empty caption' }], meta: {}, href: 'datasets/ds/validation.md' }],
     missing: [],
@@ -68,6 +68,7 @@ describe('reportHtml', () => {
     expect(html).toContain('1 errors</span>');
     expect(html).toContain('text/3.txt:1:1: empty caption');
     expect(html).toContain('warning: prompt 1 is cut: &quot;x&quot;');
+    expect(html).toContain('<p class="warn">warning: compile: true has no effect: torch 1.13 has no torch.compile</p>');
   });
 
   it('sliders are as wide as the cells and at least 256 px (small cells scaled up pixel for pixel)', () => {
@@ -124,6 +125,7 @@ describe('reportMarkdown', () => {
     expect(md).toContain('- [mouse.safetensors](loras/mouse/mouse.safetensors) (2.0 KiB)');
     expect(md).toContain('Training loss: 0.5000 at step 1 → 0.3000 at step 4 (4 points)');
     expect(md).toContain('1 errors, 2 warnings — [full report](datasets/ds/validation.md)');
+    expect(md).toContain('> warning: compile: true has no effect: torch 1.13 has no torch.compile');
     expect(md).not.toMatch(/\n{3,}/);
   });
 });

@@ -1,6 +1,8 @@
 // lorabuild run [targets] [-f FILE] [--json] [--keep-going] [--dry-run] [--update REPO]...
 // Builds the selected targets (default: all), running only stale stages.
-// Exit codes: 0 ok, 1 a stage failed, 2 invalid lorafile or usage, 130 interrupted.
+// Exit codes: 0 ok, 1 a stage failed, 2 invalid lorafile or usage, 130 interrupted (Ctrl-C, which a
+// terminal sends to the whole process group, the worker included; SIGTERM; SIGHUP when the terminal
+// closes): running stages stop at their next step with resumable state kept, nothing half-written.
 import { isAbsolute, relative, resolve } from 'node:path';
 import { formatDiagnostics, reportConfigError, stderrWantsColor } from '../config/format.js';
 import { execute, type ExecuteResult } from '../engine/executor.js';
@@ -12,6 +14,7 @@ import { makeReporter, type ReporterKind } from '../engine/progress.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
+import { STOP_SIGNALS } from './signals.js';
 
 const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--dry-run] [--update OWNER/NAME]...
 
@@ -66,8 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       process.exit(130);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
   let lock;
   try {
@@ -114,8 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     return counts.failed > 0 ? 1 : 0;
   } finally {
     lock.release();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
 }
 

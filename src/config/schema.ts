@@ -90,6 +90,12 @@ export const LoraSchema = z
     noise_offset: z.number().min(0).max(1).default(0).describe('Add this much per-channel offset noise (helps very dark or bright images); 0 is off.'),
     caption_dropout: z.number().min(0).max(1).default(0).describe('Probability of training a step with the empty caption instead of the real one.'),
     flip: z.boolean().default(true).describe('Random horizontal flips of the training images.'),
+    max_grad_norm: z.number().min(0).default(1).describe('Clip the global gradient norm to this before each optimizer step (diffusers, kohya and SimpleLoRA use 1.0); 0 turns clipping off.'),
+    latents: z
+      .enum(['mean', 'sample'])
+      .default('mean')
+      .describe('VAE latents to train on: mean (the posterior mean) or sample (a posterior sample per step, as SimpleLoRA draws; deterministic per seed and step).'),
+    lora_init: z.enum(['kaiming', 'gaussian']).default('kaiming').describe('Initialisation of lora_down: kaiming (kaiming-uniform, as kohya) or gaussian (normal with std 1/rank, as peft and SimpleLoRA).'),
     mixed_precision: z.enum(['auto', 'no', 'fp16', 'bf16']).default('auto').describe('CUDA precision: auto (bf16 where the GPU has it, else fp16), no (fp32), fp16 or bf16. The CPU always trains in fp32.'),
     gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto').describe('Recompute activations in the backward pass to save GPU memory: auto (on for a CUDA GPU with at most 8.5 GiB), on or off.'),
     compile: z.boolean().default(false).describe('torch.compile the UNet on CUDA (faster steps after a slow first one).'),

@@ -109,6 +109,7 @@ function loraSection(lora: ReportLora, renders: ReportRender[]): string {
   const last = lora.loss.at(-1);
   return [
     `<h2 id="lora-${escapeHtml(lora.name)}">LoRA ${escapeHtml(lora.name)}</h2>`,
+    ...(lora.warnings ?? []).map((w) => `<p class="warn">warning: ${escapeHtml(w)}</p>`),
     `<h3>Training loss</h3>`,
     `<figure class="loss">${lossCurveSvg(lora.loss)}<figcaption class="muted">${lora.loss.length} points${last ? `; last loss ${last[1].toFixed(4)} at step ${last[0]}` : ''}</figcaption></figure>`,
     `<h3>Files</h3><ul>${files.join('')}</ul>`,

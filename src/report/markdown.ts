@@ -52,6 +52,7 @@ export function reportMarkdown(model: ReportModel): string {
   if (model.missing.length) lines.push(`**Not built (failed or skipped):** ${model.missing.join(', ')}`, '');
   for (const lora of model.loras) {
     lines.push(`## LoRA ${lora.name}`, '');
+    for (const w of lora.warnings ?? []) lines.push(`> warning: ${w}`, '');
     const first = lora.loss[0];
     const last = lora.loss.at(-1);
     if (first && last) lines.push(`Training loss: ${first[1].toFixed(4)} at step ${first[0]} → ${last[1].toFixed(4)} at step ${last[0]} (${lora.loss.length} points)`, '');
