@@ -30,13 +30,3 @@ export async function openProject(file: string | undefined, targets: string[]): 
   const all = targets.length === 0 ? plan : planStages(config);
   return { config, plan, allStageIds: new Set(all.order), cacheDir: cacheDirFor(config.root), lockFile: lockPathFor(config.file) };
 }
-
-/**
- * Checks that need more than the lorafile but no compute, before a build starts: the LoRA files of
- * the planned renders against their models. Throws ConfigError (exit 2).
- */
-export async function preflight(project: Pick<Project, 'config' | 'plan'>): Promise<void> {
-  if (![...project.plan.stages.values()].some((node) => node.kind === 'render')) return;
-  const { preflightLoras } = await import('../loras/preflight.js'); // header reading loads only when renders are planned
-  await preflightLoras(project.config, project.plan);
-}

@@ -1,9 +1,11 @@
-// Checks the LoRAs of the planned renders against their base models before anything runs, so a
-// LoRA that cannot go on the model (another family, other widths, unknown keys, a missing file) is a
-// lorafile diagnostic at its entry and exit 2, not a failure after training. Reads only safetensors
-// headers and alphas. Models whose architecture cannot be told without building them (hub models)
-// and trained LoRAs that do not exist yet are checked by the render stage instead.
-import { displayPath } from '../config/paths.js';
+// Checks the LoRAs of the planned renders against their base models before anything runs (part of
+// engine/preflight.ts), so a LoRA that cannot go on the model (another family, other widths, keys
+// that fit nothing, a file that is not a LoRA) is a lorafile diagnostic at its entry, not a failure
+// after training. Reads only safetensors headers and alphas. A missing file is engine/preflight's
+// (with its did-you-mean); models whose architecture cannot be told without building them (hub
+// models) and trained LoRAs that do not exist yet are checked by the render stage instead.
+import { existsSync } from 'node:fs';
+import { displayPath, resolveUserPath } from '../config/paths.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { ConfigError } from '../config/errors.js';
 import { renderLoraEntries, renderModelName } from '../config/render-loras.js';
@@ -15,7 +17,7 @@ import { knownModelArch } from '../stages/model.js';
 import { analyzeLoraFile } from './analyze.js';
 import { atEntry, fitDiagnostics } from './diagnostics.js';
 import { ARCH_LABEL, fitProblems } from './fit.js';
-import { fileName, loraFilePath, LoraSourceError } from './source.js';
+import { fileName } from './source.js';
 
 async function renderProblems(config: Config, render: string, archOf: (model: string) => Promise<Sd1Arch | null>): Promise<Diagnostic[]> {
   const spec = config.renders[render];
@@ -41,13 +43,12 @@ async function renderProblems(config: Config, render: string, archOf: (model: st
     }
     let path: string;
     try {
-      path = loraFilePath({ config }, entry);
+      path = resolveUserPath(config, entry.file);
     } catch (err) {
-      if (!(err instanceof LoraSourceError)) throw err;
-      const [message, hint] = err.message.split('\n  hint: ');
-      out.push(atEntry(config, render, entry, { severity: 'error', code: 'lora-file', message, hint }));
-      continue;
+      if (err instanceof ConfigError) continue; // a Windows path: engine/preflight reports it
+      throw err;
     }
+    if (!existsSync(path)) continue; // engine/preflight reports it, with the closest name
     const shown = displayPath(config, path);
     try {
       const analysis = await analyzeLoraFile(path, arch);
@@ -64,16 +65,17 @@ async function renderProblems(config: Config, render: string, archOf: (model: st
   return out;
 }
 
-/** Throws a ConfigError (exit 2) listing every LoRA of the plan's renders that cannot go on its model. */
-export async function preflightLoras(config: Config, plan: Plan): Promise<void> {
+/** Every LoRA of the plan's renders that cannot go on its model, with the render stage it stops. */
+export async function loraFitProblems(config: Config, plan: Plan): Promise<{ diagnostic: Diagnostic; stage: string }[]> {
   const arches = new Map<string, Promise<Sd1Arch | null>>();
   const archOf = (model: string) => {
     if (!arches.has(model)) arches.set(model, knownModelArch(config, model));
     return arches.get(model)!;
   };
-  const diagnostics: Diagnostic[] = [];
+  const out: { diagnostic: Diagnostic; stage: string }[] = [];
   for (const node of plan.stages.values()) {
-    if (node.kind === 'render' && config.renders[node.target]) diagnostics.push(...(await renderProblems(config, node.target, archOf)));
+    if (node.kind !== 'render' || !config.renders[node.target]) continue;
+    for (const diagnostic of await renderProblems(config, node.target, archOf)) out.push({ diagnostic, stage: node.id });
   }
-  if (diagnostics.length) throw new ConfigError(diagnostics, config.source);
+  return out;
 }

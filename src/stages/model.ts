@@ -44,7 +44,8 @@ export async function workerScratch(ctx: StageContext, label: string): Promise<{
 async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed: number): Promise<ResolvedModel> {
   const worker = await ctx.worker();
   const hello = await worker.hello();
-  const memo = await ctx.item(`model ${name}`, { builtin: arch, seed, worker: hello.worker_version }, async () => {
+  // quiet: the model is not one of the stage's items (cells, captions), so it is not counted with them
+  const build = async () => {
     const scratch = await workerScratch(ctx, 'builtin');
     try {
       const path = join(scratch.dir, `${arch}-${seed}.safetensors`);
@@ -54,7 +55,8 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
     } finally {
       await scratch.cleanup();
     }
-  });
+  };
+  const memo = await ctx.item(`model ${name}`, { builtin: arch, seed, worker: hello.worker_version }, build, { quiet: true });
   return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
 }
 
@@ -107,10 +109,10 @@ export async function knownModelArch(config: Config, modelName: string): Promise
   const spec = config.models[modelName];
   if (spec?.builtin) return 'tiny';
   if (!spec?.checkpoint) return null;
-  const path = resolveUserPath(config, spec.checkpoint);
-  if (!existsSync(path)) return null;
-  if (PICKLE_EXTENSIONS.has(extname(path).toLowerCase())) return 'sd15';
   try {
+    const path = resolveUserPath(config, spec.checkpoint); // a Windows path throws: reported elsewhere
+    if (!existsSync(path)) return null;
+    if (PICKLE_EXTENSIONS.has(extname(path).toLowerCase())) return 'sd15';
     const info = await inspectSafetensors(path);
     return info.kind === 'checkpoint' && info.checkpoint?.family === 'sd1' ? checkpointArch(info) : null;
   } catch {

@@ -11,7 +11,7 @@ import { acquireWriterLock } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { execute, type StageRegistry } from '../engine/executor.js';
 import { sha256FileSync } from '../engine/file-hash.js';
-import { openProject, preflight, type Project } from '../engine/project.js';
+import { openProject, type Project } from '../engine/project.js';
 import { sameStat, StatMemo } from '../engine/stat-memo.js';
 import type { Json, StageEvent, StageKind } from '../engine/types.js';
 import type { WatchEvent } from './events.js';
@@ -249,7 +249,6 @@ export class WatchSession {
     let project: Project;
     try {
       project = await openProject(this.lorafile, this.options.targets);
-      await preflight(project);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       this.emit({ watch: 'config-error', diagnostics: err.diagnostics as unknown as Json[], keeping: this.project !== undefined });
