@@ -120,8 +120,8 @@ export const RenderLoraSchema = z
 export const RenderSchema = z
   .strictObject({
     model: name.optional().describe('A name under models:, the base model to render with. Default: the model of the render\'s trained LoRA (needed when it applies only files).'),
-    lora: name.optional().describe('A name under loras:, the trained LoRA to render with: shorthand for loras: [{ lora: NAME }]. Give lora or loras.'),
-    loras: z.array(RenderLoraSchema).min(1).optional().describe('The LoRAs to apply, in order, like chained Load LoRA nodes: files (file:) and trained LoRAs (lora:). Give lora or loras.'),
+    lora: name.optional().describe('A name under loras:, the trained LoRA to render with: shorthand for loras: [{ lora: NAME }]. Give lora or loras. No default.'),
+    loras: z.array(RenderLoraSchema).min(1).optional().describe('The LoRAs to apply, in order, like chained Load LoRA nodes: files (file:) and trained LoRAs (lora:). Give lora or loras. No default.'),
     prompts: z.array(z.string().min(1)).min(1).describe('The prompts: one grid row per prompt and seed. Required.'),
     negative_prompt: z.string().default('').describe('The negative prompt of every cell.'),
     seeds: z.array(z.number().int().min(0)).min(1).default([0]).describe('Noise seeds: one grid row per prompt and seed; every column of a row starts from the same noise.'),
