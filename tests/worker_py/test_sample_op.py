@@ -21,7 +21,8 @@ from lorabuild_worker.checkpoint import build_builtin, load_sd1  # noqa: E402
 from lorabuild_worker.errors import WorkerError  # noqa: E402
 from lorabuild_worker.lora import inject_lora, save_lora  # noqa: E402
 from lorabuild_worker.ops import sample as sample_op  # noqa: E402
-from lorabuild_worker.safetensors_io import read_header  # noqa: E402
+
+from .support import kohya_lora_spec  # noqa: E402
 
 EOS = 257
 
@@ -72,17 +73,6 @@ class SampleOpTest(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
-    def lora_files(self, path):
-        """The request's lora_files entry for a kohya-named file (the TypeScript side builds these)."""
-        infos, _meta, _ = read_header(path)
-        modules = []
-        for key in sorted(infos):
-            if key.endswith(".lora_down.weight"):
-                name = key[: -len(".lora_down.weight")]
-                roles = {"up": f"{name}.lora_up.weight", "down": key, "alpha": f"{name}.alpha"}
-                modules.append({"target": name, "kind": "lora", "tensors": roles})
-        return {"lora": {"path": path, "modules": modules, "skip_keys": []}}
-
     def cell(self, name, seed=0, lora=None, sampler="euler", steps=4, cfg=5.0, prompt="a red circle", size=64):
         return {
             "cond_ids": byte_ids(prompt),
@@ -100,7 +90,7 @@ class SampleOpTest(unittest.TestCase):
 
     def render(self, cells, **extra):
         ctx = Ctx()
-        extra.setdefault("lora_files", self.lora_files(self.lora))
+        extra.setdefault("lora_files", {"lora": kohya_lora_spec(self.lora)})
         result = sample_op.run({"model": self.model, "cells": cells, **extra}, ctx)
         return result, ctx
 
