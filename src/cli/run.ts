@@ -8,8 +8,9 @@ import { makeReporter, type ReporterKind } from '../engine/progress.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
+import { openRemoteCache, REMOTE_HELP, remoteOptions, type RemoteCache } from '../cache/remote/remote-cache.js';
 
-const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--update OWNER/NAME]...
+const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--update OWNER/NAME]... [--remote-cache URL] [--remote-read-only]
 
 Builds the targets (dataset, lora or render names, or stage ids like prepare:ds; default: all),
 running only the stages whose inputs changed.
@@ -18,12 +19,12 @@ running only the stages whose inputs changed.
   --json              one JSON object per line per stage event
   --keep-going        after a failure, still build the stages that do not depend on it
   --update REPO       re-resolve this hub repo's revision instead of using the pinned one (repeatable)
-`;
+${REMOTE_HELP}`;
 
 export async function main(argv: string[]): Promise<number> {
   const args = commandArgs(
     argv,
-    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, update: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, update: { type: 'string', multiple: true }, ...remoteOptions, help: { type: 'boolean', short: 'h' } },
     'run',
     HELP,
   );
@@ -53,6 +54,18 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  let remote: RemoteCache | undefined;
+  try {
+    remote = openRemoteCache(
+      { url: args.values['remote-cache'], readOnly: args.values['remote-read-only'] },
+      { warn: (line) => reporter.note(`lorabuild: ${line}`), signal: controller.signal },
+    );
+  } catch (err) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    return reportConfigError(err);
+  }
+
   let lock;
   try {
     lock = await acquireWriterLock(project.cacheDir, 'lorabuild run', {
@@ -76,6 +89,7 @@ export async function main(argv: string[]): Promise<number> {
       keepGoing: Boolean(args.values['keep-going']),
       knownStageIds: project.allStageIds,
       onEvent: (e) => reporter.event(e),
+      remote,
     });
     if (result.lockProblem) reporter.note(`lorabuild: warning: ${result.lockProblem}`);
     const counts = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
@@ -85,8 +99,9 @@ export async function main(argv: string[]): Promise<number> {
     if (counts.failed) parts.push(`${counts.failed} failed`);
     if (counts.skipped) parts.push(`${counts.skipped} skipped`);
     const verdict = result.interrupted ? 'interrupted' : counts.failed ? 'failed' : 'done';
-    const text = `${verdict}: ${parts.join(', ')} (${durationMs} ms; ${result.hashing.filesHashed} files hashed, ${result.hashing.memoHits} from the stat memo)`;
-    reporter.summary({ ...counts, interrupted: result.interrupted, lockWritten: result.lockWritten, hashing: result.hashing, durationMs }, text);
+    const remoteText = remote ? `; remote: ${remote.stats.hits} hit${remote.stats.hits === 1 ? '' : 's'}, ${remote.stats.uploadedBlobs} blob${remote.stats.uploadedBlobs === 1 ? '' : 's'} uploaded` : '';
+    const text = `${verdict}: ${parts.join(', ')} (${durationMs} ms; ${result.hashing.filesHashed} files hashed, ${result.hashing.memoHits} from the stat memo${remoteText})`;
+    reporter.summary({ ...counts, interrupted: result.interrupted, lockWritten: result.lockWritten, hashing: result.hashing, durationMs, ...(remote ? { remote: { url: remote.url, readOnly: remote.readOnly, ...remote.stats } } : {}) }, text);
     if (result.interrupted) return 130;
     return counts.failed > 0 ? 1 : 0;
   } finally {

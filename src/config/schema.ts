@@ -88,6 +88,10 @@ export const LoraSchema = z
     gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto'),
     compile: z.boolean().default(false),
     device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+    portable: z
+      .boolean()
+      .optional()
+      .describe('the result may be reused on another device class or torch version (remote cache: a CPU-built result then satisfies a GPU build). Default: results are keyed by device'),
     publish: z.string().min(1).optional().describe('copy the final LoRA here (e.g. ComfyUI/models/loras/NAME.safetensors)'),
   })
   .describe('a LoRA training target (lora_name)');
@@ -108,6 +112,10 @@ export const RenderSchema = z
     width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('default: the lora resolution'),
     height: z.number().int().min(64).max(2048).multipleOf(8).optional(),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength'),
+    portable: z
+      .boolean()
+      .optional()
+      .describe('the result may be reused on another device class or torch version (remote cache: a CPU-built result then satisfies a GPU build). Default: results are keyed by device'),
     score: z
       .strictObject({
         clip: z.string().min(1).describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or an HF repo id'),

@@ -23,6 +23,7 @@ import { makeStageContext } from './stage-context.js';
 import { StatMemo, type HashStats } from './stat-memo.js';
 import type { Json, LockEntry, Plan, ResourceClass, StageEvent, StageImpl, StageInputs, StageKind, StageNode, StageOutcome, StageOutputs } from './types.js';
 import { runWorker } from './run-worker.js';
+import type { RemoteCache } from '../cache/remote/remote-cache.js';
 
 export type StageRegistry = (kind: StageKind) => Promise<StageImpl>;
 
@@ -50,6 +51,8 @@ export interface ExecuteOptions {
   statMemo?: StatMemo;
   /** lists dataset folders; `lorabuild watch` passes its walk cache (default: a full walk per build) */
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
+  /** a remote cache (cache/remote): read before a compute stage runs, written after it ran */
+  remote?: RemoteCache;
 }
 
 export type ReportOutcome = StageOutcome | 'stale';
@@ -61,6 +64,8 @@ export interface StageReport {
   durationMs: number;
   fingerprint?: string;
   items?: { ran: number; cached: number };
+  /** 'remote' when a cached outcome came from the remote cache */
+  source?: 'local' | 'remote';
 }
 
 export interface ExecuteResult {
@@ -109,6 +114,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const fingerprints = new Map<string, string>();
   const newEntries = new Map<string, LockEntry>();
   const decided = new Map<string, Promise<StageReport>>();
+  const uploads: Promise<void>[] = [];
   let haltedBy: string | undefined;
 
   const finish = (d: Decided): StageReport => {
@@ -118,7 +124,14 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     }
     if (d.lockEntry) newEntries.set(d.report.stage, d.lockEntry);
     if (d.report.outcome === 'failed' && !opts.keepGoing && mode === 'run') haltedBy ??= d.report.stage;
-    emit({ stage: d.report.stage, outcome: d.report.outcome, reason: d.report.reason, durationMs: d.report.durationMs, ...(d.report.items ? { items: d.report.items } : {}) });
+    emit({
+      stage: d.report.stage,
+      outcome: d.report.outcome,
+      reason: d.report.reason,
+      durationMs: d.report.durationMs,
+      ...(d.report.items ? { items: d.report.items } : {}),
+      ...(d.report.source ? { source: d.report.source } : {}),
+    });
     return d.report;
   };
 
@@ -203,6 +216,14 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     }
     if (mode === 'status') return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
 
+    const remote = opts.remote && usesRemote(node) ? opts.remote : undefined;
+    const fromRemote = remote ? await remote.fetch(node, fp, cas, actions) : undefined;
+    if (fromRemote) {
+      for (const blob of Object.values(fromRemote.files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
+      if (materializedDir) materialize(fromRemote.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      return { report: report('cached', `${summarize(reasons)}; restored from the remote cache`, { fingerprint: fp, source: 'remote' }), outputs: fromRemote, lockEntry: lockEntry(fromRemote) };
+    }
+
     // run it
     if (signal.aborted) throw new Interrupted();
     emit({ stage: node.id, outcome: 'started', reason: summarize(reasons) });
@@ -236,8 +257,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
       const out: StageOutputs = { files, meta: result.meta ?? null };
       const durationMs = Date.now() - started;
-      actions.put({
-        version: 1,
+      const entry = {
+        version: 1 as const,
         stage: node.id,
         kind: node.kind,
         fingerprint: fp,
@@ -248,7 +269,9 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         items: [...record.items].sort(),
         createdAt: new Date().toISOString(),
         durationMs,
-      });
+      };
+      actions.put(entry);
+      if (remote) uploads.push(remote.upload(entry, cas));
       if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
       const reason = summarize(reasons);
       recordRun('ran', reason);
@@ -297,6 +320,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const reports = new Map<string, StageReport>();
   for (const id of plan.order) reports.set(id, await decided.get(id)!);
   await sharedWorker.close();
+  await Promise.all(uploads);
 
   let lockWritten = false;
   if (mode === 'run') {
@@ -332,6 +356,14 @@ async function copiesMatch(files: StageOutputs['files'], materializedDir: string
     }
   }
   return true;
+}
+
+/**
+ * The remote cache holds the compute stages (train, render: minutes to hours on a GPU, outputs that
+ * stand alone). Cheap stages rebuild from the clone's own files faster than they would download.
+ */
+function usesRemote(node: StageNode): boolean {
+  return node.resource === 'gpu';
 }
 
 function restorable(entry: { outputs: StageOutputs; refs: string[] }, cas: Cas): boolean {

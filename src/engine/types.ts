@@ -63,6 +63,8 @@ export interface StageEvent {
   durationMs?: number;
   /** on a stage's final event: how many ctx.item calls ran and how many came from the memo */
   items?: { ran: number; cached: number };
+  /** on a 'cached' final event: where the outputs came from ('remote': the remote cache) */
+  source?: 'local' | 'remote';
 }
 
 export interface StageContext {

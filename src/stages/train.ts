@@ -63,7 +63,7 @@ async function readManifest(ctx: StageContext, dataset: string): Promise<Manifes
 
 /** The LoRA spec fields that shape training (what the worker receives as `params`). */
 function trainingParams(spec: LoraSpec): Record<string, Json> {
-  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, ...rest } = spec;
+  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, portable: _portable, ...rest } = spec;
   const params: Record<string, Json> = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) params[key] = value as Json;
   params.alpha = spec.alpha ?? spec.rank;
@@ -118,8 +118,8 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
       model_identity: model,
       tokenizer: tokenizer.id,
       worker_version: hello.worker_version,
-      torch: hello.torch,
-      device: deviceClass(spec, hello),
+      // a result is keyed by the machine class that made it unless the lorafile says it is portable
+      ...(spec.portable ? { portable: true } : { torch: hello.torch, device: deviceClass(spec, hello) }),
     },
     files,
   };
@@ -324,7 +324,7 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
       checkpoints: checkpointSteps,
       items: prep.items.length,
       arch: prep.model.arch,
-      device: String(inputs.params.device),
+      device: deviceClass(prep.spec, prep.hello),
       first_loss: losses.length ? losses[0] : null,
       last_loss: losses.length ? losses[losses.length - 1] : null,
       peak_memory: record.peakMemory ?? null,
