@@ -15,14 +15,14 @@ import { startRemoteCache, type RemoteCacheServer } from './helpers/services.js'
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1', LORABUILD_CONFIG: '/nonexistent/lorabuild.yaml' };
 const TOKEN = 'tok-3f1d2c9e8b7a';
 
-function lorafile(seed = 0): string {
+function lorafile(seed = 0, portable = false): string {
   return `version: 1
 models:
   tiny: { builtin: tiny, seed: 0 }
 datasets:
   shapes: { folder: shapes, trigger: lineart, rules: { min_size: 64 } }
 loras:
-  shapes_lora: { model: tiny, dataset: shapes, rank: 2, learning_rate: 1.0e-3, steps: 6, checkpoint_every: 3, seed: ${seed}, resolution: 64 }
+  shapes_lora: { model: tiny, dataset: shapes, rank: 2, learning_rate: 1.0e-3, steps: 6, checkpoint_every: 3, seed: ${seed}, resolution: 64${portable ? ', portable: true' : ''} }
 renders:
   ab: { lora: shapes_lora, prompts: ["lineart, a circle"], seeds: [0], strengths: [0, 1], steps: 3, cfg: 5 }
 `;
@@ -81,7 +81,7 @@ describe('remote cache (nginx WebDAV, Bazel HTTP protocol)', () => {
     expect(final(first, 'render:ab')?.outcome).toBe('ran');
     loraA = lora(a);
     gridA = grid(a);
-    expect(acEntries().length).toBe(2); // train and render; cheap stages stay local
+    expect(acEntries().length).toBe(3); // train, render and the report; fetch/prepare/validate stay local
     const summary = first.events.find((e) => 'summary' in e)?.summary as { remote?: { uploadedBlobs: number } } | undefined;
     expect(summary?.remote?.uploadedBlobs).toBeGreaterThan(0);
 
@@ -89,7 +89,7 @@ describe('remote cache (nginx WebDAV, Bazel HTTP protocol)', () => {
     const second = await run(b, [], { LORABUILD_REMOTE_CACHE: server.url, LORABUILD_REMOTE_TOKEN: TOKEN });
     expect(second.code).toBe(0);
     expect(warnings(second)).toEqual([]);
-    for (const stage of ['train:shapes_lora', 'render:ab']) {
+    for (const stage of ['train:shapes_lora', 'render:ab', 'report']) {
       expect(final(second, stage)).toMatchObject({ outcome: 'cached', source: 'remote' });
       expect(started(second)).not.toContain(stage);
     }
@@ -109,6 +109,21 @@ describe('remote cache (nginx WebDAV, Bazel HTTP protocol)', () => {
       for (const log of readdirSync(join(dir, 'cache', 'logs'))) expect(readFileSync(join(dir, 'cache', 'logs', log), 'utf8')).not.toContain(TOKEN);
     }
     expect(first.stdout + first.stderr + second.stdout + second.stderr).not.toContain(TOKEN);
+
+    // CI's check on a submission that commits the lock but not out/: the artifacts come from the remote cache by hash
+    const ci = clone('ci');
+    cpSync(join(a, 'lorafile.lock'), join(ci, 'lorafile.lock'));
+    const alone = await runCli(['check'], { cwd: ci, env: ENV, timeoutMs: 300_000 });
+    expect(alone.code).toBe(4);
+    const checked = await runCli(['check', '--remote-cache', server.url], { cwd: join(tmp.dir, 'ci'), env: { ...ENV, LORABUILD_CACHE: join(tmp.dir, 'ci-cache') }, timeoutMs: 300_000 });
+    expect(checked.stdout).toContain('ok: the lock, the inputs and the artifacts agree');
+    expect(checked.stdout).toMatch(/shapes_lora\.safetensors of train:shapes_lora is not committed; its recorded bytes came from the remote cache/);
+    expect(checked.code).toBe(0);
+
+    // doctor says which remote cache a run would use and that it answers
+    const doctor = await runCli(['doctor'], { cwd: b, env: { ...ENV, LORABUILD_REMOTE_CACHE: server.url, LORABUILD_REMOTE_TOKEN: TOKEN } });
+    expect(doctor.stdout).toMatch(/^remote {3}http:\/\/127\.0\.0\.1:\d+ \(read and write; from LORABUILD_REMOTE_CACHE; credentials: bearer token from LORABUILD_REMOTE_TOKEN\): answers/m);
+    expect(doctor.stdout + doctor.stderr).not.toContain(TOKEN);
 
     // B's next run is a plain local no-op
     const third = await run(b, [], { LORABUILD_REMOTE_CACHE: server.url });
@@ -134,14 +149,20 @@ describe('remote cache (nginx WebDAV, Bazel HTTP protocol)', () => {
     expect(lora(d).equals(loraA)).toBe(true);
   }, 600_000);
 
-  it('read-only never uploads', async () => {
+  it('read-only never uploads; the key names the device class unless the lorafile says portable', async () => {
     const e = clone('e');
-    writeFileSync(join(e, 'lorafile.yaml'), lorafile(1));
+    writeFileSync(join(e, 'lorafile.yaml'), lorafile(1, true));
     const before = acEntries().length;
     const result = await run(e, ['--remote-cache', server.url, '--remote-read-only']);
     expect(result.code).toBe(0);
     expect(final(result, 'train:shapes_lora')?.outcome).toBe('ran');
     expect(acEntries().length).toBe(before);
+    const params = (dir: string) => (parse(readFileSync(join(dir, 'lorafile.lock'), 'utf8')) as { stages: Record<string, { params: Record<string, unknown> }> }).stages['train:shapes_lora'].params;
+    expect(params(e)).toMatchObject({ portable: true });
+    expect(params(e).device).toBe('auto'); // the lorafile's setting, not the machine's device class
+    expect(params(e)).not.toHaveProperty('torch');
+    expect(params(join(tmp.dir, 'a'))).toMatchObject({ device: 'cpu', torch: expect.any(String) });
+    expect(params(join(tmp.dir, 'a'))).not.toHaveProperty('portable');
   }, 600_000);
 
   it('the server stopping mid-run: one warning, the build finishes locally', async () => {

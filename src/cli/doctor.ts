@@ -8,6 +8,7 @@ import { WorkerClient, type HelloResult } from '../worker/client.js';
 import { expandUserPath, modelPathsOf } from '../worker/start.js';
 import { workerBlas, type BlasVerdict } from '../worker/blas.js';
 import type { Config } from '../config/schema.js';
+import { probeRemote, type RemoteProbe } from '../cache/remote/probe.js';
 
 const HELP = `usage: lorabuild doctor [-f lorafile.yaml] [--json]
 
@@ -28,6 +29,8 @@ export interface DoctorReport {
   python?: PythonInfo;
   hello?: HelloResult;
   blas?: BlasVerdict;
+  /** the remote cache a run would use (null: none configured) */
+  remote?: RemoteProbe | null;
   warnings: string[];
   error?: string;
 }
@@ -89,6 +92,12 @@ function print(report: DoctorReport): string {
     lines.push(`threads  ${hello.threads}`);
     lines.push(`worker   lorabuild_worker ${hello.worker_version} (protocol ${hello.protocol})`);
   }
+  if (report.remote) {
+    const r = report.remote;
+    lines.push(`remote   ${r.url} (${r.readOnly ? 'read-only' : 'read and write'}; from ${r.source === 'user config' ? r.userConfig : r.source}; credentials: ${r.credentials}): ${r.reachable ? r.detail : `NOT reachable: ${r.detail}`}`);
+  } else if (report.remote === null) {
+    lines.push('remote   none (--remote-cache URL, LORABUILD_REMOTE_CACHE or cache.remote in the user config)');
+  }
   for (const w of report.warnings) lines.push(`WARNING  ${w}`);
   if (report.error) lines.push(`ERROR    ${report.error}`);
   lines.push(report.usable ? 'ok: this machine can train and render' : 'not usable: fix the error above, then run lorabuild doctor again');
@@ -119,6 +128,13 @@ export async function main(argv: string[]): Promise<number> {
     return reportConfigError(err);
   }
   const report = await diagnose(config);
+  try {
+    report.remote = await probeRemote();
+  } catch (err) {
+    const { reportConfigError } = await import('../config/format.js');
+    return reportConfigError(err);
+  }
+  if (report.remote && !report.remote.reachable) report.warnings.push(`the remote cache ${report.remote.url} does not answer (${report.remote.detail}): runs will build locally`);
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else (report.usable ? process.stdout : process.stderr).write(print(report));
   return report.usable ? 0 : 1;

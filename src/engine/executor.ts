@@ -24,6 +24,7 @@ import { StatMemo, type HashStats } from './stat-memo.js';
 import type { Json, LockEntry, Plan, ResourceClass, StageEvent, StageImpl, StageInputs, StageKind, StageNode, StageOutcome, StageOutputs } from './types.js';
 import { runWorker } from './run-worker.js';
 import type { RemoteCache } from '../cache/remote/remote-cache.js';
+import { CHEAP_KINDS } from './stage-kinds.js';
 
 export type StageRegistry = (kind: StageKind) => Promise<StageImpl>;
 
@@ -359,11 +360,12 @@ async function copiesMatch(files: StageOutputs['files'], materializedDir: string
 }
 
 /**
- * The remote cache holds the compute stages (train, render: minutes to hours on a GPU, outputs that
- * stand alone). Cheap stages rebuild from the clone's own files faster than they would download.
+ * The remote cache holds the stages that `check` verifies instead of re-running: train and render
+ * (minutes to hours on a GPU), score and the report. fetch, prepare and validate rebuild from the
+ * clone's own files faster than they would download.
  */
 function usesRemote(node: StageNode): boolean {
-  return node.resource === 'gpu';
+  return !CHEAP_KINDS.has(node.kind);
 }
 
 function restorable(entry: { outputs: StageOutputs; refs: string[] }, cas: Cas): boolean {

@@ -113,7 +113,7 @@ export class RemoteCache {
 
     for (const [name, blob] of Object.entries(entry.outputs.files)) {
       if (cas.has(blob.sha256, blob.size)) continue;
-      const ok = await this.download(node, name, blob.sha256, blob.size, cas);
+      const ok = await this.download(name, blob.sha256, blob.size, cas);
       if (ok !== true) return ok === false ? undefined : this.reject(node, ok);
     }
     this.stats.hits++;
@@ -121,26 +121,40 @@ export class RemoteCache {
     return entry.outputs;
   }
 
+  /**
+   * One blob by hash into the local CAS (check uses it for artifacts that are neither in out/ nor in
+   * the cache); a bad copy on the server is warned about. True when the blob is now in the CAS.
+   */
+  async fetchBlob(label: string, sha256: string, size: number, cas: Cas): Promise<boolean> {
+    if (this.off !== undefined) return false;
+    const got = await this.download(label, sha256, size, cas);
+    if (typeof got === 'string') {
+      this.stats.rejected++;
+      this.options.warn(`warning: remote cache copy of ${label} ignored: ${got.replace(/^its blob \S+ /, '')}`);
+    }
+    return got === true;
+  }
+
   /** true: in the CAS; false: the server went away; string: what was wrong with the blob */
-  private async download(node: StageNode, name: string, sha256: string, size: number, cas: Cas): Promise<true | false | string> {
+  private async download(label: string, sha256: string, size: number, cas: Cas): Promise<true | false | string> {
     const tmp = cas.tempFile();
     try {
       let got;
       try {
         got = await getToFile(`${this.url}/cas/${sha256}`, tmp, size, this.request());
       } catch (err) {
-        this.down(err, `downloading ${name} of ${node.id}`);
+        this.down(err, `downloading ${label}`);
         return false;
       }
-      if (got.status === 404) return `its blob ${name} (${sha256.slice(0, 12)}…) is missing on the server`;
+      if (got.status === 404) return `its blob ${label} (${sha256.slice(0, 12)}…) is not on the server`;
       if (got.status !== 200) {
-        this.refused(got.status, `downloading ${name} of ${node.id}`);
+        this.refused(got.status, `downloading ${label}`);
         return false;
       }
       if (got.size !== size || got.sha256 !== sha256) {
         this.suspect.add(sha256);
         const what = got.size !== size ? `${got.size} bytes instead of ${size} (truncated or replaced)` : `sha256 ${got.sha256.slice(0, 12)}… instead of ${sha256.slice(0, 12)}…`;
-        return `its blob ${name} is corrupted on the server: ${what}`;
+        return `its blob ${label} is corrupted on the server: ${what}`;
       }
       cas.installVerified(tmp, sha256);
       this.stats.downloadedBytes += size;

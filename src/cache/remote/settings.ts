@@ -62,6 +62,10 @@ export function readUserConfig(file: string): UserConfig {
     const span = locator.value(path);
     return { line: span.line, col: span.col, endCol: span.endCol };
   };
+  const keyAt = (path: readonly PathSegment[]) => {
+    const span = locator.key(path);
+    return { line: span.line, col: span.col, endCol: span.endCol };
+  };
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const span = locator.spanOfRange(e.pos[0], e.pos[1]);
@@ -73,7 +77,7 @@ export function readUserConfig(file: string): UserConfig {
     severity: 'error',
     code: 'user-config',
     file,
-    ...at(issue.path as PathSegment[]),
+    ...(issue.code === 'unrecognized_keys' ? keyAt([...(issue.path as PathSegment[]), issue.keys[0]]) : at(issue.path as PathSegment[])),
     message: `${issue.path.join('.') || '(top level)'}: ${issue.message}`,
     hint: 'the user config knows `cache: { remote: URL, read_only: true|false }`',
   }));
