@@ -9,6 +9,8 @@ import { acquireWriterLock } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
 import { openRemoteCache, REMOTE_HELP, remoteOptions, type RemoteCache } from '../cache/remote/remote-cache.js';
+import { CLUSTER_HELP, clusterOptions, clusterSettings } from '../cluster/settings.js';
+import type { ClusterSpec } from '../config/schema.js';
 
 const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--update OWNER/NAME]... [--remote-cache URL] [--remote-read-only]
 
@@ -19,20 +21,22 @@ running only the stages whose inputs changed.
   --json              one JSON object per line per stage event
   --keep-going        after a failure, still build the stages that do not depend on it
   --update REPO       re-resolve this hub repo's revision instead of using the pinned one (repeatable)
-${REMOTE_HELP}`;
+${REMOTE_HELP}${CLUSTER_HELP}`;
 
 export async function main(argv: string[]): Promise<number> {
   const args = commandArgs(
     argv,
-    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, update: { type: 'string', multiple: true }, ...remoteOptions, help: { type: 'boolean', short: 'h' } },
+    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, update: { type: 'string', multiple: true }, ...remoteOptions, ...clusterOptions, help: { type: 'boolean', short: 'h' } },
     'run',
     HELP,
   );
   if (typeof args === 'number') return args;
   const started = Date.now();
   let project;
+  let cluster: ClusterSpec | null;
   try {
     project = await openProject(args.values.file, args.positionals);
+    cluster = clusterSettings(project.config, args.values);
   } catch (err) {
     return reportConfigError(err);
   }
@@ -90,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       knownStageIds: project.allStageIds,
       onEvent: (e) => reporter.event(e),
       remote,
+      ...(cluster ? { cluster } : {}),
     });
     if (result.lockProblem) reporter.note(`lorabuild: warning: ${result.lockProblem}`);
     const counts = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };

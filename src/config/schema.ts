@@ -125,6 +125,24 @@ export const RenderSchema = z
   })
   .describe('a sample grid: prompts × seeds rows, strength/checkpoint columns');
 
+const slurmWord = z.string().regex(/^[^\s'"\\]+$/, 'one word: no spaces or quotes');
+
+export const ClusterSchema = z
+  .strictObject({
+    executor: z.enum(['local', 'slurm']).default('local').describe('slurm: run train and render stages as sbatch jobs'),
+    partition: slurmWord.optional().describe('sbatch --partition'),
+    gres: slurmWord.optional().describe('sbatch --gres, e.g. gpu:1'),
+    time: z
+      .string()
+      .regex(/^(\d+-)?\d+(:\d{1,2}){0,2}$/, 'a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS')
+      .optional()
+      .describe('sbatch --time: the job time limit; the worker gets SIGTERM 60 s before it and saves its state'),
+    account: slurmWord.optional().describe('sbatch --account'),
+    sbatch_args: z.array(z.string().regex(/^[^\n]+$/, 'one argument per entry')).default([]).describe('more sbatch arguments, e.g. ["--qos=short", "--mem=16G"]'),
+    python: z.string().min(1).optional().describe('python with torch on the compute nodes (default: the one lorabuild uses here)'),
+  })
+  .describe('where compute stages run: here (local) or as Slurm jobs; the cache folder must be on a file system the nodes share');
+
 export const LorafileSchema = z
   .strictObject({
     version: z.literal(1),
@@ -134,6 +152,7 @@ export const LorafileSchema = z
     datasets: z.record(name, DatasetSchema).default({}),
     loras: z.record(name, LoraSchema).default({}),
     renders: z.record(name, RenderSchema).default({}),
+    cluster: ClusterSchema.optional(),
   })
   .describe('lorabuild lorafile v1');
 
@@ -143,6 +162,7 @@ export type RulesSpec = z.output<typeof RulesSchema>;
 export type LoraSpec = z.output<typeof LoraSchema>;
 export type RenderSpec = z.output<typeof RenderSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
+export type ClusterSpec = z.output<typeof ClusterSchema>;
 export type LorafileSpec = z.output<typeof LorafileSchema>;
 
 /** A loaded, validated lorafile. Paths in specs are as written; resolve them with config/paths.ts. */

@@ -15,7 +15,7 @@ import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 import { expandUserPath } from '../worker/start.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import type { StageRegistry } from './executor.js';
@@ -81,7 +81,7 @@ export interface CheckOptions {
   lockFile: string;
   /** also re-run train and render and compare their outputs with the lock */
   rebuild?: boolean;
-  worker?: () => Promise<WorkerClient>;
+  worker?: () => Promise<ComputeWorker>;
   signal?: AbortSignal;
   onStage?: (check: StageCheck) => void;
   /** artifacts neither in out/ nor in the cache are fetched from here by hash (verified) */

@@ -11,9 +11,9 @@ import { writeFileAtomic } from '../cache/atomic.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
-import type { Config } from '../config/schema.js';
+import type { ClusterSpec, Config } from '../config/schema.js';
 import type { FolderFile } from '../datasets/local/walk.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
@@ -22,7 +22,7 @@ import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext } from './stage-context.js';
 import { StatMemo, type HashStats } from './stat-memo.js';
 import type { Json, LockEntry, Plan, ResourceClass, StageEvent, StageImpl, StageInputs, StageKind, StageNode, StageOutcome, StageOutputs } from './types.js';
-import { runWorker } from './run-worker.js';
+import { clusterWorker, runWorker } from './run-worker.js';
 import type { RemoteCache } from '../cache/remote/remote-cache.js';
 import { CHEAP_KINDS } from './stage-kinds.js';
 
@@ -41,7 +41,7 @@ export interface ExecuteOptions {
   onEvent?: (event: StageEvent) => void;
   /** ids of every stage the lorafile has now; lock entries of other stages are dropped */
   knownStageIds?: Set<string>;
-  worker?: () => Promise<WorkerClient>;
+  worker?: () => Promise<ComputeWorker>;
   concurrency?: Partial<Record<ResourceClass, number>>;
   /**
    * A per-item memo kept across runs by a long-lived process (`lorabuild watch`): made with
@@ -54,6 +54,8 @@ export interface ExecuteOptions {
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
   /** a remote cache (cache/remote): read before a compute stage runs, written after it ran */
   remote?: RemoteCache;
+  /** run train and render as Slurm jobs (cluster/slurm-worker.ts) */
+  cluster?: ClusterSpec;
 }
 
 export type ReportOutcome = StageOutcome | 'stale';
@@ -103,6 +105,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
   const sharedWorker = runWorker(config, opts.cacheDir);
   const worker = opts.worker ?? (() => sharedWorker.get());
+  const cluster = opts.cluster ? clusterWorker(config, opts.cacheDir, opts.cluster, worker) : undefined;
 
   const cpu = opts.concurrency?.cpu ?? Math.max(1, availableParallelism());
   const queues: Record<ResourceClass, PQueue> = {
@@ -147,19 +150,20 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     });
     const impl = await opts.registry(node.kind);
     const previous = previousLock.stages[node.id];
+    const onCluster = cluster !== undefined && node.resource === 'gpu';
     const contextDeps = {
       config,
       node,
       cacheDir: opts.cacheDir,
       signal,
       previous,
-      options: opts.options ?? {},
+      options: onCluster ? { ...opts.options, executor: 'slurm' } : (opts.options ?? {}),
       memo,
       cas,
       items,
       upstream: outputs,
       emit,
-      worker,
+      worker: onCluster ? () => cluster.get() : worker,
       walkFolder: opts.walkFolder,
     };
     const inputs = checkInputs(node, await impl.inputs(makeStageContext(contextDeps, null).ctx));

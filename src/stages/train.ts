@@ -222,7 +222,7 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
               if (event.loss !== undefined) curve.push([event.step, event.loss]);
               const loss = event.loss === undefined ? '' : `loss ${event.loss.toFixed(4)}`;
               const its = event.its === undefined ? '' : `${event.its.toFixed(2)} it/s`;
-              ctx.progress(event.step, event.total, [loss, its].filter(Boolean).join(' · '), 'step');
+              ctx.progress(event.step, event.total, [event.message, loss, its].filter(Boolean).join(' · '), 'step');
             } else if (event.type === 'checkpoint') {
               logLine(`checkpoint at step ${event.step}: ${event.path}`);
               pendingStamps.push(
@@ -274,7 +274,9 @@ async function keepInterruptedState(
 ): Promise<void> {
   const key = baseKey(inputs);
   const statePath = join(outDir, 'state.safetensors');
-  if (!key || !(err instanceof WorkerError) || err.code !== 'cancelled' || !existsSync(statePath)) return;
+  // cancelled (Ctrl-C, scancel) or a Slurm job that died or hit its time limit: the state it last saved is good
+  const resumable = (err instanceof WorkerError && err.code === 'cancelled') || (err instanceof Error && err.name === 'SlurmJobError');
+  if (!key || !resumable || !existsSync(statePath)) return;
   const step = await stateStep(statePath);
   if (step === null || step <= (start?.steps ?? 0)) return;
   const state = await ctx.putBlob({ file: statePath });

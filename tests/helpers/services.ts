@@ -31,3 +31,18 @@ export async function startRemoteCache(dir: string): Promise<RemoteCacheServer> 
   const url = execFileSync('bash', [SCRIPT, 'start', dir, String(port)], { encoding: 'utf8' }).trim();
   return { url, dataDir: join(dir, 'data'), stop: () => execFileSync('bash', [SCRIPT, 'stop', dir]) };
 }
+
+export interface SlurmCluster {
+  /** SLURM_CONF for the clients (sbatch, squeue, scancel) */
+  conf: string;
+  env: Record<string, string>;
+  stop(): void;
+}
+
+const SLURM_SCRIPT = join(REPO_ROOT, 'scripts', 'services', 'slurm.sh');
+
+/** munged + slurmctld + slurmd on 127.0.0.1 (scripts/services/slurm.sh), state under `dir`. */
+export function startSlurm(dir: string): SlurmCluster {
+  const conf = execFileSync('bash', [SLURM_SCRIPT, 'start', dir], { encoding: 'utf8' }).trim();
+  return { conf, env: { SLURM_CONF: conf }, stop: () => execFileSync('bash', [SLURM_SCRIPT, 'stop', dir]) };
+}
