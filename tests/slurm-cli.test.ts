@@ -91,6 +91,16 @@ describe('executor: slurm (real slurmctld + slurmd on 127.0.0.1)', () => {
     expect(readFileSync(join(s, 'lorafile.lock'), 'utf8')).toContain('device: cpu');
   }, 900_000);
 
+  it('doctor reports the cluster of the lorafile and what sinfo says about it; bad cluster flags are usage errors', async () => {
+    const dir = clone('doctor');
+    writeFileSync(join(dir, 'lorafile.yaml'), `${lorafile()}cluster:\n  executor: slurm\n  partition: debug\n  time: "30:00"\n`);
+    const doctor = await runCli(['doctor'], { cwd: dir, env: env(), timeoutMs: 120_000 });
+    expect(doctor.stdout).toMatch(/^cluster {2}slurm \(partition debug, time 30:00\): debug \(default\) up, 1 node\(s\) idle/m);
+    const bad = await runCli(['run', '--time', 'soon'], { cwd: dir, env: env() });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--time: a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS/);
+  }, 300_000);
+
   it('a job waiting in the queue shows as pending; a job that dies resumes from its last checkpoint', async () => {
     const d = clone('d', 1);
     const child = startCli(['run', '--json', '--executor', 'slurm'], { cwd: d, env: env(), timeoutMs: 300_000 });

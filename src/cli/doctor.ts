@@ -9,6 +9,8 @@ import { expandUserPath, modelPathsOf } from '../worker/start.js';
 import { workerBlas, type BlasVerdict } from '../worker/blas.js';
 import type { Config } from '../config/schema.js';
 import { probeRemote, type RemoteProbe } from '../cache/remote/probe.js';
+import { probeCluster, type ClusterProbe } from '../cluster/probe.js';
+import { clusterSettings } from '../cluster/settings.js';
 
 const HELP = `usage: lorabuild doctor [-f lorafile.yaml] [--json]
 
@@ -31,6 +33,8 @@ export interface DoctorReport {
   blas?: BlasVerdict;
   /** the remote cache a run would use (null: none configured) */
   remote?: RemoteProbe | null;
+  /** the cluster train and render would run on (null: this machine) */
+  cluster?: ClusterProbe | null;
   warnings: string[];
   error?: string;
 }
@@ -98,6 +102,13 @@ function print(report: DoctorReport): string {
   } else if (report.remote === null) {
     lines.push('remote   none (--remote-cache URL, LORABUILD_REMOTE_CACHE or cache.remote in the user config)');
   }
+  if (report.cluster) {
+    const c = report.cluster;
+    const job = [c.partition && `partition ${c.partition}`, c.gres && `gres ${c.gres}`, c.time && `time ${c.time}`, c.account && `account ${c.account}`, ...c.sbatchArgs].filter(Boolean).join(', ');
+    lines.push(`cluster  slurm${job ? ` (${job})` : ''}: ${c.reachable ? c.slurm : `NOT usable: ${c.slurm}`}`);
+  } else if (report.cluster === null) {
+    lines.push('cluster  none: train and render run on this machine (cluster: executor: slurm in the lorafile, or --executor slurm)');
+  }
   for (const w of report.warnings) lines.push(`WARNING  ${w}`);
   if (report.error) lines.push(`ERROR    ${report.error}`);
   lines.push(report.usable ? 'ok: this machine can train and render' : 'not usable: fix the error above, then run lorabuild doctor again');
@@ -130,6 +141,9 @@ export async function main(argv: string[]): Promise<number> {
   const report = await diagnose(config);
   try {
     report.remote = await probeRemote();
+    const cluster = config ? clusterSettings(config) : null;
+    report.cluster = cluster ? await probeCluster(cluster) : null;
+    if (report.cluster && !report.cluster.reachable) report.warnings.push(`the lorafile runs train and render on Slurm, but ${report.cluster.slurm}`);
   } catch (err) {
     const { reportConfigError } = await import('../config/format.js');
     return reportConfigError(err);
