@@ -88,6 +88,13 @@ export const LoraSchema = z
     gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto'),
     compile: z.boolean().default(false),
     device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+    devices: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('train as N processes (torch.distributed.run + DDP: one GPU each with NCCL, gloo on CPU); batch_size is the global batch and must split evenly'),
     portable: z
       .boolean()
       .optional()
