@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 export class RemoteHttpError extends Error {
   constructor(
@@ -92,22 +94,25 @@ export async function getToFile(url: string, file: string, maxSize: number, opti
     return { status: res.statusCode ?? 0, sha256: '', size: 0 };
   }
   const hash = createHash('sha256');
-  const out = createWriteStream(file);
   let size = 0;
-  try {
-    for await (const chunk of res) {
-      size += (chunk as Buffer).length;
+  let tooBig = false;
+  const count = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
       if (size > maxSize) {
-        res.destroy();
-        break;
+        tooBig = true;
+        done(new RemoteHttpError(`more than ${maxSize} bytes`, 200, 'E2BIG'));
+        return;
       }
-      hash.update(chunk as Buffer);
-      if (!out.write(chunk)) await once(out, 'drain');
-    }
-  } finally {
-    out.end();
-    await once(out, 'close').catch(() => undefined);
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(res, count, createWriteStream(file, { highWaterMark: 4 * 1024 * 1024 }));
+  } catch (err) {
+    if (!tooBig) throw err instanceof RemoteHttpError ? err : new RemoteHttpError((err as NodeJS.ErrnoException).code ?? (err as Error).message, 200, 'ECONNRESET');
   }
-  if (!res.complete && size <= maxSize) throw new RemoteHttpError('the connection closed mid-transfer', 200, 'ECONNRESET');
+  if (!tooBig && !res.complete) throw new RemoteHttpError('the connection closed mid-transfer', 200, 'ECONNRESET');
   return { status: 200, sha256: hash.digest('hex'), size };
 }
