@@ -194,6 +194,29 @@ describe('remote cache client against a misbehaving server', () => {
     }
   });
 
+  it('a blob whose bytes do not match its sha256 or size is refused, and re-uploaded over on the next upload', async () => {
+    store.set(`/ac/${fp}`, Buffer.from(JSON.stringify(entry())));
+    for (const [bad, why] of [
+      [Buffer.from('lora bytez'), /corrupted on the server: sha256 [0-9a-f]{12}… instead of/],
+      [blob.subarray(0, 4), /corrupted on the server: 4 bytes instead of 10 \(truncated or replaced\)/],
+      [Buffer.concat([blob, Buffer.from('+more')]), /corrupted on the server: \d+ bytes instead of 10/],
+    ] as const) {
+      store.set(`/cas/${sha}`, bad);
+      const warnings: string[] = [];
+      const remote = client(warnings);
+      const local = fresh(`bad-${bad.length}`);
+      expect(await remote.fetch(node, fp, local.cas, local.actions)).toBeUndefined();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(why);
+      expect(local.cas.has(sha)).toBe(false);
+      expect(local.actions.has(fp)).toBe(false);
+      // the rebuilt stage's upload replaces the bad copy although HEAD may say the blob is there
+      local.cas.putBuffer(blob);
+      await remote.upload(entry(), local.cas);
+      expect(store.get(`/cas/${sha}`)).toEqual(blob);
+    }
+  });
+
   it('a server error turns the cache off for the command with one warning; a 404 is a plain miss', async () => {
     const warnings: string[] = [];
     const remote = client(warnings);
