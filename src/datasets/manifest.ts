@@ -6,11 +6,15 @@
 // validate, train and render read manifest.json; nothing downstream reads the user's folder or
 // the HF cache directly.
 
-/** A file of a local dataset folder. `path` is for display: relative to the lorafile, '/' separators. */
+/**
+ * A file of a dataset. Local folders: `path` is for display (relative to the lorafile, '/'
+ * separators) and `abs` is where it is. Hub datasets: `path` is the path inside the repo and there
+ * is no `abs`: the file is found in the HF cache at use (datasets/hub/items.ts), wherever that is.
+ */
 export interface ListedFile {
   path: string;
-  /** absolute path on disk */
-  abs: string;
+  /** absolute path on disk (local folders only) */
+  abs?: string;
   sha256: string;
   size: number;
 }
@@ -25,11 +29,10 @@ export interface ListingEntry {
   captionText?: { text: string; path: string; line: number; column?: string };
 }
 
+/** A parquet file of a hub dataset: found in the HF cache (snapshots/<revision>/<path>) at use. */
 export interface ParquetShard {
   /** path inside the repo, e.g. data/train-00000-of-00001.parquet */
   path: string;
-  /** absolute path of the verified file (inside the HF cache snapshot) */
-  abs: string;
   sha256: string;
   size: number;
 }

@@ -69,7 +69,8 @@ function countsOf(listing: Listing): Json {
 
 export const stage: StageImpl = {
   kind: 'fetch',
-  version: 1,
+  // 2: hub listings name repo paths and sha256s only (no absolute paths into the HF cache)
+  version: 2,
   materializeTo: () => null,
 
   async inputs(ctx) {

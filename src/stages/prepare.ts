@@ -47,6 +47,7 @@ function sha256(bytes: Uint8Array): string {
  */
 async function readListed(file: ListedFile, limit: number): Promise<Buffer> {
   if (file.size > limit) throw new Error(`${file.path}: ${file.size} bytes is more than the limit of ${limit}`);
+  if (!file.abs) throw new Error(`${file.path}: the listing says not where the file is`);
   const bytes = file.size <= SYNC_READ_BYTES ? readFileSync(file.abs) : await readFile(file.abs);
   if (bytes.length > limit) throw new Error(`${file.path}: ${bytes.length} bytes is more than the limit of ${limit}`);
   if (sha256(bytes) !== file.sha256) throw new Error(`${file.path} changed after the dataset was listed; run lorabuild again`);
@@ -195,14 +196,17 @@ async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: Listi
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
 }
 
-async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
-  let mod: typeof import('../datasets/hub/items.js');
+async function hubItems(): Promise<typeof import('../datasets/hub/items.js')> {
   try {
-    mod = await import('../datasets/hub/items.js');
+    return await import('../datasets/hub/items.js');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('parquet datasets are not available in this build (src/datasets/hub/items.ts is missing)');
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('hub datasets are not available in this build (src/datasets/hub/items.ts is missing)');
     throw err;
   }
+}
+
+async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
+  const mod = await hubItems();
   let index = 0;
   for await (const row of mod.readHubItems(listing, spec, ctx.signal)) {
     if (spec.max_items !== undefined && index >= spec.max_items) break;
@@ -263,7 +267,9 @@ export const stage: StageImpl = {
     if (listing.layout === 'parquet') {
       await prepareHubRows(ctx, run, listing, spec);
     } else {
-      const entries = spec.max_items !== undefined ? listing.entries.slice(0, spec.max_items) : listing.entries;
+      // a hub imagefolder names repo paths: its images are found in this run's HF cache
+      const all = listing.source === 'hub' ? await (await hubItems()).locateEntries(listing, ctx.signal) : listing.entries;
+      const entries = spec.max_items !== undefined ? all.slice(0, spec.max_items) : all;
       await prepareEntries(ctx, run, entries);
     }
     const items = run.items.filter((i): i is ManifestItem => i !== null);
