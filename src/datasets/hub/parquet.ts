@@ -14,9 +14,16 @@ import { getTreePath } from 'hyparquet/src/schema.js';
 import { compressors as shippedCompressors } from 'hyparquet-compressors';
 import { HubError } from './errors.js';
 import { decompressLz4, decompressLz4Raw } from './lz4.js';
+import { formatBytes } from './transfer-meter.js';
 
-/** A page bigger than this (compressed or not) is refused: it would have to sit in memory whole. */
-export const MAX_PAGE_BYTES = 256 * 1024 * 1024;
+/**
+ * A page bigger than this (compressed or not) is refused: it would have to sit in memory whole.
+ * LORABUILD_MAX_PARQUET_PAGE_BYTES moves the limit (a machine with the memory for a bigger page).
+ */
+function maxPageBytes(): number {
+  const set = Number(process.env.LORABUILD_MAX_PARQUET_PAGE_BYTES);
+  return Number.isSafeInteger(set) && set > 0 ? set : 256 * 1024 * 1024;
+}
 /** the footer of a parquet file is read whole */
 const MAX_FOOTER_BYTES = 64 * 1024 * 1024;
 const HEADER_WINDOW = 64 * 1024;
@@ -50,8 +57,8 @@ function corrupt(shard: ShardFile, what: string, cause?: unknown): HubError {
 
 /** What went wrong, without JavaScript internals: a TypeError inside the decoder means malformed data. */
 function describe(err: unknown): string {
-  if (err instanceof TypeError || err instanceof RangeError || !(err instanceof Error)) return 'its data does not match its own schema';
-  return err.message.replace(/^parquet /, '');
+  const internal = err instanceof TypeError || err instanceof RangeError || !(err instanceof Error) || /\b(undefined|NaN|null)\b/.test(err.message);
+  return internal ? 'its data does not match its own schema' : (err as Error).message.replace(/^parquet /, '');
 }
 
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Uint8Array> {
@@ -194,13 +201,14 @@ class LeafCursor {
 
   private refuseBigPage(header: PageHeader): void {
     const size = Math.max(header.compressed_page_size, header.uncompressed_page_size);
-    if (size <= MAX_PAGE_BYTES) return;
-    const mb = (n: number) => `${Math.round(n / 1e6)} MB`;
-    throw new HubError('bad-parquet', `${this.open.shard.path}: row group ${this.group} column ${this.path.join('.')} has a page of ${mb(size)}; lorabuild decodes one page at a time and refuses pages over ${mb(MAX_PAGE_BYTES)}`, {
+    const limit = maxPageBytes();
+    if (size <= limit) return;
+    throw new HubError('bad-parquet', `${this.open.shard.path}: row group ${this.group} column ${this.path.join('.')} has a page of ${formatBytes(size)}; lorabuild decodes one page at a time and refuses pages over ${formatBytes(limit)}`, {
       file: this.open.shard.path,
       hint:
-        'the file was written with one huge page per column; if the dataset is not yours, use the hub\'s own parquet conversion (revision: refs/convert/parquet), ' +
-        'else rewrite it with small pages, e.g. pyarrow.parquet.write_table(table, path, row_group_size=1000, data_page_size=1 << 20)',
+        'the file was written with one huge page per column. If the dataset is not yours, try the hub\'s own parquet conversion (revision: refs/convert/parquet), ' +
+        `or, with the memory for it, raise the limit: LORABUILD_MAX_PARQUET_PAGE_BYTES=${size}. ` +
+        'If it is yours, rewrite it with small pages, e.g. pyarrow.parquet.write_table(table, path, row_group_size=1000, data_page_size=1 << 20)',
     });
   }
 
