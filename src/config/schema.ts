@@ -9,10 +9,10 @@ const severity = z.enum(['error', 'warning', 'off']);
 
 export const ModelSchema = z
   .strictObject({
-    checkpoint: z.string().min(1).optional().describe('LDM single-file checkpoint (.safetensors). ckpt_name in the lab node.'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo'),
-    file: z.string().min(1).optional().describe('file inside the hub repo'),
-    revision: z.string().min(1).default('main'),
+    checkpoint: z.string().min(1).optional().describe('LDM single-file checkpoint (.safetensors) or a diffusers model folder. ckpt_name in the lab node.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo: its diffusers model, or with `file:` one single-file checkpoint of it; downloaded into the HF cache'),
+    file: z.string().min(1).optional().describe('a single-file checkpoint inside the hub repo (e.g. DreamShaper_8_pruned.safetensors)'),
+    revision: z.string().min(1).default('main').describe('branch, tag or commit of a hub model; pinned to a commit in lorafile.lock'),
     builtin: z.enum(['tiny']).optional().describe('small random-initialised SD1-architecture model for demos, tests and CI'),
     seed: z.number().int().min(0).default(0).describe('seed of a builtin model'),
     tokenizer: z.string().min(1).optional().describe('folder with vocab.json+merges.txt or a bpe_simple_vocab_16e6.txt.gz'),

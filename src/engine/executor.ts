@@ -94,6 +94,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   items.refresh();
   const loaded = readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.knownHash(abs));
   const previousLock = loaded.lock;
+  // one object for every stage of this run: stages may key per-run state on it (hub model pins)
+  const runOptions = opts.options ?? {};
 
   const sharedWorker = runWorker(config, opts.cacheDir);
   const worker = opts.worker ?? (() => sharedWorker.get());
@@ -139,7 +141,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       cacheDir: opts.cacheDir,
       signal,
       previous,
-      options: opts.options ?? {},
+      options: runOptions,
       memo,
       cas,
       items,

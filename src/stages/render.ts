@@ -13,7 +13,7 @@ import { resolveTokenizer } from '../text/resolve.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
-import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { modelFacts, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 
 const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
   euler: 'Euler',
@@ -147,9 +147,11 @@ function deviceClass(hello: HelloResult): string {
 async function inputs(ctx: StageContext): Promise<StageInputs> {
   const p = await prepare(ctx);
   const { spec } = p;
+  const facts = await modelFacts(ctx, p.lora.model, { workerVersion: p.hello.worker_version, device: p.hello.device });
   const params: Record<string, Json> = {
     lora: spec.lora,
-    model: await modelIdentity(ctx, p.lora.model, p.hello.worker_version),
+    model: facts.identity,
+    ...(facts.pin !== undefined ? { model_hub: facts.pin } : {}),
     prompts: spec.prompts,
     negative_prompt: spec.negative_prompt,
     seeds: spec.seeds,
@@ -234,8 +236,9 @@ async function run(ctx: StageContext): Promise<StageResult> {
   const { spec, lora, loraName, hello } = p;
   const trainId = `train:${loraName}`;
   const trainOutputs = ctx.upstream(trainId);
-  const model: ResolvedModel = await resolveModel(ctx, lora.model);
-  const tokenizer = await resolveTokenizer(ctx.config, lora.model);
+  const facts = await modelFacts(ctx, lora.model, { workerVersion: hello.worker_version, device: hello.device });
+  const model: ResolvedModel = await resolveModel(ctx, lora.model, hello.device);
+  const tokenizer = await resolveTokenizer(ctx.config, lora.model, { model: facts });
 
   const diagnostics: Diagnostic[] = [];
   spec.prompts.forEach((prompt, i) => {

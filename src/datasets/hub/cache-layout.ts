@@ -5,7 +5,7 @@
 //   <HF_HUB_CACHE>/datasets--owner--name/snapshots/<sha>/<path>  relative symlink to ../../blobs/<etag>
 //   <HF_HUB_CACHE>/datasets--owner--name/trees/<sha>.json        every file of the commit (format_version 1)
 import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { HubError } from './errors.js';
 import { repoLabel, type HubRepo } from './repo.js';
 
@@ -169,7 +169,8 @@ export class RepoCache {
     const pointer = this.snapshotFile(sha, repoPath);
     try {
       const info = await lstat(pointer);
-      const blob = info.isSymbolicLink() ? join(dirname(pointer), await readlink(pointer)) : pointer;
+      // resolve, not join: a link may hold an absolute target (copied caches, other tools)
+      const blob = info.isSymbolicLink() ? resolve(dirname(pointer), await readlink(pointer)) : pointer;
       const { size } = await stat(blob);
       return { pointer, blob, size };
     } catch {
