@@ -3,7 +3,8 @@
 // (image struct + en_text + zh_text, snappy) served by the test hub on 127.0.0.1, built with
 // `lorabuild run` into an empty HF cache and an empty lorabuild cache.
 // Reports fetch and prepare throughput (rows/s, MB/s), a no-op rerun, and the run's peak RSS.
-// Options: --rows N (default 2000), --size PX (image side, default 64), --json,
+// Rows are pokemon-sized: 512 px JPEGs of about 15 kB (--png PX: seeded-noise PNGs of PX pixels instead).
+// Options: --rows N (default 2000), --png PX, --json,
 //          --module-only (skip `lorabuild run`: for big row counts that only test streaming memory)
 // Needs `npx tsc -p tsconfig.json` first (runs dist/ through bin/lorabuild.js).
 import { spawn } from 'node:child_process';
@@ -15,9 +16,9 @@ import { parseArgs } from 'node:util';
 import ts from 'typescript';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { rows: { type: 'string' }, size: { type: 'string' }, json: { type: 'boolean' }, 'module-only': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string' }, png: { type: 'string' }, json: { type: 'boolean' }, 'module-only': { type: 'boolean' } } });
 const rows = Number(values.rows ?? 2000);
-const size = Number(values.size ?? 64);
+const png = values.png === undefined ? undefined : Number(values.png);
 
 const helperDir = join(repoRoot, '.lorabuild-tmp', 'bench-hub');
 
@@ -128,7 +129,7 @@ const hub = await helpers.HubServer.start();
 try {
   const generateStart = performance.now();
   const images = [];
-  for (let i = 0; i < rows; i++) images.push(await helpers.pngBytes(i, size));
+  for (let i = 0; i < rows; i++) images.push(png === undefined ? await helpers.pokemonJpeg(i) : await helpers.pngBytes(i, png));
   const parquet = helpers.pokemonParquet(
     images.map((image, i) => ({ image, path: `${i}.png`, en: `a drawing of pokemon number ${i}`, zh: `宝可梦 ${i}` })),
     { rowGroupSize: 100 },
@@ -147,8 +148,10 @@ try {
 
   const mb = parquet.length / 1e6;
   const perSecond = (ms) => ({ s: +(ms / 1000).toFixed(3), rows_per_s: Math.round(rows / (ms / 1000)), mb_per_s: +(mb / (ms / 1000)).toFixed(1) });
-  const result = { rows, image_px: size, parquet_mb: +mb.toFixed(2), generate_s: +(generateMs / 1000).toFixed(2) };
-  const lines = [`hub dataset: ${rows} rows, ${size}px PNGs, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`];
+  const imageKb = images.reduce((sum, b) => sum + b.length, 0) / images.length / 1000;
+  const kind = png === undefined ? `512 px JPEGs of ${imageKb.toFixed(1)} kB` : `${png} px noise PNGs of ${imageKb.toFixed(1)} kB`;
+  const result = { rows, images: kind, parquet_mb: +mb.toFixed(2), generate_s: +(generateMs / 1000).toFixed(2) };
+  const lines = [`hub dataset: ${rows} rows, ${kind}, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`];
 
   if (!values['module-only']) {
     const args = ['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'];

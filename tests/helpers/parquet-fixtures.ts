@@ -129,3 +129,17 @@ export function lz4PokemonParquet(rows: PokemonRow[], codec: 'LZ4' | 'LZ4_RAW'):
   });
   return new Uint8Array(buffer);
 }
+
+/**
+ * A pokemon-sized picture: 512 px, a few outlined shapes on white, JPEG of about 15 kB (what the
+ * lab's pokemon dataset rows weigh), seeded.
+ */
+export async function pokemonJpeg(seed: number, size = 512): Promise<Uint8Array> {
+  let state = (seed + 1) * 2654435761;
+  const rand = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const shape = () =>
+    `<ellipse cx="${Math.round(rand() * size)}" cy="${Math.round(rand() * size)}" rx="${Math.round(20 + (rand() * size) / 4)}" ry="${Math.round(20 + (rand() * size) / 4)}" ` +
+    `fill="rgb(${Math.floor(rand() * 255)},${Math.floor(rand() * 255)},${Math.floor(rand() * 255)})" stroke="black" stroke-width="${Math.round(2 + rand() * 6)}"/>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="white"/>${Array.from({ length: 6 }, shape).join('')}</svg>`;
+  return new Uint8Array(await sharp(Buffer.from(svg)).jpeg({ quality: 85 }).toBuffer());
+}

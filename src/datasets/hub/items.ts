@@ -60,10 +60,22 @@ function captionOf(value: unknown, spec: ItemSpec, row: number): { caption: HubI
   return { caption: null, error: 'caption column is neither text nor a list of text' };
 }
 
-/** Rows of parquet shards in order, numbered across them; `root` names the dataset in messages. */
-export async function* readParquetItems(shards: ShardFile[], root: string, spec: ItemSpec, signal: AbortSignal): AsyncGenerator<HubItem> {
+/**
+ * Rows of parquet shards in order, numbered across them; `root` names the dataset in messages.
+ * `onTotal` hears how many rows there are (the shards' footers) before the first row comes.
+ */
+export async function* readParquetItems(shards: ShardFile[], root: string, spec: ItemSpec, signal: AbortSignal, onTotal?: (rows: number) => void): AsyncGenerator<HubItem> {
   const imageColumn = spec.image_column;
   const captionColumn = spec.caption_column ?? 'text';
+  if (onTotal) {
+    let total = 0;
+    for (const shard of shards) {
+      const opened = await openShard(shard);
+      total += Number(opened.metadata.num_rows);
+      await opened.close();
+    }
+    onTotal(total);
+  }
   let row = 0;
   for (const shard of shards) {
     signal.throwIfAborted();
@@ -108,12 +120,13 @@ async function* imagefolderItems(listing: Listing, located: Map<string, string>,
  * Streams the items of a hub listing: parquet a few pages at a time, imagefolder one file at a
  * time, from the HF cache of this run. Files it no longer holds are downloaded again first.
  */
-export async function* readHubItems(listing: Listing, spec: ItemSpec, signal: AbortSignal): AsyncGenerator<HubItem> {
+export async function* readHubItems(listing: Listing, spec: ItemSpec, signal: AbortSignal, onTotal?: (rows: number) => void): AsyncGenerator<HubItem> {
   const located = await locateListedFiles(listing, signal);
   if (listing.layout === 'parquet') {
     const shards = (listing.shards ?? []).map((shard) => ({ path: shard.path, size: shard.size, abs: located.get(shard.path)! }));
-    yield* readParquetItems(shards, listing.root, spec, signal);
+    yield* readParquetItems(shards, listing.root, spec, signal, onTotal);
   } else {
+    onTotal?.(listing.entries.length);
     yield* imagefolderItems(listing, located, signal);
   }
 }
