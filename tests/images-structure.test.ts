@@ -81,6 +81,18 @@ describe('damaged images', () => {
     expect(caught).toBeGreaterThan(50);
   });
 
+  it('a Huffman table whose codes overflow their lengths is refused, as libjpeg refuses it', async () => {
+    const jpeg = Buffer.from(await base().jpeg().toBuffer());
+    let at = 2;
+    while (!(jpeg[at] === 0xff && jpeg[at + 1] === 0xc4)) at += 2 + jpeg.readUInt16BE(at + 2);
+    const counts = at + 5; // after marker, length and the class/id byte
+    const last = [...Array(16).keys()].reverse().find((k) => jpeg[counts + k] >= 2)!;
+    jpeg[counts + last] -= 2;
+    jpeg[counts] += 2; // more 1-bit codes than there is room for
+    expect(jpegProblem(jpeg)).toBe('JPEG has a bogus Huffman table');
+    expect(await decoderFails(jpeg)).toBe(true);
+  });
+
   it('says what is wrong', async () => {
     const png = await base().png().toBuffer();
     const jpeg = await base().jpeg().toBuffer();
