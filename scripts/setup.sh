@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything lorabuild needs on a fresh Debian machine: the Python worker's torch (CPU,
 # with OpenBLAS: without it matmuls run ~30x slower), onnx for test fixtures, Chromium for the
-# report screenshot test, then the npm packages from the lock, then builds the TypeScript.
+# report screenshot test, then the npm packages from the lock (npm ci also builds the TypeScript:
+# the `prepare` script), then puts `lorabuild` on the PATH (scripts/link-bin.sh) and says where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -14,7 +15,8 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 /usr/bin/python3 -c 'import torch, numpy, PIL' || { echo "setup: /usr/bin/python3 cannot import torch" >&2; exit 1; }
-echo "setup: npm ci"
+echo "setup: npm ci (and tsc)"
 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
-npm run build
+[ -f dist/cli/main.js ] || npm run build
+bash scripts/link-bin.sh
 echo "setup: done"

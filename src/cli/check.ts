@@ -4,8 +4,9 @@
 // Exit codes: 0 ok, 1 validation errors or other failure, 2 invalid lorafile, 3 stale, 4 tampered/missing.
 import { reportConfigError } from '../config/format.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
-import { checkProject, type CheckFinding, type CheckResult, type StageCheck } from '../engine/check.js';
+import { checkProject, RUN_HINT, type CheckFinding, type CheckResult, type StageCheck } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
+import { onPythonProbe } from '../worker/python.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
 
@@ -43,6 +44,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return reportConfigError(err);
   }
+  // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
+  onPythonProbe((message) => process.stderr.write(`${message}\n`));
+
   const json = Boolean(args.values.json);
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild check', {
     onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),
@@ -65,7 +69,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ summary: true, exitCode: result.exitCode, general: result.general, verdict: VERDICT[result.exitCode] ?? 'failed' })}\n`);
   } else {
     for (const f of result.general) process.stdout.write(`${findingLine(f)}\n`);
-    process.stdout.write(`${VERDICT[result.exitCode] ?? 'failed'}\n`);
+    const hinted = [...result.general, ...result.stages.flatMap((st) => st.findings)].some((f) => f.message.endsWith(RUN_HINT));
+    process.stdout.write(`${VERDICT[result.exitCode] ?? 'failed'}${hinted ? ` — ${RUN_HINT}` : ''}\n`);
   }
   return result.exitCode;
 }
@@ -77,6 +82,7 @@ function stageLines(s: StageCheck): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** One finding; the "run lorabuild run, then commit" advice is said once, on the verdict line. */
 function findingLine(f: CheckFinding): string {
-  return `${f.kind}: ${f.message}`;
+  return `${f.kind}: ${f.message.endsWith(`; ${RUN_HINT}`) ? f.message.slice(0, -`; ${RUN_HINT}`.length) : f.message}`;
 }

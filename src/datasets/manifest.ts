@@ -13,7 +13,7 @@
  */
 export interface ListedFile {
   path: string;
-  /** absolute path on disk (local folders only) */
+  /** local folders only: absolute path on disk; in listing.json relative to the lorafile or `~/...` (listing-paths.ts) */
   abs?: string;
   sha256: string;
   size: number;

@@ -88,7 +88,7 @@ export interface CheckOptions {
 
 export const CHECK_EXIT = { ok: 0, failed: 1, invalid: 2, stale: 3, tampered: 4 } as const;
 
-const RUN_HINT = 'run `lorabuild run`, then commit lorafile.lock and out/';
+export const RUN_HINT = 'run `lorabuild run`, then commit lorafile.lock and out/';
 
 export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
   const { config, plan } = opts;

@@ -50,6 +50,8 @@ export interface ExecuteOptions {
   statMemo?: StatMemo;
   /** lists dataset folders; `lorabuild watch` passes its walk cache (default: a full walk per build) */
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
+  /** stages that cannot run, with why (a missing input found by the pre-flight check): they fail at once */
+  blocked?: Map<string, string>;
 }
 
 export type ReportOutcome = StageOutcome | 'stale';
@@ -65,6 +67,8 @@ export interface StageReport {
 
 export interface ExecuteResult {
   reports: Map<string, StageReport>;
+  /** outputs (files and meta) of the stages that ended fresh, cached or ran */
+  outputs: Map<string, StageOutputs>;
   interrupted: boolean;
   hashing: HashStats;
   lockWritten: boolean;
@@ -263,7 +267,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const schedule = (node: StageNode): Promise<StageReport> => {
     const blockedBy = async (): Promise<StageReport | undefined> => {
       const deps = await Promise.all(node.deps.map((d) => decided.get(d)!));
-      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped' || r.outcome === 'stale');
+      // a failed dependency decides before a stale one: the stage will not run at all
+      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped') ?? deps.find((r) => r.outcome === 'stale');
     };
     return (async () => {
       const blocker = await blockedBy();
@@ -275,6 +280,11 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
               ? `upstream ${blocker.stage} is stale`
               : blocker.reason;
         return finish({ report: { stage: node.id, outcome: mode === 'status' && blocker.outcome === 'stale' ? 'stale' : 'skipped', reason, durationMs: 0 } });
+      }
+      const cannot = opts.blocked?.get(node.id);
+      if (cannot !== undefined) {
+        if (mode === 'run') writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason: cannot, at: new Date().toISOString(), log: `error: ${cannot}\n` }));
+        return finish({ report: { stage: node.id, outcome: 'failed', reason: cannot, durationMs: 0 } });
       }
       return queues[node.resource].add(async () => {
         if (signal.aborted) return finish({ report: { stage: node.id, outcome: 'skipped', reason: 'interrupted', durationMs: 0 } });
@@ -322,7 +332,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   }
   memo.save();
   memo.dropRacy();
-  return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
+  return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
 }
 
 async function copiesMatch(files: StageOutputs['files'], materializedDir: string, memo: StatMemo): Promise<boolean> {

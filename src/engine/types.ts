@@ -58,7 +58,8 @@ export interface StageEvent {
   reason?: string;
   /** per-item events (one caption, one render cell) name the item */
   item?: string;
-  progress?: { done: number; total: number; unit?: string; message?: string };
+  /** rate: units per second and eta_s: seconds left, once measurable (engine/rate.ts) */
+  progress?: { done: number; total: number; unit?: string; message?: string; rate?: number; eta_s?: number };
   diagnostics?: Json[];
   durationMs?: number;
   /** on a stage's final event: how many ctx.item calls ran and how many came from the memo */

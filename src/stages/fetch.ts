@@ -4,6 +4,7 @@
 import type { DatasetSpec } from '../config/schema.js';
 import type { Listing } from '../datasets/manifest.js';
 import { resolveUserPath } from '../config/paths.js';
+import { portableListing } from '../datasets/listing-paths.js';
 import { listLocalDataset, type LocalListing } from '../datasets/local/list.js';
 import type { Json, StageContext, StageImpl, StageInputs } from '../engine/types.js';
 
@@ -69,7 +70,7 @@ function countsOf(listing: Listing): Json {
 
 export const stage: StageImpl = {
   kind: 'fetch',
-  // 2: hub listings name repo paths and sha256s only (no absolute paths into the HF cache)
+  // 2: listings hold no absolute paths (hub: repo paths and sha256s; folders: relative, listing-paths.ts)
   version: 2,
   materializeTo: () => null,
 
@@ -99,7 +100,7 @@ export const stage: StageImpl = {
       }
       listing = found;
     }
-    ctx.writeJson('listing.json', listing as unknown as Json);
+    ctx.writeJson('listing.json', portableListing(ctx.config, listing) as unknown as Json);
     return { meta: countsOf(listing) };
   },
 };

@@ -18,7 +18,7 @@ import type { RepoFile } from './repo-files.js';
 import { offlineHint } from './revision.js';
 import { lockBlob } from './blob-lock.js';
 import { repoLabel, resolveUrl } from './repo.js';
-import { formatBytes, TransferMeter } from './transfer-meter.js';
+import { formatBytes } from './bytes.js';
 
 export interface CachedFile {
   path: string;
@@ -34,7 +34,7 @@ export interface DownloadOptions {
   signal: AbortSignal;
   /** sha256 of a file that is already in the cache (the engine's stat memo avoids re-reading it) */
   hashFile?: (path: string) => Promise<string>;
-  /** bytes done and to do, and a message with the rate and time left (or what the download waits for) */
+  /** bytes done and to do, and the file (or what the download waits for) */
   onProgress?: (doneBytes: number, totalBytes: number, message: string) => void;
   /** parallel downloads (the Python client uses 8) */
   concurrency?: number;
@@ -105,7 +105,6 @@ async function checkDiskSpace(cache: RepoCache, bytes: number): Promise<void> {
 class Downloader {
   private readonly fetch: Fetch;
   private readonly inFlight = new Map<string, Promise<string>>();
-  private readonly meter = new TransferMeter();
   private done = 0;
   private total = 0;
 
@@ -126,8 +125,9 @@ class Downloader {
     return this.total;
   }
 
+  /** bytes done and to do (the engine adds the rate and the time left), and the file */
   private report(path: string): void {
-    this.options.onProgress?.(this.done, this.total, `${path}  ${this.meter.update(this.done, this.total)}`);
+    this.options.onProgress?.(this.done, this.total, path);
   }
 
   /** Downloads a blob once per run, even when several paths share its content; returns its sha256. */

@@ -14,7 +14,7 @@ import { getTreePath } from 'hyparquet/src/schema.js';
 import { compressors as shippedCompressors } from 'hyparquet-compressors';
 import { HubError } from './errors.js';
 import { decompressLz4, decompressLz4Raw } from './lz4.js';
-import { formatBytes } from './transfer-meter.js';
+import { formatBytes } from './bytes.js';
 
 /**
  * A page bigger than this (compressed or not) is refused: it would have to sit in memory whole.
