@@ -9,7 +9,7 @@
 // Needs `npx tsc -p tsconfig.json` first (runs dist/ through bin/lorabuild.js).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,7 +31,10 @@ export function peakRssKb() {
 }
 `;
 const PEAK_RSS_HOOK = `import { peakRssKb } from './peak-rss.js';
-process.on('exit', () => process.stderr.write('\\n@@rss ' + peakRssKb() + '\\n'));
+process.on('exit', () => {
+  const cpu = process.cpuUsage();
+  process.stderr.write('\\n@@rss ' + peakRssKb() + '\\n@@cpu ' + (cpu.user + cpu.system) / 1000 + '\\n');
+});
 `;
 
 /** The test helpers are TypeScript: transpile them next to the repo so their imports resolve. */
@@ -62,12 +65,14 @@ function lorabuild(args, env) {
     child.on('error', reject);
     child.on('close', (code) => {
       const rss = Number(/@@rss (\d+)/.exec(stderr)?.[1] ?? NaN) * 1024;
+      // CPU of the whole process, every thread (the image pool's too): user + system, ms
+      const cpuMs = Number(/@@cpu ([\d.]+)/.exec(stderr)?.[1] ?? NaN);
       if (code !== 0) return reject(new Error(`lorabuild ${args.join(' ')} exited ${code}\n${stderr}\n${stdout}`));
       const events = stdout
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l));
-      resolve({ events, rss });
+      resolve({ events, rss, cpuMs });
     });
   });
 }
@@ -166,6 +171,8 @@ try {
       fetch: perSecond(stageTime(first.events, 'fetch:pokemon')),
       prepare: perSecond(stageTime(first.events, 'prepare:pokemon')),
       first_run_peak_rss_mb: Math.round(first.rss / 1e6),
+      first_run_cpu_s: +(first.cpuMs / 1000).toFixed(2),
+      load_average: +loadavg()[0].toFixed(1),
       content_requests_first_run: contentRequests,
       noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: noopRequests, peak_rss_mb: Math.round(second.rss / 1e6) },
     });
@@ -173,7 +180,8 @@ try {
       'lorabuild run prepare:pokemon (engine stage times):',
       `  fetch   ${result.fetch.s}s  ${result.fetch.rows_per_s} rows/s  ${result.fetch.mb_per_s} MB/s  (${contentRequests} content request(s))`,
       `  prepare ${result.prepare.s}s  ${result.prepare.rows_per_s} rows/s  ${result.prepare.mb_per_s} MB/s`,
-      `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB`,
+      `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB; CPU of the run (every thread): ${result.first_run_cpu_s} s, ${((first.cpuMs / rows)).toFixed(2)} ms per row`,
+      `  load average while it ran: ${result.load_average} (on ${availableParallelism()} cores: above that, the rates measure the neighbours too)`,
       `  no-op rerun: ${result.noop_rerun.s}s, ${noopRequests} content requests, peak RSS ${result.noop_rerun.peak_rss_mb} MB`,
     );
   }

@@ -64,7 +64,10 @@ export interface ManifestImage {
 export interface ManifestCaption {
   /** decoded text exactly as stored (validation reports BOM/CRLF/whitespace; training uses `clean`) */
   text: string;
-  /** sha256 of the raw caption bytes; the bytes are in the CAS under this hash */
+  /**
+   * sha256 of the raw caption bytes; the bytes are in the CAS under this hash, except for hub rows,
+   * whose caption bytes are exactly the UTF-8 of `text` (validation then reads the text)
+   */
   sha256: string;
   origin: string;
   /** 1-based line of the caption in its origin (metadata.jsonl rows; 1 for caption files) */

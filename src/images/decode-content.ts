@@ -13,9 +13,7 @@ export interface DecodedContent {
 
 export type Store = (bytes: Buffer) => { sha256: string } | Promise<{ sha256: string }>;
 
-/** `alongside`: more bytes to store with the image (an item's caption), so they need no write of their own elsewhere. */
-export async function decodeContent(store: Store, bytes: Uint8Array, resolution: number | null, alongside: Uint8Array[] = []): Promise<DecodedContent> {
-  for (const extra of alongside) await store(Buffer.from(extra.buffer, extra.byteOffset, extra.byteLength));
+export async function decodeContent(store: Store, bytes: Uint8Array, resolution: number | null): Promise<DecodedContent> {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const original = await store(buffer);
   try {

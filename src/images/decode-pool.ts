@@ -16,8 +16,6 @@ export interface PoolRequest {
   bytes: Uint8Array;
   /** center-crop to this square size as PNG, or null */
   resolution: number | null;
-  /** bytes to store with the image (its caption) */
-  alongside: Uint8Array[];
 }
 
 export type PoolResponse = { id: number; result: DecodedContent } | { id: number; failure: string };
@@ -81,18 +79,18 @@ class DecodePool {
   private send(slot: Slot): void {
     const batch = slot.outbox;
     slot.outbox = [];
-    slot.worker.postMessage(batch, batch.flatMap((r) => [r.bytes.buffer as ArrayBuffer, ...r.alongside.map((a) => a.buffer as ArrayBuffer)]));
+    slot.worker.postMessage(batch, batch.map((r) => r.bytes.buffer as ArrayBuffer));
   }
 
-  async decode(cacheDir: string, bytes: Uint8Array, resolution: number | null, alongside: Uint8Array[]): Promise<DecodedContent> {
+  async decode(cacheDir: string, bytes: Uint8Array, resolution: number | null): Promise<DecodedContent> {
     const slot = await this.freeSlot();
     slot.busy++;
     this.keepAlive ??= setInterval(() => undefined, 1 << 30);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, slot });
-      // copies of their own, moved (not cloned) to the thread: the bytes may view a larger parquet page
-      const request: PoolRequest = { id, cacheDir, bytes: new Uint8Array(bytes), resolution, alongside: alongside.map((a) => new Uint8Array(a)) };
+      // a copy of its own, moved (not cloned) to the thread: the bytes may view a larger parquet page
+      const request: PoolRequest = { id, cacheDir, bytes: new Uint8Array(bytes), resolution };
       if (slot.outbox.push(request) === 1) setImmediate(() => this.send(slot));
     });
   }
@@ -108,14 +106,14 @@ function workerScript(): URL | undefined {
 }
 
 /**
- * Decodes an image and stores it (its crop, and `alongside`: its caption) in the CAS at `cacheDir`
- * on a worker thread; where there is no worker script, on this thread through `store`.
+ * Decodes an image and stores it (and its crop) in the CAS at `cacheDir` on a worker thread; where
+ * there is no worker script, on this thread through `store`.
  */
-export function decodeAndStore(cacheDir: string, bytes: Uint8Array, resolution: number | null, store: Store, alongside: Uint8Array[] = []): Promise<DecodedContent> {
+export function decodeAndStore(cacheDir: string, bytes: Uint8Array, resolution: number | null, store: Store): Promise<DecodedContent> {
   if (!pool) {
     const script = workerScript();
-    if (!script) return decodeContent(store, bytes, resolution, alongside);
+    if (!script) return decodeContent(store, bytes, resolution);
     pool = new DecodePool(script, Math.max(1, Math.min(4, availableParallelism())));
   }
-  return pool.decode(cacheDir, bytes, resolution, alongside);
+  return pool.decode(cacheDir, bytes, resolution);
 }

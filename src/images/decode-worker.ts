@@ -12,7 +12,7 @@ async function handle(request: PoolRequest): Promise<PoolResponse> {
   if (!cas) stores.set(request.cacheDir, (cas = new Cas(request.cacheDir)));
   const store = cas;
   try {
-    return { id: request.id, result: await decodeContent((bytes) => store.putBuffer(bytes), request.bytes, request.resolution, request.alongside) };
+    return { id: request.id, result: await decodeContent((bytes) => store.putBuffer(bytes), request.bytes, request.resolution) };
   } catch (err) {
     return { id: request.id, failure: err instanceof Error ? err.message : String(err) };
   }

@@ -66,32 +66,29 @@ let imagePool: Promise<typeof import('../images/decode-pool.js')> | undefined;
 /** The image part of an item, memoized on the image bytes alone: a caption edit never decodes it again. */
 type ImageContent = Pick<ItemContent, 'image' | 'imageError' | 'prepared'>;
 
-/** `alongside`: bytes stored with the image (its caption), by the same thread. */
-async function computeImage(ctx: StageContext, image: NonNullable<Sources['image']>, resolution: number | null, alongside: Uint8Array[] = []): Promise<ImageContent> {
+async function computeImage(ctx: StageContext, image: NonNullable<Sources['image']>, resolution: number | null): Promise<ImageContent> {
   const { decodeAndStore } = await (imagePool ??= import('../images/decode-pool.js'));
   // decoded and stored on a worker thread; the blobs are referenced through the item's value
-  return decodeAndStore(ctx.cacheDir, await image.load(), resolution, (bytes) => ctx.putBlob(bytes), alongside);
+  return decodeAndStore(ctx.cacheDir, await image.load(), resolution, (bytes) => ctx.putBlob(bytes));
 }
 
 /**
- * `imageApart`: memoize the image part on its own (folder datasets: a caption edit then never
- * decodes the image again). A hub commit's rows do not change, so there it would only cost a write per row.
+ * Folder datasets: caption bytes go to the CAS, and the image part is memoized on its own (a caption
+ * edit then never decodes the image again). Hub rows (`hubRow`): the caption is text from the
+ * parquet file, its bytes that text's UTF-8, which validation reads from the manifest (no blob), and
+ * a commit's rows never change (no separate image memo): a file less each, per row.
  */
-async function computeContent(ctx: StageContext, label: string, sources: Sources, resolution: number | null, imageApart: boolean): Promise<ItemContent> {
+async function computeContent(ctx: StageContext, label: string, sources: Sources, resolution: number | null, hubRow: boolean): Promise<ItemContent> {
   const content: ItemContent = { image: null, imageError: null, caption: null, prepared: null };
   const image = sources.image;
-  // without a memo of its own, the image goes to the pool with the caption: one thread writes both
-  const together = image !== null && !imageApart;
   if (sources.caption) {
     const bytes = await sources.caption.load();
-    const sha = together ? sources.caption.sha256 : (await ctx.putBlob(bytes)).sha256;
+    const sha = hubRow ? sources.caption.sha256 : (await ctx.putBlob(bytes)).sha256;
     const text = decodeCaption(bytes);
     content.caption = { sha256: sha, text, clean: cleanCaption(text) };
-    if (together) Object.assign(content, await computeImage(ctx, image, resolution, [bytes]));
-  } else if (together) {
-    Object.assign(content, await computeImage(ctx, image, resolution));
   }
-  if (image && imageApart) {
+  if (image && hubRow) Object.assign(content, await computeImage(ctx, image, resolution));
+  else if (image) {
     const key: Json = { v: ITEM_VERSION, part: 'image', image: image.sha256, resolution };
     Object.assign(content, await ctx.item(`${label} image`, key, () => computeImage(ctx, image, resolution), { quiet: true }));
   }
@@ -127,15 +124,15 @@ class PrepareRun {
   constructor(
     private readonly ctx: StageContext,
     private readonly spec: DatasetSpec,
-    /** memoize images apart from captions (see computeContent) */
-    private readonly imagesApart: boolean,
+    /** items are rows of a hub dataset (see computeContent) */
+    private readonly hubRows: boolean,
   ) {}
 
   /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
   async process(index: number, place: ItemPlace, sources: Sources, rowError?: string): Promise<void> {
     const resolution = this.spec.resolution ?? null;
     const key: Json = { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
-    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution, this.imagesApart));
+    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution, this.hubRows));
     const item = toManifestItem(place, content);
     if (rowError !== undefined) item.error = { code: 'undecodable', message: rowError, origin: place.imageOrigin ?? place.id };
     if (item.error && this.spec.bad_images === 'skip') {
@@ -295,7 +292,7 @@ export const stage: StageImpl = {
     const { name, spec } = datasetSpec(ctx);
     const upstream = `fetch:${name}`;
     const listing = readListing(ctx, upstream);
-    const run = new PrepareRun(ctx, spec, listing.source !== 'hub');
+    const run = new PrepareRun(ctx, spec, listing.source === 'hub');
     if (listing.layout === 'parquet') {
       await prepareHubRows(ctx, run, listing, spec);
     } else {
