@@ -1,9 +1,9 @@
 // Images of a dataset decoded and stored by a pool of worker threads, one per core, a few images in
 // flight on each: the main thread keeps reading rows and writing item records while the workers
-// decode and write blobs (on 2 cores, prepare of a hub dataset went from ~45 to ... rows/s, see
-// BENCHMARKS.md). Started on the first image that is not in the item memo (a no-op run starts no
-// thread); the threads hold the process only while they work. Where the worker script is not
-// built (tests running the TypeScript sources before a build), the main thread decodes.
+// decode and write blobs (BENCHMARKS.md, "Hub datasets"). Started on the first image that is not in
+// the item memo (a no-op run starts no thread); the threads hold the process only while they work.
+// Where the worker script is not built (tests running the TypeScript sources before a build), the
+// main thread decodes.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
