@@ -59,7 +59,7 @@ function contextFor(dir: string, models: string, extra: { previous?: LockEntry; 
 beforeAll(async () => {
   tmp = makeTempDir('lorabuild-models-diffusers-');
   fixture = join(tmp.dir, 'fixture');
-  for (const [name, args] of [['plain', []], ['sharded', ['--shards', '2']]] as const) {
+  for (const [name, args] of [['plain', []], ['sharded', ['--shards', '2']], ['pickled', ['--pickle-text-encoder']]] as const) {
     const made = spawnSync(PYTHON, [join(REPO_ROOT, 'tests', 'worker_py', 'diffusers_fixture.py'), 'tiny', join(fixture, name), ...args], { encoding: 'utf8' });
     if (made.status !== 0) throw new Error(made.stderr);
   }
@@ -148,6 +148,25 @@ describe('checkpoint: a local diffusers folder', () => {
       else process.env.LORABUILD_CLIP_TOKENIZER = previous;
     }
   });
+});
+
+describe('pickled diffusers weights', () => {
+  it('are refused by name without allow_pickle, before any compute; with it, the model trains', async () => {
+    const dir = join(tmp.dir, 'pickled-project');
+    cpSync(join(fixture, 'pickled', 'diffusers'), join(dir, 'sd'), { recursive: true });
+    const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
+    const lorafile = (allow: boolean) =>
+      `version: 1\nmodels:\n  sd: { checkpoint: sd${allow ? ', allow_pickle: true' : ''} }\ndatasets:\n  d: { folder: d, rules: { min_size: 64 } }\nloras:\n  l: { model: sd, dataset: d, resolution: 64, rank: 2, steps: 2, checkpoint_every: 2 }\n`;
+    writeFiles(dir, { 'lorafile.yaml': lorafile(false), 'd/image/0.png': image, 'd/text/0.txt': 'a red square' });
+    const env = { LORABUILD_PYTHON: PYTHON, OMP_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
+    const refused = await runCli(['run', 'train:l'], { cwd: dir, env, timeoutMs: 300_000 });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toContain('text_encoder/pytorch_model.bin is a pickled checkpoint and the model has no .safetensors text_encoder weights');
+    writeFileSync(join(dir, 'lorafile.yaml'), lorafile(true));
+    const trained = await runCli(['run', 'train:l'], { cwd: dir, env, timeoutMs: 300_000 });
+    expect(trained.code, trained.stdout + trained.stderr).toBe(0);
+    expect(existsSync(join(dir, 'out', 'loras', 'l', 'l.safetensors'))).toBe(true);
+  }, 300_000);
 });
 
 describe('a hub diffusers model brings its own tokenizer', () => {

@@ -32,6 +32,8 @@ export interface ResolvedModel {
   /** the model's identity hash (a single file's sha256; for a folder, the hash of its chosen files) */
   sha256: string;
   arch: ModelArch;
+  /** the model entry allows pickles (`allow_pickle: true`): the worker may unpickle its .ckpt/.bin weights */
+  allowPickle?: boolean;
 }
 
 /** fp16 variants of diffusers weights are chosen when the device is CUDA. */

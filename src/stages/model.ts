@@ -182,12 +182,13 @@ export async function modelPinParams(ctx: StageContext, modelName: string, devic
 /** Resolves a `models:` entry to a file or folder for the worker, its hash and its architecture. */
 export async function resolveModel(ctx: StageContext, modelName: string, device?: string): Promise<ResolvedModel> {
   const spec = modelSpec(ctx, modelName);
+  const pickles = (model: ResolvedModel): ResolvedModel => (spec.allow_pickle ? { ...model, allowPickle: true } : model);
   if (spec.builtin) return builtinModel(ctx, modelName, spec.builtin, spec.seed);
-  if (spec.checkpoint) return checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle, device);
+  if (spec.checkpoint) return pickles(await checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle, device));
   if (spec.hub) {
     const hub = spec as ModelSpec & { hub: string };
     const facts = await modelFacts(ctx, modelName, device ? { device } : {});
-    return asModelError(modelName, () => hubModel(ctx, modelName, hub, { preferHalf: prefersHalf(device), allowPickle: spec.allow_pickle }, facts));
+    return pickles(await asModelError(modelName, () => hubModel(ctx, modelName, hub, { preferHalf: prefersHalf(device), allowPickle: spec.allow_pickle }, facts)));
   }
   throw new ModelError(modelName, 'needs one of builtin:, checkpoint: or hub:');
 }

@@ -226,6 +226,7 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
         {
           model: model.path,
           arch: model.arch,
+          ...(model.allowPickle ? { allow_pickle: true } : {}),
           items: encoded.items,
           ...(encoded.empty ? { empty_context: encoded.empty } : {}),
           params: trainingParams(spec),
