@@ -11,6 +11,8 @@
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
 //   models/<key>/             links to the files of a diffusers model a build chose (remade at will)
+//   cluster/jobs/<op>-…/      a Slurm job's request, script, event file and output (cluster/)
+//   cluster/hello-<key>.json  versions and device of a cluster's nodes, from their last job
 //   writer.lock               pid of the process allowed to write
 //   generation                rewritten whenever gc or verify removes something
 import { join } from 'node:path';

@@ -12,6 +12,9 @@ import { expandUserPath, modelPathsOf } from '../worker/start.js';
 import { workerBlas, type BlasVerdict } from '../worker/blas.js';
 import type { Config } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';
+import { probeRemote, type RemoteProbe } from '../cache/remote/probe.js';
+import { probeCluster, type ClusterProbe } from '../cluster/probe.js';
+import { clusterSettings } from '../cluster/settings.js';
 
 const HELP = `usage: lorabuild doctor [-f lorafile.yaml] [--json]
 
@@ -34,6 +37,10 @@ export interface DoctorReport {
   python?: PythonInfo;
   hello?: HelloResult;
   blas?: BlasVerdict;
+  /** the remote cache a run would use (null: none configured) */
+  remote?: RemoteProbe | null;
+  /** the cluster train and render would run on (null: this machine) */
+  cluster?: ClusterProbe | null;
   warnings: string[];
   error?: string;
   /** the lorafile's missing inputs (absent without a lorafile) */
@@ -108,6 +115,19 @@ function workerLines(hello: HelloResult, blas: BlasVerdict | undefined): string 
 /** What follows the lines printed while diagnosing: warnings, the error, the lorafile's inputs, the verdict. */
 function conclusion(report: DoctorReport, config: Config | undefined, formatInputs: (d: Diagnostic[]) => string): string {
   const lines: string[] = [];
+  if (report.remote) {
+    const r = report.remote;
+    lines.push(`remote   ${r.url} (${r.readOnly ? 'read-only' : 'read and write'}; from ${r.source === 'user config' ? r.userConfig : r.source}; credentials: ${r.credentials}): ${r.reachable ? r.detail : `NOT reachable: ${r.detail}`}`);
+  } else if (report.remote === null) {
+    lines.push('remote   none (--remote-cache URL, LORABUILD_REMOTE_CACHE or cache.remote in the user config)');
+  }
+  if (report.cluster) {
+    const c = report.cluster;
+    const job = [c.partition && `partition ${c.partition}`, c.gres && `gres ${c.gres}`, c.time && `time ${c.time}`, c.account && `account ${c.account}`, ...c.sbatchArgs].filter(Boolean).join(', ');
+    lines.push(`cluster  slurm${job ? ` (${job})` : ''}: ${c.reachable ? c.slurm : `NOT usable: ${c.slurm}`}`);
+  } else if (report.cluster === null) {
+    lines.push('cluster  none: train and render run on this machine (cluster: executor: slurm in the lorafile, or --executor slurm)');
+  }
   for (const w of report.warnings) lines.push(`WARNING  ${w}`);
   if (report.error) lines.push(`ERROR    ${report.error}`);
   if (report.inputs) {
@@ -162,6 +182,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   const report = await diagnose(config, show);
   if (config) report.inputs = await lorafileInputs(config);
+  try {
+    report.remote = await probeRemote();
+    const cluster = config ? clusterSettings(config) : null;
+    report.cluster = cluster ? await probeCluster(cluster) : null;
+    if (report.cluster && !report.cluster.reachable) report.warnings.push(`the lorafile runs train and render on Slurm, but ${report.cluster.slurm}`);
+  } catch (err) {
+    const { reportConfigError } = await import('../config/format.js');
+    return reportConfigError(err);
+  }
+  if (report.remote && !report.remote.reachable) report.warnings.push(`the remote cache ${report.remote.url} does not answer (${report.remote.detail}): runs will build locally`);
   const ready = report.usable && !report.inputs?.length;
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {

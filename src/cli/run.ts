@@ -15,8 +15,11 @@ import { acquireWriterLock } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
 import { STOP_SIGNALS } from './signals.js';
+import { openRemoteCache, REMOTE_HELP, remoteOptions, type RemoteCache } from '../cache/remote/remote-cache.js';
+import { CLUSTER_HELP, clusterOptions, clusterSettings } from '../cluster/settings.js';
+import type { ClusterSpec } from '../config/schema.js';
 
-const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--dry-run] [--update OWNER/NAME]...
+const HELP = `usage: lorabuild run [targets...] [-f FILE] [--json] [--keep-going] [--dry-run] [--update OWNER/NAME]... [--remote-cache URL] [--remote-read-only]
 
 Builds the targets (dataset, lora or render names, or stage ids like prepare:ds; default: all),
 running only the stages whose inputs changed.
@@ -26,20 +29,22 @@ running only the stages whose inputs changed.
   --keep-going        after a failure, still build the stages that do not depend on it
   -n, --dry-run       say what would run and why, build nothing (like make -n)
   --update REPO       re-resolve this hub repo's revision instead of using the pinned one (repeatable)
-`;
+${REMOTE_HELP}${CLUSTER_HELP}`;
 
 export async function main(argv: string[]): Promise<number> {
   const args = commandArgs(
     argv,
-    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, 'dry-run': { type: 'boolean', short: 'n' }, update: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    { ...lorafileOption, json: { type: 'boolean' }, 'keep-going': { type: 'boolean' }, 'dry-run': { type: 'boolean', short: 'n' }, update: { type: 'string', multiple: true }, ...remoteOptions, ...clusterOptions, help: { type: 'boolean', short: 'h' } },
     'run',
     HELP,
   );
   if (typeof args === 'number') return args;
   const started = Date.now();
   let project;
+  let cluster: ClusterSpec | null;
   try {
     project = await openProject(args.values.file, args.positionals);
+    cluster = clusterSettings(project.config, args.values);
   } catch (err) {
     return reportConfigError(err);
   }
@@ -71,6 +76,17 @@ export async function main(argv: string[]): Promise<number> {
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
+  let remote: RemoteCache | undefined;
+  try {
+    remote = openRemoteCache(
+      { url: args.values['remote-cache'], readOnly: args.values['remote-read-only'] },
+      { warn: (line) => reporter.note(`lorabuild: ${line}`), signal: controller.signal },
+    );
+  } catch (err) {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    return reportConfigError(err);
+  }
+
   let lock;
   try {
     lock = await acquireWriterLock(project.cacheDir, 'lorabuild run', {
@@ -95,6 +111,8 @@ export async function main(argv: string[]): Promise<number> {
       blocked: checked.blocked,
       knownStageIds: project.allStageIds,
       onEvent: (e) => reporter.event(e),
+      remote,
+      ...(cluster ? { cluster } : {}),
     });
     if (result.lockProblem) reporter.note(`lorabuild: warning: ${result.lockProblem}`);
     const counts = { fresh: 0, cached: 0, ran: 0, failed: 0, skipped: 0 };
@@ -106,12 +124,13 @@ export async function main(argv: string[]): Promise<number> {
     const verdict = result.interrupted ? 'interrupted' : counts.failed ? 'failed' : 'done';
     const report = reportPath(project, result.reports.get(REPORT_STAGE)?.outcome);
     const published = publishedNow(result);
+    const remoteText = remote ? `; remote: ${remote.stats.hits} hit${remote.stats.hits === 1 ? '' : 's'}, ${remote.stats.uploadedBlobs} blob${remote.stats.uploadedBlobs === 1 ? '' : 's'} uploaded` : '';
     const lines = [
-      `${verdict}: ${parts.join(', ')} (${durationMs} ms; ${result.hashing.filesHashed} files hashed, ${result.hashing.memoHits} from the stat memo)`,
+      `${verdict}: ${parts.join(', ')} (${durationMs} ms; ${result.hashing.filesHashed} files hashed, ${result.hashing.memoHits} from the stat memo${remoteText})`,
       ...Object.entries(published).map(([lora, where]) => `published ${lora} to ${where}`),
       ...(report ? [`report: ${report}`] : []),
     ];
-    reporter.summary({ ...counts, interrupted: result.interrupted, lockWritten: result.lockWritten, hashing: result.hashing, durationMs, published, ...(report ? { report } : {}) }, lines.join('\n'));
+    reporter.summary({ ...counts, interrupted: result.interrupted, lockWritten: result.lockWritten, hashing: result.hashing, durationMs, published, ...(report ? { report } : {}), ...(remote ? { remote: { url: remote.url, readOnly: remote.readOnly, ...remote.stats } } : {}) }, lines.join('\n'));
     if (result.interrupted) return 130;
     return counts.failed > 0 ? 1 : 0;
   } finally {

@@ -100,6 +100,17 @@ export const LoraSchema = z
     gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto').describe('Recompute activations in the backward pass to save GPU memory: auto (on for a CUDA GPU with at most 8.5 GiB), on or off.'),
     compile: z.boolean().default(false).describe('torch.compile the UNet on CUDA (faster steps after a slow first one).'),
     device: z.enum(['auto', 'cpu', 'cuda']).default('auto').describe('Where to train: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda.'),
+    devices: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Train as N processes (torch.distributed.run + DDP: one GPU each with NCCL, gloo on the CPU); batch_size is the global batch and must split evenly. Default: 1.'),
+    portable: z
+      .boolean()
+      .optional()
+      .describe('The result may be reused on another device class or torch version (a remote cache then lets a CPU-built LoRA satisfy a GPU build). Default: results are keyed by device.'),
     publish: z.string().min(1).optional().describe('Also copy the final LoRA to this path, e.g. ~/ComfyUI/models/loras/NAME.safetensors. Its folder must exist (or, for a ComfyUI models/loras folder, the ComfyUI models folder). No default: nothing is copied.'),
   })
   .describe('A LoRA training target (lora_name in the lab node).');
@@ -120,6 +131,10 @@ export const RenderSchema = z
     width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image width in pixels, a multiple of 8. Default: the lora\'s resolution.'),
     height: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image height in pixels, a multiple of 8. Default: the lora\'s resolution.'),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength').describe('What the grid columns show: the strengths, the checkpoints, or every checkpoint at every strength.'),
+    portable: z
+      .boolean()
+      .optional()
+      .describe('The images may be reused on another device class or torch version (a remote cache then lets CPU-rendered cells satisfy a GPU build). Default: results are keyed by device.'),
     score: z
       .strictObject({
         clip: z.string().min(1).describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or a Hugging Face repo id. Required.'),
@@ -128,6 +143,24 @@ export const RenderSchema = z
       .describe('Score the cells: CLIP-T (prompt alignment), CLIP-I (similarity to the training images) and the LoRA effect per arm. Default: no scoring.'),
   })
   .describe('A sample grid: one row per prompt and seed, one column per strength (and checkpoint).');
+
+const slurmWord = z.string().regex(/^[^\s'"\\]+$/, 'one word: no spaces or quotes');
+
+export const ClusterSchema = z
+  .strictObject({
+    executor: z.enum(['local', 'slurm']).default('local').describe('slurm: run train and render stages as sbatch jobs'),
+    partition: slurmWord.optional().describe('sbatch --partition'),
+    gres: slurmWord.optional().describe('sbatch --gres, e.g. gpu:1'),
+    time: z
+      .string()
+      .regex(/^(\d+-)?\d+(:\d{1,2}){0,2}$/, 'a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS')
+      .optional()
+      .describe('sbatch --time: the job time limit; the worker gets SIGTERM 60 s before it and saves its state'),
+    account: slurmWord.optional().describe('sbatch --account'),
+    sbatch_args: z.array(z.string().regex(/^[^\n]+$/, 'one argument per entry')).default([]).describe('more sbatch arguments, e.g. ["--qos=short", "--mem=16G"]'),
+    python: z.string().min(1).optional().describe('python with torch on the compute nodes (default: the one lorabuild uses here)'),
+  })
+  .describe('where compute stages run: here (local) or as Slurm jobs; the cache folder must be on a file system the nodes share');
 
 export const LorafileSchema = z
   .strictObject({
@@ -138,6 +171,7 @@ export const LorafileSchema = z
     datasets: z.record(name, DatasetSchema).default({}).describe('Training datasets by name.'),
     loras: z.record(name, LoraSchema).default({}).describe('LoRA training targets by name (lora_name).'),
     renders: z.record(name, RenderSchema).default({}).describe('Sample grids by name.'),
+    cluster: ClusterSchema.optional().describe('Where train and render stages run: here (default) or as Slurm jobs.'),
   })
   .describe('lorabuild lorafile v1');
 
@@ -148,6 +182,7 @@ export type RulesSpec = z.output<typeof RulesSchema>;
 export type LoraSpec = z.output<typeof LoraSchema> & { checkpoint_every: number };
 export type RenderSpec = z.output<typeof RenderSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
+export type ClusterSpec = z.output<typeof ClusterSchema>;
 export type LorafileSpec = Omit<z.output<typeof LorafileSchema>, 'loras'> & { loras: Record<string, LoraSpec> };
 
 /** A loaded, validated lorafile. Paths in specs are as written; resolve them with config/paths.ts. */

@@ -2,7 +2,7 @@
 // outputs, the per-item memo, blob storage, a staging folder, progress and log lines.
 import { readFileSync } from 'node:fs';
 import { parsedJson } from '../cache/parsed-json.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
 import type { ItemMemo } from '../cache/item-memo.js';
 import type { Config } from '../config/schema.js';
@@ -24,7 +24,7 @@ export interface ContextDeps {
   items: ItemMemo;
   upstream: Map<string, StageOutputs>;
   emit: (event: StageEvent) => void;
-  worker: () => Promise<WorkerClient>;
+  worker: () => Promise<ComputeWorker>;
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
 }
 

@@ -3,7 +3,7 @@
 // (stages/) only says what enters its fingerprint and how to produce its outputs.
 import type { FolderFile } from '../datasets/local/walk.js';
 import type { Config } from '../config/schema.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -64,6 +64,8 @@ export interface StageEvent {
   durationMs?: number;
   /** on a stage's final event: how many ctx.item calls ran and how many came from the memo */
   items?: { ran: number; cached: number };
+  /** on a 'cached' final event: where the outputs came from ('remote': the remote cache) */
+  source?: 'local' | 'remote';
 }
 
 export interface StageContext {
@@ -125,7 +127,7 @@ export interface StageContext {
    * runs without compute stages never start Python), restarted if it died, closed when the run
    * ends. Build it with SharedWorker + startWorker from worker/ (worker/start.ts).
    */
-  worker(): Promise<WorkerClient>;
+  worker(): Promise<ComputeWorker>;
 
   progress(done: number, total: number, message?: string, unit?: string): void;
   log(line: string): void;

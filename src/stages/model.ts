@@ -127,7 +127,7 @@ async function checkpointFacts(ctx: StageContext, name: string, spec: ModelSpec 
   return { identity: `sha256:${await ctx.hashFile(path)}`, arch, tokenizerDir: dirname(path) };
 }
 
-/** per run (the options object the executor gives all stages): facts are worked out once per model and device */
+/** per run (every stage of a run shares its abort signal): facts are worked out once per model and device */
 const runFacts = new WeakMap<object, Map<string, Promise<ModelFacts>>>();
 
 /**
@@ -137,8 +137,8 @@ const runFacts = new WeakMap<object, Map<string, Promise<ModelFacts>>>();
  */
 export async function modelFacts(ctx: StageContext, modelName: string, options: { workerVersion?: string; device?: string } = {}): Promise<ModelFacts> {
   const spec = modelSpec(ctx, modelName);
-  let memo = runFacts.get(ctx.options);
-  if (!memo) runFacts.set(ctx.options, (memo = new Map()));
+  let memo = runFacts.get(ctx.signal);
+  if (!memo) runFacts.set(ctx.signal, (memo = new Map()));
   // what the facts depend on: a builtin's worker version, a diffusers model's device (fp16 variants)
   const key = JSON.stringify([modelName, spec.builtin ? (options.workerVersion ?? null) : null, spec.file || spec.builtin ? null : prefersHalf(options.device)]);
   let pending = memo.get(key);

@@ -67,7 +67,7 @@ async function readManifest(ctx: StageContext, dataset: string): Promise<Manifes
 
 /** The LoRA spec fields that shape training (what the worker receives as `params`). */
 function trainingParams(spec: LoraSpec): Record<string, Json> {
-  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, ...rest } = spec;
+  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, portable: _portable, ...rest } = spec;
   const params: Record<string, Json> = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) params[key] = value as Json;
   params.alpha = spec.alpha ?? spec.rank;
@@ -127,8 +127,8 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
       ...(facts.pin !== undefined ? { model_hub: facts.pin } : {}),
       tokenizer: tokenizer.id,
       worker_version: hello.worker_version,
-      torch: hello.torch,
-      device: deviceClass(spec, hello),
+      // a result is keyed by the machine class that made it unless the lorafile says it is portable
+      ...(spec.portable ? { portable: true } : { torch: hello.torch, device: deviceClass(spec, hello) }),
     },
     files,
   };
@@ -247,7 +247,7 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
               const estimate = clock.tick(event.step, event.total, Date.now());
               if (estimate) tell(ctx, estimate);
               // rate and ETA come with every progress line (engine/rate.ts); the worker's its would repeat them
-              ctx.progress(event.step, event.total, event.loss === undefined ? undefined : `loss ${event.loss.toFixed(4)}`, 'step');
+              ctx.progress(event.step, event.total, [event.message, event.loss === undefined ? '' : `loss ${event.loss.toFixed(4)}`].filter(Boolean).join(' · ') || undefined, 'step');
             } else if (event.type === 'checkpoint') {
               // the output's name, not the scratch path: the log is committed with out/ and must not differ by machine
               logLine(`checkpoint at step ${event.step}: ${event.step < spec.steps ? `${ctx.node.target}-step${pad(event.step)}` : ctx.node.target}.safetensors`);
@@ -305,7 +305,9 @@ async function keepInterruptedState(
 ): Promise<void> {
   const key = baseKey(inputs);
   const statePath = join(outDir, 'state.safetensors');
-  if (!(err instanceof WorkerError) || err.code !== 'cancelled' || !existsSync(statePath)) return;
+  // cancelled (Ctrl-C, scancel) or a Slurm job that died or hit its time limit: the state it last saved is good
+  const resumable = (err instanceof WorkerError && err.code === 'cancelled') || (err instanceof Error && err.name === 'SlurmJobError');
+  if (!resumable || !existsSync(statePath)) return;
   const step = await stateStep(statePath);
   if (step === null || step <= (start?.steps ?? 0)) return;
   const state = await ctx.putBlob({ file: statePath });
@@ -359,7 +361,7 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
       checkpoints: checkpointSteps,
       items: prep.items.length,
       arch: prep.model.arch,
-      device: String(inputs.params.device),
+      device: deviceClass(prep.spec, prep.hello),
       first_loss: losses.length ? losses[0] : null,
       last_loss: losses.length ? losses[losses.length - 1] : null,
       published,

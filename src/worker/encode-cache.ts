@@ -3,12 +3,12 @@
 // re-encodes that caption only; a new seed or learning rate re-encodes nothing.
 import { join } from 'node:path';
 import type { StageContext } from '../engine/types.js';
-import type { WorkerClient } from './client.js';
+import type { ComputeWorker } from './client.js';
 import { workerScratch, type ResolvedModel } from '../stages/model.js';
 
 export interface EncodeScope {
   ctx: StageContext;
-  worker: WorkerClient;
+  worker: ComputeWorker;
   model: ResolvedModel;
   workerVersion: string;
 }

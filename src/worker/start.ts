@@ -63,6 +63,8 @@ export async function startWorker(config: Config, options: StartOptions = {}): P
  * runs start no Python. On a miss it asks the run's worker and remembers the answer.
  */
 export async function workerHello(ctx: StageContext): Promise<HelloResult> {
+  // on a cluster the nodes' versions and device key the results, not this machine's
+  if (ctx.options.executor === 'slurm') return (await ctx.worker()).hello();
   const selection = selectionOf(ctx.config, process.env);
   const memo = new HelloMemo(ctx.cacheDir);
   const known = memo.lookup(selection);

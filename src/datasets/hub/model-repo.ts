@@ -68,9 +68,8 @@ function findPin(value: Json | undefined, repo: string, revision: string, file: 
 }
 
 /**
- * Per run (the executor hands every stage of a run the same options object): the pins resolved so
- * far, so every stage uses the same commit, and the lock as it was (a stage new to the lock reuses
- * the pins of the others).
+ * Per run (every stage of a run shares its abort signal): the pins resolved so far, so every stage
+ * uses the same commit, and the lock as it was (a stage new to the lock reuses the pins of the others).
  */
 interface RunPins {
   resolved: Map<string, Promise<HubRepoPin>>;
@@ -79,8 +78,8 @@ interface RunPins {
 const runs = new WeakMap<object, RunPins>();
 
 function runPins(ctx: StageContext): RunPins {
-  let run = runs.get(ctx.options);
-  if (!run) runs.set(ctx.options, (run = { resolved: new Map() }));
+  let run = runs.get(ctx.signal);
+  if (!run) runs.set(ctx.signal, (run = { resolved: new Map() }));
   return run;
 }
 

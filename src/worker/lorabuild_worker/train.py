@@ -21,6 +21,7 @@ bit-identical on CPU to an uninterrupted run, and so is a constant-schedule run 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from . import ddp
 from .checkpoint import SD1
 from .models import get_sd1
 from .errors import WorkerError, bad_request
@@ -69,6 +71,7 @@ class TrainParams:
     gradient_checkpointing: str = "auto"
     compile: bool = False
     device: str = "auto"
+    devices: int = 1
 
     @property
     def effective_alpha(self) -> float:
@@ -111,9 +114,11 @@ def parse_params(raw: Any) -> TrainParams:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise bad_request(f"train: params.{name} must be a non-negative integer, got {value!r}")
         values[name] = value
-    for name in ("rank", "batch_size", "gradient_accumulation", "clip_skip", "resolution"):
+    for name in ("rank", "batch_size", "gradient_accumulation", "clip_skip", "resolution", "devices"):
         if values[name] < 1:
             raise bad_request(f"train: params.{name} must be at least 1, got {values[name]}")
+    if values["batch_size"] % values["devices"]:
+        raise bad_request(f"train: batch_size {values['batch_size']} does not split over devices: {values['devices']}", "make batch_size a multiple of devices (the global batch is split evenly)")
     if values["caption_dropout"] > 1:
         raise bad_request(f"train: params.caption_dropout must be between 0 and 1, got {values['caption_dropout']}")
     return TrainParams(**values)
@@ -319,6 +324,7 @@ class Trainer:
     def __init__(self, sd: SD1, data: Dataset, params: TrainParams, steps: int, precision: Precision, init_lora: Optional[str] = None):
         self.sd, self.data, self.params, self.steps, self.precision = sd, data, params, steps, precision
         self.sampler = Sampler(params, data, sd.config.vae.scale_factor)  # checks the data before any hook is attached
+        self.group = ddp.current()
         self.net = inject_lora(sd, params.targets, params.rank, params.effective_alpha, params.seed, device=precision.device, init=params.lora_init)
         if init_lora:
             try:
@@ -339,6 +345,8 @@ class Trainer:
             else:
                 message = f"compile: true has no effect: torch {torch.__version__} has no torch.compile (it came with torch 2.0); trained without compiling"
                 self.warnings.append({"setting": "compile", "message": message})
+        if self.group is not None:
+            self.unet_forward = self.group.wrap(sd.unet_model, self.net, precision.device)
 
     def train_step(self) -> float:
         step = self.step + 1
@@ -347,9 +355,15 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.sd.unet_model.train()
-        total, micro = 0.0, 0
-        for latents, noise, timesteps, context in self.sampler.micro_batches(step):
-            latents, noise, timesteps, context = latents.to(dev), noise.to(dev), timesteps.to(dev), context.to(dev)
+        total = 0.0
+        batches = list(self.sampler.micro_batches(step))
+        for micro, whole in enumerate(batches):
+            n, batch, weight = whole[0].shape[0], whole, 1.0
+            if self.group is not None:  # every rank drew the whole micro-batch; each trains on its slice
+                batch = tuple(self.group.shard(t) for t in whole)
+                if batch[0].shape[0] == 0:  # fewer items than processes: one item at weight 0 still reaches the all-reduce
+                    batch, weight = tuple(t[:1] for t in whole), 0.0
+            latents, noise, timesteps, context = (t.to(dev) for t in batch)
             a = self.alphas[timesteps][:, None, None, None]
             noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
             with self._autocast():
@@ -358,16 +372,20 @@ class Trainer:
             if p.min_snr_gamma:
                 snr = a.flatten() / (1 - a.flatten())
                 per_item = per_item * torch.clamp(snr, max=p.min_snr_gamma) / snr
-            loss = per_item.mean()
-            if not torch.isfinite(loss):
+            # the micro-batch's mean; under DDP a rank holds a slice (sizes may differ by one) and DDP
+            # averages the ranks' gradients, so each rank weighs its sum by world / n
+            loss = per_item.mean() if self.group is None else per_item.sum() * (weight * self.group.world / n)
+            if not torch.isfinite(loss) and self.group is None:  # (ranks must reach every backward together)
                 return float("nan")
             scaled = loss / p.gradient_accumulation
-            if self.precision.scaler is not None:
-                self.precision.scaler.scale(scaled).backward()
-            else:
-                scaled.backward()
+            # DDP averages the gradients once per optimizer step, on the last micro-batch
+            sync = self.group is None or micro == len(batches) - 1
+            with contextlib.nullcontext() if sync else self.unet_forward.no_sync():
+                if self.precision.scaler is not None:
+                    self.precision.scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
             total += float(loss.detach())
-            micro += 1
         if p.max_grad_norm > 0:
             if self.precision.scaler is not None:
                 self.precision.scaler.unscale_(self.optimizer)
@@ -379,7 +397,9 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step = step
-        mean = total / micro
+        mean = total / len(batches)
+        if self.group is not None:
+            mean = self.group.mean(mean)
         self.loss_curve.append([step, mean])
         return mean
 
@@ -488,6 +508,8 @@ def run_training(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     params = parse_params(args.get("params"))
     if params.caption_dropout > 0 and not isinstance(args.get("empty_context"), str):
         raise bad_request("train: caption_dropout > 0 needs args.empty_context (the encoded empty caption)")
+    if params.devices > 1 and ddp.current() is None:
+        return ddp.launch(args, ctx, params.devices)
     precision = choose_precision(params)
     out_dir = args["out_dir"]
     os.makedirs(out_dir, exist_ok=True)
@@ -522,8 +544,15 @@ def _train_loop(trainer: "Trainer", args: Dict[str, Any], ctx: Any, steps: int, 
     resolution = (latent_hw[0] * 8, latent_hw[1] * 8)
     last_good: Optional[str] = None
 
+    writer = trainer.group is None or trainer.group.writer  # under DDP only rank 0 writes
+
     def write_lora(step: int, path: str) -> None:
-        save_lora(trainer.net, path, lora_metadata(params, steps, step, resolution, given))
+        if writer:
+            save_lora(trainer.net, path, lora_metadata(params, steps, step, resolution, given))
+
+    def save_state() -> None:
+        if writer:
+            trainer.save_state(state_path)
 
     if precision.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -544,11 +573,11 @@ def _train_loop(trainer: "Trainer", args: Dict[str, Any], ctx: Any, steps: int, 
             if step % every == 0 or step == steps:
                 path = os.path.join(out_dir, f"lora-step{step}.safetensors")
                 write_lora(step, path)
-                trainer.save_state(state_path)
+                save_state()
                 last_good = path
                 ctx.checkpoint(step, path)
             if step < steps and ctx.cancelled():
-                trainer.save_state(state_path)
+                save_state()
                 raise WorkerError("cancelled", f"train: cancelled after step {step}; resumable state in {state_path}")
     except RuntimeError as exc:
         if _is_oom(exc):
