@@ -299,28 +299,31 @@ models:
   two:
     builtin: tiny
     checkpoint: x.safetensors
-  hubnofile:
-    hub: Lykon/dreamshaper-8
+  diffusers:
+    hub: stable-diffusion-v1-5/stable-diffusion-v1-5
   pickle:
     checkpoint: old.ckpt
+  hubpickle:
+    hub: someone/sd15
+    file: v1-5-pruned.ckpt
 `)).toBe(`lorafile.yaml:3:3: error: model 'none' has no source
   3 |   none: {}
     |   ^~~~
-  hint: give exactly one of 'checkpoint: PATH.safetensors', 'hub: owner/name' (with 'file:'), or 'builtin: tiny'
+  hint: give exactly one of 'checkpoint: PATH.safetensors' (or a diffusers folder), 'hub: owner/name' (a diffusers repo, or with 'file:' one checkpoint of it), or 'builtin: tiny'
 
 lorafile.yaml:5:5: error: model 'two' has both checkpoint and builtin
   5 |     builtin: tiny
     |     ^~~~~~~
   hint: keep only one of checkpoint, builtin
 
-lorafile.yaml:8:5: error: model 'hubnofile': hub needs 'file' (which checkpoint file of the repo to use)
-  8 |     hub: Lykon/dreamshaper-8
-    |     ^~~
-  hint: add 'file: NAME.safetensors'
-
 lorafile.yaml:10:17: error: model 'pickle': old.ckpt is a pickle file, and loading a pickle can run code from it
   10 |     checkpoint: old.ckpt
      |                 ^~~~~~~~
+  hint: convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from
+
+lorafile.yaml:13:11: error: model 'hubpickle': v1-5-pruned.ckpt is a pickle file, and loading a pickle can run code from it
+  13 |     file: v1-5-pruned.ckpt
+     |           ^~~~~~~~~~~~~~~~
   hint: convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from
 
 4 errors

@@ -60,22 +60,20 @@ function checkModels(sink: DiagnosticSink, models: Entries): void {
     const base: PathSegment[] = ['models', name];
     const sources = ['checkpoint', 'hub', 'builtin'].filter((k) => present(m, k));
     if (sources.length === 0 && !misspells(m, ['checkpoint', 'hub', 'builtin'])) {
-      sink.atKey(base, 'model-source', `model '${name}' has no source`, "give exactly one of 'checkpoint: PATH.safetensors', 'hub: owner/name' (with 'file:'), or 'builtin: tiny'");
+      sink.atKey(base, 'model-source', `model '${name}' has no source`, "give exactly one of 'checkpoint: PATH.safetensors' (or a diffusers folder), 'hub: owner/name' (a diffusers repo, or with 'file:' one checkpoint of it), or 'builtin: tiny'");
     } else if (sources.length > 1) {
       sink.atKey([...base, sources[1]], 'model-source', `model '${name}' has both ${sources[0]} and ${sources[1]}`, `keep only one of ${sources.join(', ')}`);
-    }
-    if (sources.length === 1 && present(m, 'hub') && !present(m, 'file')) {
-      sink.atKey([...base, 'hub'], 'hub-file', `model '${name}': hub needs 'file' (which checkpoint file of the repo to use)`, "add 'file: NAME.safetensors'");
     }
     if (present(m, 'file') && !present(m, 'hub')) {
       sink.atKey([...base, 'file'], 'hub-file', `model '${name}': 'file' only applies to hub models`, "add 'hub: owner/name' or remove 'file'");
     }
     const parsed = ModelSchema.safeParse(value);
-    if (parsed.success && parsed.data.checkpoint && /\.(ckpt|pt|pth|bin)$/i.test(parsed.data.checkpoint) && !parsed.data.allow_pickle) {
+    const pickle = parsed.success ? ([['checkpoint', parsed.data.checkpoint], ['file', parsed.data.file]] as const).find(([, v]) => v && /\.(ckpt|pt|pth|bin)$/i.test(v)) : undefined;
+    if (parsed.success && pickle && !parsed.data.allow_pickle) {
       sink.atValue(
-        [...base, 'checkpoint'],
+        [...base, pickle[0]],
         'pickle-checkpoint',
-        `model '${name}': ${parsed.data.checkpoint} is a pickle file, and loading a pickle can run code from it`,
+        `model '${name}': ${pickle[1]} is a pickle file, and loading a pickle can run code from it`,
         "convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from",
       );
     }

@@ -15,14 +15,14 @@ export function defaultCheckpointEvery(steps: number): number {
 
 export const ModelSchema = z
   .strictObject({
-    checkpoint: z.string().min(1).optional().describe('An SD1.x LDM single-file checkpoint (.safetensors), relative to the lorafile or starting with ~ (ckpt_name in the lab node). Give exactly one of checkpoint, hub or builtin. No default.'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name (with file:). Give exactly one of checkpoint, hub or builtin. No default.'),
-    file: z.string().min(1).optional().describe('The checkpoint file inside the hub repo, e.g. DreamShaper_8_pruned.safetensors. Needed with hub:. No default.'),
+    checkpoint: z.string().min(1).optional().describe('An SD1.x LDM single-file checkpoint (.safetensors) or a diffusers model folder, relative to the lorafile or starting with ~ (ckpt_name in the lab node). Give exactly one of checkpoint, hub or builtin. No default.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name: its diffusers model, or with file: one single-file checkpoint of it; downloaded into the HF cache. Give exactly one of checkpoint, hub or builtin. No default.'),
+    file: z.string().min(1).optional().describe('A single-file checkpoint inside the hub repo, e.g. DreamShaper_8_pruned.safetensors. Without it, the repo\'s diffusers model. No default.'),
     revision: z.string().min(1).default('main').describe('Branch, tag or commit of the hub repo; pinned to a commit in lorafile.lock.'),
     builtin: z.enum(['tiny']).optional().describe('A small SD1-architecture model with random weights made from seed (no download): demos, tests, CI. No default.'),
     seed: z.number().int().min(0).default(0).describe('The seed the builtin model\'s weights are made from.'),
     tokenizer: z.string().min(1).optional().describe('A folder with vocab.json + merges.txt, or a bpe_simple_vocab_16e6.txt.gz. Default: the model\'s own tokenizer/ folder if it has one, else the CLIP vocabulary that ships with lorabuild.'),
-    allow_pickle: z.boolean().default(false).describe('Allow pickled .ckpt/.pt checkpoints. Loading a pickle runs code from the file: only for files you trust.'),
+    allow_pickle: z.boolean().default(false).describe('Allow pickled .ckpt/.pt/.bin checkpoints (also a diffusers model\'s .bin weights). Loading a pickle runs code from the file: only for files you trust.'),
   })
   .describe('A base model: checkpoint, hub or builtin.');
 

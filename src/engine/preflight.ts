@@ -34,7 +34,8 @@ export interface PreflightOptions {
   python?: boolean;
 }
 
-type Kind = 'file' | 'folder';
+/** 'file or folder': a checkpoint may be a single file or a diffusers model folder */
+type Kind = 'file' | 'folder' | 'file or folder';
 
 /** Whether `abs` is there as the kind wanted: null when it is, else what is wrong. */
 function absence(abs: string, kind: Kind): string | null {
@@ -154,7 +155,7 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
   for (const [name, stages] of models) {
     const spec = config.models[name];
     if (spec.checkpoint) {
-      found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
+      found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file or folder', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
     }
   }
   // the LoRA files renders apply: there, and fitting their model (family, widths, keys)

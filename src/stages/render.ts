@@ -19,7 +19,7 @@ import type { HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
 import { RenderLoras, renderLoraInputs, type AppliedLora } from '../loras/render-stack.js';
 import { trainedLoraFile } from '../loras/source.js';
-import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { modelFacts, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 
 const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
   euler: 'Euler',
@@ -163,9 +163,11 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
   const p = await prepare(ctx);
   const { spec } = p;
   const loras = await renderLoraInputs(ctx, spec);
+  const facts = await modelFacts(ctx, p.modelName, { workerVersion: p.hello.worker_version, device: p.hello.device });
   const params: Record<string, Json> = {
     ...loras.params,
-    model: await modelIdentity(ctx, p.modelName, p.hello.worker_version),
+    model: facts.identity,
+    ...(facts.pin !== undefined ? { model_hub: facts.pin } : {}),
     prompts: spec.prompts,
     negative_prompt: spec.negative_prompt,
     seeds: spec.seeds,
@@ -247,8 +249,9 @@ async function renderCells(ctx: StageContext, cells: CellPlan[], renderMissing: 
 async function run(ctx: StageContext): Promise<StageResult> {
   const p = await prepare(ctx);
   const { spec, trained, hello } = p;
-  const model: ResolvedModel = await resolveModel(ctx, p.modelName);
-  const tokenizer = await resolveTokenizer(ctx.config, p.modelName);
+  const facts = await modelFacts(ctx, p.modelName, { workerVersion: hello.worker_version, device: hello.device });
+  const model: ResolvedModel = await resolveModel(ctx, p.modelName, hello.device);
+  const tokenizer = await resolveTokenizer(ctx.config, p.modelName, { model: facts });
 
   const diagnostics: Diagnostic[] = [];
   spec.prompts.forEach((prompt, i) => {
