@@ -193,11 +193,16 @@ function checkRenderLoras(sink: DiagnosticSink, raw: unknown, name: string, r: E
     r.loras.forEach((value, i) => {
       const at: PathSegment[] = [...base, 'loras', i];
       const e = entry(value);
-      const sources = ['file', 'lora'].filter((k) => present(e, k));
-      if (sources.length === 0 && !misspells(e, ['file', 'lora']) && !sink.reported(at)) {
-        sink.atValue(at, 'lora-source', `render '${name}': loras[${i}] names no LoRA`, "give 'file: PATH.safetensors' (a LoRA file) or 'lora: NAME' (a LoRA this lorafile trains)");
-      } else if (sources.length > 1) {
-        sink.atKey([...at, 'lora'], 'lora-source', `render '${name}': loras[${i}] has both file and lora`, 'keep only one of them: one entry is one LoRA');
+      const sources = ['file', 'hub', 'lora'].filter((k) => present(e, k));
+      if (sources.length === 0 && !misspells(e, ['file', 'hub', 'lora']) && !sink.reported(at)) {
+        sink.atValue(at, 'lora-source', `render '${name}': loras[${i}] names no LoRA`, "give 'file: PATH.safetensors' (a LoRA file), 'hub: owner/name' with 'file:' (a file of a Hub repo) or 'lora: NAME' (a LoRA this lorafile trains)");
+      } else if (present(e, 'lora') && sources.length > 1) {
+        sink.atKey([...at, 'lora'], 'lora-source', `render '${name}': loras[${i}] has both ${sources[0]} and lora`, 'keep only one of them: one entry is one LoRA');
+      } else if (present(e, 'hub') && !present(e, 'file')) {
+        sink.atKey([...at, 'hub'], 'hub-file', `render '${name}': loras[${i}] names hub ${String(e.hub)} but no file in it`, "add 'file: NAME.safetensors', the LoRA's path in that repo");
+      }
+      if (present(e, 'revision') && !present(e, 'hub')) {
+        sink.atKey([...at, 'revision'], 'hub-revision', `render '${name}': loras[${i}]: 'revision' only applies to hub LoRAs`, "add 'hub: owner/name' or remove 'revision'");
       }
       if (present(e, 'lora') && checkReference(sink, raw, [...at, 'lora'], e.lora, 'lora')) trained.push(e.lora as string);
     });

@@ -12,14 +12,18 @@ interface EntryCommon {
   at: PathSegment[];
 }
 
-/** A LoRA of a render. A `hub:` kind (a file of a Hub repo) is meant to join these. */
-export type RenderLoraEntry = (EntryCommon & { kind: 'file'; file: string }) | (EntryCommon & { kind: 'lora'; lora: string });
+/** A LoRA of a render: a local file, one file of a Hub model repo, or a LoRA this lorafile trains. */
+export type RenderLoraEntry =
+  | (EntryCommon & { kind: 'file'; file: string })
+  | (EntryCommon & { kind: 'hub'; hub: string; file: string; revision: string })
+  | (EntryCommon & { kind: 'lora'; lora: string });
 
 export function renderLoraEntries(spec: Pick<RenderSpec, 'lora' | 'loras'>): RenderLoraEntry[] {
   if (spec.loras) {
     return spec.loras.flatMap((e, i): RenderLoraEntry[] => {
       const common = { strength_model: e.strength_model, strength_clip: e.strength_clip, ignore_unknown_keys: e.ignore_unknown_keys, at: ['loras', i] };
-      if (e.file !== undefined) return [{ ...common, kind: 'file', file: e.file }];
+      if (e.hub !== undefined && e.file !== undefined) return [{ ...common, kind: 'hub', hub: e.hub, file: e.file, revision: e.revision ?? 'main' }];
+      if (e.file !== undefined && e.hub === undefined) return [{ ...common, kind: 'file', file: e.file }];
       if (e.lora !== undefined) return [{ ...common, kind: 'lora', lora: e.lora }];
       return []; // refused by the cross-checks
     });

@@ -120,19 +120,21 @@ export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karra
 /** One LoRA applied by a render, like one Load LoRA node in a ComfyUI chain. */
 export const RenderLoraSchema = z
   .strictObject({
-    file: z.string().min(1).optional().describe('A LoRA .safetensors file (kohya, LoCon, LoHa, LoKr, DoRA, diffusers/PEFT keys), relative to the lorafile or starting with ~ (lora_name of a Load LoRA node). Give file or lora. No default.'),
-    lora: name.optional().describe('A name under loras:, a LoRA this lorafile trains. Give file or lora. No default.'),
+    file: z.string().min(1).optional().describe('A LoRA .safetensors file (kohya, LoCon, LoHa, LoKr, DoRA, diffusers/PEFT keys), relative to the lorafile or starting with ~ (lora_name of a Load LoRA node); with hub:, the file\'s path in that repo. Give file (with or without hub) or lora. No default.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name, that holds the LoRA named by file:; downloaded into the HF cache and pinned to a commit in lorafile.lock. No default.'),
+    revision: z.string().min(1).optional().describe('Branch, tag or commit of the hub: repo; pinned to a commit in lorafile.lock. Only with hub:. Default: main.'),
+    lora: name.optional().describe('A name under loras:, a LoRA this lorafile trains. Give file (with or without hub) or lora. No default.'),
     strength_model: z.number().min(-100).max(100).default(1).describe('Strength on the UNet (strength_model of a Load LoRA node); negative values reverse the LoRA.'),
     strength_clip: z.number().min(-100).max(100).default(1).describe('Strength on the text encoder (strength_clip of a Load LoRA node); 0 leaves the text encoder as it is.'),
     ignore_unknown_keys: z.boolean().default(false).describe('Apply the modules that fit this model and warn about keys that match none. Default: such keys are an error.'),
   })
-  .describe('A LoRA to apply: a file or a trained lora, with its two strengths.');
+  .describe('A LoRA to apply: a file, a file of a Hub repo or a trained lora, with its two strengths.');
 
 export const RenderSchema = z
   .strictObject({
     model: name.optional().describe('A name under models:, the base model to render with. Default: the model of the render\'s trained LoRA (needed when it applies only files).'),
     lora: name.optional().describe('A name under loras:, the trained LoRA to render with: shorthand for loras: [{ lora: NAME }]. Give lora or loras. No default.'),
-    loras: z.array(RenderLoraSchema).min(1).optional().describe('The LoRAs to apply, in order, like chained Load LoRA nodes: files (file:) and trained LoRAs (lora:). Give lora or loras. No default.'),
+    loras: z.array(RenderLoraSchema).min(1).optional().describe('The LoRAs to apply, in order, like chained Load LoRA nodes: files (file:), files of Hub repos (hub: + file:) and trained LoRAs (lora:). Give lora or loras. No default.'),
     prompts: z.array(z.string().min(1)).min(1).describe('The prompts: one grid row per prompt and seed. Required.'),
     negative_prompt: z.string().default('').describe('The negative prompt of every cell.'),
     seeds: z.array(z.number().int().min(0)).min(1).default([0]).describe('Noise seeds: one grid row per prompt and seed; every column of a row starts from the same noise.'),

@@ -4,7 +4,7 @@
 // ignore_unknown_keys: true, then a warning).
 import type { Sd1Arch } from '../safetensors/sd15.js';
 import type { LoraAnalysis } from './analyze.js';
-import { familyWithArticle } from './family.js';
+import { familyWithArticle, type FamilyGuess } from './family.js';
 
 export const ARCH_LABEL: Record<Sd1Arch, string> = { sd15: 'SD1.5', tiny: "lorabuild's tiny SD1 builtin" };
 
@@ -23,32 +23,38 @@ function listed(items: string[]): string {
 
 
 /**
+ * A family or width mismatch, told from the keys and shapes alone (so from a header before the file
+ * is downloaded); null when the family fits.
+ */
+export function familyProblem(family: FamilyGuess, label: string, model: { name: string; arch: Sd1Arch }): FitProblem | null {
+  const modelIs = `${model.name} is ${ARCH_LABEL[model.arch]}`;
+  if (family.family !== 'sd1') {
+    return {
+      severity: 'error',
+      code: 'lora-family',
+      message: `${label} is ${familyWithArticle(family.family)} LoRA (${family.evidence.join(', ')}); ${modelIs}`,
+      hint: `${familyWithArticle(family.family)} LoRA does not go on an SD1.x model: use a LoRA made for SD1.5-based models, or remove this entry`,
+    };
+  }
+  if (family.arch && family.arch !== model.arch) {
+    return {
+      severity: 'error',
+      code: 'lora-family',
+      message: `${label} is a LoRA for ${ARCH_LABEL[family.arch]} (${family.evidence.join(', ')}); ${modelIs}`,
+      hint: `use a LoRA made for ${ARCH_LABEL[model.arch]}`,
+    };
+  }
+  return null;
+}
+
+/**
  * `label`: the LoRA as the user knows it (its file name); `model`: the model entry's name and
  * architecture. Errors first; an empty list means it fits.
  */
 export function fitProblems(analysis: LoraAnalysis, label: string, model: { name: string; arch: Sd1Arch }, ignoreUnknownKeys: boolean): FitProblem[] {
   const { family, binding } = analysis;
-  const modelIs = `${model.name} is ${ARCH_LABEL[model.arch]}`;
-  if (family.family !== 'sd1') {
-    return [
-      {
-        severity: 'error',
-        code: 'lora-family',
-        message: `${label} is ${familyWithArticle(family.family)} LoRA (${family.evidence.join(', ')}); ${modelIs}`,
-        hint: `${familyWithArticle(family.family)} LoRA does not go on an SD1.x model: use a LoRA made for SD1.5-based models, or remove this entry`,
-      },
-    ];
-  }
-  if (family.arch && family.arch !== model.arch) {
-    return [
-      {
-        severity: 'error',
-        code: 'lora-family',
-        message: `${label} is a LoRA for ${ARCH_LABEL[family.arch]} (${family.evidence.join(', ')}); ${modelIs}`,
-        hint: `use a LoRA made for ${ARCH_LABEL[model.arch]}`,
-      },
-    ];
-  }
+  const mismatch = familyProblem(family, label, model);
+  if (mismatch) return [mismatch];
   const problems: FitProblem[] = [];
   if (binding.problems.length) {
     problems.push({

@@ -3,7 +3,8 @@
 // that fit nothing, a file that is not a LoRA) is a lorafile diagnostic at its entry, not a failure
 // after training. Reads only safetensors headers and alphas. A missing file is engine/preflight's
 // (with its did-you-mean); models whose architecture cannot be told without building them (hub
-// models) and trained LoRAs that do not exist yet are checked by the render stage instead.
+// models), files of Hub repos (not pinned or downloaded yet) and trained LoRAs that do not exist yet
+// are checked by the render stage instead, before it renders anything.
 import { existsSync } from 'node:fs';
 import { displayPath, resolveUserPath } from '../config/paths.js';
 import type { Diagnostic } from '../config/diagnostic.js';
@@ -41,6 +42,7 @@ async function renderProblems(config: Config, render: string, archOf: (model: st
       }
       continue;
     }
+    if (entry.kind === 'hub') continue; // its header is known once pinned: the render stage checks it
     let path: string;
     try {
       path = resolveUserPath(config, entry.file);

@@ -12,9 +12,10 @@ import type { Json, StageContext } from '../engine/types.js';
 import type { Sd1Arch } from '../safetensors/sd15.js';
 import { analyzeLoraFile, type LoraAnalysis } from './analyze.js';
 import { fitDiagnostics, triggerWarning } from './diagnostics.js';
-import { FAMILY_LABEL } from './family.js';
-import { fitProblems } from './fit.js';
-import { fileName, loraFilePath, resolveLoraSource, type LoraSource } from './source.js';
+import { detectFamily, FAMILY_LABEL } from './family.js';
+import { familyProblem, fitProblems, type FitProblem } from './fit.js';
+import { hubModelFilePin, pinnedSafetensorsHeader } from '../datasets/hub/model-repo.js';
+import { entryLabel, loraFilePath, resolveLoraSource, type LoraSource } from './source.js';
 import { workerLoraFile } from './worker-plan.js';
 
 /** Bump when what a cell's LoRAs mean for its pixels changes on this side (key spellings, roles). */
@@ -32,6 +33,18 @@ interface Resolved {
   entry: RenderLoraEntry;
   source: LoraSource;
   analysis: LoraAnalysis;
+}
+
+function refuseFirstError(found: Diagnostic[]): void {
+  const error = found.find((d) => d.severity === 'error');
+  if (error) throw new Error(`${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}`);
+}
+
+/** A Hub LoRA of another family, told from its header (read by two Range requests) before its download. */
+async function hubHeaderProblems(ctx: StageContext, entry: Extract<RenderLoraEntry, { kind: 'hub' }>, model: { name: string; arch: Sd1Arch }): Promise<FitProblem[]> {
+  const pin = await hubModelFilePin(ctx, { repo: entry.hub, file: entry.file, revision: entry.revision });
+  const problem = familyProblem(detectFamily(await pinnedSafetensorsHeader(ctx, pin, entry.file)), entryLabel(entry), model);
+  return problem ? [problem] : [];
 }
 
 export class RenderLoras {
@@ -62,25 +75,24 @@ export class RenderLoras {
       if (walks) checkpointEntries.add(i);
       const byStep = new Map<number | null, Resolved>();
       resolved.set(i, byStep);
+      if (entry.kind === 'hub') refuseFirstError(fitDiagnostics(ctx.config, render, entry, await hubHeaderProblems(ctx, entry, model)));
       for (const step of walks ? [...new Set(steps)] : [null]) {
         const source = await resolveLoraSource(ctx, entry, step);
         let analysis = analyses.get(source.sha256);
         if (!analysis) {
           const found = await analyzeLoraFile(source.path, model.arch);
-          if (!found) throw new Error(`render '${render}': ${entry.kind === 'file' ? entry.file : source.label} holds no LoRA tensors`);
+          if (!found) throw new Error(`render '${render}': ${entry.kind === 'lora' ? source.label : entry.kind === 'file' ? entry.file : entryLabel(entry)} holds no LoRA tensors`);
           analysis = found;
           analyses.set(source.sha256, analysis);
         }
-        const shown = entry.kind === 'file' ? fileName(entry.file) : `lora '${source.label}'`;
+        const shown = entry.kind === 'lora' ? `lora '${source.label}'` : entryLabel(entry);
         const found = fitDiagnostics(ctx.config, render, entry, fitProblems(analysis, shown, model, entry.ignore_unknown_keys));
-        const error = found.find((d) => d.severity === 'error');
-        if (error) throw new Error(`${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}`);
+        refuseFirstError(found);
         if (byStep.size === 0) diagnostics.push(...found); // once per entry
         byStep.set(step, { entry, source, analysis });
       }
       const final = [...byStep.values()].at(-1)!;
-      const shown = entry.kind === 'file' ? fileName(entry.file) : `lora '${entry.lora}'`;
-      const trigger = triggerWarning(ctx.config, render, entry, shown, final.analysis.triggers, spec.prompts);
+      const trigger = triggerWarning(ctx.config, render, entry, entryLabel(entry), final.analysis.triggers, spec.prompts);
       if (trigger) diagnostics.push(trigger);
     }
     return new RenderLoras(entries, resolved, diagnostics, checkpointEntries);
@@ -137,7 +149,7 @@ export class RenderLoras {
       const { source, analysis } = [...this.resolved.get(i)!.values()].at(-1)!;
       return {
         label: source.label,
-        ...(entry.kind === 'file' ? { file: displayPath(ctx.config, loraFilePath(ctx, entry)) } : { lora: entry.lora }),
+        ...entrySource(ctx, entry, source),
         sha256: source.sha256,
         family: analysis.family.family === 'sd1' ? FAMILY_LABEL.sd1 : FAMILY_LABEL[analysis.family.family],
         kinds: analysis.kinds,
@@ -155,6 +167,13 @@ export class RenderLoras {
   }
 }
 
+/** Where an entry's LoRA comes from, as cells.json and the report name it. */
+function entrySource(ctx: Pick<StageContext, 'config'>, entry: RenderLoraEntry, source: LoraSource): Record<string, Json> {
+  if (entry.kind === 'file') return { file: displayPath(ctx.config, loraFilePath(ctx, entry)) };
+  if (entry.kind === 'hub') return { hub: entry.hub, file: entry.file, revision: entry.revision, commit: source.commit ?? null };
+  return { lora: entry.lora };
+}
+
 /**
  * What the LoRA entries put into a render's fingerprint: each entry as written, one scalar per key
  * (so a stale reason reads "loras[0].strength_model 0.8 -> 0.6"), and each file's hash.
@@ -164,11 +183,17 @@ export async function renderLoraInputs(ctx: StageContext, spec: RenderSpec): Pro
   const params: Record<string, Json> = {};
   const recorded = ctx.options.inputFilesIfMissing as Record<string, string> | undefined;
   for (const [i, entry] of renderLoraEntries(spec).entries()) {
-    params[`loras[${i}]`] = entry.kind === 'lora' ? `lora ${entry.lora}` : `file ${entry.file}`;
+    params[`loras[${i}]`] = entry.kind === 'lora' ? `lora ${entry.lora}` : entry.kind === 'hub' ? `hub ${entry.hub} ${entry.file}@${entry.revision}` : `file ${entry.file}`;
     params[`loras[${i}].strength_model`] = entry.strength_model;
     params[`loras[${i}].strength_clip`] = entry.strength_clip;
     params[`loras[${i}].ignore_unknown_keys`] = entry.ignore_unknown_keys;
     if (entry.kind === 'lora') continue;
+    if (entry.kind === 'hub') {
+      // the pin (commit, file size and LFS sha256) lands in the lock: later runs, `check` and
+      // HF_HUB_OFFLINE=1 take it from there without a request
+      params[`loras[${i}].pin`] = (await hubModelFilePin(ctx, { repo: entry.hub, file: entry.file, revision: entry.revision })) as unknown as Json;
+      continue;
+    }
     const shown = displayPath(ctx.config, resolveUserPath(ctx.config, entry.file));
     // `lorabuild check` in CI may lack a downloaded LoRA: it passes the hashes its lock recorded
     const path = recorded?.[shown] && !existsSync(resolveUserPath(ctx.config, entry.file)) ? null : loraFilePath(ctx, entry);

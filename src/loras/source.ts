@@ -1,13 +1,15 @@
 // Where the LoRA of a render entry is: one function from an entry to a file, its content hash and a
-// label. `file:` entries are the user's files (hashed through the stat memo); `lora: NAME` entries
-// are the train stage's outputs in the cache, the final file or the checkpoint of a step. A `hub:`
-// kind (one file of a Hub repo, pinned in the lock) is meant to be one more case here.
+// label. `file:` entries are the user's files (hashed through the stat memo); `hub:` entries are one
+// file of a Hub model repo, pinned in the lock and downloaded into the HF cache (datasets/hub's
+// hubModelFile); `lora: NAME` entries are the train stage's outputs in the cache, the final file or
+// the checkpoint of a step.
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { resolveUserPath } from '../config/paths.js';
 import type { RenderLoraEntry } from '../config/render-loras.js';
 import type { LoraSpec } from '../config/schema.js';
 import type { StageContext } from '../engine/types.js';
+import { hubModelFile } from '../datasets/hub/model-repo.js';
 
 export interface LoraSource {
   /** absolute path to read (a CAS blob for trained LoRAs: read-only) */
@@ -15,6 +17,8 @@ export interface LoraSource {
   sha256: string;
   /** the name people know it by: the file name without .safetensors, or the lora entry's name */
   label: string;
+  /** hub entries: the commit the file was pinned to */
+  commit?: string;
 }
 
 const padStep = (step: number) => String(step).padStart(5, '0');
@@ -32,6 +36,13 @@ export function fileName(file: string): string {
 /** The label of a LoRA file as ComfyUI's lora_name shows it, without .safetensors. */
 export function fileLabel(file: string): string {
   return fileName(file).replace(/\.safetensors$/i, '');
+}
+
+/** How messages name an entry: its file name, the repo file of a hub entry, or the trained lora. */
+export function entryLabel(entry: RenderLoraEntry): string {
+  if (entry.kind === 'file') return fileName(entry.file);
+  if (entry.kind === 'hub') return `${entry.hub}/${entry.file}`;
+  return `lora '${entry.lora}'`;
 }
 
 export class LoraSourceError extends Error {}
@@ -53,6 +64,10 @@ export async function resolveLoraSource(ctx: StageContext, entry: RenderLoraEntr
   if (entry.kind === 'file') {
     const path = loraFilePath(ctx, entry);
     return { path, sha256: await ctx.hashFile(path), label: fileLabel(entry.file) };
+  }
+  if (entry.kind === 'hub') {
+    const { path, sha256, commit } = await hubModelFile(ctx, { repo: entry.hub, file: entry.file, revision: entry.revision });
+    return { path, sha256, label: fileLabel(entry.file), commit };
   }
   const spec = ctx.config.loras[entry.lora];
   if (!spec) throw new LoraSourceError(`lora '${entry.lora}' is not defined under loras:`);

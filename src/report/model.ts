@@ -23,8 +23,11 @@ export interface ReportCell {
 /** One LoRA a render applies, as its cells.json lists it. */
 export interface ReportRenderLora {
   label: string;
-  /** the file as written (file: entries) or the lora entry (trained ones) */
+  /** the file as written (file: entries), the file in the repo (hub: entries) or the lora entry (trained ones) */
   file?: string;
+  hub?: string;
+  /** hub entries: the commit the file is pinned to */
+  commit?: string | null;
   lora?: string;
   sha256: string;
   family: string;
@@ -96,7 +99,7 @@ export const LORA_COLUMNS = ['LoRA', 'family', 'rank', 'alpha', 'strength_model'
 
 export function loraRow(l: ReportRenderLora): string[] {
   const list = (xs: number[]) => (xs.length ? xs.join(', ') : '—');
-  const name = l.file ?? `${l.lora} (trained here)`;
+  const name = l.hub ? `${l.hub}/${l.file}${l.commit ? ` @ ${l.commit.slice(0, 10)}` : ''}` : (l.file ?? `${l.lora} (trained here)`);
   return [name, `${l.family} ${l.kinds.join('+') || 'LoRA'}`, list(l.ranks), l.alphas.length ? list(l.alphas) : 'none (scale 1)', String(l.strength_model), String(l.strength_clip), l.triggers.join(', ') || '—'];
 }
 
