@@ -107,6 +107,10 @@ describe('a render LoRA from the Hub', () => {
     expect(hub.log).toEqual([]);
     expect(two.events.find((e) => e.stage === 'render:from_hub' && !e.item && e.outcome)?.outcome).toBe('fresh');
     expect(pinned()).toBe(first);
+    // CI: `check` on a machine whose HF cache is empty and offline takes the pin from the lock
+    const check = await runCli(['check'], { cwd: dir(), env: { HF_HOME: join(tmp.dir, 'empty-hf'), HF_ENDPOINT: hub.url, HF_HUB_OFFLINE: '1', LORABUILD_PYTHON: '/usr/bin/python3' }, timeoutMs: 400_000 });
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(hub.log).toEqual([]);
   }, 400_000);
 
   it('HF_HUB_OFFLINE=1 renders from the HF cache alone (no lorabuild cache or out/: every cell is rendered again)', async () => {
