@@ -405,7 +405,7 @@ lorafile.yaml:22:12: error: render 'entries': model 'ds9' is not defined in mode
 lorafile.yaml:24:9: error: render 'entries': loras[0] names no LoRA
   24 |       - { strength_model: 0.5 }
      |         ^~~~~~~~~~~~~~~~~~~~~~~
-  hint: give 'file: PATH.safetensors' (a LoRA file) or 'lora: NAME' (a LoRA this lorafile trains)
+  hint: give 'file: PATH.safetensors' (a LoRA file), 'hub: owner/name' with 'file:' (a file of a Hub repo) or 'lora: NAME' (a LoRA this lorafile trains)
 
 lorafile.yaml:25:32: error: render 'entries': loras[1] has both file and lora
   25 |       - { file: a.safetensors, lora: l }
@@ -449,6 +449,7 @@ renders:
     loras:
       - { file: ~/ComfyUI/models/loras/80s_offset.safetensors, strength_model: 0.8, strength_clip: -0.5 }
       - { lora: l }
+      - { hub: lab/eighties, file: 80s_offset.safetensors, strength_clip: 0 }
     prompts: ["80s, a man in a suit"]
   short:
     lora: l
@@ -457,7 +458,9 @@ renders:
     expect(config.renders.files.loras).toEqual([
       { file: '~/ComfyUI/models/loras/80s_offset.safetensors', strength_model: 0.8, strength_clip: -0.5, ignore_unknown_keys: false },
       { lora: 'l', strength_model: 1, strength_clip: 1, ignore_unknown_keys: false },
+      { hub: 'lab/eighties', file: '80s_offset.safetensors', strength_model: 1, strength_clip: 0, ignore_unknown_keys: false },
     ]);
+    expect(renderLoraEntries(config.renders.files)[2]).toEqual({ kind: 'hub', hub: 'lab/eighties', file: '80s_offset.safetensors', revision: 'main', strength_model: 1, strength_clip: 0, ignore_unknown_keys: false, at: ['loras', 2] });
     expect(renderLoraEntries(config.renders.short)).toEqual([{ kind: 'lora', lora: 'l', strength_model: 1, strength_clip: 1, ignore_unknown_keys: false, at: ['lora'] }]);
     expect([renderModelName(config, config.renders.files), renderModelName(config, config.renders.short)]).toEqual(['ds8', 'ds8']);
   });
