@@ -233,6 +233,7 @@ describe('4. parquet files that are valid but were refused', () => {
     // "abc" then a match 3 back, 15 long: an overlapping copy
     expect(new TextDecoder().decode(decompressLz4Raw(Uint8Array.of(0x3b, 97, 98, 99, 3, 0), 18))).toBe('abcabcabcabcabcabc');
     expect(() => decodeLz4Block(Uint8Array.of(0x10, 97, 9, 0), new Uint8Array(20))).toThrow('a match points 9 bytes back, before the start of the data');
+    expect(() => decodeLz4Block(Uint8Array.of(0x10, 97, 0, 0), new Uint8Array(20))).toThrow('a match has offset 0, which LZ4 does not allow');
     expect(() => decompressLz4Raw(lz4Literals(text), 4)).toThrow('decodes to more than the 4 bytes announced');
     expect(() => decompressLz4Raw(Uint8Array.of(0xf0), 10)).toThrow('ends in the middle of a sequence');
   });

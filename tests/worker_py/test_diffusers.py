@@ -53,6 +53,61 @@ class SD15Names(unittest.TestCase):
         for key, (shape, _dtype) in reference.items():
             self.assertEqual(produced[key], shape, key)
 
+    def test_same_shaped_tensors_pair_as_diffusers_names_them(self):
+        # Names and shapes alone cannot tell a permutation of same-shaped tensors (q/k/v, the resnets
+        # of a block, the norms of a resnet or a transformer block, reversed decoder levels): these
+        # pairs are diffusers' own correspondence (its LDM->diffusers conversion), written out here
+        # as an oracle independent of the derivation (the tiny fixtures are written with the derived
+        # names, so they cannot catch it).
+        pairs = {
+            "vae": {
+                "decoder.mid.attn_1.q.weight": "decoder.mid_block.attentions.0.to_q.weight",
+                "decoder.mid.attn_1.k.weight": "decoder.mid_block.attentions.0.to_k.weight",
+                "decoder.mid.attn_1.v.bias": "decoder.mid_block.attentions.0.to_v.bias",
+                "encoder.mid.attn_1.proj_out.weight": "encoder.mid_block.attentions.0.to_out.0.weight",
+                "decoder.mid.block_2.norm1.weight": "decoder.mid_block.resnets.1.norm1.weight",
+                "decoder.up.0.block.0.conv1.weight": "decoder.up_blocks.3.resnets.0.conv1.weight",
+                "decoder.up.3.block.2.norm2.bias": "decoder.up_blocks.0.resnets.2.norm2.bias",
+                "decoder.up.3.upsample.conv.weight": "decoder.up_blocks.0.upsamplers.0.conv.weight",
+                "encoder.down.0.block.1.conv2.weight": "encoder.down_blocks.0.resnets.1.conv2.weight",
+                "encoder.down.1.block.0.nin_shortcut.weight": "encoder.down_blocks.1.resnets.0.conv_shortcut.weight",
+                "encoder.down.2.downsample.conv.weight": "encoder.down_blocks.2.downsamplers.0.conv.weight",
+                "encoder.norm_out.weight": "encoder.conv_norm_out.weight",
+            },
+            "unet": {
+                "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight": "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight",
+                "input_blocks.1.1.transformer_blocks.0.attn1.to_k.weight": "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight",
+                "input_blocks.1.1.transformer_blocks.0.norm3.weight": "down_blocks.0.attentions.0.transformer_blocks.0.norm3.weight",
+                "input_blocks.1.0.in_layers.0.weight": "down_blocks.0.resnets.0.norm1.weight",
+                "input_blocks.1.0.emb_layers.1.weight": "down_blocks.0.resnets.0.time_emb_proj.weight",
+                "input_blocks.2.0.in_layers.2.weight": "down_blocks.0.resnets.1.conv1.weight",
+                "input_blocks.2.0.out_layers.3.weight": "down_blocks.0.resnets.1.conv2.weight",
+                "input_blocks.3.0.op.weight": "down_blocks.0.downsamplers.0.conv.weight",
+                "input_blocks.4.0.skip_connection.weight": "down_blocks.1.resnets.0.conv_shortcut.weight",
+                "middle_block.0.out_layers.0.weight": "mid_block.resnets.0.norm2.weight",
+                "middle_block.1.transformer_blocks.0.attn2.to_k.weight": "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+                "middle_block.2.in_layers.0.weight": "mid_block.resnets.1.norm1.weight",
+                "output_blocks.2.1.conv.weight": "up_blocks.0.upsamplers.0.conv.weight",
+                "output_blocks.4.0.out_layers.3.weight": "up_blocks.1.resnets.1.conv2.weight",
+                "output_blocks.4.1.transformer_blocks.0.attn2.to_v.weight": "up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_v.weight",
+                "output_blocks.5.2.conv.weight": "up_blocks.1.upsamplers.0.conv.weight",
+                "output_blocks.11.1.proj_out.weight": "up_blocks.3.attentions.2.proj_out.weight",
+                "time_embed.2.weight": "time_embedding.linear_2.weight",
+                "out.0.weight": "conv_norm_out.weight",
+                "out.2.weight": "conv_out.weight",
+            },
+            "text_encoder": {
+                "text_model.encoder.layers.0.self_attn.q_proj.weight": "text_model.encoder.layers.0.self_attn.q_proj.weight",
+                "text_model.encoder.layers.11.self_attn.k_proj.bias": "text_model.encoder.layers.11.self_attn.k_proj.bias",
+                "text_model.encoder.layers.5.layer_norm2.weight": "text_model.encoder.layers.5.layer_norm2.weight",
+            },
+        }
+        derived = diffusers_names(SD15)
+        for component, expected in pairs.items():
+            for ours, theirs in expected.items():
+                self.assertIn(ours, derived[component], ours)
+                self.assertEqual(derived[component][ours][0], theirs, ours)
+
     def test_header_faithful_sd15_fp16_folder_inspects_clean(self):
         reference = reference_keys()
         tmp = tempfile.mkdtemp(prefix="lorabuild-diffusers-sd15-")

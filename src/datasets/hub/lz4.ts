@@ -37,7 +37,8 @@ export function decodeLz4Block(input: Uint8Array, output: Uint8Array, at = 0): n
     o += literals;
     if (i === input.length) break; // the last sequence has literals only (an empty block is one 0 token)
     const offset = byte() | (byte() << 8);
-    if (offset === 0 || offset > o - at) throw new Lz4Error(`a match points ${offset} bytes back, before the start of the data`);
+    if (offset === 0) throw new Lz4Error('a match has offset 0, which LZ4 does not allow');
+    if (offset > o - at) throw new Lz4Error(`a match points ${offset} bytes back, before the start of the data`);
     const length = extend(token & 0x0f) + 4;
     if (o + length > output.length) throw new Lz4Error(`the block decodes to more than the ${output.length - at} bytes announced`);
     for (let from = o - offset, end = o + length; o < end; ) output[o++] = output[from++];
