@@ -22,7 +22,7 @@ const TO_K = 'model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.
 function contextFor(models: Record<string, Record<string, unknown>>): StageContext {
   const config = { models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, ModelSchema.parse(v)])), root: tmp.dir } as unknown as Config;
   const hashFile = async (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-  return { config, root: tmp.dir, hashFile, options: {} } as unknown as StageContext;
+  return { config, root: tmp.dir, hashFile, options: {}, signal: new AbortController().signal } as unknown as StageContext;
 }
 
 describe('resolveModel for checkpoints', () => {
