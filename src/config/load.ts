@@ -2,7 +2,7 @@
 // Every problem found becomes a positioned Diagnostic; all of them are thrown together as a ConfigError.
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Pair } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Pair } from 'yaml';
 import { crossCheck } from './cross-checks.js';
 import type { Diagnostic } from './diagnostic.js';
 import { ConfigError } from './errors.js';
@@ -11,6 +11,7 @@ import { LorafileSchema, type Config } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
 import { displayFileName } from './display.js';
+import { toJsWithAliasCheck } from './yaml-aliases.js';
 
 export { displayFileName };
 
@@ -103,7 +104,13 @@ export function parseConfig(text: string, file: string): Config {
   if (sink.diagnostics.length > 0) throw new ConfigError(sink.sorted(), source);
   reportDuplicateKeys(sink, doc.contents, []);
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const expanded = toJsWithAliasCheck({ visit, isAlias }, doc, lineCounter);
+  if ('problem' in expanded) {
+    const { message, hint, line, col, endCol } = expanded.problem;
+    sink.add(line !== undefined && col !== undefined ? { line, col, endCol: endCol ?? col + 1 } : { line: 1, col: 1, endCol: 2 }, 'yaml-alias', message, hint);
+    throw new ConfigError(sink.sorted(), source);
+  }
+  const raw: unknown = expanded.value;
   // a section whose entries are all commented out reads as null: treat it as empty
   if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
     const top = raw as Record<string, unknown>;

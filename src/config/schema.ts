@@ -4,18 +4,37 @@
 // because zod cannot see the whole document at once.
 import { z } from 'zod';
 
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, _ . - and start with a letter or digit');
+/** Names become file and folder names (out/loras/NAME/NAME-step00200.safetensors, temp files beside them): bounded so none overflows a file name. */
+export const MAX_NAME_LENGTH = 100;
+/** Names Windows cannot use for a file or folder, with or without an extension. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, _ . - and start with a letter or digit')
+  .max(MAX_NAME_LENGTH, `names are at most ${MAX_NAME_LENGTH} characters (they become file names)`)
+  .refine((n) => !WINDOWS_DEVICE.test(n), 'this is a device name on Windows (CON, NUL, COM1 ...), which no file or folder can have')
+  .refine((n) => !n.endsWith('.'), 'names must not end with a dot (Windows drops it from file names)');
+/** Paths written in the lorafile (PATH_MAX on Linux is 4096 bytes). */
+const path = z.string().min(1).max(4096);
+/** Free text that reaches a tokenizer or a report (a prompt, a trigger word). */
+const text = (max: number) => z.string().max(max);
+/** Seeds: any whole number JavaScript holds exactly (ComfyUI's larger seeds would silently round). */
+const seed = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** Training steps: 1,000,000 steps at the lab GPU's ~2 it/s is almost six days. */
+export const MAX_STEPS = 1_000_000;
+/** Cells one render may have (prompts x seeds x columns); each is a full sampling run. */
+export const MAX_RENDER_CELLS = 10_000;
 const severity = z.enum(['error', 'warning', 'off']);
 
 export const ModelSchema = z
   .strictObject({
-    checkpoint: z.string().min(1).optional().describe('LDM single-file checkpoint (.safetensors). ckpt_name in the lab node.'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo'),
-    file: z.string().min(1).optional().describe('file inside the hub repo'),
-    revision: z.string().min(1).default('main'),
+    checkpoint: path.optional().describe('LDM single-file checkpoint (.safetensors). ckpt_name in the lab node.'),
+    hub: z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo'),
+    file: path.optional().describe('file inside the hub repo'),
+    revision: z.string().min(1).max(256).default('main'),
     builtin: z.enum(['tiny']).optional().describe('small random-initialised SD1-architecture model for demos, tests and CI'),
-    seed: z.number().int().min(0).default(0).describe('seed of a builtin model'),
-    tokenizer: z.string().min(1).optional().describe('folder with vocab.json+merges.txt or a bpe_simple_vocab_16e6.txt.gz'),
+    seed: seed.default(0).describe('seed of a builtin model'),
+    tokenizer: path.optional().describe('folder with vocab.json+merges.txt or a bpe_simple_vocab_16e6.txt.gz'),
     allow_pickle: z.boolean().default(false).describe('allow loading pickled .ckpt/.pt files (runs code from the file!)'),
   })
   .describe('a base model');
@@ -23,8 +42,8 @@ export const ModelSchema = z
 export const RulesSchema = z
   .strictObject({
     max_tokens: z.number().int().min(1).max(75 * 3).default(75),
-    min_size: z.number().int().min(1).optional().describe('smallest image side; default: the training resolution'),
-    max_aspect: z.number().min(1).default(2.5),
+    min_size: z.number().int().min(1).max(65536).optional().describe('smallest image side; default: the training resolution'),
+    max_aspect: z.number().min(1).max(1000).default(2.5),
     duplicates: severity.default('warning'),
     missing_caption: severity.default('error'),
     missing_image: severity.default('error'),
@@ -45,19 +64,19 @@ export const RulesSchema = z
 
 export const DatasetSchema = z
   .strictObject({
-    folder: z.string().min(1).optional().describe('local dataset folder (use_custom_dataset: true)'),
+    folder: path.optional().describe('local dataset folder (use_custom_dataset: true)'),
     layout: z.enum(['auto', 'lab', 'kohya', 'imagefolder']).default('auto'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub datasets look like owner/name').optional().describe('Hugging Face dataset repo (dataset_path)'),
-    revision: z.string().min(1).default('main'),
-    split: z.string().min(1).default('train'),
-    caption_column: z.string().min(1).optional().describe('caption column (lab default: text)'),
-    image_column: z.string().min(1).default('image'),
+    hub: z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub datasets look like owner/name').optional().describe('Hugging Face dataset repo (dataset_path)'),
+    revision: z.string().min(1).max(256).default('main'),
+    split: z.string().min(1).max(200).default('train'),
+    caption_column: z.string().min(1).max(200).optional().describe('caption column (lab default: text)'),
+    image_column: z.string().min(1).max(200).default('image'),
     caption_choice: z.enum(['first', 'random']).default('first').describe('for list-of-string captions'),
-    caption_seed: z.number().int().min(0).default(0),
+    caption_seed: seed.default(0),
     bad_images: z.enum(['error', 'skip']).default('error').describe('rows whose image does not decode'),
-    max_items: z.number().int().min(1).optional(),
-    trigger: z.string().min(1).optional().describe('trigger word or phrase every caption should contain'),
-    resolution: z.number().int().min(8).optional().describe('prepare: resize + center-crop images to this size'),
+    max_items: z.number().int().min(1).max(100_000_000).optional(),
+    trigger: text(1000).min(1).optional().describe('trigger word or phrase every caption should contain'),
+    resolution: z.number().int().min(8).max(8192).optional().describe('prepare: resize + center-crop images to this size'),
     rules: RulesSchema.default(RulesSchema.parse({})),
   })
   .describe('a training dataset');
@@ -71,16 +90,16 @@ export const LoraSchema = z
     alpha: z.number().positive().optional().describe('default = rank (scale 1)'),
     learning_rate: z.number().positive().max(1).default(1e-4),
     batch_size: z.number().int().min(1).max(256).default(1),
-    steps: z.number().int().min(1).default(1000).describe('training_steps'),
-    checkpoint_every: z.number().int().min(1).default(200).describe('checkpointing_steps'),
-    seed: z.number().int().min(0).default(0).describe('random_seed'),
+    steps: z.number().int().min(1).max(MAX_STEPS).default(1000).describe('training_steps'),
+    checkpoint_every: z.number().int().min(1).max(MAX_STEPS).default(200).describe('checkpointing_steps'),
+    seed: seed.default(0).describe('random_seed'),
     resolution: z.number().int().min(64).max(2048).multipleOf(8).default(512),
     targets: z.enum(['attention', 'attention+proj', 'all-linear']).default('attention'),
     lr_scheduler: z.enum(['constant', 'cosine']).default('constant'),
-    warmup_steps: z.number().int().min(0).default(0),
-    gradient_accumulation: z.number().int().min(1).default(1),
+    warmup_steps: z.number().int().min(0).max(MAX_STEPS).default(0),
+    gradient_accumulation: z.number().int().min(1).max(1024).default(1),
     clip_skip: z.number().int().min(1).max(11).default(1),
-    min_snr_gamma: z.number().positive().optional(),
+    min_snr_gamma: z.number().positive().max(1000).optional(),
     noise_offset: z.number().min(0).max(1).default(0),
     caption_dropout: z.number().min(0).max(1).default(0),
     flip: z.boolean().default(true).describe('random horizontal flip'),
@@ -88,7 +107,7 @@ export const LoraSchema = z
     gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto'),
     compile: z.boolean().default(false),
     device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
-    publish: z.string().min(1).optional().describe('copy the final LoRA here (e.g. ComfyUI/models/loras/NAME.safetensors)'),
+    publish: path.optional().describe('copy the final LoRA here (e.g. ComfyUI/models/loras/NAME.safetensors)'),
   })
   .describe('a LoRA training target (lora_name)');
 
@@ -97,11 +116,11 @@ export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karra
 export const RenderSchema = z
   .strictObject({
     lora: name.describe('a key of loras'),
-    prompts: z.array(z.string().min(1)).min(1),
-    negative_prompt: z.string().default(''),
-    seeds: z.array(z.number().int().min(0)).min(1).default([0]),
-    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]),
-    checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('training steps to render as a grid axis'),
+    prompts: z.array(text(10_000).min(1)).min(1).max(1000),
+    negative_prompt: text(10_000).default(''),
+    seeds: z.array(seed).min(1).max(1000).default([0]),
+    strengths: z.array(z.number().min(-10).max(10)).min(1).max(100).default([0, 1]),
+    checkpoints: z.array(z.number().int().min(1).max(MAX_STEPS)).min(1).max(1000).optional().describe('training steps to render as a grid axis'),
     sampler: SamplerSchema.default('euler'),
     steps: z.number().int().min(1).max(1000).default(25),
     cfg: z.number().min(0).max(100).default(7.5),
@@ -110,7 +129,7 @@ export const RenderSchema = z
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength'),
     score: z
       .strictObject({
-        clip: z.string().min(1).describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or an HF repo id'),
+        clip: path.describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or an HF repo id'),
       })
       .optional()
       .describe('score the cells: CLIP-T (prompt alignment), CLIP-I (similarity to the training images), LoRA effect per arm'),
@@ -120,8 +139,8 @@ export const RenderSchema = z
 export const LorafileSchema = z
   .strictObject({
     version: z.literal(1),
-    python: z.string().min(1).optional().describe('python interpreter with torch (e.g. ComfyUI python_embeded/python.exe)'),
-    out: z.string().min(1).default('out'),
+    python: path.optional().describe('python interpreter with torch (e.g. ComfyUI python_embeded/python.exe)'),
+    out: path.default('out'),
     models: z.record(name, ModelSchema).default({}),
     datasets: z.record(name, DatasetSchema).default({}),
     loras: z.record(name, LoraSchema).default({}),

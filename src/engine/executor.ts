@@ -175,7 +175,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       reasons = problems.map((p) => p.message);
       if (!problems.some((p) => p.blobBad)) {
         if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
-        materialize(out.files, [], materializedDir!, cas, memo);
+        materialize(out.files, Object.keys(out.files), materializedDir!, cas, memo, config.root);
         return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
       }
     } else if (previous?.fingerprint === fp) {
@@ -198,7 +198,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     if (entry && restorable(entry, cas)) {
       const out = entry.outputs;
       if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
-      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
       return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
     }
     if (mode === 'status') return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
@@ -249,7 +249,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         createdAt: new Date().toISOString(),
         durationMs,
       });
-      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
       const reason = summarize(reasons);
       recordRun('ran', reason);
       return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out) };

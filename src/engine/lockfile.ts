@@ -11,6 +11,7 @@ import { sha256Hex, SHA256_RE } from './canonical.js';
 import { checkOutputName } from './outputs.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
 import { lockYaml } from './lock-yaml.js';
+import { firstAlias } from '../config/yaml-aliases.js';
 
 export function lockPathFor(lorafile: string): string {
   const name = basename(lorafile).replace(/\.ya?ml$/i, '');
@@ -62,13 +63,19 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   }
   const require = createRequire(import.meta.url);
   // yaml loads only when the lock changed since its parse was memoised (no-op runs skip it)
-  const { parseDocument } = require('yaml') as typeof import('yaml');
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const yaml = require('yaml') as typeof import('yaml');
+  const { parseDocument, LineCounter } = yaml;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
+  const ignored = ' — the lock is ignored and rewritten by the next successful run';
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
-    return { lock: emptyLock(), textHash, problem: `${file}${where}: ${e.message.split('\n')[0]} — the lock is ignored and rewritten by the next successful run` };
+    return { lock: emptyLock(), textHash, problem: `${file}${where}: ${e.message.split('\n')[0]}${ignored}` };
   }
+  // the lock is written without aliases: one is a hand edit (and could be an alias bomb)
+  const alias = firstAlias(yaml, doc, lines);
+  if (alias) return { lock: emptyLock(), textHash, problem: `${file}${alias.line ? `:${alias.line}:${alias.col}` : ''}: ${alias.message}${ignored}` };
   const value = doc.toJS() as Partial<Lockfile> | null;
   const problem = checkShape(value);
   if (problem) return { lock: emptyLock(), textHash, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
