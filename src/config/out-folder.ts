@@ -79,7 +79,8 @@ export async function checkOutFolder(config: Config, cacheDir: string): Promise<
   const problem = outFolderProblem(config, cacheDir);
   if (!problem) return;
   const { locatorOf } = await import('./load.js');
-  const span = locatorOf(config)?.value(['out']);
+  // the default `out` is not written anywhere in the file: then there is no position to show
+  const span = /^out[ \t]*:/m.test(config.source) ? locatorOf(config)?.value(['out']) : undefined;
   const diagnostic: Diagnostic = { severity: 'error', code: 'out-folder', file: displayFileName(config.file), message: problem.message, hint: problem.hint, ...(span ? { line: span.line, col: span.col, endCol: span.endCol } : {}) };
   throw new ConfigError([diagnostic], config.source);
 }

@@ -14,6 +14,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import type { HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
 import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { crossCheckRender } from './render-check.js';
 
 const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
   euler: 'Euler',
@@ -441,4 +442,5 @@ export const stage: StageImpl = {
   materializeTo: (node) => `renders/${node.target}`,
   inputs,
   run,
+  crossCheck: crossCheckRender,
 };

@@ -22,6 +22,7 @@ import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
 import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
 import { readSafetensorsHeader } from '../safetensors/io.js';
 import { publishLora } from '../safetensors/publish.js';
+import { crossCheckTrain } from './train-check.js';
 
 export interface TrainItem {
   id: string;
@@ -339,4 +340,5 @@ export const stage: StageImpl = {
   materializeTo: (node) => `loras/${node.target}`,
   inputs,
   run,
+  crossCheck: crossCheckTrain,
 };
