@@ -72,6 +72,8 @@ export interface CheckResult {
   lock: Lockfile;
   /** outputs each stage has now (re-run or verified); absent for stages that could not be decided */
   outputs: Map<string, StageOutputs>;
+  /** where an output blob of `outputs` is in the cache (read-only) */
+  blobPath(sha256: string): string;
 }
 
 export interface CheckOptions {
@@ -128,7 +130,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     await sharedWorker.close();
   }
   const stages = plan.order.map((id) => checks.get(id)!);
-  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs };
+  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs, blobPath: (sha) => cas.path(sha) };
 
   async function checkStage(node: StageNode): Promise<StageCheck> {
     const findings: CheckFinding[] = [];

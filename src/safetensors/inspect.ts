@@ -150,7 +150,8 @@ function checkpointInfo(header: SafetensorsHeader): CheckpointInfo | null {
   };
 }
 
-export async function inspectSafetensors(file: string): Promise<SafetensorsInfo> {
+/** `arch`: judge a LoRA's fit against this UNet instead of the one its metadata names. */
+export async function inspectSafetensors(file: string, options: { arch?: 'sd15' | 'tiny' } = {}): Promise<SafetensorsInfo> {
   const header = await readSafetensorsHeader(file);
   const dtypes: Record<string, number> = {};
   let bytes = 0;
@@ -162,7 +163,7 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
   const lora = loraPairs(header);
   if (lora) {
     info.kind = 'lora';
-    const arch = header.metadata['lorabuild.arch'] === 'tiny' ? 'tiny' : 'sd15';
+    const arch = options.arch ?? (header.metadata['lorabuild.arch'] === 'tiny' ? 'tiny' : 'sd15');
     info.lora = await loraInfo(file, arch, lora.format, lora.pairs, lora.alphaTensors);
     return info;
   }
