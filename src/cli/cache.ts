@@ -5,7 +5,7 @@ import { ActionCache } from '../cache/action-cache.js';
 import { gcCache, parseSize, type GcPolicy } from '../cache/gc.js';
 import { allBlobs } from '../cache/inventory.js';
 import { verifyCache } from '../cache/verify.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { CacheLayout } from '../cache/layout.js';
 import { lockPathFor, readLockfile } from '../engine/lockfile.js';
 import { StatMemo } from '../engine/stat-memo.js';
@@ -110,7 +110,7 @@ async function list(cacheDir: string, lorafile: string, json: boolean): Promise<
 
 async function withLock<T>(cacheDir: string, command: string, work: () => Promise<T> | T): Promise<T> {
   const lock = await acquireWriterLock(cacheDir, command, {
-    onWait: (h) => process.stderr.write(`lorabuild: waiting for ${h.command} (pid ${h.pid}) to finish with the cache\n`),
+    onWait: (h, waited) => process.stderr.write(`${waitingMessage(h, cacheDir, waited)}\n`),
   });
   try {
     return await work();

@@ -3,7 +3,7 @@
 // GPU stages are verified against the lock (re-run only with --rebuild). See engine/check.ts.
 // Exit codes: 0 ok, 1 validation errors or other failure, 2 invalid lorafile, 3 stale, 4 tampered/missing.
 import { reportConfigError } from '../config/format.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { checkProject, type CheckFinding, type CheckResult, type StageCheck } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
 import { stageRegistry } from '../stages/index.js';
@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const json = Boolean(args.values.json);
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild check', {
-    onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),
+    onWait: (holder, waited) => process.stderr.write(`${waitingMessage(holder, project.cacheDir, waited)}\n`),
   });
   let result: CheckResult;
   try {

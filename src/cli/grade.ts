@@ -4,7 +4,7 @@
 import { appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { reportConfigError } from '../config/format.js';
 import { checkProject } from '../engine/check.js';
@@ -80,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild grade', {
-    onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),
+    onWait: (holder, waited) => process.stderr.write(`${waitingMessage(holder, project.cacheDir, waited)}\n`),
   });
   let facts: { [key: string]: Json };
   let unverified: Record<string, string>;

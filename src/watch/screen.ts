@@ -104,7 +104,7 @@ function plainLine(e: WatchEvent, root: string): string | undefined {
     case 'idle':
       return `-- build ${e.build} ${e.verdict} (${e.durationMs} ms); watching\n`;
     case 'waiting':
-      return `waiting   for ${e.holder} to finish with the cache ${e.cache}\n`;
+      return `waiting   ${e.message.replace(/^lorabuild: waiting /, '')}\n`;
     case 'error':
       return `error     ${e.message}\n`;
     case 'stopped':

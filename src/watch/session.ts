@@ -7,7 +7,7 @@ import { relative, resolve, sep } from 'node:path';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { execute, type StageRegistry } from '../engine/executor.js';
 import { sha256FileSync } from '../engine/file-hash.js';
@@ -285,7 +285,7 @@ export class WatchSession {
     try {
       lock = await acquireWriterLock(project.cacheDir, 'lorabuild watch', {
         signal,
-        onWait: (holder) => this.emit({ watch: 'waiting', holder: `${holder.command} (pid ${holder.pid})`, cache: project.cacheDir }),
+        onWait: (holder, waited) => this.emit({ watch: 'waiting', holder: `${holder.command} (pid ${holder.pid})`, cache: project.cacheDir, message: waitingMessage(holder, project.cacheDir, waited) }),
       });
     } catch (err) {
       if (signal.aborted) return;
