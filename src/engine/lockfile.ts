@@ -77,7 +77,7 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   const alias = firstAlias(yaml, doc, lines);
   if (alias) return { lock: emptyLock(), textHash, problem: `${file}${alias.line ? `:${alias.line}:${alias.col}` : ''}: ${alias.message}${ignored}` };
   const value = doc.toJS() as Partial<Lockfile> | null;
-  const problem = checkShape(value);
+  const problem = lockShapeProblem(value);
   if (problem) return { lock: emptyLock(), textHash, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
   const lock = value as Lockfile;
   writeFileAtomic(memo, JSON.stringify(lock));
@@ -118,7 +118,9 @@ export function emptyLock(): Lockfile {
   return { version: 1, stages: {} };
 }
 
-function checkShape(value: Partial<Lockfile> | null): string | undefined {
+/** Why a parsed value is not a lock lorabuild could have written (undefined when it is one). */
+export function lockShapeProblem(input: unknown): string | undefined {
+  const value = input as Partial<Lockfile> | null;
   if (!value || typeof value !== 'object') return 'not a lock file (expected a mapping with version and stages)';
   if (value.version !== 1) return `unsupported lock version ${JSON.stringify(value.version)} (expected 1)`;
   if (!value.stages || typeof value.stages !== 'object') return 'missing `stages`';
