@@ -5,7 +5,8 @@
 // Headers come from untrusted files, so parseHeader checks everything before any byte is used.
 // The rules are the same here and in the Python worker (lorabuild_worker/safetensors_io.py), and
 // every message names the file:
-//   - the header length is at least 2 and at most MAX_HEADER_BYTES, inside the file;
+//   - the header length is at least 2 and at most MAX_HEADER_BYTES, inside the file, and it lists
+//     at most MAX_TENSORS tensors;
 //   - the header is valid UTF-8, nested at most MAX_HEADER_DEPTH deep (checked before parsing, so
 //     a deep "[[[[..." never reaches a recursive parser), valid JSON, a JSON object;
 //   - no key appears twice in one object (JSON parsers silently keep the last one);
@@ -39,6 +40,9 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /** header object -> tensor entry -> shape / data_offsets list: nothing valid nests deeper */
 export const MAX_HEADER_DEPTH = 3;
+
+/** An SDXL checkpoint has ~2,500 tensors, a LoRA of every layer a few thousand: 40x that is no model. */
+export const MAX_TENSORS = 100_000;
 
 export interface TensorInfo {
   name: string;
@@ -106,6 +110,8 @@ export function parseHeader(json: Buffer, fileSize: number, file: string): Safet
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new SafetensorsError(file, 'header must be a JSON object of tensor entries');
   }
+  const count = Object.keys(raw).length;
+  if (count > MAX_TENSORS + 1) throw new SafetensorsError(file, `header lists ${count} entries; no model or LoRA has more than ${MAX_TENSORS} tensors`);
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   const dataSize = fileSize - dataStart;
@@ -209,6 +215,7 @@ function checkStructure(text: string, file: string): void {
       }
       if (container.has(key)) throw new SafetensorsError(file, `header names ${JSON.stringify(key).slice(0, 200)} twice in one object`);
       container.add(key);
+      if (keys.length === 1 && container.size > MAX_TENSORS + 1) throw new SafetensorsError(file, `header lists more than ${MAX_TENSORS + 1} entries; no model or LoRA has more than ${MAX_TENSORS} tensors`);
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       keys.push(c === 0x7b ? new Set() : null);
       if (keys.length > MAX_HEADER_DEPTH) throw new SafetensorsError(file, `header nests deeper than ${MAX_HEADER_DEPTH} levels; a safetensors header never does`);

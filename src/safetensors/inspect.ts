@@ -1,6 +1,7 @@
 // What is in a .safetensors file: a LoRA (kohya, diffusers or PEFT key style: rank, alpha,
 // targets, metadata, and whether it fits an SD1.5 UNet) or a checkpoint (which family).
-import { readSafetensorsHeader, readTensorBytes, toFloat32 } from './io.js';
+import { open } from 'node:fs/promises';
+import { readSafetensorsHeader, toFloat32 } from './io.js';
 import type { SafetensorsHeader, TensorInfo } from './format.js';
 import { SD15_TEXT_ENCODER, SD15_UNET, TINY_TEXT_ENCODER, TINY_UNET, sd15KohyaModules, sd15TextEncoderModules, type LoraModule, type ModuleGroup } from './sd15.js';
 
@@ -175,6 +176,25 @@ export async function inspectSafetensors(file: string, options: { arch?: 'sd15' 
   return info;
 }
 
+/** The values of one-element float tensors (LoRA alphas), read through one file handle. */
+async function readScalars(file: string, tensors: Map<string, TensorInfo>): Promise<Map<string, number>> {
+  const values = new Map<string, number>();
+  const small = [...tensors].filter(([, t]) => t.end - t.begin <= 8 && ['F16', 'BF16', 'F32', 'F64'].includes(t.dtype));
+  if (small.length === 0) return values;
+  const handle = await open(file, 'r');
+  try {
+    for (const [name, t] of small) {
+      const data = Buffer.alloc(t.end - t.begin);
+      await handle.read(data, 0, data.length, t.begin);
+      const [value] = toFloat32(t.dtype, data);
+      if (value !== undefined) values.set(name, value);
+    }
+  } finally {
+    await handle.close();
+  }
+  return values;
+}
+
 async function loraInfo(file: string, arch: 'sd15' | 'tiny', format: LoraFormat, pairs: Map<string, LoraPair>, alphaTensors: Map<string, TensorInfo>): Promise<LoraInfo> {
   const unet = sd15KohyaModules(arch === 'tiny' ? TINY_UNET : SD15_UNET);
   const text = sd15TextEncoderModules(arch === 'tiny' ? TINY_TEXT_ENCODER : SD15_TEXT_ENCODER);
@@ -183,10 +203,10 @@ async function loraInfo(file: string, arch: 'sd15' | 'tiny', format: LoraFormat,
   const targets: Record<string, number> = {};
   const unknown: string[] = [];
   const mismatched: FitProblem[] = [];
+  const alphaValues = await readScalars(file, alphaTensors);
   for (const [name, pair] of pairs) {
-    const alphaTensor = alphaTensors.get(name);
-    if (alphaTensor && alphaTensor.end - alphaTensor.begin <= 8) {
-      const [alpha] = toFloat32(alphaTensor.dtype, await readTensorBytes(file, alphaTensor));
+    const alpha = alphaValues.get(name);
+    if (alpha !== undefined) {
       pair.alpha = alpha;
       alphas.add(alpha);
     }

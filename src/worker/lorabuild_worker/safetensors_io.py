@@ -6,7 +6,8 @@ plus an optional "__metadata__" object of string -> string.
 
 Files are untrusted input, so ``SafetensorsFile`` checks the whole header before any tensor is touched,
 with the same rules as the TypeScript reader (src/safetensors/format.ts), every message naming the file:
-a regular file (never a FIFO or a device), header length 2..MAX_HEADER_BYTES inside the file, valid
+a regular file (never a FIFO or a device), header length 2..MAX_HEADER_BYTES inside the file, at most
+MAX_TENSORS tensors, valid
 UTF-8, nested at most MAX_HEADER_DEPTH deep (checked before json.loads, so no RecursionError), valid
 JSON, an object, no key twice in one object, string metadata, known dtypes, shape x dtype size == byte
 span, spans sorted, non-overlapping and without gaps, covering the data buffer exactly.
@@ -38,6 +39,8 @@ from .errors import WorkerError
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 # header object -> tensor entry -> shape / data_offsets list: nothing valid nests deeper
 MAX_HEADER_DEPTH = 3
+# an SDXL checkpoint has ~2,500 tensors, a LoRA of every layer a few thousand: 40x that is no model
+MAX_TENSORS = 100_000
 
 # every dtype of the format, with its size: the header rules accept them all ...
 DTYPE_BYTES: Dict[str, int] = {
@@ -148,6 +151,8 @@ def parse_header(path: str, raw: bytes, data_len: int) -> Tuple[Dict[str, Tensor
         raise SafetensorsError(path, "header nests too deeply") from None
     if not isinstance(header, dict):
         raise SafetensorsError(path, "header is not a JSON object")
+    if len(header) > MAX_TENSORS + 1:
+        raise SafetensorsError(path, f"header lists {len(header)} entries; no model or LoRA has more than {MAX_TENSORS} tensors")
 
     metadata: Dict[str, str] = {}
     raw_meta = header.pop("__metadata__", None)
