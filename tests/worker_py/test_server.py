@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 import numpy as np
@@ -219,6 +220,56 @@ class ServerTest(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(args["out_dir"], "state.safetensors")))
         finally:
             worker.close()
+
+    def test_stdin_closed_mid_op_exits_at_once_and_writes_nothing_more(self):
+        # what kill -9 of lorabuild looks like to the worker: its stdin ends while a request runs
+        worker = Worker()
+        try:
+            args = self.train_args("run-orphan", 100000, 50)
+            train_id = worker.send("train", args)
+            while True:
+                event = worker.event()
+                if event["id"] == train_id and event["type"] == "progress":
+                    break
+            before = sorted(os.listdir(args["out_dir"])) if os.path.isdir(args["out_dir"]) else []
+            closed = time.monotonic()
+            worker.proc.stdin.close()
+            code = worker.proc.wait(timeout=30)
+            self.assertLess(time.monotonic() - closed, 5.0)
+            self.assertEqual(code, 3)
+            time.sleep(0.5)
+            after = sorted(os.listdir(args["out_dir"])) if os.path.isdir(args["out_dir"]) else []
+            self.assertEqual(after, before, "the worker wrote files after its parent was gone")
+        finally:
+            worker.close()
+
+    def test_a_new_parent_means_the_old_one_is_gone(self):
+        # a middle process starts the worker with a stdin it keeps nowhere else, then dies: the worker is
+        # reparented (its stdin may stay open through other holders) and must notice on its own
+        code = (
+            "import os, subprocess, sys\n"
+            "r, w = os.pipe()\n"
+            "env = dict(os.environ, LORABUILD_PARENT_PID=str(os.getpid()))\n"
+            "p = subprocess.Popen([sys.executable, '-m', 'lorabuild_worker'], stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)\n"
+            "holder = subprocess.Popen(['sleep', '60'], pass_fds=(w,))\n"
+            "print(p.pid, holder.pid, flush=True)\n"
+            "os._exit(0)\n"
+        )
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"), LORABUILD_THREADS="1")
+        # a `sleep` keeps the write end of the worker's stdin open: no end of stdin, only a new parent
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+        pid, holder = (int(x) for x in run.stdout.split())
+        self.addCleanup(lambda: subprocess.run(["kill", "-9", str(holder)], capture_output=True))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            self.fail("the worker outlived its parent by 30 s")
 
 
 if __name__ == "__main__":
