@@ -8,6 +8,7 @@ import { checkProject, type CheckFinding, type CheckResult, type StageCheck } fr
 import { openProject } from '../engine/project.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
+import { printable } from '../text/printable.js';
 
 const HELP = `usage: lorabuild check [-f FILE] [--rebuild] [--json]
 
@@ -78,5 +79,5 @@ function stageLines(s: StageCheck): string {
 }
 
 function findingLine(f: CheckFinding): string {
-  return `${f.kind}: ${f.message}`;
+  return `${f.kind}: ${printable(f.message)}`;
 }

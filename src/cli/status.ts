@@ -8,6 +8,7 @@ import { openProject } from '../engine/project.js';
 import { stageStatusLine } from '../engine/status-format.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
+import { printable } from '../text/printable.js';
 
 const HELP = `usage: lorabuild status [targets...] [-f FILE] [--json] [--log STAGE]
 
@@ -39,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     mode: 'status',
     knownStageIds: project.allStageIds,
   });
-  if (result.lockProblem) process.stderr.write(`lorabuild: warning: ${result.lockProblem}\n`);
+  if (result.lockProblem) process.stderr.write(`lorabuild: warning: ${printable(result.lockProblem)}\n`);
   const reports = [...result.reports.values()];
   if (args.values.json) {
     for (const r of reports) process.stdout.write(`${JSON.stringify({ stage: r.stage, outcome: r.outcome, reason: r.reason })}\n`);
@@ -68,6 +69,6 @@ function printLog(cacheDir: string, stage: string, known: Set<string>): number {
       text = '(the log was removed by cache gc)\n';
     }
   }
-  process.stdout.write(`# ${stage}: ${last.outcome} at ${last.at}${last.reason ? ` — ${last.reason}` : ''}\n${text}`);
+  process.stdout.write(printable(`# ${stage}: ${last.outcome} at ${last.at}${last.reason ? ` — ${last.reason}` : ''}\n${text}`));
   return 0;
 }

@@ -3,9 +3,10 @@
 import type { Json } from '../engine/types.js';
 import { lossCurveSvg } from './loss-svg.js';
 import type { ReportCell, ReportImage, ReportLora, ReportModel, ReportRender, ReportScores, ReportValidation } from './model.js';
+import { printable } from '../text/printable.js';
 
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return printable(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const CSS = `

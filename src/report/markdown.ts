@@ -2,6 +2,7 @@
 // and LoRA files are linked relative to out/.
 import type { Json } from '../engine/types.js';
 import type { ReportModel, ReportRender, ReportScores } from './model.js';
+import { printable } from '../text/printable.js';
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -66,5 +67,5 @@ export function reportMarkdown(model: ReportModel): string {
       if (v.messages.length) lines.push('');
     }
   }
-  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${printable(lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd())}\n`;
 }

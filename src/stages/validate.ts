@@ -14,7 +14,7 @@ import { buildReport } from '../text/validation-report.js';
 import { renderMarkdown } from '../text/validation-markdown.js';
 
 /** bump when a per-item result changes for the same item and settings */
-const ITEM_VERSION = 1;
+const ITEM_VERSION = 2;
 
 function datasetOf(ctx: StageContext): { name: string; spec: DatasetSpec } {
   const name = ctx.node.target;
@@ -48,7 +48,7 @@ function captionBytes(ctx: StageContext, sha256: string): Buffer | null {
 
 export const stage: StageImpl = {
   kind: 'validate',
-  version: 1,
+  version: 2,
   materializeTo: (node) => `datasets/${node.target}`,
 
   async inputs(ctx) {

@@ -1,6 +1,7 @@
 // validation.md: the report for people (the JSON twin is validation.json).
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { ValidationReport } from './validation-report.js';
+import { printable } from './printable.js';
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -38,5 +39,5 @@ export function renderMarkdown(report: ValidationReport, tagRows = 50): string {
     for (const [tag, count] of tags.slice(0, tagRows)) out.push(`| ${cell(tag)} | ${count} |`);
     out.push('');
   }
-  return out.join('\n');
+  return printable(out.join('\n'));
 }
