@@ -3,7 +3,7 @@
 //  - checkpoint: the user's file, hashed through the stat memo; pickles refused unless allowed;
 //    non-SD1 files refused with what they are.
 import { mkdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { StageContext } from '../engine/types.js';
@@ -56,11 +56,22 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
   return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
 }
 
-async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean): Promise<ResolvedModel> {
-  const path = resolveUserPath(ctx.config, file);
-  if (!existsSync(path)) {
+/** Throws a ModelError naming the model when its checkpoint path is not a regular file (missing, a folder, a device). */
+function assertCheckpointFile(name: string, file: string, path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
     throw new ModelError(name, `checkpoint ${file} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
   }
+  if (st.isFile()) return;
+  const kind = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+  throw new ModelError(name, `checkpoint ${file} is ${kind}, not a .safetensors file`, 'point `checkpoint:` at the model file itself (e.g. models/checkpoints/DreamShaper_8_pruned.safetensors)');
+}
+
+async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean): Promise<ResolvedModel> {
+  const path = resolveUserPath(ctx.config, file);
+  assertCheckpointFile(name, file, path);
   const ext = extname(path).toLowerCase();
   if (PICKLE_EXTENSIONS.has(ext)) {
     if (!allowPickle) {
@@ -104,7 +115,7 @@ export async function modelIdentity(ctx: StageContext, modelName: string, worker
     // `lorabuild check` in CI has no checkpoint: it passes the identity its lock recorded
     const recorded = ctx.options.modelIdentityIfMissing;
     if (!existsSync(path) && typeof recorded === 'string') return recorded;
-    if (!existsSync(path)) throw new ModelError(modelName, `checkpoint ${spec.checkpoint} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
+    assertCheckpointFile(modelName, spec.checkpoint, path);
     return `sha256:${await ctx.hashFile(path)}`;
   }
   return (await resolveModel(ctx, modelName)).sha256;
