@@ -69,7 +69,8 @@ function plural(n: number, word: string): string {
 }
 
 export function countLine(diagnostics: readonly Diagnostic[]): string {
-  const count = (s: Severity) => diagnostics.filter((d) => d.severity === s).length;
+  // a "… and N more" note counts for the N it stands for
+  const count = (s: Severity) => diagnostics.reduce((n, d) => n + (d.more ? (d.more.severity === s ? d.more.count : 0) : d.severity === s ? 1 : 0), 0);
   const parts: string[] = [];
   if (count('error')) parts.push(plural(count('error'), 'error'));
   if (count('warning')) parts.push(plural(count('warning'), 'warning'));

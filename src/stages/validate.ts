@@ -12,6 +12,7 @@ import { checkItem, type ItemCheck, type ValidationSettings } from '../text/chec
 import { tokenizerForDataset } from '../text/resolve.js';
 import { buildReport } from '../text/validation-report.js';
 import { renderMarkdown } from '../text/validation-markdown.js';
+import { groupDiagnostics } from '../config/diagnostic-groups.js';
 
 /** bump when a per-item result changes for the same item and settings */
 const ITEM_VERSION = 2;
@@ -90,7 +91,9 @@ export const stage: StageImpl = {
     // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
     writeFileSync(join(ctx.outDir, 'validation.json'), json);
     writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
-    if (report.diagnostics.length > 0) ctx.emit({ diagnostics: report.diagnostics as unknown as Json[] });
+    // printed to a person: a few of each kind and a count (all of them are in validation.json)
+    const allIn = `${ctx.config.out}/datasets/${name}/validation.json`;
+    if (report.diagnostics.length > 0) ctx.emit({ diagnostics: groupDiagnostics(report.diagnostics, allIn) as unknown as Json[] });
     const meta: Json = {
       items: report.items,
       errors: report.errors,
