@@ -28,6 +28,10 @@ function location(d: Diagnostic): string {
   return loc;
 }
 
+/** Longest source excerpt shown, and how much of it comes before the column when it is cut. */
+const EXCERPT_WIDTH = 160;
+const EXCERPT_LEAD = 40;
+
 /** The source line and a `^~~~` marker under columns [col, endCol), or [] when there is nothing to show. */
 function excerpt(d: Diagnostic, source: string | undefined, paint: (code: string, text: string) => string): string[] {
   if (source === undefined || d.line === undefined) return [];
@@ -36,12 +40,17 @@ function excerpt(d: Diagnostic, source: string | undefined, paint: (code: string
   const gutter = String(d.line);
   // control characters show as escapes (a caption line may hold ESC): the marker counts them so
   const shown = (part: string) => printable(part).replace(/\n/g, '\\n');
-  const lines = [`  ${gutter} | ${shown(text)}`];
+  // a very long line (a 100,000-item flow list) is shown as a window around the column
+  const col = Math.min(d.col ?? 1, text.length + 1);
+  const from = text.length > EXCERPT_WIDTH ? Math.max(0, Math.min(col - 1 - EXCERPT_LEAD, text.length - EXCERPT_WIDTH)) : 0;
+  const to = Math.min(text.length, from + EXCERPT_WIDTH);
+  const before = from > 0 ? '…' : '';
+  const lines = [`  ${gutter} | ${before}${shown(text.slice(from, to))}${to < text.length ? '…' : ''}`];
   if (d.col !== undefined) {
-    const start = Math.min(d.col, text.length + 1);
-    const end = Math.max(start + 1, Math.min(d.endCol ?? start + 1, text.length + 1));
+    const start = col;
+    const end = Math.max(start + 1, Math.min(d.endCol ?? start + 1, to + 1));
     // keep tabs so the marker lines up with the text in any terminal
-    const pad = shown(text.slice(0, start - 1)).replace(/[^\t]/g, ' ');
+    const pad = (before + shown(text.slice(from, start - 1))).replace(/[^\t]/g, ' ');
     const marker = '^' + '~'.repeat(Math.max(1, shown(text.slice(start - 1, end - 1)).length) - 1);
     lines.push(`  ${' '.repeat(gutter.length)} | ${pad}${paint(ANSI.green, marker)}`);
   }

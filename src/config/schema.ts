@@ -14,10 +14,17 @@ const name = z
   .max(MAX_NAME_LENGTH, `names are at most ${MAX_NAME_LENGTH} characters (they become file names)`)
   .refine((n) => !WINDOWS_DEVICE.test(n), 'this is a device name on Windows (CON, NUL, COM1 ...), which no file or folder can have')
   .refine((n) => !n.endsWith('.'), 'names must not end with a dot (Windows drops it from file names)');
+/** Control characters: no file system, URL or terminal takes them (a NUL in a path throws deep inside Node). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** The same, but line feed and tab, which multi-line prompts may hold. */
+const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+const noControl = (s: z.ZodString) => s.refine((v) => !CONTROL.test(v), 'control characters (NUL, ESC, line breaks ...) are not allowed here');
 /** Paths written in the lorafile (PATH_MAX on Linux is 4096 bytes). */
-const path = z.string().min(1).max(4096);
+const path = noControl(z.string().min(1).max(4096));
+/** A name or revision that goes into a URL or a file name (hub repo, revision, split, column). */
+const ident = (max: number) => noControl(z.string().min(1).max(max));
 /** Free text that reaches a tokenizer or a report (a prompt, a trigger word). */
-const text = (max: number) => z.string().max(max);
+const text = (max: number) => z.string().max(max).refine((v) => !CONTROL_IN_TEXT.test(v), 'control characters (NUL, ESC ...) are not allowed in text');
 /** Seeds: any whole number JavaScript holds exactly (ComfyUI's larger seeds would silently round). */
 const seed = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** Training steps: 1,000,000 steps at the lab GPU's ~2 it/s is almost six days. */
@@ -29,9 +36,9 @@ const severity = z.enum(['error', 'warning', 'off']);
 export const ModelSchema = z
   .strictObject({
     checkpoint: path.optional().describe('LDM single-file checkpoint (.safetensors). ckpt_name in the lab node.'),
-    hub: z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo'),
+    hub: noControl(z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name')).optional().describe('Hugging Face model repo'),
     file: path.optional().describe('file inside the hub repo'),
-    revision: z.string().min(1).max(256).default('main'),
+    revision: ident(256).default('main'),
     builtin: z.enum(['tiny']).optional().describe('small random-initialised SD1-architecture model for demos, tests and CI'),
     seed: seed.default(0).describe('seed of a builtin model'),
     tokenizer: path.optional().describe('folder with vocab.json+merges.txt or a bpe_simple_vocab_16e6.txt.gz'),
@@ -66,11 +73,11 @@ export const DatasetSchema = z
   .strictObject({
     folder: path.optional().describe('local dataset folder (use_custom_dataset: true)'),
     layout: z.enum(['auto', 'lab', 'kohya', 'imagefolder']).default('auto'),
-    hub: z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub datasets look like owner/name').optional().describe('Hugging Face dataset repo (dataset_path)'),
-    revision: z.string().min(1).max(256).default('main'),
-    split: z.string().min(1).max(200).default('train'),
-    caption_column: z.string().min(1).max(200).optional().describe('caption column (lab default: text)'),
-    image_column: z.string().min(1).max(200).default('image'),
+    hub: noControl(z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub datasets look like owner/name')).optional().describe('Hugging Face dataset repo (dataset_path)'),
+    revision: ident(256).default('main'),
+    split: ident(200).default('train'),
+    caption_column: ident(200).optional().describe('caption column (lab default: text)'),
+    image_column: ident(200).default('image'),
     caption_choice: z.enum(['first', 'random']).default('first').describe('for list-of-string captions'),
     caption_seed: seed.default(0),
     bad_images: z.enum(['error', 'skip']).default('error').describe('rows whose image does not decode'),
@@ -87,7 +94,7 @@ export const LoraSchema = z
     dataset: name.describe('a key of datasets'),
     init_from: name.optional().describe('start from the final weights of another lora'),
     rank: z.number().int().min(1).max(1024).default(4),
-    alpha: z.number().positive().optional().describe('default = rank (scale 1)'),
+    alpha: z.number().positive().max(65536).optional().describe('default = rank (scale 1)'),
     learning_rate: z.number().positive().max(1).default(1e-4),
     batch_size: z.number().int().min(1).max(256).default(1),
     steps: z.number().int().min(1).max(MAX_STEPS).default(1000).describe('training_steps'),
