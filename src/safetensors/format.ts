@@ -96,7 +96,8 @@ export function parseHeader(json: Buffer, fileSize: number, file: string): Safet
   const dataStart = 8 + json.length;
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(json);
+    // ignoreBOM keeps a leading BOM in the text, so JSON.parse refuses it as Python's json does
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json);
   } catch {
     throw new SafetensorsError(file, 'header is not valid UTF-8 text');
   }
