@@ -232,6 +232,8 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
       if (st && !st.isFile()) remove(join(layout.logsDir, name), `${what(st)} where a log file belongs`);
     }
   }
+  const q = lstatOrNull(layout.quarantine);
+  if (q && !q.isDirectory()) remove(layout.quarantine, `${what(q)} where a folder belongs`);
   for (const path of [layout.generation]) {
     const st = lstatOrNull(path);
     if (st && !st.isFile()) remove(path, `${what(st)} where a file belongs`);

@@ -8,6 +8,7 @@
 import { openSync, closeSync, writeSync, readFileSync, rmSync, mkdirSync, statSync, renameSync, utimesSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CacheLayout } from './layout.js';
+import { readRegularFileSync } from './safe-fs.js';
 
 export interface LockHolder {
   pid: number;
@@ -161,7 +162,7 @@ function tryCreate(file: string, me: LockHolder): boolean {
 
 function readHolder(file: string): LockHolder | undefined {
   try {
-    const holder = JSON.parse(readFileSync(file, 'utf8')) as LockHolder;
+    const holder = JSON.parse(readRegularFileSync(file, 'utf8')) as LockHolder;
     return typeof holder.pid === 'number' ? holder : undefined;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

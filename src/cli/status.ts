@@ -1,6 +1,5 @@
 // lorabuild status [targets] [-f FILE] [--json] [--log STAGE]
 // Each stage fresh / cached / stale and why, without running or locking anything.
-import { readFileSync } from 'node:fs';
 import { CacheLayout } from '../cache/layout.js';
 import { reportConfigError } from '../config/format.js';
 import { execute } from '../engine/executor.js';
@@ -9,6 +8,7 @@ import { stageStatusLine } from '../engine/status-format.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
 import { printable } from '../text/printable.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 const HELP = `usage: lorabuild status [targets...] [-f FILE] [--json] [--log STAGE]
 
@@ -55,7 +55,7 @@ function printLog(cacheDir: string, stage: string, known: Set<string>): number {
   const layout = new CacheLayout(cacheDir);
   let last: { fingerprint: string | null; outcome: string; reason: string; at: string; log?: string };
   try {
-    last = JSON.parse(readFileSync(layout.lastRun(stage), 'utf8')) as typeof last;
+    last = JSON.parse(readRegularFileSync(layout.lastRun(stage), 'utf8')) as typeof last;
   } catch {
     const hint = known.has(stage) ? 'it has not run with this cache yet' : `no such stage; stages: ${[...known].join(', ')}`;
     process.stderr.write(`lorabuild status: no log for ${stage} (${hint})\n`);
@@ -64,7 +64,7 @@ function printLog(cacheDir: string, stage: string, known: Set<string>): number {
   let text = last.log ?? '';
   if (last.fingerprint) {
     try {
-      text = readFileSync(layout.log(last.fingerprint), 'utf8');
+      text = readRegularFileSync(layout.log(last.fingerprint), 'utf8');
     } catch {
       text = '(the log was removed by cache gc)\n';
     }

@@ -1,6 +1,6 @@
 // Loads lorafile.yaml: YAML with source positions -> zod schema -> cross-checks -> Config.
 // Every problem found becomes a positioned Diagnostic; all of them are thrown together as a ConfigError.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Pair } from 'yaml';
 import { crossCheck } from './cross-checks.js';
@@ -12,6 +12,7 @@ import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
 import { displayFileName } from './display.js';
 import { toJsWithAliasCheck } from './yaml-aliases.js';
+import { kindOf, readRegularFileSync } from '../cache/safe-fs.js';
 
 export { displayFileName };
 
@@ -131,7 +132,10 @@ export function parseConfig(text: string, file: string): Config {
 export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Config> {
   let source: string;
   try {
-    const size = (await stat(file)).size;
+    const st = await stat(file);
+    // a FIFO would block the read forever, a device never end
+    if (!st.isFile() && !st.isDirectory()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG', kind: kindOf(st) });
+    const size = st.size;
     if (size > MAX_LORAFILE_BYTES) {
       throw new ConfigError([
         {
@@ -143,7 +147,7 @@ export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Confi
         },
       ]);
     }
-    source = await readFile(file, 'utf8');
+    source = readRegularFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -151,9 +155,16 @@ export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Confi
       severity: 'error',
       code: 'unreadable-lorafile',
       file: displayFileName(file),
-      message: code === 'ENOENT' ? 'lorafile not found' : code === 'EISDIR' ? 'this is a folder, not a lorafile' : `cannot read the lorafile (${code ?? String(err)})`,
+      message:
+        code === 'ENOENT'
+          ? 'lorafile not found'
+          : code === 'EISDIR'
+            ? 'this is a folder, not a lorafile'
+            : code === 'ENOTREG'
+              ? `this is ${(err as { kind?: string }).kind ?? 'not a regular file'}, not a lorafile`
+              : `cannot read the lorafile (${code ?? String(err)})`,
       hint:
-        code === 'ENOENT' || code === 'EISDIR'
+        code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTREG'
           ? `run lorabuild in the folder that holds ${DEFAULT_LORAFILE}, or name the file with -f PATH`
           : 'check the file permissions',
     };

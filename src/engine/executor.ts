@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import { ActionCache } from '../cache/action-cache.js';
-import { writeFileAtomic } from '../cache/atomic.js';
+import { writeOwnedFileAtomic } from '../cache/safe-fs.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -210,8 +210,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     const staging = mkdtempSync(join(layout.tmp, 'stage-'));
     const { ctx, record } = makeStageContext(contextDeps, staging);
     const recordRun = (outcome: string, reason: string) => {
-      writeFileAtomic(layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
-      writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString() }));
+      writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
+      writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString() }));
     };
     try {
       let result;
@@ -285,7 +285,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
           if (mode === 'run' && !interrupted) {
             // failed before it had a fingerprint (e.g. inputs() could not read the dataset): keep the error for `status --log`
             const log = `error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`;
-            writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason, at: new Date().toISOString(), log }));
+            writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason, at: new Date().toISOString(), log }));
           }
           return finish({ report: { stage: node.id, outcome: 'failed', reason, durationMs: 0 } });
         }
@@ -299,6 +299,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   await sharedWorker.close();
 
   let lockWritten = false;
+  let lockWriteProblem: string | undefined;
   if (mode === 'run') {
     const stages: Record<string, LockEntry> = {};
     for (const [id, entry] of Object.entries(previousLock.stages)) {
@@ -312,7 +313,13 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       stages[id] = entry;
     }
     // rendering 20,000 file hashes as YAML costs more than a whole no-op run: skip it when nothing changed
-    const written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+    let written: string | null = null;
+    try {
+      written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+    } catch (err) {
+      // a folder (or a FIFO) where the lock belongs: say so instead of failing the whole run
+      lockWriteProblem = `could not write ${opts.lockFile}: ${err instanceof Error ? err.message : String(err)}`;
+    }
     if (written) {
       memo.record(opts.lockFile, statSync(opts.lockFile), written, true);
       lockWritten = true;
@@ -320,7 +327,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   }
   memo.save();
   memo.dropRacy();
-  return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
+  return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: lockWriteProblem ?? loaded.problem };
 }
 
 async function copiesMatch(files: StageOutputs['files'], materializedDir: string, memo: StatMemo): Promise<boolean> {

@@ -2,7 +2,7 @@
 // formatting) next to the lorafile, meant to be committed. Parsing 20,000 file hashes of YAML on
 // every no-op run would cost more than the run itself, so the parsed form is memoised in the cache
 // under the hash of the lock text.
-import { readFileSync, rmSync, readdirSync } from 'node:fs';
+import { lstatSync, rmSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
@@ -12,6 +12,7 @@ import { checkOutputName } from './outputs.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
 import { lockYaml } from './lock-yaml.js';
 import { firstAlias } from '../config/yaml-aliases.js';
+import { kindOf, NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 
 export function lockPathFor(lorafile: string): string {
   const name = basename(lorafile).replace(/\.ya?ml$/i, '');
@@ -43,21 +44,23 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   }
   if (textHash) {
     try {
-      return { lock: JSON.parse(readFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
+      return { lock: JSON.parse(readRegularFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
     } catch {
       // not memoised yet: parse the YAML below
     }
   }
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch {
+    text = readRegularFileSync(file, 'utf8');
+  } catch (err) {
+    // a FIFO or a folder where the lock belongs is no lock lorabuild wrote
+    if (err instanceof NotRegularFileError) return { lock: emptyLock(), textHash: `not-a-file:${err.kind}`, problem: `${file} is ${err.kind}, not a lock file — the lock is ignored; move it away so that lorabuild can write the lock` };
     return { lock: emptyLock(), textHash: '' };
   }
   textHash = sha256Hex(text);
   const memo = layout.parsedLock(textHash);
   try {
-    return { lock: JSON.parse(readFileSync(memo, 'utf8')) as Lockfile, textHash };
+    return { lock: JSON.parse(readRegularFileSync(memo, 'utf8')) as Lockfile, textHash };
   } catch {
     // not memoised yet
   }
@@ -80,7 +83,7 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   const problem = lockShapeProblem(value);
   if (problem) return { lock: emptyLock(), textHash, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
   const lock = value as Lockfile;
-  writeFileAtomic(memo, JSON.stringify(lock));
+  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock));
   return { lock, textHash };
 }
 
@@ -94,10 +97,17 @@ export async function writeLockfile(file: string, lock: Lockfile, previousTextHa
   const text = await renderLockfile(lock);
   const textHash = sha256Hex(text);
   if (textHash === previousTextHash) return null;
+  let existing;
+  try {
+    existing = lstatSync(file);
+  } catch {
+    existing = undefined;
+  }
+  if (existing && !existing.isFile() && !existing.isSymbolicLink()) throw new Error(`${file} is ${kindOf(existing)}, where lorabuild writes the lock; move it away`);
   writeFileAtomic(file, text);
   const layout = new CacheLayout(cacheRoot);
   const memo = layout.parsedLock(textHash);
-  writeFileAtomic(memo, JSON.stringify(lock));
+  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock));
   pruneMemos(dirname(memo), basename(memo));
   return textHash;
 }

@@ -2,9 +2,10 @@
 // growing `steps` continues from the longest earlier run (or an interrupted one) instead of starting
 // over. The index lives in <cache>/train-resume/<base key>.json and is rewritten atomically; the
 // states and LoRA files it names are CAS blobs (also stage outputs, so gc keeps them).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 export interface TrainRecord {
   /** steps trained */
@@ -36,7 +37,7 @@ export class ResumeIndex {
   records(): TrainRecord[] {
     if (!existsSync(this.file)) return [];
     try {
-      const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as IndexFile;
+      const parsed = JSON.parse(readRegularFileSync(this.file, 'utf8')) as IndexFile;
       return parsed.version === 1 && Array.isArray(parsed.records) ? parsed.records : [];
     } catch {
       // a damaged index only costs a retrain
