@@ -141,6 +141,8 @@ export function lockShapeProblem(input: unknown): string | undefined {
     if (!isMapping(e.files) || !Object.values(e.files).every((sha) => typeof sha === 'string' && SHA256_RE.test(sha))) return `stage ${id}: files must map paths to sha256 hashes`;
     if (!isMapping(e.upstream) || !Object.values(e.upstream).every((fp) => typeof fp === 'string')) return `stage ${id}: upstream must map stage ids to fingerprints`;
     if (e.implVersion !== undefined && !Number.isSafeInteger(e.implVersion)) return `stage ${id}: implVersion must be a whole number`;
+    // YAML can spell .inf and .nan; JSON (and so a fingerprint) cannot, and lorabuild never writes them
+    if (!finiteJson(e.params) || !finiteJson(e.meta)) return `stage ${id}: params and meta hold only finite numbers`;
     // output names become paths under out/: a hand-edited lock must not point anywhere else
     for (const [name, blob] of Object.entries(e.outputs)) {
       const bad = checkOutputName(name);
@@ -153,4 +155,11 @@ export function lockShapeProblem(input: unknown): string | undefined {
 
 function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function finiteJson(value: unknown, depth = 0): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > 64) return false;
+  return Object.values(value).every((v) => finiteJson(v, depth + 1));
 }
