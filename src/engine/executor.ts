@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import { ActionCache } from '../cache/action-cache.js';
-import { writeOwnedFileAtomic } from '../cache/safe-fs.js';
+import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -17,7 +17,7 @@ import type { WorkerClient } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
-import { checkOutputs, listStaged, materialize } from './outputs.js';
+import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext } from './stage-context.js';
 import { StatMemo, type HashStats } from './stat-memo.js';
@@ -209,9 +209,9 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     mkdirSync(layout.tmp, { recursive: true });
     const staging = mkdtempSync(join(layout.tmp, 'stage-'));
     const { ctx, record } = makeStageContext(contextDeps, staging);
-    const recordRun = (outcome: string, reason: string) => {
+    const recordRun = (outcome: string, reason: string, kept: string[] = []) => {
       writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
-      writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString() }));
+      writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString(), ...(kept.length ? { kept } : {}) }));
     };
     try {
       let result;
@@ -226,7 +226,10 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       }
       if (signal.aborted) throw new Interrupted();
       if (result.failed) {
-        recordRun('failed', result.failed.reason);
+        // what a failed stage wrote (validation.md with the caption errors) is what the user needs
+        // most: it goes to out/ like outputs do, but into no lock entry
+        const kept = materializedDir ? await keepFailureReports(staging, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
+        recordRun('failed', result.failed.reason, kept);
         return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
       }
       const files: StageOutputs['files'] = {};
@@ -249,7 +252,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         createdAt: new Date().toISOString(),
         durationMs,
       });
-      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
+      if (materializedDir) materialize(out.files, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], materializedDir, cas, memo, config.root);
       const reason = summarize(reasons);
       recordRun('ran', reason);
       return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out) };
@@ -328,6 +331,24 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   memo.save();
   memo.dropRacy();
   return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: lockWriteProblem ?? loaded.problem };
+}
+
+/** Names a failed run of the stage wrote into out/ (recorded in its last-run record): lorabuild's own files. */
+function keptBefore(layout: CacheLayout, stageId: string): string[] {
+  try {
+    const last = JSON.parse(readRegularFileSync(layout.lastRun(stageId), 'utf8')) as { kept?: unknown };
+    return Array.isArray(last.kept) ? last.kept.filter((n): n is string => typeof n === 'string' && checkOutputName(n) === undefined) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Copies what a failed stage staged into its out/ folder (never over a file lorabuild did not write); returns the names. */
+async function keepFailureReports(staging: string, materializedDir: string, ours: string[], cas: Cas, memo: StatMemo, root: string): Promise<string[]> {
+  const files: StageOutputs['files'] = {};
+  for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+  materialize(files, ours.filter((name) => name in files), materializedDir, cas, memo, root);
+  return Object.keys(files);
 }
 
 async function copiesMatch(files: StageOutputs['files'], materializedDir: string, memo: StatMemo): Promise<boolean> {

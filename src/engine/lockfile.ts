@@ -137,18 +137,18 @@ export function lockShapeProblem(input: unknown): string | undefined {
   for (const [id, entry] of Object.entries(value.stages)) {
     const e = entry as Partial<LockEntry>;
     if (typeof e?.fingerprint !== 'string' || typeof e.outputs !== 'object' || e.outputs === null) return `stage ${id}: entry lacks fingerprint or outputs`;
-    if (!isMapping(e.params)) return `stage ${id}: params must be a mapping`;
-    if (!isMapping(e.files) || !Object.values(e.files).every((sha) => typeof sha === 'string' && SHA256_RE.test(sha))) return `stage ${id}: files must map paths to sha256 hashes`;
-    if (!isMapping(e.upstream) || !Object.values(e.upstream).every((fp) => typeof fp === 'string')) return `stage ${id}: upstream must map stage ids to fingerprints`;
-    if (e.implVersion !== undefined && !Number.isSafeInteger(e.implVersion)) return `stage ${id}: implVersion must be a whole number`;
-    // YAML can spell .inf and .nan; JSON (and so a fingerprint) cannot, and lorabuild never writes them
-    if (!finiteJson(e.params) || !finiteJson(e.meta)) return `stage ${id}: params and meta hold only finite numbers`;
     // output names become paths under out/: a hand-edited lock must not point anywhere else
     for (const [name, blob] of Object.entries(e.outputs)) {
       const bad = checkOutputName(name);
       if (bad) return `stage ${id}: ${bad}`;
       if (typeof blob?.sha256 !== 'string' || !SHA256_RE.test(blob.sha256) || !Number.isSafeInteger(blob.size) || blob.size < 0) return `stage ${id}: output ${name} needs a sha256 and a size`;
     }
+    if (!isMapping(e.params)) return `stage ${id}: params must be a mapping`;
+    if (!isMapping(e.files) || !Object.values(e.files).every((sha) => typeof sha === 'string' && SHA256_RE.test(sha))) return `stage ${id}: files must map paths to sha256 hashes`;
+    if (!isMapping(e.upstream) || !Object.values(e.upstream).every((fp) => typeof fp === 'string')) return `stage ${id}: upstream must map stage ids to fingerprints`;
+    if (e.implVersion !== undefined && !Number.isSafeInteger(e.implVersion)) return `stage ${id}: implVersion must be a whole number`;
+    // YAML can spell .inf and .nan; JSON (and so a fingerprint) cannot, and lorabuild never writes them
+    if (!finiteJson(e.params) || !finiteJson(e.meta)) return `stage ${id}: params and meta hold only finite numbers`;
   }
   return undefined;
 }

@@ -3,7 +3,6 @@
 // validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '../cache/atomic.js';
 import type { Config, DatasetSpec } from '../config/schema.js';
 import type { Manifest } from '../datasets/manifest.js';
 import { canonicalHash } from '../engine/canonical.js';
@@ -104,11 +103,9 @@ export const stage: StageImpl = {
       tag_frequency: report.tagFrequency,
     };
     if (report.errors > 0) {
-      // a failed stage records no outputs, but the user needs the report most then
-      const folder = resolve(ctx.root, ctx.config.out, 'datasets', name);
-      writeFileAtomic(join(folder, 'validation.json'), json);
-      writeFileAtomic(join(folder, 'validation.md'), markdown);
-      ctx.log(`validation report: ${join(folder, 'validation.md')}`);
+      // a failed stage records no outputs, but the user needs the report most then: the executor
+      // still copies the staged reports into out/
+      ctx.log(`validation report: ${resolve(ctx.root, ctx.config.out, 'datasets', name, 'validation.md')}`);
       return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
     }
     return { meta };
