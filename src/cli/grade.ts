@@ -9,6 +9,7 @@ import { ConfigError } from '../config/errors.js';
 import { reportConfigError } from '../config/format.js';
 import { checkProject } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
+import { onPythonProbe } from '../worker/python.js';
 import type { Json } from '../engine/types.js';
 import { gatherFacts } from '../grade/facts.js';
 import { junitXml } from '../grade/junit.js';
@@ -78,6 +79,8 @@ export async function main(argv: string[]): Promise<number> {
       `lorabuild grade: warning: the rubric ${shown(rubricSpec)} is inside the graded project, where the student can edit it; grade with the TA's copy (--rubric PATH or URL outside the repository)\n`,
     );
   }
+  // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
+  onPythonProbe((message) => process.stderr.write(`${message}\n`));
 
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild grade', {
     onWait: (holder, waited) => process.stderr.write(`${waitingMessage(holder, project.cacheDir, waited)}\n`),

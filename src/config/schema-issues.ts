@@ -64,7 +64,7 @@ function missingKey(sink: DiagnosticSink, path: readonly PathSegment[]): void {
     return;
   }
   const description = fieldAt(path)?.description;
-  sink.atKey(path.slice(0, -1), 'missing-key', `${prefix(path)}missing required key '${key}'`, `add '${key}: ...'${description ? ` (${description})` : ''}`);
+  sink.atKey(path.slice(0, -1), 'missing-key', `${prefix(path)}missing required key '${key}'`, `add '${key}: ...'${description ? ` — ${description}` : ''}`);
 }
 
 /** Why a field has the upper bound it has, where that is not obvious. */

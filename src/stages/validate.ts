@@ -105,7 +105,7 @@ export const stage: StageImpl = {
     if (report.errors > 0) {
       // a failed stage records no outputs, but the user needs the report most then: the executor
       // still copies the staged reports into out/
-      ctx.log(`validation report: ${resolve(ctx.root, ctx.config.out, 'datasets', name, 'validation.md')}`);
+      ctx.log(`validation report: ${ctx.config.out}/datasets/${name}/validation.md`);
       return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
     }
     return { meta };

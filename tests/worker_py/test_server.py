@@ -28,6 +28,21 @@ def byte_ids(text):
     return ids + [257] * (77 - len(ids))
 
 
+def processes_naming(path):
+    """pids of processes whose command line names ``path``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
 class Worker:
     def __init__(self):
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"), LORABUILD_THREADS="1")
@@ -129,7 +144,7 @@ class ServerTest(unittest.TestCase):
     def test_build_and_encode_wrote_real_files(self):
         self.assertEqual(read_header(self.model)[1]["lorabuild.arch"], "tiny")
         infos = read_header(self.items[0]["latents"])[0]
-        self.assertEqual(sorted(infos), ["latent", "latent_flipped"])
+        self.assertEqual(sorted(infos), ["latent", "latent_flipped", "logvar", "logvar_flipped"])
         self.assertEqual(read_header(self.items[0]["context"])[0]["context"].shape, (77, 64))
 
     def test_train_streams_progress_and_checkpoints(self):
@@ -204,22 +219,29 @@ class ServerTest(unittest.TestCase):
         self.assertIn("python-level noise", run.stderr)
         self.assertIn("c-level noise", run.stderr)
 
-    def test_sigterm_cancels_the_running_op_and_exits(self):
-        worker = Worker()
-        try:
-            args = self.train_args("run-term", 5000, 1000)
-            train_id = worker.send("train", args)
-            while True:
-                event = worker.event()
-                if event["id"] == train_id and event["type"] == "progress":
-                    break
-            worker.proc.send_signal(signal.SIGTERM)
-            events = worker.until_end(train_id)
-            self.assertEqual(events[-1]["code"], "cancelled")
-            self.assertEqual(worker.proc.wait(timeout=TIMEOUT), 0)
-            self.assertTrue(os.path.isfile(os.path.join(args["out_dir"], "state.safetensors")))
-        finally:
-            worker.close()
+    def test_stop_signals_cancel_the_running_op_at_a_step_boundary_and_exit(self):
+        # SIGTERM (kill), SIGINT (a terminal's Ctrl-C reaches the whole process group) and SIGHUP (the
+        # terminal closed): the step finishes, the resumable state is written, the worker exits cleanly
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            with self.subTest(signal=name):
+                worker = Worker()
+                try:
+                    args = self.train_args(f"run-{name}", 5000, 1000)
+                    train_id = worker.send("train", args)
+                    while True:
+                        event = worker.event()
+                        if event["id"] == train_id and event["type"] == "progress":
+                            break
+                    worker.proc.send_signal(getattr(signal, name))
+                    events = worker.until_end(train_id)
+                    self.assertEqual(events[-1]["code"], "cancelled", events[-1])
+                    self.assertEqual(worker.proc.wait(timeout=TIMEOUT), 0)
+                    state = os.path.join(args["out_dir"], "state.safetensors")
+                    step = json.loads(read_header(state)[1]["lorabuild.state"])["step"]
+                    self.assertIn(f"cancelled after step {step};", events[-1]["message"])
+                    self.assertNotIn("KeyboardInterrupt", "".join(worker.stderr))
+                finally:
+                    worker.close()
 
     def test_stdin_closed_mid_op_exits_at_once_and_writes_nothing_more(self):
         # what kill -9 of lorabuild looks like to the worker: its stdin ends while a request runs
@@ -242,6 +264,47 @@ class ServerTest(unittest.TestCase):
             self.assertEqual(after, before, "the worker wrote files after its parent was gone")
         finally:
             worker.close()
+
+    def test_stdin_closed_mid_ddp_training_takes_torchrun_and_its_ranks_along(self):
+        # devices: 2 trains in processes torchrun starts: they must not keep training (and writing)
+        # once lorabuild is gone
+        worker = Worker()
+        try:
+            args = self.train_args("run-orphan-ddp", 100000, 50)
+            args["params"].update({"devices": 2, "batch_size": 2})
+            train_id = worker.send("train", args)
+            while True:
+                event = worker.event()
+                if event["id"] == train_id and event["type"] == "error":
+                    self.fail(f"DDP training failed: {event}")
+                if event["id"] == train_id and event["type"] == "progress":
+                    break
+            request = os.path.join(args["out_dir"], "ddp-request.json")
+            self.assertTrue(processes_naming(request), "no torchrun processes found while training")
+            worker.proc.stdin.close()
+            self.assertEqual(worker.proc.wait(timeout=30), 3)
+            deadline = time.monotonic() + 10
+            while processes_naming(request) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = processes_naming(request)
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+            self.assertEqual(left, [], "torchrun or a rank outlived the worker")
+        finally:
+            worker.close()
+
+    def test_batch_mode_runs_its_request_whatever_its_parent(self):
+        # a Slurm job: stdin is the request file (it ends at once) and the parent is slurmstepd
+        with tempfile.TemporaryDirectory() as tmp:
+            request, events = os.path.join(tmp, "request.json"), os.path.join(tmp, "events.jsonl")
+            with open(request, "w") as f:
+                json.dump({"id": 1, "op": "hello", "args": {}}, f)
+            env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"), LORABUILD_THREADS="1", LORABUILD_PARENT_PID="1")
+            run = subprocess.run([sys.executable, "-m", "lorabuild_worker", "--batch", request, "--events", events], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            with open(events) as f:
+                done = [json.loads(line) for line in f if line.strip()]
+            self.assertEqual([(e["id"], e["type"]) for e in done], [(0, "done"), (1, "done")])
 
     def test_a_new_parent_means_the_old_one_is_gone(self):
         # a middle process starts the worker with a stdin it keeps nowhere else, then dies: the worker is

@@ -3,10 +3,12 @@
 Reads requests ``{"id", "op", "args"}`` from stdin, runs them one at a time through
 ``lorabuild_worker.ops.<op>.run(args, ctx)`` (imported on first use) and writes events to stdout, one JSON
 object per line, flushed. stdout carries only protocol lines: Python-level and C-level prints are sent to
-stderr. A reader thread handles ``cancel`` while an op runs; SIGTERM cancels everything, then the
-server exits. End of stdin while idle: the server exits. End of stdin while an op runs or requests
-wait, or a new parent process: lorabuild itself is gone (the client closes stdin only when idle), so
-the worker exits at once, mid-step, and writes nothing more (see ``parent_gone``).
+stderr. A reader thread handles ``cancel`` while an op runs. SIGTERM, SIGINT and SIGHUP cancel
+everything (a training stops at the next step boundary with its resumable state saved), then the server
+exits: a terminal's Ctrl-C reaches the whole process group, this worker included, and must not kill it
+with a KeyboardInterrupt mid-step. End of stdin while idle: the server exits. End of stdin while an op
+runs or requests wait, or a new parent process: lorabuild itself is gone (the client closes stdin only
+when idle), so the worker exits at once, mid-step, and writes nothing more (see ``parent_gone``).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import threading
 import time
 import traceback
 from typing import Any, Dict, Optional, Set, TextIO
+
+from . import children
 
 # OpenMP threads that spin while waiting make torch ~10x slower when the cores are shared (measured:
 # 20 tiny steps, 2 threads, 2 busy cores: 189 s spinning, 15 s passive). Must be set before torch loads.
@@ -40,7 +44,8 @@ PARENT_POLL_S = 0.5
 def parent_gone() -> None:
     """lorabuild is gone: stop now, from any thread, without unwinding (no finally blocks that would write
     checkpoints or events nobody reads; a half-written temp file stays in the cache's tmp/, which the next
-    run clears)."""
+    run clears). Processes it started (torchrun and its ranks) go too."""
+    children.kill_all()
     os._exit(PARENT_GONE_EXIT)
 
 
@@ -85,8 +90,11 @@ class OpContext:
 
 
 class Server:
-    def __init__(self, stdin: TextIO, writer: EventWriter):
+    def __init__(self, stdin: TextIO, writer: EventWriter, supervised: bool = True):
         self.stdin = stdin
+        # served to lorabuild over a pipe: end of stdin with work in flight, or a new parent process,
+        # means lorabuild is gone (not so in batch mode, where stdin is the request file)
+        self.supervised = supervised
         self.writer = writer
         self.requests: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
         self._cancelled: Set[int] = set()
@@ -130,7 +138,7 @@ class Server:
             self.requests.put(request)
         # the client closes stdin only when it waits for nothing: work in flight means it is gone
         with self._lock:
-            if self._unfinished > 0:
+            if self.supervised and self._unfinished > 0:
                 parent_gone()
         self.requests.put(None)
 
@@ -164,7 +172,8 @@ class Server:
     def serve(self) -> None:
         reader = threading.Thread(target=self.read_loop, name="stdin-reader", daemon=True)
         reader.start()
-        threading.Thread(target=self.watch_parent, name="parent-watchdog", daemon=True).start()
+        if self.supervised:
+            threading.Thread(target=self.watch_parent, name="parent-watchdog", daemon=True).start()
         while True:
             try:
                 request = self.requests.get(timeout=0.2)
@@ -243,14 +252,43 @@ def _protocol_stdout() -> TextIO:
     return proto
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
+def batch(request_file: str, events_file: str) -> int:
+    """One request from a file, events appended to a file: how a Slurm job runs the worker
+    (src/cluster/slurm-worker.ts tails the file). Request 0 is always ``hello``, so the submitting
+    side learns the versions and device of the node that ran the job."""
+    with open(request_file, encoding="utf-8") as f:
+        request = f.read().strip()
+    with open(events_file, "a", encoding="utf-8") as events:
+        writer = EventWriter(events)
+        import io
+
+        import torch
+
+        threads = os.environ.get("LORABUILD_THREADS")
+        torch.set_num_threads(max(1, int(threads) if threads else (os.cpu_count() or 1)))
+        hello = json.dumps({"id": 0, "op": "hello", "args": {}})
+        server = Server(io.StringIO(hello + "\n" + request + "\n"), writer, supervised=False)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, lambda *_: server.cancel_all())
+        server.serve()
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "--batch" and sys.argv[3] == "--events":
+        return batch(sys.argv[2], sys.argv[4])
     writer = EventWriter(_protocol_stdout())
+    server = Server(sys.stdin, writer)
+    # before torch loads (seconds): a Ctrl-C from then on stops the work instead of raising KeyboardInterrupt
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: server.cancel_all())
     import torch
 
     threads = os.environ.get("LORABUILD_THREADS")
     torch.set_num_threads(max(1, int(threads) if threads else (os.cpu_count() or 1)))
-    server = Server(sys.stdin, writer)
-    signal.signal(signal.SIGTERM, lambda *_: server.cancel_all())
     server.serve()
     return 0
 

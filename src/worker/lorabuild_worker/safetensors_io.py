@@ -6,10 +6,9 @@ plus an optional "__metadata__" object of string -> string.
 
 Files are untrusted input, so ``SafetensorsFile`` checks the whole header before any tensor is touched,
 with the same rules as the TypeScript reader (src/safetensors/format.ts), every message naming the file:
-a regular file (never a FIFO or a device), header length 2..MAX_HEADER_BYTES inside the file, at most
-MAX_TENSORS tensors, valid
-UTF-8, nested at most MAX_HEADER_DEPTH deep (checked before json.loads, so no RecursionError), valid
-JSON, an object, no key twice in one object, string metadata, known dtypes, shape x dtype size == byte
+a regular file (never a FIFO or a device), header length 2..MAX_HEADER_BYTES inside the file, valid
+UTF-8, nested at most MAX_HEADER_DEPTH deep and at most MAX_TENSORS tensors (both counted before
+json.loads: no RecursionError, no half minute parsing a million entries), valid JSON, an object, no key twice in one object, string metadata, known dtypes, shape x dtype size == byte
 span, spans sorted, non-overlapping and without gaps, covering the data buffer exactly.
 
     with SafetensorsFile(path) as f:          # memory-mapped; tensors are copy-on-write views
@@ -124,15 +123,21 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
 
 
-def _check_depth(path: str, text: str) -> None:
-    """Nesting depth outside strings, before json.loads (a deep "[[[[..." would hit Python's recursion
-    limit). Each regex pass removes the innermost bracket pairs, so a pass that still removes something
-    after MAX_HEADER_DEPTH passes means deeper nesting; all of it runs in the regex engine, not in Python."""
+def _check_structure(path: str, text: str) -> None:
+    """Nesting depth and the number of entries, outside strings, before json.loads (a deep "[[[[..."
+    would hit Python's recursion limit; parsing a million entries takes half a minute). Each regex pass
+    removes the innermost bracket pairs, so a pass that still removes something after MAX_HEADER_DEPTH
+    passes means deeper nesting, and after MAX_HEADER_DEPTH - 1 passes only the top object's commas
+    are left; all of it runs in the regex engine, not in Python."""
     rest = _JSON_STRING.sub("", text)
-    for _ in range(MAX_HEADER_DEPTH):
+    for _ in range(MAX_HEADER_DEPTH - 1):
         rest = _INNERMOST.sub("", rest)
+    top_level_commas = rest.count(",")
+    rest = _INNERMOST.sub("", rest)
     if _INNERMOST.search(rest):
         raise SafetensorsError(path, f"header nests deeper than {MAX_HEADER_DEPTH} levels; a safetensors header never does")
+    if top_level_commas + 1 > MAX_TENSORS + 1:
+        raise SafetensorsError(path, f"header lists {top_level_commas + 1} entries; no model or LoRA has more than {MAX_TENSORS} tensors")
 
 
 def parse_header(path: str, raw: bytes, data_len: int) -> Tuple[Dict[str, TensorInfo], Dict[str, str]]:
@@ -140,7 +145,7 @@ def parse_header(path: str, raw: bytes, data_len: int) -> Tuple[Dict[str, Tensor
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SafetensorsError(path, "header is not valid UTF-8 text") from None
-    _check_depth(path, text)
+    _check_structure(path, text)
     try:
         header = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
