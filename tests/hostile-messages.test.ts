@@ -27,10 +27,12 @@ describe('messages that name the real problem', () => {
       await makeSubmission(dir);
       mkdirSync(join(dir, 'a-folder'));
       writeFileSync(join(dir, 'lorafile.yaml'), fixtureLorafile().replace('    builtin: tiny', `    checkpoint: ${checkpoint}`).replace(/renders:[^]*$/, ''));
+      // the pre-flight check says so before anything runs (a FIFO would block, a device never ends)
       const r = await runCli(['run'], { cwd: dir, env: GRADE_ENV, timeoutMs: 300_000 });
-      expect(r.code, r.stdout + r.stderr).toBe(1);
-      expect(r.stdout).toContain(`FAILED    train:one_line_art: model 'tiny': checkpoint ${checkpoint} is ${what}, not a .safetensors file`);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toContain(`lorafile.yaml:6:17: error: model 'tiny': checkpoint ${checkpoint} is ${what}, not a file`);
       expect(r.stdout + r.stderr).not.toContain('tokenizer');
+      expect(r.stdout).not.toContain('ran       fetch');
     }
   }, 600_000);
 
@@ -43,9 +45,10 @@ describe('messages that name the real problem', () => {
     writeFileSync(join(dir, 'lorafile.yaml'), fixtureLorafile().replace('    targets: attention', '    targets: attention\n    publish: loras').replace('steps: 4', 'steps: 2').replace('checkpoint_every: 2', 'checkpoint_every: 1'));
     const r = await runCli(['run', '--keep-going'], { cwd: dir, env: GRADE_ENV, timeoutMs: 300_000 });
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toContain(`publish: ${join(dir, 'loras')} is a folder; publish: names the file to write.`);
-    expect(r.stdout).toContain(`hint: write publish: ${join(dir, 'loras', 'one_line_art.safetensors')}`);
-    expect(r.stdout).not.toContain('EISDIR');
+    expect(r.stdout).toContain("FAILED    train:one_line_art: lora 'one_line_art': publish: loras is a folder; publish: names the file to write");
+    expect(r.stderr).toContain('lorafile.yaml:27:14: error: ');
+    expect(r.stderr).toContain('hint: write publish: loras/one_line_art.safetensors');
+    expect(r.stdout + r.stderr).not.toContain('EISDIR');
 
     // without publish: training succeeds, and the report stops at the user's out/report.md
     writeFileSync(join(dir, 'lorafile.yaml'), readFileSync(join(dir, 'lorafile.yaml'), 'utf8').replace('    publish: loras\n', ''));

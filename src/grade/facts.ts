@@ -76,7 +76,9 @@ const stageCheck = (check: CheckResult, id: string): StageCheck | undefined => c
 function distrust(check: CheckResult, id: string): string | undefined {
   const s = stageCheck(check, id);
   if (!s) return `${id} is not part of this lorafile`;
-  if (s.status === 'ok') return undefined;
+  // stale: built from older inputs, but its lock entry and committed outputs are intact (check.* says
+  // it is stale); what it built is still what the submission holds
+  if (s.status === 'ok' || s.status === 'stale') return undefined;
   const finding = s.findings.find((f) => f.kind !== 'info' && f.kind !== 'environment') ?? s.findings[0];
   return `check found ${id} ${s.status}${finding ? ` (${finding.message})` : ''}`;
 }

@@ -32,7 +32,10 @@ const sha256 = async (file: string) => createHash('sha256').update(await readFil
  * except a loras/ folder inside an existing models/ folder (a ComfyUI install without LoRAs yet):
  * that one folder is created, nothing above it, so a mistyped ComfyUI path never grows a new tree.
  */
-export function publishFolderProblem(target: string, shown: string): { message: string; hint: string } | null {
+export function publishFolderProblem(target: string, shown: string, loraName: string): { message: string; hint: string } | null {
+  const kind = entryKind(target);
+  if (kind === 'folder') return { message: `publish: ${shown} is a folder; publish: names the file to write`, hint: `write publish: ${join(shown, `${loraName}.safetensors`)}` };
+  if (kind === 'other') return { message: `publish: ${shown} exists and is not a regular file`, hint: 'point `publish:` at a .safetensors file path' };
   if (extname(target).toLowerCase() !== '.safetensors') {
     return { message: `publish: ${shown} does not end in .safetensors`, hint: 'name the file NAME.safetensors: ComfyUI and A1111 load LoRAs from .safetensors files' };
   }
@@ -57,18 +60,13 @@ export function publishFolderProblem(target: string, shown: string): { message: 
 /** Returns the target path; throws PublishError (naming the file and the way out) when it must not overwrite. */
 export async function publishLora(req: PublishRequest): Promise<string> {
   const shown = req.shown ?? req.target;
-  const kind = entryKind(req.target);
-  if (kind === 'folder') {
-    throw new PublishError(`publish: ${shown} is a folder; publish: names the file to write.\n  hint: write publish: ${join(shown, `${req.loraName}.safetensors`)}`);
-  }
-  if (kind === 'other') throw new PublishError(`publish: ${shown} exists and is not a regular file; it was left untouched.\n  hint: point \`publish:\` at a .safetensors file path`);
-  const problem = publishFolderProblem(req.target, shown);
+  const problem = publishFolderProblem(req.target, shown, req.loraName);
   if (problem) throw new PublishError(`${problem.message}; nothing was written.\n  hint: ${problem.hint}`);
   if (!existsSync(dirname(req.target))) {
     mkdirSync(dirname(req.target));
     req.log(`publish: created ${dirname(shown)}/`);
   }
-  if (kind === 'file') {
+  if (entryKind(req.target) === 'file') {
     if ((await sha256(req.target)) === (await sha256(req.source))) return req.target;
     const owner = await readSafetensorsHeader(req.target).then((h) => h.metadata['lorabuild.lora'], () => undefined);
     if (owner !== req.loraName) {
