@@ -24,7 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => {
   tally.report('with a diagnostic naming the file (exit 1)');
-  folderTally.report('with exit 1 naming the file');
+  folderTally.report('with exit 1 (2 from the pre-flight check) naming the file');
   tmp?.cleanup();
 });
 
@@ -135,11 +135,13 @@ describe('hostile dataset folders', () => {
     ['a file name with an escape', (ds) => writeFileSync(join(ds, 'text/\u001b[2J.txt'), 'x'), 'contains control characters'],
     ['a file name with a bidi override', (ds) => writeFileSync(join(ds, 'text/\u202egnp.txt'), 'x'), 'contains control characters'],
     ['33 nested folders', (ds) => mkdirSync(join(ds, ...Array(34).fill('d')), { recursive: true }), 'folders nest more than 32 levels deep'],
-    ['the dataset folder is a file', (ds) => (execFileSync('rm', ['-rf', ds]), writeFileSync(ds, 'x')), 'is a file, not a folder'],
-    ['the dataset folder is missing', (ds) => execFileSync('rm', ['-rf', ds]), 'dataset folder does not exist'],
-    ['the dataset folder is a FIFO', (ds) => (execFileSync('rm', ['-rf', ds]), execFileSync('mkfifo', [ds])), 'is a file, not a folder'],
+    // the pre-flight check refuses these before anything runs: exit 2 at the `folder:` line
+    ['the dataset folder is a file', (ds) => (execFileSync('rm', ['-rf', ds]), writeFileSync(ds, 'x')), "lorafile.yaml:6:13: error: dataset 'ds': folder ds is a file, not a folder"],
+    ['the dataset folder is missing', (ds) => execFileSync('rm', ['-rf', ds]), "lorafile.yaml:6:13: error: dataset 'ds': folder ds does not exist"],
+    ['the dataset folder is a FIFO', (ds) => (execFileSync('rm', ['-rf', ds]), execFileSync('mkfifo', [ds])), "lorafile.yaml:6:13: error: dataset 'ds': folder ds is a FIFO, not a folder"],
   ];
-  it('each stops the build with exit 1 and a message naming the file, never a crash or a hang', async () => {
+  const exitFor = (message: string) => (message.startsWith('lorafile.yaml:') ? 2 : 1);
+  it('each stops the build with exit 1 (exit 2 from the pre-flight check) and a message naming the file, never a crash or a hang', async () => {
     for (const [i, [name, damage, message]] of FOLDERS.entries()) {
       const dir = join(tmp.dir, `folder-${i}`);
       writeFiles(dir, { 'lorafile.yaml': LORAFILE, 'ds/image/0.png': png, 'ds/text/0.txt': 'a face\n' });
@@ -152,7 +154,7 @@ describe('hostile dataset folders', () => {
       const out = r.stdout + r.stderr;
       if (RAW_CONTROL.test(out) || out.includes('internal error')) folderTally.add(name, 'crashed', out.slice(0, 300));
       else if (r.code === 0 && message === '') folderTally.add(name, 'accepted');
-      else if (r.code === 1 && message !== '' && out.includes(message)) folderTally.add(name, 'rejected', out.split('\n').find((l) => l.includes(message)));
+      else if (r.code === exitFor(message) && message !== '' && out.includes(message)) folderTally.add(name, 'rejected', out.split('\n').find((l) => l.includes(message)));
       else folderTally.add(name, 'crashed', `exit ${r.code}: ${out.slice(0, 400)}`);
     }
     expect(folderTally.failures()).toEqual([]);

@@ -44,7 +44,7 @@ function absence(abs: string, kind: Kind): string | null {
   } catch {
     return 'does not exist';
   }
-  if (kind === 'folder' && !st.isDirectory()) return 'is a file, not a folder';
+  if (kind === 'folder' && !st.isDirectory()) return `is ${st.isFile() ? 'a file' : kindOf(st)}, not a folder`;
   // a FIFO would block the run that opens it, a device would be read forever
   if (kind === 'file' && !st.isFile()) return `is ${kindOf(st)}, not a file`;
   return null;

@@ -90,6 +90,15 @@ class Worker:
             if event["type"] in ("done", "error"):
                 return got
 
+    def until_progress(self, request_id):
+        """Waits for the request's first progress event; its end before one fails the test."""
+        while True:
+            event = self.event()
+            if event["id"] == request_id and event["type"] in ("done", "error"):
+                raise AssertionError(f"request {request_id} ended before any progress: {event}")
+            if event["id"] == request_id and event["type"] == "progress":
+                return event
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.stdin.close()
@@ -248,11 +257,7 @@ class ServerTest(unittest.TestCase):
         worker = Worker()
         try:
             args = self.train_args("run-orphan", 100000, 50)
-            train_id = worker.send("train", args)
-            while True:
-                event = worker.event()
-                if event["id"] == train_id and event["type"] == "progress":
-                    break
+            worker.until_progress(worker.send("train", args))
             before = sorted(os.listdir(args["out_dir"])) if os.path.isdir(args["out_dir"]) else []
             closed = time.monotonic()
             worker.proc.stdin.close()
@@ -272,13 +277,7 @@ class ServerTest(unittest.TestCase):
         try:
             args = self.train_args("run-orphan-ddp", 100000, 50)
             args["params"].update({"devices": 2, "batch_size": 2})
-            train_id = worker.send("train", args)
-            while True:
-                event = worker.event()
-                if event["id"] == train_id and event["type"] == "error":
-                    self.fail(f"DDP training failed: {event}")
-                if event["id"] == train_id and event["type"] == "progress":
-                    break
+            worker.until_progress(worker.send("train", args))
             request = os.path.join(args["out_dir"], "ddp-request.json")
             self.assertTrue(processes_naming(request), "no torchrun processes found while training")
             worker.proc.stdin.close()
