@@ -167,6 +167,14 @@ describe('a LoRA changed together with its hash in the lock', () => {
     expect(train!.message).toContain('its tensors were changed after training');
     const render = found.find((f) => f.stage === 'render:one_line_art_ab' && f.file === LORA);
     expect(render?.message).toContain(`${LORA} is not the LoRA render:one_line_art_ab was rendered with`);
+
+    // and grade reads nothing from that LoRA: its header would still say rank 4
+    writeFileSync(join(tmp.dir, 'rank.yaml'), 'checks:\n  - id: rank\n    title: rank 4\n    points: 5\n    expect: loras.one_line_art.rank == 4\n');
+    const graded = await lorabuildIn(dir, ['grade', '--rubric', join(tmp.dir, 'rank.yaml'), '--json', 'grade.json'], { LORABUILD_CACHE: ciCache });
+    expect(graded.code, graded.stdout + graded.stderr).toBe(1);
+    const grade = JSON.parse(readFileSync(join(dir, 'grade.json'), 'utf8')) as { checks: { passed: boolean; messages: string[] }[] };
+    expect(grade.checks[0].passed).toBe(false);
+    expect(grade.checks[0].messages[0]).toMatch(/^loras\.one_line_art\.rank is not verified: check found train:one_line_art tampered \(/);
   });
 });
 
