@@ -1,7 +1,8 @@
 // The messages hostile or mistaken input used to get wrong (issue 21 items 5, 14, 15), through the
-// CLI: a checkpoint that is a folder or a device, publish: at a folder, a user's file where out/
+// CLI: a checkpoint that is a device or a FIFO, publish: at a folder, a user's file where out/
 // writes, a lora that is not a mapping, and a dataset with hundreds of one problem (grouped).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -17,20 +18,20 @@ afterAll(() => tmp?.cleanup());
 const fixtureLorafile = () => readFileSync(join(GRADE_FIXTURE, 'lorafile.yaml'), 'utf8');
 
 describe('messages that name the real problem', () => {
-  it('a checkpoint that is a folder or a device names the model and what the path is', async () => {
+  it('a checkpoint that is a device or a FIFO names the model and what the path is (a folder is a diffusers model)', async () => {
     for (const [checkpoint, what] of [
-      ['a-folder', 'a folder'],
+      ['a-fifo', 'a FIFO'],
       ['/dev/zero', 'a device'],
     ] as const) {
       const dir = join(tmp.dir, `checkpoint-${what.replace(' ', '-')}`);
       mkdirSync(dir);
       await makeSubmission(dir);
-      mkdirSync(join(dir, 'a-folder'));
+      execFileSync('mkfifo', [join(dir, 'a-fifo')]);
       writeFileSync(join(dir, 'lorafile.yaml'), fixtureLorafile().replace('    builtin: tiny', `    checkpoint: ${checkpoint}`).replace(/renders:[^]*$/, ''));
       // the pre-flight check says so before anything runs (a FIFO would block, a device never ends)
       const r = await runCli(['run'], { cwd: dir, env: GRADE_ENV, timeoutMs: 300_000 });
       expect(r.code, r.stdout + r.stderr).toBe(2);
-      expect(r.stderr).toContain(`lorafile.yaml:6:17: error: model 'tiny': checkpoint ${checkpoint} is ${what}, not a file`);
+      expect(r.stderr).toContain(`lorafile.yaml:6:17: error: model 'tiny': checkpoint ${checkpoint} is ${what}, not a file or a folder`);
       expect(r.stdout + r.stderr).not.toContain('tokenizer');
       expect(r.stdout).not.toContain('ran       fetch');
     }

@@ -16,6 +16,7 @@
 // Facts come from what check verified: the lock only where it is intact, validation only from
 // check's own re-run. What could not be verified is listed in `unverified` (prefix -> why), and a
 // rubric check on such a fact fails saying so, instead of trusting a value nobody checked.
+import { renderModelName } from '../config/render-loras.js';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -185,7 +186,7 @@ function modelFacts(config: Config, check: CheckResult, renders: Obj): Obj {
     if (!sha256) {
       for (const [render, r] of Object.entries(config.renders ?? {})) {
         const facts = renders[render];
-        if (config.loras[r.lora]?.model === name && isObj(facts) && typeof facts.model_sha256 === 'string') sha256 = facts.model_sha256;
+        if (renderModelName(config, r) === name && isObj(facts) && typeof facts.model_sha256 === 'string') sha256 = facts.model_sha256;
       }
     }
     out[name] = {
