@@ -1,7 +1,8 @@
 // Cache stores on real files: CAS atomicity and dedup, verify quarantining a corrupted blob,
 // gc policies, the writer lock between real processes (including a stale lock of a killed one).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ActionCache, type ActionEntry } from '../src/cache/action-cache.js';
@@ -11,7 +12,7 @@ import { ItemMemo } from '../src/cache/item-memo.js';
 import { verifyCache } from '../src/cache/verify.js';
 import { acquireWriterLock, currentWriter } from '../src/cache/writer-lock.js';
 import { canonicalJson } from '../src/engine/canonical.js';
-import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
+import { makeTempDir, REPO_ROOT, runCli } from './helpers/cli.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -147,5 +148,72 @@ describe('writer lock', () => {
     expect(JSON.parse(readFileSync(join(dir, 'writer.lock'), 'utf8')).pid).toBe(process.pid);
     lock.release();
     expect(existsSync(join(dir, 'writer.lock'))).toBe(false);
+  });
+
+  /** a live process that is not lorabuild: its pid is what a stale lock may name after a reboot */
+  const bystander = () => spawn('sleep', ['60'], { stdio: 'ignore' });
+  const staleLock = (fields: Record<string, unknown>) => writeFileSync(join(dir, 'writer.lock'), JSON.stringify({ host: hostname(), command: 'lorabuild run', since: '2020-01-01T00:00:00.000Z', ...fields }));
+
+  it('a lock whose pid now belongs to another live process is stale: another boot, another start time, or a process younger than the lock', async () => {
+    const other = bystander();
+    try {
+      const start = Number(readFileSync(`/proc/${other.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19]);
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      const cases: [string, Record<string, unknown>, number][] = [
+        ['recorded in another boot', { pid: other.pid, boot: 'another-boot', start }, 0],
+        ['another process start', { pid: other.pid, boot, start: start - 1 }, 0],
+        ['an old lock without start times, untouched since before the process started', { pid: other.pid }, 3600],
+      ];
+      for (const [what, fields, ageS] of cases) {
+        staleLock(fields);
+        if (ageS) utimesSync(join(dir, 'writer.lock'), new Date(Date.now() - ageS * 1000), new Date(Date.now() - ageS * 1000));
+        expect(currentWriter(dir), what).toBeUndefined();
+        const lock = await acquireWriterLock(dir, 'test');
+        expect(JSON.parse(readFileSync(join(dir, 'writer.lock'), 'utf8')).pid, what).toBe(process.pid);
+        lock.release();
+      }
+      // the same process recorded with its own identity is a live holder
+      staleLock({ pid: other.pid, boot, start });
+      expect(currentWriter(dir)?.pid).toBe(other.pid);
+    } finally {
+      other.kill();
+    }
+  });
+
+  it('a lock of another host is stale once its holder stops touching it', () => {
+    writeFileSync(join(dir, 'writer.lock'), JSON.stringify({ pid: 1, host: 'some-other-host', command: 'lorabuild run', since: '' }));
+    expect(currentWriter(dir)?.host).toBe('some-other-host');
+    utimesSync(join(dir, 'writer.lock'), new Date(Date.now() - 600_000), new Date(Date.now() - 600_000));
+    expect(currentWriter(dir)).toBeUndefined();
+  });
+
+  it('through the CLI: run, check and cache verify go ahead past a stale lock of a reused pid, and say how to break a live one', async () => {
+    const other = bystander();
+    // the project beside the cache (`dir` is the cache)
+    const project = makeTempDir('lorabuild-lock-project-');
+    writeFileSync(join(project.dir, 'lorafile.yaml'), 'version: 1\n');
+    try {
+      staleLock({ pid: other.pid, boot: 'another-boot' });
+      for (const args of [['run'], ['check'], ['cache', 'verify']]) {
+        const r = await runCli(args, { cwd: project.dir, env: { LORABUILD_CACHE: dir }, timeoutMs: 60_000 });
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+        expect(r.stderr + r.stdout).not.toContain('waiting for');
+        staleLock({ pid: other.pid, boot: 'another-boot' });
+      }
+    } finally {
+      other.kill();
+      project.cleanup();
+    }
+    // a live holder: the waiting message names it and the file to delete
+    const live = spawn(process.execPath, ['--input-type=module', '-e', holder(dir, 4000)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const closed = new Promise((r) => live.on('close', r));
+    let out = '';
+    live.stdout.on('data', (d) => (out += d));
+    while (!out.includes('acquired')) await new Promise((r) => setTimeout(r, 50));
+    const waited = await runCli(['cache', 'verify'], { cwd: dir, env: { LORABUILD_CACHE: dir }, timeoutMs: 60_000 });
+    expect(waited.code).toBe(0);
+    expect(waited.stderr).toContain(`lorabuild: waiting for holder (pid ${live.pid}, since `);
+    expect(waited.stderr).toContain(`if no lorabuild is running, delete ${join(dir, 'writer.lock')}`);
+    await closed;
   });
 });

@@ -3,60 +3,19 @@
 // version), then copied the way a fresh clone has it — lorafile, lock, dataset, out/, NO cache —
 // and checked and graded there, intact and after each kind of damage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
-import { makeTempDir, REPO_ROOT, runCli, writeFiles, type CliResult } from './helpers/cli.js';
+import { makeTempDir } from './helpers/cli.js';
+import { cloneSubmission, fakeTorchPython, GRADE_FIXTURE as FIXTURE, LORA, lorabuildIn as lorabuild, makeSubmission, stageLines } from './helpers/grade-fixture.js';
 
-const FIXTURE = join(REPO_ROOT, 'tests', 'fixtures', 'grade');
-const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1', GITHUB_STEP_SUMMARY: undefined };
-const CAPTIONS = ['one-line-art, a face, side view', 'one-line-art, a cat sitting', 'one-line-art, a hand', 'one-line-art, a bird in flight'];
 const FAKE_TORCH = '2.4.1+cu121';
-const LORA = 'out/loras/one_line_art/one_line_art.safetensors';
 
 let tmp: { dir: string; cleanup: () => void };
 let student: string;
 
-async function makeSubmission(dir: string): Promise<void> {
-  cpSync(join(FIXTURE, 'lorafile.yaml'), join(dir, 'lorafile.yaml'));
-  for (const [i, caption] of CAPTIONS.entries()) {
-    const svg =
-      `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/>` +
-      `<path d="M${8 + i * 6} 50 C 20 ${10 + i * 5}, 44 ${10 + i * 5}, 56 50" fill="none" stroke="black" stroke-width="2"/></svg>`;
-    writeFiles(dir, { [`one-line-art/image/${i}.jpeg`]: await sharp(Buffer.from(svg)).jpeg().toBuffer(), [`one-line-art/text/${i}.txt`]: `${caption}\n` });
-  }
-}
-
-/** A python that reports another torch version: the student's machine is not the CI machine. */
-function fakeTorchPython(dir: string): string {
-  const site = join(dir, 'fake-torch-site');
-  writeFiles(site, { 'sitecustomize.py': `import torch\ntorch.__version__ = ${JSON.stringify(FAKE_TORCH)}\n` });
-  const wrapper = join(dir, 'python3-student');
-  writeFileSync(wrapper, `#!/bin/sh\nPYTHONPATH=${site}\${PYTHONPATH:+:\$PYTHONPATH} exec /usr/bin/python3 "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  return wrapper;
-}
-
 /** What CI sees: the committed files of the submission and an empty cache of its own. */
-function freshClone(name: string): string {
-  const dir = join(tmp.dir, name);
-  mkdirSync(dir);
-  for (const entry of ['lorafile.yaml', 'lorafile.lock', 'one-line-art', 'out']) cpSync(join(student, entry), join(dir, entry), { recursive: true });
-  cpSync(join(FIXTURE, 'rubric.yaml'), join(dir, 'rubric.yaml'));
-  return dir;
-}
-
-const lorabuild = (cwd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> =>
-  runCli(args, { cwd, env: { ...ENV, ...env }, timeoutMs: 400_000 });
-
-interface StageLine {
-  stage: string;
-  mode: string;
-  status: string;
-  findings: { kind: string; message: string; file?: string }[];
-}
-const stageLines = (r: CliResult) => r.events.filter((e) => typeof e.stage === 'string') as unknown as StageLine[];
+const freshClone = (name: string): string => cloneSubmission(student, join(tmp.dir, name));
 
 const rubricChecks = () => (parseYaml(readFileSync(join(FIXTURE, 'rubric.yaml'), 'utf8')) as { checks: { id: string; points: number }[] }).checks;
 const totalPoints = () => rubricChecks().reduce((s, c) => s + c.points, 0);
@@ -76,7 +35,7 @@ beforeAll(async () => {
   student = join(tmp.dir, 'student');
   mkdirSync(student);
   await makeSubmission(student);
-  const built = await lorabuild(student, ['run', '--json'], { LORABUILD_PYTHON: fakeTorchPython(tmp.dir) });
+  const built = await lorabuild(student, ['run', '--json'], { LORABUILD_PYTHON: fakeTorchPython(tmp.dir, FAKE_TORCH) });
   expect(built.code, built.stderr + built.stdout.slice(-2000)).toBe(0);
   expect(existsSync(join(student, LORA))).toBe(true);
   expect(readFileSync(join(student, 'lorafile.lock'), 'utf8')).toContain(FAKE_TORCH);
@@ -227,21 +186,24 @@ describe('lorabuild grade', () => {
     expect(failed[1].children[0].attributes.message).toContain('without_lora is 0');
   });
 
-  it('a stale submission fails the check points; an unknown fact names the nearby facts', async () => {
+  it('a stale submission fails the check points; a misspelt fact is a rubric error (exit 2) naming the closest fact', async () => {
     const dir = freshClone('stale-graded');
     appendFileSync(join(dir, 'one-line-art/text/2.txt'), 'one more line\n');
-    writeFileSync(
-      join(dir, 'extra.yaml'),
-      'checks:\n  - id: typo\n    title: misspelt fact\n    points: 1\n    expect: loras.one_line_art.rnak == 4\n  - id: stale\n    title: check\n    points: 1\n    expect: check.status == "stale"\n',
-    );
+    writeFileSync(join(dir, 'extra.yaml'), 'checks:\n  - id: rank\n    title: rank\n    points: 1\n    expect: loras.one_line_art.rank == 4\n  - id: stale\n    title: check\n    points: 1\n    expect: check.status == "stale"\n');
     const r = await lorabuild(dir, ['grade', '--rubric', 'extra.yaml', '--json', 'grade.json']);
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    const grade = readGrade(join(dir, 'grade.json'));
-    expect(grade.checks.map((c) => [c.id, c.passed])).toEqual([
-      ['typo', false],
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(readGrade(join(dir, 'grade.json')).checks.map((c) => [c.id, c.passed])).toEqual([
+      ['rank', true],
       ['stale', true],
     ]);
-    expect(grade.checks[0].messages[0]).toMatch(/^no fact 'loras\.one_line_art\.rnak' \(did you mean 'rank'\? available at loras\.one_line_art: alpha, /);
+
+    // a typo in a fact path would give every student 0 points: it is the rubric's error, before any work
+    writeFileSync(join(dir, 'typo.yaml'), 'checks:\n  - id: typo\n    title: misspelt fact\n    points: 1\n    expect: loras.one_line_art.rnak == 4\n');
+    rmSync(join(dir, 'cache'), { recursive: true, force: true });
+    const typo = await lorabuild(dir, ['grade', '--rubric', 'typo.yaml']);
+    expect(typo.code, typo.stdout + typo.stderr).toBe(2);
+    expect(typo.stderr).toContain("typo.yaml:5:32: error: check 1: no fact 'loras.one_line_art.rnak': 'loras.one_line_art' has no 'rnak' (did you mean 'rank'?");
+    expect(existsSync(join(dir, 'cache'))).toBe(false);
   });
 
   it('a bad rubric exits 2 with file:line:col diagnostics, before any work', async () => {

@@ -176,7 +176,7 @@ describe('lorabuild run', () => {
     const ranPrepare = [ra, rb].filter((r) => outcomes(r)['prepare:ds'] === 'ran');
     expect(ranPrepare).toHaveLength(1);
     const waiter = ranPrepare[0] === ra ? rb : ra;
-    expect(waiter.events.some((e) => typeof e.note === 'string' && /waiting for lorabuild run \(pid \d+\)/.test(e.note))).toBe(true);
+    expect(waiter.events.some((e) => typeof e.note === 'string' && /waiting for lorabuild run \(pid \d+, since /.test(e.note))).toBe(true);
     expect(outcomes(waiter)).toEqual({ 'fetch:ds': 'fresh', 'prepare:ds': 'fresh', 'validate:ds': 'fresh' });
     expect((await runCli(['cache', 'verify'], { cwd: dir })).code).toBe(0);
   });

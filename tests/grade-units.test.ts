@@ -140,7 +140,8 @@ describe('scores and writers', () => {
     expect(xml).toContain('<testcase classname="rubric" name="rank: rank is 4 (2 pts)"/>');
     expect(xml).toContain('<failure message="renders.ab.both_arms is false; expected == true" type="rubric">');
     expect(xml.match(/<testcase /g)).toHaveLength(2);
-    expect(escapeXml('a\u0000b"\'')).toBe('ab&quot;&apos;');
+    // control characters are shown as escapes, never sent raw into a CI log
+    expect(escapeXml('a\u0000b"\'')).toBe('a\\x00b&quot;&apos;');
   });
 
   it('Markdown: score heading and one table row per check, pipes escaped', () => {

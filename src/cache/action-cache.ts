@@ -1,9 +1,9 @@
 // The action cache: fingerprint -> what the stage produced. Every fingerprint ever built is kept
 // (until gc), so going back to an earlier input set restores its outputs without running anything.
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Json, StageOutputs } from '../engine/types.js';
-import { writeFileAtomic } from './atomic.js';
+import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { CacheLayout } from './layout.js';
 
 export interface ActionEntry {
@@ -31,7 +31,7 @@ export class ActionCache {
 
   get(fingerprint: string): ActionEntry | undefined {
     try {
-      const entry = JSON.parse(readFileSync(this.layout.action(fingerprint), 'utf8')) as ActionEntry;
+      const entry = JSON.parse(readRegularFileSync(this.layout.action(fingerprint), 'utf8')) as ActionEntry;
       return entry.version === 1 && entry.fingerprint === fingerprint ? entry : undefined;
     } catch {
       return undefined;
@@ -47,7 +47,7 @@ export class ActionCache {
   }
 
   put(entry: ActionEntry): void {
-    writeFileAtomic(this.layout.action(entry.fingerprint), JSON.stringify(entry));
+    writeOwnedFileAtomic(this.layout.root, this.layout.action(entry.fingerprint), JSON.stringify(entry));
   }
 
   remove(fingerprint: string): void {
@@ -64,7 +64,13 @@ export class ActionCache {
       return;
     }
     for (const shard of shards.sort()) {
-      for (const name of readdirSync(join(this.layout.actionsDir, shard)).sort()) {
+      let names: string[];
+      try {
+        names = readdirSync(join(this.layout.actionsDir, shard)).sort();
+      } catch {
+        continue; // not a folder: damage that `cache verify` removes
+      }
+      for (const name of names) {
         if (!name.endsWith('.json')) continue;
         const entry = this.get(name.slice(0, -'.json'.length));
         if (entry) yield entry;

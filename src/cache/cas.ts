@@ -2,7 +2,7 @@
 // file and renamed into place, so a blob that exists under its name is whole. Never write to a
 // blob path directly; treat blob files as read-only.
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { sha256File } from '../engine/file-hash.js';
 import { readCacheGeneration } from './generation.js';
 import { dirname, join } from 'node:path';
@@ -48,6 +48,7 @@ export class Cas {
     if (known !== undefined && (size === undefined || known === size)) return true;
     try {
       const st = statSync(this.path(sha256));
+      if (!st.isFile()) return false;
       this.present?.set(sha256, st.size);
       return size === undefined || st.size === size;
     } catch {
@@ -101,8 +102,14 @@ export class Cas {
     try {
       renameSync(tmp, target);
     } catch (err) {
-      rmSync(tmp, { force: true });
-      if (!existsSync(target)) throw err;
+      // damage at the blob's path (a folder, say): it is not a blob, so it goes and the blob takes its place
+      if (existsSync(target) && !lstatSync(target).isFile()) {
+        rmSync(target, { recursive: true, force: true });
+        renameSync(tmp, target);
+      } else {
+        rmSync(tmp, { force: true });
+        if (!existsSync(target)) throw err;
+      }
     }
     this.present?.delete(sha256); // re-stat'ed (for its size) on the next has()
   }

@@ -1,11 +1,10 @@
 // Per-item memo behind ctx.item: sha256(canonical JSON of the key) -> JSON value, namespaced by
 // stage kind. A value that names CAS blobs is only reused while those blobs are still present.
-import { readFileSync } from 'node:fs';
 import { canonicalHash, SHA256_RE } from '../engine/canonical.js';
 import type { Json } from '../engine/types.js';
-import { writeFileAtomic } from './atomic.js';
 import type { Cas } from './cas.js';
 import { CacheLayout } from './layout.js';
+import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 
 interface ItemRecord {
   label: string;
@@ -66,7 +65,7 @@ export class ItemMemo {
     let record = this.remembered?.get(id);
     if (!record) {
       try {
-        record = JSON.parse(readFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
+        record = JSON.parse(readRegularFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
       } catch {
         return undefined;
       }
@@ -81,7 +80,7 @@ export class ItemMemo {
   put(kind: string, keyHash: string, label: string, value: Json): string[] {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     const record: ItemRecord = { label, value, refs };
-    writeFileAtomic(this.layout.item(kind, keyHash), JSON.stringify(record));
+    writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
     this.remembered?.set(this.id(kind, keyHash), record);
     return refs;
   }

@@ -1,11 +1,17 @@
-// cache verify: re-hash every blob. A blob whose bytes no longer match its name is moved to
-// quarantine/, and every action entry and item memo that relies on it is dropped, so the next run
-// rebuilds what it belonged to instead of using it. Call while holding the writer lock.
-import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { ActionCache } from './action-cache.js';
+// cache verify: re-hash every blob and repair every kind of damage found, so that the next run
+// works. A blob whose bytes no longer match its name, or anything that is not a plain file where a
+// blob belongs (a folder, a link, a FIFO, an unreadable file), is moved to quarantine/, and every
+// action entry and item memo that relies on it is dropped, so the next run rebuilds what it
+// belonged to. Store folders that are files, unreadable or malformed records (action entries, item
+// memos, parsed-lock and config memos, resume indexes, run records) and temp leftovers are removed:
+// everything in a cache can be rebuilt. Nothing is ever opened before lstat says it is a regular
+// file (a FIFO would block). Call while holding the writer lock.
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { SHA256_RE } from '../engine/canonical.js';
+import { lockShapeProblem } from '../engine/lockfile.js';
+import type { ActionEntry } from './action-cache.js';
 import { hashStream } from './cas.js';
-import { allBlobs, allItems, strayCasFiles } from './inventory.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
 
@@ -13,59 +19,228 @@ export interface VerifyReport {
   blobsChecked: number;
   bytesChecked: number;
   corrupted: { sha256: string; actual: string; quarantined: string }[];
-  /** action entries dropped: they named a corrupted or missing blob */
+  /** action entries dropped: they named a corrupted or missing blob, or were unreadable */
   droppedActions: { stage: string; fingerprint: string; why: string }[];
   droppedItems: number;
   strayRemoved: string[];
+  /** other repairs, one line each ("removed cas/ab: a file where a folder of blobs belongs") */
+  repaired: string[];
+}
+
+/** Whether a report found anything at all. */
+export function verifyFoundDamage(report: VerifyReport): boolean {
+  return report.corrupted.length + report.droppedActions.length + report.droppedItems + report.strayRemoved.length + report.repaired.length > 0;
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function listOrEmpty(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+function what(st: Stats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isFile()) return 'a file';
+  return 'a special file';
+}
+
+/** JSON of a regular file, or undefined for anything unreadable (never opens a non-file). */
+function readJsonFile(path: string): unknown {
+  const st = lstatOrNull(path);
+  if (!st?.isFile()) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function actionShapeOk(value: unknown, fingerprint: string): value is ActionEntry {
+  if (!isObj(value) || value.version !== 1 || value.fingerprint !== fingerprint || typeof value.stage !== 'string') return false;
+  const outputs = value.outputs;
+  if (!isObj(outputs) || !isObj(outputs.files)) return false;
+  if (!Object.values(outputs.files).every((f) => isObj(f) && typeof f.sha256 === 'string' && SHA256_RE.test(f.sha256) && Number.isSafeInteger(f.size))) return false;
+  return Array.isArray(value.refs) && value.refs.every((r) => typeof r === 'string') && Array.isArray(value.items);
 }
 
 export async function verifyCache(root: string, onProgress?: (done: number) => void): Promise<VerifyReport> {
   const layout = new CacheLayout(root);
-  const report: VerifyReport = { blobsChecked: 0, bytesChecked: 0, corrupted: [], droppedActions: [], droppedItems: 0, strayRemoved: [] };
-  for (const stray of strayCasFiles(root)) {
-    rmSync(stray, { recursive: true, force: true });
-    report.strayRemoved.push(stray);
-  }
+  const report: VerifyReport = { blobsChecked: 0, bytesChecked: 0, corrupted: [], droppedActions: [], droppedItems: 0, strayRemoved: [], repaired: [] };
+  const shown = (path: string) => relative(root, path) || basename(path);
+
+  const quarantine = (path: string): string => {
+    const q = lstatOrNull(layout.quarantine);
+    if (q && !q.isDirectory()) {
+      rmSync(layout.quarantine, { recursive: true, force: true });
+      report.repaired.push(`removed quarantine: ${what(q)} where a folder belongs`);
+    }
+    mkdirSync(layout.quarantine, { recursive: true });
+    const target = join(layout.quarantine, `${basename(path)}.${Date.now()}`);
+    try {
+      renameSync(path, target);
+      return target;
+    } catch {
+      rmSync(path, { recursive: true, force: true });
+      return '(removed)';
+    }
+  };
+  const remove = (path: string, why: string) => {
+    rmSync(path, { recursive: true, force: true });
+    report.repaired.push(`removed ${shown(path)}: ${why}`);
+  };
+  /** a store folder: anything else in its place is removed; returns whether the folder is there */
+  const storeFolder = (path: string): boolean => {
+    const st = lstatOrNull(path);
+    if (!st) return false;
+    if (st.isDirectory()) return true;
+    remove(path, `${what(st)} where a folder belongs`);
+    return false;
+  };
+
+  // blobs
   const present = new Set<string>();
   const bad = new Set<string>();
-  for (const blob of allBlobs(root)) {
-    const actual = await hashStream(blob.path);
-    report.blobsChecked++;
-    report.bytesChecked += blob.size;
-    if (actual === blob.sha256) {
-      present.add(blob.sha256);
-    } else {
-      mkdirSync(layout.quarantine, { recursive: true });
-      const quarantined = join(layout.quarantine, `${blob.sha256}.${Date.now()}`);
-      renameSync(blob.path, quarantined);
-      bad.add(blob.sha256);
-      report.corrupted.push({ sha256: blob.sha256, actual, quarantined });
-    }
-    if (report.blobsChecked % 500 === 0) onProgress?.(report.blobsChecked);
-  }
-  const actions = new ActionCache(root);
-  for (const entry of [...actions.all()]) {
-    const named = [...Object.entries(entry.outputs.files).map(([name, f]) => ({ name, sha: f.sha256 })), ...entry.refs.map((sha) => ({ name: 'a referenced blob', sha }))];
-    const missing = named.find((n) => !present.has(n.sha));
-    if (missing) {
-      actions.remove(entry.fingerprint);
-      report.droppedActions.push({ stage: entry.stage, fingerprint: entry.fingerprint, why: `${missing.name} (${missing.sha.slice(0, 12)}) is ${bad.has(missing.sha) ? 'corrupted' : 'missing'}` });
-    }
-  }
-  if (bad.size > 0) {
-    for (const item of allItems(root)) {
-      try {
-        const refs = (JSON.parse(readFileSync(item.path, 'utf8')) as { refs?: string[] }).refs ?? [];
-        if (refs.some((sha) => bad.has(sha))) {
-          rmSync(item.path, { force: true });
-          report.droppedItems++;
+  if (storeFolder(layout.casDir)) {
+    for (const shard of listOrEmpty(layout.casDir)) {
+      const shardPath = join(layout.casDir, shard);
+      if (!/^[0-9a-f]{2}$/.test(shard)) {
+        rmSync(shardPath, { recursive: true, force: true });
+        report.strayRemoved.push(shardPath);
+        continue;
+      }
+      if (!storeFolder(shardPath)) continue;
+      for (const name of listOrEmpty(shardPath)) {
+        const path = join(shardPath, name);
+        if (!SHA256_RE.test(name) || name.slice(0, 2) !== shard) {
+          rmSync(path, { recursive: true, force: true });
+          report.strayRemoved.push(path);
+          continue;
         }
-      } catch {
-        rmSync(item.path, { force: true });
-        report.droppedItems++;
+        const st = lstatOrNull(path);
+        if (!st) continue;
+        let actual: string;
+        if (!st.isFile()) actual = `(${what(st)}, not a file)`;
+        else {
+          try {
+            actual = await hashStream(path);
+            report.bytesChecked += st.size;
+          } catch (err) {
+            actual = `(unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+          }
+        }
+        report.blobsChecked++;
+        if (actual === name) {
+          present.add(name);
+        } else {
+          bad.add(name);
+          report.corrupted.push({ sha256: name, actual, quarantined: quarantine(path) });
+        }
+        if (report.blobsChecked % 500 === 0) onProgress?.(report.blobsChecked);
       }
     }
   }
-  if (report.corrupted.length + report.droppedActions.length + report.droppedItems + report.strayRemoved.length > 0) bumpCacheGeneration(root);
+
+  // action entries: readable, well-formed, and every blob they name present and intact
+  if (storeFolder(layout.actionsDir)) {
+    for (const shard of listOrEmpty(layout.actionsDir)) {
+      const shardPath = join(layout.actionsDir, shard);
+      if (!storeFolder(shardPath)) continue;
+      for (const name of listOrEmpty(shardPath)) {
+        const path = join(shardPath, name);
+        const fingerprint = name.replace(/\.json$/, '');
+        const entry = readJsonFile(path);
+        if (!name.endsWith('.json') || !actionShapeOk(entry, fingerprint)) {
+          rmSync(path, { recursive: true, force: true });
+          rmSync(layout.log(fingerprint), { recursive: true, force: true });
+          report.droppedActions.push({ stage: isObj(entry) && typeof entry.stage === 'string' ? entry.stage : '?', fingerprint, why: 'its record is unreadable or malformed' });
+          continue;
+        }
+        const named = [...Object.entries(entry.outputs.files).map(([n, f]) => ({ name: n, sha: f.sha256 })), ...entry.refs.map((sha) => ({ name: 'a referenced blob', sha }))];
+        const missing = named.find((n) => !present.has(n.sha));
+        if (missing) {
+          rmSync(path, { force: true });
+          rmSync(layout.log(fingerprint), { recursive: true, force: true });
+          report.droppedActions.push({ stage: entry.stage, fingerprint, why: `${missing.name} (${missing.sha.slice(0, 12)}) is ${bad.has(missing.sha) ? 'corrupted' : 'missing'}` });
+        }
+      }
+    }
+  }
+
+  // item memos: readable records whose blobs are all present
+  if (storeFolder(layout.itemsDir)) {
+    for (const kind of listOrEmpty(layout.itemsDir)) {
+      if (!storeFolder(join(layout.itemsDir, kind))) continue;
+      for (const shard of listOrEmpty(join(layout.itemsDir, kind))) {
+        const shardPath = join(layout.itemsDir, kind, shard);
+        if (!storeFolder(shardPath)) continue;
+        for (const name of listOrEmpty(shardPath)) {
+          if (name.startsWith('.')) continue; // a writer's temp file
+          const record = readJsonFile(join(shardPath, name));
+          const refs = isObj(record) && Array.isArray(record.refs) && 'value' in record ? record.refs : undefined;
+          if (!refs || !refs.every((sha) => typeof sha === 'string' && present.has(sha))) {
+            rmSync(join(shardPath, name), { recursive: true, force: true });
+            report.droppedItems++;
+          }
+        }
+      }
+    }
+  }
+
+  // memos and records that are only caches of something else: a damaged one is removed
+  const records: [string, (v: unknown) => boolean][] = [
+    [layout.statMemo, (v) => isObj(v) && v.version === 1 && isObj(v.entries)],
+    [join(root, 'worker-hello.json'), isObj],
+  ];
+  for (const [path, ok] of records) {
+    const st = lstatOrNull(path);
+    if (st && !ok(readJsonFile(path))) remove(path, st.isFile() ? 'unreadable' : `${what(st)} where a file belongs`);
+  }
+  const recordFolders: [string, (v: unknown) => boolean][] = [
+    [join(root, 'lockjson'), (v) => lockShapeProblem(v) === undefined],
+    [join(root, 'config'), isObj],
+    [join(root, 'runs'), isObj],
+  ];
+  for (const [dir, ok] of recordFolders) {
+    if (!storeFolder(dir)) continue;
+    for (const name of listOrEmpty(dir)) if (!name.startsWith('.') && !ok(readJsonFile(join(dir, name)))) remove(join(dir, name), 'unreadable or malformed');
+  }
+  if (storeFolder(join(root, 'train-resume'))) {
+    for (const shard of listOrEmpty(join(root, 'train-resume'))) {
+      if (!storeFolder(join(root, 'train-resume', shard))) continue;
+      for (const name of listOrEmpty(join(root, 'train-resume', shard))) {
+        if (!name.startsWith('.') && !isObj(readJsonFile(join(root, 'train-resume', shard, name)))) remove(join(root, 'train-resume', shard, name), 'unreadable or malformed');
+      }
+    }
+  }
+  if (storeFolder(layout.logsDir)) {
+    for (const name of listOrEmpty(layout.logsDir)) {
+      const st = lstatOrNull(join(layout.logsDir, name));
+      if (st && !st.isFile()) remove(join(layout.logsDir, name), `${what(st)} where a log file belongs`);
+    }
+  }
+  const q = lstatOrNull(layout.quarantine);
+  if (q && !q.isDirectory()) remove(layout.quarantine, `${what(q)} where a folder belongs`);
+  for (const path of [layout.generation]) {
+    const st = lstatOrNull(path);
+    if (st && !st.isFile()) remove(path, `${what(st)} where a file belongs`);
+  }
+  // leftovers of killed runs (the writer lock is ours, so nobody is using them)
+  if (storeFolder(layout.tmp)) for (const name of listOrEmpty(layout.tmp)) rmSync(join(layout.tmp, name), { recursive: true, force: true });
+
+  if (verifyFoundDamage(report)) bumpCacheGeneration(root);
   return report;
 }

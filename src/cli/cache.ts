@@ -4,8 +4,8 @@ import { dirname, resolve } from 'node:path';
 import { ActionCache } from '../cache/action-cache.js';
 import { gcCache, parseSize, type GcPolicy } from '../cache/gc.js';
 import { allBlobs } from '../cache/inventory.js';
-import { verifyCache } from '../cache/verify.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { verifyCache, verifyFoundDamage } from '../cache/verify.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { CacheLayout } from '../cache/layout.js';
 import { didYouMean } from '../config/suggest.js';
 import { lockPathFor, readLockfile } from '../engine/lockfile.js';
@@ -114,7 +114,7 @@ async function list(cacheDir: string, lorafile: string, json: boolean): Promise<
 
 async function withLock<T>(cacheDir: string, command: string, work: () => Promise<T> | T): Promise<T> {
   const lock = await acquireWriterLock(cacheDir, command, {
-    onWait: (h) => process.stderr.write(`lorabuild: waiting for ${h.command} (pid ${h.pid}) to finish with the cache\n`),
+    onWait: (h, waited) => process.stderr.write(`${waitingMessage(h, cacheDir, waited)}\n`),
   });
   try {
     return await work();
@@ -129,7 +129,7 @@ async function verify(cacheDir: string, json: boolean): Promise<number> {
     return 0;
   }
   const report = await withLock(cacheDir, 'lorabuild cache verify', () => verifyCache(cacheDir));
-  const clean = report.corrupted.length === 0 && report.droppedActions.length === 0;
+  const clean = !verifyFoundDamage(report);
   if (json) {
     process.stdout.write(`${JSON.stringify({ clean, ...report })}\n`);
   } else {
@@ -137,6 +137,7 @@ async function verify(cacheDir: string, json: boolean): Promise<number> {
     for (const a of report.droppedActions) process.stdout.write(`dropped cached build ${a.stage} ${a.fingerprint.slice(0, 12)}: ${a.why}; the next run rebuilds it\n`);
     if (report.droppedItems) process.stdout.write(`dropped ${report.droppedItems} per-item results that used a corrupted blob\n`);
     if (report.strayRemoved.length) process.stdout.write(`removed ${report.strayRemoved.length} stray files from the blob store\n`);
+    for (const line of report.repaired) process.stdout.write(`${line}\n`);
     process.stdout.write(`${clean ? 'cache ok' : 'cache repaired'}: ${report.blobsChecked} blobs, ${mb(report.bytesChecked)} checked\n`);
   }
   return clean ? 0 : 1;

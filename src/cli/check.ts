@@ -3,12 +3,13 @@
 // GPU stages are verified against the lock (re-run only with --rebuild). See engine/check.ts.
 // Exit codes: 0 ok, 1 validation errors or other failure, 2 invalid lorafile, 3 stale, 4 tampered/missing.
 import { reportConfigError } from '../config/format.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { checkProject, RUN_HINT, type CheckFinding, type CheckResult, type StageCheck } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
 import { onPythonProbe } from '../worker/python.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
+import { printable } from '../text/printable.js';
 import { openRemoteCache, REMOTE_HELP, remoteOptions, type RemoteCache } from '../cache/remote/remote-cache.js';
 
 const HELP = `usage: lorabuild check [-f FILE] [--rebuild] [--json] [--remote-cache URL]
@@ -59,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     return reportConfigError(err);
   }
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild check', {
-    onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),
+    onWait: (holder, waited) => process.stderr.write(`${waitingMessage(holder, project.cacheDir, waited)}\n`),
   });
   let result: CheckResult;
   try {
@@ -95,5 +96,6 @@ function stageLines(s: StageCheck): string {
 
 /** One finding; the "run lorabuild run, then commit" advice is said once, on the verdict line. */
 function findingLine(f: CheckFinding): string {
-  return `${f.kind}: ${f.message.endsWith(`; ${RUN_HINT}`) ? f.message.slice(0, -`; ${RUN_HINT}`.length) : f.message}`;
+  const message = f.message.endsWith(`; ${RUN_HINT}`) ? f.message.slice(0, -`; ${RUN_HINT}`.length) : f.message;
+  return `${f.kind}: ${printable(message)}`;
 }

@@ -4,7 +4,7 @@
 import { appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { reportConfigError } from '../config/format.js';
 import { checkProject } from '../engine/check.js';
@@ -15,7 +15,9 @@ import { gatherFacts } from '../grade/facts.js';
 import { junitXml } from '../grade/junit.js';
 import { gradeMarkdown } from '../grade/markdown.js';
 import { reproduceLoras } from '../grade/reproduce.js';
-import { loadRubric } from '../grade/rubric.js';
+import { fetchRubric, isRubricUrl, loadRubric } from '../grade/rubric.js';
+import { factPathLines } from '../grade/fact-shape.js';
+import { isWithin, realPathOf } from '../config/out-folder.js';
 import { scoreRubric } from '../grade/score.js';
 import { gradeTable } from '../grade/table.js';
 import { stageRegistry } from '../stages/index.js';
@@ -27,7 +29,8 @@ Grades the submission in the lorafile's folder: runs the same verification as \`
 reads the lock, the validation report, the LoRA file and the renders, and scores each rubric check.
 The Markdown summary is also appended to $GITHUB_STEP_SUMMARY when it is set.
 
-  --rubric FILE     the rubric (YAML: title, checks: [{ id, title, points, expect }])
+  --rubric RUBRIC   the rubric (YAML: title, checks: [{ id, title, points, expect }]): a path or an
+                    http(s) URL; keep it outside the student's repository (they can edit it there)
   -f, --file FILE   the lorafile (default ./lorafile.yaml)
   --junit FILE      write JUnit XML (one testcase per check)
   --json FILE       write the grade and the facts as JSON
@@ -36,6 +39,9 @@ The Markdown summary is also appended to $GITHUB_STEP_SUMMARY when it is set.
                     submitted file: facts reproduce.NAME.identical / within_tolerance
 
 exit codes: 0 all checks passed, 1 some failed, 2 bad rubric, lorafile or usage
+
+facts a rubric can name (NAME: a lora, dataset, render, model or stage id):
+${factPathLines().map((l) => `  ${l}`).join('\n')}
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -60,35 +66,41 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof args === 'number') return args;
   let rubric;
   let project;
+  const rubricSpec = args.values.rubric!;
   try {
-    const rubricFile = args.values.rubric!;
-    rubric = loadRubric(rubricFile, shown(rubricFile));
+    rubric = isRubricUrl(rubricSpec) ? await fetchRubric(rubricSpec) : loadRubric(rubricSpec, shown(rubricSpec));
     project = await openProject(args.values.file, []);
   } catch (err) {
     if (err instanceof ConfigError) return reportConfigError(err);
     throw err;
   }
+  if (!isRubricUrl(rubricSpec) && isWithin(realPathOf(rubricSpec), realPathOf(project.config.root))) {
+    process.stderr.write(
+      `lorabuild grade: warning: the rubric ${shown(rubricSpec)} is inside the graded project, where the student can edit it; grade with the TA's copy (--rubric PATH or URL outside the repository)\n`,
+    );
+  }
   // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
   onPythonProbe((message) => process.stderr.write(`${message}\n`));
 
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild grade', {
-    onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),
+    onWait: (holder, waited) => process.stderr.write(`${waitingMessage(holder, project.cacheDir, waited)}\n`),
   });
   let facts: { [key: string]: Json };
+  let unverified: Record<string, string>;
   try {
     const check = await checkProject({ config: project.config, plan: project.plan, registry: stageRegistry, cacheDir: project.cacheDir, lockFile: project.lockFile });
-    facts = await gatherFacts(project.config, check);
+    ({ facts, unverified } = await gatherFacts(project.config, check));
     if (args.values.reproduce) facts.reproduce = await reproduceLoras(project.config, check.lock, (line) => process.stderr.write(`${line}\n`));
   } finally {
     lock.release();
   }
 
-  const report = scoreRubric(rubric, facts);
+  const report = scoreRubric(rubric, facts, unverified);
   process.stdout.write(gradeTable(report));
   const markdown = gradeMarkdown(report);
   if (args.values.junit) writeReport(args.values.junit, junitXml(report));
   if (args.values.markdown) writeReport(args.values.markdown, markdown);
-  if (args.values.json) writeReport(args.values.json, `${JSON.stringify({ ...report, facts }, null, 2)}\n`);
+  if (args.values.json) writeReport(args.values.json, `${JSON.stringify({ ...report, facts, unverified }, null, 2)}\n`);
   const summary = process.env.GITHUB_STEP_SUMMARY;
   if (summary) {
     try {

@@ -6,6 +6,7 @@
 import { commandArgs } from './args.js';
 import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
+import { printable } from '../text/printable.js';
 import type { Sd1Arch } from '../safetensors/sd15.js';
 import { FAMILY_LABEL, familyWithArticle } from '../loras/family.js';
 
@@ -81,11 +82,11 @@ export async function main(argv: string[]): Promise<number> {
     info = await inspectSafetensors(positionals[0]);
   } catch (err) {
     if (err instanceof SafetensorsError) {
-      process.stderr.write(`lorabuild inspect: ${err.message}\n`);
+      process.stderr.write(`lorabuild inspect: ${printable(err.message)}\n`);
       return 1;
     }
     throw err;
   }
-  process.stdout.write(values.json ? `${JSON.stringify(info, null, 2)}\n` : describe(info, values.full ?? false));
+  process.stdout.write(values.json ? `${JSON.stringify(info, null, 2)}\n` : printable(describe(info, values.full ?? false)));
   return info.lora && !info.lora.fit.fits ? 1 : 0;
 }

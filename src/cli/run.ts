@@ -11,7 +11,7 @@ import { preflight, type PreflightResult } from '../engine/preflight.js';
 import { onPythonProbe } from '../worker/python.js';
 import { REPORT_STAGE } from '../graph/plan.js';
 import { makeReporter, type ReporterKind } from '../engine/progress.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
 import { STOP_SIGNALS } from './signals.js';
@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     lock = await acquireWriterLock(project.cacheDir, 'lorabuild run', {
       signal: controller.signal,
-      onWait: (holder) => reporter.note(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}`),
+      onWait: (holder, waited) => reporter.note(waitingMessage(holder, project.cacheDir, waited)),
     });
   } catch (err) {
     if (controller.signal.aborted) return 130;

@@ -1,6 +1,5 @@
 // lorabuild status [targets] [-f FILE] [--json] [--log STAGE]
 // Each stage fresh / cached / stale and why, without running or locking anything.
-import { readFileSync } from 'node:fs';
 import { CacheLayout } from '../cache/layout.js';
 import { reportConfigError } from '../config/format.js';
 import { execute } from '../engine/executor.js';
@@ -9,6 +8,8 @@ import { onPythonProbe } from '../worker/python.js';
 import { stageStatusLine } from '../engine/status-format.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
+import { printable } from '../text/printable.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 const HELP = `usage: lorabuild status [targets...] [-f FILE] [--json] [--log STAGE]
 
@@ -43,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     mode: 'status',
     knownStageIds: project.allStageIds,
   });
-  if (result.lockProblem) process.stderr.write(`lorabuild: warning: ${result.lockProblem}\n`);
+  if (result.lockProblem) process.stderr.write(`lorabuild: warning: ${printable(result.lockProblem)}\n`);
   const reports = [...result.reports.values()];
   if (args.values.json) {
     for (const r of reports) process.stdout.write(`${JSON.stringify({ stage: r.stage, outcome: r.outcome, reason: r.reason })}\n`);
@@ -58,7 +59,7 @@ function printLog(cacheDir: string, stage: string, known: Set<string>): number {
   const layout = new CacheLayout(cacheDir);
   let last: { fingerprint: string | null; outcome: string; reason: string; at: string; log?: string };
   try {
-    last = JSON.parse(readFileSync(layout.lastRun(stage), 'utf8')) as typeof last;
+    last = JSON.parse(readRegularFileSync(layout.lastRun(stage), 'utf8')) as typeof last;
   } catch {
     const hint = known.has(stage) ? 'it has not run with this cache yet' : `no such stage; stages: ${[...known].join(', ')}`;
     process.stderr.write(`lorabuild status: no log for ${stage} (${hint})\n`);
@@ -67,11 +68,11 @@ function printLog(cacheDir: string, stage: string, known: Set<string>): number {
   let text = last.log ?? '';
   if (last.fingerprint) {
     try {
-      text = readFileSync(layout.log(last.fingerprint), 'utf8');
+      text = readRegularFileSync(layout.log(last.fingerprint), 'utf8');
     } catch {
       text = '(the log was removed by cache gc)\n';
     }
   }
-  process.stdout.write(`# ${stage}: ${last.outcome} at ${last.at}${last.reason ? ` — ${last.reason}` : ''}\n${text}`);
+  process.stdout.write(printable(`# ${stage}: ${last.outcome} at ${last.at}${last.reason ? ` — ${last.reason}` : ''}\n${text}`));
   return 0;
 }

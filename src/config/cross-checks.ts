@@ -1,6 +1,6 @@
 // Checks zod cannot do because they span entries: references between sections, init_from cycles,
 // exactly-one-source rules, and render checkpoints against the lora's schedule.
-import { defaultCheckpointEvery, LoraSchema, ModelSchema, RenderSchema } from './schema.js';
+import { defaultCheckpointEvery, LoraSchema, MAX_RENDER_CELLS, ModelSchema, RenderSchema } from './schema.js';
 import type { PathSegment } from './locate.js';
 import { prefix, type DiagnosticSink } from './sink.js';
 import { didYouMean } from './suggest.js';
@@ -231,6 +231,7 @@ function checkRenders(sink: DiagnosticSink, raw: unknown, loras: Map<string, Sch
     if (columns?.includes('checkpoint') && !checkpoints && !sink.reported([...base, 'checkpoints'])) {
       sink.atValue([...base, 'columns'], 'checkpoint-columns', `render '${name}': columns '${columns}' needs a checkpoints list`, "add 'checkpoints: [...]' with the training steps to show");
     }
+    checkCellCount(sink, name, r, columns, checkpoints);
     const distinct = [...new Set(trained)];
     if (checkpoints && distinct.length !== 1) {
       sink.atKey(
@@ -262,6 +263,23 @@ function checkRenders(sink: DiagnosticSink, raw: unknown, loras: Map<string, Sch
       }
     });
   }
+}
+
+/** prompts x seeds x columns must stay within MAX_RENDER_CELLS: every cell is a full sampling run. */
+function checkCellCount(sink: DiagnosticSink, name: string, r: Entries, columns: string | undefined, checkpoints: number[] | undefined): void {
+  const prompts = field(RenderSchema, r, 'prompts') as string[] | undefined;
+  const seeds = field(RenderSchema, r, 'seeds') as number[] | undefined;
+  const strengths = field(RenderSchema, r, 'strengths') as number[] | undefined;
+  if (!prompts || !seeds || !strengths || !columns) return;
+  const columnCount = columns === 'strength' ? strengths.length : columns === 'checkpoint' ? (checkpoints?.length ?? 1) : (checkpoints?.length ?? 1) * strengths.length;
+  const cells = prompts.length * seeds.length * columnCount;
+  if (cells <= MAX_RENDER_CELLS) return;
+  sink.atKey(
+    ['renders', name],
+    'render-cells',
+    `render '${name}' has ${cells.toLocaleString('en-US')} cells (${prompts.length} prompts x ${seeds.length} seeds x ${columnCount} columns); at most ${MAX_RENDER_CELLS.toLocaleString('en-US')} are allowed`,
+    'each cell is a full sampling run: use fewer prompts, seeds or columns, or split it into several renders',
+  );
 }
 
 export function crossCheck(sink: DiagnosticSink, raw: unknown): void {

@@ -20,4 +20,6 @@ export interface Diagnostic {
   endCol?: number;
   /** the item (dataset item id, parquet row) when there is no file position */
   item?: string;
+  /** a note that stands for this many diagnostics of one kind that are not shown (diagnostic-groups.ts) */
+  more?: { severity: Severity; count: number };
 }

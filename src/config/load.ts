@@ -1,8 +1,8 @@
 // Loads lorafile.yaml: YAML with source positions -> zod schema -> cross-checks -> Config.
 // Every problem found becomes a positioned Diagnostic; all of them are thrown together as a ConfigError.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Pair } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Pair } from 'yaml';
 import { crossCheck } from './cross-checks.js';
 import type { Diagnostic } from './diagnostic.js';
 import { ConfigError } from './errors.js';
@@ -11,6 +11,8 @@ import { defaultCheckpointEvery, LorafileSchema, type Config } from './schema.js
 import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
 import { displayFileName } from './display.js';
+import { toJsWithAliasCheck } from './yaml-aliases.js';
+import { kindOf, readRegularFileSync } from '../cache/safe-fs.js';
 
 export { displayFileName };
 
@@ -103,7 +105,13 @@ export function parseConfig(text: string, file: string): Config {
   if (sink.diagnostics.length > 0) throw new ConfigError(sink.sorted(), source);
   reportDuplicateKeys(sink, doc.contents, []);
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const expanded = toJsWithAliasCheck({ visit, isAlias }, doc, lineCounter);
+  if ('problem' in expanded) {
+    const { message, hint, line, col, endCol } = expanded.problem;
+    sink.add(line !== undefined && col !== undefined ? { line, col, endCol: endCol ?? col + 1 } : { line: 1, col: 1, endCol: 2 }, 'yaml-alias', message, hint);
+    throw new ConfigError(sink.sorted(), source);
+  }
+  const raw: unknown = expanded.value;
   // a section whose entries are all commented out reads as null: treat it as empty
   if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
     const top = raw as Record<string, unknown>;
@@ -125,7 +133,10 @@ export function parseConfig(text: string, file: string): Config {
 export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Config> {
   let source: string;
   try {
-    const size = (await stat(file)).size;
+    const st = await stat(file);
+    // a FIFO would block the read forever, a device never end
+    if (!st.isFile() && !st.isDirectory()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG', kind: kindOf(st) });
+    const size = st.size;
     if (size > MAX_LORAFILE_BYTES) {
       throw new ConfigError([
         {
@@ -137,7 +148,7 @@ export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Confi
         },
       ]);
     }
-    source = await readFile(file, 'utf8');
+    source = readRegularFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -145,9 +156,16 @@ export async function loadConfig(file: string = DEFAULT_LORAFILE): Promise<Confi
       severity: 'error',
       code: 'unreadable-lorafile',
       file: displayFileName(file),
-      message: code === 'ENOENT' ? 'lorafile not found' : code === 'EISDIR' ? 'this is a folder, not a lorafile' : `cannot read the lorafile (${code ?? String(err)})`,
+      message:
+        code === 'ENOENT'
+          ? 'lorafile not found'
+          : code === 'EISDIR'
+            ? 'this is a folder, not a lorafile'
+            : code === 'ENOTREG'
+              ? `this is ${(err as { kind?: string }).kind ?? 'not a regular file'}, not a lorafile`
+              : `cannot read the lorafile (${code ?? String(err)})`,
       hint:
-        code === 'ENOENT' || code === 'EISDIR'
+        code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTREG'
           ? `run lorabuild in the folder that holds ${DEFAULT_LORAFILE}, or name the file with -f PATH`
           : 'check the file permissions',
     };

@@ -3,10 +3,11 @@
 // the lorafile text and by the code of the config loader itself, so editing either re-parses.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './schema.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 const DEFAULT_LORAFILE = 'lorafile.yaml';
 const MEMO_FORMAT = 1;
@@ -42,7 +43,8 @@ export async function loadConfigCached(file: string = DEFAULT_LORAFILE, memoDir:
   const abs = path.resolve(file);
   let source: string | undefined;
   try {
-    if ((await stat(abs)).size <= 1024 * 1024) source = (await readFile(abs, 'utf8')).replace(/^\uFEFF/, '');
+    const st = await stat(abs);
+    if (st.isFile() && st.size <= 1024 * 1024) source = readRegularFileSync(abs, 'utf8').replace(/^\uFEFF/, '');
   } catch {
     // unreadable: loadConfig below reports it properly
   }
@@ -51,7 +53,7 @@ export async function loadConfigCached(file: string = DEFAULT_LORAFILE, memoDir:
   const key = createHash('sha256').update(loaderId()).update('\0').update(source).digest('hex');
   const memo = memoPath(memoDir, abs);
   try {
-    const saved = JSON.parse(await readFile(memo, 'utf8')) as MemoFile;
+    const saved = JSON.parse(readRegularFileSync(memo, 'utf8')) as MemoFile;
     if (saved.key === key) return { ...saved.spec, file: abs, root: path.dirname(abs), source };
   } catch {
     // no memo yet, or a damaged one: parse

@@ -2,7 +2,8 @@
 import type { z } from 'zod';
 import type { PathSegment } from './locate.js';
 import { fieldAt, keysAt } from './schema-walk.js';
-import { fieldOf, prefix, type DiagnosticSink } from './sink.js';
+import { MAX_NAME_LENGTH } from './schema.js';
+import { fieldOf, ownerOf, prefix, type DiagnosticSink } from './sink.js';
 import { didYouMean } from './suggest.js';
 
 type Issue = z.core.$ZodIssue;
@@ -66,6 +67,16 @@ function missingKey(sink: DiagnosticSink, path: readonly PathSegment[]): void {
   sink.atKey(path.slice(0, -1), 'missing-key', `${prefix(path)}missing required key '${key}'`, `add '${key}: ...'${description ? ` — ${description}` : ''}`);
 }
 
+/** Why a field has the upper bound it has, where that is not obvious. */
+const UPPER_BOUND_WHY: Record<string, string> = {
+  steps: 'a million steps already take days on a GPU',
+  checkpoint_every: 'it cannot exceed the largest allowed steps',
+  warmup_steps: 'it cannot exceed the largest allowed steps',
+  seed: 'larger whole numbers lose digits in JavaScript',
+  caption_seed: 'larger whole numbers lose digits in JavaScript',
+  seeds: 'larger whole numbers lose digits in JavaScript',
+};
+
 function rangeMessage(issue: Issue & { code: 'too_small' | 'too_big' }, path: readonly PathSegment[], got: unknown): { message: string; hint: string } {
   const field = fieldOf(path);
   const small = issue.code === 'too_small';
@@ -77,13 +88,25 @@ function rangeMessage(issue: Issue & { code: 'too_small' | 'too_big' }, path: re
       : { message: `${prefix(path)}${field} has more than ${bound} items`, hint: `keep at most ${bound}` };
   }
   if (issue.origin === 'string') {
+    if (!small) {
+      const length = typeof got === 'string' ? got.length : undefined;
+      return { message: `${prefix(path)}${field} is too long${length !== undefined ? ` (${length} characters)` : ''}: at most ${bound} characters`, hint: `shorten it to at most ${bound} characters` };
+    }
     return { message: `${prefix(path)}${field} must not be empty`, hint: `give a value or delete the '${field}:' line` };
   }
   const relation = small ? (issue.inclusive ? 'at least' : 'greater than') : issue.inclusive ? 'at most' : 'less than';
+  const why = small ? undefined : UPPER_BOUND_WHY[String([...path].reverse().find((segment) => typeof segment === 'string'))];
   return {
     message: `${prefix(path)}${field} must be ${relation} ${bound}, got ${describeValue(got)}`,
-    hint: ex ? `the default is '${ex}'` : `use a value ${relation === 'at least' || relation === 'at most' ? `of ${relation}` : relation} ${bound}`,
+    hint: [why, ex ? `the default is '${ex}'` : `use a value ${relation === 'at least' || relation === 'at most' ? `of ${relation}` : relation} ${bound}`].filter(Boolean).join('; '),
   };
+}
+
+/** A name like `key` that the name rules accept: allowed characters, bounded, no device name, no final dot. */
+function saferName(key: string): string {
+  let fixed = key.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[_.-]+/, '').slice(0, MAX_NAME_LENGTH).replace(/\.+$/, '') || 'name';
+  if (/^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i.test(fixed)) fixed = fixed.replace(/^([^.]*)/, '$1_');
+  return fixed;
 }
 
 function issueToDiagnostic(sink: DiagnosticSink, issue: Issue, raw: unknown): void {
@@ -112,7 +135,10 @@ function issueToDiagnostic(sink: DiagnosticSink, issue: Issue, raw: unknown): vo
       }
       if (got === undefined) return missingKey(sink, path);
       const noun = TYPE_NOUN[issue.expected] ?? issue.expected;
-      sink.atValue(path, 'wrong-type', `${prefix(path)}${field} must be ${noun}, got ${describeValue(got)}`, typeHint(path, issue.expected, got));
+      // a whole entry ("lora 'x'") has no field name: the entry itself must be a mapping
+      const subject = field ? `${prefix(path)}${field}` : (ownerOf(path) ?? String(path[path.length - 1]));
+      const what = field ? noun : noun.replace(/^(a mapping)/, '$1 of its settings');
+      sink.atValue(path, 'wrong-type', `${subject} must be ${what}, got ${describeValue(got)}`, typeHint(path, issue.expected, got));
       return;
     }
     case 'invalid_value': {
@@ -152,7 +178,7 @@ function issueToDiagnostic(sink: DiagnosticSink, issue: Issue, raw: unknown): vo
     case 'invalid_key': {
       const key = String(path[path.length - 1]);
       const reason = issue.issues[0]?.message ?? 'not a valid name';
-      const fixed = key.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[_.-]+/, '') || 'name';
+      const fixed = saferName(key);
       sink.atKey(path, 'invalid-name', `invalid ${String(path[0]).replace(/s$/, '')} name '${key}': ${reason}`, `rename it, e.g. '${fixed}'`);
       return;
     }

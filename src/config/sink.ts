@@ -36,6 +36,9 @@ export class DiagnosticSink {
   ) {}
 
   add(span: Span, code: string, message: string, hint: string | undefined, path?: readonly PathSegment[]): void {
+    // two rules may object to one value in the same words (zod's int() and max() on a huge number)
+    const same = this.diagnostics.some((d) => d.line === span.line && d.col === span.col && d.message === message);
+    if (same) return;
     this.diagnostics.push({ severity: 'error', code, message, hint, file: this.file, line: span.line, col: span.col, endCol: span.endCol });
     if (path) this.reportedPaths.add(pathId(path));
   }

@@ -9,8 +9,8 @@
 //    must be in out/ or the cache with the recorded bytes;
 //  - environment facts (worker and torch versions, device class) that legitimately differ between
 //    the student's machine and CI are taken from the lock and reported as info, never as stale.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -22,11 +22,12 @@ import { canonicalJson, SHA256_RE } from './canonical.js';
 import type { StageRegistry } from './executor.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { readLockfile } from './lockfile.js';
+import { entryIntegrity } from './lock-integrity.js';
 import { checkOutputName, displayPath, listStaged } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext, type ContextDeps } from './stage-context.js';
 import { StatMemo } from './stat-memo.js';
-import type { Json, LockEntry, Lockfile, OutputFile, Plan, StageImpl, StageKind, StageNode, StageOutputs } from './types.js';
+import type { CrossCheckProblem, Json, LockEntry, Lockfile, OutputFile, Plan, StageImpl, StageKind, StageNode, StageOutputs } from './types.js';
 import { runWorker } from './run-worker.js';
 import type { RemoteCache } from '../cache/remote/remote-cache.js';
 
@@ -72,6 +73,8 @@ export interface CheckResult {
   lock: Lockfile;
   /** outputs each stage has now (re-run or verified); absent for stages that could not be decided */
   outputs: Map<string, StageOutputs>;
+  /** where an output blob of `outputs` is in the cache (read-only) */
+  blobPath(sha256: string): string;
 }
 
 export interface CheckOptions {
@@ -98,7 +101,9 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
   const signal = opts.signal ?? new AbortController().signal;
   const layout = new CacheLayout(opts.cacheDir);
   mkdirSync(opts.cacheDir, { recursive: true });
-  const memo = StatMemo.load(layout.statMemo);
+  // every file is read again: a stat memo (size, mtime, inode) can be fooled by a same-size edit
+  // with its mtime set back, and check must say the same with or without a cache
+  const memo = StatMemo.inMemory();
   const cas = new Cas(opts.cacheDir);
   const items = new ItemMemo(opts.cacheDir, cas);
   const loaded = await readLockfile(opts.lockFile, opts.cacheDir, (abs) => memo.hashFile(abs));
@@ -113,6 +118,8 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
   const worker = opts.worker ?? (() => sharedWorker.get());
 
   const outputs = new Map<string, StageOutputs>();
+  /** stage id -> output name -> the committed copy in out/ whose bytes matched the lock */
+  const verified = new Map<string, Map<string, string>>();
   const changedOutputs = new Set<string>();
   const checks = new Map<string, StageCheck>();
   try {
@@ -124,10 +131,9 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     }
   } finally {
     await sharedWorker.close();
-    memo.save();
   }
   const stages = plan.order.map((id) => checks.get(id)!);
-  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs };
+  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs, blobPath: (sha) => cas.path(sha) };
 
   async function checkStage(node: StageNode): Promise<StageCheck> {
     const findings: CheckFinding[] = [];
@@ -188,26 +194,63 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
 
     const reasons: string[] = [];
     const lockDigests: Record<string, string> = {};
+    let upstreamAsBuilt = true;
     for (const dep of node.deps) {
       const depEntry = lock.stages[dep];
       if (!depEntry) {
         reasons.push(`${dep} is not in the lock`);
+        upstreamAsBuilt = false;
         continue;
       }
       lockDigests[dep] = outputsDigest({ files: depEntry.outputs, meta: depEntry.meta });
-      if (entry.upstream?.[dep] !== undefined && entry.upstream[dep] !== depEntry.fingerprint) reasons.push(`${dep} was rebuilt after it`);
+      if (entry.upstream[dep] !== depEntry.fingerprint) {
+        upstreamAsBuilt = false;
+        reasons.push(entry.upstream[dep] === undefined ? `it does not record ${dep} as built from` : `${dep} was rebuilt after it`);
+      }
       if (changedOutputs.has(dep)) reasons.push(`upstream ${dep} changed`);
     }
-    const fp = fingerprint({ kind: node.kind, version: impl.version, params, files: current.files, upstream: lockDigests });
-    if (fp !== entry.fingerprint) {
-      const own = staleReasons(entry, { implVersion: impl.version, params, files: current.files, upstream: entry.upstream ?? {} });
-      reasons.unshift(...(own.length ? own : ['its lock entry does not match its inputs (was lorafile.lock edited by hand?)']));
+    // the entry must still match the fingerprint it stores (only decidable when its upstream
+    // entries are the ones it was built from; otherwise it is stale anyway)
+    const integrity = upstreamAsBuilt ? entryIntegrity({ kind: node.kind, implVersion: impl.version, entry, params, files: current.files, upstream: lockDigests }) : undefined;
+    // a cheap upstream re-ran and gave other outputs than the lock records: if those reproduce this
+    // entry's fingerprint, the lock's record of that upstream was edited, not this entry
+    const editedUpstream =
+      integrity && !integrity.consistent
+        ? node.deps.find((dep) => changedOutputs.has(dep) && outputs.has(dep) && entryIntegrity({ kind: node.kind, implVersion: impl.version, entry, params: entry.params, files: entry.files, upstream: { ...lockDigests, [dep]: outputsDigest(outputs.get(dep)!) } }).consistent)
+        : undefined;
+    if (editedUpstream) {
+      add('tampered', `${lockName} was edited by hand: the outputs it records for ${editedUpstream} are not the ones ${node.id} was built from (re-running ${editedUpstream} gives those); ${RUN_HINT}`, lockName);
+    } else if (integrity && !integrity.consistent) {
+      const edited = integrity.fields.length
+        ? integrity.exact
+          ? `edited: ${integrity.fields.join(', ')}`
+          : `it differs from this build in ${integrity.fields.join(', ')}`
+        : `a recorded param, input hash, or an output of ${node.deps.length ? node.deps.join(', ') : 'no upstream'} in the lock was changed`;
+      add('tampered', `${lockName} was edited by hand: the entry of ${node.id} no longer matches the fingerprint it stores (${edited}); ${RUN_HINT}`, lockName);
+    } else {
+      const fp = fingerprint({ kind: node.kind, version: impl.version, params, files: current.files, upstream: lockDigests });
+      if (fp !== entry.fingerprint) {
+        const own = staleReasons(entry, { implVersion: impl.version, params, files: current.files, upstream: entry.upstream });
+        reasons.unshift(...(own.length ? own : ['tool or environment versions changed']));
+      }
     }
     const stale = reasons.length > 0;
     if (stale) add('stale', `${summarize([...new Set(reasons)], 4)} since ${node.id} was built; ${RUN_HINT}`);
 
     const materialized = materializedFolder(impl, node, config);
-    await verifyArtifacts(node, entry, materialized, rerun, add);
+    const copies = await verifyArtifacts(node, entry, materialized, rerun, add);
+    verified.set(node.id, copies);
+    if (!rerun && impl.crossCheck && copies.size > 0) {
+      const problems = await impl.crossCheck({
+        config,
+        node,
+        entry,
+        lock,
+        verifiedOutput: (stageId, name) => verified.get(stageId)?.get(name) ?? null,
+        display: (abs) => displayPath(config.root, abs),
+      }).catch((err: unknown): CrossCheckProblem[] => [{ message: `${node.id}: its committed outputs could not be cross-checked: ${messageOf(err)}` }]);
+      for (const p of problems) add('tampered', p.message, p.file);
+    }
 
     if (!rerun) {
       // downstream stages are judged against what the lock says this one produced, even when out/ lost it
@@ -242,46 +285,67 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     }
   }
 
-  /** Recorded outputs must exist in out/ (for stages that materialize) or in the cache, with the recorded bytes. */
+  /**
+   * Recorded outputs of a stage that materializes must be committed in out/: regular files inside
+   * the project (no links: they dangle in CI) with the recorded bytes, whatever the local cache
+   * holds, so that check says the same on the student's machine and in CI. Outputs kept in the
+   * cache only must be there (or re-run). Returns the verified copies.
+   */
   async function verifyArtifacts(
     node: StageNode,
     entry: LockEntry,
     materialized: string | null,
     rerun: boolean,
     add: (kind: FindingKind, message: string, file?: string) => void,
-  ): Promise<void> {
+  ): Promise<Map<string, string>> {
+    const copies = new Map<string, string>();
     for (const [name, blob] of Object.entries(entry.outputs)) {
       // the lock is a committed file: its names and hashes are checked before they become paths
       if (!validOutput(name, blob)) {
         add('tampered', `${lockName} records an impossible output for ${node.id}: ${checkOutputName(name) ?? `'${name}' has no valid sha256 and size`}`);
         continue;
       }
-      let inCache = cas.has(blob.sha256, blob.size) && (await hashOrNull(cas.path(blob.sha256), true)) === blob.sha256;
+      const inLocalCache = async () => cas.has(blob.sha256, blob.size) && (await hashOrNull(cas.path(blob.sha256), true)) === blob.sha256;
+      // only a remote cache the grader names stands in for a committed file (the local cache never does)
       const fromRemote = async (): Promise<boolean> => {
-        if (inCache || !opts.remote) return false;
-        inCache = await opts.remote.fetchBlob(`${name} of ${node.id}`, blob.sha256, blob.size, cas);
-        if (inCache) add('info', `${name} of ${node.id} is not committed; its recorded bytes came from the remote cache ${opts.remote.url}`);
-        return inCache;
+        if (!opts.remote) return false;
+        if (!(await inLocalCache()) && !(await opts.remote.fetchBlob(`${name} of ${node.id}`, blob.sha256, blob.size, cas))) return false;
+        add('info', `${name} of ${node.id} is not committed; its recorded bytes came from the remote cache ${opts.remote.url}`);
+        copies.set(name, cas.path(blob.sha256));
+        return true;
       };
-      if (materialized) {
-        const copy = join(materialized, ...name.split('/'));
-        const shown = displayPath(config.root, copy);
-        const sha = await hashOrNull(copy);
-        if (sha === blob.sha256) {
-          if (!inCache) await cas.putFile(copy, true);
-          continue;
-        }
-        if (sha !== null) {
-          add('tampered', `${shown} differs from what ${lockName} records for ${node.id} (sha256 ${sha.slice(0, 12)}… on disk, ${blob.sha256.slice(0, 12)}… in the lock): restore it with \`lorabuild run\` or rebuild and commit both`, shown);
-          continue;
-        }
-        // with a remote cache a submission need not commit out/: re-run stages are compared with the lock below
-        if (rerun && opts.remote) continue;
-        if (!inCache && !(await fromRemote())) add('missing', `${shown} is missing (recorded in ${lockName} for ${node.id}): commit out/ with the lock${opts.remote ? `, or upload it to the remote cache (lorabuild run --remote-cache ${opts.remote.url})` : ''}`, shown);
+      if (!materialized) {
+        if (!rerun && !(await inLocalCache()) && !(await fromRemote())) add('missing', `${node.id}'s output ${name} is neither in out/ nor in the cache: rebuild it with \`lorabuild run\``, name);
         continue;
       }
-      if (!inCache && !rerun && !(await fromRemote())) add('missing', `${node.id}'s output ${name} is neither in out/ nor in the cache: rebuild it with \`lorabuild run\``, name);
+      const copy = join(materialized, ...name.split('/'));
+      const shown = displayPath(config.root, copy);
+      const found = committedFile(config.root, copy);
+      if (found.kind === 'missing') {
+        // with a remote cache a submission need not commit out/: re-run stages are compared with the lock below
+        if (opts.remote && (rerun || (await fromRemote()))) continue;
+        const local = cas.has(blob.sha256, blob.size) ? ' (`lorabuild run` restores it from your cache)' : '';
+        const upload = opts.remote ? `, or upload it to the remote cache (lorabuild run --remote-cache ${opts.remote.url})` : '';
+        add('missing', `${shown} is missing (recorded in ${lockName} for ${node.id})${local}: commit out/ with the lock${upload}`, shown);
+        continue;
+      }
+      if (found.kind !== 'file') {
+        add('tampered', `${found.problem}: ${node.id}'s output must be committed as a regular file inside the project; restore it with \`lorabuild run\``, found.shown ?? shown);
+        continue;
+      }
+      const sha = await hashOrNull(copy);
+      if (sha !== blob.sha256) {
+        add('tampered', `${shown} differs from what ${lockName} records for ${node.id} (sha256 ${(sha ?? 'unreadable').slice(0, 12)}… on disk, ${blob.sha256.slice(0, 12)}… in the lock): restore it with \`lorabuild run\` or rebuild and commit both`, shown);
+        continue;
+      }
+      if (found.size !== blob.size) {
+        add('tampered', `${lockName} was edited by hand: it records ${blob.size} bytes for ${shown} (outputs.${name}.size of ${node.id}), the file has ${found.size}; ${RUN_HINT}`, lockName);
+        continue;
+      }
+      copies.set(name, copy);
+      if (!cas.has(blob.sha256, blob.size)) await cas.putFile(copy, true);
     }
+    return copies;
   }
 
   async function hashOrNull(abs: string, trusted = false): Promise<string | null> {
@@ -333,8 +397,37 @@ function compareOutputs(kind: StageKind, entry: LockEntry, now: StageOutputs): s
     if (!before) out.push(`${name} is new`);
     else if (!after) out.push(`${name} is no longer produced`);
     else if (before.sha256 !== after.sha256) out.push(`${name} differs`);
+    else if (before.size !== after.size) out.push(`${name}'s recorded size ${before.size} is not its size ${after.size}`);
   }
   return out;
+}
+
+type CommittedFile = { kind: 'file'; size: number } | { kind: 'missing' } | { kind: 'bad'; problem: string; shown?: string };
+
+/**
+ * What is committed at `abs` (inside the project `root`): a regular file reached without symbolic
+ * links, nothing, or something else (a link, a folder, a FIFO ...). Only lstat is used, so a FIFO
+ * is never opened.
+ */
+function committedFile(root: string, abs: string): CommittedFile {
+  const parts = relative(root, abs).split(sep);
+  let current = root;
+  for (const [i, part] of parts.entries()) {
+    current = join(current, part);
+    let st;
+    try {
+      st = lstatSync(current);
+    } catch {
+      return { kind: 'missing' };
+    }
+    const shown = displayPath(root, current);
+    if (st.isSymbolicLink()) return { kind: 'bad', problem: `${shown} is a symbolic link (links dangle in a fresh clone)`, shown };
+    const last = i === parts.length - 1;
+    if (!last && !st.isDirectory()) return { kind: 'bad', problem: `${shown} is not a folder`, shown };
+    if (last && !st.isFile()) return { kind: 'bad', problem: `${shown} is ${st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : 'not a regular file'}`, shown };
+    if (last) return { kind: 'file', size: st.size };
+  }
+  return { kind: 'missing' };
 }
 
 /** The checkpoint path of the stage's model when it is a file that this machine lacks (CI). */

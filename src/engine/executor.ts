@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import { ActionCache } from '../cache/action-cache.js';
-import { writeFileAtomic } from '../cache/atomic.js';
+import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -17,7 +17,7 @@ import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
-import { checkOutputs, listStaged, materialize } from './outputs.js';
+import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext } from './stage-context.js';
 import { StatMemo, type HashStats } from './stat-memo.js';
@@ -197,7 +197,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       reasons = problems.map((p) => p.message);
       if (!problems.some((p) => p.blobBad)) {
         if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
-        materialize(out.files, [], materializedDir!, cas, memo);
+        materialize(out.files, Object.keys(out.files), materializedDir!, cas, memo, config.root);
         return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
       }
     } else if (previous?.fingerprint === fp) {
@@ -220,7 +220,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     if (entry && restorable(entry, cas)) {
       const out = entry.outputs;
       if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
-      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
       return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
     }
     if (mode === 'status') return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
@@ -229,7 +229,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     const fromRemote = remote ? await remote.fetch(node, fp, cas, actions) : undefined;
     if (fromRemote) {
       for (const blob of Object.values(fromRemote.files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
-      if (materializedDir) materialize(fromRemote.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      if (materializedDir) materialize(fromRemote.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
       return { report: report('cached', `${summarize(reasons)}; restored from the remote cache`, { fingerprint: fp, source: 'remote' }), outputs: fromRemote, lockEntry: lockEntry(fromRemote) };
     }
 
@@ -239,9 +239,9 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     mkdirSync(layout.tmp, { recursive: true });
     const staging = mkdtempSync(join(layout.tmp, 'stage-'));
     const { ctx, record } = makeStageContext(contextDeps, staging);
-    const recordRun = (outcome: string, reason: string) => {
-      writeFileAtomic(layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
-      writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString() }));
+    const recordRun = (outcome: string, reason: string, kept: string[] = []) => {
+      writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
+      writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString(), ...(kept.length ? { kept } : {}) }));
     };
     try {
       let result;
@@ -256,7 +256,10 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       }
       if (signal.aborted) throw new Interrupted();
       if (result.failed) {
-        recordRun('failed', result.failed.reason);
+        // what a failed stage wrote (validation.md with the caption errors) is what the user needs
+        // most: it goes to out/ like outputs do, but into no lock entry
+        const kept = materializedDir ? await keepFailureReports(staging, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
+        recordRun('failed', result.failed.reason, kept);
         return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
       }
       const files: StageOutputs['files'] = {};
@@ -281,7 +284,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       };
       actions.put(entry);
       if (remote) uploads.push(remote.upload(entry, cas));
-      if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      if (materializedDir) materialize(out.files, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], materializedDir, cas, memo, config.root);
       const reason = summarize(reasons);
       recordRun('ran', reason);
       return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out) };
@@ -309,7 +312,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       }
       const cannot = opts.blocked?.get(node.id);
       if (cannot !== undefined) {
-        if (mode === 'run') writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason: cannot, at: new Date().toISOString(), log: `error: ${cannot}\n` }));
+        if (mode === 'run') writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason: cannot, at: new Date().toISOString(), log: `error: ${cannot}\n` }));
         return finish({ report: { stage: node.id, outcome: 'failed', reason: cannot, durationMs: 0 } });
       }
       return queues[node.resource].add(async () => {
@@ -323,7 +326,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
           if (mode === 'run' && !interrupted) {
             // failed before it had a fingerprint (e.g. inputs() could not read the dataset): keep the error for `status --log`
             const log = `error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`;
-            writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason, at: new Date().toISOString(), log }));
+            writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason, at: new Date().toISOString(), log }));
           }
           return finish({ report: { stage: node.id, outcome: 'failed', reason, durationMs: 0 } });
         }
@@ -338,6 +341,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   await Promise.all(uploads);
 
   let lockWritten = false;
+  let lockWriteProblem: string | undefined;
   if (mode === 'run') {
     const stages: Record<string, LockEntry> = {};
     for (const [id, entry] of Object.entries(previousLock.stages)) {
@@ -351,7 +355,13 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       stages[id] = entry;
     }
     // rendering 20,000 file hashes as YAML costs more than a whole no-op run: skip it when nothing changed
-    const written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+    let written: string | null = null;
+    try {
+      written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+    } catch (err) {
+      // a folder (or a FIFO) where the lock belongs: say so instead of failing the whole run
+      lockWriteProblem = `could not write ${opts.lockFile}: ${err instanceof Error ? err.message : String(err)}`;
+    }
     if (written) {
       memo.record(opts.lockFile, statSync(opts.lockFile), written, true);
       lockWritten = true;
@@ -359,7 +369,25 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   }
   memo.save();
   memo.dropRacy();
-  return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
+  return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: lockWriteProblem ?? loaded.problem };
+}
+
+/** Names a failed run of the stage wrote into out/ (recorded in its last-run record): lorabuild's own files. */
+function keptBefore(layout: CacheLayout, stageId: string): string[] {
+  try {
+    const last = JSON.parse(readRegularFileSync(layout.lastRun(stageId), 'utf8')) as { kept?: unknown };
+    return Array.isArray(last.kept) ? last.kept.filter((n): n is string => typeof n === 'string' && checkOutputName(n) === undefined) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Copies what a failed stage staged into its out/ folder (never over a file lorabuild did not write); returns the names. */
+async function keepFailureReports(staging: string, materializedDir: string, ours: string[], cas: Cas, memo: StatMemo, root: string): Promise<string[]> {
+  const files: StageOutputs['files'] = {};
+  for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+  materialize(files, ours.filter((name) => name in files), materializedDir, cas, memo, root);
+  return Object.keys(files);
 }
 
 async function copiesMatch(files: StageOutputs['files'], materializedDir: string, memo: StatMemo): Promise<boolean> {

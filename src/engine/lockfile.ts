@@ -2,7 +2,7 @@
 // formatting) next to the lorafile, meant to be committed. Parsing 20,000 file hashes of YAML on
 // every no-op run would cost more than the run itself, so the parsed form is memoised in the cache
 // under the hash of the lock text.
-import { readFileSync, rmSync, readdirSync } from 'node:fs';
+import { lstatSync, rmSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
@@ -11,6 +11,8 @@ import { sha256Hex, SHA256_RE } from './canonical.js';
 import { checkOutputName } from './outputs.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
 import { lockYaml } from './lock-yaml.js';
+import { firstAlias } from '../config/yaml-aliases.js';
+import { kindOf, NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 
 export function lockPathFor(lorafile: string): string {
   const name = basename(lorafile).replace(/\.ya?ml$/i, '');
@@ -42,38 +44,46 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   }
   if (textHash) {
     try {
-      return { lock: JSON.parse(readFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
+      return { lock: JSON.parse(readRegularFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
     } catch {
       // not memoised yet: parse the YAML below
     }
   }
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch {
+    text = readRegularFileSync(file, 'utf8');
+  } catch (err) {
+    // a FIFO or a folder where the lock belongs is no lock lorabuild wrote
+    if (err instanceof NotRegularFileError) return { lock: emptyLock(), textHash: `not-a-file:${err.kind}`, problem: `${file} is ${err.kind}, not a lock file — the lock is ignored; move it away so that lorabuild can write the lock` };
     return { lock: emptyLock(), textHash: '' };
   }
   textHash = sha256Hex(text);
   const memo = layout.parsedLock(textHash);
   try {
-    return { lock: JSON.parse(readFileSync(memo, 'utf8')) as Lockfile, textHash };
+    return { lock: JSON.parse(readRegularFileSync(memo, 'utf8')) as Lockfile, textHash };
   } catch {
     // not memoised yet
   }
   const require = createRequire(import.meta.url);
   // yaml loads only when the lock changed since its parse was memoised (no-op runs skip it)
-  const { parseDocument } = require('yaml') as typeof import('yaml');
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const yaml = require('yaml') as typeof import('yaml');
+  const { parseDocument, LineCounter } = yaml;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
+  const ignored = ' — the lock is ignored and rewritten by the next successful run';
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
-    return { lock: emptyLock(), textHash, problem: `${file}${where}: ${e.message.split('\n')[0]} — the lock is ignored and rewritten by the next successful run` };
+    return { lock: emptyLock(), textHash, problem: `${file}${where}: ${e.message.split('\n')[0]}${ignored}` };
   }
+  // the lock is written without aliases: one is a hand edit (and could be an alias bomb)
+  const alias = firstAlias(yaml, doc, lines);
+  if (alias) return { lock: emptyLock(), textHash, problem: `${file}${alias.line ? `:${alias.line}:${alias.col}` : ''}: ${alias.message}${ignored}` };
   const value = doc.toJS() as Partial<Lockfile> | null;
-  const problem = checkShape(value);
+  const problem = lockShapeProblem(value);
   if (problem) return { lock: emptyLock(), textHash, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
   const lock = value as Lockfile;
-  writeFileAtomic(memo, JSON.stringify(lock));
+  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock));
   return { lock, textHash };
 }
 
@@ -87,10 +97,17 @@ export async function writeLockfile(file: string, lock: Lockfile, previousTextHa
   const text = await renderLockfile(lock);
   const textHash = sha256Hex(text);
   if (textHash === previousTextHash) return null;
+  let existing;
+  try {
+    existing = lstatSync(file);
+  } catch {
+    existing = undefined;
+  }
+  if (existing && !existing.isFile() && !existing.isSymbolicLink()) throw new Error(`${file} is ${kindOf(existing)}, where lorabuild writes the lock; move it away`);
   writeFileAtomic(file, text);
   const layout = new CacheLayout(cacheRoot);
   const memo = layout.parsedLock(textHash);
-  writeFileAtomic(memo, JSON.stringify(lock));
+  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock));
   pruneMemos(dirname(memo), basename(memo));
   return textHash;
 }
@@ -111,7 +128,9 @@ export function emptyLock(): Lockfile {
   return { version: 1, stages: {} };
 }
 
-function checkShape(value: Partial<Lockfile> | null): string | undefined {
+/** Why a parsed value is not a lock lorabuild could have written (undefined when it is one). */
+export function lockShapeProblem(input: unknown): string | undefined {
+  const value = input as Partial<Lockfile> | null;
   if (!value || typeof value !== 'object') return 'not a lock file (expected a mapping with version and stages)';
   if (value.version !== 1) return `unsupported lock version ${JSON.stringify(value.version)} (expected 1)`;
   if (!value.stages || typeof value.stages !== 'object') return 'missing `stages`';
@@ -122,8 +141,25 @@ function checkShape(value: Partial<Lockfile> | null): string | undefined {
     for (const [name, blob] of Object.entries(e.outputs)) {
       const bad = checkOutputName(name);
       if (bad) return `stage ${id}: ${bad}`;
-      if (typeof blob?.sha256 !== 'string' || !SHA256_RE.test(blob.sha256) || typeof blob.size !== 'number') return `stage ${id}: output ${name} needs a sha256 and a size`;
+      if (typeof blob?.sha256 !== 'string' || !SHA256_RE.test(blob.sha256) || !Number.isSafeInteger(blob.size) || blob.size < 0) return `stage ${id}: output ${name} needs a sha256 and a size`;
     }
+    if (!isMapping(e.params)) return `stage ${id}: params must be a mapping`;
+    if (!isMapping(e.files) || !Object.values(e.files).every((sha) => typeof sha === 'string' && SHA256_RE.test(sha))) return `stage ${id}: files must map paths to sha256 hashes`;
+    if (!isMapping(e.upstream) || !Object.values(e.upstream).every((fp) => typeof fp === 'string')) return `stage ${id}: upstream must map stage ids to fingerprints`;
+    if (e.implVersion !== undefined && !Number.isSafeInteger(e.implVersion)) return `stage ${id}: implVersion must be a whole number`;
+    // YAML can spell .inf and .nan; JSON (and so a fingerprint) cannot, and lorabuild never writes them
+    if (!finiteJson(e.params) || !finiteJson(e.meta)) return `stage ${id}: params and meta hold only finite numbers`;
   }
   return undefined;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function finiteJson(value: unknown, depth = 0): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > 64) return false;
+  return Object.values(value).every((v) => finiteJson(v, depth + 1));
 }

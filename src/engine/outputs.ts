@@ -1,9 +1,10 @@
 // A stage's outputs on disk: the CAS blobs, and the copies under out/ for stages that
 // materialize. Checking goes through the stat memo, so unchanged outputs are not re-read.
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { copyFileAtomic } from '../cache/atomic.js';
 import type { Cas } from '../cache/cas.js';
+import { sha256FileSync } from './file-hash.js';
 import type { StatMemo } from './stat-memo.js';
 import type { OutputFile } from './types.js';
 
@@ -54,21 +55,41 @@ export async function checkOutputs(
   return problems;
 }
 
-/** Copies outputs out of the CAS into the materialized folder (each copy atomic). */
+/**
+ * Copies outputs out of the CAS into the materialized folder (each copy atomic). A file already
+ * there is replaced only when lorabuild wrote it (the previous build of this stage recorded it) or
+ * it already has the right bytes: anything else is the user's and stays (the stage fails instead).
+ */
 export function materialize(
   files: Record<string, OutputFile>,
   previousNames: string[],
   materializedDir: string,
   cas: Cas,
   memo: StatMemo,
+  displayRoot?: string,
 ): void {
+  const ours = new Set(previousNames);
+  const copies: [target: string, blob: OutputFile][] = [];
+  // every target is checked before the first copy: a refusal leaves the folder as it was
   for (const [name, blob] of Object.entries(files)) {
     const target = join(materializedDir, ...name.split('/'));
+    let existing;
     try {
-      if (memo.lookup(target, statSync(target)) === blob.sha256) continue;
+      existing = lstatSync(target);
     } catch {
-      // missing: copy it
+      existing = undefined;
     }
+    if (existing) {
+      if (existing.isFile() && memo.lookup(target, existing) === blob.sha256) continue;
+      const shown = displayRoot ? displayPath(displayRoot, target) : target;
+      if (existing.isDirectory()) throw new Error(`${shown} is a folder where lorabuild writes a file; it was left untouched. Move it away`);
+      if (!ours.has(name) && (!existing.isFile() || sha256FileSync(target) !== blob.sha256)) {
+        throw new Error(`${shown} exists and was not written by lorabuild; it was left untouched. Move it away (or delete it if it is an old lorabuild output), or point out: at a folder of its own`);
+      }
+    }
+    copies.push([target, blob]);
+  }
+  for (const [target, blob] of copies) {
     copyFileAtomic(cas.path(blob.sha256), target);
     memo.record(target, statSync(target), blob.sha256, true);
   }

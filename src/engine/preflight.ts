@@ -3,7 +3,7 @@
 // settings, the publish folder, a Python with torch). All problems come at once, each on the lorafile line that names the input, a missing
 // file with the closest name in its folder. `run` stops on them (or, with --keep-going, fails only
 // the stages that need them); `doctor` lists them.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { displayFileName } from '../config/display.js';
@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.js';
 import { renderLoraEntries, renderModelName } from '../config/render-loras.js';
 import { didYouMean } from '../config/suggest.js';
 import { publishFolderProblem } from '../safetensors/publish.js';
+import { kindOf } from '../cache/safe-fs.js';
 import { clipTokenizerFiles, TokenizerNotFoundError } from '../text/resolve.js';
 import { modelPathsOf, rememberedHello } from '../worker/start.js';
 import { findPython, PythonNotFoundError } from '../worker/python.js';
@@ -39,14 +40,16 @@ type Kind = 'file' | 'folder' | 'file or folder';
 
 /** Whether `abs` is there as the kind wanted: null when it is, else what is wrong. */
 function absence(abs: string, kind: Kind): string | null {
-  let isDir: boolean;
+  let st: Stats;
   try {
-    isDir = statSync(abs).isDirectory();
+    st = statSync(abs);
   } catch {
     return 'does not exist';
   }
-  if (kind === 'folder' && !isDir) return 'is a file, not a folder';
-  if (kind === 'file' && isDir) return 'is a folder, not a file';
+  if (kind === 'folder' && !st.isDirectory()) return `is ${st.isFile() ? 'a file' : kindOf(st)}, not a folder`;
+  // a FIFO would block the run that opens it, a device would be read forever
+  if (kind === 'file' && !st.isFile()) return `is ${kindOf(st)}, not a file`;
+  if (kind === 'file or folder' && !st.isFile() && !st.isDirectory()) return `is ${kindOf(st)}, not a file or a folder`;
   return null;
 }
 
@@ -199,7 +202,7 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
     if (!spec.publish || !planned('train', name)) continue;
     const target = found.resolve(spec.publish, [`train:${name}`]);
     if (target === null) continue;
-    const problem = publishFolderProblem(target, portablePath(config, target));
+    const problem = publishFolderProblem(target, portablePath(config, target), name);
     if (problem) found.add(['loras', name, 'publish'], [`train:${name}`], `lora '${name}': ${problem.message}`, problem.hint);
   }
 

@@ -6,6 +6,7 @@ import type { Diagnostic } from '../config/diagnostic.js';
 import { formatDiagnostic } from '../config/format.js';
 import { formatDuration, formatRate } from './rate.js';
 import type { StageEvent } from './types.js';
+import { printable } from '../text/printable.js';
 
 export interface Reporter {
   event(e: StageEvent): void;
@@ -42,7 +43,7 @@ export function stageLine(e: StageEvent): string {
   const parts = [(LABEL[e.outcome ?? ''] ?? e.outcome ?? '').padEnd(8), e.stage];
   if (e.durationMs !== undefined && e.outcome === 'ran') parts.push(seconds(e.durationMs));
   if (e.items && e.items.ran + e.items.cached > 0) parts.push(`(${e.items.ran} item${e.items.ran === 1 ? '' : 's'} ran, ${e.items.cached} cached)`);
-  if (e.reason && e.outcome !== 'fresh') parts.push(e.outcome === 'failed' || e.outcome === 'skipped' ? `: ${e.reason}` : `— ${e.reason}`);
+  if (e.reason && e.outcome !== 'fresh') parts.push(e.outcome === 'failed' || e.outcome === 'skipped' ? `: ${printable(e.reason)}` : `— ${printable(e.reason)}`);
   return parts.join('  ').replace('  : ', ': ');
 }
 
@@ -83,7 +84,7 @@ class PlainReporter implements Reporter {
   event(e: StageEvent): void {
     if (e.diagnostics?.length) this.err.write(formatStageDiagnostics(this.root, e));
     if (e.item !== undefined) return;
-    if (e.outcome === 'started') this.out.write(`start     ${e.stage}${e.reason ? ` — ${e.reason}` : ''}\n`);
+    if (e.outcome === 'started') this.out.write(`start     ${e.stage}${e.reason ? ` — ${printable(e.reason)}` : ''}\n`);
     else if (e.progress) {
       const now = Date.now();
       if (now - (this.lastProgress.get(e.stage) ?? 0) < 5000 && e.progress.done !== e.progress.total) return;
@@ -92,7 +93,7 @@ class PlainReporter implements Reporter {
     } else if (isFinal(e)) this.out.write(`${stageLine(e)}\n`);
   }
   note(message: string): void {
-    this.err.write(`${message}\n`);
+    this.err.write(`${printable(message)}\n`);
   }
   summary(_fields: Record<string, unknown>, text: string): void {
     this.out.write(`${text}\n`);
@@ -122,7 +123,7 @@ class TtyReporter implements Reporter {
     }
   }
   note(message: string): void {
-    this.above(() => this.err.write(`${message}\n`));
+    this.above(() => this.err.write(`${printable(message)}\n`));
   }
   summary(_fields: Record<string, unknown>, text: string): void {
     this.live.clear();
@@ -162,6 +163,6 @@ export function progressText(p: NonNullable<StageEvent['progress']>): string {
     parts.push(formatRate(p.rate, p.unit));
     if (p.done < p.total && p.eta_s !== undefined) parts.push(`ETA ${formatDuration(p.eta_s)}`);
   } else if (p.done < p.total) parts.push('measuring rate…');
-  if (p.message) parts.push(p.message);
+  if (p.message) parts.push(printable(p.message));
   return parts.join(' · ');
 }

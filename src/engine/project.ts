@@ -2,6 +2,7 @@
 // the lock path. LORABUILD_CACHE overrides the cache root (<lorafile dir>/cache by default).
 import { dirname, join, resolve } from 'node:path';
 import { loadConfigCached } from '../config/memo.js';
+import { checkOutFolder } from '../config/out-folder.js';
 import type { Config } from '../config/schema.js';
 import { planStages } from '../graph/plan.js';
 import { lockPathFor } from './lockfile.js';
@@ -21,12 +22,14 @@ export function cacheDirFor(lorafileDir: string, env: NodeJS.ProcessEnv = proces
   return fromEnv ? resolve(fromEnv) : resolve(lorafileDir, 'cache');
 }
 
-/** Throws ConfigError (exit 2) for an invalid lorafile or an unknown target. */
+/** Throws ConfigError (exit 2) for an invalid lorafile, an `out:` that is not a folder of its own, or an unknown target. */
 export async function openProject(file: string | undefined, targets: string[]): Promise<Project> {
   const lorafile = resolve(file ?? 'lorafile.yaml');
   // an unchanged lorafile is not parsed again (yaml + zod are most of a no-op run's start-up)
   const config = await loadConfigCached(lorafile, join(cacheDirFor(dirname(lorafile)), 'config'));
+  const cacheDir = cacheDirFor(config.root);
+  await checkOutFolder(config, cacheDir);
   const plan = planStages(config, targets);
   const all = targets.length === 0 ? plan : planStages(config);
-  return { config, plan, allStageIds: new Set(all.order), cacheDir: cacheDirFor(config.root), lockFile: lockPathFor(config.file) };
+  return { config, plan, allStageIds: new Set(all.order), cacheDir, lockFile: lockPathFor(config.file) };
 }

@@ -1,8 +1,9 @@
 // The stat memo: (path, size, mtime, inode) -> sha256, persisted in the cache, so that a run over
 // unchanged files reads no file contents (only stats). A changed mtime, size or inode means the
 // file is read and hashed again; content is never assumed from a name alone.
-import { readFileSync, statSync, type Stats } from 'node:fs';
-import { writeFileAtomic } from '../cache/atomic.js';
+import { statSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
+import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 import { sha256File } from './file-hash.js';
 
 type Entry = [size: number, mtimeMs: number, ino: number, sha256: string];
@@ -152,7 +153,7 @@ export class StatMemo {
     if (!this.file || this.added.size === 0) return;
     const merged = readEntries(this.file);
     for (const [path, entry] of this.added) merged[path] = entry;
-    writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: merged }));
+    writeOwnedFileAtomic(dirname(this.file), this.file, JSON.stringify({ version: 1, entries: merged }));
     this.added.clear();
   }
 
@@ -166,7 +167,7 @@ export class StatMemo {
         removed++;
       }
     }
-    if (removed > 0) writeFileAtomic(file, JSON.stringify({ version: 1, entries }));
+    if (removed > 0) writeOwnedFileAtomic(dirname(file), file, JSON.stringify({ version: 1, entries }));
     return removed;
   }
 }
@@ -182,7 +183,7 @@ function readEntries(file: string): Record<string, Entry> {
   const empty = (): Record<string, Entry> => ({});
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFileSync(file, 'utf8');
   } catch {
     return empty();
   }

@@ -148,6 +148,29 @@ export interface StageImpl {
   materializeTo(node: StageNode, config: Config): string | null;
   inputs(ctx: StageContext): Promise<StageInputs>;
   run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>;
+  /**
+   * `lorabuild check` (stages it verifies without re-running): whether the committed artifacts agree
+   * with what the lock records beyond their hashes (a LoRA's own training metadata, the LoRA a
+   * render says it used). Every problem returned is a tampered finding.
+   */
+  crossCheck?(ctx: CrossCheckContext): Promise<CrossCheckProblem[]>;
+}
+
+export interface CrossCheckContext {
+  config: Config;
+  node: StageNode;
+  entry: LockEntry;
+  lock: Lockfile;
+  /** absolute path of a committed output of a stage (out/) whose bytes check verified, or null */
+  verifiedOutput(stageId: string, name: string): string | null;
+  /** a path as the user sees it (relative to the lorafile) */
+  display(abs: string): string;
+}
+
+export interface CrossCheckProblem {
+  message: string;
+  /** the artifact concerned, relative to the lorafile */
+  file?: string;
 }
 
 /** One stage in lorafile.lock (deterministic YAML, meant to be committed). */

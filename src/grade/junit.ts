@@ -1,10 +1,12 @@
 // JUnit XML for CI test tabs (GitHub, GitLab): one testsuite, one testcase per rubric check;
 // a failed check is a <failure> whose message says what was found and what was expected.
 import type { GradeReport } from './score.js';
+import { printable } from '../text/printable.js';
 
 export function escapeXml(text: string): string {
-  // characters XML 1.0 cannot hold at all are dropped; the rest are escaped
-  return text
+  // control characters shown as escapes (a CI log must not be driven by them); characters XML 1.0
+  // cannot hold at all are dropped; the rest are escaped
+  return printable(text)
     .replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')

@@ -1,7 +1,8 @@
 // The Markdown summary (for $GITHUB_STEP_SUMMARY and --markdown): score, then a table of checks.
 import type { GradeReport } from './score.js';
+import { printable } from '../text/printable.js';
 
-const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const cell = (text: string) => printable(text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' '));
 
 export function gradeMarkdown(report: GradeReport): string {
   const lines = [

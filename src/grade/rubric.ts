@@ -13,6 +13,7 @@ import type { Diagnostic } from '../config/diagnostic.js';
 import { ConfigError } from '../config/errors.js';
 import { didYouMean } from '../config/suggest.js';
 import { ExpressionError, parseExpression, type Expression } from './expression.js';
+import { checkFactPath } from './fact-shape.js';
 
 export interface RubricCheck {
   id: string;
@@ -35,15 +36,73 @@ const ID = /^[A-Za-z0-9_\-.]+$/;
 export function loadRubric(file: string, displayName = file): Rubric {
   let size: number;
   try {
-    size = statSync(file).size;
-  } catch {
-    throw new ConfigError([{ severity: 'error', code: 'rubric-missing', file: displayName, message: `rubric ${displayName} does not exist`, hint: 'pass the rubric with --rubric FILE' }]);
+    const st = statSync(file);
+    // a FIFO or a device would block or never end: only a regular file is read
+    if (!st.isFile()) {
+      throw new ConfigError([{ severity: 'error', code: 'rubric-not-file', file: displayName, message: `rubric ${displayName} is ${st.isDirectory() ? 'a folder' : 'not a regular file'}`, hint: 'pass the rubric YAML file (or its URL) with --rubric' }]);
+    }
+    size = st.size;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([{ severity: 'error', code: 'rubric-missing', file: displayName, message: `rubric ${displayName} does not exist`, hint: 'pass the rubric with --rubric FILE or --rubric URL' }]);
   }
   if (size > MAX_RUBRIC_BYTES) {
     throw new ConfigError([{ severity: 'error', code: 'rubric-too-large', file: displayName, message: `rubric is ${size} bytes; the limit is ${MAX_RUBRIC_BYTES}` }]);
   }
   return parseRubric(readFileSync(file, 'utf8'), displayName);
 }
+
+/** How long a rubric URL may take to answer, in all. */
+const FETCH_TIMEOUT_MS = 30_000;
+
+/** A URL as shown in messages: without user, password, query or fragment (they may hold a token). */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Downloads a rubric (the TA's copy, outside the student's repository): http(s) only, at most
+ * MAX_RUBRIC_BYTES, within FETCH_TIMEOUT_MS; every failure is a ConfigError naming the URL.
+ */
+export async function fetchRubric(url: string): Promise<Rubric> {
+  const shown = shownUrl(url);
+  const fail = (message: string, hint = 'check the URL, or download the rubric and pass its path'): never => {
+    throw new ConfigError([{ severity: 'error', code: 'rubric-unreachable', file: shown, message, hint }]);
+  };
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = (err as Error).name === 'TimeoutError' ? `no answer within ${FETCH_TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
+    return fail(`could not download the rubric: ${why}`);
+  }
+  if (!response.ok) return fail(`could not download the rubric: HTTP ${response.status} ${response.statusText}`.trim());
+  const declared = Number(response.headers.get('content-length') ?? 0);
+  if (declared > MAX_RUBRIC_BYTES) return fail(`the rubric is ${declared} bytes; the limit is ${MAX_RUBRIC_BYTES}`, 'is this URL the rubric YAML?');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body ?? []) {
+      size += (chunk as Uint8Array).length;
+      if (size > MAX_RUBRIC_BYTES) return fail(`the rubric is larger than ${MAX_RUBRIC_BYTES} bytes`, 'is this URL the rubric YAML?');
+      chunks.push(Buffer.from(chunk as Uint8Array));
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    return fail(`the download of the rubric broke off: ${(err as Error).message}`);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (/^\s*<(!doctype|html)/i.test(text)) return fail('the URL answered with an HTML page, not a rubric', 'link the raw YAML file (e.g. raw.githubusercontent.com/...)');
+  return parseRubric(text, shown);
+}
+
+export const isRubricUrl = (spec: string): boolean => /^https?:\/\//i.test(spec);
 
 export function parseRubric(text: string, file: string): Rubric {
   const source = text.replace(/^\uFEFF/, '');
@@ -109,7 +168,16 @@ export function parseRubric(text: string, file: string): Rubric {
           continue;
         }
         try {
-          expressions.push(parseExpression(e.value));
+          const expression = parseExpression(e.value);
+          const quoted = e.type === 'QUOTE_DOUBLE' || e.type === 'QUOTE_SINGLE' ? 1 : 0;
+          const problem = checkFactPath(expression.path);
+          if (problem) {
+            // the bad segment's offset: leading blanks, then the segments before it with their dots
+            const offset = e.value.length - e.value.trimStart().length + expression.path.slice(0, problem.at).reduce((n, seg) => n + seg.length + 1, 0);
+            error('rubric-fact', `${label}: ${problem.message}`, at(e, offset + quoted, expression.path[problem.at].length), '`lorabuild grade --help` lists the facts; names of loras, datasets and renders are free');
+            continue;
+          }
+          expressions.push(expression);
         } catch (err) {
           if (!(err instanceof ExpressionError)) throw err;
           // a quoted scalar starts one character before its text

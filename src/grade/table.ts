@@ -1,5 +1,6 @@
 // The plain-text table `lorabuild grade` prints on stdout.
 import type { GradeReport } from './score.js';
+import { printable } from '../text/printable.js';
 
 export function gradeTable(report: GradeReport): string {
   const width = Math.max(...report.checks.map((c) => c.id.length), 5);
@@ -9,5 +10,5 @@ export function gradeTable(report: GradeReport): string {
     if (!c.passed) for (const m of c.messages) lines.push(`      ${' '.repeat(width)}  ${m}`);
   }
   lines.push(`total: ${report.earned} / ${report.points} points${report.passed ? '' : ` (${report.checks.filter((c) => !c.passed).length} checks failed)`}`);
-  return `${lines.join('\n')}\n`;
+  return `${printable(lines.join('\n'))}\n`;
 }

@@ -2,10 +2,11 @@
 // before/after sliders, images inlined as data: URIs or linked relative to out/).
 import type { Json } from '../engine/types.js';
 import { lossCurveSvg } from './loss-svg.js';
+import { printable } from '../text/printable.js';
 import { LORA_COLUMNS, loraRow, renderSubtitle, type ReportCell, type ReportImage, type ReportLora, type ReportModel, type ReportRender, type ReportScores, type ReportValidation } from './model.js';
 
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return printable(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const CSS = `

@@ -1,6 +1,7 @@
 // report.md: the same content as report.html for reading in a repository or a CI summary; images
 // and LoRA files are linked relative to out/.
 import type { Json } from '../engine/types.js';
+import { printable } from '../text/printable.js';
 import { LORA_COLUMNS, loraRow, renderSubtitle, type ReportModel, type ReportRender, type ReportScores } from './model.js';
 
 /** report.md lists this many diagnostics per dataset; validation.md has them all */
@@ -77,5 +78,5 @@ export function reportMarkdown(model: ReportModel): string {
       if (v.messages.length) lines.push('');
     }
   }
-  return `${lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${printable(lines.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd())}\n`;
 }

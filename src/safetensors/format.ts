@@ -2,9 +2,18 @@
 // { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: { key: string } },
 // then the tensor bytes. Offsets are relative to the end of the header.
 //
-// Headers come from untrusted files, so parseHeader checks everything before any byte is used:
-// header size bounds, JSON shape, dtypes, shapes, offsets inside the file, byte counts that match
-// the shape, and no overlapping tensors.
+// Headers come from untrusted files, so parseHeader checks everything before any byte is used.
+// The rules are the same here and in the Python worker (lorabuild_worker/safetensors_io.py), and
+// every message names the file:
+//   - the header length is at least 2 and at most MAX_HEADER_BYTES, inside the file, and it lists
+//     at most MAX_TENSORS tensors;
+//   - the header is valid UTF-8, nested at most MAX_HEADER_DEPTH deep (checked before parsing, so
+//     a deep "[[[[..." never reaches a recursive parser), valid JSON, a JSON object;
+//   - no key appears twice in one object (JSON parsers silently keep the last one);
+//   - __metadata__ is an object of strings; every other entry has a known dtype, a shape of
+//     non-negative integers and [begin, end] data_offsets whose span is shape x dtype bytes;
+//   - the tensors tile the data section exactly: sorted by offset, no overlap, no gap, and the
+//     last one ends where the file ends (as the reference implementation requires).
 
 export const DTYPE_BYTES = {
   BOOL: 1,
@@ -28,6 +37,12 @@ export type Dtype = keyof typeof DTYPE_BYTES;
 
 /** Headers above this size are refused (real checkpoints have headers of a few hundred KB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** header object -> tensor entry -> shape / data_offsets list: nothing valid nests deeper */
+export const MAX_HEADER_DEPTH = 3;
+
+/** An SDXL checkpoint has ~2,500 tensors, a LoRA of every layer a few thousand: 40x that is no model. */
+export const MAX_TENSORS = 100_000;
 
 export interface TensorInfo {
   name: string;
@@ -79,15 +94,25 @@ export function parseHeaderLength(prefix: Buffer, fileSize: number, file: string
 /** Parses and checks the JSON header. `fileSize` bounds every tensor's byte range. */
 export function parseHeader(json: Buffer, fileSize: number, file: string): SafetensorsHeader {
   const dataStart = 8 + json.length;
+  let text: string;
+  try {
+    // ignoreBOM keeps a leading BOM in the text, so JSON.parse refuses it as Python's json does
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json);
+  } catch {
+    throw new SafetensorsError(file, 'header is not valid UTF-8 text');
+  }
+  checkStructure(text, file);
   let raw: unknown;
   try {
-    raw = JSON.parse(json.toString('utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
     throw new SafetensorsError(file, `header is not valid JSON (${(err as Error).message})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new SafetensorsError(file, 'header must be a JSON object of tensor entries');
   }
+  const count = Object.keys(raw).length;
+  if (count > MAX_TENSORS + 1) throw new SafetensorsError(file, `header lists ${count} entries; no model or LoRA has more than ${MAX_TENSORS} tensors`);
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   const dataSize = fileSize - dataStart;
@@ -98,7 +123,7 @@ export function parseHeader(json: Buffer, fileSize: number, file: string): Safet
     }
     tensors.set(name, checkEntry(name, entry, dataStart, dataSize, file));
   }
-  checkNoOverlap([...tensors.values()], file);
+  checkTiling([...tensors.values()], dataStart, fileSize, file);
   return { dataStart, tensors, metadata };
 }
 
@@ -142,13 +167,65 @@ function checkEntry(name: string, entry: unknown, dataStart: number, dataSize: n
   return { name, dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end };
 }
 
-function checkNoOverlap(tensors: TensorInfo[], file: string): void {
-  const sorted = tensors.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1];
-    const cur = sorted[i];
-    if (cur.begin < prev.end) {
-      throw new SafetensorsError(file, `tensors '${prev.name}' and '${cur.name}' overlap (bytes ${cur.begin}..${prev.end})`);
+/** The tensors must tile the data section: no overlap, no gap, nothing after the last one. */
+function checkTiling(tensors: TensorInfo[], dataStart: number, fileSize: number, file: string): void {
+  const sorted = [...tensors].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = dataStart;
+  let previous: TensorInfo | undefined;
+  for (const t of sorted) {
+    if (t.begin < cursor) {
+      throw new SafetensorsError(file, `tensors '${previous?.name}' and '${t.name}' overlap (bytes ${t.begin}..${cursor} of the file)`);
+    }
+    if (t.begin > cursor) throw new SafetensorsError(file, `${t.begin - cursor} bytes of nothing before tensor '${t.name}' (data offset ${cursor - dataStart})`);
+    cursor = t.end;
+    previous = t;
+  }
+  if (cursor !== fileSize) {
+    throw new SafetensorsError(file, `the tensors cover ${cursor - dataStart} bytes but the data section holds ${fileSize - dataStart}; the file has ${fileSize > cursor ? 'trailing bytes' : 'a gap'}`);
+  }
+}
+
+/**
+ * One pass over the header text, before JSON.parse: nesting depth (an adversarial "[[[[..." would
+ * otherwise reach a recursive parser) and keys repeated within one object (JSON.parse keeps the
+ * last silently, other readers the first: two tools would see two different files).
+ */
+function checkStructure(text: string, file: string): void {
+  const keys: (Set<string> | null)[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i++;
+      while (i < n && text.charCodeAt(i) !== 0x22) i += text.charCodeAt(i) === 0x5c /* \ */ ? 2 : 1;
+      const end = ++i;
+      const container = keys[keys.length - 1];
+      if (!container) continue; // a string inside a list (or malformed text: JSON.parse reports it)
+      let j = end;
+      while (j < n && (text[j] === ' ' || text[j] === '\n' || text[j] === '\r' || text[j] === '\t')) j++;
+      if (text[j] !== ':') continue;
+      const raw = text.slice(start, end);
+      let key = raw.slice(1, -1);
+      if (key.includes('\\')) {
+        try {
+          key = JSON.parse(raw) as string;
+        } catch {
+          continue;
+        }
+      }
+      if (container.has(key)) throw new SafetensorsError(file, `header names ${JSON.stringify(key).slice(0, 200)} twice in one object`);
+      container.add(key);
+      if (keys.length === 1 && container.size > MAX_TENSORS + 1) throw new SafetensorsError(file, `header lists more than ${MAX_TENSORS + 1} entries; no model or LoRA has more than ${MAX_TENSORS} tensors`);
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      keys.push(c === 0x7b ? new Set() : null);
+      if (keys.length > MAX_HEADER_DEPTH) throw new SafetensorsError(file, `header nests deeper than ${MAX_HEADER_DEPTH} levels; a safetensors header never does`);
+      i++;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      keys.pop();
+      i++;
+    } else {
+      i++;
     }
   }
 }

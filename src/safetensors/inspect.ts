@@ -89,7 +89,8 @@ function checkpointInfo(header: SafetensorsHeader): CheckpointInfo | null {
   };
 }
 
-export async function inspectSafetensors(file: string): Promise<SafetensorsInfo> {
+/** `arch`: judge a LoRA's fit against this UNet instead of the one its metadata names. */
+export async function inspectSafetensors(file: string, options: { arch?: 'sd15' | 'tiny' } = {}): Promise<SafetensorsInfo> {
   const header = await readSafetensorsHeader(file);
   const dtypes: Record<string, number> = {};
   let bytes = 0;

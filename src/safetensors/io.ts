@@ -1,10 +1,11 @@
 // Reading and writing .safetensors files. Reading the header touches only the first bytes of the
 // file (checkpoints are gigabytes); tensors are read one at a time by their checked byte range.
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { DTYPE_BYTES, SafetensorsError, encodeHeader, parseHeader, parseHeaderLength, type Dtype, type SafetensorsHeader, type TensorInfo } from './format.js';
 
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  await assertRegularFile(file);
   let handle;
   try {
     handle = await open(file, 'r');
@@ -22,6 +23,20 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   } finally {
     await handle.close();
   }
+}
+
+/** Only a regular file is opened: a FIFO would block forever, a folder or a device is no model. */
+async function assertRegularFile(file: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SafetensorsError(file, code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? (err as Error).message})`);
+  }
+  if (st.isFile()) return;
+  const kind = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+  throw new SafetensorsError(file, `is ${kind}, not a .safetensors file`);
 }
 
 /** The raw little-endian bytes of one tensor. */

@@ -2,7 +2,7 @@
 // training details (A1111's LoRA tab, kohya's scripts, Civitai) find them where they look.
 // No timestamps or host details: the same training gives the same bytes.
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { LoraSpec } from '../config/schema.js';
 import { readSafetensorsHeader, writeSafetensors, type TensorData } from './io.js';
 
@@ -83,7 +83,6 @@ export async function stampLoraFile(file: string, extra: Record<string, string> 
   const header = await readSafetensorsHeader(file);
   const handle = await open(file, 'r');
   const tensors: Record<string, TensorData> = {};
-  const hash = createHash('sha256');
   try {
     const { size } = await handle.stat();
     const data = Buffer.alloc(size - header.dataStart);
@@ -94,9 +93,26 @@ export async function stampLoraFile(file: string, extra: Record<string, string> 
   } finally {
     await handle.close();
   }
-  // the writer stores tensors in name order: hash the data section exactly as it will be written
-  for (const name of Object.keys(tensors).sort()) hash.update(tensors[name].data);
-  const modelHash = hash.digest('hex');
+  const modelHash = tensorContentHash(Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.data])));
   await writeSafetensors(file, tensors, { ...header.metadata, ...extra, sshs_model_hash: modelHash });
   return modelHash;
+}
+
+/**
+ * kohya's sshs_model_hash: sha256 of the tensor bytes in name order (the order the writer stores
+ * them in), so that it does not change when only the metadata does.
+ */
+export function tensorContentHash(tensors: Record<string, Buffer>): string {
+  const hash = createHash('sha256');
+  for (const name of Object.keys(tensors).sort()) hash.update(tensors[name]);
+  return hash.digest('hex');
+}
+
+/** The sshs_model_hash a LoRA file's tensors give now (compare with the one its metadata records). */
+export async function fileTensorContentHash(file: string): Promise<string> {
+  const header = await readSafetensorsHeader(file);
+  const data = await readFile(file);
+  const tensors: Record<string, Buffer> = {};
+  for (const t of header.tensors.values()) tensors[t.name] = data.subarray(t.begin, t.end);
+  return tensorContentHash(tensors);
 }

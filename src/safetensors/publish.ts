@@ -2,7 +2,7 @@
 // The copy is atomic. An existing file is replaced only when it is an earlier version of the same
 // LoRA (lorabuild wrote it for this lora name); anything else there is the user's and is kept.
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { basename, dirname, extname } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { copyFileAtomic } from '../cache/atomic.js';
@@ -32,7 +32,10 @@ const sha256 = async (file: string) => createHash('sha256').update(await readFil
  * except a loras/ folder inside an existing models/ folder (a ComfyUI install without LoRAs yet):
  * that one folder is created, nothing above it, so a mistyped ComfyUI path never grows a new tree.
  */
-export function publishFolderProblem(target: string, shown: string): { message: string; hint: string } | null {
+export function publishFolderProblem(target: string, shown: string, loraName: string): { message: string; hint: string } | null {
+  const kind = entryKind(target);
+  if (kind === 'folder') return { message: `publish: ${shown} is a folder; publish: names the file to write`, hint: `write publish: ${join(shown, `${loraName}.safetensors`)}` };
+  if (kind === 'other') return { message: `publish: ${shown} exists and is not a regular file`, hint: 'point `publish:` at a .safetensors file path' };
   if (extname(target).toLowerCase() !== '.safetensors') {
     return { message: `publish: ${shown} does not end in .safetensors`, hint: 'name the file NAME.safetensors: ComfyUI and A1111 load LoRAs from .safetensors files' };
   }
@@ -57,13 +60,13 @@ export function publishFolderProblem(target: string, shown: string): { message: 
 /** Returns the target path; throws PublishError (naming the file and the way out) when it must not overwrite. */
 export async function publishLora(req: PublishRequest): Promise<string> {
   const shown = req.shown ?? req.target;
-  const problem = publishFolderProblem(req.target, shown);
+  const problem = publishFolderProblem(req.target, shown, req.loraName);
   if (problem) throw new PublishError(`${problem.message}; nothing was written.\n  hint: ${problem.hint}`);
   if (!existsSync(dirname(req.target))) {
     mkdirSync(dirname(req.target));
     req.log(`publish: created ${dirname(shown)}/`);
   }
-  if (existsSync(req.target)) {
+  if (entryKind(req.target) === 'file') {
     if ((await sha256(req.target)) === (await sha256(req.source))) return req.target;
     const owner = await readSafetensorsHeader(req.target).then((h) => h.metadata['lorabuild.lora'], () => undefined);
     if (owner !== req.loraName) {
@@ -78,4 +81,14 @@ export async function publishLora(req: PublishRequest): Promise<string> {
   copyFileAtomic(req.source, req.target);
   req.log(`publish: wrote ${shown}`);
   return req.target;
+}
+
+/** What is at `target` now, following links (a link to a LoRA counts as that file). */
+function entryKind(target: string): 'none' | 'file' | 'folder' | 'other' {
+  try {
+    const st = statSync(target);
+    return st.isFile() ? 'file' : st.isDirectory() ? 'folder' : 'other';
+  } catch {
+    return 'none';
+  }
 }

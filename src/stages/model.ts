@@ -7,7 +7,8 @@
 // modelFacts is cheap (fingerprints, status, the tokenizer choice): it loads and downloads no
 // weights. resolveModel gives the worker a file or a folder.
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { kindOf } from '../cache/safe-fs.js';
 import { dirname, extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Json, StageContext } from '../engine/types.js';
@@ -36,6 +37,13 @@ function modelSpec(ctx: StageContext, modelName: string): ModelSpec {
   const spec = ctx.config.models[modelName];
   if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
   return spec;
+}
+
+/** A device or FIFO where the checkpoint belongs would be read forever or block: refused, naming the model. */
+function assertFileOrFolder(modelName: string, file: string, path: string): void {
+  const st = statSync(path);
+  if (st.isFile() || st.isDirectory()) return;
+  throw new ModelError(modelName, `checkpoint ${file} is ${kindOf(st)}, not a .safetensors file or a diffusers folder`, 'point `checkpoint:` at the model file itself (e.g. models/checkpoints/DreamShaper_8_pruned.safetensors)');
 }
 
 function missingCheckpoint(modelName: string, file: string, path: string): ModelError {
@@ -74,6 +82,7 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
 async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean, device: string | undefined): Promise<ResolvedModel> {
   const path = resolveUserPath(ctx.config, file);
   if (!existsSync(path)) throw missingCheckpoint(name, file, path);
+  assertFileOrFolder(name, file, path);
   if ((await stat(path)).isDirectory()) return localDiffusersModel(ctx, name, path, { preferHalf: prefersHalf(device), allowPickle });
   const ext = extname(path).toLowerCase();
   if (PICKLE_EXTENSIONS.has(ext)) {
@@ -142,6 +151,7 @@ async function checkpointFacts(ctx: StageContext, name: string, spec: ModelSpec 
     if (typeof recorded === 'string') return { identity: recorded, arch: null };
     throw missingCheckpoint(name, spec.checkpoint, path);
   }
+  assertFileOrFolder(name, spec.checkpoint, path);
   if ((await stat(path)).isDirectory()) return localDiffusersFacts(ctx, name, path, { preferHalf: prefersHalf(device), allowPickle: spec.allow_pickle });
   const arch = PICKLE_EXTENSIONS.has(extname(path).toLowerCase()) ? null : await fileArch(path);
   return { identity: `sha256:${await ctx.hashFile(path)}`, arch, tokenizerDir: dirname(path) };

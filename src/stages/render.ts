@@ -20,6 +20,7 @@ import { workerHello } from '../worker/start.js';
 import { RenderLoras, renderLoraInputs, type AppliedLora } from '../loras/render-stack.js';
 import { trainedLoraFile } from '../loras/source.js';
 import { modelFacts, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { crossCheckRender } from './render-check.js';
 
 const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
   euler: 'Euler',
@@ -453,4 +454,5 @@ export const stage: StageImpl = {
   materializeTo: (node) => `renders/${node.target}`,
   inputs,
   run,
+  crossCheck: crossCheckRender,
 };

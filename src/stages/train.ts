@@ -24,6 +24,7 @@ import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
 import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
 import { readSafetensorsHeader } from '../safetensors/io.js';
 import { publishLora } from '../safetensors/publish.js';
+import { crossCheckTrain } from './train-check.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { ignoredSetting, settingsAdvice, StepClock, type TrainSetup } from './train-advice.js';
 
@@ -376,4 +377,5 @@ export const stage: StageImpl = {
   materializeTo: (node) => `loras/${node.target}`,
   inputs,
   run,
+  crossCheck: crossCheckTrain,
 };

@@ -3,7 +3,6 @@
 // validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '../cache/atomic.js';
 import type { Config, DatasetSpec } from '../config/schema.js';
 import type { Manifest } from '../datasets/manifest.js';
 import { canonicalHash } from '../engine/canonical.js';
@@ -13,9 +12,10 @@ import { tokenizerForDataset } from '../text/resolve.js';
 import { buildReport } from '../text/validation-report.js';
 import { modelPinParams, modelTokenizerHint } from './model.js';
 import { renderMarkdown } from '../text/validation-markdown.js';
+import { groupDiagnostics } from '../config/diagnostic-groups.js';
 
 /** bump when a per-item result changes for the same item and settings */
-const ITEM_VERSION = 1;
+const ITEM_VERSION = 2;
 
 function datasetOf(ctx: StageContext): { name: string; spec: DatasetSpec } {
   const name = ctx.node.target;
@@ -54,7 +54,7 @@ function tokenizerOptions(ctx: StageContext) {
 
 export const stage: StageImpl = {
   kind: 'validate',
-  version: 1,
+  version: 2,
   materializeTo: (node) => `datasets/${node.target}`,
 
   async inputs(ctx) {
@@ -99,7 +99,9 @@ export const stage: StageImpl = {
     // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
     writeFileSync(join(ctx.outDir, 'validation.json'), json);
     writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
-    if (report.diagnostics.length > 0) ctx.emit({ diagnostics: report.diagnostics as unknown as Json[] });
+    // printed to a person: a few of each kind and a count (all of them are in validation.json)
+    const allIn = `${ctx.config.out}/datasets/${name}/validation.json`;
+    if (report.diagnostics.length > 0) ctx.emit({ diagnostics: groupDiagnostics(report.diagnostics, allIn) as unknown as Json[] });
     const meta: Json = {
       items: report.items,
       errors: report.errors,
@@ -110,10 +112,8 @@ export const stage: StageImpl = {
       tag_frequency: report.tagFrequency,
     };
     if (report.errors > 0) {
-      // a failed stage records no outputs, but the user needs the report most then
-      const folder = resolve(ctx.root, ctx.config.out, 'datasets', name);
-      writeFileAtomic(join(folder, 'validation.json'), json);
-      writeFileAtomic(join(folder, 'validation.md'), markdown);
+      // a failed stage records no outputs, but the user needs the report most then: the executor
+      // still copies the staged reports into out/
       ctx.log(`validation report: ${ctx.config.out}/datasets/${name}/validation.md`);
       return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
     }

@@ -3,11 +3,12 @@
 // Loaded tokenizers are shared per file set and its size+mtime. With a cache folder, the
 // tokenizer's identity is remembered there (tokenizers.json), so fingerprinting a no-op run does
 // not parse the vocabulary: it loads on the first encode.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { ClipTokenizer, factsOf, type ClipFacts } from './clip-tokenizer.js';
 import { loadHfBpe, loadOpenAiBpe, type BpeVocab } from './bpe-vocab.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 export const OPENAI_BPE_FILE = 'bpe_simple_vocab_16e6.txt.gz';
 const IDENTITY_MEMO = 'tokenizers.json';
@@ -55,7 +56,7 @@ function stamp(files: TokenizerFiles): string {
 
 function readMemo(cacheDir: string): Record<string, ClipFacts> {
   try {
-    const memo = JSON.parse(readFileSync(join(cacheDir, IDENTITY_MEMO), 'utf8')) as unknown;
+    const memo = JSON.parse(readRegularFileSync(join(cacheDir, IDENTITY_MEMO), 'utf8')) as unknown;
     return memo && typeof memo === 'object' && !Array.isArray(memo) ? (memo as Record<string, ClipFacts>) : {};
   } catch {
     return {};

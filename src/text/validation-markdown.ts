@@ -1,6 +1,11 @@
 // validation.md: the report for people (the JSON twin is validation.json).
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { ValidationReport } from './validation-report.js';
+import { printable } from './printable.js';
+import { groupDiagnostics } from '../config/diagnostic-groups.js';
+
+/** rows of one kind of problem in the table before the rest are counted (validation.json lists all) */
+const MD_ROWS_PER_KIND = 200;
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -19,7 +24,7 @@ export function renderMarkdown(report: ValidationReport, tagRows = 50): string {
   out.push(`Tokenizer: ${report.tokenizer.reason} (\`${report.tokenizer.id}\`). Token limit ${report.settings.max_tokens}, minimum image side ${report.settings.min_size} px, aspect limit ${report.settings.max_aspect}.`, '');
   if (report.diagnostics.length > 0) {
     out.push('## Problems', '', '| severity | where | rule | problem | fix |', '|---|---|---|---|---|');
-    for (const d of report.diagnostics) out.push(`| ${d.severity} | ${cell(placeOf(d))} | ${d.code} | ${cell(d.message)} | ${cell(d.hint ?? '')} |`);
+    for (const d of groupDiagnostics(report.diagnostics, 'validation.json', MD_ROWS_PER_KIND)) out.push(`| ${d.severity} | ${cell(placeOf(d))} | ${d.code} | ${cell(d.message)} | ${cell(d.hint ?? '')} |`);
     out.push('');
   }
   if (report.trigger) {
@@ -38,5 +43,5 @@ export function renderMarkdown(report: ValidationReport, tagRows = 50): string {
     for (const [tag, count] of tags.slice(0, tagRows)) out.push(`| ${cell(tag)} | ${count} |`);
     out.push('');
   }
-  return out.join('\n');
+  return printable(out.join('\n'));
 }

@@ -24,6 +24,6 @@ export type WatchEvent =
   | { watch: 'unvalidated'; dataset: string; reason: string }
   | { watch: 'idle'; build: number; verdict: 'done' | 'failed' | 'interrupted'; counts: Record<string, number>; durationMs: number }
   /** another lorabuild process holds the cache: the build starts when it is done */
-  | { watch: 'waiting'; holder: string; cache: string }
+  | { watch: 'waiting'; holder: string; cache: string; /** who holds the cache and how to break a stale lock by hand */ message: string }
   | { watch: 'error'; message: string }
   | { watch: 'stopped' };

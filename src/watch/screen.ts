@@ -9,6 +9,7 @@ import { progressText, stageLine } from '../engine/progress.js';
 import type { StageEvent } from '../engine/types.js';
 import type { WatchEvent } from './events.js';
 import { ScreenModel, type DatasetView } from './screen-model.js';
+import { printable } from '../text/printable.js';
 
 export interface WatchScreen {
   stage(e: StageEvent): void;
@@ -69,12 +70,12 @@ class PlainScreen implements WatchScreen {
   ) {}
   stage(e: StageEvent): void {
     if (e.item !== undefined || e.progress || e.diagnostics) return;
-    if (e.outcome === 'started') this.out.write(`start     ${e.stage}${e.reason ? ` — ${e.reason}` : ''}\n`);
+    if (e.outcome === 'started') this.out.write(`start     ${e.stage}${e.reason ? ` — ${printable(e.reason)}` : ''}\n`);
     else if (e.outcome) this.out.write(`${stageLine(e)}\n`);
   }
   watch(e: WatchEvent): void {
     const line = plainLine(e, this.root);
-    if (line) this.out.write(line);
+    if (line) this.out.write(printable(line));
   }
 }
 
@@ -104,7 +105,7 @@ function plainLine(e: WatchEvent, root: string): string | undefined {
     case 'idle':
       return `-- build ${e.build} ${e.verdict} (${e.durationMs} ms); watching\n`;
     case 'waiting':
-      return `waiting   for ${e.holder} to finish with the cache ${e.cache}\n`;
+      return `waiting   ${e.message.replace(/^lorabuild: waiting /, '')}\n`;
     case 'error':
       return `error     ${e.message}\n`;
     case 'stopped':
@@ -164,6 +165,6 @@ class TtyScreen implements WatchScreen {
       if (shown.length > MAX_DIAGNOSTIC_LINES) lines.push(`  … ${plural(view.diagnostics.length, 'diagnostic')} in all (out/datasets/${name}/validation.md)`);
     }
     lines.push('', 'Ctrl-C stops');
-    this.out.write(`\x1b[H\x1b[2J${lines.map((l) => l.slice(0, width)).join('\n')}\n`);
+    this.out.write(`\x1b[H\x1b[2J${lines.map((l) => printable(l).slice(0, width)).join('\n')}\n`);
   }
 }

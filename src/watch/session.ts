@@ -7,7 +7,7 @@ import { relative, resolve, sep } from 'node:path';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
-import { acquireWriterLock } from '../cache/writer-lock.js';
+import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { ConfigError } from '../config/errors.js';
 import { execute, type StageRegistry } from '../engine/executor.js';
 import { sha256FileSync } from '../engine/file-hash.js';
@@ -21,6 +21,8 @@ import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
 import { InputWatchers } from './watchers.js';
 import { boundPlan, type ThroughKind } from './through.js';
+import { groupDiagnostics } from '../config/diagnostic-groups.js';
+import type { Diagnostic } from '../config/diagnostic.js';
 
 export interface WatchOptions {
   file: string | undefined;
@@ -283,7 +285,7 @@ export class WatchSession {
     try {
       lock = await acquireWriterLock(project.cacheDir, 'lorabuild watch', {
         signal,
-        onWait: (holder) => this.emit({ watch: 'waiting', holder: `${holder.command} (pid ${holder.pid})`, cache: project.cacheDir }),
+        onWait: (holder, waited) => this.emit({ watch: 'waiting', holder: `${holder.command} (pid ${holder.pid})`, cache: project.cacheDir, message: waitingMessage(holder, project.cacheDir, waited) }),
       });
     } catch (err) {
       if (signal.aborted) return;
@@ -366,11 +368,15 @@ export class WatchSession {
   private showDiagnostics(dataset: string, diagnostics: Json[]): void {
     let errors = 0;
     let warnings = 0;
-    for (const d of diagnostics) {
-      const severity = (d as { severity?: string } | null)?.severity;
-      if (severity === 'error') errors++;
-      else if (severity === 'warning') warnings++;
+    for (const raw of diagnostics) {
+      const d = raw as Partial<Diagnostic> | null;
+      const severity = d?.more?.severity ?? d?.severity;
+      const n = d?.more?.count ?? 1;
+      if (severity === 'error') errors += n;
+      else if (severity === 'warning') warnings += n;
     }
+    // a dataset with thousands of one problem: a few of each kind and the counts (validation.json has all)
+    diagnostics = groupDiagnostics(diagnostics as unknown as Diagnostic[], `${this.project?.config.out ?? 'out'}/datasets/${dataset}/validation.json`) as unknown as Json[];
     // a save that arrived while this build ran: show what was found, but not as current
     if (this.everythingChangedDuringBuild || this.changedDuringBuild.has(dataset)) {
       this.emit({ watch: 'diagnostics', dataset, errors, warnings, diagnostics, stale: true });

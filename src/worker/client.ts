@@ -133,7 +133,8 @@ export class WorkerClient {
   private spawned(): Spawned {
     if (this.proc) return this.proc;
     const { options } = this;
-    const env = { ...process.env, ...options.env };
+    // the worker exits at once when its parent is no longer this process (lorabuild killed)
+    const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, LORABUILD_PARENT_PID: String(process.pid) };
     env.PYTHONPATH = [workerPackageDir(), env.PYTHONPATH].filter(Boolean).join(delimiter);
     env.PYTHONUNBUFFERED = '1';
     env.PYTHONIOENCODING = 'utf-8';

@@ -3,13 +3,14 @@
 // An entry is keyed by what selects the interpreter (lorafile python:, LORABUILD_PYTHON, model
 // paths, PATH) and is valid only while the interpreter binary, torch's version file and the
 // worker package's version file are unchanged (size + mtime). Anything else re-probes.
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { canonicalHash } from '../engine/canonical.js';
 import type { Json } from '../engine/types.js';
 import type { HelloResult } from './client.js';
 import { workerPackageDir } from './python.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 export interface InterpreterSelection {
   configured: string | null;
@@ -49,7 +50,7 @@ export class HelloMemo {
 
   private read(): MemoFile {
     try {
-      return JSON.parse(readFileSync(this.file, 'utf8')) as MemoFile;
+      return JSON.parse(readRegularFileSync(this.file, 'utf8')) as MemoFile;
     } catch {
       return {};
     }

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
+import { readRegularFileSync } from '../cache/safe-fs.js';
 
 export interface TrainRecord {
   /** steps trained */
@@ -40,7 +41,7 @@ export class ResumeIndex {
   records(): TrainRecord[] {
     if (!existsSync(this.file)) return [];
     try {
-      const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as IndexFile;
+      const parsed = JSON.parse(readRegularFileSync(this.file, 'utf8')) as IndexFile;
       return parsed.version === 1 && Array.isArray(parsed.records) ? parsed.records : [];
     } catch {
       // a damaged index only costs a retrain

@@ -146,7 +146,7 @@ class BadHeaders(unittest.TestCase):
     def test_not_json(self):
         with open(self.path, "wb") as f:
             f.write(struct.pack("<Q", 8) + b"{not js}")
-        self.assertRejected("not valid UTF-8 JSON")
+        self.assertRejected("not valid JSON")
 
     def test_not_object(self):
         raw_file(self.path, [1, 2])

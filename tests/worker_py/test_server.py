@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 import numpy as np
@@ -25,6 +26,21 @@ TIMEOUT = 120
 def byte_ids(text):
     ids = [256] + list(text.encode("utf-8"))[:75] + [257]
     return ids + [257] * (77 - len(ids))
+
+
+def processes_naming(path):
+    """pids of processes whose command line names ``path``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 class Worker:
@@ -73,6 +89,15 @@ class Worker:
             got.append(event)
             if event["type"] in ("done", "error"):
                 return got
+
+    def until_progress(self, request_id):
+        """Waits for the request's first progress event; its end before one fails the test."""
+        while True:
+            event = self.event()
+            if event["id"] == request_id and event["type"] in ("done", "error"):
+                raise AssertionError(f"request {request_id} ended before any progress: {event}")
+            if event["id"] == request_id and event["type"] == "progress":
+                return event
 
     def close(self):
         if self.proc.poll() is None:
@@ -226,6 +251,87 @@ class ServerTest(unittest.TestCase):
                     self.assertNotIn("KeyboardInterrupt", "".join(worker.stderr))
                 finally:
                     worker.close()
+
+    def test_stdin_closed_mid_op_exits_at_once_and_writes_nothing_more(self):
+        # what kill -9 of lorabuild looks like to the worker: its stdin ends while a request runs
+        worker = Worker()
+        try:
+            args = self.train_args("run-orphan", 100000, 50)
+            worker.until_progress(worker.send("train", args))
+            before = sorted(os.listdir(args["out_dir"])) if os.path.isdir(args["out_dir"]) else []
+            closed = time.monotonic()
+            worker.proc.stdin.close()
+            code = worker.proc.wait(timeout=30)
+            self.assertLess(time.monotonic() - closed, 5.0)
+            self.assertEqual(code, 3)
+            time.sleep(0.5)
+            after = sorted(os.listdir(args["out_dir"])) if os.path.isdir(args["out_dir"]) else []
+            self.assertEqual(after, before, "the worker wrote files after its parent was gone")
+        finally:
+            worker.close()
+
+    def test_stdin_closed_mid_ddp_training_takes_torchrun_and_its_ranks_along(self):
+        # devices: 2 trains in processes torchrun starts: they must not keep training (and writing)
+        # once lorabuild is gone
+        worker = Worker()
+        try:
+            args = self.train_args("run-orphan-ddp", 100000, 50)
+            args["params"].update({"devices": 2, "batch_size": 2})
+            worker.until_progress(worker.send("train", args))
+            request = os.path.join(args["out_dir"], "ddp-request.json")
+            self.assertTrue(processes_naming(request), "no torchrun processes found while training")
+            worker.proc.stdin.close()
+            self.assertEqual(worker.proc.wait(timeout=30), 3)
+            deadline = time.monotonic() + 10
+            while processes_naming(request) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = processes_naming(request)
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+            self.assertEqual(left, [], "torchrun or a rank outlived the worker")
+        finally:
+            worker.close()
+
+    def test_batch_mode_runs_its_request_whatever_its_parent(self):
+        # a Slurm job: stdin is the request file (it ends at once) and the parent is slurmstepd
+        with tempfile.TemporaryDirectory() as tmp:
+            request, events = os.path.join(tmp, "request.json"), os.path.join(tmp, "events.jsonl")
+            with open(request, "w") as f:
+                json.dump({"id": 1, "op": "hello", "args": {}}, f)
+            env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"), LORABUILD_THREADS="1", LORABUILD_PARENT_PID="1")
+            run = subprocess.run([sys.executable, "-m", "lorabuild_worker", "--batch", request, "--events", events], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            with open(events) as f:
+                done = [json.loads(line) for line in f if line.strip()]
+            self.assertEqual([(e["id"], e["type"]) for e in done], [(0, "done"), (1, "done")])
+
+    def test_a_new_parent_means_the_old_one_is_gone(self):
+        # a middle process starts the worker with a stdin it keeps nowhere else, then dies: the worker is
+        # reparented (its stdin may stay open through other holders) and must notice on its own
+        code = (
+            "import os, subprocess, sys\n"
+            "r, w = os.pipe()\n"
+            "env = dict(os.environ, LORABUILD_PARENT_PID=str(os.getpid()))\n"
+            "p = subprocess.Popen([sys.executable, '-m', 'lorabuild_worker'], stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)\n"
+            "holder = subprocess.Popen(['sleep', '60'], pass_fds=(w,))\n"
+            "print(p.pid, holder.pid, flush=True)\n"
+            "os._exit(0)\n"
+        )
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src", "worker"), LORABUILD_THREADS="1")
+        # a `sleep` keeps the write end of the worker's stdin open: no end of stdin, only a new parent
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+        pid, holder = (int(x) for x in run.stdout.split())
+        self.addCleanup(lambda: subprocess.run(["kill", "-9", str(holder)], capture_output=True))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            self.fail("the worker outlived its parent by 30 s")
 
 
 if __name__ == "__main__":

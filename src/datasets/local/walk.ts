@@ -5,6 +5,7 @@
 import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DatasetError } from './errors.js';
+import { printableLine } from '../../text/printable.js';
 
 export interface FolderFile {
   /** path inside the dataset folder, '/' separators */
@@ -19,8 +20,8 @@ export interface FolderFile {
 const MAX_FILES = 1_000_000;
 const MAX_DEPTH = 32;
 // Characters that would break one-line diagnostics or terminal output (and never appear in a
-// file name made on purpose).
-const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+// file name made on purpose): C0 and C1 controls, DEL, bidi overrides.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /** Dot-files and dot-folders (.git, .DS_Store, .ipynb_checkpoints) are not part of a dataset. */
 function isHidden(name: string): boolean {
@@ -69,11 +70,13 @@ export function walkDatasetFolderSync(rootAbs: string, display: string): { files
       throw new DatasetError({ code: 'folder-too-deep', file: `${display}/${dirRel}`, message: `folders nest more than ${MAX_DEPTH} levels deep`, hint: 'flatten the dataset folder' });
     }
     const names = readdirSync(dirAbs).sort();
+    // a name that is not UTF-8 comes back with U+FFFD in place of its bytes, and no file has that name
+    if (names.some((n) => n.includes('\ufffd'))) checkUtf8Names(dirAbs, dirRel, display);
     for (const name of names) {
       if (isHidden(name)) continue;
       const rel = dirRel ? `${dirRel}/${name}` : name;
       if (CONTROL_CHARS.test(name)) {
-        throw new DatasetError({ code: 'bad-file-name', file: `${display}/${rel}`, message: `file name ${JSON.stringify(name)} contains control characters`, hint: 'rename the file' });
+        throw new DatasetError({ code: 'bad-file-name', file: `${display}/${printableLine(rel)}`, message: `file name ${printableLine(JSON.stringify(name))} contains control characters`, hint: 'rename the file' });
       }
       const abs = path.join(dirAbs, name);
       let info = lstatSync(abs);
@@ -109,6 +112,23 @@ export function walkDatasetFolderSync(rootAbs: string, display: string): { files
         if (files.length > MAX_FILES) {
           throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
         }
+      }
+    }
+  }
+
+  function checkUtf8Names(dirAbs: string, dirRel: string, display: string): void {
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    for (const raw of readdirSync(dirAbs, { encoding: 'buffer' })) {
+      try {
+        decoder.decode(raw);
+      } catch {
+        const shown = raw.toString('latin1').replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+        throw new DatasetError({
+          code: 'bad-file-name',
+          file: `${display}/${dirRel ? `${dirRel}/` : ''}${shown}`,
+          message: `file name is not valid UTF-8 (bytes ${[...raw].map((b) => b.toString(16).padStart(2, '0')).join(' ')}); names in a legacy encoding cannot be read portably`,
+          hint: 'rename the file (e.g. with `convmv -f latin1 -t utf8`), or give it a plain ASCII name',
+        });
       }
     }
   }

@@ -1,7 +1,9 @@
-// Rules on the raw bytes of a caption: valid UTF-8, BOM, CRLF line ends, stray whitespace, empty.
+// Rules on the raw bytes of a caption: valid UTF-8, no control characters (NUL, ESC ...), BOM, CRLF
+// line ends, stray whitespace, empty.
 import type { ManifestItem } from '../../datasets/manifest.js';
 import type { Findings } from './findings.js';
 import { captionPlace, lineCol } from './location.js';
+import { describeChar } from '../printable.js';
 
 /** Offset of the first byte that is not part of a well-formed UTF-8 sequence, or -1. */
 export function firstInvalidUtf8(bytes: Uint8Array): number {
@@ -32,6 +34,8 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
 }
 
 const TRAILING_SPACE = /[ \t\u00a0\u3000]+(?=\r?\n|$)/g;
+/** control characters but tab, line feed and carriage return (CR has its own message), and bidi overrides */
+const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 export function checkCaptionBytes(findings: Findings, item: ManifestItem, bytes: Uint8Array): void {
   const caption = item.caption!;
@@ -46,6 +50,16 @@ export function checkCaptionBytes(findings: Findings, item: ManifestItem, bytes:
       ...(captionPlace(item).col !== undefined ? { line: at.line, col: at.col } : {}),
       message: `caption is not valid UTF-8: byte 0x${byte} at byte offset ${bad} (the file is probably in a legacy encoding such as Windows-1252)`,
       hint: 'save the caption as UTF-8',
+    });
+  }
+  CONTROL_CHARS.lastIndex = 0;
+  const control = CONTROL_CHARS.exec(text);
+  if (control) {
+    const count = text.match(CONTROL_CHARS)?.length ?? 1;
+    findings.add('encoding', {
+      ...captionPlace(item, [control.index, control.index + 1]),
+      message: `caption contains the control character ${describeChar(control[0])}${count > 1 ? ` (and ${count - 1} more)` : ''}: it is not text a person typed, and would reach the tokenizer`,
+      hint: control[0] === '\u0000' ? 'remove it (a NUL byte usually means the file is not a plain text file, or was cut off while being written)' : 'remove it',
     });
   }
   if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {

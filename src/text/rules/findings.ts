@@ -3,7 +3,7 @@
 // write in `rules:` to change it. The rules and where they live:
 //   missing_caption, missing_image, undecodable, too_small, aspect, extension (file named .png
 //     holding a JPEG)                                   image.ts
-//   encoding (not UTF-8), whitespace (BOM, CR/CRLF, leading/trailing spaces, trailing blank
+//   encoding (not UTF-8, control characters), whitespace (BOM, CR/CRLF, leading/trailing spaces, trailing blank
 //     lines), empty_caption                            caption-bytes.ts
 //   too_long (limit max_tokens, with the words cut off), trigger_missing      caption-tokens.ts
 //   numbering (lab: gaps, files not named by a number), duplicates (lab: a number used twice),

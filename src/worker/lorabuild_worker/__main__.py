@@ -6,7 +6,9 @@ object per line, flushed. stdout carries only protocol lines: Python-level and C
 stderr. A reader thread handles ``cancel`` while an op runs. SIGTERM, SIGINT and SIGHUP cancel
 everything (a training stops at the next step boundary with its resumable state saved), then the server
 exits: a terminal's Ctrl-C reaches the whole process group, this worker included, and must not kill it
-with a KeyboardInterrupt mid-step. End of stdin: the running op finishes, then the server exits.
+with a KeyboardInterrupt mid-step. End of stdin while idle: the server exits. End of stdin while an op
+runs or requests wait, or a new parent process: lorabuild itself is gone (the client closes stdin only
+when idle), so the worker exits at once, mid-step, and writes nothing more (see ``parent_gone``).
 """
 from __future__ import annotations
 
@@ -18,14 +20,33 @@ import re
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Dict, Optional, Set, TextIO
+
+from . import children
 
 # OpenMP threads that spin while waiting make torch ~10x slower when the cores are shared (measured:
 # 20 tiny steps, 2 threads, 2 busy cores: 189 s spinning, 15 s passive). Must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 OP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# exit status when lorabuild went away under a running op (nobody reads it; it tells logs apart)
+PARENT_GONE_EXIT = 3
+# the process that started us: lorabuild says which (its pid may be gone before torch is imported);
+# without it, whoever is our parent now
+PARENT_PID = int(os.environ.get("LORABUILD_PARENT_PID") or os.getppid())
+# how often the watchdog looks whether the parent process is still ours
+PARENT_POLL_S = 0.5
+
+
+def parent_gone() -> None:
+    """lorabuild is gone: stop now, from any thread, without unwinding (no finally blocks that would write
+    checkpoints or events nobody reads; a half-written temp file stays in the cache's tmp/, which the next
+    run clears). Processes it started (torchrun and its ranks) go too."""
+    children.kill_all()
+    os._exit(PARENT_GONE_EXIT)
 
 
 class EventWriter:
@@ -36,8 +57,11 @@ class EventWriter:
     def emit(self, event: Dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), allow_nan=False, default=str)
         with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                parent_gone()
 
 
 class OpContext:
@@ -66,13 +90,19 @@ class OpContext:
 
 
 class Server:
-    def __init__(self, stdin: TextIO, writer: EventWriter):
+    def __init__(self, stdin: TextIO, writer: EventWriter, supervised: bool = True):
         self.stdin = stdin
+        # served to lorabuild over a pipe: end of stdin with work in flight, or a new parent process,
+        # means lorabuild is gone (not so in batch mode, where stdin is the request file)
+        self.supervised = supervised
         self.writer = writer
         self.requests: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
         self._cancelled: Set[int] = set()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
+        # requests read and not finished yet (queued or running)
+        self._unfinished = 0
+        self.parent = PARENT_PID
 
     # -- cancellation ------------------------------------------------------------------------------
     def cancel(self, target: int) -> None:
@@ -103,8 +133,21 @@ class Server:
                 else:
                     self._error(request["id"], "bad_request", "cancel: args.target must be the id of a request")
                 continue
+            with self._lock:
+                self._unfinished += 1
             self.requests.put(request)
+        # the client closes stdin only when it waits for nothing: work in flight means it is gone
+        with self._lock:
+            if self.supervised and self._unfinished > 0:
+                parent_gone()
         self.requests.put(None)
+
+    def watch_parent(self) -> None:
+        """A parent killed while stdin stays open elsewhere still changes our parent pid."""
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != self.parent:
+                parent_gone()
 
     def _parse(self, line: str) -> Optional[Dict[str, Any]]:
         try:
@@ -129,6 +172,8 @@ class Server:
     def serve(self) -> None:
         reader = threading.Thread(target=self.read_loop, name="stdin-reader", daemon=True)
         reader.start()
+        if self.supervised:
+            threading.Thread(target=self.watch_parent, name="parent-watchdog", daemon=True).start()
         while True:
             try:
                 request = self.requests.get(timeout=0.2)
@@ -142,6 +187,8 @@ class Server:
                 self._error(request["id"], "cancelled", f"{request['op']}: cancelled before it started")
             else:
                 self.execute(request)
+            with self._lock:
+                self._unfinished -= 1
             if self.stopping.is_set():
                 self._drain()
                 return
@@ -154,6 +201,8 @@ class Server:
                 return
             if request is not None:
                 self._error(request["id"], "cancelled", f"{request['op']}: the worker is shutting down")
+                with self._lock:
+                    self._unfinished -= 1
 
     def execute(self, request: Dict[str, Any]) -> None:
         from .errors import WorkerError
@@ -221,7 +270,7 @@ def batch(request_file: str, events_file: str) -> int:
         threads = os.environ.get("LORABUILD_THREADS")
         torch.set_num_threads(max(1, int(threads) if threads else (os.cpu_count() or 1)))
         hello = json.dumps({"id": 0, "op": "hello", "args": {}})
-        server = Server(io.StringIO(hello + "\n" + request + "\n"), writer)
+        server = Server(io.StringIO(hello + "\n" + request + "\n"), writer, supervised=False)
         for signum in STOP_SIGNALS:
             signal.signal(signum, lambda *_: server.cancel_all())
         server.serve()

@@ -22,6 +22,8 @@ import time
 import traceback
 from typing import Any, Dict, Optional
 
+from . import children
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -100,7 +102,18 @@ def launch(args: Dict[str, Any], ctx: Any, devices: int) -> Dict[str, Any]:
     # lorabuild_worker.launch is torch.distributed.run (with a fix for torch < 2.0 on Python 3.11)
     cmd = [sys.executable, "-m", "lorabuild_worker.launch", "--standalone", f"--nproc_per_node={devices}", "--max_restarts=0", "-m", "lorabuild_worker.ddp", request, events]
     ctx.log(f"train: {devices} processes through torch.distributed.run ({'nccl' if torch.cuda.is_available() else 'gloo'})")
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+    proc = children.start(cmd, env=env, stdin=subprocess.DEVNULL)
+    try:
+        return _relay_until_done(proc, events, ctx, devices)
+    finally:
+        # an exception on the way (never a normal end) leaves torchrun and its ranks running
+        if proc.poll() is None:
+            children.kill(proc)
+            proc.wait()
+        children.finished(proc)
+
+
+def _relay_until_done(proc: subprocess.Popen, events: str, ctx: Any, devices: int) -> Dict[str, Any]:
     offset, partial, outcome, stopping = 0, "", None, False
     while True:
         finished = proc.poll() is not None

@@ -4,9 +4,12 @@ Layout: 8-byte little-endian header length N, N bytes of JSON header, then the d
 maps tensor names to {dtype, shape, data_offsets: [begin, end]} (offsets relative to the data buffer)
 plus an optional "__metadata__" object of string -> string.
 
-Files are untrusted input, so ``SafetensorsFile`` checks the whole header before any tensor is touched:
-header length bound, valid JSON object, known dtypes, shape x dtype size == byte span, offsets inside
-the file, spans sorted, non-overlapping and without gaps, covering the data buffer exactly.
+Files are untrusted input, so ``SafetensorsFile`` checks the whole header before any tensor is touched,
+with the same rules as the TypeScript reader (src/safetensors/format.ts), every message naming the file:
+a regular file (never a FIFO or a device), header length 2..MAX_HEADER_BYTES inside the file, valid
+UTF-8, nested at most MAX_HEADER_DEPTH deep and at most MAX_TENSORS tensors (both counted before
+json.loads: no RecursionError, no half minute parsing a million entries), valid JSON, an object, no key twice in one object, string metadata, known dtypes, shape x dtype size == byte
+span, spans sorted, non-overlapping and without gaps, covering the data buffer exactly.
 
     with SafetensorsFile(path) as f:          # memory-mapped; tensors are copy-on-write views
         f.metadata, f.keys(), f.info(key).shape
@@ -20,6 +23,8 @@ import json
 import math
 import mmap
 import os
+import re
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +36,17 @@ from .errors import WorkerError
 
 # Largest header accepted (the official implementation uses the same bound).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# header object -> tensor entry -> shape / data_offsets list: nothing valid nests deeper
+MAX_HEADER_DEPTH = 3
+# an SDXL checkpoint has ~2,500 tensors, a LoRA of every layer a few thousand: 40x that is no model
+MAX_TENSORS = 100_000
 
+# every dtype of the format, with its size: the header rules accept them all ...
+DTYPE_BYTES: Dict[str, int] = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+# ... and these are the ones this torch can load
 DTYPES: Dict[str, Tuple[torch.dtype, int]] = {
     "F64": (torch.float64, 8),
     "F32": (torch.float32, 4),
@@ -67,7 +82,11 @@ class TensorInfo:
 def read_header(path: str) -> Tuple[Dict[str, TensorInfo], Dict[str, str], int]:
     """Parse and check the header. Returns (tensor infos, metadata, absolute offset of the data buffer)."""
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+            raise SafetensorsError(path, f"is {kind}, not a .safetensors file")
+        size = st.st_size
         with open(path, "rb") as fh:
             prefix = fh.read(8)
             if len(prefix) < 8:
@@ -75,6 +94,8 @@ def read_header(path: str) -> Tuple[Dict[str, TensorInfo], Dict[str, str], int]:
             (header_len,) = struct.unpack("<Q", prefix)
             if header_len > MAX_HEADER_BYTES:
                 raise SafetensorsError(path, f"header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit")
+            if header_len < 2:
+                raise SafetensorsError(path, f"header length {header_len} is too small for a JSON object")
             if 8 + header_len > size:
                 raise SafetensorsError(path, f"header length {header_len} runs past the end of the {size}-byte file")
             raw = fh.read(header_len)
@@ -98,15 +119,45 @@ def _no_duplicates(pairs: list) -> dict:
     return out
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_INNERMOST = re.compile(r"[\[{][^\[\]{}]*[\]}]")
+
+
+def _check_structure(path: str, text: str) -> None:
+    """Nesting depth and the number of entries, outside strings, before json.loads (a deep "[[[[..."
+    would hit Python's recursion limit; parsing a million entries takes half a minute). Each regex pass
+    removes the innermost bracket pairs, so a pass that still removes something after MAX_HEADER_DEPTH
+    passes means deeper nesting, and after MAX_HEADER_DEPTH - 1 passes only the top object's commas
+    are left; all of it runs in the regex engine, not in Python."""
+    rest = _JSON_STRING.sub("", text)
+    for _ in range(MAX_HEADER_DEPTH - 1):
+        rest = _INNERMOST.sub("", rest)
+    top_level_commas = rest.count(",")
+    rest = _INNERMOST.sub("", rest)
+    if _INNERMOST.search(rest):
+        raise SafetensorsError(path, f"header nests deeper than {MAX_HEADER_DEPTH} levels; a safetensors header never does")
+    if top_level_commas + 1 > MAX_TENSORS + 1:
+        raise SafetensorsError(path, f"header lists {top_level_commas + 1} entries; no model or LoRA has more than {MAX_TENSORS} tensors")
+
+
 def parse_header(path: str, raw: bytes, data_len: int) -> Tuple[Dict[str, TensorInfo], Dict[str, str]]:
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SafetensorsError(path, f"header is not valid UTF-8 JSON ({exc})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SafetensorsError(path, "header is not valid UTF-8 text") from None
+    _check_structure(path, text)
+    try:
+        header = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise SafetensorsError(path, f"header is not valid JSON ({exc})") from None
     except _DuplicateKey as exc:
-        raise SafetensorsError(path, f"header names tensor {exc.args[0]!r} twice") from None
+        raise SafetensorsError(path, f"header names {json.dumps(exc.args[0])[:200]} twice in one object") from None
+    except RecursionError:
+        raise SafetensorsError(path, "header nests too deeply") from None
     if not isinstance(header, dict):
         raise SafetensorsError(path, "header is not a JSON object")
+    if len(header) > MAX_TENSORS + 1:
+        raise SafetensorsError(path, f"header lists {len(header)} entries; no model or LoRA has more than {MAX_TENSORS} tensors")
 
     metadata: Dict[str, str] = {}
     raw_meta = header.pop("__metadata__", None)
@@ -136,8 +187,8 @@ def _check_entry(path: str, name: str, entry: object, data_len: int) -> TensorIn
     if not isinstance(entry, dict):
         raise SafetensorsError(path, f"header entry {name!r} is not an object")
     dtype = entry.get("dtype")
-    if dtype not in DTYPES:
-        raise SafetensorsError(path, f"tensor {name!r} has unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise SafetensorsError(path, f"tensor {name!r} has unknown dtype {dtype!r} (known: {', '.join(DTYPE_BYTES)})")
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise SafetensorsError(path, f"tensor {name!r} has a bad shape {shape!r} (want a list of non-negative integers)")
@@ -153,7 +204,7 @@ def _check_entry(path: str, name: str, entry: object, data_len: int) -> TensorIn
         raise SafetensorsError(path, f"tensor {name!r} ends ({end}) before it begins ({begin})")
     if end > data_len:
         raise SafetensorsError(path, f"tensor {name!r} ends at data offset {end}, past the {data_len}-byte data buffer")
-    expected = math.prod(shape) * DTYPES[dtype][1]
+    expected = math.prod(shape) * DTYPE_BYTES[dtype]
     if end - begin != expected:
         raise SafetensorsError(path, f"tensor {name!r}: shape {shape} x {dtype} needs {expected} bytes but its span holds {end - begin}")
     return TensorInfo(dtype, tuple(shape), begin, end)
@@ -182,6 +233,8 @@ class SafetensorsFile:
         info = self.infos.get(key)
         if info is None:
             raise KeyError(f"{self.path}: no tensor named {key!r}")
+        if info.dtype not in DTYPES:
+            raise SafetensorsError(self.path, f"tensor {key!r} is {info.dtype}, which torch {torch.__version__} cannot load")
         torch_dtype, item = DTYPES[info.dtype]
         count = (info.end - info.begin) // item
         if count == 0 or self._map is None:
