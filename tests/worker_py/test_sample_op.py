@@ -132,11 +132,11 @@ class SampleOpTest(unittest.TestCase):
 
     def test_every_sampler_renders(self):
         names = []
-        for sampler in ("euler", "euler_a", "ddim", "dpmpp_2m_karras"):
+        for sampler in ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral", "dpmpp_2m", "lcm", "ipndm", "ddpm"):
             names.append(f"smp-{sampler}.png")
             self.render([self.cell(names[-1], seed=2, sampler=sampler, steps=3)])
         hashes = {sha(os.path.join(self.dir, n)) for n in names}
-        self.assertEqual(len(hashes), 4)
+        self.assertEqual(len(hashes), len(names))
 
     def test_bad_requests_name_the_cell_and_write_nothing(self):
         bad = self.cell("bad.png", sampler="plms")
