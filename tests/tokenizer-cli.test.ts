@@ -29,7 +29,13 @@ describe('lorabuild tokenize', () => {
     const human = await runCli(['tokenize', '--vocab', REF, long], { cwd: tmp.dir, env: noTokenizerEnv });
     const count = (r.events[1] as { count: number }).count;
     expect(human.stdout).toContain(`${count} tokens (limit 75)`);
-    expect(human.stdout).toMatch(/cut off after 75 tokens: "[^"]*w79"/);
+    expect(human.stdout).toMatch(/as a training caption, cut off after 75 tokens: "[^"]*w79"/);
+    // as a render prompt it is not cut: two chunks, split where the first fills up
+    expect(human.stdout).toMatch(/as a render prompt \(weights and chunks as ComfyUI reads them\): \d+ tokens in 2 chunks of 75\n {4}w0<\/w> .* \| .*w79<\/w>\n/);
+    const prompt = (r.events[1] as { prompt: { chunks: { ids: number[]; weights: number[] }[]; count: number } }).prompt;
+    expect(prompt.count).toBe(count);
+    expect(prompt.chunks.map((c) => c.ids.length)).toEqual([77, 77]);
+    expect(prompt.chunks[1].ids.filter((id) => id !== 49406 && id !== 49407)).toHaveLength(count - 75);
   });
 
   it("uses a lorafile model's tokenizer: bytes for builtin tiny", async () => {

@@ -1,7 +1,9 @@
 // Maps a ComfyUI workflow with SimpleLoRA's LoRATrainer node (and optionally a LoraLoader /
 // LoraLoaderModelOnly + KSampler graph) to a lorafile, setting for setting. What SimpleLoRA fixes
 // without showing it (512 px, center crop, random flip, gradient accumulation 4, cosine schedule)
-// is written out too, so the imported lorafile trains what the node trained.
+// is written out too, so the imported lorafile trains what the node trained. Muted nodes are
+// ignored and bypassed ones pass their inputs through, as when ComfyUI runs the workflow.
+import { ksamplerSettings, num } from './ksampler.js';
 import { WorkflowError, type WorkflowNode } from './workflow.js';
 
 export interface ImportOptions {
@@ -16,22 +18,14 @@ export interface ImportResult {
   notes: string[];
 }
 
-const MAPPED = new Set(['LoRATrainer', 'LoraLoader', 'LoraLoaderModelOnly', 'KSampler', 'CLIPTextEncode', 'EmptyLatentImage']);
-const PLUMBING = new Set(['CheckpointLoaderSimple', 'VAEDecode', 'VAEEncode', 'SaveImage', 'PreviewImage', 'Note', 'MarkdownNote', 'Reroute', 'PrimitiveNode']);
-
-const SAMPLERS: Record<string, string> = { euler: 'euler', euler_ancestral: 'euler_a', ddim: 'ddim', dpmpp_2m: 'dpmpp_2m_karras' };
+const MAPPED = new Set(['LoRATrainer', 'LoraLoader', 'LoraLoaderModelOnly', 'KSampler', 'CLIPTextEncode', 'EmptyLatentImage', 'VAEEncode', 'LoadImage']);
+const PLUMBING = new Set(['CheckpointLoaderSimple', 'VAEDecode', 'SaveImage', 'PreviewImage', 'Note', 'MarkdownNote', 'Reroute', 'PrimitiveNode']);
 
 function entryName(raw: string): string {
   const base = raw.replace(/\\/g, '/').replace(/\/+$/, '').split('/').pop() ?? raw;
   const stem = base.replace(/\.(safetensors|ckpt|pt)$/i, '');
   const clean = stem.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[^A-Za-z0-9]+/, '');
   return clean || 'imported';
-}
-
-function num(node: WorkflowNode, key: string): number {
-  const v = Number(node.widgets[key]);
-  if (!Number.isFinite(v)) throw new WorkflowError(`node ${node.id} (${node.type}): "${key}" is ${JSON.stringify(node.widgets[key])}, expected a number`);
-  return v;
 }
 
 function str(node: WorkflowNode, key: string): string {
@@ -49,13 +43,17 @@ function joinComfy(comfyui: string, ...parts: string[]): string {
   return [comfyui.replace(/[\\/]+$/, ''), ...parts].join('/');
 }
 
-export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions): ImportResult {
+export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions): ImportResult {
   const notes: string[] = [];
+  for (const node of all) {
+    if (node.mode) notes.push(`node ${node.id} (${node.type}) is ${node.mode}: ${node.mode === 'muted' ? 'ignored' : 'its inputs pass through, as in ComfyUI'}`);
+  }
+  const nodes = all.filter((n) => n.mode !== 'muted');
   const byId = new Map(nodes.map((n) => [n.id, n]));
   for (const node of nodes) {
-    if (!MAPPED.has(node.type) && !PLUMBING.has(node.type)) notes.push(`node ${node.id} (${node.type}) is not mapped: lorabuild has no equivalent, it was left out`);
+    if (!node.mode && !MAPPED.has(node.type) && !PLUMBING.has(node.type)) notes.push(`node ${node.id} (${node.type}) is not mapped: lorabuild has no equivalent, it was left out`);
   }
-  const trainers = nodes.filter((n) => n.type === 'LoRATrainer');
+  const trainers = nodes.filter((n) => n.type === 'LoRATrainer' && !n.mode);
   if (trainers.length === 0) throw new WorkflowError(`${options.source}: no LoRATrainer node (SimpleLoRA) found; nothing to import`);
 
   const models: Record<string, unknown> = {};
@@ -102,8 +100,9 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
   }
 
   const renders: Record<string, unknown> = {};
-  for (const k of nodes.filter((n) => n.type === 'KSampler')) {
-    const loraNode = findUpstream(byId, k.links.model, (n) => n.type === 'LoraLoader' || n.type === 'LoraLoaderModelOnly');
+  const inputFolder = joinComfy(options.comfyui, 'input');
+  for (const k of nodes.filter((n) => n.type === 'KSampler' && !n.mode)) {
+    const loraNode = findUpstream(byId, k.links.model, (n) => (n.type === 'LoraLoader' || n.type === 'LoraLoaderModelOnly') && !n.mode);
     if (!loraNode) {
       notes.push(`node ${k.id} (KSampler) samples without a LoRA loader; a render needs a LoRA, so it was left out`);
       continue;
@@ -114,31 +113,37 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
       lora = Object.keys(loras)[0];
       notes.push(`node ${loraNode.id} loads "${file}", which no LoRATrainer in this workflow writes; the render uses "${lora}"`);
     }
-    const positive = findUpstream(byId, k.links.positive, (n) => n.type === 'CLIPTextEncode');
-    const negative = findUpstream(byId, k.links.negative, (n) => n.type === 'CLIPTextEncode');
+    const positive = findUpstream(byId, k.links.positive, (n) => n.type === 'CLIPTextEncode' && !n.mode);
+    const negative = findUpstream(byId, k.links.negative, (n) => n.type === 'CLIPTextEncode' && !n.mode);
     if (!positive) {
       notes.push(`node ${k.id} (KSampler) has no CLIPTextEncode prompt; left out`);
       continue;
     }
-    const latent = findUpstream(byId, k.links.latent_image, (n) => n.type === 'EmptyLatentImage');
-    const samplerName = String(k.widgets.sampler_name ?? 'euler');
-    const sampler = SAMPLERS[samplerName];
-    if (!sampler) notes.push(`sampler "${samplerName}" of node ${k.id} is not available; using euler`);
-    const scheduler = String(k.widgets.scheduler ?? 'normal');
-    if (sampler === 'dpmpp_2m_karras' && scheduler !== 'karras') notes.push(`node ${k.id} uses dpmpp_2m with the ${scheduler} scheduler; lorabuild's dpmpp_2m uses Karras sigmas`);
+    const linkedText = [positive, negative].find((n) => n && typeof n.widgets.text !== 'string');
+    if (linkedText) {
+      const from = byId.get(linkedText.links.text ?? '');
+      notes.push(`node ${linkedText.id} (CLIPTextEncode) takes its text from ${from ? `node ${from.id} (${from.type})` : 'another node'}, which lorabuild cannot evaluate; the render of node ${k.id} (KSampler) was left out: write its prompt into the lorafile`);
+      continue;
+    }
+    const settings = ksamplerSettings(k, byId, inputFolder, notes);
+    if (!settings) continue;
     const strength = Number(loraNode.widgets.strength_model ?? 1);
     let name = `${lora}_ab`;
     for (let i = 2; name in renders; i++) name = `${lora}_ab${i}`;
+    const { seed, steps, cfg, sampler, scheduler, denoise, width, height, init_image } = settings;
     renders[name] = {
       lora,
       prompts: [str(positive, 'text')],
       ...(negative && str(negative, 'text') ? { negative_prompt: str(negative, 'text') } : {}),
-      seeds: [num(k, 'seed')],
+      seeds: [seed],
       strengths: strength === 0 ? [0] : [0, strength],
-      sampler: sampler ?? 'euler',
-      steps: num(k, 'steps'),
-      cfg: num(k, 'cfg'),
-      ...(latent ? { width: num(latent, 'width'), height: num(latent, 'height') } : {}),
+      sampler,
+      scheduler,
+      steps,
+      cfg,
+      ...(denoise !== undefined ? { denoise } : {}),
+      ...(init_image !== undefined ? { init_image } : {}),
+      ...(width !== undefined ? { width, height } : {}),
     };
   }
 

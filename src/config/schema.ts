@@ -3,6 +3,7 @@
 // lab's values as defaults. Cross-references (dataset: NAME, ...) are checked in references.ts,
 // because zod cannot see the whole document at once.
 import { z } from 'zod';
+import { SAMPLER_CHOICES, SCHEDULERS } from './sampling.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, _ . - and start with a letter or digit');
 const severity = z.enum(['error', 'warning', 'off']);
@@ -92,7 +93,8 @@ export const LoraSchema = z
   })
   .describe('a LoRA training target (lora_name)');
 
-export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
+export const SamplerSchema = z.enum(SAMPLER_CHOICES);
+export const SchedulerSchema = z.enum(SCHEDULERS);
 
 export const RenderSchema = z
   .strictObject({
@@ -102,9 +104,12 @@ export const RenderSchema = z
     seeds: z.array(z.number().int().min(0)).min(1).default([0]),
     strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]),
     checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('training steps to render as a grid axis'),
-    sampler: SamplerSchema.default('euler'),
+    sampler: SamplerSchema.default('euler').describe("ComfyUI KSampler's sampler_name (euler_a and dpmpp_2m_karras: old names of euler_ancestral, dpmpp_2m + karras)"),
+    scheduler: SchedulerSchema.optional().describe("ComfyUI KSampler's scheduler (default normal)"),
     steps: z.number().int().min(1).max(1000).default(25),
     cfg: z.number().min(0).max(100).default(7.5),
+    denoise: z.number().gt(0).max(1).default(1).describe("KSampler's denoise: below 1 re-noises init_image (or, without one, starts from less noise) and runs the last part of a longer schedule"),
+    init_image: z.string().min(1).optional().describe('img2img: an image (path relative to the lorafile) scaled to cover width x height, encoded and re-noised to denoise'),
     width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('default: the lora resolution'),
     height: z.number().int().min(64).max(2048).multipleOf(8).optional(),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength'),
@@ -135,6 +140,7 @@ export type RulesSpec = z.output<typeof RulesSchema>;
 export type LoraSpec = z.output<typeof LoraSchema>;
 export type RenderSpec = z.output<typeof RenderSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
+export type Scheduler = z.output<typeof SchedulerSchema>;
 export type LorafileSpec = z.output<typeof LorafileSchema>;
 
 /** A loaded, validated lorafile. Paths in specs are as written; resolve them with config/paths.ts. */
