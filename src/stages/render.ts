@@ -317,6 +317,22 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
     columns.forEach((column, c) => {
       const loraFile = loraFileFor(loraName, lora, column);
       const loraBlob = loraFiles.get(loraFile)!;
+      const parameters = a1111Parameters({
+        prompt: row.prompt,
+        negative: spec.negative_prompt,
+        steps: spec.steps,
+        sampler: sampling.sampler,
+        scheduler: sampling.scheduler,
+        denoise: spec.denoise,
+        cfg: spec.cfg,
+        seed: row.seed,
+        width: p.width,
+        height: p.height,
+        modelSha: model.sha256,
+        modelName: lora.model,
+        lora: column.strength === 0 ? null : { name: loraName, sha256: loraBlob.sha256, strength: column.strength },
+        workerVersion: hello.worker_version,
+      });
       const key: Json = {
         model: model.sha256,
         // the "without" arm does not depend on the LoRA, so re-training it keeps these cells
@@ -340,6 +356,8 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
         worker: hello.worker_version,
         torch: hello.torch,
         device: deviceClass(hello),
+        // the PNG carries the prompt as written: "(cat:1.0)" and "cat" are the same pixels, not the same file
+        png_parameters: parameters,
       };
       const file = `cells/p${row.promptIndex}-seed${row.seed}-${column.slug}.png`;
       cells.push({
@@ -352,22 +370,7 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
         strength: column.strength,
         seed: row.seed,
         cond,
-        parameters: a1111Parameters({
-          prompt: row.prompt,
-          negative: spec.negative_prompt,
-          steps: spec.steps,
-          sampler: sampling.sampler,
-          scheduler: sampling.scheduler,
-          denoise: spec.denoise,
-          cfg: spec.cfg,
-          seed: row.seed,
-          width: p.width,
-          height: p.height,
-          modelSha: model.sha256,
-          modelName: lora.model,
-          lora: column.strength === 0 ? null : { name: loraName, sha256: loraBlob.sha256, strength: column.strength },
-          workerVersion: hello.worker_version,
-        }),
+        parameters,
       });
     });
   });
