@@ -26,7 +26,7 @@ export function num(node: WorkflowNode, key: string): number {
 }
 
 /** The node feeding `input` of `node`, looking through bypassed nodes (they pass their inputs on). */
-export function source(byId: Map<string, WorkflowNode>, node: WorkflowNode, input: string): WorkflowNode | undefined {
+export function feeder(byId: Map<string, WorkflowNode>, node: WorkflowNode, input: string): WorkflowNode | undefined {
   let current = byId.get(node.links[input] ?? '');
   const seen = new Set<string>();
   while (current?.mode === 'bypassed' && !seen.has(current.id)) {
@@ -34,7 +34,21 @@ export function source(byId: Map<string, WorkflowNode>, node: WorkflowNode, inpu
     const through = Object.values(current.links)[0];
     current = through === undefined ? undefined : byId.get(through);
   }
-  return current?.mode === 'muted' ? undefined : current;
+  return current;
+}
+
+function source(byId: Map<string, WorkflowNode>, node: WorkflowNode, input: string): WorkflowNode | undefined {
+  const found = feeder(byId, node, input);
+  return found?.mode === 'muted' ? undefined : found;
+}
+
+/** An input of `node` fed by a muted node: ComfyUI cannot run `node` then. */
+export function mutedInput(byId: Map<string, WorkflowNode>, node: WorkflowNode): { input: string; from: WorkflowNode } | undefined {
+  for (const input of Object.keys(node.links)) {
+    const from = feeder(byId, node, input);
+    if (from?.mode === 'muted') return { input, from };
+  }
+  return undefined;
 }
 
 function label(node: WorkflowNode): string {

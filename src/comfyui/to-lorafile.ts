@@ -3,7 +3,7 @@
 // without showing it (512 px, center crop, random flip, gradient accumulation 4, cosine schedule)
 // is written out too, so the imported lorafile trains what the node trained. Muted nodes are
 // ignored and bypassed ones pass their inputs through, as when ComfyUI runs the workflow.
-import { ksamplerSettings, num } from './ksampler.js';
+import { ksamplerSettings, mutedInput, num } from './ksampler.js';
 import { WorkflowError, type WorkflowNode } from './workflow.js';
 
 export interface ImportOptions {
@@ -49,7 +49,7 @@ export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions):
     if (node.mode) notes.push(`node ${node.id} (${node.type}) is ${node.mode}: ${node.mode === 'muted' ? 'ignored' : 'its inputs pass through, as in ComfyUI'}`);
   }
   const nodes = all.filter((n) => n.mode !== 'muted');
-  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const byId = new Map(all.map((n) => [n.id, n]));
   for (const node of nodes) {
     if (!node.mode && !MAPPED.has(node.type) && !PLUMBING.has(node.type)) notes.push(`node ${node.id} (${node.type}) is not mapped: lorabuild has no equivalent, it was left out`);
   }
@@ -102,6 +102,11 @@ export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions):
   const renders: Record<string, unknown> = {};
   const inputFolder = joinComfy(options.comfyui, 'input');
   for (const k of nodes.filter((n) => n.type === 'KSampler' && !n.mode)) {
+    const muted = mutedInput(byId, k);
+    if (muted) {
+      notes.push(`node ${k.id} (KSampler) takes its ${muted.input} from muted node ${muted.from.id} (${muted.from.type}), so ComfyUI cannot run it; left out`);
+      continue;
+    }
     const loraNode = findUpstream(byId, k.links.model, (n) => (n.type === 'LoraLoader' || n.type === 'LoraLoaderModelOnly') && !n.mode);
     if (!loraNode) {
       notes.push(`node ${k.id} (KSampler) samples without a LoRA loader; a render needs a LoRA, so it was left out`);
@@ -152,7 +157,7 @@ export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions):
   return { lorafile, notes };
 }
 
-/** Follows a linked input upstream (through any chain of nodes' first links) to a node that matches. */
+/** Follows a linked input upstream (through any chain of nodes' links, not through muted ones) to a node that matches. */
 function findUpstream(byId: Map<string, WorkflowNode>, start: string | undefined, match: (n: WorkflowNode) => boolean): WorkflowNode | undefined {
   const seen = new Set<string>();
   const queue = start ? [start] : [];
@@ -161,7 +166,7 @@ function findUpstream(byId: Map<string, WorkflowNode>, start: string | undefined
     if (seen.has(id)) continue;
     seen.add(id);
     const node = byId.get(id);
-    if (!node) continue;
+    if (!node || node.mode === 'muted') continue;
     if (match(node)) return node;
     queue.push(...Object.values(node.links));
   }

@@ -228,6 +228,21 @@ class NoiseStreamTest(unittest.TestCase):
             self.assertTrue(torch.equal(alone, self.run_a(sampler, [5])), sampler)
             self.assertFalse(torch.equal(batched[0], batched[1]), sampler)
 
+    def test_one_euler_ancestral_step(self):
+        # eta 1: down = s1^2 / s0 and up = s1 * sqrt(s0^2 - s1^2) / s0, so that down^2 + up^2 = s1^2
+        sched = S.DiscreteSchedule()
+        seen = []
+
+        def zero_x0(x, sigma):
+            seen.append(x.clone())
+            return torch.zeros_like(x)
+
+        S.sample("euler_ancestral", "karras", 2, zero_x0, S.CellNoise([11], (4, 2, 2), dtype=torch.float64), sched)
+        s0, s1 = [float(v) for v in S.scheduler_sigmas(sched, "karras", 2)[:2]]
+        fresh = torch.randn((4, 2, 2), generator=torch.Generator().manual_seed(12)).double()
+        want = seen[0][0].double() * (s1 * s1 / s0) / s0 + fresh * (s1 * math.sqrt(s0 * s0 - s1 * s1) / s0)
+        self.assertTrue(torch.allclose(seen[1][0].double(), want, rtol=1e-5, atol=1e-5))
+
     def test_initial_latent_depends_only_on_seed_and_size(self):
         a = S.CellNoise([42], (4, 16, 16)).initial()[0]
         b = S.CellNoise([7, 42, 8], (4, 16, 16)).initial()[1]
