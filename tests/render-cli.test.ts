@@ -338,11 +338,12 @@ ${renders}`;
     expect(Object.values(itemOutcomes(moved, 'render:img2img'))).toEqual(['ran', 'ran']);
     expect(read('img2img').cells[0].sha256).not.toBe(fullCells.cells[0].sha256);
 
-    // a missing init image is an error naming the lorafile line
-    writeFiles(dir, { 'lorafile.yaml': lorafileWith(img2img.replace('init.png', 'missing.png')) });
+    // a missing init image is found before anything runs, at its lorafile line, with the closest name
+    writeFiles(dir, { 'lorafile.yaml': lorafileWith(img2img.replace('init.png', 'inti.png')) });
     const missing = await run(dir);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr + JSON.stringify(missing.events)).toMatch(/lorafile\.yaml:18:\d+: init_image of render 'img2img' cannot be read/);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/lorafile\.yaml:18:\d+: error: render 'img2img': init_image inti\.png does not exist/);
+    expect(missing.stderr).toContain("did you mean 'init.png'?");
   });
 
   it('refuses an old name that contradicts the scheduler, and a weight that is not finite', async () => {

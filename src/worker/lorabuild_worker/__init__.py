@@ -18,4 +18,4 @@ Module map (other engineers build on these paths):
 """
 
 # Bump when a change alters numbers a stage caches (latents, contexts, LoRA weights).
-WORKER_VERSION = "0.1.0"
+WORKER_VERSION = "0.2.0"
