@@ -182,7 +182,7 @@ def _init_latents(sd: Any, batch: List[Cell]) -> Optional[torch.Tensor]:
     return sd.encode_images(pixels).float()
 
 
-def render_batch(sd: Any, batch: List[Cell], clip_skip: int, empty_ids: Optional[List[int]], on_step) -> torch.Tensor:
+def render_batch(sd: Any, batch: List[Cell], clip_skip: int, on_step, empty_ids: Optional[List[int]] = None) -> torch.Tensor:
     """Samples one batch (same LoRA/settings) and returns decoded images [B, 3, H, W] in [0, 1]."""
     first = batch[0]
     handle = apply_lora_file(sd, first.lora[0], first.lora[1]) if first.lora is not None else None
@@ -234,7 +234,7 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
                     raise WorkerError("cancelled", f"sample: cancelled after {len(written)} of {len(cells)} cells")
                 ctx.progress(base + step * size, total, message=f"{len(written) + size}/{len(cells)} cells")
 
-            images = render_batch(sd, batch, clip_skip, empty_ids, on_step)
+            images = render_batch(sd, batch, clip_skip, on_step, empty_ids)
             for cell, image in zip(batch, images):
                 write_png(image, cell.parameters, cell.out)
                 written[cell.index] = cell.out
