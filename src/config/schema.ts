@@ -165,16 +165,16 @@ const slurmWord = z.string().regex(/^[^\s'"\\]+$/, 'one word: no spaces or quote
 export const ClusterSchema = z
   .strictObject({
     executor: z.enum(['local', 'slurm']).default('local').describe('slurm: run train and render stages as sbatch jobs'),
-    partition: slurmWord.optional().describe('sbatch --partition'),
-    gres: slurmWord.optional().describe('sbatch --gres, e.g. gpu:1'),
+    partition: slurmWord.optional().describe('sbatch --partition. Default: the cluster\'s default partition.'),
+    gres: slurmWord.optional().describe('sbatch --gres, e.g. gpu:1. Default: none.'),
     time: z
       .string()
       .regex(/^(\d+-)?\d+(:\d{1,2}){0,2}$/, 'a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS')
       .optional()
-      .describe('sbatch --time: the job time limit; the worker gets SIGTERM 60 s before it and saves its state'),
-    account: slurmWord.optional().describe('sbatch --account'),
+      .describe('sbatch --time: the job time limit; the worker gets SIGTERM 60 s before it and saves its state. Default: the partition\'s limit.'),
+    account: slurmWord.optional().describe('sbatch --account. Default: your default account.'),
     sbatch_args: z.array(z.string().regex(/^[^\n]+$/, 'one argument per entry')).default([]).describe('more sbatch arguments, e.g. ["--qos=short", "--mem=16G"]'),
-    python: z.string().min(1).optional().describe('python with torch on the compute nodes (default: the one lorabuild uses here)'),
+    python: z.string().min(1).optional().describe('python with torch on the compute nodes. Default: the one lorabuild uses here.'),
   })
   .describe('where compute stages run: here (local) or as Slurm jobs; the cache folder must be on a file system the nodes share');
 
@@ -187,7 +187,7 @@ export const LorafileSchema = z
     datasets: z.record(name, DatasetSchema).default({}).describe('Training datasets by name.'),
     loras: z.record(name, LoraSchema).default({}).describe('LoRA training targets by name (lora_name).'),
     renders: z.record(name, RenderSchema).default({}).describe('Sample grids by name.'),
-    cluster: ClusterSchema.optional().describe('Where train and render stages run: here (default) or as Slurm jobs.'),
+    cluster: ClusterSchema.optional().describe('Where train and render stages run: here or as Slurm jobs. Default: here (executor local).'),
   })
   .describe('lorabuild lorafile v1');
 

@@ -1,5 +1,6 @@
 """devices: N — training as N processes through torch.distributed.run + DDP (gloo on CPU): equal to one
-process at the same global batch within 1e-6 after 10 steps; a cancelled DDP run resumes under DDP to
+process at the same global batch within 1e-6 after 10 steps (also when an epoch's last micro-batch
+is short and splits unevenly); a cancelled DDP run resumes under DDP to
 the same bytes as an uninterrupted one; only rank 0 writes."""
 import hashlib
 import json
@@ -112,6 +113,19 @@ class DdpTrainTest(unittest.TestCase):
         self.assertTrue(any("2 processes through torch.distributed.run (gloo)" in line for line in ctx.logs), ctx.logs)
         # only rank 0 wrote: one LoRA per checkpoint, one state, no stray temp files
         self.assertEqual(sorted(f for f in os.listdir(out) if f.endswith(".safetensors")), ["lora-step10.safetensors", "lora-step5.safetensors", "lora.safetensors", "state.safetensors"])
+
+    def test_an_epochs_short_micro_batch_splits_unevenly_and_still_equals_one_process(self):
+        # 3 items in batches of 2: every other step trains one item, so one rank holds it and the
+        # other takes part at weight 0; epochs of 2 and 1 items (SimpleLoRA's partial last step)
+        slow = {"learning_rate": 1e-5}
+        one, _ = self.train(6, devices=1, lr=slow, items=self.items[:3])
+        two, _ = self.train(6, devices=2, lr=slow, items=self.items[:3])
+        a, b = load_file(one["final"]), load_file(two["final"])
+        worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+        self.assertLess(worst, 1e-6, f"largest weight difference after 6 steps: {worst:g}")
+        for (s1, l1), (s2, l2) in zip(one["loss_curve"], two["loss_curve"]):
+            self.assertEqual(s1, s2)
+            self.assertAlmostEqual(l1, l2, places=5)
 
     def test_a_cancelled_ddp_run_resumes_under_ddp_to_the_same_bytes(self):
         full, _ = self.train(12, devices=2)

@@ -42,8 +42,9 @@ class Distributed:
         return self.rank == 0
 
     def shard(self, batch: torch.Tensor) -> torch.Tensor:
-        per = batch.shape[0] // self.world
-        return batch[self.rank * per:(self.rank + 1) * per]
+        """This rank's part of a micro-batch: near-equal parts, the first ranks one item more when it does
+        not split evenly (an epoch's short last micro-batch), empty when there are fewer items than ranks."""
+        return torch.tensor_split(batch, self.world)[self.rank]
 
     def mean(self, value: float) -> float:
         t = torch.tensor([value], dtype=torch.float64, device=self._device())

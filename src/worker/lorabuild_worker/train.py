@@ -325,12 +325,6 @@ class Trainer:
         self.sd, self.data, self.params, self.steps, self.precision = sd, data, params, steps, precision
         self.sampler = Sampler(params, data, sd.config.vae.scale_factor)  # checks the data before any hook is attached
         self.group = ddp.current()
-        short = self.sampler.size % params.batch_size  # an epoch's last micro-batch, when it is short
-        if self.group is not None and short % self.group.world:
-            raise bad_request(
-                f"train: {self.sampler.size} items in batches of {params.batch_size} leave a micro-batch of {short} each epoch, which does not split over devices: {self.group.world}",
-                "every micro-batch must split evenly over the processes: choose batch_size so that it divides the number of items, or train with devices: 1",
-            )
         self.net = inject_lora(sd, params.targets, params.rank, params.effective_alpha, params.seed, device=precision.device, init=params.lora_init)
         if init_lora:
             try:
@@ -363,9 +357,12 @@ class Trainer:
         self.sd.unet_model.train()
         total = 0.0
         batches = list(self.sampler.micro_batches(step))
-        for micro, batch in enumerate(batches):
+        for micro, whole in enumerate(batches):
+            n, batch, weight = whole[0].shape[0], whole, 1.0
             if self.group is not None:  # every rank drew the whole micro-batch; each trains on its slice
-                batch = tuple(self.group.shard(t) for t in batch)
+                batch = tuple(self.group.shard(t) for t in whole)
+                if batch[0].shape[0] == 0:  # fewer items than processes: one item at weight 0 still reaches the all-reduce
+                    batch, weight = tuple(t[:1] for t in whole), 0.0
             latents, noise, timesteps, context = (t.to(dev) for t in batch)
             a = self.alphas[timesteps][:, None, None, None]
             noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
@@ -375,7 +372,9 @@ class Trainer:
             if p.min_snr_gamma:
                 snr = a.flatten() / (1 - a.flatten())
                 per_item = per_item * torch.clamp(snr, max=p.min_snr_gamma) / snr
-            loss = per_item.mean()
+            # the micro-batch's mean; under DDP a rank holds a slice (sizes may differ by one) and DDP
+            # averages the ranks' gradients, so each rank weighs its sum by world / n
+            loss = per_item.mean() if self.group is None else per_item.sum() * (weight * self.group.world / n)
             if not torch.isfinite(loss) and self.group is None:  # (ranks must reach every backward together)
                 return float("nan")
             scaled = loss / p.gradient_accumulation
