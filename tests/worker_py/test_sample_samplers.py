@@ -306,6 +306,28 @@ class ConvergenceTest(unittest.TestCase):
             self.assertTrue(torch.allclose(seen[i][0], 0.5 + torch.randn((4, 2, 2), generator=stream) * sigmas[i], atol=1e-6))
         self.assertTrue(torch.equal(out, torch.full_like(out, 0.5)))
 
+    def test_one_dpm_2_step(self):
+        # x0 = c * x: the second evaluation is at the geometric midpoint sqrt(s0 * s1), reached by Euler
+        # from s0; the whole step then uses the derivative there: x1 = x + (1 - c) x_mid / mid * (s1 - s0)
+        sched = S.DiscreteSchedule()
+        c = 0.25
+        calls = []
+
+        def shrink(x, sigma):
+            calls.append((x.clone().double(), float(sigma)))
+            return x * c
+
+        x_start = torch.ones(1, 4, 2, 2, dtype=torch.float64)
+        s0, s1 = 8.0, 2.0
+        out = steppers.dpm_2(shrink, x_start, torch.tensor([s0, s1, 0.0], dtype=torch.float64))
+        mid = math.sqrt(s0 * s1)
+        self.assertAlmostEqual(calls[1][1], mid, places=12)
+        x_mid = 1.0 + (1 - c) / s0 * (mid - s0)
+        self.assertTrue(torch.allclose(calls[1][0], torch.full_like(x_start, x_mid)))
+        x1 = 1.0 + (1 - c) * x_mid / mid * (s1 - s0)
+        self.assertTrue(torch.allclose(calls[2][0], torch.full_like(x_start, x1)))
+        self.assertTrue(torch.allclose(out, torch.full_like(x_start, x1 * c)))  # the last step lands on x0
+
 
 class LmsTest(unittest.TestCase):
     def test_coefficients_integrate_the_lagrange_basis(self):
