@@ -328,6 +328,27 @@ class ConvergenceTest(unittest.TestCase):
         self.assertTrue(torch.allclose(calls[2][0], torch.full_like(x_start, x1)))
         self.assertTrue(torch.allclose(out, torch.full_like(x_start, x1 * c)))  # the last step lands on x0
 
+    def test_one_ddpm_step(self):
+        # Ho et al. (2020) eqs. 6-7 in the variance-preserving frame x_vp = x / sqrt(1 + sigma^2),
+        # abar = 1 / (1 + sigma^2): x_prev = posterior mean(x0, x_t) + sqrt(beta_tilde) z, where
+        # beta_tilde = (1 - abar_prev) / (1 - abar) * beta; then back to x = x_vp * sqrt(1 + sigma_prev^2)
+        sched = S.DiscreteSchedule()
+        seen = []
+
+        def spy(x, sigma):
+            seen.append(x.clone().double())
+            return torch.full_like(x, 0.5)
+
+        S.sample("ddpm", "karras", 2, spy, S.CellNoise([3], (4, 2, 2), dtype=torch.float64), sched)
+        s0, s1 = [float(v) for v in S.scheduler_sigmas(sched, "karras", 2)[:2]]
+        abar, abar_prev = 1 / (1 + s0 * s0), 1 / (1 + s1 * s1)
+        beta = 1 - abar / abar_prev
+        x_t = seen[0][0] / math.sqrt(1 + s0 * s0)
+        mean = math.sqrt(abar_prev) * beta / (1 - abar) * 0.5 + math.sqrt(1 - beta) * (1 - abar_prev) / (1 - abar) * x_t
+        z = torch.randn((4, 2, 2), generator=torch.Generator().manual_seed(4)).double()
+        want = (mean + math.sqrt((1 - abar_prev) / (1 - abar) * beta) * z) * math.sqrt(1 + s1 * s1)
+        self.assertTrue(torch.allclose(seen[1][0], want, rtol=1e-5, atol=1e-5))
+
 
 class LmsTest(unittest.TestCase):
     def test_coefficients_integrate_the_lagrange_basis(self):
