@@ -50,12 +50,13 @@ export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions):
   for (const node of all) {
     if (node.mode) notes.push(`node ${node.id} (${node.type}) is ${node.mode}: ${node.mode === 'muted' ? 'ignored' : 'its inputs pass through, as in ComfyUI'}`);
   }
-  const nodes = all.filter((n) => n.mode !== 'muted');
+  // muted nodes never run and bypassed ones only pass their inputs on: neither is imported itself
+  const active = all.filter((n) => !n.mode);
   const byId = new Map(all.map((n) => [n.id, n]));
-  for (const node of nodes) {
-    if (!node.mode && !MAPPED.has(node.type) && !PLUMBING.has(node.type)) notes.push(`node ${node.id} (${node.type}) is not mapped: lorabuild has no equivalent, it was left out`);
+  for (const node of active) {
+    if (!MAPPED.has(node.type) && !PLUMBING.has(node.type)) notes.push(`node ${node.id} (${node.type}) is not mapped: lorabuild has no equivalent, it was left out`);
   }
-  const trainers = nodes.filter((n) => n.type === 'LoRATrainer' && !n.mode);
+  const trainers = active.filter((n) => n.type === 'LoRATrainer');
   if (trainers.length === 0) throw new WorkflowError(`${options.source}: no LoRATrainer node (SimpleLoRA) found; nothing to import`);
 
   const models: Record<string, unknown> = {};
@@ -106,7 +107,7 @@ export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions):
 
   const renders: Record<string, unknown> = {};
   const inputFolder = joinComfy(options.comfyui, 'input');
-  for (const k of nodes.filter((n) => n.type === 'KSampler' && !n.mode)) {
+  for (const k of active.filter((n) => n.type === 'KSampler')) {
     const muted = mutedInput(byId, k);
     if (muted) {
       notes.push(`node ${k.id} (KSampler) takes its ${muted.input} from muted node ${muted.from.id} (${muted.from.type}), so ComfyUI cannot run it; left out`);
