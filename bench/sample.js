@@ -48,7 +48,7 @@ async function measure(worker, dir, { arch, model, size, batch, sampler, schedul
       scheduler,
       steps,
       cfg: 7.5,
-      lora: null,
+      loras: [],
       out: join(dir, `${arch}-${sampler}-${scheduler}-${batch}-${i}.png`),
       parameters: 'bench',
     });

@@ -68,7 +68,7 @@ describe('a1111Parameters', () => {
   };
 
   it('writes the A1111 layout with the LoRA tag and hash', () => {
-    const text = a1111Parameters({ ...base, lora: { name: 'pokemon_lora', sha256: '0123456789abcdef'.repeat(4), strength: 0.8 } });
+    const text = a1111Parameters({ ...base, loras: [{ label: 'pokemon_lora', sha256: '0123456789abcdef'.repeat(4), strength_model: 0.8, strength_clip: 0.8 }] });
     expect(text).toBe(
       'a mouse <lora:pokemon_lora:0.8>\nNegative prompt: blurry\n' +
         'Steps: 25, Sampler: dpmpp_2m, Scheduler: karras, CFG scale: 7.5, Seed: 7, Size: 512x768, Model hash: abcdef0123, Model: dreamshaper8, ' +
@@ -77,14 +77,24 @@ describe('a1111Parameters', () => {
   });
 
   it('names the denoising strength of a partial denoise', () => {
-    expect(a1111Parameters({ ...base, denoise: 0.45, lora: null })).toContain('Size: 512x768, Denoising strength: 0.45, Model hash');
-    expect(a1111Parameters({ ...base, denoise: 1, lora: null })).not.toContain('Denoising');
+    expect(a1111Parameters({ ...base, denoise: 0.45, loras: [] })).toContain('Size: 512x768, Denoising strength: 0.45, Model hash');
+    expect(a1111Parameters({ ...base, denoise: 1, loras: [] })).not.toContain('Denoising');
   });
 
-  it('leaves the LoRA out at strength 0, so the without arm does not depend on it', () => {
-    const a = a1111Parameters({ ...base, lora: { name: 'l', sha256: 'a'.repeat(64), strength: 0 } });
-    const b = a1111Parameters({ ...base, lora: { name: 'l', sha256: 'b'.repeat(64), strength: 0 } });
-    expect(a).toBe(b);
+  it('tags every LoRA of a stack in order, as <lora:name:te:unet> when the two strengths differ', () => {
+    const text = a1111Parameters({
+      ...base,
+      loras: [
+        { label: '80s_offset', sha256: 'a'.repeat(64), strength_model: 0.8, strength_clip: 0.5 },
+        { label: 'pokemon_lora', sha256: 'b'.repeat(64), strength_model: -1, strength_clip: -1 },
+      ],
+    });
+    expect(text.split('\n')[0]).toBe('a mouse <lora:80s_offset:0.5:0.8> <lora:pokemon_lora:-1>');
+    expect(text).toContain('Lora hashes: "80s_offset: aaaaaaaaaaaa, pokemon_lora: bbbbbbbbbbbb"');
+  });
+
+  it('has no LoRA tag or hash for the without arm, so it does not depend on any LoRA', () => {
+    const a = a1111Parameters({ ...base, loras: [] });
     expect(a).not.toMatch(/<lora:|Lora hashes/);
   });
 });

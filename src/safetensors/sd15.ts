@@ -39,6 +39,14 @@ export interface TextEncoderArch {
 export const SD15_TEXT_ENCODER: TextEncoderArch = { layers: 12, width: 768, mlp: 3072 };
 export const TINY_TEXT_ENCODER: TextEncoderArch = { layers: 4, width: 64, mlp: 256 };
 
+/** The SD1 architectures lorabuild builds: SD1.5 as published and the tiny builtin. */
+export type Sd1Arch = 'sd15' | 'tiny';
+
+export const SD1_ARCHES: Record<Sd1Arch, { unet: UnetArch; text: TextEncoderArch }> = {
+  sd15: { unet: SD15_UNET, text: SD15_TEXT_ENCODER },
+  tiny: { unet: TINY_UNET, text: TINY_TEXT_ENCODER },
+};
+
 type Params = Map<string, number[]>;
 
 function linear(p: Params, path: string, out: number, inp: number, bias = true): void {

@@ -59,11 +59,15 @@ export const PROTOCOL_VERSION = 1;
 //                                      rewritten: the client keeps those of the earlier run.
 //                                      Progress events are throttled (about 4 per second, plus the first,
 //                                      each checkpoint and the last step); done.loss_curve has every step.
-// sample { model, arch?, empty_ids?, cells: [{ cond_ids, cond_weights?, uncond_ids, uncond_weights?,
-//          seed, width, height, sampler, scheduler?, steps, cfg, denoise?, init_image?,
-//          lora: { path, strength } | null, out, parameters }] }
+// sample { model, arch?, empty_ids?, lora_files?: { ID: { path, skip_keys: [key], modules: [{ target,
+//          kind: 'lora'|'loha'|'lokr', tensors: { role: key } }] } }, cells: [{ cond_ids, cond_weights?,
+//          uncond_ids, uncond_weights?, seed, width, height, sampler, scheduler?, steps, cfg, denoise?,
+//          init_image?, loras: [{ file: ID, strength_model, strength_clip }], out, parameters }] }
 //                                   -> { cells: [{ out }] } ; PNG with tEXt "parameters" = parameters;
-//                                      cells with the same model+lora+settings are batched (CUDA).
+//                                      a cell's loras are patched into the weights in order, as
+//                                      ComfyUI's Load LoRA does (src/loras/worker-plan.ts builds the
+//                                      modules; lora_patch.py applies them); [] = the base model;
+//                                      cells with the same stack and settings are batched (CUDA).
 //                                      Sampling is ComfyUI's KSampler: sampler and scheduler by its
 //                                      names, denoise (0, 1], init_image an image file re-noised to
 //                                      denoise. cond_ids/uncond_ids: 77 ids, or a list of such chunks

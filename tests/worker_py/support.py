@@ -1,5 +1,5 @@
 """Shared by the worker tests that call ops directly: a context that records nothing and never cancels,
-and the builtin tiny model's byte-level token ids."""
+the builtin tiny model's byte-level token ids, and the sample op's spec of a kohya-named LoRA file."""
 
 
 class QuietCtx:
@@ -22,3 +22,20 @@ def byte_ids(text):
     """The tiny model's tokenizer: BOS 256, UTF-8 bytes, EOS 257 (also the padding), 77 ids."""
     ids = [256] + list(text.encode("utf-8"))[:75] + [257]
     return ids + [257] * (77 - len(ids))
+
+
+def kohya_lora_spec(path):
+    """The `lora_files` entry of a sample request for a kohya-named LoRA file (lorabuild's own output):
+    what src/loras/worker-plan.ts builds for it, written out here for tests that call the op directly."""
+    from lorabuild_worker.safetensors_io import read_header
+
+    infos, _meta, _ = read_header(path)
+    modules = []
+    for key in sorted(infos):
+        if key.endswith(".lora_down.weight"):
+            name = key[: -len(".lora_down.weight")]
+            roles = {"up": f"{name}.lora_up.weight", "down": key}
+            if f"{name}.alpha" in infos:
+                roles["alpha"] = f"{name}.alpha"
+            modules.append({"target": name, "kind": "lora", "tensors": roles})
+    return {"path": path, "modules": modules, "skip_keys": []}

@@ -1,6 +1,6 @@
-"""sample { model, arch?, allow_pickle?, clip_skip?, max_batch?, empty_ids?, cells: [{ cond_ids, cond_weights?,
-uncond_ids, uncond_weights?, seed, width, height, sampler, scheduler?, steps, cfg, denoise?, init_image?,
-lora: { path, strength } | null, out, parameters }] } -> { cells: [{ out }] }
+"""sample { model, arch?, allow_pickle?, clip_skip?, max_batch?, empty_ids?, lora_files?: { ID: { path, modules, skip_keys } },
+cells: [{ cond_ids, cond_weights?, uncond_ids, uncond_weights?, seed, width, height, sampler, scheduler?, steps, cfg,
+denoise?, init_image?, loras: [{ file: ID, strength_model, strength_clip }], out, parameters }] } -> { cells: [{ out }] }
 
 Renders each cell as ComfyUI's KSampler would (see samplers/) and writes a PNG whose tEXt chunk
 "parameters" holds the generation text the caller composed. A prompt is one or more chunks of
@@ -9,11 +9,12 @@ weight other than 1 needs ``empty_ids`` (the empty prompt's ids) to weight again
 ``denoise`` < 1 keeps the tail of the schedule; ``init_image`` (a file) is encoded by the VAE and
 re-noised instead of starting from noise alone (img2img).
 
-The model loads once; cells that share the LoRA, strength and sampling settings run as one batch
-(at most ``max_batch``; default 4 on CUDA, 1 on CPU so that cells are bit-reproducible). A LoRA goes
-through ``apply_lora_file`` at its strength for every strength, 0 included, so the "without" arm
-takes the same code path as the others. Text is encoded after the LoRA is applied (a LoRA may carry
-text-encoder weights).
+The model loads once; cells that share the LoRA stack and sampling settings run as one batch (at
+most ``max_batch``; default 4 on CUDA, 1 on CPU so that cells are bit-reproducible). A cell's LoRAs
+are applied in order by patching weights as ComfyUI's Load LoRA does (lora_patch.py); consecutive
+batches with the same stack keep the patched weights, and the base weights are back when the op
+returns. A cell with no LoRAs (the "without" arm) renders the unpatched model. Text is encoded after
+patching (strength_clip patches the text encoder).
 
 Fairness: a cell's initial latent and ancestral noise depend only on its seed and size
 (``samplers.CellNoise``: CPU generators, then moved to the device), whatever batch it lands in.
@@ -33,7 +34,7 @@ from PIL.PngImagePlugin import PngInfo
 from .. import samplers as S
 from ..errors import WorkerError, bad_request
 from ..images import load_cover
-from ..lora import apply_lora_file
+from ..lora_patch import LoraFiles, WeightPatcher
 from ..models import default_device, get_sd1
 from ..prompt import encode_prompt, has_weights
 
@@ -43,7 +44,7 @@ MAX_CHUNKS = 32
 
 
 class Cell:
-    def __init__(self, index: int, raw: Dict[str, Any], context_length: int, vocab: int, size_multiple: int):
+    def __init__(self, index: int, raw: Dict[str, Any], context_length: int, vocab: int, size_multiple: int, lora_files: LoraFiles):
         where = f"sample: cells[{index}]"
         self.index = index
         self.cond_ids = _chunks(raw.get("cond_ids"), f"{where}.cond_ids", context_length, vocab)
@@ -72,14 +73,7 @@ class Cell:
         self.init_image = raw.get("init_image")
         if self.init_image is not None and (not isinstance(self.init_image, str) or not os.path.isfile(self.init_image)):
             raise WorkerError("io", f"{where}.init_image is not a file: {self.init_image!r}")
-        lora = raw.get("lora")
-        self.lora: Optional[Tuple[str, float]] = None
-        if lora is not None:
-            if not isinstance(lora, dict) or not isinstance(lora.get("path"), str) or isinstance(lora.get("strength"), bool) or not isinstance(lora.get("strength"), (int, float)):
-                raise bad_request(f"{where}.lora must be null or {{path, strength}}")
-            if not os.path.isfile(lora["path"]):
-                raise WorkerError("io", f"{where}.lora.path does not exist: {lora['path']}")
-            self.lora = (os.path.abspath(lora["path"]), float(lora["strength"]))
+        self.loras = _stack(raw.get("loras", []), f"{where}.loras", lora_files)
         self.out = raw.get("out")
         if not isinstance(self.out, str) or not os.path.isabs(self.out):
             raise bad_request(f"{where}.out must be an absolute path")
@@ -88,7 +82,7 @@ class Cell:
             raise bad_request(f"{where}.parameters must be a string")
 
     def batch_key(self) -> tuple:
-        return (self.lora, self.sampler, self.scheduler, self.steps, self.cfg, self.denoise, self.width, self.height,
+        return (self.loras, self.sampler, self.scheduler, self.steps, self.cfg, self.denoise, self.width, self.height,
                 len(self.cond_ids), len(self.uncond_ids))
 
     def sampler_steps(self) -> int:
@@ -105,6 +99,22 @@ def _number(value: Any, where: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (lo <= value <= hi):
         raise bad_request(f"{where} must be a number in {lo:g}..{hi:g}, got {value!r}")
     return float(value)
+
+
+def _stack(value: Any, where: str, lora_files: LoraFiles) -> Tuple[Tuple[str, float, float], ...]:
+    """The cell's LoRAs in order as (file id, strength_model, strength_clip); entries with both strengths 0 are dropped."""
+    if not isinstance(value, list):
+        raise bad_request(f"{where} must be a list of {{file, strength_model, strength_clip}}")
+    stack = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or entry.get("file") not in lora_files:
+            raise bad_request(f"{where}[{i}].file must name an entry of lora_files")
+        strengths = [entry.get(k, 1.0) for k in ("strength_model", "strength_clip")]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v != v for v in strengths):
+            raise bad_request(f"{where}[{i}]: strength_model and strength_clip must be numbers")
+        if strengths[0] != 0 or strengths[1] != 0:
+            stack.append((entry["file"], float(strengths[0]), float(strengths[1])))
+    return tuple(stack)
 
 
 def _ids(value: Any, where: str, length: int, vocab: int) -> List[int]:
@@ -134,7 +144,7 @@ def _weights(value: Any, where: str, chunks: List[List[int]]) -> Optional[List[L
 
 
 def group_cells(cells: List[Cell], max_batch: int) -> List[List[Cell]]:
-    """Cells with the same LoRA, strength and settings, in order of first appearance, split to max_batch."""
+    """Cells with the same LoRA stack and settings, in order of first appearance, split to max_batch."""
     groups: Dict[tuple, List[Cell]] = {}
     for cell in cells:
         groups.setdefault(cell.batch_key(), []).append(cell)
@@ -183,22 +193,17 @@ def _init_latents(sd: Any, batch: List[Cell]) -> Optional[torch.Tensor]:
 
 
 def render_batch(sd: Any, batch: List[Cell], clip_skip: int, on_step, empty_ids: Optional[List[int]] = None) -> torch.Tensor:
-    """Samples one batch (same LoRA/settings) and returns decoded images [B, 3, H, W] in [0, 1]."""
+    """Samples one batch (same LoRA stack, already patched in, and settings); returns decoded images [B, 3, H, W] in [0, 1]."""
     first = batch[0]
-    handle = apply_lora_file(sd, first.lora[0], first.lora[1]) if first.lora is not None else None
-    try:
-        cond = _conditioning(sd, batch, clip_skip, empty_ids, uncond=False)
-        uncond = _conditioning(sd, batch, clip_skip, empty_ids, uncond=True)
-        schedule = S.DiscreteSchedule()
-        denoiser = S.ModelDenoiser(sd.unet, schedule, S.Guidance(cond=cond, uncond=uncond, scale=first.cfg), model_dtype=sd.dtype)
-        shape = (sd.config.unet.in_channels, first.height // LATENT_FACTOR, first.width // LATENT_FACTOR)
-        noise = S.CellNoise([c.seed for c in batch], shape, device=sd.device)
-        latents = S.sample(first.sampler, first.scheduler, first.steps, denoiser, noise, schedule,
-                           denoise=first.denoise, latent=_init_latents(sd, batch), progress=on_step)
-        return sd.decode_latents(latents)
-    finally:
-        if handle is not None:
-            handle.remove()
+    cond = _conditioning(sd, batch, clip_skip, empty_ids, uncond=False)
+    uncond = _conditioning(sd, batch, clip_skip, empty_ids, uncond=True)
+    schedule = S.DiscreteSchedule()
+    denoiser = S.ModelDenoiser(sd.unet, schedule, S.Guidance(cond=cond, uncond=uncond, scale=first.cfg), model_dtype=sd.dtype)
+    shape = (sd.config.unet.in_channels, first.height // LATENT_FACTOR, first.width // LATENT_FACTOR)
+    noise = S.CellNoise([c.seed for c in batch], shape, device=sd.device)
+    latents = S.sample(first.sampler, first.scheduler, first.steps, denoiser, noise, schedule,
+                       denoise=first.denoise, latent=_init_latents(sd, batch), progress=on_step)
+    return sd.decode_latents(latents)
 
 
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
@@ -217,7 +222,10 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     sd = get_sd1(model, device, dtype, bool(args.get("allow_pickle", False)), args.get("arch"))
     text = sd.config.text
     size_multiple = LATENT_FACTOR * 2 ** (len(sd.config.unet.channel_mult) - 1)
-    cells = [Cell(i, c, text.max_length, text.vocab_size, size_multiple) for i, c in enumerate(raw_cells)]
+    lora_files = LoraFiles(sd, args.get("lora_files", {}))
+    cells = [Cell(i, c, text.max_length, text.vocab_size, size_multiple, lora_files) for i, c in enumerate(raw_cells)]
+    for file_id in dict.fromkeys(f for c in cells for f, _, _ in c.loras):
+        lora_files.get(file_id)  # every file is read and checked against the model before the first cell renders
     empty_ids = args.get("empty_ids")
     if empty_ids is not None or any(has_weights(w) for c in cells for w in (c.cond_weights, c.uncond_weights)):
         empty_ids = _ids(empty_ids, "sample: args.empty_ids (the empty prompt, needed by weighted prompts)", text.max_length, text.vocab_size)
@@ -225,18 +233,26 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     total = sum(c.sampler_steps() for c in cells)
     done_steps = 0
     written: Dict[int, str] = {}
-    with torch.no_grad():
-        for batch in group_cells(cells, max_batch):
-            base = done_steps
+    patcher = WeightPatcher(sd)
+    applied: Optional[tuple] = None
+    try:
+        with torch.no_grad():
+            for batch in group_cells(cells, max_batch):
+                base = done_steps
 
-            def on_step(step: int, _n: int, base: int = base, size: int = len(batch)) -> None:
-                if ctx.cancelled():
-                    raise WorkerError("cancelled", f"sample: cancelled after {len(written)} of {len(cells)} cells")
-                ctx.progress(base + step * size, total, message=f"{len(written) + size}/{len(cells)} cells")
+                def on_step(step: int, _n: int, base: int = base, size: int = len(batch)) -> None:
+                    if ctx.cancelled():
+                        raise WorkerError("cancelled", f"sample: cancelled after {len(written)} of {len(cells)} cells")
+                    ctx.progress(base + step * size, total, message=f"{len(written) + size}/{len(cells)} cells")
 
-            images = render_batch(sd, batch, clip_skip, on_step, empty_ids)
-            for cell, image in zip(batch, images):
-                write_png(image, cell.parameters, cell.out)
-                written[cell.index] = cell.out
-            done_steps += batch[0].sampler_steps() * len(batch)
+                if batch[0].loras != applied:
+                    patcher.apply(lora_files.stack(batch[0].loras))
+                    applied = batch[0].loras
+                images = render_batch(sd, batch, clip_skip, on_step, empty_ids)
+                for cell, image in zip(batch, images):
+                    write_png(image, cell.parameters, cell.out)
+                    written[cell.index] = cell.out
+                done_steps += batch[0].sampler_steps() * len(batch)
+    finally:
+        patcher.restore()  # the cached model must leave as it came
     return {"cells": [{"out": written[c.index]} for c in cells]}
