@@ -156,6 +156,15 @@ describe('lorabuild import comfyui', () => {
     ], [[1, 2, 0, 3, 0, 'MODEL'], [10, 3, 0, 10, 0, 'MODEL'], [4, 10, 0, 7, 0, 'MODEL'], ...baseLinks]));
     expect(cut.lorafile.renders).toBeUndefined();
     expect(cut.stderr).toContain('node 7 (KSampler) takes its model from muted node 10 (LoraLoaderModelOnly), so ComfyUI cannot run it; left out');
+    // ... also further up the chain
+    const deep = importUi(uiWorkflow([
+      ...base,
+      { id: 3, type: 'LoraLoaderModelOnly', mode: 2, widgets_values: ['other.safetensors', 1], inputs: [{ name: 'model', link: 1 }] },
+      { id: 10, type: 'LoraLoaderModelOnly', widgets_values: ['ola.safetensors', 0.5], inputs: [{ name: 'model', link: 10 }] },
+      sampler(7, [11, 'fixed', 30, 5.5, 'euler', 'normal', 1], { model: 4, positive: 5, negative: 6, latent_image: 8 }),
+    ], [[1, 2, 0, 3, 0, 'MODEL'], [10, 3, 0, 10, 0, 'MODEL'], [4, 10, 0, 7, 0, 'MODEL'], ...baseLinks]));
+    expect(deep.lorafile.renders).toBeUndefined();
+    expect(deep.stderr).toContain('node 7 (KSampler): its model passes through muted node 3 (LoraLoaderModelOnly), so ComfyUI cannot run it; left out');
   });
 
   it('imports denoise and img2img, and reports a hires-fix second pass instead of rendering it at the wrong size', () => {
