@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // node bench/sample.js — sampling speed through the real worker's `sample` op (no lorabuild cache):
-//   - `tiny` on the CPU at 64 px, batch 1, CFG 7.5, for every sampler;
+//   - `tiny` on the CPU at 64 px, batch 1, CFG 7.5, for a spread of ComfyUI samplers and schedulers
+//     (heun, dpm_2 and dpmpp_2s_ancestral make two guided UNet calls per step);
 //   - on a CUDA machine, the `sd15` architecture (random weights) at 512 px, batch 1 and 4, CFG 7.5
 //     (cond + uncond run as one UNet batch of 2 × batch), Euler.
 // it/s = sampler steps per second for the whole batch (one step = one guided UNet call), measured
@@ -15,7 +16,15 @@ import { WorkerClient } from '../dist/worker/client.js';
 
 const { values } = parseArgs({ options: { steps: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' } } });
 const python = process.env.LORABUILD_PYTHON || '/usr/bin/python3';
-const SAMPLERS = ['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras'];
+const SAMPLERS = [
+  ['euler', 'normal'],
+  ['euler_ancestral', 'normal'],
+  ['heun', 'normal'],
+  ['dpm_2', 'karras'],
+  ['lms', 'karras'],
+  ['dpmpp_2s_ancestral', 'karras'],
+  ['dpmpp_2m', 'karras'],
+];
 
 /** padded ids: byte tokenizer for tiny (BOS 256, EOS 257), CLIP-like ids for sd15 */
 function ids(arch, text) {
@@ -26,7 +35,7 @@ function ids(arch, text) {
   return out;
 }
 
-async function measure(worker, dir, { arch, model, size, batch, sampler, steps }) {
+async function measure(worker, dir, { arch, model, size, batch, sampler, scheduler = 'normal', steps }) {
   const cells = [];
   for (let i = 0; i < batch; i++) {
     cells.push({
@@ -36,10 +45,11 @@ async function measure(worker, dir, { arch, model, size, batch, sampler, steps }
       width: size,
       height: size,
       sampler,
+      scheduler,
       steps,
       cfg: 7.5,
       loras: [],
-      out: join(dir, `${arch}-${sampler}-${batch}-${i}.png`),
+      out: join(dir, `${arch}-${sampler}-${scheduler}-${batch}-${i}.png`),
       parameters: 'bench',
     });
   }
@@ -49,7 +59,7 @@ async function measure(worker, dir, { arch, model, size, batch, sampler, steps }
   const total = (Date.now() - started) / 1000;
   // progress counts cell-steps: `batch` per sampler step
   const its = marks.length > 1 ? (marks.length - 1) / ((marks.at(-1) - marks[0]) / 1000) : NaN;
-  return { arch, size, batch, sampler, steps, its: Number(its.toFixed(2)), seconds_total: Number(total.toFixed(2)) };
+  return { arch, size, batch, sampler: `${sampler} ${scheduler}`, steps, its: Number(its.toFixed(2)), seconds_total: Number(total.toFixed(2)) };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'lorabuild-bench-sample-'));
@@ -61,7 +71,7 @@ try {
     const model = join(dir, 'tiny.safetensors');
     await worker.request('build_builtin', { arch: 'tiny', seed: 0, path: model });
     const steps = Number(values.steps ?? 20);
-    for (const sampler of SAMPLERS) rows.push(await measure(worker, dir, { arch: 'tiny', model, size: 64, batch: 1, sampler, steps }));
+    for (const [sampler, scheduler] of SAMPLERS) rows.push(await measure(worker, dir, { arch: 'tiny', model, size: 64, batch: 1, sampler, scheduler, steps }));
   }
   if (values.only !== 'tiny' && hello.cuda) {
     const model = join(dir, 'sd15.safetensors');
@@ -73,9 +83,9 @@ try {
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     process.stdout.write(`device ${report.device} · torch ${report.torch} · ${report.threads} threads · worker ${report.worker}\n`);
-    process.stdout.write('arch   size  batch  sampler          steps   it/s   total s\n');
+    process.stdout.write('arch   size  batch  sampler                    steps   it/s   total s\n');
     for (const r of rows) {
-      process.stdout.write(`${r.arch.padEnd(6)} ${String(r.size).padStart(4)}  ${String(r.batch).padStart(5)}  ${r.sampler.padEnd(16)} ${String(r.steps).padStart(5)}  ${String(r.its).padStart(6)}  ${String(r.seconds_total).padStart(7)}\n`);
+      process.stdout.write(`${r.arch.padEnd(6)} ${String(r.size).padStart(4)}  ${String(r.batch).padStart(5)}  ${r.sampler.padEnd(26)} ${String(r.steps).padStart(5)}  ${String(r.its).padStart(6)}  ${String(r.seconds_total).padStart(7)}\n`);
     }
     if (!hello.cuda) process.stdout.write('(no CUDA GPU: the sd15 rows run only on a CUDA machine)\n');
   }

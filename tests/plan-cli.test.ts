@@ -148,7 +148,13 @@ describe('lorabuild schema', () => {
     expect(lora.properties.checkpoint_every.description).toBe('Save a checkpoint LoRA every N steps (checkpointing_steps in the lab node). Default: 200, or steps when steps is smaller.');
     expect(Object.keys(schema.properties.models.additionalProperties.properties)).toEqual(expect.arrayContaining(['checkpoint', 'hub', 'file', 'builtin']));
     expect(schema.properties.datasets.additionalProperties.properties.rules.properties.max_tokens.default).toBe(75);
-    expect(schema.properties.renders.additionalProperties.properties.sampler.enum).toEqual(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
+    const render = schema.properties.renders.additionalProperties.properties;
+    expect(render.sampler.enum).toEqual([
+      'euler', 'euler_ancestral', 'heun', 'dpm_2', 'dpm_2_ancestral', 'lms', 'dpmpp_2s_ancestral', 'dpmpp_2m', 'ddim', 'lcm', 'ipndm', 'ddpm',
+      'euler_a', 'dpmpp_2m_karras',
+    ]);
+    expect(render.scheduler.enum).toEqual(['normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform', 'beta']);
+    expect(render.denoise).toMatchObject({ type: 'number', maximum: 1, default: 1 });
     expect(schema.properties.loras.propertyNames.pattern).toBe('^[A-Za-z0-9][A-Za-z0-9_.-]*$');
   });
 

@@ -1,8 +1,9 @@
 // `lorabuild run --json` end to end with renders on `builtin: tiny`: per-cell caching (adding a seed
 // renders only the new cells; re-training re-renders only the cells that use the LoRA; the
 // strength-0 arm is shared even between render targets), the grid, cells.json, PNG parameters,
-// the prompt-too-long warning, a render skipped because its LoRA could not train, and the HTML
-// report opened in headless Chromium.
+// a prompt over 75 tokens rendered in two chunks, prompt weights, ComfyUI sampler/scheduler names
+// (and an old name's note), img2img, a render skipped because its LoRA could not train, and the
+// HTML report opened in headless Chromium.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -126,9 +127,10 @@ describe('lorabuild run: renders on builtin tiny', () => {
 
     const ab = cells('ab');
     expect(ab.columns.map((c) => c.label)).toEqual(['strength 0 (no LoRA)', 'strength 1']);
+    // the long prompt (byte tokenizer: one token per character) is two chunks, as ComfyUI encodes it
     expect(ab.rows).toEqual([
-      { prompt: 'lineart, a circle', prompt_index: 1, seed: 0 },
-      { prompt: LONG_PROMPT, prompt_index: 2, seed: 0 },
+      { prompt: 'lineart, a circle', prompt_index: 1, seed: 0, tokens: 17, chunks: 1 },
+      { prompt: LONG_PROMPT, prompt_index: 2, seed: 0, tokens: LONG_PROMPT.length, chunks: 2 },
     ]);
     expect(ab.cells).toHaveLength(4);
     for (const cell of ab.cells) {
@@ -137,7 +139,7 @@ describe('lorabuild run: renders on builtin tiny', () => {
       expect([meta.format, meta.width, meta.height]).toEqual(['png', 64, 64]);
       const text = pngText(file);
       expect(text.parameters).toBe(cell.parameters);
-      expect(text.parameters).toMatch(/\nSteps: 3, Sampler: Euler, CFG scale: 7.5, Seed: 0, Size: 64x64, Model hash: [0-9a-f]{10}, Model: tiny/);
+      expect(text.parameters).toMatch(/\nSteps: 3, Sampler: euler, Scheduler: normal, CFG scale: 7.5, Seed: 0, Size: 64x64, Model hash: [0-9a-f]{10}, Model: tiny/);
       if (cell.strength === 0) expect(text.parameters).not.toMatch(/Lora hashes|<lora:/);
       else expect(text.parameters).toMatch(/<lora:shapes_lora:1>\nNegative prompt: \n.*Lora hashes: "shapes_lora: [0-9a-f]{12}"/);
     }
@@ -157,13 +159,8 @@ describe('lorabuild run: renders on builtin tiny', () => {
     const progressGrid = await sharp(out('renders', 'progress', 'grid.png')).metadata();
     expect(progressGrid.width! - grid.width!).toBe(128 + 2); // one more column of 128 px and a 2 px gap
 
-    // the over-long prompt warns and names the words that are cut (byte tokenizer: 75 tokens fit)
-    const warning = first.events.find((e) => e.stage === 'render:ab' && Array.isArray(e.diagnostics));
-    const diagnostic = (warning?.diagnostics as { code: string; message: string; line?: number; col?: number }[])[0];
-    expect(diagnostic.code).toBe('prompt_too_long');
-    expect(diagnostic.message).toContain(`cut: "${LONG_PROMPT.slice(75).trim()}"`);
-    expect(diagnostic.line).toBe(18);
-    expect(diagnostic.col).toBe(lorafile({ seeds: [0], lr: '1.0e-2' }).split('\n')[17].indexOf(`"${LONG_PROMPT}"`) + 1); // the second prompt, not the first
+    // a prompt over 75 tokens is not cut any more: no warning
+    expect(first.events.filter((e) => e.stage === 'render:ab' && Array.isArray(e.diagnostics))).toEqual([]);
   });
 
   it('adding a seed renders only the new cells', async () => {
@@ -260,6 +257,109 @@ describe('lorabuild run: a render whose LoRA cannot train', () => {
     expect(render?.outcome).toBe('skipped');
     expect(String(render?.reason)).toMatch(/validate:shapes|train:shapes_lora/);
     expect(existsSync(join(dir, 'out', 'renders', 'ab', 'grid.png'))).toBe(false);
+  });
+});
+
+describe('lorabuild run: ComfyUI sampling settings and prompt weights', () => {
+  const lorafileWith = (renders: string) => `version: 1
+models:
+  tiny: { builtin: tiny, seed: 0 }
+datasets:
+  shapes: { folder: shapes, trigger: lineart, rules: { min_size: 64 } }
+loras:
+  shapes_lora: { model: tiny, dataset: shapes, rank: 2, learning_rate: 1.0e-2, steps: 2, checkpoint_every: 2, resolution: 64 }
+renders:
+${renders}`;
+  const weights = `  weights:
+    lora: shapes_lora
+    prompts: ["(lineart:1.0), a circle", "lineart, a circle", "(lineart:1.5), a circle"]
+    seeds: [3]
+    strengths: [0]
+    sampler: euler_a
+    scheduler: karras
+    steps: 3
+`;
+  const img2img = `  img2img:
+    lora: shapes_lora
+    prompts: ["lineart, a circle"]
+    seeds: [3]
+    strengths: [0, 1]
+    sampler: dpmpp_2m
+    scheduler: karras
+    steps: 4
+    denoise: 0.5
+    init_image: init.png
+`;
+  const initImage = (cx: number) =>
+    sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="${cx}" cy="32" r="12" fill="black"/></svg>`)).png().toBuffer();
+
+  it('weights prompts, notes an old sampler name, and re-noises an init image', async () => {
+    const dir = join(tmp.dir, 'sampling');
+    writeFiles(dir, { 'lorafile.yaml': lorafileWith(weights + img2img) });
+    await makeProject(dir, ['lineart, a circle', 'lineart, a ring']);
+    writeFiles(dir, { 'init.png': await initImage(20) });
+    const result = await run(dir);
+    expect(result.code, result.stderr.slice(-2000)).toBe(0);
+    const read = (render: string) => JSON.parse(readFileSync(join(dir, 'out', 'renders', render, 'cells.json'), 'utf8'));
+
+    const w = read('weights');
+    expect([w.sampler, w.scheduler, w.denoise]).toEqual(['euler_ancestral', 'karras', 1]);
+    // (lineart:1.0) is lineart: the same pixels, byte for byte (the PNGs differ only in the prompt
+    // text they carry); weight 1.5 changes the picture
+    const raw = (k: number) => sharp(join(dir, 'out', 'renders', 'weights', w.cells[k].file)).raw().toBuffer();
+    expect((await raw(0)).equals(await raw(1))).toBe(true);
+    expect((await raw(2)).equals(await raw(1))).toBe(false);
+    expect(pngText(join(dir, 'out', 'renders', 'weights', w.cells[0].file)).parameters).toMatch(/^\(lineart:1\.0\), a circle\n/);
+    expect(w.cells[0].parameters).toMatch(/Sampler: euler_ancestral, Scheduler: karras, /);
+    // the old name is accepted with a note naming the new one, at its line
+    const note = result.events
+      .filter((e) => e.stage === 'render:weights' && Array.isArray(e.diagnostics))
+      .flatMap((e) => e.diagnostics as { severity: string; code: string; message: string; line?: number }[])
+      .find((d) => d.code === 'sampler-name');
+    expect(note).toMatchObject({ severity: "info", line: 14 });
+    expect(note!.message).toContain("sampler 'euler_a' is the old name of sampler: euler_ancestral");
+
+    const i = read('img2img');
+    expect([i.sampler, i.scheduler, i.denoise, i.init_image]).toEqual(['dpmpp_2m', 'karras', 0.5, 'init.png']);
+    expect(i.cells[0].parameters).toMatch(/Sampler: dpmpp_2m, Scheduler: karras, CFG scale: 7.5, Seed: 3, Size: 64x64, Denoising strength: 0.5, /);
+    // (the random tiny VAE does not reproduce an image, so that the init latent is what a cell starts
+    // from is checked in the worker's tests, in latent space)
+    // denoise is part of each cell's key
+    writeFiles(dir, { 'lorafile.yaml': lorafileWith(weights + img2img.replace('denoise: 0.5', 'denoise: 1')) });
+    const full = await run(dir);
+    expect(full.code, full.stderr.slice(-2000)).toBe(0);
+    const fullCells = read('img2img');
+    expect(fullCells.cells[0].sha256).not.toBe(i.cells[0].sha256);
+    expect(stageOutcome(full, 'render:weights')?.outcome).toBe('fresh');
+    // and so is the init image's content
+    writeFiles(dir, { 'init.png': await initImage(44) });
+    const moved = await run(dir);
+    expect(moved.code, moved.stderr.slice(-2000)).toBe(0);
+    expect(Object.values(itemOutcomes(moved, 'render:img2img'))).toEqual(['ran', 'ran']);
+    expect(read('img2img').cells[0].sha256).not.toBe(fullCells.cells[0].sha256);
+
+    // a missing init image is found before anything runs, at its lorafile line, with the closest name
+    writeFiles(dir, { 'lorafile.yaml': lorafileWith(img2img.replace('init.png', 'inti.png')) });
+    const missing = await run(dir);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/lorafile\.yaml:18:\d+: error: render 'img2img': init_image inti\.png does not exist/);
+    expect(missing.stderr).toContain("did you mean 'init.png'?");
+  });
+
+  it('refuses an old name that contradicts the scheduler, and a weight that is not finite', async () => {
+    const dir = join(tmp.dir, 'sampling-bad');
+    writeFiles(dir, {
+      'lorafile.yaml': lorafileWith(`  bad:
+    lora: shapes_lora
+    prompts: ["a (cat:inf)"]
+    sampler: dpmpp_2m_karras
+    scheduler: normal
+`),
+    });
+    const result = await runCli(['plan'], { cwd: dir, env: ENV });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/lorafile\.yaml:11:\d+: error: the weight of "cat" is Infinity, not a finite number/);
+    expect(result.stderr).toMatch(/lorafile\.yaml:13:\d+: error: sampler .dpmpp_2m_karras' is the old name of sampler dpmpp_2m with scheduler karras, but scheduler is 'normal'/);
   });
 });
 

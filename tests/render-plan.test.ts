@@ -1,9 +1,10 @@
 // The render stage's pure parts: grid axes, which LoRA file a column uses, the A1111 parameters
-// text, and the prompt-too-long warning.
+// text, old sampler names and the notes on a render's settings.
 import { describe, expect, it } from 'vitest';
-import { LoraSchema, RenderSchema, type Config } from '../src/config/schema.js';
-import { a1111Parameters, loraFileFor, planColumns, planRows, truncationWarning } from '../src/stages/render.js';
-import { byteTokenizer } from '../src/text/byte-tokenizer.js';
+import { LoraSchema, RenderSchema } from '../src/config/schema.js';
+import { a1111Parameters, loraFileFor, planColumns, planRows, settingNotes } from '../src/stages/render.js';
+import { resolveSampling } from '../src/config/sampling.js';
+import { parseConfig } from '../src/config/load.js';
 
 const lora = LoraSchema.parse({ model: 'tiny', dataset: 'ds', steps: 600, checkpoint_every: 200 });
 const render = (extra: Record<string, unknown>) => RenderSchema.parse({ lora: 'l', prompts: ['a mouse'], ...extra });
@@ -55,7 +56,8 @@ describe('a1111Parameters', () => {
     prompt: 'a mouse',
     negative: 'blurry',
     steps: 25,
-    sampler: 'dpmpp_2m_karras' as const,
+    sampler: 'dpmpp_2m',
+    scheduler: 'karras',
     cfg: 7.5,
     seed: 7,
     width: 512,
@@ -69,9 +71,14 @@ describe('a1111Parameters', () => {
     const text = a1111Parameters({ ...base, loras: [{ label: 'pokemon_lora', sha256: '0123456789abcdef'.repeat(4), strength_model: 0.8, strength_clip: 0.8 }] });
     expect(text).toBe(
       'a mouse <lora:pokemon_lora:0.8>\nNegative prompt: blurry\n' +
-        'Steps: 25, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 7, Size: 512x768, Model hash: abcdef0123, Model: dreamshaper8, ' +
+        'Steps: 25, Sampler: dpmpp_2m, Scheduler: karras, CFG scale: 7.5, Seed: 7, Size: 512x768, Model hash: abcdef0123, Model: dreamshaper8, ' +
         'Lora hashes: "pokemon_lora: 0123456789ab", Version: lorabuild worker 0.1.0',
     );
+  });
+
+  it('names the denoising strength of a partial denoise', () => {
+    expect(a1111Parameters({ ...base, denoise: 0.45, loras: [] })).toContain('Size: 512x768, Denoising strength: 0.45, Model hash');
+    expect(a1111Parameters({ ...base, denoise: 1, loras: [] })).not.toContain('Denoising');
   });
 
   it('tags every LoRA of a stack in order, as <lora:name:te:unet> when the two strengths differ', () => {
@@ -92,18 +99,39 @@ describe('a1111Parameters', () => {
   });
 });
 
-describe('truncationWarning', () => {
-  const config = { file: '/p/lorafile.yaml' } as Config;
-
-  it('names the cut words of a prompt over the window (byte tokenizer: 75 content tokens)', () => {
-    const prompt = `${'x'.repeat(70)} keep cut words here`;
-    const d = truncationWarning(config, 'ab', 1, prompt, byteTokenizer());
-    expect(d).toMatchObject({ severity: 'warning', code: 'prompt_too_long', item: 'prompt 2', file: '/p/lorafile.yaml' });
-    expect(d!.message).toContain(`has ${prompt.length} tokens but the text encoder sees 75`);
-    expect(d!.message).toContain(`cut: "${prompt.slice(75).trim()}"`);
+describe('resolveSampling and settingNotes', () => {
+  it('maps the old sampler names to ComfyUI sampler + scheduler', () => {
+    expect(resolveSampling('euler', undefined)).toEqual({ sampler: 'euler', scheduler: 'normal' });
+    expect(resolveSampling('euler', 'karras')).toEqual({ sampler: 'euler', scheduler: 'karras' });
+    expect(resolveSampling('euler_a', undefined)).toMatchObject({ sampler: 'euler_ancestral', scheduler: 'normal', legacy: { name: 'euler_a' } });
+    expect(resolveSampling('euler_a', 'beta')).toMatchObject({ sampler: 'euler_ancestral', scheduler: 'beta' });
+    expect(resolveSampling('dpmpp_2m_karras', undefined)).toMatchObject({
+      sampler: 'dpmpp_2m',
+      scheduler: 'karras',
+      legacy: { name: 'dpmpp_2m_karras', instead: 'sampler: dpmpp_2m with scheduler: karras' },
+    });
   });
 
-  it('is silent for a prompt that fits', () => {
-    expect(truncationWarning(config, 'ab', 0, 'x'.repeat(75), byteTokenizer())).toBeNull();
+  it('notes an old name at its line and warns about textual-inversion embeddings', () => {
+    const text = `version: 1
+models: { m: { builtin: tiny } }
+datasets: { d: { folder: d } }
+loras: { l: { model: m, dataset: d } }
+renders:
+  ab:
+    lora: l
+    prompts: ["a cat", "embedding:EasyNegative, a dog"]
+    sampler: dpmpp_2m_karras
+`;
+    const config = parseConfig(text, '/p/lorafile.yaml');
+    const spec = config.renders.ab;
+    const notes = settingNotes(config, 'ab', spec, resolveSampling(spec.sampler, spec.scheduler));
+    expect(notes.map((n) => [n.severity, n.code, n.line, n.item])).toEqual([
+      ['info', 'sampler-name', 9, 'sampler'],
+      ['warning', 'prompt_embedding', 8, 'prompt 2'],
+    ]);
+    expect(notes[0].message).toBe("sampler 'dpmpp_2m_karras' is the old name of sampler: dpmpp_2m with scheduler: karras (ComfyUI's names)");
+    expect(notes[1].message).toContain("names the textual-inversion embedding 'EasyNegative'");
+    expect(settingNotes(config, 'ab', { ...spec, prompts: ['a cat'] }, resolveSampling('euler', undefined))).toEqual([]);
   });
 });

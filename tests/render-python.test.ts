@@ -25,6 +25,6 @@ describe('python worker: sampling', () => {
       const ran = /Ran (\d+) tests?/.exec(result.stderr);
       expect(Number(ran?.[1] ?? 0)).toBeGreaterThan(5);
       expect(result.stderr).toMatch(/\nOK\b/);
-    });
+    }, 300_000); // as long as the unittest run may take (spawnSync's timeout above)
   }
 });

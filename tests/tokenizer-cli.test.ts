@@ -29,7 +29,17 @@ describe('lorabuild tokenize', () => {
     const human = await runCli(['tokenize', '--vocab', REF, long], { cwd: tmp.dir, env: noTokenizerEnv });
     const count = (r.events[1] as { count: number }).count;
     expect(human.stdout).toContain(`${count} tokens (limit 75)`);
-    expect(human.stdout).toMatch(/cut off after 75 tokens: "[^"]*w79"/);
+    expect(human.stdout).toMatch(/as a training caption, cut off after 75 tokens: "[^"]*w79"/);
+    // as a render prompt it is not cut: chunks of 75, split where each fills up (one long segment)
+    const chunks = Math.ceil(count / 75);
+    expect(chunks).toBeGreaterThan(1);
+    expect(human.stdout).toContain(`as a render prompt (weights and chunks as ComfyUI reads them): ${count} tokens in ${chunks} chunks of 75\n    w</w> 0</w> w</w>`);
+    expect(human.stdout.trimEnd().split(' | ')).toHaveLength(chunks);
+    expect(human.stdout.trimEnd()).toMatch(/w<\/w> 7<\/w> 9<\/w>$/);
+    const prompt = (r.events[1] as { prompt: { chunks: { ids: number[]; weights: number[] }[]; count: number } }).prompt;
+    expect(prompt.count).toBe(count);
+    expect(prompt.chunks.map((c) => c.ids.length)).toEqual(Array(chunks).fill(77));
+    expect(prompt.chunks.at(-1)!.ids.filter((id) => id !== 49406 && id !== 49407)).toHaveLength(count - 75 * (chunks - 1));
   });
 
   it("uses a lorafile model's tokenizer: bytes for builtin tiny", async () => {

@@ -5,7 +5,9 @@
 // crop, random flip, gradient accumulation 4, cosine schedule, max_grad_norm 1, LoRA on attention +
 // proj_in/proj_out with peft's gaussian init, a VAE posterior sample per step) is written out too,
 // so the imported lorafile trains what the node trained; pipelines/pokemon-showcase/README.md lists
-// what still differs and why.
+// what still differs and why. Muted nodes are ignored and bypassed ones pass their inputs through,
+// as when ComfyUI runs the workflow.
+import { ksamplerSettings, mutedInput, num } from './ksampler.js';
 import { WorkflowError, type WorkflowNode } from './workflow.js';
 
 export interface ImportOptions {
@@ -20,22 +22,14 @@ export interface ImportResult {
   notes: string[];
 }
 
-const MAPPED = new Set(['LoRATrainer', 'LoraLoader', 'LoraLoaderModelOnly', 'KSampler', 'CLIPTextEncode', 'EmptyLatentImage']);
-const PLUMBING = new Set(['CheckpointLoaderSimple', 'VAEDecode', 'VAEEncode', 'SaveImage', 'PreviewImage', 'Note', 'MarkdownNote', 'Reroute', 'PrimitiveNode']);
-
-const SAMPLERS: Record<string, string> = { euler: 'euler', euler_ancestral: 'euler_a', ddim: 'ddim', dpmpp_2m: 'dpmpp_2m_karras' };
+const MAPPED = new Set(['LoRATrainer', 'LoraLoader', 'LoraLoaderModelOnly', 'KSampler', 'CLIPTextEncode', 'EmptyLatentImage', 'VAEEncode', 'LoadImage']);
+const PLUMBING = new Set(['CheckpointLoaderSimple', 'VAEDecode', 'SaveImage', 'PreviewImage', 'Note', 'MarkdownNote', 'Reroute', 'PrimitiveNode']);
 
 function entryName(raw: string): string {
   const base = raw.replace(/\\/g, '/').replace(/\/+$/, '').split('/').pop() ?? raw;
   const stem = base.replace(/\.(safetensors|ckpt|pt)$/i, '');
   const clean = stem.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[^A-Za-z0-9]+/, '');
   return clean || 'imported';
-}
-
-function num(node: WorkflowNode, key: string): number {
-  const v = Number(node.widgets[key]);
-  if (!Number.isFinite(v)) throw new WorkflowError(`node ${node.id} (${node.type}): "${key}" is ${JSON.stringify(node.widgets[key])}, expected a number`);
-  return v;
 }
 
 function str(node: WorkflowNode, key: string): string {
@@ -53,14 +47,19 @@ function joinComfy(comfyui: string, ...parts: string[]): string {
   return [comfyui.replace(/[\\/]+$/, ''), ...parts].join('/');
 }
 
-export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions): ImportResult {
+export function workflowToLorafile(all: WorkflowNode[], options: ImportOptions): ImportResult {
   const notes: string[] = [];
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  for (const node of nodes) {
+  for (const node of all) {
+    if (node.mode) notes.push(`node ${node.id} (${node.type}) is ${node.mode}: ${node.mode === 'muted' ? 'ignored' : 'its inputs pass through, as in ComfyUI'}`);
+  }
+  // muted nodes never run and bypassed ones only pass their inputs on: neither is imported itself
+  const active = all.filter((n) => !n.mode);
+  const byId = new Map(all.map((n) => [n.id, n]));
+  for (const node of active) {
     if (!MAPPED.has(node.type) && !PLUMBING.has(node.type)) notes.push(`node ${node.id} (${node.type}) is not mapped: lorabuild has no equivalent, it was left out`);
   }
-  const trainers = nodes.filter((n) => n.type === 'LoRATrainer');
-  const samplers = nodes.filter((n) => n.type === 'KSampler');
+  const trainers = active.filter((n) => n.type === 'LoRATrainer');
+  const samplers = active.filter((n) => n.type === 'KSampler');
   if (trainers.length === 0 && !samplers.some((k) => modelChain(byId, k.links.model).loaders.length > 0)) {
     throw new WorkflowError(`${options.source}: no LoRATrainer node (SimpleLoRA) found, and no KSampler with a Load LoRA node; nothing to import`);
   }
@@ -112,8 +111,18 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
   }
 
   const renders: Record<string, unknown> = {};
+  const inputFolder = joinComfy(options.comfyui, 'input');
   for (const k of samplers) {
+    const muted = mutedInput(byId, k);
+    if (muted) {
+      notes.push(`node ${k.id} (KSampler) takes its ${muted.input} from muted node ${muted.from.id} (${muted.from.type}), so ComfyUI cannot run it; left out`);
+      continue;
+    }
     const chain = modelChain(byId, k.links.model);
+    if (chain.muted) {
+      notes.push(`node ${k.id} (KSampler): its model passes through muted node ${chain.muted.id} (${chain.muted.type}), so ComfyUI cannot run it; left out`);
+      continue;
+    }
     if (chain.loaders.length === 0) {
       notes.push(`node ${k.id} (KSampler) samples without a LoRA loader; a render needs a LoRA, so it was left out`);
       continue;
@@ -131,18 +140,21 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
     }
     const only = applied.length === 1 && 'lora' in applied[0] ? applied[0] : undefined;
     const lora = only?.lora as string | undefined;
-    const positive = findUpstream(byId, k.links.positive, (n) => n.type === 'CLIPTextEncode');
-    const negative = findUpstream(byId, k.links.negative, (n) => n.type === 'CLIPTextEncode');
+    const positive = findUpstream(byId, k.links.positive, (n) => n.type === 'CLIPTextEncode' && !n.mode);
+    const negative = findUpstream(byId, k.links.negative, (n) => n.type === 'CLIPTextEncode' && !n.mode);
     if (!positive) {
       notes.push(`node ${k.id} (KSampler) has no CLIPTextEncode prompt; left out`);
       continue;
     }
-    const latent = findUpstream(byId, k.links.latent_image, (n) => n.type === 'EmptyLatentImage');
-    const samplerName = String(k.widgets.sampler_name ?? 'euler');
-    const sampler = SAMPLERS[samplerName];
-    if (!sampler) notes.push(`sampler "${samplerName}" of node ${k.id} is not available; using euler`);
-    const scheduler = String(k.widgets.scheduler ?? 'normal');
-    if (sampler === 'dpmpp_2m_karras' && scheduler !== 'karras') notes.push(`node ${k.id} uses dpmpp_2m with the ${scheduler} scheduler; lorabuild's dpmpp_2m uses Karras sigmas`);
+    const linkedText = [positive, negative].find((n) => n && typeof n.widgets.text !== 'string');
+    if (linkedText) {
+      const from = byId.get(linkedText.links.text ?? '');
+      notes.push(`node ${linkedText.id} (CLIPTextEncode) takes its text from ${from ? `node ${from.id} (${from.type})` : 'another node'}, which lorabuild cannot evaluate; the render of node ${k.id} (KSampler) was left out: write its prompt into the lorafile`);
+      continue;
+    }
+    const settings = ksamplerSettings(k, byId, inputFolder, notes);
+    if (!settings) continue;
+    const { seed, steps, cfg, sampler, scheduler, denoise, width, height, init_image } = settings;
     const base = lora ?? (applied.length === 1 ? entryName(String(applied[0].file)) : model ?? 'loras');
     let name = `${base}_ab`;
     for (let i = 2; name in renders; i++) name = `${base}_ab${i}`;
@@ -153,12 +165,15 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
       ...(only ? { lora } : { loras: applied }),
       prompts: [str(positive, 'text')],
       ...(negative && str(negative, 'text') ? { negative_prompt: str(negative, 'text') } : {}),
-      seeds: [num(k, 'seed')],
+      seeds: [seed],
       strengths: !only ? [0, 1] : only.strength_model === 0 ? [0] : [0, only.strength_model],
-      sampler: sampler ?? 'euler',
-      steps: num(k, 'steps'),
-      cfg: num(k, 'cfg'),
-      ...(latent ? { width: num(latent, 'width'), height: num(latent, 'height') } : {}),
+      sampler,
+      scheduler,
+      steps,
+      cfg,
+      ...(denoise !== undefined ? { denoise } : {}),
+      ...(init_image !== undefined ? { init_image } : {}),
+      ...(width !== undefined ? { width, height } : {}),
     };
   }
 
@@ -173,17 +188,20 @@ const PASS_THROUGH = new Set(['Reroute', 'PrimitiveNode']);
 
 /**
  * The Load LoRA nodes on a KSampler's model input, in the order they apply (nearest the checkpoint
- * first, as the chain patches the model), and the checkpoint loader they start from.
+ * first, as the chain patches the model), and the checkpoint loader they start from. A bypassed
+ * node passes the model through; a muted one in the chain means ComfyUI cannot run the KSampler.
  */
-function modelChain(byId: Map<string, WorkflowNode>, start: string | undefined): { loaders: WorkflowNode[]; checkpoint?: WorkflowNode } {
+function modelChain(byId: Map<string, WorkflowNode>, start: string | undefined): { loaders: WorkflowNode[]; checkpoint?: WorkflowNode; muted?: WorkflowNode } {
   const loaders: WorkflowNode[] = [];
   const seen = new Set<string>();
   let node = start ? byId.get(start) : undefined;
   while (node && !seen.has(node.id)) {
     seen.add(node.id);
+    if (node.mode === 'muted') return { loaders: [], muted: node };
     if (node.type === 'CheckpointLoaderSimple') return { loaders: loaders.reverse(), checkpoint: node };
-    if (LOADERS.has(node.type)) loaders.push(node);
-    else if (!PASS_THROUGH.has(node.type)) break;
+    if (LOADERS.has(node.type)) {
+      if (!node.mode) loaders.push(node);
+    } else if (!PASS_THROUGH.has(node.type) && node.mode !== 'bypassed') break;
     const next: string | undefined = node.links.model ?? Object.values(node.links)[0];
     node = next ? byId.get(next) : undefined;
   }
@@ -203,7 +221,7 @@ function loraEntry(node: WorkflowNode, trained: Map<string, string>, comfyui: st
   return lora ? { lora, strength_model, strength_clip } : { file: joinComfy(comfyui, 'models', 'loras', written), strength_model, strength_clip };
 }
 
-/** Follows a linked input upstream (through any chain of nodes' first links) to a node that matches. */
+/** Follows a linked input upstream (through any chain of nodes' links, not through muted ones) to a node that matches. */
 function findUpstream(byId: Map<string, WorkflowNode>, start: string | undefined, match: (n: WorkflowNode) => boolean): WorkflowNode | undefined {
   const seen = new Set<string>();
   const queue = start ? [start] : [];
@@ -212,7 +230,7 @@ function findUpstream(byId: Map<string, WorkflowNode>, start: string | undefined
     if (seen.has(id)) continue;
     seen.add(id);
     const node = byId.get(id);
-    if (!node) continue;
+    if (!node || node.mode === 'muted') continue;
     if (match(node)) return node;
     queue.push(...Object.values(node.links));
   }

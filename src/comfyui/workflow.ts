@@ -2,6 +2,8 @@
 //  - UI format (what "Save" writes): { nodes: [{ id, type, widgets_values, inputs: [{ name, link }] }], links: [[id, from, slot, to, slot, type]] }
 //  - API format ("Save (API)"):       { "3": { class_type, inputs: { name: value | [fromId, slot] } } }
 // Widget values of the UI format are positional; WIDGET_ORDER names them for the nodes we map.
+// The UI format also keeps muted nodes (mode 2: never run) and bypassed ones (mode 4: their inputs
+// pass through to their outputs); the API format leaves both out.
 
 export interface WorkflowNode {
   id: string;
@@ -10,7 +12,12 @@ export interface WorkflowNode {
   widgets: Record<string, unknown>;
   /** linked inputs: input name -> id of the node feeding it */
   links: Record<string, string>;
+  /** UI format mode 2 (muted: never runs) or 4 (bypassed: its inputs pass through to its outputs) */
+  mode?: 'muted' | 'bypassed';
 }
+
+const MODE_MUTED = 2;
+const MODE_BYPASSED = 4;
 
 export class WorkflowError extends Error {}
 
@@ -27,6 +34,9 @@ export const WIDGET_ORDER: Record<string, string[]> = {
   EmptyLatentImage: ['width', 'height', 'batch_size'],
   // the frontend inserts "control_after_generate" after a seed widget
   KSampler: ['seed', 'control_after_generate', 'steps', 'cfg', 'sampler_name', 'scheduler', 'denoise'],
+  LatentUpscale: ['upscale_method', 'width', 'height', 'crop'],
+  LatentUpscaleBy: ['upscale_method', 'scale_by'],
+  LoadImage: ['image', 'upload'],
 };
 
 const SEED_CONTROLS = new Set(['fixed', 'increment', 'decrement', 'randomize']);
@@ -69,12 +79,22 @@ function fromUiFormat(doc: Record<string, unknown>, file: string): WorkflowNode[
         if (source !== undefined) links[input.name] = source;
       }
     }
-    return { id: String(raw.id ?? index), type: raw.type, widgets: nameWidgets(raw.type, values), links };
+    const node: WorkflowNode = { id: String(raw.id ?? index), type: raw.type, widgets: nameWidgets(raw.type, values), links };
+    if (raw.mode === MODE_MUTED) node.mode = 'muted';
+    if (raw.mode === MODE_BYPASSED) node.mode = 'bypassed';
+    return node;
   });
 }
 
+const NOT_A_WORKFLOW = "export the workflow with ComfyUI's Save (a \"nodes\" list) or Save (API) (an object of nodes with \"class_type\")";
+
 function fromApiFormat(doc: Record<string, unknown>, file: string): WorkflowNode[] {
-  return Object.entries(doc).map(([id, raw]) => {
+  const entries = Object.entries(doc);
+  if (!entries.some(([, raw]) => isRecord(raw) && typeof raw.class_type === 'string')) {
+    const keys = entries.slice(0, 4).map(([k]) => JSON.stringify(k)).join(', ');
+    throw new WorkflowError(`${file}: not a ComfyUI workflow (${entries.length ? `top-level keys ${keys}${entries.length > 4 ? ', ...' : ''}` : 'an empty object'}); ${NOT_A_WORKFLOW}`);
+  }
+  return entries.map(([id, raw]) => {
     if (!isRecord(raw) || typeof raw.class_type !== 'string') throw new WorkflowError(`${file}: node "${id}" has no "class_type"`);
     const widgets: Record<string, unknown> = {};
     const links: Record<string, string> = {};
@@ -96,7 +116,7 @@ export function parseWorkflow(text: string, file: string): WorkflowNode[] {
   } catch (err) {
     throw new WorkflowError(`${file}: not valid JSON (${(err as Error).message}); export the workflow with ComfyUI's Save or Save (API)`);
   }
-  if (!isRecord(doc)) throw new WorkflowError(`${file}: a workflow is a JSON object`);
+  if (!isRecord(doc)) throw new WorkflowError(`${file}: not a ComfyUI workflow (the file holds a JSON ${Array.isArray(doc) ? 'list' : typeof doc}); ${NOT_A_WORKFLOW}`);
   if (Array.isArray(doc.nodes)) return fromUiFormat(doc, file);
   if (isRecord(doc.prompt)) return fromApiFormat(doc.prompt, file); // /prompt request bodies wrap the API format
   return fromApiFormat(doc, file);

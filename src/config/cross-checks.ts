@@ -1,6 +1,8 @@
 // Checks zod cannot do because they span entries: references between sections, init_from cycles,
 // exactly-one-source rules, and render checkpoints against the lora's schedule.
 import { defaultCheckpointEvery, LoraSchema, MAX_RENDER_CELLS, ModelSchema, RenderSchema } from './schema.js';
+import { legacyConflict } from './sampling.js';
+import { parsePromptWeights } from '../text/prompt-weights.js';
 import type { PathSegment } from './locate.js';
 import { prefix, type DiagnosticSink } from './sink.js';
 import { didYouMean } from './suggest.js';
@@ -232,6 +234,8 @@ function checkRenders(sink: DiagnosticSink, raw: unknown, loras: Map<string, Sch
       sink.atValue([...base, 'columns'], 'checkpoint-columns', `render '${name}': columns '${columns}' needs a checkpoints list`, "add 'checkpoints: [...]' with the training steps to show");
     }
     checkCellCount(sink, name, r, columns, checkpoints);
+    checkSampling(sink, base, r);
+    checkPromptWeights(sink, base, r);
     const distinct = [...new Set(trained)];
     if (checkpoints && distinct.length !== 1) {
       sink.atKey(
@@ -280,6 +284,32 @@ function checkCellCount(sink: DiagnosticSink, name: string, r: Entries, columns:
     `render '${name}' has ${cells.toLocaleString('en-US')} cells (${prompts.length} prompts x ${seeds.length} seeds x ${columnCount} columns); at most ${MAX_RENDER_CELLS.toLocaleString('en-US')} are allowed`,
     'each cell is a full sampling run: use fewer prompts, seeds or columns, or split it into several renders',
   );
+}
+
+function checkSampling(sink: DiagnosticSink, base: PathSegment[], r: Entries): void {
+  if (typeof r.sampler !== 'string' || typeof r.scheduler !== 'string') return;
+  const fixed = legacyConflict(r.sampler, r.scheduler);
+  if (fixed) {
+    sink.atValue(
+      [...base, 'scheduler'],
+      'sampler-scheduler',
+      `sampler '${r.sampler}' is the old name of sampler dpmpp_2m with scheduler ${fixed}, but scheduler is '${r.scheduler}'`,
+      `write sampler: dpmpp_2m and keep scheduler: ${r.scheduler}`,
+    );
+  }
+}
+
+/** A weight `(word:inf)` parses (Python's float reads it) but would turn the conditioning into inf/NaN. */
+function checkPromptWeights(sink: DiagnosticSink, base: PathSegment[], r: Entries): void {
+  const prompts: [PathSegment[], unknown][] = Array.isArray(r.prompts) ? r.prompts.map((p, i) => [[...base, 'prompts', i], p]) : [];
+  prompts.push([[...base, 'negative_prompt'], r.negative_prompt]);
+  for (const [path, prompt] of prompts) {
+    if (typeof prompt !== 'string') continue;
+    const bad = parsePromptWeights(prompt).find((s) => !Number.isFinite(s.weight));
+    if (bad) {
+      sink.atValue(path, 'prompt-weight', `the weight of "${bad.text.trim()}" is ${bad.weight}, not a finite number`, 'write a number such as (word:1.2), or \\( \\) for literal parentheses');
+    }
+  }
 }
 
 export function crossCheck(sink: DiagnosticSink, raw: unknown): void {

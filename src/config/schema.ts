@@ -3,6 +3,7 @@
 // lab's values as defaults. Cross-references (dataset: NAME, ...) are checked in references.ts,
 // because zod cannot see the whole document at once.
 import { z } from 'zod';
+import { SAMPLER_CHOICES, SCHEDULERS } from './sampling.js';
 
 /** Names become file and folder names (out/loras/NAME/NAME-step00200.safetensors, temp files beside them): bounded so none overflows a file name. */
 export const MAX_NAME_LENGTH = 100;
@@ -141,7 +142,8 @@ export const LoraSchema = z
   })
   .describe('A LoRA training target (lora_name in the lab node).');
 
-export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
+export const SamplerSchema = z.enum(SAMPLER_CHOICES);
+export const SchedulerSchema = z.enum(SCHEDULERS);
 
 /** One LoRA applied by a render, like one Load LoRA node in a ComfyUI chain. */
 export const RenderLoraSchema = z
@@ -166,9 +168,21 @@ export const RenderSchema = z
     seeds: z.array(seed).min(1).max(1000).default([0]).describe('Noise seeds: one grid row per prompt and seed; every column of a row starts from the same noise.'),
     strengths: z.array(z.number().min(-10).max(10)).min(1).max(100).default([0, 1]).describe('One column each; a strength multiplies every LoRA\'s strength_model and strength_clip, and 0 is the image without any LoRA.'),
     checkpoints: z.array(z.number().int().min(1).max(MAX_STEPS)).min(1).max(1000).optional().describe('Training steps whose checkpoints to render as columns (multiples of checkpoint_every, or the final step), for the render\'s one trained LoRA. Default: only the final LoRA.'),
-    sampler: SamplerSchema.default('euler').describe('The sampler, as ComfyUI\'s KSampler names it.'),
+    sampler: SamplerSchema.default('euler').describe(
+      "The sampler, as ComfyUI's KSampler names it (sampler_name). euler_a and dpmpp_2m_karras are the old names of euler_ancestral and of dpmpp_2m with scheduler karras.",
+    ),
+    scheduler: SchedulerSchema.optional().describe("The noise schedule, as ComfyUI's KSampler names it. Default: normal (karras for the old name dpmpp_2m_karras)."),
     steps: z.number().int().min(1).max(1000).default(25).describe('Sampling steps per image.'),
     cfg: z.number().min(0).max(100).default(7.5).describe('Classifier-free guidance scale.'),
+    denoise: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(1)
+      .describe("KSampler's denoise: below 1 runs the last part of a longer schedule, re-noising init_image (without one, starting from less noise)."),
+    init_image: path
+      .optional()
+      .describe('img2img: an image (path relative to the lorafile), scaled to cover width x height and center-cropped, encoded and re-noised to denoise. Default: none.'),
     width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image width in pixels, a multiple of 8. Default: the trained lora\'s resolution, else the model\'s native size (512; 64 for builtin tiny).'),
     height: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image height in pixels, a multiple of 8. Default: as width.'),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength').describe('What the grid columns show: the strengths, the checkpoints, or every checkpoint at every strength.'),
@@ -224,6 +238,7 @@ export type LoraSpec = z.output<typeof LoraSchema> & { checkpoint_every: number 
 export type RenderSpec = z.output<typeof RenderSchema>;
 export type RenderLoraSpec = z.output<typeof RenderLoraSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
+export type Scheduler = z.output<typeof SchedulerSchema>;
 export type ClusterSpec = z.output<typeof ClusterSchema>;
 export type LorafileSpec = Omit<z.output<typeof LorafileSchema>, 'loras'> & { loras: Record<string, LoraSpec> };
 

@@ -1,6 +1,6 @@
 // Before anything runs: every input the planned stages need that can be checked without running
 // them (dataset folders, checkpoint files, LoRA files and whether they fit their model, tokenizer
-// settings, the publish folder, a Python with torch). All problems come at once, each on the lorafile line that names the input, a missing
+// settings, the publish folder, renders' init images, a Python with torch). All problems come at once, each on the lorafile line that names the input, a missing
 // file with the closest name in its folder. `run` stops on them (or, with --keep-going, fails only
 // the stages that need them); `doctor` lists them.
 import { existsSync, readdirSync, statSync, type Stats } from 'node:fs';
@@ -196,6 +196,11 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
         joinHints(near, 'fix `tokenizer:`, or remove it: lorabuild ships the SD1.x CLIP vocabulary'),
       );
     }
+  }
+
+  for (const [name, spec] of Object.entries(config.renders)) {
+    if (!spec.init_image || !planned('render', name)) continue;
+    found.needPath(['renders', name, 'init_image'], spec.init_image, 'file', [`render:${name}`], `render '${name}': init_image`, 'fix `init_image:` (relative to the lorafile), or put the image there');
   }
 
   for (const [name, spec] of Object.entries(config.loras)) {

@@ -6,15 +6,19 @@
 // strength-0 cell ("without") applies no LoRA and its key names only the base model and sampling, so
 // every render on the same base shares it.
 // Cells still to render go to the worker as one `sample` request (it batches cells that share weights).
+// Sampling follows ComfyUI's KSampler (sampler + scheduler + denoise) and prompts are weighted and
+// chunked as its CLIPTextEncode does (text/prompt.ts), so a cell is the picture the lab's ComfyUI shows.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { locatorOf } from '../config/load.js';
 import type { Diagnostic } from '../config/diagnostic.js';
+import { displayPath, resolveUserPath } from '../config/paths.js';
+import { resolveSampling, type Sampling } from '../config/sampling.js';
 import { checkpointLora, renderModelName, trainedLoraNames } from '../config/render-loras.js';
 import type { Config, LoraSpec, RenderSpec } from '../config/schema.js';
 import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageResult } from '../engine/types.js';
+import { chunkWeights, encodePrompt, type EncodedPrompt } from '../text/prompt.js';
 import { resolveTokenizer } from '../text/resolve.js';
-import type { Tokenizer } from '../text/tokenizer.js';
 import type { HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
 import { RenderLoras, renderLoraInputs, type AppliedLora } from '../loras/render-stack.js';
@@ -22,12 +26,8 @@ import { trainedLoraFile } from '../loras/source.js';
 import { modelFacts, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 import { crossCheckRender } from './render-check.js';
 
-const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
-  euler: 'Euler',
-  euler_a: 'Euler a',
-  ddim: 'DDIM',
-  dpmpp_2m_karras: 'DPM++ 2M Karras',
-};
+/** Bump when the worker's sampling changes the pixels of a cell with the same settings. */
+const SAMPLING_VERSION = 'comfy-ksampler-1';
 
 /** One grid column: a LoRA strength, at the final LoRA (step null) or at a training checkpoint. */
 export interface Column {
@@ -80,12 +80,17 @@ export function loraFileFor(loraName: string, lora: LoraSpec, column: Column): s
   return trainedLoraFile(loraName, lora, column.step);
 }
 
-/** A1111's "parameters" text, so other tools (A1111 PNG info, ComfyUI, Civitai) show how a cell was made. */
+/**
+ * The PNG "parameters" text in A1111's layout (A1111 PNG info, ComfyUI and Civitai read it), with the
+ * sampler and scheduler named as ComfyUI names them.
+ */
 export function a1111Parameters(p: {
   prompt: string;
   negative: string;
   steps: number;
-  sampler: RenderSpec['sampler'];
+  sampler: string;
+  scheduler: string;
+  denoise?: number;
   cfg: number;
   seed: number;
   width: number;
@@ -101,10 +106,12 @@ export function a1111Parameters(p: {
   const prompt = p.loras.length ? `${p.prompt} ${p.loras.map(tag).join(' ')}` : p.prompt;
   const fields = [
     `Steps: ${p.steps}`,
-    `Sampler: ${SAMPLER_NAMES[p.sampler]}`,
+    `Sampler: ${p.sampler}`,
+    `Scheduler: ${p.scheduler}`,
     `CFG scale: ${p.cfg}`,
     `Seed: ${p.seed}`,
     `Size: ${p.width}x${p.height}`,
+    ...(p.denoise !== undefined && p.denoise < 1 ? [`Denoising strength: ${p.denoise}`] : []),
     `Model hash: ${p.modelSha.slice(0, 10)}`,
     `Model: ${p.modelName}`,
     ...(p.loras.length ? [`Lora hashes: "${p.loras.map((l) => `${l.label}: ${l.sha256.slice(0, 12)}`).join(', ')}"`] : []),
@@ -113,27 +120,45 @@ export function a1111Parameters(p: {
   return `${prompt}\nNegative prompt: ${p.negative}\n${fields.join(', ')}`;
 }
 
-/** A prompt longer than the text encoder's window: a warning that names the words that are cut. */
-export function truncationWarning(config: Config, renderName: string, index: number, prompt: string, tokenizer: Tokenizer): Diagnostic | null {
-  const encoded = tokenizer.encode(prompt);
-  const room = tokenizer.contextLength - 2;
-  if (encoded.ids.length <= room) return null;
-  const cutFrom = encoded.spans[room][0];
-  const cut = prompt.slice(cutFrom).trim();
-  const pos = locatorOf(config)?.value(['renders', renderName, 'prompts', index]);
-  return {
-    severity: 'warning',
-    code: 'prompt_too_long',
-    message: `prompt ${index + 1} of render '${renderName}' has ${encoded.ids.length} tokens but the text encoder sees ${room}; cut: "${cut}"`,
-    hint: 'shorten the prompt or move the important words to the front',
-    file: config.file,
-    ...(pos ? { line: pos.line, col: pos.col, endCol: pos.endCol } : {}),
-    item: `prompt ${index + 1}`,
+/** Notes on a render's settings: an old sampler name, and prompts that name textual-inversion embeddings. */
+export function settingNotes(config: Config, renderName: string, spec: RenderSpec, sampling: Sampling): Diagnostic[] {
+  const notes: Diagnostic[] = [];
+  const at = (path: (string | number)[]) => {
+    const pos = locatorOf(config)?.value(['renders', renderName, ...path]);
+    return pos ? { line: pos.line, col: pos.col, endCol: pos.endCol } : {};
   };
+  if (sampling.legacy) {
+    notes.push({
+      severity: 'info',
+      code: 'sampler-name',
+      message: `sampler '${sampling.legacy.name}' is the old name of ${sampling.legacy.instead} (ComfyUI's names)`,
+      hint: `write ${sampling.legacy.instead}; the pictures are the same`,
+      file: config.file,
+      ...at(['sampler']),
+      item: 'sampler',
+    });
+  }
+  const prompts: [string, (string | number)[], string][] = spec.prompts.map((p, i) => [p, ['prompts', i], `prompt ${i + 1}`]);
+  prompts.push([spec.negative_prompt, ['negative_prompt'], 'negative_prompt']);
+  for (const [text, path, item] of prompts) {
+    const name = /(?:^|[\s,(])embedding:([^\s,()]+)/.exec(text)?.[1];
+    if (!name) continue;
+    notes.push({
+      severity: 'warning',
+      code: 'prompt_embedding',
+      message: `${item} of render '${renderName}' names the textual-inversion embedding '${name}'; lorabuild does not load embeddings, so "embedding:${name}" is read as plain words`,
+      hint: 'ComfyUI inserts the embedding file here: the picture will differ from ComfyUI\'s; remove it from the prompt for a like-for-like comparison',
+      file: config.file,
+      ...at(path),
+      item,
+    });
+  }
+  return notes;
 }
 
 interface Prepared {
   spec: RenderSpec;
+  sampling: Sampling;
   modelName: string;
   /** the trained LoRA whose checkpoints the columns may walk, and its spec */
   trained: { name: string; spec: LoraSpec } | null;
@@ -141,6 +166,8 @@ interface Prepared {
   hello: HelloResult;
   width: number;
   height: number;
+  /** absolute path and display path of the img2img image */
+  initImage: { abs: string; display: string } | null;
 }
 
 async function prepare(ctx: StageContext): Promise<Prepared> {
@@ -153,7 +180,25 @@ async function prepare(ctx: StageContext): Promise<Prepared> {
   // without a trained LoRA to take it from: the model's native size (the tiny builtin renders at 64 px)
   const size = trained?.spec.resolution ?? (ctx.config.models[modelName]?.builtin === 'tiny' ? 64 : 512);
   const hello = await workerHello(ctx);
-  return { spec, modelName, trained, clipSkip: trained?.spec.clip_skip ?? 1, hello, width: spec.width ?? size, height: spec.height ?? size };
+  const sampling = resolveSampling(spec.sampler, spec.scheduler);
+  const initImage = spec.init_image === undefined ? null : initImageOf(ctx.config, spec.init_image);
+  return { spec, sampling, modelName, trained, clipSkip: trained?.spec.clip_skip ?? 1, hello, width: spec.width ?? size, height: spec.height ?? size, initImage };
+}
+
+function initImageOf(config: Config, raw: string): { abs: string; display: string } {
+  const abs = resolveUserPath(config, raw);
+  return { abs, display: displayPath(config, abs) };
+}
+
+async function hashInitImage(ctx: StageContext, image: { abs: string; display: string }): Promise<string> {
+  try {
+    return await ctx.hashFile(image.abs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const pos = locatorOf(ctx.config)?.value(['renders', ctx.node.target, 'init_image']);
+    const where = pos ? `${ctx.config.file}:${pos.line}:${pos.col}` : ctx.config.file;
+    throw new Error(`${where}: init_image of render '${ctx.node.target}' cannot be read: ${image.abs} (${code ?? String(err)})\n  hint: give the path of an image file, relative to the lorafile`);
+  }
 }
 
 function deviceClass(hello: HelloResult): string {
@@ -175,16 +220,20 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
     strengths: spec.strengths,
     checkpoints: spec.checkpoints ?? null,
     columns: spec.columns,
-    sampler: spec.sampler,
+    sampler: p.sampling.sampler,
+    scheduler: p.sampling.scheduler,
     steps: spec.steps,
     cfg: spec.cfg,
+    denoise: spec.denoise,
+    init_image: p.initImage?.display ?? null,
     width: p.width,
     height: p.height,
     clip_skip: p.clipSkip,
     worker_version: p.hello.worker_version,
     ...(spec.portable ? { portable: true } : { torch: p.hello.torch, device: deviceClass(p.hello) }),
   };
-  return { params, files: loras.files };
+  const files: Record<string, string> = { ...loras.files, ...(p.initImage ? { [p.initImage.display]: await hashInitImage(ctx, p.initImage) } : {}) };
+  return { params, files };
 }
 
 interface CellPlan {
@@ -196,8 +245,7 @@ interface CellPlan {
   loras: AppliedLora[];
   strength: number;
   parameters: string;
-  condIds: number[];
-  uncondIds: number[];
+  cond: EncodedPrompt;
   seed: number;
 }
 
@@ -247,33 +295,14 @@ async function renderCells(ctx: StageContext, cells: CellPlan[], renderMissing: 
   return Promise.all(results);
 }
 
-async function run(ctx: StageContext): Promise<StageResult> {
+async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult> {
   const p = await prepare(ctx);
-  const { spec, trained, hello } = p;
+  const { spec, trained, hello, sampling } = p;
   const facts = await modelFacts(ctx, p.modelName, { workerVersion: hello.worker_version, device: hello.device });
   const model: ResolvedModel = await resolveModel(ctx, p.modelName, hello.device);
   const tokenizer = await resolveTokenizer(ctx.config, p.modelName, { model: facts });
 
-  const diagnostics: Diagnostic[] = [];
-  spec.prompts.forEach((prompt, i) => {
-    const d = truncationWarning(ctx.config, ctx.node.target, i, prompt, tokenizer);
-    if (d) diagnostics.push(d);
-  });
-  if (spec.negative_prompt) {
-    const neg = tokenizer.encode(spec.negative_prompt);
-    if (neg.ids.length > tokenizer.contextLength - 2) {
-      const negPos = locatorOf(ctx.config)?.value(['renders', ctx.node.target, 'negative_prompt']);
-      diagnostics.push({
-        severity: 'warning',
-        code: 'prompt_too_long',
-        message: `the negative prompt of render '${ctx.node.target}' has ${neg.ids.length} tokens but the text encoder sees ${tokenizer.contextLength - 2}; cut: "${spec.negative_prompt.slice(neg.spans[tokenizer.contextLength - 2][0]).trim()}"`,
-        hint: 'shorten the negative prompt',
-        file: ctx.config.file,
-        ...(negPos ? { line: negPos.line, col: negPos.col, endCol: negPos.endCol } : {}),
-        item: 'negative_prompt',
-      });
-    }
-  }
+  const diagnostics: Diagnostic[] = settingNotes(ctx.config, ctx.node.target, spec, sampling);
 
   const available = trained ? checkpointSteps(trained.name, ctx.upstream(`train:${trained.name}`).files) : [];
   const columns = planColumns(spec, trained?.spec ?? null, available);
@@ -283,28 +312,54 @@ async function run(ctx: StageContext): Promise<StageResult> {
   diagnostics.push(...loras.diagnostics);
   for (const d of diagnostics) ctx.emit({ item: d.item, diagnostics: [d as unknown as Json] });
 
-  const uncondIds = tokenizer.encodePadded(spec.negative_prompt).ids;
+  const uncond = encodePrompt(tokenizer, spec.negative_prompt);
+  const initImageSha = p.initImage ? inputs.files[p.initImage.display] : null;
+  const prompts = new Map(spec.prompts.map((prompt) => [prompt, encodePrompt(tokenizer, prompt)]));
   const cells: CellPlan[] = [];
   rows.forEach((row, r) => {
-    const condIds = tokenizer.encodePadded(row.prompt).ids;
+    const cond = prompts.get(row.prompt)!;
     columns.forEach((column, c) => {
       const applied = loras.stack(column);
+      const parameters = a1111Parameters({
+        prompt: row.prompt,
+        negative: spec.negative_prompt,
+        steps: spec.steps,
+        sampler: sampling.sampler,
+        scheduler: sampling.scheduler,
+        denoise: spec.denoise,
+        cfg: spec.cfg,
+        seed: row.seed,
+        width: p.width,
+        height: p.height,
+        modelSha: model.sha256,
+        modelName: p.modelName,
+        loras: applied,
+        workerVersion: hello.worker_version,
+      });
       const key: Json = {
         model: model.sha256,
         // the "without" arm applies nothing: its key is the same for every render on this base
         loras: loras.cellKey(applied),
-        cond: condIds,
-        uncond: uncondIds,
+        cond: cond.chunks.map((c) => c.ids),
+        cond_weights: chunkWeights(cond),
+        uncond: uncond.chunks.map((c) => c.ids),
+        uncond_weights: chunkWeights(uncond),
         seed: row.seed,
-        sampler: spec.sampler,
+        sampling: SAMPLING_VERSION,
+        sampler: sampling.sampler,
+        scheduler: sampling.scheduler,
         steps: spec.steps,
         cfg: spec.cfg,
+        denoise: spec.denoise,
+        init_image: initImageSha,
         width: p.width,
         height: p.height,
         clip_skip: p.clipSkip,
         worker: hello.worker_version,
         torch: hello.torch,
         device: deviceClass(hello),
+        // the PNG carries the prompt as written: "(cat:1.0)" and "cat" are the same pixels, not the same file
+        png_parameters: parameters,
       };
       const file = `cells/p${row.promptIndex}-seed${row.seed}-${column.slug}.png`;
       cells.push({
@@ -316,22 +371,8 @@ async function run(ctx: StageContext): Promise<StageResult> {
         loras: applied,
         strength: column.strength,
         seed: row.seed,
-        condIds,
-        uncondIds,
-        parameters: a1111Parameters({
-          prompt: row.prompt,
-          negative: spec.negative_prompt,
-          steps: spec.steps,
-          sampler: spec.sampler,
-          cfg: spec.cfg,
-          seed: row.seed,
-          width: p.width,
-          height: p.height,
-          modelSha: model.sha256,
-          modelName: p.modelName,
-          loras: applied,
-          workerVersion: hello.worker_version,
-        }),
+        cond,
+        parameters,
       });
     });
   });
@@ -346,16 +387,22 @@ async function run(ctx: StageContext): Promise<StageResult> {
         arch: model.arch,
         allow_pickle: modelSpec?.allow_pickle ?? false,
         clip_skip: p.clipSkip,
+        empty_ids: tokenizer.encodePadded('').ids,
         lora_files: loras.workerFiles(missing.map((cell) => cell.loras)),
         cells: missing.map((cell, i) => ({
-          cond_ids: cell.condIds,
-          uncond_ids: cell.uncondIds,
+          cond_ids: cell.cond.chunks.map((c) => c.ids),
+          cond_weights: chunkWeights(cell.cond),
+          uncond_ids: uncond.chunks.map((c) => c.ids),
+          uncond_weights: chunkWeights(uncond),
           seed: cell.seed,
           width: p.width,
           height: p.height,
-          sampler: spec.sampler,
+          sampler: sampling.sampler,
+          scheduler: sampling.scheduler,
           steps: spec.steps,
           cfg: spec.cfg,
+          denoise: spec.denoise,
+          ...(p.initImage ? { init_image: p.initImage.abs } : {}),
           loras: cell.loras.map((l) => ({ file: l.sha256, strength_model: l.strength_model, strength_clip: l.strength_clip })),
           out: join(scratch.dir, `cell-${i}.png`),
           parameters: cell.parameters,
@@ -399,14 +446,20 @@ async function run(ctx: StageContext): Promise<StageResult> {
     loras: loras.summary(ctx),
     model: p.modelName,
     model_sha256: model.sha256,
-    sampler: spec.sampler,
+    sampler: sampling.sampler,
+    scheduler: sampling.scheduler,
     steps: spec.steps,
     cfg: spec.cfg,
+    denoise: spec.denoise,
+    init_image: p.initImage?.display ?? null,
     width: p.width,
     height: p.height,
     negative_prompt: spec.negative_prompt,
     columns: columns.map(({ label, strength, step }) => ({ label, strength, step })),
-    rows: rows.map(({ prompt, promptIndex, seed }) => ({ prompt, prompt_index: promptIndex, seed })),
+    rows: rows.map(({ prompt, promptIndex, seed }) => {
+      const encoded = prompts.get(prompt)!;
+      return { prompt, prompt_index: promptIndex, seed, tokens: encoded.tokens.length, chunks: encoded.chunks.length };
+    }),
     cells: cells.map((cell, i) => ({
       row: cell.row,
       col: cell.col,

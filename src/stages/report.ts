@@ -67,6 +67,10 @@ interface CellsJson {
   loras?: ReportRenderLora[];
   model: string;
   sampler: string;
+  /** absent in cells.json written before renders had schedulers */
+  scheduler?: string;
+  denoise?: number;
+  init_image?: string | null;
   steps: number;
   cfg: number;
   width: number;
@@ -95,7 +99,16 @@ async function renderOf(ctx: StageContext, id: string, inline: ImageInliner): Pr
     lora: data.lora ?? '',
     loras: data.loras ?? [],
     model: data.model,
-    settings: { sampler: data.sampler, steps: data.steps, cfg: data.cfg, size: `${data.width}x${data.height}`, negative_prompt: data.negative_prompt },
+    settings: {
+      sampler: data.sampler,
+      ...(data.scheduler !== undefined ? { scheduler: data.scheduler } : {}),
+      steps: data.steps,
+      cfg: data.cfg,
+      ...(data.denoise !== undefined && data.denoise < 1 ? { denoise: data.denoise } : {}),
+      ...(data.init_image ? { init_image: data.init_image } : {}),
+      size: `${data.width}x${data.height}`,
+      negative_prompt: data.negative_prompt,
+    },
     columns: data.columns,
     rows: data.rows,
     grid: image(data.grid.file, data.grid.width, data.grid.height),

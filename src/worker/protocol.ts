@@ -59,15 +59,21 @@ export const PROTOCOL_VERSION = 1;
 //                                      rewritten: the client keeps those of the earlier run.
 //                                      Progress events are throttled (about 4 per second, plus the first,
 //                                      each checkpoint and the last step); done.loss_curve has every step.
-// sample { model, arch?, lora_files?: { ID: { path, skip_keys: [key], modules: [{ target, kind:
-//          'lora'|'loha'|'lokr', tensors: { role: key } }] } }, cells: [{ cond_ids, uncond_ids, seed,
-//          width, height, sampler, steps, cfg, loras: [{ file: ID, strength_model, strength_clip }],
-//          out, parameters }] }
+// sample { model, arch?, empty_ids?, lora_files?: { ID: { path, skip_keys: [key], modules: [{ target,
+//          kind: 'lora'|'loha'|'lokr', tensors: { role: key } }] } }, cells: [{ cond_ids, cond_weights?,
+//          uncond_ids, uncond_weights?, seed, width, height, sampler, scheduler?, steps, cfg, denoise?,
+//          init_image?, loras: [{ file: ID, strength_model, strength_clip }], out, parameters }] }
 //                                   -> { cells: [{ out }] } ; PNG with tEXt "parameters" = parameters;
 //                                      a cell's loras are patched into the weights in order, as
 //                                      ComfyUI's Load LoRA does (src/loras/worker-plan.ts builds the
 //                                      modules; lora_patch.py applies them); [] = the base model;
-//                                      cells with the same stack are batched
+//                                      cells with the same stack and settings are batched (CUDA).
+//                                      Sampling is ComfyUI's KSampler: sampler and scheduler by its
+//                                      names, denoise (0, 1], init_image an image file re-noised to
+//                                      denoise. cond_ids/uncond_ids: 77 ids, or a list of such chunks
+//                                      (a prompt over 75 tokens); *_weights: one number per id, chunk
+//                                      by chunk (text/prompt.ts); any weight != 1 needs empty_ids (the
+//                                      empty prompt's 77 ids), which the weights are relative to.
 // cancel { target }                 -> the target request stops at the next step boundary, writes its
 //                                      resumable state, and ends with error code 'cancelled'
 //                                      (the cancel request itself gets done { target } at once)

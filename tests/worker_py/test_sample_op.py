@@ -11,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src", "worker"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
@@ -140,11 +141,67 @@ class SampleOpTest(unittest.TestCase):
 
     def test_every_sampler_renders(self):
         names = []
-        for sampler in ("euler", "euler_a", "ddim", "dpmpp_2m_karras"):
+        for sampler in ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral", "dpmpp_2m", "lcm", "ipndm", "ddpm"):
             names.append(f"smp-{sampler}.png")
             self.render([self.cell(names[-1], seed=2, sampler=sampler, steps=3)])
         hashes = {sha(os.path.join(self.dir, n)) for n in names}
-        self.assertEqual(len(hashes), 4)
+        self.assertEqual(len(hashes), len(names))
+
+    def latents_of(self, cells, **extra):
+        """The final latent of each cell (rendered one request per cell), caught before the VAE decode."""
+        from lorabuild_worker.models import get_sd1
+        sd = get_sd1(self.model)
+        captured = []
+        original = sd.decode_latents
+        sd.decode_latents = lambda latents: captured.append(latents.clone()) or original(latents)
+        try:
+            for cell in cells:
+                self.render([cell], **extra)
+        finally:
+            sd.decode_latents = original
+        return torch.cat(captured)
+
+    def test_a_long_prompt_is_two_chunks_and_the_second_one_counts(self):
+        one = byte_ids("a red circle")
+        two = [one, byte_ids("on a blue square, in heavy ink")]
+        cells = [dict(self.cell("c1.png", seed=5), cond_ids=[one]), dict(self.cell("c2.png", seed=5), cond_ids=two), dict(self.cell("c3.png", seed=5), cond_ids=one)]
+        latents = self.latents_of(cells)
+        self.assertTrue(torch.equal(latents[0], latents[2]))  # a list of one chunk is the plain 77 ids
+        self.assertGreater(float((latents[1] - latents[0]).abs().max()), 1e-3)
+
+    def test_weights_need_the_empty_prompt_and_weight_one_changes_nothing(self):
+        ids = byte_ids("a red circle")
+        ones = [[1.0] * 77]
+        heavy = [[1.0] + [1.5] * 12 + [1.0] * 64]
+        cells = [self.cell("w0.png", seed=6), dict(self.cell("w1.png", seed=6), cond_ids=[ids], cond_weights=ones), dict(self.cell("w2.png", seed=6), cond_ids=[ids], cond_weights=heavy)]
+        latents = self.latents_of(cells, empty_ids=byte_ids(""))
+        self.assertTrue(torch.equal(latents[0], latents[1]))
+        self.assertFalse(torch.equal(latents[0], latents[2]))
+        with self.assertRaises(WorkerError) as err:
+            self.render([dict(self.cell("w3.png"), cond_ids=[ids], cond_weights=heavy)])
+        self.assertIn("args.empty_ids", err.exception.message)
+        with self.assertRaises(WorkerError) as err:
+            self.render([dict(self.cell("w4.png"), cond_ids=[ids], cond_weights=[[1.0] * 76])], empty_ids=byte_ids(""))
+        self.assertIn("cells[0].cond_weights", err.exception.message)
+
+    def test_init_image_is_encoded_and_renoised_to_denoise(self):
+        from lorabuild_worker.images import load_cover
+        from lorabuild_worker.models import get_sd1
+        image = os.path.join(self.dir, "init.png")
+        Image.fromarray((np.random.RandomState(0).rand(80, 96, 3) * 255).astype("uint8"), "RGB").save(image)
+        init = get_sd1(self.model).encode_images(load_cover(image, 64, 64)[None]).float()
+        cells = [dict(self.cell(f"i{k}.png", seed=1, steps=4), init_image=image, denoise=d) for k, d in enumerate((0.02, 0.5, 1.0))]
+        latents = self.latents_of(cells)
+        gaps = [float((latents[k] - init[0]).norm() / init[0].norm()) for k in range(3)]
+        # a light touch stays near the image's latent, more denoise moves further from it
+        self.assertLess(gaps[0], 0.25, gaps)
+        self.assertLess(gaps[0], gaps[1])
+        self.assertLess(gaps[1], gaps[2])
+
+    def test_progress_counts_the_steps_the_scheduler_takes(self):
+        ctx = Ctx()
+        sample_op.run({"model": self.model, "cells": [dict(self.cell("p.png", steps=30), scheduler="ddim_uniform")]}, ctx)
+        self.assertEqual(ctx.events[-1], (31, 31))  # 1000 / 30 leaves a remainder: one step more
 
     def test_bad_requests_name_the_cell_and_write_nothing(self):
         bad = self.cell("bad.png", sampler="plms")
@@ -153,6 +210,15 @@ class SampleOpTest(unittest.TestCase):
         self.assertEqual(err.exception.code, "bad_request")
         self.assertIn("cells[1].sampler", err.exception.message)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "ok.png")))
+        with self.assertRaises(WorkerError) as err:
+            self.render([dict(self.cell("s.png"), scheduler="linear")])
+        self.assertIn("cells[0].scheduler must be one of normal, karras", err.exception.message)
+        with self.assertRaises(WorkerError) as err:
+            self.render([dict(self.cell("d.png"), denoise=0)])
+        self.assertIn("cells[0].denoise must be above 0", err.exception.message)
+        with self.assertRaises(WorkerError) as err:
+            self.render([dict(self.cell("ii.png"), init_image=os.path.join(self.dir, "nope.png"))])
+        self.assertEqual(err.exception.code, "io")
         with self.assertRaises(WorkerError) as err:
             self.render([dict(self.cell("w.png"), width=96)])
         self.assertIn("multiples of 64", err.exception.message)

@@ -9,7 +9,9 @@ Module map (other engineers build on these paths):
   lora            inject/save LoRA (kohya names) and apply_lora_file() for sampling
   diffusers_names LDM -> diffusers module paths (kohya key names)
   models          get_sd1(): a one-entry cache of the last loaded model, shared by ops
-  images          load_square(): decode, orient, flatten alpha, resize + center-crop
+  images          load_square() / load_cover(): decode, orient, flatten alpha, resize + center-crop
+  samplers/       ComfyUI's KSampler: discrete model sampling, schedulers, samplers, per-cell noise, CFG
+  prompt          encode_prompt(): 75-token chunks and weights relative to the empty prompt (sd1_clip's rule)
   train           the training loop (deterministic, resumable)
   ops/<op>.py     one module per protocol op, each with run(args, ctx) -> dict
   bench           python -m lorabuild_worker.bench: training it/s and peak memory
