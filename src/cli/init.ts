@@ -11,7 +11,7 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** template -> [source relative to the repo, destination relative to DIR] */
 const TEMPLATES: Record<string, { summary: string; files: [string, string][] }> = {
   demo: {
-    summary: 'builtin tiny model + a small line-art dataset: trains and renders on any CPU in minutes',
+    summary: 'builtin toy model (pretrained on colored shapes) + a small line-art dataset: a visible LoRA on any CPU in about a minute',
     files: [['lorafile.yaml', 'lorafile.yaml'], ['datasets/demo-lineart', 'datasets/demo-lineart']],
   },
   'pokemon-showcase': {

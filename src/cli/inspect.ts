@@ -1,10 +1,11 @@
 // lorabuild inspect FILE.safetensors [--json]
 // Describes a LoRA (format, rank, alpha, targets, metadata, SD1.5 fit) or a checkpoint (family).
-// Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny builtin it says it was trained on);
+// Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny/toy builtin it says it was trained on);
 // 1: unreadable file or a LoRA that does not fit; 2: usage.
 import { commandArgs } from './args.js';
 import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
+import type { ModelArch } from '../safetensors/sd15.js';
 
 const HELP = `usage: lorabuild inspect FILE.safetensors [--json] [--full]
 
@@ -18,7 +19,7 @@ function mib(bytes: number): string {
   return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-const archLabel = (arch: 'sd15' | 'tiny') => (arch === 'tiny' ? "lorabuild's tiny builtin UNet" : 'SD1.5 UNet');
+const archLabel = (arch: ModelArch) => (arch === 'sd15' ? 'SD1.5 UNet' : `lorabuild's ${arch} builtin UNet`);
 
 function describe(info: SafetensorsInfo, full: boolean): string {
   const lines: string[] = [];

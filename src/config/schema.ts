@@ -13,8 +13,11 @@ export const ModelSchema = z
     hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo'),
     file: z.string().min(1).optional().describe('file inside the hub repo'),
     revision: z.string().min(1).default('main'),
-    builtin: z.enum(['tiny']).optional().describe('small random-initialised SD1-architecture model for demos, tests and CI'),
-    seed: z.number().int().min(0).default(0).describe('seed of a builtin model'),
+    builtin: z
+      .enum(['tiny', 'toy'])
+      .optional()
+      .describe('a small SD1-architecture model that ships with lorabuild (64 px, 2 CPU cores): toy is pretrained on captioned shapes in named colors (the demo); tiny has random weights from `seed` (tests)'),
+    seed: z.number().int().min(0).default(0).describe('seed of the random weights of builtin: tiny'),
     tokenizer: z.string().min(1).optional().describe('folder with vocab.json+merges.txt or a bpe_simple_vocab_16e6.txt.gz'),
     allow_pickle: z.boolean().default(false).describe('allow loading pickled .ckpt/.pt files (runs code from the file!)'),
   })

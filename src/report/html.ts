@@ -71,6 +71,7 @@ function scoresTable(scores: ReportScores): string {
 function renderSection(render: ReportRender): string {
   const parts: string[] = [`<h3 id="render-${escapeHtml(render.name)}">Render ${escapeHtml(render.name)}</h3>`];
   parts.push(`<p class="muted">LoRA ${escapeHtml(render.lora)} on ${escapeHtml(render.model)}; ${render.rows.length} rows × ${render.columns.length} columns</p>`);
+  if (render.modelNote) parts.push(`<p>${escapeHtml(render.model)}: ${escapeHtml(render.modelNote)}</p>`);
   for (const w of render.warnings) parts.push(`<p class="warn">warning: ${escapeHtml(w)}</p>`);
   parts.push(`<div class="grid"><img src="${src(render.grid)}" width="${render.grid.width}" height="${render.grid.height}" alt="A/B grid of ${escapeHtml(render.name)}"></div>`);
   parts.push(`<details open><summary>settings</summary>${kvTable(render.settings)}</details>`);

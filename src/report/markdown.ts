@@ -13,6 +13,7 @@ function value(v: Json): string {
 
 function renderMd(render: ReportRender): string[] {
   const lines = [`### Render ${render.name}`, '', `LoRA ${render.lora} on ${render.model}; ${render.rows.length} rows × ${render.columns.length} columns`, ''];
+  if (render.modelNote) lines.push(`${render.model}: ${render.modelNote}`, '');
   for (const w of render.warnings) lines.push(`> warning: ${w}`, '');
   lines.push(`![A/B grid of ${render.name}](${render.grid.href})`, '');
   lines.push(`| prompt | seed | ${render.columns.map((c) => cell(c.label)).join(' | ')} |`);

@@ -2,7 +2,7 @@
 // targets, metadata, and whether it fits an SD1.5 UNet) or a checkpoint (which family).
 import { readSafetensorsHeader, readTensorBytes, toFloat32 } from './io.js';
 import type { SafetensorsHeader, TensorInfo } from './format.js';
-import { SD15_TEXT_ENCODER, SD15_UNET, TINY_TEXT_ENCODER, TINY_UNET, sd15KohyaModules, sd15TextEncoderModules, type LoraModule, type ModuleGroup } from './sd15.js';
+import { ARCHS, builtinArchOf, sd15KohyaModules, sd15TextEncoderModules, type LoraModule, type ModelArch, type ModuleGroup } from './sd15.js';
 
 export type LoraFormat = 'kohya' | 'diffusers' | 'peft';
 
@@ -29,10 +29,10 @@ export interface LoraInfo {
   /** module count per group (attention, proj, ff, resnet, text, ...) */
   targets: Record<string, number>;
   /**
-   * Fit to the UNet (and text encoder) of `arch`: SD1.5, or lorabuild's tiny builtin when the
+   * Fit to the UNet (and text encoder) of `arch`: SD1.5, or lorabuild's tiny/toy builtin when the
    * file says it was trained on it. Names it does not know, and shapes that do not match.
    */
-  fit: { arch: 'sd15' | 'tiny'; fits: boolean; unknown: string[]; mismatched: FitProblem[] };
+  fit: { arch: ModelArch; fits: boolean; unknown: string[]; mismatched: FitProblem[] };
 }
 
 export interface CheckpointInfo {
@@ -162,7 +162,7 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
   const lora = loraPairs(header);
   if (lora) {
     info.kind = 'lora';
-    const arch = header.metadata['lorabuild.arch'] === 'tiny' ? 'tiny' : 'sd15';
+    const arch = builtinArchOf(header.metadata) ?? 'sd15';
     info.lora = await loraInfo(file, arch, lora.format, lora.pairs, lora.alphaTensors);
     return info;
   }
@@ -174,9 +174,9 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
   return info;
 }
 
-async function loraInfo(file: string, arch: 'sd15' | 'tiny', format: LoraFormat, pairs: Map<string, LoraPair>, alphaTensors: Map<string, TensorInfo>): Promise<LoraInfo> {
-  const unet = sd15KohyaModules(arch === 'tiny' ? TINY_UNET : SD15_UNET);
-  const text = sd15TextEncoderModules(arch === 'tiny' ? TINY_TEXT_ENCODER : SD15_TEXT_ENCODER);
+async function loraInfo(file: string, arch: ModelArch, format: LoraFormat, pairs: Map<string, LoraPair>, alphaTensors: Map<string, TensorInfo>): Promise<LoraInfo> {
+  const unet = sd15KohyaModules(ARCHS[arch].unet);
+  const text = sd15TextEncoderModules(ARCHS[arch].text);
   const ranks = new Set<number>();
   const alphas = new Set<number>();
   const targets: Record<string, number> = {};

@@ -1,5 +1,6 @@
 // The base model a train or render stage uses, as a file on disk plus its content hash:
-//  - builtin: built once per (arch, seed, worker version) by the worker, kept in the CAS;
+//  - builtin: tiny: random weights built once per (seed, worker version) by the worker, kept in the CAS;
+//  - builtin: toy: the pretrained weights that ship in assets/toy, checked against their recorded sha256;
 //  - checkpoint: the user's file, hashed through the stat memo; pickles refused unless allowed;
 //    non-SD1 files refused with what they are.
 import { mkdir, rm } from 'node:fs/promises';
@@ -10,8 +11,10 @@ import type { StageContext } from '../engine/types.js';
 import { inspectSafetensors } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
 import { resolveUserPath } from '../config/paths.js';
+import { builtinArchOf, type ModelArch } from '../safetensors/sd15.js';
+import { readToyCard, TOY_MODEL_FILE, ToyCardError } from './toy-model.js';
 
-export type ModelArch = 'sd15' | 'tiny';
+export type { ModelArch };
 
 export interface ResolvedModel {
   path: string;
@@ -56,6 +59,27 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
   return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
 }
 
+const TOY_HINT = 'restore it with `git checkout -- assets/toy` (a Git LFS pointer or an interrupted download does not load), or rebuild it with scripts/pretrain_toy.py';
+
+function toySha256(name: string): string {
+  try {
+    return readToyCard().sha256;
+  } catch (err) {
+    if (err instanceof ToyCardError) throw new ModelError(name, `the card of the shipped toy model is unreadable: ${err.message}`, TOY_HINT);
+    throw err;
+  }
+}
+
+async function toyModel(ctx: StageContext, name: string): Promise<ResolvedModel> {
+  const recorded = toySha256(name);
+  if (!existsSync(TOY_MODEL_FILE)) throw new ModelError(name, `the shipped toy model ${TOY_MODEL_FILE} is missing`, TOY_HINT);
+  const sha256 = await ctx.hashFile(TOY_MODEL_FILE);
+  if (sha256 !== recorded) {
+    throw new ModelError(name, `the shipped toy model ${TOY_MODEL_FILE} has sha256 ${sha256.slice(0, 12)}… but its card records ${recorded.slice(0, 12)}…`, TOY_HINT);
+  }
+  return { path: TOY_MODEL_FILE, sha256, arch: 'toy' };
+}
+
 async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean): Promise<ResolvedModel> {
   const path = resolveUserPath(ctx.config, file);
   if (!existsSync(path)) {
@@ -83,7 +107,7 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
       const label = family === 'sdxl' ? 'an SDXL' : 'an SD2.x';
       throw new ModelError(name, `${file} is ${label} checkpoint; lorabuild trains SD1.x`, 'use an SD1.5-based checkpoint (e.g. DreamShaper 8, v1-5-pruned-emaonly)');
     }
-    if (info.checkpoint?.arch === 'tiny') arch = 'tiny';
+    arch = builtinArchOf(info.metadata) ?? 'sd15';
   } catch (err) {
     if (err instanceof SafetensorsError) throw new ModelError(name, err.message, 'the file is damaged or not a safetensors checkpoint; download it again');
     throw err;
@@ -92,12 +116,13 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
 }
 
 /**
- * What identifies a model's content without building or loading it (for fingerprints): a builtin
- * is fully determined by (arch, seed, worker version); a checkpoint by its file hash.
+ * What identifies a model's content without building or loading it (for fingerprints): builtin tiny
+ * is fully determined by (seed, worker version); builtin toy and a checkpoint by their file hash.
  */
 export async function modelIdentity(ctx: StageContext, modelName: string, workerVersion: string): Promise<string> {
   const spec = ctx.config.models[modelName];
   if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
+  if (spec.builtin === 'toy') return `builtin:toy:sha256=${toySha256(modelName)}`;
   if (spec.builtin) return `builtin:${spec.builtin}:seed=${spec.seed}:worker=${workerVersion}`;
   if (spec.checkpoint) {
     const path = resolveUserPath(ctx.config, spec.checkpoint);
@@ -114,6 +139,7 @@ export async function modelIdentity(ctx: StageContext, modelName: string, worker
 export async function resolveModel(ctx: StageContext, modelName: string): Promise<ResolvedModel> {
   const spec = ctx.config.models[modelName];
   if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
+  if (spec.builtin === 'toy') return toyModel(ctx, modelName);
   if (spec.builtin) return builtinModel(ctx, modelName, spec.builtin, spec.seed);
   if (spec.checkpoint) return checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle);
   if (spec.hub) {

@@ -1,5 +1,6 @@
-// Which tokenizer a model uses. `builtin: tiny` models use the byte tokenizer; SD1.x models use
-// CLIP's BPE. A model's own tokenizer files take precedence, in this order:
+// Which tokenizer a model uses: CLIP's BPE for every model, lorabuild's builtin ones included (their
+// text encoders read CLIP ids), so a caption has one token count in validation, watch, `lorabuild
+// tokenize`, training and rendering. A model's own tokenizer files take precedence, in this order:
 //   1. the model's `tokenizer:` setting (an error when it holds none)
 //   2. the checkpoint's folder or its tokenizer/ subfolder (a diffusers layout)
 //   3. the model's hub repo in the Hugging Face cache (tokenizer/)
@@ -12,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import type { Config, ModelSpec } from '../config/schema.js';
 import { hubEnv } from '../datasets/hub/env.js';
 import { expandUserPath } from '../worker/start.js';
-import { byteTokenizer } from './byte-tokenizer.js';
 import { findTokenizerFiles, loadClipTokenizer, OPENAI_BPE_FILE, type TokenizerFiles } from './load.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -100,11 +100,10 @@ export interface ResolveOptions {
   cacheDir?: string;
 }
 
-/** The tokenizer a model's text encoder uses: bytes for `builtin: tiny`, CLIP BPE otherwise. */
+/** The tokenizer a model's text encoder uses (CLIP BPE: its own files, else the shipped vocabulary). */
 export async function resolveTokenizer(config: Config, modelName: string, options: ResolveOptions = {}): Promise<Tokenizer> {
   const model = config.models[modelName];
   if (!model) throw new Error(`unknown model '${modelName}' (models: ${Object.keys(config.models).join(', ') || 'none'})`);
-  if (model.builtin) return byteTokenizer();
   return resolveClipTokenizer(config, modelName, process.env, options.cacheDir);
 }
 
@@ -123,8 +122,7 @@ export async function tokenizerForDataset(config: Config, dataset: string, optio
   if (lora) {
     const [loraName, spec] = lora;
     const tokenizer = await resolveTokenizer(config, spec.model, options);
-    const kind = tokenizer.id === 'byte-v1' ? 'byte tokenizer' : 'CLIP BPE tokenizer';
-    return { tokenizer, reason: `${kind} of model '${spec.model}' (lora '${loraName}')` };
+    return { tokenizer, reason: `CLIP BPE tokenizer of model '${spec.model}' (lora '${loraName}')` };
   }
   return { tokenizer: await resolveClipTokenizer(config, undefined, process.env, options.cacheDir), reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' };
 }

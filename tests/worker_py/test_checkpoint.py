@@ -195,8 +195,8 @@ class TinyModels(unittest.TestCase):
     def test_loaded_tiny_model_runs_every_part(self):
         sd = load_sd1(self.path)
         self.assertEqual(sd.arch, "tiny")
-        ids = torch.full((2, 77), 257, dtype=torch.long)
-        ids[:, 0] = 256
+        ids = torch.full((2, 77), 49407, dtype=torch.long)  # CLIP EOS padding
+        ids[:, 0] = 49406
         ids[1, 1:4] = torch.tensor(list(b"cat"))
         with torch.no_grad():
             ctx = sd.encode_text(ids)
