@@ -12,8 +12,9 @@ assets/toy/toy.json (the palette, shapes and their areas, the training record) a
 this script (scripts/pretrain_toy.sha256, `sha256sum -c` format). The run is deterministic for a given
 torch build and thread count (both recorded): every random number comes from generators seeded here.
 
-Phases: (1) the autoencoder learns to reconstruct the pictures (L1 + MSE + a small KL term); its
-latents are then scaled so that latents x 0.18215 have unit standard deviation, as SD's do; (2) the UNet
+Phases: (1) the autoencoder learns latents that are, per 8x8 cell, the mean color and the spread of
+luminance of the picture (the encoder by regression, the decoder by drawing the picture back: L1 +
+MSE); they are then scaled so that latents x 0.18215 have unit standard deviation, as SD's do; (2) the UNet
 and the text encoder learn together to predict the noise of SD1's DDPM schedule (epsilon, MSE) from the
 frozen autoencoder's latents, with 10 % empty captions for classifier-free guidance and an exponential
 moving average of the weights, which is what ships.
@@ -31,9 +32,16 @@ import sys
 import time
 from typing import Dict, List, Tuple
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# One thread for every BLAS/OpenMP pool unless the caller says otherwise (set before numpy and torch load):
+# Debian's OpenBLAS-pthread otherwise spins its own threads, and on a shared machine that made the
+# small matrix products here 7x slower.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src", "worker"))
@@ -41,9 +49,9 @@ sys.path.insert(0, os.path.join(ROOT, "src", "worker"))
 from lorabuild_worker.checkpoint import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX, ddpm_alphas_cumprod, expected_keys  # noqa: E402
 from lorabuild_worker.configs import TOY, TRAIN_TIMESTEPS  # noqa: E402
 from lorabuild_worker.nn.clip import CLIPTextModel  # noqa: E402
-from lorabuild_worker.nn.unet import UNet  # noqa: E402
+from lorabuild_worker.nn.unet import ResBlock, SpatialTransformer, UNet  # noqa: E402
 from lorabuild_worker.nn.vae import AutoencoderKL  # noqa: E402
-from lorabuild_worker.safetensors_io import load_file, save_file  # noqa: E402
+from lorabuild_worker.safetensors_io import load_file, read_header, save_file  # noqa: E402
 
 SIZE = 64
 SUPERSAMPLE = 4
@@ -240,10 +248,23 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def latent_target(x: torch.Tensor) -> torch.Tensor:
+    """What the toy's latents are: per 8x8 cell the mean color (3 channels) and the spread of luminance
+    (1 channel, 0 on flat cells, high across an edge or a stroke)."""
+    lum = x.mean(1, keepdim=True)
+    spread = (F.avg_pool2d(lum**2, 8) - F.avg_pool2d(lum, 8) ** 2).clamp(min=0).sqrt()
+    return torch.cat([F.avg_pool2d(x, 8), spread * 4 - 1], 1)
+
+
 def train_vae(vae: AutoencoderKL, pool: np.ndarray, steps: int, batch: int, gen: torch.Generator) -> float:
+    """The encoder learns to give latent_target(x) (MSE), the decoder to draw x back from it (L1 + MSE,
+    from a slightly noisy target so that it tolerates what the encoder and the UNet give it). Two short
+    supervised problems instead of one deep joint one: on two CPU cores this converges in minutes where
+    a jointly trained KL autoencoder of this depth took hours to learn the shapes' colors."""
     opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0)
     z = TOY.vae.z_channels
-    with torch.no_grad():  # start with a nearly deterministic posterior: with std 1 the decoder sees mostly noise
+    with torch.no_grad():  # a deterministic posterior (std ~0.02): the toy's latents are not sampled
+        vae.quant_conv.weight[z:].zero_()
         vae.quant_conv.bias[z:].fill_(-8.0)
     started, ema_loss = time.time(), None
     for step in range(steps):
@@ -253,12 +274,10 @@ def train_vae(vae: AutoencoderKL, pool: np.ndarray, steps: int, batch: int, gen:
         x = to_pixels(pool[idx.numpy()])
         if bool(torch.rand((), generator=gen) < 0.5):
             x = x.flip(3)
-        moments = vae.quant_conv(vae.encoder(x))
-        mean, logvar = moments[:, :z], moments[:, z:].clamp(-30, 20)
-        sample = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=gen)
-        rec = vae.decode(sample)
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + 1e-4 * kl
+        target = latent_target(x)
+        encoded = vae.encode_mean(x)
+        rec = vae.decode(target + 0.05 * torch.randn(target.shape, generator=gen))
+        loss = F.mse_loss(encoded, target) + (rec - x).abs().mean() + (rec - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -286,11 +305,46 @@ def calibrate_latents(vae: AutoencoderKL, latents: torch.Tensor) -> float:
     return gain
 
 
+MIN_SNR_GAMMA = 5.0
+
+
+@torch.no_grad()
+def ldm_init(unet: UNet) -> None:
+    """LDM's initialisation: the last layer of every residual branch, of every transformer and of the
+    UNet starts at zero, so that the untrained UNet is a short identity-like path."""
+    for m in unet.modules():
+        if isinstance(m, ResBlock):
+            m.out_layers[3].weight.zero_()
+            m.out_layers[3].bias.zero_()
+        if isinstance(m, SpatialTransformer):
+            m.proj_out.weight.zero_()
+            m.proj_out.bias.zero_()
+    unet.out[2].weight.zero_()
+    unet.out[2].bias.zero_()
+
+
+TOKEN_TABLE = "text_model.embeddings.token_embedding.weight"
+
+
 def train_diffusion(unet: UNet, text: CLIPTextModel, latents: torch.Tensor, caption_ids: torch.Tensor, steps: int, batch: int, gen: torch.Generator) -> Tuple[float, Dict[str, torch.Tensor]]:
+    """Returns the final loss and the EMA weights (LDM names). Only the rows of the token table that the
+    captions use are trained (a compact copy, written back at the end): the other 49,000 rows keep their
+    initial values, as they would with sparse gradients, and the optimizer does not touch them."""
+    full_table = text.text_model.embeddings.token_embedding
+    used = torch.unique(caption_ids)
+    remap = torch.full((full_table.num_embeddings,), -1, dtype=torch.long)
+    remap[used] = torch.arange(len(used))
+    compact = nn.Embedding(len(used), full_table.embedding_dim)
+    with torch.no_grad():
+        compact.weight.copy_(full_table.weight[used])
+    text.text_model.embeddings.token_embedding = compact
+    caption_ids = remap[caption_ids]
+
     params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, foreach=True)
     modules = {UNET_PREFIX: unet, TEXT_PREFIX: text}
-    ema = {prefix + k: v.detach().clone() for prefix, m in modules.items() for k, v in m.state_dict().items()}
+    live = [v for m in modules.values() for v in m.state_dict().values()]
+    ema_list = [v.detach().clone() for v in live]
     alphas = ddpm_alphas_cumprod()
     variant_p = torch.tensor(VARIANT_WEIGHTS)
     started, ema_loss = time.time(), None
@@ -305,19 +359,26 @@ def train_diffusion(unet: UNet, text: CLIPTextModel, latents: torch.Tensor, capt
         noise = torch.randn(x0.shape, generator=gen)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = F.mse_loss(unet(xt, t, text(ids)), noise)
+        snr = a / (1 - a)
+        weight = snr.clamp(max=MIN_SNR_GAMMA) / snr  # min-SNR-5 weighting: converges faster
+        loss = (weight * (unet(xt, t, text(ids)) - noise).pow(2)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
-            for prefix, m in modules.items():
-                for k, v in m.state_dict().items():
-                    ema[prefix + k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            torch._foreach_mul_(ema_list, decay)
+            torch._foreach_add_(ema_list, [v.detach() for v in live], alpha=1 - decay)
         ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
         if step % 50 == 0 or step == steps - 1:
             progress("diffusion", step, steps, ema_loss, started)
+    names = [prefix + k for prefix, m in modules.items() for k in m.state_dict()]
+    ema = dict(zip(names, ema_list))
+    table = full_table.weight.detach().clone()
+    table[used] = ema[TEXT_PREFIX + TOKEN_TABLE]
+    ema[TEXT_PREFIX + TOKEN_TABLE] = table
+    text.text_model.embeddings.token_embedding = full_table
     return float(ema_loss), ema
 
 
@@ -365,25 +426,31 @@ def main() -> None:
     log(f"drew and tokenized in {t_draw:.0f} s ({len(vocab)} distinct captions)")
 
     vae, unet, text = AutoencoderKL(TOY.vae), UNet(TOY.unet), CLIPTextModel(TOY.text)
+    ldm_init(unet)
     with torch.no_grad():  # CLIP's initialisation of the token table: unseen tokens stay small and random
         text.text_model.embeddings.token_embedding.weight.normal_(0, 0.02, generator=gen)
         text.text_model.embeddings.position_embedding.weight.normal_(0, 0.01, generator=gen)
     t0 = time.time()
     if ns.autoencoder:
+        # phase 1 ran separately (--save-autoencoder): its own record travels in the file's metadata
         vae.load_state_dict(load_file(ns.autoencoder))
-        vae_loss = float("nan")
+        phase1 = json.loads(read_header(ns.autoencoder)[1].get("lorabuild.autoencoder", "{}"))
+        phase1.update({"loaded_from_sha256": sha256_file(ns.autoencoder)})
+        vae_loss = phase1.get("final_loss")
     else:
         vae_loss = train_vae(vae, pool, ns.vae_steps, ns.vae_batch, gen)
+        phase1 = {"steps": ns.vae_steps, "batch": ns.vae_batch, "final_loss": round(vae_loss, 5), "minutes": round((time.time() - t0) / 60, 2)}
     if ns.save_autoencoder:
-        save_file({k: v.detach() for k, v in vae.state_dict().items()}, ns.save_autoencoder, {})
+        phase1.update({"seed": SEED, "pool": ns.pool, "torch": torch.__version__, "threads": ns.threads})
+        save_file({k: v.detach() for k, v in vae.state_dict().items()}, ns.save_autoencoder, {"lorabuild.autoencoder": json.dumps(phase1, sort_keys=True)})
         log(f"saved the autoencoder to {ns.save_autoencoder}")
         return
     vae.eval().requires_grad_(False)
     latents = encode_pool(vae, pool)
     gain = calibrate_latents(vae, latents)
-    latents = encode_pool(vae, pool)
+    latents = latents * gain  # what encode_pool gives now (the mean rows of quant_conv scaled by gain)
     t_vae = time.time() - t0
-    log(f"autoencoder: loss {vae_loss:.4f}, latent gain {gain:.3f}, scaled latent std {latents.std().item() * TOY.vae.scale_factor:.3f}, {t_vae / 60:.1f} min")
+    log(f"autoencoder: loss {vae_loss}, latent gain {gain:.3f}, scaled latent std {latents.std().item() * TOY.vae.scale_factor:.3f}, {t_vae / 60:.1f} min")
 
     t0 = time.time()
     diffusion_loss, ema = train_diffusion(unet, text, latents, caption_ids, ns.steps, ns.batch, gen)
@@ -401,7 +468,7 @@ def main() -> None:
         "python": platform.python_version(),
         "threads": ns.threads,
         "pool": ns.pool,
-        "autoencoder": {"steps": ns.vae_steps, "batch": ns.vae_batch, "final_loss": round(vae_loss, 5), "latent_gain": round(gain, 5), "minutes": round(t_vae / 60, 2)},
+        "autoencoder": {**phase1, "latent_gain": round(gain, 5)},
         "diffusion": {"steps": ns.steps, "batch": ns.batch, "final_loss": round(diffusion_loss, 5), "minutes": round(t_diffusion / 60, 2)},
         "drawing_minutes": round(t_draw / 60, 2),
     }
