@@ -119,8 +119,10 @@ describe('lorabuild check in a fresh clone (empty cache)', () => {
     const r = await lorabuild(dir, ['check']);
     expect(r.code, r.stdout + r.stderr).toBe(3);
     expect(r.stdout).toContain('one-line-art/text/1.txt changed since fetch:one-line-art was built');
-    expect(r.stdout).toMatch(/one-line-art\/text\/1\.txt changed;[^\n]* since train:one_line_art was built; run `lorabuild run`/);
-    expect(r.stdout).toContain('stale: the lock does not describe the current inputs');
+    expect(r.stdout).toMatch(/one-line-art\/text\/1\.txt changed;[^\n]* since train:one_line_art was built\n/);
+    // the way out is said once, on the verdict line, not after each of the six stale stages
+    expect(r.stdout.match(/run `lorabuild run`, then commit lorafile.lock and out\//g)).toHaveLength(1);
+    expect(r.stdout).toContain('stale: the lock does not describe the current inputs — run `lorabuild run`, then commit lorafile.lock and out/\n');
 
     // a caption that now breaks a rule: the re-run validation says so
     writeFileSync(join(dir, 'one-line-art/text/1.txt'), 'a dog sitting\n');

@@ -110,7 +110,7 @@ describe('lorabuild run', () => {
 
     writeFileSync(report, 'my notes');
     const again = await run();
-    expect(reasons(again)['validate:ds']).toBe('out/datasets/ds/validation.md edited; restored from cache');
+    expect(reasons(again)['validate:ds']).toBe('out/datasets/ds/validation.md changed after lorabuild wrote it; restored from cache');
     expect(summary(again).ran).toBe(0);
     expect(readFileSync(report, 'utf8')).toBe(original);
   });

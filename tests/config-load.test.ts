@@ -176,6 +176,20 @@ lorafile.yaml:18:14: error: lora 'l': targets must be one of attention, attentio
 `);
   });
 
+  it('checkpoint_every defaults to 200, or to steps when there are fewer (a short lorafile is valid)', () => {
+    const config = parseConfig(lorafile(`  short: { model: ds8, dataset: pokemon, steps: 50 }
+  lab: { model: ds8, dataset: pokemon }
+  exact: { model: ds8, dataset: pokemon, steps: 200 }
+  own: { model: ds8, dataset: pokemon, steps: 50, checkpoint_every: 10 }
+`), 'lorafile.yaml');
+    expect(Object.fromEntries(Object.entries(config.loras).map(([n, l]) => [n, l.checkpoint_every]))).toEqual({ short: 50, lab: 200, exact: 200, own: 10 });
+    // a render may ask for the checkpoint at the final step of a short lora
+    expect(() => parseConfig(lorafile(`  short: { model: ds8, dataset: pokemon, steps: 50 }
+renders:
+  r: { lora: short, prompts: [a], checkpoints: [50] }
+`), 'lorafile.yaml')).not.toThrow();
+  });
+
   it("dangling references", () => {
     expect(diagnose(lorafile(`  l:
     model: ds9
@@ -395,7 +409,7 @@ lorafile.yaml:22:14: error: render 'r2': columns 'checkpoint' needs a checkpoint
 `))).toBe(`lorafile.yaml:9:3: error: lora 'l': missing required key 'model'
   9 |   l:
     |   ^
-  hint: add 'model: ...' (ckpt_name: a key of models)
+  hint: add 'model: ...' — a name under models:, the base model to train on (ckpt_name in the lab node)
 
 1 error
 `);
@@ -464,7 +478,7 @@ loras: [a, b]
 lorafile.yaml:6:10: error: dataset 'd': hub 'pokemon' is not valid: hub datasets look like owner/name
   6 |     hub: pokemon
     |          ^~~~~~~
-  hint: Hugging Face dataset repo (dataset_path)
+  hint: a Hugging Face dataset repo, owner/name (dataset_path in the lab node). Give folder or hub
 
 lorafile.yaml:8:19: error: dataset 'd': rules.duplicates must be one of error, warning, off; got "eror" (a string)
   8 |       duplicates: eror
@@ -582,7 +596,6 @@ renders:
     const diagnostics = (err as ConfigError).diagnostics;
     expect(diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`)).toEqual([
       '5:5 model-source',
-      '10:3 checkpoint-every',
       '12:14 unknown-reference',
       '13:11 out-of-range',
       '14:5 unknown-key',

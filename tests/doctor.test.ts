@@ -1,7 +1,10 @@
 // lorabuild doctor against the real interpreter, and the BLAS classification it relies on.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { blasFromBuildInfo, blasFromMaps } from '../src/worker/blas.js';
-import { makeTempDir, runCli } from './helpers/cli.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tinyPng } from '../bench/lab-dataset.js';
+import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
 
 let tmp: { dir: string; cleanup: () => void };
 beforeAll(() => {
@@ -19,6 +22,51 @@ describe('lorabuild doctor', () => {
     expect(r.stdout).toMatch(/^BLAS {5}\S/m);
     expect(r.stdout).toMatch(/^worker {3}lorabuild_worker \d+\.\d+\.\d+ \(protocol 1\)$/m);
     expect(r.stdout).toContain('ok: this machine can train and render');
+  }, 120_000);
+
+  it('with a lorafile, checks every input it names and lists the missing ones at once (exit 1)', async () => {
+    writeFiles(join(tmp.dir, 'proj'), {
+      'lorafile.yaml': `version: 1
+models:
+  ds8: { checkpoint: models/DreamShaper8_pruned.safetensors }
+datasets:
+  art: { folder: one-line-art }
+loras:
+  art_lora: { model: ds8, dataset: art, steps: 100, publish: comfy/models/loras/art.safetensors }
+`,
+      'models/DreamShaper_8_pruned.safetensors': 'x',
+    });
+    const r = await runCli(['doctor'], { cwd: join(tmp.dir, 'proj'), env: { LORABUILD_PYTHON: '/usr/bin/python3' } });
+    expect(r.code).toBe(1);
+    // what it is doing, while it does it
+    expect(r.stdout.split('\n')[0]).toBe('lorabuild doctor: looking for Python with PyTorch for lorafile.yaml…');
+    expect(r.stderr).toContain('lorabuild: checking /usr/bin/python3 for PyTorch (starts Python and imports torch)…');
+    expect(r.stderr).toContain('lorabuild: starting the worker on /usr/bin/python3 (imports torch)…');
+    expect(r.stdout).toMatch(/^torch {4}\d+\.\d+/m);
+    expect(r.stderr).toContain('inputs   3 missing:');
+    expect(r.stderr).toContain("lorafile.yaml:3:22: error: model 'ds8': checkpoint models/DreamShaper8_pruned.safetensors does not exist");
+    expect(r.stderr).toContain("hint: did you mean 'models/DreamShaper_8_pruned.safetensors'?");
+    expect(r.stderr).toContain("lorafile.yaml:5:18: error: dataset 'art': folder one-line-art does not exist");
+    expect(r.stderr).toContain("lorafile.yaml:7:62: error: lora 'art_lora': publish: the folder comfy/models/loras does not exist");
+    expect(r.stderr).toMatch(/not ready: fix the inputs above, then run lorabuild doctor again\n$/);
+    expect(existsSync(join(tmp.dir, 'proj', 'comfy'))).toBe(false);
+  }, 120_000);
+
+  it('status says when it has to look for Python again, and is silent once it remembers', async () => {
+    writeFiles(join(tmp.dir, 'st'), {
+      'lorafile.yaml': 'version: 1\nmodels:\n  tiny: { builtin: tiny }\ndatasets:\n  d: { folder: d, rules: { too_small: off } }\nloras:\n  l: { model: tiny, dataset: d, steps: 2 }\n',
+      'd/image/0.png': tinyPng(0),
+      'd/text/0.txt': 'a',
+    });
+    // the dataset is built (no Python needed), so status fingerprints train:l, which needs the worker's versions
+    expect((await runCli(['run', 'd'], { cwd: join(tmp.dir, 'st') })).code).toBe(0);
+    const first = await runCli(['status'], { cwd: join(tmp.dir, 'st'), env: { LORABUILD_PYTHON: undefined, PATH: '/usr/bin:/bin' } });
+    expect(first.stderr).toContain('lorabuild: checking /usr/bin/python3 for PyTorch (starts Python and imports torch)…');
+    expect(first.stderr).toContain('lorabuild: starting the worker on /usr/bin/python3');
+    const again = await runCli(['status'], { cwd: join(tmp.dir, 'st'), env: { LORABUILD_PYTHON: undefined, PATH: '/usr/bin:/bin' } });
+    expect(again.stderr).toBe('');
+    const moved = await runCli(['status'], { cwd: join(tmp.dir, 'st'), env: { LORABUILD_PYTHON: undefined, PATH: '/bin:/usr/bin' } });
+    expect(moved.stderr).toContain('lorabuild: checking /usr/bin/python3 for PyTorch');
   }, 120_000);
 
   it('--json gives the same facts as an object', async () => {

@@ -124,7 +124,10 @@ describe('progress output', () => {
     r.event({ stage: 'prepare:ds', outcome: 'started' });
     r.event({ stage: 'prepare:ds', progress: { done: 5, total: 10, unit: 'items' } });
     await new Promise((resolve) => setTimeout(resolve, 200)); // redraws are batched
-    expect(out.chunks.join('')).toBe('prepare:ds  [############------------] 5/10 items\n');
+    expect(out.chunks.join('')).toBe('prepare:ds  [############------------] 5/10 items · measuring rate…\n');
+    r.event({ stage: 'prepare:ds', progress: { done: 6, total: 10, unit: 'items', rate: 0.02, eta_s: 200 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(out.chunks.at(-1)).toBe('prepare:ds  [##############----------] 6/10 items · 50.0 s/item · ETA 3m 20s\n');
     r.event({ stage: 'prepare:ds', outcome: 'ran', durationMs: 10 });
     r.summary({}, 'done');
     const text = out.chunks.join('');
@@ -138,6 +141,48 @@ describe('progress output', () => {
     makeReporter('json', dir, out.stream).event({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
     expect(JSON.parse(out.chunks[0])).toEqual({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
     expect(stageLine({ stage: 'a', outcome: 'fresh', reason: 'up to date' })).toBe('fresh     a');
+  });
+});
+
+describe('rate and ETA', () => {
+  it('measures over the last 30 s but from at least two updates, and starts over when done goes back', async () => {
+    const { RateMeter } = await import('../src/engine/rate.js');
+    let now = 0;
+    const meter = new RateMeter(() => now);
+    expect(meter.update(0, 100)).toEqual({});
+    now = 100;
+    expect(meter.update(1, 100)).toEqual({}); // 100 ms is too short to tell
+    now = 10_000;
+    expect(meter.update(10, 100)).toEqual({ rate: 1, eta_s: 90 });
+    // a slow phase: only the last 30 s count
+    now = 40_000;
+    meter.update(13, 100);
+    now = 70_000;
+    const slow = meter.update(16, 100);
+    expect(slow.rate).toBeCloseTo(0.1, 6);
+    expect(slow.eta_s).toBeCloseTo(840, 6);
+    // a step that takes minutes still has a rate: from the previous update
+    now = 370_000;
+    expect(meter.update(17, 100).rate).toBeCloseTo(1 / 300, 9);
+    now = 371_000;
+    expect(meter.update(0, 50)).toEqual({});
+  });
+
+  it('formats rates (per second, or seconds per unit when slow, bytes in SI units) and durations', async () => {
+    const { formatDuration, formatRate } = await import('../src/engine/rate.js');
+    expect(formatRate(3.123, 'step')).toBe('3.12 step/s');
+    expect(formatRate(250, 'items')).toBe('250 items/s');
+    expect(formatRate(0.02, 'step')).toBe('50.0 s/step');
+    expect(formatRate(12_345_678, 'B')).toBe('12.3 MB/s');
+    expect(formatRate(999, 'B')).toBe('999 B/s');
+    expect([formatDuration(42.4), formatDuration(185), formatDuration(14 * 3600 + 130), formatDuration(2 * 86400 + 3 * 3600)]).toEqual(['42s', '3m 05s', '14h 02m', '2d 03h']);
+  });
+
+  it('plain lines and JSON events carry them', () => {
+    const out = { chunks: [] as string[] };
+    const stream = { isTTY: false, columns: 80, write: (s: string) => (out.chunks.push(s), true) } as unknown as NodeJS.WriteStream;
+    makeReporter('plain', dir, stream, stream).event({ stage: 'train:x', progress: { done: 164, total: 200, unit: 'step', message: 'loss 0.9508', rate: 3.12, eta_s: 12 } });
+    expect(out.chunks.join('')).toBe('          train:x 164/200 step · 3.12 step/s · ETA 12s · loss 0.9508\n');
   });
 });
 

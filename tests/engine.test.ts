@@ -179,7 +179,7 @@ describe('executor', () => {
     expect(readFileSync(out, 'utf8')).toBe(original);
     writeFileSync(out, 'edited by hand');
     const afterEdit = await build();
-    expect(afterEdit.reason('train:x')).toBe('out/loras/x/x.safetensors edited; restored from cache');
+    expect(afterEdit.reason('train:x')).toBe('out/loras/x/x.safetensors changed after lorabuild wrote it; restored from cache');
     expect(readFileSync(out, 'utf8')).toBe(original);
     expect(runs.train).toBe(1);
   });

@@ -14,11 +14,18 @@ function lorabuild(args: string[], cwd = repo) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+const SIMPLELORA_RECIPE = {
+  resolution: 512, flip: true, gradient_accumulation: 4, lr_scheduler: 'cosine', max_grad_norm: 1,
+  targets: 'attention+proj', lora_init: 'gaussian', latents: 'sample',
+};
+
 describe('lorabuild import comfyui', () => {
   it("turns the lab's showcase workflow (UI format) into the showcase lorafile", () => {
     const r = lorabuild(['import', 'comfyui', join(showcase, 'comfyui-workflow.json'), '--comfyui', '~/ComfyUI']);
     expect(r.code).toBe(0);
     expect(parse(r.stdout)).toEqual(parse(readFileSync(join(showcase, 'lorafile.yaml'), 'utf8')));
+    // SimpleLoRA's recipe (SimpleLoRA.py's command line + lora_core.py), not just the node's widgets
+    expect(parse(r.stdout).loras.pokemon_lora).toMatchObject(SIMPLELORA_RECIPE);
     expect(r.stderr).toContain('lora_checkpoint_folder "lora_showcase"');
   });
 
@@ -41,7 +48,7 @@ describe('lorabuild import comfyui', () => {
     const lorafile = parse(readFileSync(join(dir, 'lorafile.yaml'), 'utf8'));
     expect(lorafile.models.sd15).toEqual({ checkpoint: '/opt/ComfyUI/models/checkpoints/sd15.safetensors' });
     expect(lorafile.datasets['one-line-art']).toEqual({ folder: 'D:\\one-line-art' });
-    expect(lorafile.loras.ola).toMatchObject({ rank: 8, learning_rate: 0.0002, batch_size: 2, steps: 300, checkpoint_every: 100, seed: 7, publish: '/opt/ComfyUI/models/loras/ola.safetensors' });
+    expect(lorafile.loras.ola).toMatchObject({ rank: 8, learning_rate: 0.0002, batch_size: 2, steps: 300, checkpoint_every: 100, seed: 7, publish: '/opt/ComfyUI/models/loras/ola.safetensors', ...SIMPLELORA_RECIPE });
     expect(lorafile.renders.ola_ab).toEqual({
       lora: 'ola', prompts: ['one-line-art, a face, side view'], negative_prompt: 'one-line-art, a face, side view',
       seeds: [3], strengths: [0, 0.8], sampler: 'dpmpp_2m_karras', steps: 20, cfg: 6, width: 512, height: 768,

@@ -116,7 +116,7 @@ describe('lorabuild plan', () => {
     const dir = project(path.join(FIXTURES, 'valid.lorafile.yaml'));
     const target = lorabuild(['plan', 'pokemom'], dir);
     expect(target.code).toBe(2);
-    expect(target.stderr).toBe("lorafile.yaml: error: unknown target 'pokemom'\n  hint: did you mean 'pokemon'? targets are dataset, lora and render names, stage ids like train:NAME, or report\n\n1 error\n");
+    expect(target.stderr).toBe("lorafile.yaml: error: unknown target 'pokemom'\n  hint: did you mean 'pokemon'? targets are dataset, lora and render names: pokemon, one-line-art, pokemon_lora, line_art_lora, line_art_more, pokemon_ab, line_art_grid, report, or stage ids like train:NAME (lorabuild plan lists them)\n\n1 error\n");
 
     const missing = lorabuild(['plan', '-f', 'nope.yaml'], dir);
     expect(missing.code).toBe(2);
@@ -124,7 +124,7 @@ describe('lorabuild plan', () => {
 
     const option = lorabuild(['plan', '--jsn'], dir);
     expect(option.code).toBe(2);
-    expect(option.stderr).toMatch(/^lorabuild plan: Unknown option '--jsn'/);
+    expect(option.stderr).toMatch(/^lorabuild plan: unknown option '--jsn'; did you mean '--json'\?\n\nusage: lorabuild plan /);
 
     const both = lorabuild(['plan', '--json', '--mermaid'], dir);
     expect(both.code).toBe(2);
@@ -137,18 +137,52 @@ describe('lorabuild schema', () => {
     const { code, stdout } = lorabuild(['schema'], os.tmpdir());
     expect(code).toBe(0);
     const schema = JSON.parse(stdout);
-    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#');
     expect(schema.required).toEqual(['version']);
     expect(schema.properties.version.const).toBe(1);
     const lora = schema.properties.loras.additionalProperties;
     expect(lora.required).toEqual(['model', 'dataset']);
     expect(lora.additionalProperties).toBe(false);
     expect(lora.properties.learning_rate).toMatchObject({ type: 'number', default: 0.0001, exclusiveMinimum: 0 });
-    expect(lora.properties.steps).toMatchObject({ type: 'integer', default: 1000, description: 'training_steps' });
-    expect(lora.properties.checkpoint_every.description).toBe('checkpointing_steps');
+    expect(lora.properties.steps).toMatchObject({ type: 'integer', default: 1000, description: 'Optimizer steps to train (training_steps in the lab node).' });
+    expect(lora.properties.checkpoint_every.description).toBe('Save a checkpoint LoRA every N steps (checkpointing_steps in the lab node). Default: 200, or steps when steps is smaller.');
     expect(Object.keys(schema.properties.models.additionalProperties.properties)).toEqual(expect.arrayContaining(['checkpoint', 'hub', 'file', 'builtin']));
     expect(schema.properties.datasets.additionalProperties.properties.rules.properties.max_tokens.default).toBe(75);
     expect(schema.properties.renders.additionalProperties.properties.sampler.enum).toEqual(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
     expect(schema.properties.loras.propertyNames.pattern).toBe('^[A-Za-z0-9][A-Za-z0-9_.-]*$');
+  });
+
+  it('describes every field, and says the default of every optional one', () => {
+    const schema = JSON.parse(lorabuild(['schema'], os.tmpdir()).stdout);
+    const problems: string[] = [];
+    let fields = 0;
+    const walk = (node: Record<string, any>, at: string) => {
+      const required: string[] = node.required ?? [];
+      for (const [key, field] of Object.entries<Record<string, any>>(node.properties ?? {})) {
+        const path = `${at}${key}`;
+        fields++;
+        const text: string = field.description ?? '';
+        if (!text) problems.push(`${path}: no description`);
+        else if (required.includes(key) ? !/Required\.$/.test(text) : !('default' in field) && !/(Default: |No default)/.test(text)) problems.push(`${path}: its default is not said`);
+        walk(field, `${path}.`);
+      }
+      if (node.additionalProperties && typeof node.additionalProperties === 'object') walk(node.additionalProperties, `${at}*.`);
+    };
+    walk(schema, '');
+    expect(problems).toEqual([]);
+    expect(fields).toBeGreaterThan(70);
+  });
+
+  it('-o writes the schema file atomically; extra arguments are a usage error', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lb-schema-'));
+    projects.push(dir);
+    const written = lorabuild(['schema', '-o', 'lorafile.schema.json'], dir);
+    expect(written.code).toBe(0);
+    expect(written.stderr).toBe('wrote lorafile.schema.json\n');
+    expect(readFileSync(path.join(dir, 'lorafile.schema.json'), 'utf8')).toBe(lorabuild(['schema'], dir).stdout);
+    expect(readdirSync(dir)).toEqual(['lorafile.schema.json']);
+    const extra = lorabuild(['schema', 'out.json'], dir);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toMatch(/^lorabuild schema: unexpected argument 'out.json'\n\nusage: lorabuild schema/);
   });
 });

@@ -107,8 +107,28 @@ describe('planStages', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect(formatDiagnostics(err.diagnostics)).toBe(
       `${path.relative(process.cwd(), config.file)}: error: unknown target 'pokemon_lorra'\n` +
-        "  hint: did you mean 'pokemon_lora'? targets are dataset, lora and render names, stage ids like train:NAME, or report\n\n1 error\n",
+        "  hint: did you mean 'pokemon_lora'? targets are dataset, lora and render names: pokemon, one-line-art, pokemon_lora, line_art_lora, line_art_more, pokemon_ab, line_art_grid, report, or stage ids like train:NAME (lorabuild plan lists them)\n\n1 error\n",
     );
+  });
+
+  it('suggests the closest target of any kind, a stage id the typo begins first', () => {
+    const hintFor = (target: string) => {
+      try {
+        planStages(config, [target]);
+      } catch (e) {
+        return /did you mean '([^']+)'/.exec((e as ConfigError).diagnostics[0].hint ?? '')?.[1];
+      }
+      throw new Error('expected an error');
+    };
+    expect(hintFor('train:pokemon')).toBe('train:pokemon_lora');
+    expect(hintFor('render:pokemon')).toBe('render:pokemon_ab');
+    expect(hintFor('line_art_lroa')).toBe('line_art_lora');
+    expect(hintFor('validate:one-line-ar')).toBe('validate:one-line-art');
+    expect(hintFor('pokemonn_ab')).toBe('pokemon_ab');
+    expect(hintFor('reprot')).toBe('report');
+    expect(hintFor('line_art')).toBe('line_art_lora'); // too far for an edit, but the start of three names: the first
+    expect(hintFor('validate:one')).toBe('validate:one-line-art');
+    expect(hintFor('zzz')).toBeUndefined();
   });
 
   it('a name used in two sections selects both', () => {

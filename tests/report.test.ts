@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { reportHtml, escapeHtml } from '../src/report/html.js';
 import { reportMarkdown } from '../src/report/markdown.js';
-import { lossCurveSvg, smooth } from '../src/report/loss-svg.js';
+import { lossCurveSvg, niceTicks, smooth } from '../src/report/loss-svg.js';
 import type { ReportModel, ReportRender } from '../src/report/model.js';
 
 function image(name: string) {
@@ -33,7 +33,7 @@ function model(): ReportModel {
   return {
     title: 'lorabuild report — lorafile.yaml',
     lorafile: 'lorafile.yaml',
-    loras: [{ name: 'mouse', params: { rank: 4, learning_rate: 0.0001 }, loss: [[1, 0.5], [2, 0.4], [3, 0.45], [4, 0.3]], files: [{ name: 'mouse.safetensors', href: 'loras/mouse/mouse.safetensors', size: 2048 }], meta: {} }],
+    loras: [{ name: 'mouse', params: { rank: 4, learning_rate: 0.0001 }, loss: [[1, 0.5], [2, 0.4], [3, 0.45], [4, 0.3]], files: [{ name: 'mouse.safetensors', href: 'loras/mouse/mouse.safetensors', size: 2048 }], meta: {}, warnings: ['compile: true has no effect: torch 1.13 has no torch.compile'] }],
     renders: [render],
     validations: [{ dataset: 'ds', errors: 1, warnings: 2, messages: [{ severity: 'error', text: 'text/3.txt:1:1: empty caption' }], meta: {}, href: 'datasets/ds/validation.md' }],
     missing: [],
@@ -68,6 +68,43 @@ describe('reportHtml', () => {
     expect(html).toContain('1 errors</span>');
     expect(html).toContain('text/3.txt:1:1: empty caption');
     expect(html).toContain('warning: prompt 1 is cut: &quot;x&quot;');
+    expect(html).toContain('<p class="warn">warning: compile: true has no effect: torch 1.13 has no torch.compile</p>');
+  });
+
+  it('sliders are as wide as the cells and at least 256 px (small cells scaled up pixel for pixel)', () => {
+    expect(html.match(/<div class="ab" style="width:(\d+)px;height:(\d+)px">/)!.slice(1)).toEqual(['256', '256']);
+    expect(html).toContain('width="256" height="256" class="px"');
+    const big = model();
+    big.renders[0].cells = big.renders[0].cells.map((c) => ({ ...c, image: { ...c.image, width: 512, height: 768 } }));
+    const out = reportHtml(big);
+    expect(out).toContain('<div class="ab" style="width:512px;height:768px">');
+    expect(out).not.toContain('class="px"');
+  });
+
+  it('the navigation links every LoRA, render and dataset', () => {
+    const nav = /<nav>(.*?)<\/nav>/.exec(html)![1];
+    expect([...nav.matchAll(/href="#([^"]+)"/g)].map((m) => m[1])).toEqual(['lora-mouse', 'render-ab', 'dataset-ds']);
+    for (const id of ['lora-mouse', 'render-ab', 'dataset-ds']) expect(html).toContain(`id="${id}"`);
+  });
+
+  it('says the validation summary in words (no raw JSON), folds long lists, and names validation.md as plain text', () => {
+    const m = model();
+    m.validations[0] = {
+      ...m.validations[0],
+      errors: 0,
+      warnings: 30,
+      messages: Array.from({ length: 25 }, (_, i) => ({ severity: 'warning', text: `text/${i}.txt:1:5: trailing whitespace` })),
+      meta: { items: 30, errors: 0, warnings: 30, tokenizer: 'clip-bpe', max_tokens: 17, trigger_coverage: { present: 24, of: 30 }, tag_frequency: { lineart: 30, circle: 2, house: 5 } },
+    };
+    const out = reportHtml(m);
+    expect(out).not.toMatch(/\{&quot;|\{"/);
+    expect(out).toContain('<th>trigger in captions</th><td>24 of 30 (80%)</td>');
+    expect(out).toContain('<th>most frequent tags</th><td>lineart (30), house (5), circle (2)</td>');
+    expect(out).toContain('<th>longest caption</th><td>17 tokens</td>');
+    expect(out.match(/trailing whitespace<\/li>/g)).toHaveLength(25);
+    expect(out).toContain('<details><summary>5 more</summary>');
+    expect(out).toContain('… 5 more in <a href="datasets/ds/validation.md">validation.md</a> (plain text)');
+    expect(out).not.toContain('full report');
   });
 
   it('falls back to side by side when a row has no without-LoRA cell', () => {
@@ -88,6 +125,7 @@ describe('reportMarkdown', () => {
     expect(md).toContain('- [mouse.safetensors](loras/mouse/mouse.safetensors) (2.0 KiB)');
     expect(md).toContain('Training loss: 0.5000 at step 1 → 0.3000 at step 4 (4 points)');
     expect(md).toContain('1 errors, 2 warnings — [full report](datasets/ds/validation.md)');
+    expect(md).toContain('> warning: compile: true has no effect: torch 1.13 has no torch.compile');
     expect(md).not.toMatch(/\n{3,}/);
   });
 });
@@ -100,6 +138,19 @@ describe('lossCurveSvg', () => {
     expect(raw[0][0]).toBeLessThan(raw[2][0]);
     expect(raw[0][1]).toBeLessThan(raw[2][1]); // loss 1 above loss 0 (SVG y grows downwards)
     expect(raw[0][1]).toBe(12);
+  });
+
+  it('labels steps with whole round numbers and losses with round values; the last label is not cut off', () => {
+    const svg = lossCurveSvg(Array.from({ length: 200 }, (_, i) => [i + 1, 1.3 - i * 0.003] as [number, number]), 640, 240);
+    const labels = [...svg.matchAll(/<text x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)">([^<]+)<\/text>/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), anchor: m[3], text: m[4] }));
+    const steps = labels.filter((l) => l.y > 200 && l.text !== 'step');
+    expect(steps.map((l) => l.text)).toEqual(['50', '100', '150', '200']);
+    expect(steps.at(-1)!.anchor).toBe('end');
+    expect(labels.filter((l) => l.y <= 200).map((l) => l.text)).toEqual(['0.8', '1.0', '1.2']);
+    expect(svg).not.toContain('>1.00<');
+    expect(niceTicks(1, 7, 5, true).values).toEqual([2, 4, 6]);
+    expect(niceTicks(1, 3, 5, true).values).toEqual([1, 2, 3]); // never a fractional step
+    expect(niceTicks(0.0312, 0.0377, 4)).toEqual({ values: [0.032, 0.034, 0.036], decimals: 3 });
   });
 
   it('says so when there is no loss, and ignores non-finite points', () => {

@@ -89,6 +89,13 @@ describe('safetensors header checks', () => {
   it('header length past the end of the file', async () => {
     await expectRejects(await rawFile('trunc.safetensors', { t: ok }, Buffer.alloc(8), 5000n), /runs past the end of the file/);
   });
+  it('header length that fits the file but not after the 8-byte prefix', async () => {
+    // N <= file size < 8 + N: only a bound that counts the prefix refuses it
+    const json = JSON.stringify({ t: ok });
+    const size = 8 + json.length + 8;
+    const claimed = BigInt(size - 4);
+    await expectRejects(await rawFile('prefix.safetensors', { t: ok }, Buffer.alloc(8), claimed), new RegExp(`header length ${claimed} runs past the end of the file \\(${size} bytes\\)`));
+  });
   it('header length above the limit', async () => {
     await expectRejects(await rawFile('huge.safetensors', {}, Buffer.alloc(0), 1n << 40n), /exceeds the .*limit/);
   });

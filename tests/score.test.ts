@@ -4,11 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { REPO_ROOT, makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+import { CLIP_TOKENIZER_DIR as CLIP_TOKENIZER } from './helpers/reference.js';
 
-const CLIP_TOKENIZER = resolve(REPO_ROOT, '..', 'shared', 'reference', 'clip-tokenizer');
 let models: string;
 
 beforeAll(() => {

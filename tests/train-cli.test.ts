@@ -3,9 +3,11 @@
 // 40 -> 60 continues from the cached state and equals a from-scratch 60-step run byte for byte;
 // SIGTERM mid-training, then a re-run resumes from the interrupted state.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { parse } from 'yaml';
 import { makeTempDir, runCli, startCli, waitForLine, writeFiles, type CliResult } from './helpers/cli.js';
 import { inspectSafetensors } from '../src/safetensors/inspect.js';
 
@@ -62,10 +64,18 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     expect(first.stderr).not.toMatch(/internal error/);
     expect(first.code).toBe(0);
     expect(trainEvent(first)?.outcome).toBe('ran');
+    // encodings and the builtin model are steps of the stage, not items: nothing is counted as one
+    expect(trainEvent(first)?.items).toEqual({ ran: 0, cached: 0 });
+    expect(first.events.filter((e) => e.stage === 'train:shapes_lora' && e.item !== undefined)).toEqual([]);
     expect(existsSync(loraPath(project()))).toBe(true);
     expect(existsSync(loraPath(project(), 'shapes_lora-step00020.safetensors'))).toBe(true);
     const loss = JSON.parse(readFileSync(loraPath(project(), 'loss.json'), 'utf8')) as { loss: [number, number][] };
     expect(loss.loss.at(-1)?.[0]).toBe(40);
+    // an estimate from the first timed steps, at the lorafile's steps line; the resume state stays in the cache
+    const estimate = first.events.flatMap((e) => (e.diagnostics ?? []) as { code: string; message: string; line?: number }[]).find((d) => d.code === 'training_estimate');
+    expect(estimate?.message).toMatch(/^lora 'shapes_lora': about .+ left, .+ for all 40 steps \(.+ on cpu, timed over \d+ steps?\)$/);
+    expect(estimate?.line).toBe(lorafile(40).split('\n').findIndex((l) => l.trim().startsWith('steps:')) + 1);
+    expect(existsSync(loraPath(project(), 'resume-state.safetensors'))).toBe(false);
 
     const info = await inspectSafetensors(loraPath(project()));
     expect(info.kind).toBe('lora');
@@ -97,13 +107,31 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     expect(readFileSync(loraPath(project(), 'shapes_lora-step00040.safetensors')).equals(readFileSync(loraPath(scratch, 'shapes_lora-step00040.safetensors')))).toBe(true);
   }, 600_000);
 
-  it('publish: copies the final LoRA without retraining, and keeps a foreign file', async () => {
-    const target = join(tmp.dir, 'ComfyUI', 'models', 'loras', 'shapes.safetensors');
-    writeFileSync(join(project(), 'lorafile.yaml'), `${lorafile(60)}    publish: ${target}\n`);
-    const published = await run(project());
-    expect(published.code).toBe(0);
+  it('publish: copies the final LoRA without retraining, says where, keeps a foreign file, never grows a ComfyUI tree', async () => {
+    // HOME is a temp folder: `~/ComfyUI/...` lands there, and the lock says `~/...`, not the folder
+    const home = join(tmp.dir, 'home');
+    const target = join(home, 'ComfyUI', 'models', 'loras', 'shapes.safetensors');
+    const runHome = (args: string[] = []) => runCli(['run', '--json', ...args], { cwd: project(), env: { ...ENV, HOME: home }, timeoutMs: 300_000 });
+    writeFileSync(join(project(), 'lorafile.yaml'), `${lorafile(60)}    publish: ~/ComfyUI/models/loras/shapes.safetensors\n`);
+    mkdirSync(home);
+    const noComfy = await runHome();
+    expect(noComfy.code).toBe(2);
+    expect(noComfy.stderr).toContain("lorafile.yaml:17:14: error: lora 'shapes_lora': publish: the folder ~/ComfyUI/models/loras does not exist");
+    expect(noComfy.events.filter((e) => e.outcome === 'ran')).toEqual([]);
+    expect(readdirSync(home)).toEqual([]);
+
+    mkdirSync(join(home, 'ComfyUI', 'models'), { recursive: true });
+    const published = await runHome();
+    expect(published.code, published.stderr).toBe(0);
     expect(readFileSync(loraPath(project(), 'train-log.txt'), 'utf8')).toContain('restored the 60-step LoRA trained earlier');
     expect(readFileSync(target).equals(readFileSync(loraPath(project())))).toBe(true);
+    const summary = published.events.find((e) => e.summary)!.summary as { published: Record<string, string> };
+    expect(summary.published).toEqual({ shapes_lora: '~/ComfyUI/models/loras/shapes.safetensors' });
+    const lockText = readFileSync(join(project(), 'lorafile.lock'), 'utf8');
+    expect((parse(lockText) as { stages: Record<string, { meta: { published: string } }> }).stages['train:shapes_lora'].meta.published).toBe('~/ComfyUI/models/loras/shapes.safetensors');
+    expect(lockText).not.toContain(tmp.dir);
+    const plain = await runCli(['run'], { cwd: project(), env: { ...ENV, HOME: home } });
+    expect(plain.stdout.trimEnd().split('\n').at(-1)).toBe('report: out/report.html');
 
     const foreign = join(tmp.dir, 'foreign.safetensors');
     writeFileSync(foreign, 'somebody else');
@@ -112,6 +140,22 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stdout + refused.stderr).toContain(`${foreign} already exists and is not an earlier version of lora 'shapes_lora'`);
     expect(readFileSync(foreign, 'utf8')).toBe('somebody else');
+  }, 600_000);
+
+  it('compile: true on a torch without torch.compile is a warning in the terminal, the log and the report', async () => {
+    const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch; print(hasattr(torch, "compile"))'], { encoding: 'utf8' });
+    if (probe.stdout.trim() !== 'False') return; // torch 2.x compiles instead: nothing to warn about
+    const dir = join(tmp.dir, 'compile');
+    await makeProject(dir, 40);
+    const text = lorafile(40).replace('steps: 40', 'steps: 4').replace('checkpoint_every: 20', 'checkpoint_every: 4') + '    compile: true\n';
+    writeFileSync(join(dir, 'lorafile.yaml'), text);
+    const r = await run(dir);
+    expect(r.code, r.stderr).toBe(0);
+    const said = r.events.flatMap((e) => (e.diagnostics ?? []) as { code: string; message: string; line?: number }[]).find((d) => d.code === 'setting_ignored');
+    expect(said?.message).toMatch(/^lora 'shapes_lora': compile: true has no effect: torch \S+ has no torch.compile/);
+    expect(said?.line).toBe(text.split('\n').indexOf('    compile: true') + 1);
+    expect(readFileSync(loraPath(dir, 'train-log.txt'), 'utf8')).toContain('warning: compile: true has no effect');
+    expect(readFileSync(join(dir, 'out', 'report.html'), 'utf8')).toMatch(/<p class="warn">warning: lora &#39;shapes_lora&#39;: compile: true has no effect/);
   }, 600_000);
 
   it('SIGTERM mid-training keeps a resumable state; the next run resumes from it', async () => {
@@ -128,8 +172,18 @@ describe('lorabuild run: train stage on builtin tiny', () => {
     }, 300_000);
     child.kill('SIGTERM');
     const interrupted = await child.result;
-    expect(interrupted.code).not.toBe(0);
+    expect(interrupted.code).toBe(130);
     expect(existsSync(loraPath(dir))).toBe(false);
+    // every progress line of long work carries its rate and time left once measurable
+    const steps = interrupted.events.filter((e) => e.stage === 'train:shapes_lora' && (e.progress as { unit?: string } | undefined)?.unit === 'step');
+    const late = steps.map((e) => e.progress as { done: number; total: number; rate?: number; eta_s?: number }).filter((p) => p.done >= 25);
+    expect(late.length).toBeGreaterThan(0);
+    for (const p of late) {
+      expect(p.rate).toBeGreaterThan(0);
+      expect(p.eta_s).toBeCloseTo((p.total - p.done) / p.rate!, -1);
+    }
+    const encoding = interrupted.events.filter((e) => e.stage === 'train:shapes_lora' && (e.progress as { unit?: string } | undefined)?.unit === 'item');
+    expect(encoding.length).toBeGreaterThan(0);
 
     // finish at 60 steps: the result must be the same bytes as the uninterrupted 60-step run
     writeFileSync(join(dir, 'lorafile.yaml'), lorafile(60));

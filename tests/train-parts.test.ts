@@ -2,7 +2,7 @@
 // stamp, publish's overwrite rules, and the resume index's choices.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { trainingItems } from '../src/stages/train.js';
 import { loraMetadata, stampLoraFile, tagFrequency } from '../src/safetensors/lora-metadata.js';
@@ -83,12 +83,33 @@ describe('publishLora', () => {
     const v1 = await make('v1.safetensors', 'mine', 1);
     const v2 = await make('v2.safetensors', 'mine', 2);
     const target = join(tmp.dir, 'ComfyUI', 'models', 'loras', 'mine.safetensors');
-    await publishLora({ loraName: 'mine', source: v1, target, log: noLog });
+    // no ComfyUI there: nothing is created
+    const refused = await publishLora({ loraName: 'mine', source: v1, target, shown: '~/ComfyUI/models/loras/mine.safetensors', log: noLog }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PublishError);
+    expect((refused as Error).message).toBe(
+      'publish: the folder ~/ComfyUI/models/loras does not exist; nothing was written.\n' +
+        '  hint: lorabuild creates no folders there, except loras/ inside an existing ComfyUI models/ folder: check the ComfyUI path in `publish:`, or create ~/ComfyUI/models/loras first',
+    );
+    expect(existsSync(join(tmp.dir, 'ComfyUI'))).toBe(false);
+    // a ComfyUI models/ folder without loras/: that one folder is made
+    mkdirSync(join(tmp.dir, 'ComfyUI', 'models'), { recursive: true });
+    const first: string[] = [];
+    await publishLora({ loraName: 'mine', source: v1, target, shown: '~/ComfyUI/models/loras/mine.safetensors', log: (l) => first.push(l) });
     expect(readFileSync(target).equals(readFileSync(v1))).toBe(true);
+    expect(first).toEqual(['publish: created ~/ComfyUI/models/loras/', 'publish: wrote ~/ComfyUI/models/loras/mine.safetensors']);
     const lines: string[] = [];
     await publishLora({ loraName: 'mine', source: v2, target, log: (l) => lines.push(l) });
     expect(readFileSync(target).equals(readFileSync(v2))).toBe(true);
     expect(lines[0]).toContain('replacing the earlier version of mine');
+  });
+
+  it('refuses a name that is not .safetensors and a folder that is a file', async () => {
+    const v1 = await make('v3.safetensors', 'mine', 1);
+    const notLora = await publishLora({ loraName: 'mine', source: v1, target: join(tmp.dir, 'mine.ckpt'), log: noLog }).catch((e: unknown) => e);
+    expect((notLora as Error).message).toContain('does not end in .safetensors');
+    writeFileSync(join(tmp.dir, 'plainfile'), 'x');
+    const inFile = await publishLora({ loraName: 'mine', source: v1, target: join(tmp.dir, 'plainfile', 'mine.safetensors'), log: noLog }).catch((e: unknown) => e);
+    expect((inFile as Error).message).toContain('is a file, not a folder');
   });
 
   it("never overwrites someone else's file", async () => {

@@ -65,7 +65,7 @@ describe('WorkerClient with the real worker', () => {
 
   it('wrote the encoder outputs the protocol promises', async () => {
     const latents = await readSafetensorsHeader(items[0].latents);
-    expect([...latents.tensors.keys()].sort()).toEqual(['latent', 'latent_flipped']);
+    expect([...latents.tensors.keys()].sort()).toEqual(['latent', 'latent_flipped', 'logvar', 'logvar_flipped']);
     expect(latents.tensors.get('latent')!.shape.slice(-2)).toEqual([8, 8]);
     const context = await readSafetensorsHeader(items[0].context);
     expect(context.tensors.get('context')!.shape).toEqual([77, 64]);

@@ -13,7 +13,7 @@ describe('python worker unittests', () => {
       cwd: ROOT,
       env: { ...process.env, PYTHONPATH: join(ROOT, 'src', 'worker'), LORABUILD_THREADS: '1', OMP_NUM_THREADS: '1' },
       encoding: 'utf8',
-      timeout: 540_000,
+      timeout: 900_000,
       maxBuffer: 64 * 1024 * 1024,
     });
     const output = `${run.stdout}\n${run.stderr}`;
@@ -24,5 +24,5 @@ describe('python worker unittests', () => {
     expect(output).toMatch(/\nOK( \(skipped=\d+\))?\s*$/);
     const ran = Number(/Ran (\d+) tests?/.exec(output)?.[1] ?? 0);
     expect(ran).toBeGreaterThan(50);
-  }, 600_000);
+  }, 960_000);
 });

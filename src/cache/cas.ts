@@ -83,6 +83,12 @@ export class Cas {
     return { sha256, size };
   }
 
+  /** moves a temp file (from tempFile()) whose sha256 the caller has just computed into the store */
+  installVerified(tmp: string, sha256: string): void {
+    this.install(tmp, sha256);
+    this.written.add(sha256);
+  }
+
   /** a fresh temp path inside the cache (same file system as the store) */
   tempFile(): string {
     mkdirSync(this.layout.tmp, { recursive: true });

@@ -10,6 +10,8 @@
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
+//   cluster/jobs/<op>-…/      a Slurm job's request, script, event file and output (cluster/)
+//   cluster/hello-<key>.json  versions and device of a cluster's nodes, from their last job
 //   writer.lock               pid of the process allowed to write
 //   generation                rewritten whenever gc or verify removes something
 import { join } from 'node:path';

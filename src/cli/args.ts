@@ -1,6 +1,7 @@
 // A small strict option parser shared by the commands: every option is declared, an unknown one is
 // an error that names it (and suggests the closest known one).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { didYouMean } from '../config/suggest.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -10,8 +11,25 @@ export function parseCommandArgs<O extends OptionSpec>(argv: string[], options: 
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError(`lorabuild ${command}: ${(err as Error).message}`);
+    throw new UsageError(`lorabuild ${command}: ${usageMessage(err as NodeJS.ErrnoException, options)}`);
   }
+}
+
+/** node:util's parser errors in our words: an unknown option gets the closest known one. */
+function usageMessage(err: NodeJS.ErrnoException, options: OptionSpec): string {
+  const unknown = /^Unknown option '([^']+)'/.exec(err.message)?.[1];
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+    const known = Object.entries(options).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
+    const word = unknown.split('=')[0];
+    // '-x' is one letter away from every other short option: no guess there
+    const suggestion = word.length > 2 ? didYouMean(word, known) : undefined;
+    return `unknown option '${unknown}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`;
+  }
+  const missing = /^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(err.message)?.[1];
+  if (missing) return `${missing} needs a value, e.g. ${missing} VALUE`;
+  const flag = /^Option '(--[\w-]+)' does not take an argument/.exec(err.message)?.[1];
+  if (flag) return `${flag} is a switch and takes no value: write ${flag} alone`;
+  return err.message;
 }
 
 /** Common: --file/-f names the lorafile (default ./lorafile.yaml). */

@@ -7,6 +7,7 @@ import { allBlobs } from '../cache/inventory.js';
 import { verifyCache } from '../cache/verify.js';
 import { acquireWriterLock } from '../cache/writer-lock.js';
 import { CacheLayout } from '../cache/layout.js';
+import { didYouMean } from '../config/suggest.js';
 import { lockPathFor, readLockfile } from '../engine/lockfile.js';
 import { StatMemo } from '../engine/stat-memo.js';
 import { cacheDirFor } from '../engine/project.js';
@@ -57,7 +58,10 @@ export async function main(argv: string[]): Promise<number> {
       return gc(cacheDir, lorafile, policy, json);
     }
     default:
-      return usage(`unknown subcommand '${sub}' (expected ls, verify or gc)`);
+      {
+      const suggestion = didYouMean(sub, ['ls', 'verify', 'gc']);
+      return usage(`unknown subcommand '${sub}' (expected ls, verify or gc)${suggestion ? `; did you mean '${suggestion}'?` : ''}`);
+    }
   }
 }
 

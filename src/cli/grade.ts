@@ -9,6 +9,7 @@ import { ConfigError } from '../config/errors.js';
 import { reportConfigError } from '../config/format.js';
 import { checkProject } from '../engine/check.js';
 import { openProject } from '../engine/project.js';
+import { onPythonProbe } from '../worker/python.js';
 import type { Json } from '../engine/types.js';
 import { gatherFacts } from '../grade/facts.js';
 import { junitXml } from '../grade/junit.js';
@@ -67,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) return reportConfigError(err);
     throw err;
   }
+  // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
+  onPythonProbe((message) => process.stderr.write(`${message}\n`));
 
   const lock = await acquireWriterLock(project.cacheDir, 'lorabuild grade', {
     onWait: (holder) => process.stderr.write(`lorabuild: waiting for ${holder.command} (pid ${holder.pid}) to finish with the cache ${project.cacheDir}\n`),

@@ -18,25 +18,37 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main(arg
   caption: { summary: 'draft captions with a WD14-style ONNX tagger', load: () => import('./caption.js') },
 };
 
+async function version(): Promise<string> {
+  const { readFileSync } = await import('node:fs');
+  const pkg = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return `usage: lorabuild <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nlorabuild <command> --help for its options\n`;
+  return `usage: lorabuild <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nlorabuild help <command> (or lorabuild <command> --help) for its options\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  let [command, ...rest] = argv;
+  // `lorabuild help run` is `lorabuild run --help`
+  if (command === 'help' && rest.length > 0) [command, rest] = [rest[0], ['--help']];
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(usage());
     return command ? 0 : 2;
   }
-  if (command === '--version') {
-    process.stdout.write('lorabuild 0.1.0\n');
+  if (command === '--version' || command === '-V') {
+    process.stdout.write(`lorabuild ${await version()}\n`);
     return 0;
   }
-  const entry = COMMANDS[command];
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!entry) {
-    process.stderr.write(`lorabuild: unknown command '${command}'\n\n${usage()}`);
+    const { didYouMean } = await import('../config/suggest.js');
+    const suggestion = didYouMean(command, Object.keys(COMMANDS));
+    const what = command.startsWith('-') ? 'option' : 'command';
+    const hint = suggestion ? `did you mean 'lorabuild ${suggestion}'?` : "'lorabuild help' lists the commands";
+    process.stderr.write(`lorabuild: unknown ${what} '${command}'; ${hint}\n\n${usage()}`);
     return 2;
   }
   let mod;

@@ -5,6 +5,7 @@ import { CacheLayout } from '../cache/layout.js';
 import { reportConfigError } from '../config/format.js';
 import { execute } from '../engine/executor.js';
 import { openProject } from '../engine/project.js';
+import { onPythonProbe } from '../worker/python.js';
 import { stageStatusLine } from '../engine/status-format.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
@@ -28,6 +29,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return reportConfigError(err);
   }
+  // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
+  onPythonProbe((message) => process.stderr.write(`${message}\n`));
+
   if (args.values.log !== undefined) return printLog(project.cacheDir, args.values.log, project.allStageIds);
 
   const result = await execute({

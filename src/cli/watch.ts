@@ -8,6 +8,7 @@ import { WatchSession } from '../watch/session.js';
 import { withTestHold } from '../watch/test-hold.js';
 import { isThroughKind, THROUGH_KINDS } from '../watch/through.js';
 import { UsageError, commandArgs, lorafileOption } from './args.js';
+import { STOP_SIGNALS } from './signals.js';
 
 const DEFAULT_DEBOUNCE_MS = 10;
 
@@ -74,8 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       stopping = session.stop().then(resolve, resolve);
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   });
   await session.start();
   await stopped;

@@ -1,7 +1,9 @@
 // Maps a ComfyUI workflow with SimpleLoRA's LoRATrainer node (and optionally a LoraLoader /
 // LoraLoaderModelOnly + KSampler graph) to a lorafile, setting for setting. What SimpleLoRA fixes
-// without showing it (512 px, center crop, random flip, gradient accumulation 4, cosine schedule)
-// is written out too, so the imported lorafile trains what the node trained.
+// without showing it (512 px, center crop, random flip, gradient accumulation 4, cosine schedule,
+// max_grad_norm 1, LoRA on attention + proj_in/proj_out with peft's gaussian init, a VAE posterior
+// sample per step) is written out too, so the imported lorafile trains what the node trained;
+// pipelines/pokemon-showcase/README.md lists what still differs and why.
 import { WorkflowError, type WorkflowNode } from './workflow.js';
 
 export interface ImportOptions {
@@ -88,12 +90,15 @@ export function workflowToLorafile(nodes: WorkflowNode[], options: ImportOptions
       steps: num(t, 'training_steps'),
       checkpoint_every: num(t, 'checkpointing_steps'),
       seed: num(t, 'random_seed'),
-      // fixed inside SimpleLoRA's training command:
+      // fixed inside SimpleLoRA's training command (SimpleLoRA.py) and script (lora_core.py):
       resolution: 512,
       flip: true,
       gradient_accumulation: 4,
       lr_scheduler: 'cosine',
-      targets: 'attention',
+      max_grad_norm: 1,
+      targets: 'attention+proj',
+      lora_init: 'gaussian',
+      latents: 'sample',
       publish: joinComfy(options.comfyui, 'models', 'loras', loraFile),
     };
     if (typeof t.widgets.lora_checkpoint_folder === 'string') {

@@ -1,6 +1,6 @@
 // Checks zod cannot do because they span entries: references between sections, init_from cycles,
 // exactly-one-source rules, and render checkpoints against the lora's schedule.
-import { LoraSchema, ModelSchema, RenderSchema } from './schema.js';
+import { defaultCheckpointEvery, LoraSchema, ModelSchema, RenderSchema } from './schema.js';
 import type { PathSegment } from './locate.js';
 import { prefix, type DiagnosticSink } from './sink.js';
 import { didYouMean } from './suggest.js';
@@ -122,11 +122,12 @@ function checkLoras(sink: DiagnosticSink, raw: unknown): Map<string, Schedule> {
     const s = scheduleOf(l);
     schedules.set(name, s);
     if (s.steps === undefined) continue;
+    if (!present(l, 'checkpoint_every') && s.checkpoint_every === undefined) s.checkpoint_every = defaultCheckpointEvery(s.steps);
     if (s.checkpoint_every !== undefined && s.checkpoint_every > s.steps) {
       sink.atValue(
         [...base, 'checkpoint_every'],
         'checkpoint-every',
-        `lora '${name}': checkpoint_every (${s.checkpoint_every}${present(l, 'checkpoint_every') ? '' : ', the default'}) is larger than steps (${s.steps})`,
+        `lora '${name}': checkpoint_every (${s.checkpoint_every}) is larger than steps (${s.steps})`,
         `set checkpoint_every to at most ${s.steps}, or raise steps`,
       );
     }

@@ -7,7 +7,7 @@ import { crossCheck } from './cross-checks.js';
 import type { Diagnostic } from './diagnostic.js';
 import { ConfigError } from './errors.js';
 import { YamlLocator, type PathSegment } from './locate.js';
-import { LorafileSchema, type Config } from './schema.js';
+import { defaultCheckpointEvery, LorafileSchema, type Config } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
 import { displayFileName } from './display.js';
@@ -115,7 +115,8 @@ export function parseConfig(text: string, file: string): Config {
   if (sink.diagnostics.length > 0 || !result.success) throw new ConfigError(sink.sorted(), source);
 
   const abs = path.resolve(file);
-  const config: Config = { ...result.data, file: abs, root: path.dirname(abs), source };
+  const loras = Object.fromEntries(Object.entries(result.data.loras).map(([n, l]) => [n, { ...l, checkpoint_every: l.checkpoint_every ?? defaultCheckpointEvery(l.steps) }]));
+  const config: Config = { ...result.data, loras, file: abs, root: path.dirname(abs), source };
   locators.set(config, locator);
   return config;
 }

@@ -59,3 +59,17 @@ export function displayPath(config: Pick<Config, 'root'>, abs: string): string {
   if (rel === '') return '.';
   return rel.split(path.sep).join('/');
 }
+
+/**
+ * A path for files that get committed (lorafile.lock, logs in out/): relative to the lorafile's
+ * folder when inside it, `~/...` when under the home folder, else as it is. Two machines with the
+ * same checkout write the same text.
+ */
+export function portablePath(config: Pick<Config, 'root'>, abs: string, home: string = os.homedir()): string {
+  const inside = path.relative(config.root, abs);
+  if (inside === '') return '.';
+  if (!inside.startsWith('..') && !path.isAbsolute(inside)) return inside.split(path.sep).join('/');
+  const fromHome = path.relative(home, abs);
+  if (home && fromHome !== '' && !fromHome.startsWith('..') && !path.isAbsolute(fromHome)) return `~/${fromHome.split(path.sep).join('/')}`;
+  return abs;
+}

@@ -63,7 +63,7 @@ function missingKey(sink: DiagnosticSink, path: readonly PathSegment[]): void {
     return;
   }
   const description = fieldAt(path)?.description;
-  sink.atKey(path.slice(0, -1), 'missing-key', `${prefix(path)}missing required key '${key}'`, `add '${key}: ...'${description ? ` (${description})` : ''}`);
+  sink.atKey(path.slice(0, -1), 'missing-key', `${prefix(path)}missing required key '${key}'`, `add '${key}: ...'${description ? ` — ${description}` : ''}`);
 }
 
 function rangeMessage(issue: Issue & { code: 'too_small' | 'too_big' }, path: readonly PathSegment[], got: unknown): { message: string; hint: string } {

@@ -9,7 +9,19 @@ type AnySchema = z.ZodType;
 interface FieldInfo {
   schema: AnySchema;
   defaultValue: unknown;
+  /** the schema's description, shortened for a hint: without what the default is or that it is required */
   description: string | undefined;
+}
+
+/** "The base model to train on. Required." -> "the base model to train on" */
+export function hintFromDescription(description: string | undefined): string | undefined {
+  if (!description) return undefined;
+  const kept = description
+    .split(/(?<=\.)\s+(?=[A-Z])/)
+    .filter((sentence) => !/^(Required|No default|Default:)/.test(sentence))
+    .join(' ')
+    .replace(/\.$/, '');
+  return kept ? kept[0].toLowerCase() + kept.slice(1) : undefined;
 }
 
 function unwrap(schema: AnySchema): FieldInfo {
@@ -27,7 +39,7 @@ function unwrap(schema: AnySchema): FieldInfo {
     }
     description ??= current.description;
   }
-  return { schema: current, defaultValue, description };
+  return { schema: current, defaultValue, description: hintFromDescription(description) };
 }
 
 /** The schema of the value at `path` (record keys and array indices step into values/elements). */

@@ -7,138 +7,186 @@ import { z } from 'zod';
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, _ . - and start with a letter or digit');
 const severity = z.enum(['error', 'warning', 'off']);
 
+/** checkpoint_every when the lorafile does not say: the lab's 200, or every step count below it. */
+export const DEFAULT_CHECKPOINT_EVERY = 200;
+export function defaultCheckpointEvery(steps: number): number {
+  return Math.min(DEFAULT_CHECKPOINT_EVERY, steps);
+}
+
 export const ModelSchema = z
   .strictObject({
-    checkpoint: z.string().min(1).optional().describe('LDM single-file checkpoint (.safetensors). ckpt_name in the lab node.'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('Hugging Face model repo'),
-    file: z.string().min(1).optional().describe('file inside the hub repo'),
-    revision: z.string().min(1).default('main'),
+    checkpoint: z.string().min(1).optional().describe('An SD1.x LDM single-file checkpoint (.safetensors), relative to the lorafile or starting with ~ (ckpt_name in the lab node). Give exactly one of checkpoint, hub or builtin. No default.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name (with file:). Give exactly one of checkpoint, hub or builtin. No default.'),
+    file: z.string().min(1).optional().describe('The checkpoint file inside the hub repo, e.g. DreamShaper_8_pruned.safetensors. Needed with hub:. No default.'),
+    revision: z.string().min(1).default('main').describe('Branch, tag or commit of the hub repo; pinned to a commit in lorafile.lock.'),
     builtin: z
       .enum(['tiny', 'toy'])
       .optional()
-      .describe('a small SD1-architecture model that ships with lorabuild (64 px, 2 CPU cores): toy is pretrained on captioned shapes in named colors (the demo); tiny has random weights from `seed` (tests)'),
-    seed: z.number().int().min(0).default(0).describe('seed of the random weights of builtin: tiny'),
-    tokenizer: z.string().min(1).optional().describe('folder with vocab.json+merges.txt or a bpe_simple_vocab_16e6.txt.gz'),
-    allow_pickle: z.boolean().default(false).describe('allow loading pickled .ckpt/.pt files (runs code from the file!)'),
+      .describe('A small SD1-architecture model that ships with lorabuild (64 px, 2 CPU cores, no download): toy is pretrained on captioned shapes in named colors (the demo); tiny has random weights made from seed (tests, CI). No default.'),
+    seed: z.number().int().min(0).default(0).describe('The seed the weights of builtin: tiny are made from (toy ships pretrained and ignores it).'),
+    tokenizer: z.string().min(1).optional().describe('A folder with vocab.json + merges.txt, or a bpe_simple_vocab_16e6.txt.gz. Default: the model\'s own tokenizer/ folder if it has one, else the CLIP vocabulary that ships with lorabuild.'),
+    allow_pickle: z.boolean().default(false).describe('Allow pickled .ckpt/.pt checkpoints. Loading a pickle runs code from the file: only for files you trust.'),
   })
-  .describe('a base model');
+  .describe('A base model: checkpoint, hub or builtin.');
 
 export const RulesSchema = z
   .strictObject({
-    max_tokens: z.number().int().min(1).max(75 * 3).default(75),
-    min_size: z.number().int().min(1).optional().describe('smallest image side; default: the training resolution'),
-    max_aspect: z.number().min(1).default(2.5),
-    duplicates: severity.default('warning'),
-    missing_caption: severity.default('error'),
-    missing_image: severity.default('error'),
-    numbering: severity.default('warning'),
-    extension: severity.default('warning'),
-    empty_caption: severity.default('error'),
-    encoding: severity.default('error'),
-    whitespace: severity.default('warning'),
-    too_long: severity.default('warning'),
-    trigger_missing: severity.default('warning'),
-    duplicate_image: severity.default('warning'),
-    duplicate_caption: severity.default('warning'),
-    undecodable: severity.default('error'),
-    too_small: severity.default('warning'),
-    aspect: severity.default('warning'),
+    max_tokens: z.number().int().min(1).max(75 * 3).default(75).describe('The most CLIP tokens a caption may have (SD1.x sees 75; the rest is cut).'),
+    min_size: z.number().int().min(1).optional().describe('The smallest allowed image side in pixels. Default: the dataset\'s resolution, else the training resolution of the first lora on it, else 512.'),
+    max_aspect: z.number().min(1).default(2.5).describe('The largest allowed ratio of long to short image side.'),
+    duplicates: severity.default('warning').describe('Two files of the lab layout use the same number (image/0.png and image/0.jpg): error, warning or off.'),
+    missing_caption: severity.default('error').describe('An image without a caption file: error, warning or off.'),
+    missing_image: severity.default('error').describe('A caption without an image: error, warning or off.'),
+    numbering: severity.default('warning').describe('File names of the lab layout that are not numbers 0..N-1, or gaps in the numbering: error, warning or off.'),
+    extension: severity.default('warning').describe('An image whose extension does not match its content, or a file that belongs to no item: error, warning or off.'),
+    empty_caption: severity.default('error').describe('An empty caption: error, warning or off.'),
+    encoding: severity.default('error').describe('A caption that is not valid UTF-8: error, warning or off.'),
+    whitespace: severity.default('warning').describe('A byte-order mark, CRLF line ends, leading or trailing whitespace or blank lines in a caption: error, warning or off.'),
+    too_long: severity.default('warning').describe('A caption longer than max_tokens (the words past it are cut): error, warning or off.'),
+    trigger_missing: severity.default('warning').describe('A caption without the dataset\'s trigger: error, warning or off.'),
+    duplicate_image: severity.default('warning').describe('Two items with the same image bytes: error, warning or off.'),
+    duplicate_caption: severity.default('warning').describe('Two items with the same caption: error, warning or off.'),
+    undecodable: severity.default('error').describe('An image that does not decode: error, warning or off.'),
+    too_small: severity.default('warning').describe('An image smaller than min_size: error, warning or off.'),
+    aspect: severity.default('warning').describe('An image more elongated than max_aspect: error, warning or off.'),
   })
-  .describe('caption/image rules: each error | warning | off');
+  .describe('Caption and image rules of the validate stage; each problem is error (blocks training), warning or off.');
 
 export const DatasetSchema = z
   .strictObject({
-    folder: z.string().min(1).optional().describe('local dataset folder (use_custom_dataset: true)'),
-    layout: z.enum(['auto', 'lab', 'kohya', 'imagefolder']).default('auto'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub datasets look like owner/name').optional().describe('Hugging Face dataset repo (dataset_path)'),
-    revision: z.string().min(1).default('main'),
-    split: z.string().min(1).default('train'),
-    caption_column: z.string().min(1).optional().describe('caption column (lab default: text)'),
-    image_column: z.string().min(1).default('image'),
-    caption_choice: z.enum(['first', 'random']).default('first').describe('for list-of-string captions'),
-    caption_seed: z.number().int().min(0).default(0),
-    bad_images: z.enum(['error', 'skip']).default('error').describe('rows whose image does not decode'),
-    max_items: z.number().int().min(1).optional(),
-    trigger: z.string().min(1).optional().describe('trigger word or phrase every caption should contain'),
-    resolution: z.number().int().min(8).optional().describe('prepare: resize + center-crop images to this size'),
-    rules: RulesSchema.default(RulesSchema.parse({})),
+    folder: z.string().min(1).optional().describe('A local dataset folder, relative to the lorafile (use_custom_dataset: true in the lab node). Give folder or hub. No default.'),
+    layout: z.enum(['auto', 'lab', 'kohya', 'imagefolder']).default('auto').describe('How the folder is laid out: lab (image/N.jpeg + text/N.txt), kohya (img.png + img.txt), imagefolder (metadata.jsonl); auto tells them apart.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub datasets look like owner/name').optional().describe('A Hugging Face dataset repo, owner/name (dataset_path in the lab node). Give folder or hub. No default.'),
+    revision: z.string().min(1).default('main').describe('Branch, tag or commit of the hub dataset; pinned to a commit in lorafile.lock.'),
+    split: z.string().min(1).default('train').describe('The split of the hub dataset to train on.'),
+    caption_column: z.string().min(1).optional().describe('The column that holds the captions (caption_column in the lab node). Default: text.'),
+    image_column: z.string().min(1).default('image').describe('The column that holds the images.'),
+    caption_choice: z.enum(['first', 'random']).default('first').describe('Which caption to use when a row has a list of captions: the first, or one picked with caption_seed.'),
+    caption_seed: z.number().int().min(0).default(0).describe('The seed for caption_choice: random.'),
+    bad_images: z.enum(['error', 'skip']).default('error').describe('What to do with hub rows whose image does not decode: stop with an error, or skip them.'),
+    max_items: z.number().int().min(1).optional().describe('Use only the first N items (quick experiments). Default: all items.'),
+    trigger: z.string().min(1).optional().describe('A trigger word or phrase every caption should contain (checked by the trigger_missing rule). No default.'),
+    resolution: z.number().int().min(8).optional().describe('Resize and center-crop images to this size while preparing. Default: images are kept as they are (training crops them to its resolution).'),
+    rules: RulesSchema.default(RulesSchema.parse({})).describe('Caption and image rules of the validate stage; each problem is error (blocks training), warning or off.'),
   })
-  .describe('a training dataset');
+  .describe('A training dataset: a local folder or a Hugging Face dataset.');
 
 export const LoraSchema = z
   .strictObject({
-    model: name.describe('ckpt_name: a key of models'),
-    dataset: name.describe('a key of datasets'),
-    init_from: name.optional().describe('start from the final weights of another lora'),
-    rank: z.number().int().min(1).max(1024).default(4),
-    alpha: z.number().positive().optional().describe('default = rank (scale 1)'),
-    learning_rate: z.number().positive().max(1).default(1e-4),
-    batch_size: z.number().int().min(1).max(256).default(1),
-    steps: z.number().int().min(1).default(1000).describe('training_steps'),
-    checkpoint_every: z.number().int().min(1).default(200).describe('checkpointing_steps'),
-    seed: z.number().int().min(0).default(0).describe('random_seed'),
-    resolution: z.number().int().min(64).max(2048).multipleOf(8).default(512),
-    targets: z.enum(['attention', 'attention+proj', 'all-linear']).default('attention'),
-    lr_scheduler: z.enum(['constant', 'cosine']).default('constant'),
-    warmup_steps: z.number().int().min(0).default(0),
-    gradient_accumulation: z.number().int().min(1).default(1),
-    clip_skip: z.number().int().min(1).max(11).default(1),
-    min_snr_gamma: z.number().positive().optional(),
-    noise_offset: z.number().min(0).max(1).default(0),
-    caption_dropout: z.number().min(0).max(1).default(0),
-    flip: z.boolean().default(true).describe('random horizontal flip'),
-    mixed_precision: z.enum(['auto', 'no', 'fp16', 'bf16']).default('auto'),
-    gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto'),
-    compile: z.boolean().default(false),
-    device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
-    publish: z.string().min(1).optional().describe('copy the final LoRA here (e.g. ComfyUI/models/loras/NAME.safetensors)'),
+    model: name.describe('A name under models:, the base model to train on (ckpt_name in the lab node). Required.'),
+    dataset: name.describe('A name under datasets:, the dataset to train on. Required.'),
+    init_from: name.optional().describe('Start from the final weights of another lora (same rank and targets) instead of from zero. No default.'),
+    rank: z.number().int().min(1).max(1024).default(4).describe('LoRA rank: the size of the low-rank update (rank in the lab node).'),
+    alpha: z.number().positive().optional().describe('LoRA alpha; the update is scaled by alpha / rank. Default: rank (scale 1, as diffusers and SimpleLoRA train).'),
+    learning_rate: z.number().positive().max(1).default(1e-4).describe('AdamW learning rate (learning_rate in the lab node).'),
+    batch_size: z.number().int().min(1).max(256).default(1).describe('Images per step (batch_size in the lab node).'),
+    steps: z.number().int().min(1).default(1000).describe('Optimizer steps to train (training_steps in the lab node).'),
+    checkpoint_every: z.number().int().min(1).optional().describe(`Save a checkpoint LoRA every N steps (checkpointing_steps in the lab node). Default: ${DEFAULT_CHECKPOINT_EVERY}, or steps when steps is smaller.`),
+    seed: z.number().int().min(0).default(0).describe('Seed of the training noise, timesteps, flips and caption dropout (random_seed in the lab node).'),
+    resolution: z.number().int().min(64).max(2048).multipleOf(8).default(512).describe('Training image size in pixels (images are resized and center-cropped to it); a multiple of 8.'),
+    targets: z.enum(['attention', 'attention+proj', 'all-linear']).default('attention').describe('Which UNet layers get LoRA: attention (to_q, to_k, to_v, to_out.0), attention+proj (also proj_in, proj_out, as SimpleLoRA), or all-linear.'),
+    lr_scheduler: z.enum(['constant', 'cosine']).default('constant').describe('Learning-rate schedule after the warmup: constant or cosine decay to zero.'),
+    warmup_steps: z.number().int().min(0).default(0).describe('Steps of linear learning-rate warmup from zero.'),
+    gradient_accumulation: z.number().int().min(1).default(1).describe('Batches whose gradients add up before each optimizer step (effective batch = batch_size x this).'),
+    clip_skip: z.number().int().min(1).max(11).default(1).describe('Use the output of the N-th last CLIP text layer (1: the last, as SD1.5; 2: as many anime models).'),
+    min_snr_gamma: z.number().positive().optional().describe('Weight the loss by min(SNR, gamma) / SNR (min-SNR weighting; 5 is usual). Default: off.'),
+    noise_offset: z.number().min(0).max(1).default(0).describe('Add this much per-channel offset noise (helps very dark or bright images); 0 is off.'),
+    caption_dropout: z.number().min(0).max(1).default(0).describe('Probability of training a step with the empty caption instead of the real one.'),
+    flip: z.boolean().default(true).describe('Random horizontal flips of the training images.'),
+    max_grad_norm: z.number().min(0).default(1).describe('Clip the global gradient norm to this before each optimizer step (diffusers, kohya and SimpleLoRA use 1.0); 0 turns clipping off.'),
+    latents: z
+      .enum(['mean', 'sample'])
+      .default('mean')
+      .describe('VAE latents to train on: mean (the posterior mean) or sample (a posterior sample per step, as SimpleLoRA draws; deterministic per seed and step).'),
+    lora_init: z.enum(['kaiming', 'gaussian']).default('kaiming').describe('Initialisation of lora_down: kaiming (kaiming-uniform, as kohya) or gaussian (normal with std 1/rank, as peft and SimpleLoRA).'),
+    mixed_precision: z.enum(['auto', 'no', 'fp16', 'bf16']).default('auto').describe('CUDA precision: auto (bf16 where the GPU has it, else fp16), no (fp32), fp16 or bf16. The CPU always trains in fp32.'),
+    gradient_checkpointing: z.enum(['auto', 'on', 'off']).default('auto').describe('Recompute activations in the backward pass to save GPU memory: auto (on for a CUDA GPU with at most 8.5 GiB), on or off.'),
+    compile: z.boolean().default(false).describe('torch.compile the UNet on CUDA (faster steps after a slow first one).'),
+    device: z.enum(['auto', 'cpu', 'cuda']).default('auto').describe('Where to train: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda.'),
+    devices: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Train as N processes (torch.distributed.run + DDP: one GPU each with NCCL, gloo on the CPU); batch_size is the global batch and must split evenly. Default: 1.'),
+    portable: z
+      .boolean()
+      .optional()
+      .describe('The result may be reused on another device class or torch version (a remote cache then lets a CPU-built LoRA satisfy a GPU build). Default: results are keyed by device.'),
+    publish: z.string().min(1).optional().describe('Also copy the final LoRA to this path, e.g. ~/ComfyUI/models/loras/NAME.safetensors. Its folder must exist (or, for a ComfyUI models/loras folder, the ComfyUI models folder). No default: nothing is copied.'),
   })
-  .describe('a LoRA training target (lora_name)');
+  .describe('A LoRA training target (lora_name in the lab node).');
 
 export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
 
 export const RenderSchema = z
   .strictObject({
-    lora: name.describe('a key of loras'),
-    prompts: z.array(z.string().min(1)).min(1),
-    negative_prompt: z.string().default(''),
-    seeds: z.array(z.number().int().min(0)).min(1).default([0]),
-    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]),
-    checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('training steps to render as a grid axis'),
-    sampler: SamplerSchema.default('euler'),
-    steps: z.number().int().min(1).max(1000).default(25),
-    cfg: z.number().min(0).max(100).default(7.5),
-    width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('default: the lora resolution'),
-    height: z.number().int().min(64).max(2048).multipleOf(8).optional(),
-    columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength'),
+    lora: name.describe('A name under loras:, the LoRA to render with. Required.'),
+    prompts: z.array(z.string().min(1)).min(1).describe('The prompts: one grid row per prompt and seed. Required.'),
+    negative_prompt: z.string().default('').describe('The negative prompt of every cell.'),
+    seeds: z.array(z.number().int().min(0)).min(1).default([0]).describe('Noise seeds: one grid row per prompt and seed; every column of a row starts from the same noise.'),
+    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]).describe('LoRA strengths, one column each; 0 is the image without the LoRA.'),
+    checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('Training steps whose checkpoints to render as columns (multiples of checkpoint_every, or the final step). Default: only the final LoRA.'),
+    sampler: SamplerSchema.default('euler').describe('The sampler, as ComfyUI\'s KSampler names it.'),
+    steps: z.number().int().min(1).max(1000).default(25).describe('Sampling steps per image.'),
+    cfg: z.number().min(0).max(100).default(7.5).describe('Classifier-free guidance scale.'),
+    width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image width in pixels, a multiple of 8. Default: the lora\'s resolution.'),
+    height: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image height in pixels, a multiple of 8. Default: the lora\'s resolution.'),
+    columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength').describe('What the grid columns show: the strengths, the checkpoints, or every checkpoint at every strength.'),
+    portable: z
+      .boolean()
+      .optional()
+      .describe('The images may be reused on another device class or torch version (a remote cache then lets CPU-rendered cells satisfy a GPU build). Default: results are keyed by device.'),
     score: z
       .strictObject({
-        clip: z.string().min(1).describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or an HF repo id'),
+        clip: z.string().min(1).describe('CLIP as ONNX (text_model.onnx + vision_model.onnx): a folder or a Hugging Face repo id. Required.'),
       })
       .optional()
-      .describe('score the cells: CLIP-T (prompt alignment), CLIP-I (similarity to the training images), LoRA effect per arm'),
+      .describe('Score the cells: CLIP-T (prompt alignment), CLIP-I (similarity to the training images) and the LoRA effect per arm. Default: no scoring.'),
   })
-  .describe('a sample grid: prompts × seeds rows, strength/checkpoint columns');
+  .describe('A sample grid: one row per prompt and seed, one column per strength (and checkpoint).');
+
+const slurmWord = z.string().regex(/^[^\s'"\\]+$/, 'one word: no spaces or quotes');
+
+export const ClusterSchema = z
+  .strictObject({
+    executor: z.enum(['local', 'slurm']).default('local').describe('slurm: run train and render stages as sbatch jobs'),
+    partition: slurmWord.optional().describe('sbatch --partition. Default: the cluster\'s default partition.'),
+    gres: slurmWord.optional().describe('sbatch --gres, e.g. gpu:1. Default: none.'),
+    time: z
+      .string()
+      .regex(/^(\d+-)?\d+(:\d{1,2}){0,2}$/, 'a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS')
+      .optional()
+      .describe('sbatch --time: the job time limit; the worker gets SIGTERM 60 s before it and saves its state. Default: the partition\'s limit.'),
+    account: slurmWord.optional().describe('sbatch --account. Default: your default account.'),
+    sbatch_args: z.array(z.string().regex(/^[^\n]+$/, 'one argument per entry')).default([]).describe('more sbatch arguments, e.g. ["--qos=short", "--mem=16G"]'),
+    python: z.string().min(1).optional().describe('python with torch on the compute nodes. Default: the one lorabuild uses here.'),
+  })
+  .describe('where compute stages run: here (local) or as Slurm jobs; the cache folder must be on a file system the nodes share');
 
 export const LorafileSchema = z
   .strictObject({
-    version: z.literal(1),
-    python: z.string().min(1).optional().describe('python interpreter with torch (e.g. ComfyUI python_embeded/python.exe)'),
-    out: z.string().min(1).default('out'),
-    models: z.record(name, ModelSchema).default({}),
-    datasets: z.record(name, DatasetSchema).default({}),
-    loras: z.record(name, LoraSchema).default({}),
-    renders: z.record(name, RenderSchema).default({}),
+    version: z.literal(1).describe('The lorafile format version: 1. Required.'),
+    python: z.string().min(1).optional().describe('The Python interpreter with torch for the worker (e.g. ComfyUI\'s python_embeded/python.exe). Default: LORABUILD_PYTHON, else a python3 that imports torch.'),
+    out: z.string().min(1).default('out').describe('The folder (relative to the lorafile) that gets the LoRAs, renders, validation reports and report.html.'),
+    models: z.record(name, ModelSchema).default({}).describe('Base models by name.'),
+    datasets: z.record(name, DatasetSchema).default({}).describe('Training datasets by name.'),
+    loras: z.record(name, LoraSchema).default({}).describe('LoRA training targets by name (lora_name).'),
+    renders: z.record(name, RenderSchema).default({}).describe('Sample grids by name.'),
+    cluster: ClusterSchema.optional().describe('Where train and render stages run: here or as Slurm jobs. Default: here (executor local).'),
   })
   .describe('lorabuild lorafile v1');
 
 export type ModelSpec = z.output<typeof ModelSchema>;
 export type DatasetSpec = z.output<typeof DatasetSchema>;
 export type RulesSpec = z.output<typeof RulesSchema>;
-export type LoraSpec = z.output<typeof LoraSchema>;
+/** checkpoint_every is filled in by the loader (defaultCheckpointEvery): it depends on steps. */
+export type LoraSpec = z.output<typeof LoraSchema> & { checkpoint_every: number };
 export type RenderSpec = z.output<typeof RenderSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
-export type LorafileSpec = z.output<typeof LorafileSchema>;
+export type ClusterSpec = z.output<typeof ClusterSchema>;
+export type LorafileSpec = Omit<z.output<typeof LorafileSchema>, 'loras'> & { loras: Record<string, LoraSpec> };
 
 /** A loaded, validated lorafile. Paths in specs are as written; resolve them with config/paths.ts. */
 export interface Config extends LorafileSpec {

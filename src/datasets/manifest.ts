@@ -9,7 +9,7 @@
 /** A file of a local dataset folder. `path` is for display: relative to the lorafile, '/' separators. */
 export interface ListedFile {
   path: string;
-  /** absolute path on disk */
+  /** absolute path on disk; in listing.json relative to the lorafile or `~/...` (listing-paths.ts) */
   abs: string;
   sha256: string;
   size: number;
@@ -28,7 +28,7 @@ export interface ListingEntry {
 export interface ParquetShard {
   /** path inside the repo, e.g. data/train-00000-of-00001.parquet */
   path: string;
-  /** absolute path of the verified file (inside the HF cache snapshot) */
+  /** absolute path of the verified file (inside the HF cache snapshot); in listing.json `~/...` when under the home folder */
   abs: string;
   sha256: string;
   size: number;

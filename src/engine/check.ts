@@ -15,7 +15,7 @@ import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 import { expandUserPath } from '../worker/start.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import type { StageRegistry } from './executor.js';
@@ -27,12 +27,12 @@ import { makeStageContext, type ContextDeps } from './stage-context.js';
 import { StatMemo } from './stat-memo.js';
 import type { Json, LockEntry, Lockfile, OutputFile, Plan, StageImpl, StageKind, StageNode, StageOutputs } from './types.js';
 import { runWorker } from './run-worker.js';
+import type { RemoteCache } from '../cache/remote/remote-cache.js';
 
 /** Params that describe the machine a stage ran on, not what it was built from. */
 export const ENVIRONMENT_PARAMS = ['worker_version', 'torch', 'device'] as const;
 
-/** Stages that check re-runs every time (no GPU, seconds). */
-const CHEAP_KINDS: ReadonlySet<StageKind> = new Set(['fetch', 'prepare', 'validate']);
+import { CHEAP_KINDS } from './stage-kinds.js';
 
 /** Stages `rebuild` re-runs too; their logs and JSON summaries are not compared, only the artifacts. */
 const REBUILT_KINDS: ReadonlySet<StageKind> = new Set(['train', 'render']);
@@ -81,14 +81,16 @@ export interface CheckOptions {
   lockFile: string;
   /** also re-run train and render and compare their outputs with the lock */
   rebuild?: boolean;
-  worker?: () => Promise<WorkerClient>;
+  worker?: () => Promise<ComputeWorker>;
   signal?: AbortSignal;
   onStage?: (check: StageCheck) => void;
+  /** artifacts neither in out/ nor in the cache are fetched from here by hash (verified) */
+  remote?: RemoteCache;
 }
 
 export const CHECK_EXIT = { ok: 0, failed: 1, invalid: 2, stale: 3, tampered: 4 } as const;
 
-const RUN_HINT = 'run `lorabuild run`, then commit lorafile.lock and out/';
+export const RUN_HINT = 'run `lorabuild run`, then commit lorafile.lock and out/';
 
 export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
   const { config, plan } = opts;
@@ -249,7 +251,13 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
         add('tampered', `${lockName} records an impossible output for ${node.id}: ${checkOutputName(name) ?? `'${name}' has no valid sha256 and size`}`);
         continue;
       }
-      const inCache = cas.has(blob.sha256, blob.size) && (await hashOrNull(cas.path(blob.sha256), true)) === blob.sha256;
+      let inCache = cas.has(blob.sha256, blob.size) && (await hashOrNull(cas.path(blob.sha256), true)) === blob.sha256;
+      const fromRemote = async (): Promise<boolean> => {
+        if (inCache || !opts.remote) return false;
+        inCache = await opts.remote.fetchBlob(`${name} of ${node.id}`, blob.sha256, blob.size, cas);
+        if (inCache) add('info', `${name} of ${node.id} is not committed; its recorded bytes came from the remote cache ${opts.remote.url}`);
+        return inCache;
+      };
       if (materialized) {
         const copy = join(materialized, ...name.split('/'));
         const shown = displayPath(config.root, copy);
@@ -262,10 +270,12 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
           add('tampered', `${shown} differs from what ${lockName} records for ${node.id} (sha256 ${sha.slice(0, 12)}… on disk, ${blob.sha256.slice(0, 12)}… in the lock): restore it with \`lorabuild run\` or rebuild and commit both`, shown);
           continue;
         }
-        if (!inCache) add('missing', `${shown} is missing (recorded in ${lockName} for ${node.id}): commit out/ with the lock`, shown);
+        // with a remote cache a submission need not commit out/: re-run stages are compared with the lock below
+        if (rerun && opts.remote) continue;
+        if (!inCache && !(await fromRemote())) add('missing', `${shown} is missing (recorded in ${lockName} for ${node.id}): commit out/ with the lock${opts.remote ? `, or upload it to the remote cache (lorabuild run --remote-cache ${opts.remote.url})` : ''}`, shown);
         continue;
       }
-      if (!inCache && !rerun) add('missing', `${node.id}'s output ${name} is neither in out/ nor in the cache: rebuild it with \`lorabuild run\``, name);
+      if (!inCache && !rerun && !(await fromRemote())) add('missing', `${node.id}'s output ${name} is neither in out/ nor in the cache: rebuild it with \`lorabuild run\``, name);
     }
   }
 

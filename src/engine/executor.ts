@@ -11,9 +11,9 @@ import { writeFileAtomic } from '../cache/atomic.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
-import type { Config } from '../config/schema.js';
+import type { ClusterSpec, Config } from '../config/schema.js';
 import type { FolderFile } from '../datasets/local/walk.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
@@ -22,7 +22,9 @@ import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext } from './stage-context.js';
 import { StatMemo, type HashStats } from './stat-memo.js';
 import type { Json, LockEntry, Plan, ResourceClass, StageEvent, StageImpl, StageInputs, StageKind, StageNode, StageOutcome, StageOutputs } from './types.js';
-import { runWorker } from './run-worker.js';
+import { clusterWorker, runWorker } from './run-worker.js';
+import type { RemoteCache } from '../cache/remote/remote-cache.js';
+import { CHEAP_KINDS } from './stage-kinds.js';
 
 export type StageRegistry = (kind: StageKind) => Promise<StageImpl>;
 
@@ -39,7 +41,7 @@ export interface ExecuteOptions {
   onEvent?: (event: StageEvent) => void;
   /** ids of every stage the lorafile has now; lock entries of other stages are dropped */
   knownStageIds?: Set<string>;
-  worker?: () => Promise<WorkerClient>;
+  worker?: () => Promise<ComputeWorker>;
   concurrency?: Partial<Record<ResourceClass, number>>;
   /**
    * A per-item memo kept across runs by a long-lived process (`lorabuild watch`): made with
@@ -50,6 +52,12 @@ export interface ExecuteOptions {
   statMemo?: StatMemo;
   /** lists dataset folders; `lorabuild watch` passes its walk cache (default: a full walk per build) */
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
+  /** stages that cannot run, with why (a missing input found by the pre-flight check): they fail at once */
+  blocked?: Map<string, string>;
+  /** a remote cache (cache/remote): read before a compute stage runs, written after it ran */
+  remote?: RemoteCache;
+  /** run train and render as Slurm jobs (cluster/slurm-worker.ts) */
+  cluster?: ClusterSpec;
 }
 
 export type ReportOutcome = StageOutcome | 'stale';
@@ -61,10 +69,14 @@ export interface StageReport {
   durationMs: number;
   fingerprint?: string;
   items?: { ran: number; cached: number };
+  /** 'remote' when a cached outcome came from the remote cache */
+  source?: 'local' | 'remote';
 }
 
 export interface ExecuteResult {
   reports: Map<string, StageReport>;
+  /** outputs (files and meta) of the stages that ended fresh, cached or ran */
+  outputs: Map<string, StageOutputs>;
   interrupted: boolean;
   hashing: HashStats;
   lockWritten: boolean;
@@ -97,6 +109,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
   const sharedWorker = runWorker(config, opts.cacheDir);
   const worker = opts.worker ?? (() => sharedWorker.get());
+  const cluster = opts.cluster ? clusterWorker(config, opts.cacheDir, opts.cluster, worker) : undefined;
 
   const cpu = opts.concurrency?.cpu ?? Math.max(1, availableParallelism());
   const queues: Record<ResourceClass, PQueue> = {
@@ -109,6 +122,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const fingerprints = new Map<string, string>();
   const newEntries = new Map<string, LockEntry>();
   const decided = new Map<string, Promise<StageReport>>();
+  const uploads: Promise<void>[] = [];
   let haltedBy: string | undefined;
 
   const finish = (d: Decided): StageReport => {
@@ -118,7 +132,14 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     }
     if (d.lockEntry) newEntries.set(d.report.stage, d.lockEntry);
     if (d.report.outcome === 'failed' && !opts.keepGoing && mode === 'run') haltedBy ??= d.report.stage;
-    emit({ stage: d.report.stage, outcome: d.report.outcome, reason: d.report.reason, durationMs: d.report.durationMs, ...(d.report.items ? { items: d.report.items } : {}) });
+    emit({
+      stage: d.report.stage,
+      outcome: d.report.outcome,
+      reason: d.report.reason,
+      durationMs: d.report.durationMs,
+      ...(d.report.items ? { items: d.report.items } : {}),
+      ...(d.report.source ? { source: d.report.source } : {}),
+    });
     return d.report;
   };
 
@@ -133,19 +154,20 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     });
     const impl = await opts.registry(node.kind);
     const previous = previousLock.stages[node.id];
+    const onCluster = cluster !== undefined && node.resource === 'gpu';
     const contextDeps = {
       config,
       node,
       cacheDir: opts.cacheDir,
       signal,
       previous,
-      options: opts.options ?? {},
+      options: onCluster ? { ...opts.options, executor: 'slurm' } : (opts.options ?? {}),
       memo,
       cas,
       items,
       upstream: outputs,
       emit,
-      worker,
+      worker: onCluster ? () => cluster.get() : worker,
       walkFolder: opts.walkFolder,
     };
     const inputs = checkInputs(node, await impl.inputs(makeStageContext(contextDeps, null).ctx));
@@ -203,6 +225,14 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     }
     if (mode === 'status') return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
 
+    const remote = opts.remote && usesRemote(node) ? opts.remote : undefined;
+    const fromRemote = remote ? await remote.fetch(node, fp, cas, actions) : undefined;
+    if (fromRemote) {
+      for (const blob of Object.values(fromRemote.files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
+      if (materializedDir) materialize(fromRemote.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
+      return { report: report('cached', `${summarize(reasons)}; restored from the remote cache`, { fingerprint: fp, source: 'remote' }), outputs: fromRemote, lockEntry: lockEntry(fromRemote) };
+    }
+
     // run it
     if (signal.aborted) throw new Interrupted();
     emit({ stage: node.id, outcome: 'started', reason: summarize(reasons) });
@@ -236,8 +266,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
       const out: StageOutputs = { files, meta: result.meta ?? null };
       const durationMs = Date.now() - started;
-      actions.put({
-        version: 1,
+      const entry = {
+        version: 1 as const,
         stage: node.id,
         kind: node.kind,
         fingerprint: fp,
@@ -248,7 +278,9 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         items: [...record.items].sort(),
         createdAt: new Date().toISOString(),
         durationMs,
-      });
+      };
+      actions.put(entry);
+      if (remote) uploads.push(remote.upload(entry, cas));
       if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo);
       const reason = summarize(reasons);
       recordRun('ran', reason);
@@ -261,7 +293,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const schedule = (node: StageNode): Promise<StageReport> => {
     const blockedBy = async (): Promise<StageReport | undefined> => {
       const deps = await Promise.all(node.deps.map((d) => decided.get(d)!));
-      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped' || r.outcome === 'stale');
+      // a failed dependency decides before a stale one: the stage will not run at all
+      return deps.find((r) => r.outcome === 'failed' || r.outcome === 'skipped') ?? deps.find((r) => r.outcome === 'stale');
     };
     return (async () => {
       const blocker = await blockedBy();
@@ -273,6 +306,11 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
               ? `upstream ${blocker.stage} is stale`
               : blocker.reason;
         return finish({ report: { stage: node.id, outcome: mode === 'status' && blocker.outcome === 'stale' ? 'stale' : 'skipped', reason, durationMs: 0 } });
+      }
+      const cannot = opts.blocked?.get(node.id);
+      if (cannot !== undefined) {
+        if (mode === 'run') writeFileAtomic(layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: null, outcome: 'failed', reason: cannot, at: new Date().toISOString(), log: `error: ${cannot}\n` }));
+        return finish({ report: { stage: node.id, outcome: 'failed', reason: cannot, durationMs: 0 } });
       }
       return queues[node.resource].add(async () => {
         if (signal.aborted) return finish({ report: { stage: node.id, outcome: 'skipped', reason: 'interrupted', durationMs: 0 } });
@@ -297,6 +335,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const reports = new Map<string, StageReport>();
   for (const id of plan.order) reports.set(id, await decided.get(id)!);
   await sharedWorker.close();
+  await Promise.all(uploads);
 
   let lockWritten = false;
   if (mode === 'run') {
@@ -320,7 +359,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   }
   memo.save();
   memo.dropRacy();
-  return { reports, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
+  return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: loaded.problem };
 }
 
 async function copiesMatch(files: StageOutputs['files'], materializedDir: string, memo: StatMemo): Promise<boolean> {
@@ -332,6 +371,15 @@ async function copiesMatch(files: StageOutputs['files'], materializedDir: string
     }
   }
   return true;
+}
+
+/**
+ * The remote cache holds the stages that `check` verifies instead of re-running: train and render
+ * (minutes to hours on a GPU), score and the report. fetch, prepare and validate rebuild from the
+ * clone's own files faster than they would download.
+ */
+function usesRemote(node: StageNode): boolean {
+  return !CHEAP_KINDS.has(node.kind);
 }
 
 function restorable(entry: { outputs: StageOutputs; refs: string[] }, cas: Cas): boolean {

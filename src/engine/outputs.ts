@@ -49,7 +49,7 @@ export async function checkOutputs(
       problems.push({ name, message: `${shown} deleted`, blobBad: !blobOk });
       continue;
     }
-    if (sha !== blob.sha256) problems.push({ name, message: `${shown} edited`, blobBad: !blobOk });
+    if (sha !== blob.sha256) problems.push({ name, message: `${shown} changed after lorabuild wrote it`, blobBad: !blobOk });
   }
   return problems;
 }

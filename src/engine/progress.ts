@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { formatDiagnostic } from '../config/format.js';
+import { formatDuration, formatRate } from './rate.js';
 import type { StageEvent } from './types.js';
 
 export interface Reporter {
@@ -87,8 +88,7 @@ class PlainReporter implements Reporter {
       const now = Date.now();
       if (now - (this.lastProgress.get(e.stage) ?? 0) < 5000 && e.progress.done !== e.progress.total) return;
       this.lastProgress.set(e.stage, now);
-      const { done, total, unit, message } = e.progress;
-      this.out.write(`          ${e.stage} ${done}/${total}${unit ? ` ${unit}` : ''}${message ? ` ${message}` : ''}\n`);
+      this.out.write(`          ${e.stage} ${progressText(e.progress)}\n`);
     } else if (isFinal(e)) this.out.write(`${stageLine(e)}\n`);
   }
   note(message: string): void {
@@ -149,8 +149,19 @@ class TtyReporter implements Reporter {
 }
 
 function progressBar(e: StageEvent): string {
-  const { done, total, unit, message } = e.progress!;
+  const { done, total } = e.progress!;
   const ratio = total > 0 ? Math.min(1, done / total) : 0;
   const filled = Math.round(ratio * BAR_WIDTH);
-  return `${e.stage}  [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${done}/${total}${unit ? ` ${unit}` : ''}${message ? `  ${message}` : ''}`;
+  return `${e.stage}  [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${progressText(e.progress!)}`;
+}
+
+/** "164/200 step · 3.12 step/s · ETA 12s · loss 0.9508"; rate and ETA once measurable */
+export function progressText(p: NonNullable<StageEvent['progress']>): string {
+  const parts = [`${p.done}/${p.total}${p.unit ? ` ${p.unit}` : ''}`];
+  if (p.rate !== undefined && p.rate > 0) {
+    parts.push(formatRate(p.rate, p.unit));
+    if (p.done < p.total && p.eta_s !== undefined) parts.push(`ETA ${formatDuration(p.eta_s)}`);
+  } else if (p.done < p.total) parts.push('measuring rate…');
+  if (p.message) parts.push(p.message);
+  return parts.join(' · ');
 }

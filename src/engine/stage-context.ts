@@ -2,12 +2,13 @@
 // outputs, the per-item memo, blob storage, a staging folder, progress and log lines.
 import { readFileSync } from 'node:fs';
 import { parsedJson } from '../cache/parsed-json.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
 import type { ItemMemo } from '../cache/item-memo.js';
 import type { Config } from '../config/schema.js';
 import type { FolderFile } from '../datasets/local/walk.js';
 import { checkOutputName } from './outputs.js';
+import { RateMeter } from './rate.js';
 import type { StatMemo } from './stat-memo.js';
 import type { Json, LockEntry, OutputFile, StageContext, StageEvent, StageNode, StageOutputs } from './types.js';
 
@@ -23,7 +24,7 @@ export interface ContextDeps {
   items: ItemMemo;
   upstream: Map<string, StageOutputs>;
   emit: (event: StageEvent) => void;
-  worker: () => Promise<WorkerClient>;
+  worker: () => Promise<ComputeWorker>;
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
 }
 
@@ -55,6 +56,8 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(files).join(', ') || 'none'})`);
     return file;
   };
+  // one meter per unit: a stage that encodes items, then trains steps, measures each phase apart
+  const meters = new Map<string, RateMeter>();
   const ctx: StageContext = {
     config: deps.config,
     node,
@@ -129,7 +132,10 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     },
     worker: deps.worker,
     progress(done, total, message, unit) {
-      deps.emit({ stage: node.id, progress: { done, total, ...(unit ? { unit } : {}), ...(message ? { message } : {}) } });
+      const meter = meters.get(unit ?? '') ?? meters.set(unit ?? '', new RateMeter()).get(unit ?? '')!;
+      const { rate, eta_s } = meter.update(done, total);
+      const estimate = rate === undefined ? {} : { rate: Number(rate.toPrecision(4)), eta_s: Math.round(eta_s!) };
+      deps.emit({ stage: node.id, progress: { done, total, ...(unit ? { unit } : {}), ...(message ? { message } : {}), ...estimate } });
     },
     log(line) {
       record.log.push(line);

@@ -3,7 +3,7 @@
 // (stages/) only says what enters its fingerprint and how to produce its outputs.
 import type { FolderFile } from '../datasets/local/walk.js';
 import type { Config } from '../config/schema.js';
-import type { WorkerClient } from '../worker/client.js';
+import type { ComputeWorker } from '../worker/client.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -58,11 +58,14 @@ export interface StageEvent {
   reason?: string;
   /** per-item events (one caption, one render cell) name the item */
   item?: string;
-  progress?: { done: number; total: number; unit?: string; message?: string };
+  /** rate: units per second and eta_s: seconds left, once measurable (engine/rate.ts) */
+  progress?: { done: number; total: number; unit?: string; message?: string; rate?: number; eta_s?: number };
   diagnostics?: Json[];
   durationMs?: number;
   /** on a stage's final event: how many ctx.item calls ran and how many came from the memo */
   items?: { ran: number; cached: number };
+  /** on a 'cached' final event: where the outputs came from ('remote': the remote cache) */
+  source?: 'local' | 'remote';
 }
 
 export interface StageContext {
@@ -124,7 +127,7 @@ export interface StageContext {
    * runs without compute stages never start Python), restarted if it died, closed when the run
    * ends. Build it with SharedWorker + startWorker from worker/ (worker/start.ts).
    */
-  worker(): Promise<WorkerClient>;
+  worker(): Promise<ComputeWorker>;
 
   progress(done: number, total: number, message?: string, unit?: string): void;
   log(line: string): void;

@@ -55,16 +55,28 @@ function stagesNamedBy(target: string, config: Config, stages: Map<string, Stage
   return ids;
 }
 
+/**
+ * The target a mistyped one most likely meant, of any kind: one it begins ('train:lineart' ->
+ * 'train:lineart_lora'), else the closest by edit distance.
+ */
+export function closestTarget(target: string, candidates: string[]): string | undefined {
+  const lower = target.toLowerCase();
+  const extensions = lower.length >= 3 ? candidates.filter((c) => c.toLowerCase().startsWith(lower)) : [];
+  if (extensions.length) return extensions.reduce((a, b) => (b.length < a.length ? b : a));
+  return didYouMean(target, candidates);
+}
+
 function unknownTarget(target: string, config: Config, stages: Map<string, StageNode>): ConfigError {
-  const names = [...Object.keys(config.datasets), ...Object.keys(config.loras), ...Object.keys(config.renders), ...stages.keys(), REPORT_STAGE];
-  const suggestion = didYouMean(target, names);
+  const names = [...Object.keys(config.datasets), ...Object.keys(config.loras), ...Object.keys(config.renders)];
+  const suggestion = closestTarget(target, [...names, ...stages.keys(), REPORT_STAGE]);
+  const listed = names.length <= 12 ? `: ${[...names, REPORT_STAGE].join(', ')}` : '';
   return new ConfigError([
     {
       severity: 'error',
       code: 'unknown-target',
       file: displayFileName(config.file),
       message: `unknown target '${target}'`,
-      hint: `${suggestion ? `did you mean '${suggestion}'? ` : ''}targets are dataset, lora and render names, stage ids like train:NAME, or report`,
+      hint: `${suggestion ? `did you mean '${suggestion}'? ` : ''}targets are dataset, lora and render names${listed}, or stage ids like train:NAME (lorabuild plan lists them)`,
     },
   ]);
 }

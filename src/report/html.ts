@@ -16,7 +16,8 @@ table.kv{border-collapse:collapse;font-size:.9em}table.kv td,table.kv th{border:
 .grid img{max-width:100%;height:auto;border:1px solid #ddd}
 .pairs{display:flex;flex-wrap:wrap;gap:16px}.pair{font-size:.85em}
 .ab{position:relative;display:inline-block;line-height:0;border:1px solid #ccc}
-.ab img{display:block;image-rendering:auto}.ab .before{position:absolute;top:0;left:0;overflow:hidden;height:100%;border-right:2px solid #fff}
+.ab img{display:block;max-width:none}.ab .before{position:absolute;top:0;left:0;overflow:hidden;height:100%;border-right:2px solid #fff}
+img.px{image-rendering:pixelated}.ab{max-width:100%;overflow:hidden}
 .ab input{position:absolute;left:0;bottom:4px;width:100%;margin:0}
 .side{display:flex;gap:4px}.side figure{margin:0;text-align:center}
 nav a{margin-right:12px}pre{white-space:pre-wrap;font-size:.8em;background:#f6f8fa;padding:6px}
@@ -26,25 +27,38 @@ function src(image: ReportImage): string {
   return escapeHtml(image.dataUri ?? image.href);
 }
 
+/** A value for people: text as is, lists joined, objects as "key value · key value", never raw JSON. */
+export function humanValue(v: Json): string {
+  if (v === null) return '—';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return v.map(humanValue).join(', ');
+  return Object.entries(v)
+    .map(([k, x]) => `${k} ${humanValue(x)}`)
+    .join(' · ');
+}
+
 function kvTable(values: Record<string, Json>): string {
   const rows = Object.entries(values)
     .filter(([, v]) => v !== null && v !== undefined)
-    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(typeof v === 'string' ? v : JSON.stringify(v))}</td></tr>`);
+    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(humanValue(v))}</td></tr>`);
   return `<table class="kv">${rows.join('')}</table>`;
 }
 
-function displaySize(image: ReportImage, max = 256): { w: number; h: number } {
-  const scale = Math.min(1, max / Math.max(image.width, image.height));
-  const up = Math.max(image.width, image.height) < 128 ? 128 / Math.max(image.width, image.height) : 1;
-  const s = scale * up;
-  return { w: Math.round(image.width * s), h: Math.round(image.height * s) };
+/** The smallest side a cell is shown at: small renders (64 px) are scaled up, pixel for pixel. */
+const MIN_CELL = 256;
+
+/** Cells are shown at their own size, at least MIN_CELL px wide (the page's width caps it). */
+function displaySize(image: ReportImage): { w: number; h: number; pixelated: boolean } {
+  const scale = Math.max(1, MIN_CELL / image.width);
+  return { w: Math.round(image.width * scale), h: Math.round(image.height * scale), pixelated: scale >= 2 };
 }
 
 /** A before/after slider: `before` on the left (an overlay whose width the range input sets), `after` on the right. */
 function slider(before: ReportCell, after: ReportCell, caption: string): string {
-  const { w, h } = displaySize(after.image);
+  const { w, h, pixelated } = displaySize(after.image);
   const img = (cell: ReportCell) =>
-    `<img src="${src(cell.image)}" width="${w}" height="${h}" alt="${escapeHtml(cell.parameters.split('\n')[0])}" title="${escapeHtml(cell.parameters)}">`;
+    `<img src="${src(cell.image)}" width="${w}" height="${h}"${pixelated ? ' class="px"' : ''} alt="${escapeHtml(cell.parameters.split('\n')[0])}" title="${escapeHtml(cell.parameters)}">`;
   return (
     `<figure class="pair"><div class="ab" style="width:${w}px;height:${h}px">${img(after)}` +
     `<div class="before" style="width:50%">${img(before)}</div>` +
@@ -55,8 +69,8 @@ function slider(before: ReportCell, after: ReportCell, caption: string): string 
 
 function sideBySide(cells: ReportCell[], labels: string[]): string {
   const figures = cells.map((cell, i) => {
-    const { w, h } = displaySize(cell.image);
-    return `<figure><img src="${src(cell.image)}" width="${w}" height="${h}" title="${escapeHtml(cell.parameters)}" alt="${escapeHtml(labels[i])}"><figcaption>${escapeHtml(labels[i])}</figcaption></figure>`;
+    const { w, h, pixelated } = displaySize(cell.image);
+    return `<figure><img src="${src(cell.image)}" width="${w}" height="${h}"${pixelated ? ' class="px"' : ''} title="${escapeHtml(cell.parameters)}" alt="${escapeHtml(labels[i])}"><figcaption>${escapeHtml(labels[i])}</figcaption></figure>`;
   });
   return `<div class="side">${figures.join('')}</div>`;
 }
@@ -96,6 +110,7 @@ function loraSection(lora: ReportLora, renders: ReportRender[]): string {
   const last = lora.loss.at(-1);
   return [
     `<h2 id="lora-${escapeHtml(lora.name)}">LoRA ${escapeHtml(lora.name)}</h2>`,
+    ...(lora.warnings ?? []).map((w) => `<p class="warn">warning: ${escapeHtml(w)}</p>`),
     `<h3>Training loss</h3>`,
     `<figure class="loss">${lossCurveSvg(lora.loss)}<figcaption class="muted">${lora.loss.length} points${last ? `; last loss ${last[1].toFixed(4)} at step ${last[0]}` : ''}</figcaption></figure>`,
     `<h3>Files</h3><ul>${files.join('')}</ul>`,
@@ -104,13 +119,40 @@ function loraSection(lora: ReportLora, renders: ReportRender[]): string {
   ].join('\n');
 }
 
+/** The first messages open, the rest (up to the report's limit) folded. */
+const OPEN_MESSAGES = 20;
+
+/** The validate stage's summary in words: "8 of 8 captions (100%)", the most frequent tags. */
+function validationFacts(meta: Record<string, Json>): Record<string, Json> {
+  const facts: Record<string, Json> = {};
+  for (const [key, value] of Object.entries(meta)) {
+    if (key === 'errors' || key === 'warnings' || value === null) continue;
+    const v = value as Record<string, Json>;
+    if (key === 'trigger_coverage' && typeof v.present === 'number' && typeof v.of === 'number') {
+      facts['trigger in captions'] = `${v.present} of ${v.of}${v.of ? ` (${Math.round((100 * v.present) / v.of)}%)` : ''}`;
+    } else if (key === 'tag_frequency' && typeof value === 'object' && !Array.isArray(value)) {
+      const tags = Object.entries(value).filter((e): e is [string, number] => typeof e[1] === 'number').sort((a, b) => b[1] - a[1]);
+      facts['most frequent tags'] = tags.slice(0, 12).map(([tag, n]) => `${tag} (${n})`).join(', ') + (tags.length > 12 ? `, … ${tags.length - 12} more` : '');
+    } else if (key === 'max_tokens') facts['longest caption'] = `${String(value)} tokens`;
+    else facts[key.replace(/_/g, ' ')] = value;
+  }
+  return facts;
+}
+
 function validationSection(v: ReportValidation): string {
-  const items = v.messages.map((m) => `<li class="${m.severity === 'error' ? 'err' : m.severity === 'warning' ? 'warn' : ''}">${escapeHtml(m.text)}</li>`);
+  const item = (m: ReportValidation['messages'][number]) => `<li class="${m.severity === 'error' ? 'err' : m.severity === 'warning' ? 'warn' : ''}">${escapeHtml(m.text)}</li>`;
+  const open = v.messages.slice(0, OPEN_MESSAGES).map(item);
+  const folded = v.messages.slice(OPEN_MESSAGES).map(item);
+  const total = v.errors + v.warnings;
+  const unlisted = total - v.messages.length;
+  const link = v.href ? `<a href="${escapeHtml(v.href)}">${escapeHtml(v.href.split('/').pop()!)}</a> (plain text)` : '';
   return [
     `<h3 id="dataset-${escapeHtml(v.dataset)}">Dataset ${escapeHtml(v.dataset)}</h3>`,
-    `<p><span class="${v.errors ? 'err' : ''}">${v.errors} errors</span>, <span class="${v.warnings ? 'warn' : ''}">${v.warnings} warnings</span>${v.href ? ` · <a href="${escapeHtml(v.href)}">full report</a>` : ''}</p>`,
-    items.length ? `<ul>${items.join('')}</ul>` : '',
-    Object.keys(v.meta).length ? `<details><summary>summary</summary>${kvTable(v.meta)}</details>` : '',
+    `<p><span class="${v.errors ? 'err' : ''}">${v.errors} errors</span>, <span class="${v.warnings ? 'warn' : ''}">${v.warnings} warnings</span></p>`,
+    open.length ? `<ul>${open.join('')}</ul>` : '',
+    folded.length ? `<details><summary>${folded.length} more</summary><ul>${folded.join('')}</ul></details>` : '',
+    unlisted > 0 ? `<p class="muted">… ${unlisted} more${link ? ` in ${link}` : ''}</p>` : link && total > 0 ? `<p class="muted">the same as ${link}</p>` : '',
+    Object.keys(v.meta).length ? `<details open><summary>summary</summary>${kvTable(validationFacts(v.meta))}</details>` : '',
   ].join('\n');
 }
 
@@ -118,8 +160,9 @@ export function reportHtml(model: ReportModel): string {
   const rendersOf = (lora: string) => model.renders.filter((r) => r.lora === lora);
   const orphanRenders = model.renders.filter((r) => !model.loras.some((l) => l.name === r.lora));
   const nav = [
-    ...model.loras.map((l) => `<a href="#lora-${escapeHtml(l.name)}">${escapeHtml(l.name)}</a>`),
-    ...(model.validations.length ? ['<a href="#validation">validation</a>'] : []),
+    ...model.loras.map((l) => `<a href="#lora-${escapeHtml(l.name)}">LoRA ${escapeHtml(l.name)}</a>`),
+    ...model.renders.map((r) => `<a href="#render-${escapeHtml(r.name)}">render ${escapeHtml(r.name)}</a>`),
+    ...model.validations.map((v) => `<a href="#dataset-${escapeHtml(v.dataset)}">dataset ${escapeHtml(v.dataset)}</a>`),
   ];
   const body = [
     `<h1>${escapeHtml(model.title)}</h1>`,

@@ -1,7 +1,17 @@
 // The training loss curve as an inline SVG: raw points (light) and a moving average (dark), with
 // step and loss ticks. No scripts, no external resources.
 
-const fmt = (v: number) => (Math.abs(v) >= 100 || v === 0 ? String(Math.round(v)) : v.toPrecision(3));
+/** Round tick values between lo and hi, about `count` of them, 1/2/5 x 10^k apart (whole numbers when `integer`). */
+export function niceTicks(lo: number, hi: number, count: number, integer = false): { values: number[]; decimals: number } {
+  if (!(hi > lo)) return { values: [lo], decimals: integer ? 0 : Math.max(0, 2 - Math.floor(Math.log10(Math.abs(lo) || 1))) };
+  const raw = (hi - lo) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
+  if (integer) step = Math.max(1, Math.round(step));
+  const values: number[] = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) values.push(Number(v.toPrecision(12)));
+  return { values, decimals: integer ? 0 : Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) };
+}
 
 /** Centered moving average over a window of about 5% of the points (at least 1). */
 export function smooth(values: number[]): number[] {
@@ -31,23 +41,24 @@ export function lossCurveSvg(points: [number, number][], width = 640, height = 2
   const x = (s: number) => margin.left + (x1 === x0 ? plotW / 2 : ((s - x0) / (x1 - x0)) * plotW);
   const y = (l: number) => margin.top + (1 - (l - y0) / (y1 - y0)) * plotH;
   const line = (vals: number[]) => vals.map((l, i) => `${x(steps[i]).toFixed(1)},${y(l).toFixed(1)}`).join(' ');
-  const ticks = [0, 0.5, 1];
-  const yTicks = ticks
-    .map((t) => {
-      const v = y0 + t * (y1 - y0);
-      return `<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${margin.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${fmt(v)}</text>`;
-    })
+  const yt = niceTicks(y0, y1, 4);
+  const yTicks = yt.values
+    .map((v) => `<line x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${margin.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(yt.decimals)}</text>`)
     .join('');
-  const xTicks = ticks
-    .map((t) => {
-      const v = x0 + t * (x1 - x0);
-      return `<text x="${x(v).toFixed(1)}" y="${height - margin.bottom + 16}" text-anchor="middle">${fmt(v)}</text>`;
+  // steps are whole numbers; a label at either edge is anchored inside the chart, never cut off
+  const xt = niceTicks(x0, x1, 5, true);
+  const xTicks = xt.values
+    .map((v) => {
+      const at = x(v);
+      const anchor = at > width - margin.right - 16 ? 'end' : at < margin.left + 16 ? 'start' : 'middle';
+      return `<line x1="${at.toFixed(1)}" x2="${at.toFixed(1)}" y1="${margin.top + plotH}" y2="${margin.top + plotH + 4}" stroke="#999"/><text x="${at.toFixed(1)}" y="${height - margin.bottom + 16}" text-anchor="${anchor}">${v}</text>`;
     })
     .join('');
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="training loss from step ${x0} to ${x1}">` +
     `<g font-family="sans-serif" font-size="11" fill="#444">${yTicks}${xTicks}` +
-    `<text x="${margin.left + plotW / 2}" y="${height - 4}" text-anchor="middle">step</text></g>` +
+    `<text x="${margin.left + plotW / 2}" y="${height - 4}" text-anchor="middle">step</text>` +
+    `<text x="12" y="${margin.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 12 ${margin.top + plotH / 2})">loss</text></g>` +
     `<polyline fill="none" stroke="#9ec5fe" stroke-width="1" points="${line(losses)}"/>` +
     `<polyline fill="none" stroke="#0b5ed7" stroke-width="2" points="${line(smooth(losses))}"/>` +
     `</svg>`

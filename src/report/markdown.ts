@@ -3,6 +3,9 @@
 import type { Json } from '../engine/types.js';
 import type { ReportModel, ReportRender, ReportScores } from './model.js';
 
+/** report.md lists this many diagnostics per dataset; validation.md has them all */
+const MARKDOWN_MESSAGES = 20;
+
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
@@ -50,6 +53,7 @@ export function reportMarkdown(model: ReportModel): string {
   if (model.missing.length) lines.push(`**Not built (failed or skipped):** ${model.missing.join(', ')}`, '');
   for (const lora of model.loras) {
     lines.push(`## LoRA ${lora.name}`, '');
+    for (const w of lora.warnings ?? []) lines.push(`> warning: ${w}`, '');
     const first = lora.loss[0];
     const last = lora.loss.at(-1);
     if (first && last) lines.push(`Training loss: ${first[1].toFixed(4)} at step ${first[0]} → ${last[1].toFixed(4)} at step ${last[0]} (${lora.loss.length} points)`, '');
@@ -63,7 +67,9 @@ export function reportMarkdown(model: ReportModel): string {
     lines.push('## Validation', '');
     for (const v of model.validations) {
       lines.push(`### Dataset ${v.dataset}`, '', `${v.errors} errors, ${v.warnings} warnings${v.href ? ` — [full report](${v.href})` : ''}`, '');
-      for (const m of v.messages) lines.push(`- ${m.severity}: ${m.text}`);
+      for (const m of v.messages.slice(0, MARKDOWN_MESSAGES)) lines.push(`- ${m.severity}: ${m.text}`);
+      const more = v.errors + v.warnings - Math.min(v.messages.length, MARKDOWN_MESSAGES);
+      if (more > 0) lines.push(`- … ${more} more${v.href ? ` in [${v.href.split('/').pop()}](${v.href})` : ''}`);
       if (v.messages.length) lines.push('');
     }
   }

@@ -50,6 +50,8 @@ export interface ReportLora {
   loss: [number, number][];
   files: { name: string; href: string; size: number }[];
   meta: Record<string, Json>;
+  /** training settings that were slow or could not take effect (e.g. compile without torch.compile) */
+  warnings?: string[];
 }
 
 export interface ReportValidation {

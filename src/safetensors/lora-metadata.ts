@@ -55,6 +55,7 @@ export function loraMetadata(input: LoraMetadataInput): Record<string, string> {
     ss_min_snr_gamma: spec.min_snr_gamma === undefined ? 'None' : String(spec.min_snr_gamma),
     ss_caption_dropout_rate: String(spec.caption_dropout),
     ss_flip_aug: spec.flip ? 'True' : 'False',
+    ss_max_grad_norm: String(spec.max_grad_norm),
     ss_mixed_precision: spec.mixed_precision,
     ss_num_train_images: String(input.captions.length),
     ss_sd_model_name: input.modelName,

@@ -4,6 +4,7 @@
 import type { DatasetSpec } from '../config/schema.js';
 import type { Listing } from '../datasets/manifest.js';
 import { resolveUserPath } from '../config/paths.js';
+import { portableListing } from '../datasets/listing-paths.js';
 import { listLocalDataset, type LocalListing } from '../datasets/local/list.js';
 import type { Json, StageContext, StageImpl, StageInputs } from '../engine/types.js';
 
@@ -98,7 +99,7 @@ export const stage: StageImpl = {
       }
       listing = found;
     }
-    ctx.writeJson('listing.json', listing as unknown as Json);
+    ctx.writeJson('listing.json', portableListing(ctx.config, listing) as unknown as Json);
     return { meta: countsOf(listing) };
   },
 };

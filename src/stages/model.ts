@@ -45,7 +45,8 @@ export async function workerScratch(ctx: StageContext, label: string): Promise<{
 async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed: number): Promise<ResolvedModel> {
   const worker = await ctx.worker();
   const hello = await worker.hello();
-  const memo = await ctx.item(`model ${name}`, { builtin: arch, seed, worker: hello.worker_version }, async () => {
+  // quiet: the model is not one of the stage's items (cells, captions), so it is not counted with them
+  const build = async () => {
     const scratch = await workerScratch(ctx, 'builtin');
     try {
       const path = join(scratch.dir, `${arch}-${seed}.safetensors`);
@@ -55,7 +56,8 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
     } finally {
       await scratch.cleanup();
     }
-  });
+  };
+  const memo = await ctx.item(`model ${name}`, { builtin: arch, seed, worker: hello.worker_version }, build, { quiet: true });
   return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
 }
 

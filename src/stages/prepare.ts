@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { DatasetSpec } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { ListedFile, Listing, ListingEntry, Manifest, ManifestItem } from '../datasets/manifest.js';
+import { localListing } from '../datasets/listing-paths.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { IMAGE_LIMITS } from '../images/formats.js';
 import type { CaptionChoice } from '../datasets/hub/caption-choice.js';
@@ -230,7 +231,7 @@ function readListing(ctx: StageContext, upstream: string): Listing {
   if (!listing || typeof listing !== 'object' || !Array.isArray(listing.entries) || typeof listing.layout !== 'string') {
     throw new Error(`${upstream} listing.json is not a dataset listing`);
   }
-  return listing;
+  return localListing(ctx.config, listing);
 }
 
 export const stage: StageImpl = {

@@ -163,8 +163,7 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
     height: p.height,
     clip_skip: p.lora.clip_skip,
     worker_version: p.hello.worker_version,
-    torch: p.hello.torch,
-    device: deviceClass(p.hello),
+    ...(spec.portable ? { portable: true } : { torch: p.hello.torch, device: deviceClass(p.hello) }),
   };
   return { params, files: {} };
 }

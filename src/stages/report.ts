@@ -12,7 +12,8 @@ import { stageRegistry } from './index.js';
 
 /** Above this many bytes of images, later images are linked instead of inlined. */
 const INLINE_BUDGET = 24 * 1024 * 1024;
-const MAX_MESSAGES = 20;
+/** diagnostics of a dataset the report lists (the first 20 open, the rest folded); validation.md has them all */
+const MAX_MESSAGES = 500;
 
 type Obj = Record<string, Json>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -52,11 +53,13 @@ async function loraOf(ctx: StageContext, id: string): Promise<ReportLora> {
   const lossFile = outputs.files['loss.json'] ? (readJson(ctx, id, 'loss.json') as { loss?: unknown }) : {};
   const loss = Array.isArray(lossFile.loss) ? (lossFile.loss.filter((p) => Array.isArray(p) && p.length === 2) as [number, number][]) : [];
   const files = Object.entries(outputs.files)
-    .filter(([file]) => file.endsWith('.safetensors') && file !== 'resume-state.safetensors')
+    .filter(([file]) => file.endsWith('.safetensors'))
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([file, blob]) => ({ name: file, href: linkUnder(folder, file), size: blob.size }));
   const spec = ctx.config.loras[name];
-  return { name, params: (spec ?? {}) as unknown as Obj, loss, files, meta: isObj(outputs.meta) ? outputs.meta : {} };
+  const meta = isObj(outputs.meta) ? outputs.meta : {};
+  const warnings = Array.isArray(meta.warnings) ? meta.warnings.filter((w): w is string => typeof w === 'string') : [];
+  return { name, params: (spec ?? {}) as unknown as Obj, loss, files, meta, warnings };
 }
 
 interface CellsJson {
@@ -186,7 +189,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
 
 export const stage: StageImpl = {
   kind: 'report',
-  version: 3,
+  version: 4,
   // the out/ root, so out/report.html's relative links reach loras/ and renders/
   materializeTo: () => '',
   inputs,

@@ -4,8 +4,10 @@
 // Fingerprint: model hash, the items used (image hashes, clean captions), every training parameter,
 // the tokenizer identity, worker + torch versions and the device class. Latents and text contexts
 // are cached per item (worker/encode-cache.ts). Runs that differ only in `steps` share a resume
-// index (worker/train-resume.ts): a longer run continues from the longest earlier one.
-import { stat, writeFile } from 'node:fs/promises';
+// index (worker/train-resume.ts): a longer run continues from the longest earlier one, and an
+// interrupted run (Ctrl-C, SIGTERM, SIGHUP, a watch cancel) from the step it stopped at. The
+// resumable states stay in the cache: out/ gets the LoRAs, the loss curve and the log.
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Json, StageContext, StageImpl, StageInputs, StageResult, OutputFile } from '../engine/types.js';
@@ -17,11 +19,13 @@ import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from '
 import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
 import { WorkerError, type HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
-import { resolveUserPath } from '../config/paths.js';
+import { portablePath, resolveUserPath } from '../config/paths.js';
 import { ResumeIndex, type TrainRecord } from '../worker/train-resume.js';
 import { loraMetadata, stampLoraFile } from '../safetensors/lora-metadata.js';
 import { readSafetensorsHeader } from '../safetensors/io.js';
 import { publishLora } from '../safetensors/publish.js';
+import type { Diagnostic } from '../config/diagnostic.js';
+import { ignoredSetting, settingsAdvice, StepClock, type TrainSetup } from './train-advice.js';
 
 export interface TrainItem {
   id: string;
@@ -63,7 +67,7 @@ async function readManifest(ctx: StageContext, dataset: string): Promise<Manifes
 
 /** The LoRA spec fields that shape training (what the worker receives as `params`). */
 function trainingParams(spec: LoraSpec): Record<string, Json> {
-  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, ...rest } = spec;
+  const { model: _model, dataset: _dataset, publish: _publish, init_from: _init, portable: _portable, ...rest } = spec;
   const params: Record<string, Json> = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) params[key] = value as Json;
   params.alpha = spec.alpha ?? spec.rank;
@@ -118,19 +122,22 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
       model_identity: model,
       tokenizer: tokenizer.id,
       worker_version: hello.worker_version,
-      torch: hello.torch,
-      device: deviceClass(spec, hello),
+      // a result is keyed by the machine class that made it unless the lorafile says it is portable
+      ...(spec.portable ? { portable: true } : { torch: hello.torch, device: deviceClass(spec, hello) }),
     },
     files,
   };
 }
 
-/** The training key without `steps`: runs that differ only in length share resumable states. */
-function baseKey(inputs: StageInputs): string | null {
-  const { steps: _steps, publish: _publish, ...rest } = inputs.params;
-  // a cosine schedule depends on the total length, so a longer run is not a continuation
-  if (rest.lr_scheduler !== 'constant') return null;
-  return canonicalHash({ params: rest, files: inputs.files } as Json);
+/**
+ * The key of the resume index: the training key without `steps` for a constant schedule, so that
+ * runs differing only in length share resumable states. A cosine schedule depends on the total
+ * length, so there only an interrupted run of the same length is a start.
+ */
+export function baseKey(inputs: StageInputs): string {
+  const { steps, publish: _publish, ...rest } = inputs.params;
+  const params = rest.lr_scheduler === 'constant' ? rest : { ...rest, steps };
+  return canonicalHash({ params, files: inputs.files } as Json);
 }
 
 interface Encoded {
@@ -171,15 +178,25 @@ interface TrainRun {
   log: string[];
 }
 
+/** A warning or note shown in the terminal (compiler style, at the lorafile line) and kept in the stage log. */
+function tell(ctx: StageContext, d: Diagnostic, logLine: (line: string) => void = (l) => ctx.log(l)): void {
+  ctx.emit({ diagnostics: [d as unknown as Json] });
+  logLine(`${d.severity}: ${d.message}`);
+}
+
 async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, start: TrainRecord | undefined): Promise<TrainRun> {
   const { spec, model, items } = prep;
-  const worker = await ctx.worker();
-  const encoded = await encodeAll(ctx, prep);
   const log: string[] = [];
   const logLine = (line: string) => {
     log.push(line);
     ctx.log(line);
   };
+  const setup: TrainSetup = { config: ctx.config, lora: ctx.node.target, spec, arch: model.arch, device: deviceClass(spec, prep.hello) };
+  const advice = settingsAdvice(setup);
+  for (const d of advice) tell(ctx, d, logLine);
+  const clock = new StepClock(setup);
+  const worker = await ctx.worker();
+  const encoded = await encodeAll(ctx, prep);
   const metadata = loraMetadata({
     loraName: ctx.node.target,
     datasetName: spec.dataset,
@@ -220,11 +237,14 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
             if (event.type === 'progress') {
               lastStep = event.step;
               if (event.loss !== undefined) curve.push([event.step, event.loss]);
-              const loss = event.loss === undefined ? '' : `loss ${event.loss.toFixed(4)}`;
-              const its = event.its === undefined ? '' : `${event.its.toFixed(2)} it/s`;
-              ctx.progress(event.step, event.total, [loss, its].filter(Boolean).join(' · '), 'step');
+              // the estimate's timing varies run to run: the stage log gets it, train-log.txt does not
+              const estimate = clock.tick(event.step, event.total, Date.now());
+              if (estimate) tell(ctx, estimate);
+              // rate and ETA come with every progress line (engine/rate.ts); the worker's its would repeat them
+              ctx.progress(event.step, event.total, [event.message, event.loss === undefined ? '' : `loss ${event.loss.toFixed(4)}`].filter(Boolean).join(' · ') || undefined, 'step');
             } else if (event.type === 'checkpoint') {
-              logLine(`checkpoint at step ${event.step}: ${event.path}`);
+              // the output's name, not the scratch path: the log is committed with out/ and must not differ by machine
+              logLine(`checkpoint at step ${event.step}: ${event.step < spec.steps ? `${ctx.node.target}-step${pad(event.step)}` : ctx.node.target}.safetensors`);
               pendingStamps.push(
                 // a checkpoint is what a run of that many steps ends with: say so, so that a longer
                 // run and an extended one give the same bytes for it
@@ -244,16 +264,21 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
       throw err;
     }
     await Promise.all(pendingStamps);
-    const done = result as { final: string; state: string; loss_curve?: [number, number][]; peak_memory?: number };
+    const done = result as { final: string; state: string; loss_curve?: [number, number][]; peak_memory?: number; warnings?: { setting: string; message: string }[] };
+    const ignored = (done.warnings ?? []).map((w) => ignoredSetting(setup, w));
+    for (const d of ignored) ctx.emit({ diagnostics: [d as unknown as Json] });
     await stampLoraFile(done.final, { ss_steps: String(spec.steps), ss_max_train_steps: String(spec.steps) });
     const final = await ctx.putBlob({ file: done.final });
     const state = await ctx.putBlob({ file: done.state });
     const fromWorker = done.loss_curve ?? curve;
     const first = fromWorker.length ? fromWorker[0][0] : Infinity;
     const lossCurve = [...(start?.lossCurve ?? []).filter(([s]) => s < first), ...fromWorker];
-    logLine(`trained ${spec.steps} steps${done.peak_memory ? `, peak memory ${(done.peak_memory / 2 ** 20).toFixed(0)} MiB` : ''}`);
+    logLine(`trained ${spec.steps} steps`);
+    // a measurement of this machine: in the stage log (`status --log`), not in out/ or the lock
+    if (done.peak_memory) ctx.log(`peak memory ${(done.peak_memory / 2 ** 20).toFixed(0)} MiB`);
+    const warnings = [...advice, ...ignored].map((d) => d.message);
     return {
-      record: { steps: spec.steps, complete: true, state: state.sha256, final: final.sha256, checkpoints, lossCurve, peakMemory: done.peak_memory },
+      record: { steps: spec.steps, complete: true, state: state.sha256, final: final.sha256, checkpoints, lossCurve, peakMemory: done.peak_memory, ...(warnings.length ? { warnings } : {}) },
       log,
     };
   } finally {
@@ -274,13 +299,15 @@ async function keepInterruptedState(
 ): Promise<void> {
   const key = baseKey(inputs);
   const statePath = join(outDir, 'state.safetensors');
-  if (!key || !(err instanceof WorkerError) || err.code !== 'cancelled' || !existsSync(statePath)) return;
+  // cancelled (Ctrl-C, scancel) or a Slurm job that died or hit its time limit: the state it last saved is good
+  const resumable = (err instanceof WorkerError && err.code === 'cancelled') || (err instanceof Error && err.name === 'SlurmJobError');
+  if (!resumable || !existsSync(statePath)) return;
   const step = await stateStep(statePath);
   if (step === null || step <= (start?.steps ?? 0)) return;
   const state = await ctx.putBlob({ file: statePath });
   const kept = Object.fromEntries(Object.entries(checkpoints).filter(([s]) => Number(s) <= step));
   new ResumeIndex(ctx.cacheDir, key).add({ steps: step, complete: false, state: state.sha256, checkpoints: kept, lossCurve: [...(start?.lossCurve ?? []), ...curve] });
-  logLine(`interrupted at step ${step}: state kept, the next run resumes from it`);
+  tell(ctx, { severity: 'info', code: 'training_interrupted', message: `lora '${ctx.node.target}': stopped after step ${step} of ${inputs.params.steps}; the state is kept in the cache and the next run resumes from step ${step}` }, logLine);
 }
 
 function hasBlob(ctx: StageContext): (sha: string) => boolean {
@@ -290,31 +317,35 @@ function hasBlob(ctx: StageContext): (sha: string) => boolean {
 async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult> {
   const prep = await prepare(ctx);
   const name = ctx.node.target;
-  const key = baseKey(inputs);
-  const index = key ? new ResumeIndex(ctx.cacheDir, key) : null;
-  let record = index?.exact(prep.spec.steps, hasBlob(ctx));
+  const index = new ResumeIndex(ctx.cacheDir, baseKey(inputs));
+  let record = index.exact(prep.spec.steps, hasBlob(ctx));
   let log: string[] = [];
   if (record) {
     log.push(`restored the ${record.steps}-step LoRA trained earlier with the same inputs`);
     ctx.log(log[0]);
+    // not an output (out/ is committed): referenced, so that gc keeps it for a later, longer run
+    await ctx.putBlob(await readFile(ctx.blobPath(record.state)));
   } else {
-    const start = index?.bestStart(prep.spec.steps, hasBlob(ctx));
+    const start = index.bestStart(prep.spec.steps, hasBlob(ctx));
     const trained = await train(ctx, prep, inputs, start);
     record = trained.record;
     log = trained.log;
-    index?.add(record);
+    index.add(record);
   }
 
   const blobOf = async (sha: string): Promise<OutputFile> => ({ sha256: sha, size: (await stat(ctx.blobPath(sha))).size });
   ctx.addOutput(`${name}.safetensors`, await blobOf(record.final as string));
   const checkpointSteps = Object.keys(record.checkpoints).map(Number).filter((s) => s < prep.spec.steps).sort((a, b) => a - b);
   for (const step of checkpointSteps) ctx.addOutput(`${name}-step${pad(step)}.safetensors`, await blobOf(record.checkpoints[String(step)]));
-  ctx.addOutput('resume-state.safetensors', await blobOf(record.state));
   await writeFile(join(ctx.outDir, 'loss.json'), `${JSON.stringify({ lora: name, steps: record.steps, loss: record.lossCurve })}\n`);
   await writeFile(join(ctx.outDir, 'train-log.txt'), `${log.join('\n')}\n`);
 
   let published: string | null = null;
-  if (prep.spec.publish) published = await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target: resolveUserPath(ctx.config, prep.spec.publish), log: (l) => ctx.log(l) });
+  if (prep.spec.publish) {
+    const target = resolveUserPath(ctx.config, prep.spec.publish);
+    await publishLora({ loraName: name, source: ctx.blobPath(record.final as string), target, shown: portablePath(ctx.config, target), log: (l) => ctx.log(l) });
+    published = portablePath(ctx.config, target);
+  }
 
   const losses = record.lossCurve.map(([, l]) => l);
   return {
@@ -324,11 +355,11 @@ async function run(ctx: StageContext, inputs: StageInputs): Promise<StageResult>
       checkpoints: checkpointSteps,
       items: prep.items.length,
       arch: prep.model.arch,
-      device: String(inputs.params.device),
+      device: deviceClass(prep.spec, prep.hello),
       first_loss: losses.length ? losses[0] : null,
       last_loss: losses.length ? losses[losses.length - 1] : null,
-      peak_memory: record.peakMemory ?? null,
       published,
+      warnings: record.warnings ?? [],
     },
   };
 }

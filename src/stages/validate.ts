@@ -105,7 +105,7 @@ export const stage: StageImpl = {
       const folder = resolve(ctx.root, ctx.config.out, 'datasets', name);
       writeFileAtomic(join(folder, 'validation.json'), json);
       writeFileAtomic(join(folder, 'validation.md'), markdown);
-      ctx.log(`validation report: ${join(folder, 'validation.md')}`);
+      ctx.log(`validation report: ${ctx.config.out}/datasets/${name}/validation.md`);
       return { meta, failed: { reason: `${report.errors} error${report.errors === 1 ? '' : 's'} in captions` } };
     }
     return { meta };

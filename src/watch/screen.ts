@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { formatDiagnostic, formatDiagnostics } from '../config/format.js';
-import { stageLine } from '../engine/progress.js';
+import { progressText, stageLine } from '../engine/progress.js';
 import type { StageEvent } from '../engine/types.js';
 import type { WatchEvent } from './events.js';
 import { ScreenModel, type DatasetView } from './screen-model.js';
@@ -154,7 +154,7 @@ class TtyScreen implements WatchScreen {
     for (const { line, running } of this.model.stages.values()) {
       if (running) {
         const p = line.progress;
-        lines.push(`running   ${line.stage}${p ? `  ${p.done}/${p.total}${p.unit ? ` ${p.unit}` : ''}${p.message ? `  ${p.message}` : ''}` : ''}`);
+        lines.push(`running   ${line.stage}${p ? `  ${progressText(p)}` : ''}`);
       } else lines.push(stageLine(line));
     }
     for (const [name, view] of this.model.datasets) {

@@ -28,6 +28,12 @@ export interface HelloResult {
   threads: number;
 }
 
+/** What stages use of a worker: a local process (WorkerClient) or Slurm jobs (cluster/slurm-worker.ts). */
+export interface ComputeWorker {
+  hello(): Promise<HelloResult>;
+  request(op: WorkerOp, args: Record<string, Json>, options?: RequestOptions): Promise<Json>;
+}
+
 export class WorkerError extends Error {
   constructor(
     readonly op: WorkerOp,

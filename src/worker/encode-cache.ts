@@ -3,12 +3,12 @@
 // re-encodes that caption only; a new seed or learning rate re-encodes nothing.
 import { join } from 'node:path';
 import type { StageContext } from '../engine/types.js';
-import type { WorkerClient } from './client.js';
+import type { ComputeWorker } from './client.js';
 import { workerScratch, type ResolvedModel } from '../stages/model.js';
 
 export interface EncodeScope {
   ctx: StageContext;
-  worker: WorkerClient;
+  worker: ComputeWorker;
   model: ResolvedModel;
   workerVersion: string;
 }
@@ -33,13 +33,14 @@ async function encodeOne(scope: EncodeScope, op: 'encode_latents' | 'encode_text
 /** Latents ("latent", "latent_flipped") of one image; returns the CAS hash of the tensor file. */
 export async function cachedLatents(scope: EncodeScope, label: string, image: { sha256: string; path: string }, resolution: number): Promise<string> {
   const key = { op: 'latents', model: scope.model.sha256, image: image.sha256, resolution, worker: scope.workerVersion };
-  const value = await scope.ctx.item(`latents ${label}`, key, () => encodeOne(scope, 'encode_latents', { resolution }, { image: image.path }));
+  // quiet: an encoding is a step of the stage, not one of its items (the progress line counts them)
+  const value = await scope.ctx.item(`latents ${label}`, key, () => encodeOne(scope, 'encode_latents', { resolution }, { image: image.path }), { quiet: true });
   return value.sha256;
 }
 
 /** Text-encoder context of one caption's padded ids; returns the CAS hash of the tensor file. */
 export async function cachedContext(scope: EncodeScope, label: string, ids: number[], clipSkip: number): Promise<string> {
   const key = { op: 'context', model: scope.model.sha256, ids, clip_skip: clipSkip, worker: scope.workerVersion };
-  const value = await scope.ctx.item(`caption ${label}`, key, () => encodeOne(scope, 'encode_text', { clip_skip: clipSkip }, { ids }));
+  const value = await scope.ctx.item(`caption ${label}`, key, () => encodeOne(scope, 'encode_text', { clip_skip: clipSkip }, { ids }), { quiet: true });
   return value.sha256;
 }

@@ -10,7 +10,8 @@
 //           { "id": 7, "type": "error", "code": "oom", "message": "...", "hint": "..." } (last event)
 // Cancel:   { "id": 8, "op": "cancel", "args": { "target": 7 } }  -> the running request stops at
 //           the next step boundary, writes a resumable state and ends with an error event
-//           whose code is "cancelled". SIGTERM does the same for everything and then exits.
+//           whose code is "cancelled". SIGTERM, SIGINT (a terminal's Ctrl-C reaches the whole process
+//           group) and SIGHUP do the same for everything and then the worker exits.
 import type { Json } from '../engine/types.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -32,7 +33,8 @@ export const PROTOCOL_VERSION = 1;
 // encode_latents { model, arch?, resolution, items: [{ image, out }] }
 //                                   -> { items: [{ out }] } ; image = any PIL-readable file; resize (shorter
 //                                      side) + center crop to resolution; `out` gets tensors "latent" and
-//                                      "latent_flipped" (already multiplied by the VAE scale 0.18215)
+//                                      "latent_flipped" (the posterior mean, already multiplied by the VAE
+//                                      scale 0.18215) and "logvar", "logvar_flipped" (its log-variance)
 // encode_text { model, arch?, clip_skip, items: [{ ids: number[77], out }] }
 //                                   -> { items: [{ out }] } ; `out` gets tensor "context" [77, dim]
 // train { model, arch?, items: [{ latents, context }], params: {...LoraSpec fields...}, out_dir,
@@ -40,9 +42,11 @@ export const PROTOCOL_VERSION = 1;
 //                                   -> progress events (step, total, loss, its) ; checkpoint events
 //                                      { step, path: out_dir/lora-step{N}.safetensors } ;
 //                                      done { final: out_dir/lora.safetensors, state: out_dir/state.safetensors,
-//                                             loss_curve: [[step, loss], ...], peak_memory }
+//                                             loss_curve: [[step, loss], ...], peak_memory,
+//                                             warnings: [{ setting, message }]: settings that could
+//                                             not take effect (e.g. compile on a torch without it) }
 //                                      every file is written to a temp name and renamed.
-//                                      A cancelled train (cancel op or SIGTERM) leaves its resumable
+//                                      A cancelled train (cancel op or a stop signal) leaves its resumable
 //                                      state at out_dir/state.safetensors (metadata "lorabuild.state":
 //                                      JSON with "step"); the client indexes it so
 //                                      the next run passes it back as `resume` (train.ts).

@@ -106,8 +106,49 @@ function onPath(names: string[], env: NodeJS.ProcessEnv): string[] {
   return found;
 }
 
-export async function findPython(options: FindPythonOptions = {}): Promise<PythonInfo> {
+let probeNotice: ((message: string) => void) | undefined;
+
+/**
+ * Where a command shows what it is doing while it looks for Python: importing torch takes seconds,
+ * and a broken interpreter on PATH can take up to the probe timeout, so a silent wait looks hung.
+ */
+export function onPythonProbe(notice: ((message: string) => void) | undefined): void {
+  probeNotice = notice;
+}
+
+/** Says something about a slow step of starting Python (see onPythonProbe); silent when nobody listens. */
+export function pythonNotice(message: string): void {
+  probeNotice?.(message);
+}
+
+const found = new Map<string, Promise<PythonInfo>>();
+
+/**
+ * The interpreter the worker runs on (see the top of this file). Asked twice in one process with
+ * the same options (the pre-flight check, then the worker start), it probes once.
+ */
+export function findPython(options: FindPythonOptions = {}): Promise<PythonInfo> {
   const env = options.env ?? process.env;
+  const key = JSON.stringify([options.configured, options.modelPaths, options.systemPythons, env.LORABUILD_PYTHON, env.PATH]);
+  let result = found.get(key);
+  if (!result) {
+    result = searchPython(options, env);
+    found.set(key, result);
+    result.catch(() => found.delete(key));
+  }
+  return result;
+}
+
+async function probeWithNotice(path: string): ReturnType<typeof probePython> {
+  probeNotice?.(`lorabuild: checking ${path} for PyTorch (starts Python and imports torch)…`);
+  const started = Date.now();
+  const result = await probePython(path);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  probeNotice?.(`lorabuild:   ${'torch' in result ? `torch ${result.torch} (${seconds} s)` : `${result.problem} (${seconds} s)`}`);
+  return result;
+}
+
+async function searchPython(options: FindPythonOptions, env: NodeJS.ProcessEnv): Promise<PythonInfo> {
   const tried: PythonNotFoundError['tried'] = [];
   const explicit: [string | undefined, PythonSource][] = [
     [options.configured, 'lorafile'],
@@ -115,7 +156,7 @@ export async function findPython(options: FindPythonOptions = {}): Promise<Pytho
   ];
   for (const [path, source] of explicit) {
     if (!path) continue;
-    const result = await probePython(path);
+    const result = await probeWithNotice(path);
     if ('torch' in result) return { path, source, ...result };
     const where = source === 'lorafile' ? '`python:` in the lorafile' : 'LORABUILD_PYTHON';
     throw new PythonNotFoundError(`${where} names ${path}, which ${result.problem}.\n${INSTALL_HINT}`, [{ path, source, problem: result.problem }]);
@@ -129,7 +170,7 @@ export async function findPython(options: FindPythonOptions = {}): Promise<Pytho
   for (const [path, source] of candidates) {
     if (seen.has(path) || (isAbsolute(path) && !existsSync(path))) continue;
     seen.add(path);
-    const result = await probePython(path);
+    const result = await probeWithNotice(path);
     if ('torch' in result) return { path, source, ...result };
     tried.push({ path, source, problem: result.problem });
   }

@@ -6,7 +6,7 @@ import { resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import type { StageContext } from '../engine/types.js';
 import { SharedWorker, WorkerClient, type HelloResult } from './client.js';
-import { findPython } from './python.js';
+import { findPython, pythonNotice } from './python.js';
 import { HelloMemo, type InterpreterSelection } from './hello-memo.js';
 
 /** A path written in the lorafile, made absolute (config/paths.ts rules: `~`, relative, Windows). */
@@ -39,6 +39,11 @@ function selectionOf(config: Config, env: NodeJS.ProcessEnv): InterpreterSelecti
   };
 }
 
+/** The worker's hello remembered for this lorafile's interpreter selection, or null (Python would be probed). */
+export function rememberedHello(config: Config, cacheDir: string, env: NodeJS.ProcessEnv = process.env): HelloResult | null {
+  return new HelloMemo(cacheDir).lookup(selectionOf(config, env))?.hello ?? null;
+}
+
 export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {
   const env = options.env ?? process.env;
   const selection = selectionOf(config, env);
@@ -47,6 +52,7 @@ export async function startWorker(config: Config, options: StartOptions = {}): P
   const known = memo?.lookup(selection);
   if (known) return WorkerClient.deferred({ python: known.python, ...clientOptions }, known.hello);
   const python = await findPython({ configured: selection.configured ?? undefined, modelPaths: selection.modelPaths, env });
+  pythonNotice(`lorabuild: starting the worker on ${python.path} (imports torch; lorabuild remembers it for the next runs)…`);
   const client = await WorkerClient.start({ python: python.path, ...clientOptions });
   memo?.remember(selection, python.path, python.torchFile, await client.hello());
   return client;
@@ -57,6 +63,8 @@ export async function startWorker(config: Config, options: StartOptions = {}): P
  * runs start no Python. On a miss it asks the run's worker and remembers the answer.
  */
 export async function workerHello(ctx: StageContext): Promise<HelloResult> {
+  // on a cluster the nodes' versions and device key the results, not this machine's
+  if (ctx.options.executor === 'slurm') return (await ctx.worker()).hello();
   const selection = selectionOf(ctx.config, process.env);
   const memo = new HelloMemo(ctx.cacheDir);
   const known = memo.lookup(selection);

@@ -1,7 +1,9 @@
-// Resumable training states, indexed by the training key without `steps` ("base key"), so that
-// growing `steps` continues from the longest earlier run (or an interrupted one) instead of starting
-// over. The index lives in <cache>/train-resume/<base key>.json and is rewritten atomically; the
-// states and LoRA files it names are CAS blobs (also stage outputs, so gc keeps them).
+// Resumable training states, indexed by the training key without `steps` ("base key"; with it for a
+// cosine schedule), so that growing `steps` continues from the longest earlier run, and a rerun
+// after an interruption from the step it stopped at, instead of starting over. The index lives in
+// <cache>/train-resume/<base key>.json and is rewritten atomically; the states and LoRA files it
+// names are CAS blobs (the LoRAs are stage outputs; the states are blobs the train stage
+// references, never materialized into out/).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
@@ -19,6 +21,8 @@ export interface TrainRecord {
   checkpoints: Record<string, string>;
   lossCurve: [number, number][];
   peakMemory?: number;
+  /** settings advice and settings the worker could not honour, for the report */
+  warnings?: string[];
 }
 
 interface IndexFile {

@@ -27,6 +27,8 @@ export interface CliOptions {
   /** kill the process after this long (default 120 s) */
   timeoutMs?: number;
   stdin?: string;
+  /** start it as the leader of its own process group (pgid = pid), as a terminal's foreground job is */
+  detached?: boolean;
 }
 
 /** A fresh temp folder; removed by the returned cleanup function. */
@@ -78,13 +80,21 @@ function cliEnv(options: CliOptions): NodeJS.ProcessEnv {
 /** Starts the CLI without waiting (for kill / concurrency tests). */
 export function startCli(args: string[], options: CliOptions): ChildProcess & { result: Promise<CliResult> } {
   assertBuilt();
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: cliEnv(options), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: cliEnv(options), stdio: ['pipe', 'pipe', 'pipe'], detached: options.detached ?? false });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   child.stdin!.end(options.stdin ?? '');
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+  const killAll = () => {
+    if (!options.detached || child.pid === undefined) return child.kill('SIGKILL');
+    try {
+      process.kill(-child.pid, 'SIGKILL'); // the worker too
+    } catch {
+      // the group is gone already
+    }
+  };
+  const timer = setTimeout(killAll, options.timeoutMs ?? 120_000);
   const result = new Promise<CliResult>((resolvePromise, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {

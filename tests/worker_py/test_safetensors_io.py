@@ -131,6 +131,14 @@ class BadHeaders(unittest.TestCase):
         raw_file(self.path, {}, header_len=10_000)
         self.assertRejected("runs past the end")
 
+    def test_header_length_that_fits_the_file_but_not_after_the_8_byte_prefix(self):
+        # N <= file size but 8 + N > file size: only the bound that counts the prefix refuses it
+        raw_file(self.path, {"t": self.ok_entry()}, b"\0" * 8)
+        size = os.path.getsize(self.path)
+        with open(self.path, "r+b") as f:
+            f.write(struct.pack("<Q", size - 4))
+        self.assertRejected(f"header length {size - 4} runs past the end of the {size}-byte file")
+
     def test_header_length_over_limit(self):
         raw_file(self.path, {}, header_len=2**40)
         self.assertRejected("exceeds")

@@ -130,7 +130,7 @@ class ServerTest(unittest.TestCase):
     def test_build_and_encode_wrote_real_files(self):
         self.assertEqual(read_header(self.model)[1]["lorabuild.arch"], "tiny")
         infos = read_header(self.items[0]["latents"])[0]
-        self.assertEqual(sorted(infos), ["latent", "latent_flipped"])
+        self.assertEqual(sorted(infos), ["latent", "latent_flipped", "logvar", "logvar_flipped"])
         self.assertEqual(read_header(self.items[0]["context"])[0]["context"].shape, (77, 64))
 
     def test_train_streams_progress_and_checkpoints(self):
@@ -205,22 +205,29 @@ class ServerTest(unittest.TestCase):
         self.assertIn("python-level noise", run.stderr)
         self.assertIn("c-level noise", run.stderr)
 
-    def test_sigterm_cancels_the_running_op_and_exits(self):
-        worker = Worker()
-        try:
-            args = self.train_args("run-term", 5000, 1000)
-            train_id = worker.send("train", args)
-            while True:
-                event = worker.event()
-                if event["id"] == train_id and event["type"] == "progress":
-                    break
-            worker.proc.send_signal(signal.SIGTERM)
-            events = worker.until_end(train_id)
-            self.assertEqual(events[-1]["code"], "cancelled")
-            self.assertEqual(worker.proc.wait(timeout=TIMEOUT), 0)
-            self.assertTrue(os.path.isfile(os.path.join(args["out_dir"], "state.safetensors")))
-        finally:
-            worker.close()
+    def test_stop_signals_cancel_the_running_op_at_a_step_boundary_and_exit(self):
+        # SIGTERM (kill), SIGINT (a terminal's Ctrl-C reaches the whole process group) and SIGHUP (the
+        # terminal closed): the step finishes, the resumable state is written, the worker exits cleanly
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            with self.subTest(signal=name):
+                worker = Worker()
+                try:
+                    args = self.train_args(f"run-{name}", 5000, 1000)
+                    train_id = worker.send("train", args)
+                    while True:
+                        event = worker.event()
+                        if event["id"] == train_id and event["type"] == "progress":
+                            break
+                    worker.proc.send_signal(getattr(signal, name))
+                    events = worker.until_end(train_id)
+                    self.assertEqual(events[-1]["code"], "cancelled", events[-1])
+                    self.assertEqual(worker.proc.wait(timeout=TIMEOUT), 0)
+                    state = os.path.join(args["out_dir"], "state.safetensors")
+                    step = json.loads(read_header(state)[1]["lorabuild.state"])["step"]
+                    self.assertIn(f"cancelled after step {step};", events[-1]["message"])
+                    self.assertNotIn("KeyboardInterrupt", "".join(worker.stderr))
+                finally:
+                    worker.close()
 
 
 if __name__ == "__main__":

@@ -210,6 +210,25 @@ class TrainTest(unittest.TestCase):
         sd = get_sd1(self.model)
         self.assertFalse(any(m._forward_hooks for m in sd.unet_model.modules()))
 
+    def test_compile_without_torch_compile_is_said_not_ignored(self):
+        saved = getattr(torch, "compile", None)
+        if saved is not None:  # torch 2.x: pretend to be 1.13
+            del torch.compile
+        try:
+            ctx = Ctx()
+            result, _ = self.train(2, ctx=ctx, params={"compile": True})
+        finally:
+            if saved is not None:
+                torch.compile = saved
+        self.assertEqual(len(result["warnings"]), 1)
+        warning = result["warnings"][0]
+        self.assertEqual(warning["setting"], "compile")
+        self.assertIn("compile: true has no effect", warning["message"])
+        self.assertIn("no torch.compile", warning["message"])
+        self.assertIn(f"warning: {warning['message']}", ctx.logs)
+        plain, _ = self.train(2)
+        self.assertEqual(plain["warnings"], [])
+
     def _last_out(self):
         return os.path.join(self.dir, f"run{TrainTest.runs}")
 

@@ -16,4 +16,4 @@ Module map (other engineers build on these paths):
 """
 
 # Bump when a change alters numbers a stage caches (latents, contexts, LoRA weights).
-WORKER_VERSION = "0.1.1"  # 0.1.1: builtin tiny reads CLIP ids (vocabulary 49408)
+WORKER_VERSION = "0.2.1"  # 0.2.1: builtin tiny reads CLIP ids (vocabulary 49408)

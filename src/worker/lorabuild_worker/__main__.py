@@ -3,8 +3,10 @@
 Reads requests ``{"id", "op", "args"}`` from stdin, runs them one at a time through
 ``lorabuild_worker.ops.<op>.run(args, ctx)`` (imported on first use) and writes events to stdout, one JSON
 object per line, flushed. stdout carries only protocol lines: Python-level and C-level prints are sent to
-stderr. A reader thread handles ``cancel`` while an op runs; SIGTERM cancels everything, then the
-server exits. End of stdin: the running op finishes, then the server exits.
+stderr. A reader thread handles ``cancel`` while an op runs. SIGTERM, SIGINT and SIGHUP cancel
+everything (a training stops at the next step boundary with its resumable state saved), then the server
+exits: a terminal's Ctrl-C reaches the whole process group, this worker included, and must not kill it
+with a KeyboardInterrupt mid-step. End of stdin: the running op finishes, then the server exits.
 """
 from __future__ import annotations
 
@@ -201,14 +203,43 @@ def _protocol_stdout() -> TextIO:
     return proto
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
+def batch(request_file: str, events_file: str) -> int:
+    """One request from a file, events appended to a file: how a Slurm job runs the worker
+    (src/cluster/slurm-worker.ts tails the file). Request 0 is always ``hello``, so the submitting
+    side learns the versions and device of the node that ran the job."""
+    with open(request_file, encoding="utf-8") as f:
+        request = f.read().strip()
+    with open(events_file, "a", encoding="utf-8") as events:
+        writer = EventWriter(events)
+        import io
+
+        import torch
+
+        threads = os.environ.get("LORABUILD_THREADS")
+        torch.set_num_threads(max(1, int(threads) if threads else (os.cpu_count() or 1)))
+        hello = json.dumps({"id": 0, "op": "hello", "args": {}})
+        server = Server(io.StringIO(hello + "\n" + request + "\n"), writer)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, lambda *_: server.cancel_all())
+        server.serve()
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "--batch" and sys.argv[3] == "--events":
+        return batch(sys.argv[2], sys.argv[4])
     writer = EventWriter(_protocol_stdout())
+    server = Server(sys.stdin, writer)
+    # before torch loads (seconds): a Ctrl-C from then on stops the work instead of raising KeyboardInterrupt
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: server.cancel_all())
     import torch
 
     threads = os.environ.get("LORABUILD_THREADS")
     torch.set_num_threads(max(1, int(threads) if threads else (os.cpu_count() or 1)))
-    server = Server(sys.stdin, writer)
-    signal.signal(signal.SIGTERM, lambda *_: server.cancel_all())
     server.serve()
     return 0
 

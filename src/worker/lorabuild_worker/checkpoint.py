@@ -3,6 +3,7 @@
     sd = load_sd1(path, device="cpu", dtype=torch.float32)     # raises WorkerError on refusal
     eps = sd.unet(noisy_latents, timesteps, context)            # [B,4,h,w], timesteps [B] in 0..999
     lat = sd.encode_images(pixels)                              # pixels [B,3,H,W] in [-1,1] -> latents x 0.18215
+    mean, logvar = sd.encode_posterior(pixels)                  # scaled mean (as above) + the posterior's log-variance
     img = sd.decode_latents(lat)                                # scaled latents -> images [B,3,H,W] in [0,1]
     ctx = sd.encode_text(ids, clip_skip=1)                      # LongTensor [B,77] -> [B,77,context_dim]
     sd.alphas_cumprod                                           # float32 [1000], DDPM scaled-linear schedule
@@ -116,8 +117,14 @@ class SD1:
     def unet(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.unet_model(x, timesteps, context)
 
+    def encode_posterior(self, pixels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """pixels -> (scaled posterior mean, unscaled log-variance). A posterior sample is
+        ``mean + scale_factor * exp(logvar / 2) * noise``: what SimpleLoRA draws each step."""
+        mean, logvar = self.vae.encode_moments(pixels.to(self.device, self.dtype))
+        return mean * self.config.vae.scale_factor, logvar
+
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode_mean(pixels.to(self.device, self.dtype)) * self.config.vae.scale_factor
+        return self.encode_posterior(pixels)[0]
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         pixels = self.vae.decode(latents.to(self.device, self.dtype) / self.config.vae.scale_factor)

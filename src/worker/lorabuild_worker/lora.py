@@ -6,7 +6,7 @@ strength``. ``down`` is [rank, in] (a conv with the base layer's kernel for conv
 with forward hooks, so several LoRAs stack and each comes off with ``.remove()``.
 
 Training (train.py):
-    net = inject_lora(sd, targets="attention", rank=4, alpha=4.0, seed=0)   # trainable nn.Module
+    net = inject_lora(sd, targets="attention", rank=4, alpha=4.0, seed=0, init="kaiming")   # trainable nn.Module
     net.parameters(); net.state_tensors(); net.load_state_tensors(t)       # kohya-named tensors
     save_lora(net, path, metadata)                                          # atomic .safetensors
     net.remove()
@@ -139,27 +139,42 @@ class LoRANetwork(nn.Module):
         self._handles = []
 
 
-def _init_adapter(adapter: LoRAAdapter, name: str, seed: int) -> None:
-    """kaiming-uniform(a=sqrt 5) down, zero up; the random draw depends only on (seed, name)."""
+INITS = ("kaiming", "gaussian")
+
+
+def _init_adapter(adapter: LoRAAdapter, name: str, seed: int, init: str) -> None:
+    """Zero up, and down either kaiming-uniform(a=sqrt 5) (the LoRA paper's and kohya's) or normal with
+    std 1/rank (peft's "gaussian", which SimpleLoRA uses). The random draw depends only on (seed, name)."""
     gen = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**62))
     weight = adapter.down.weight
-    fan_in = weight[0].numel()
-    bound = math.sqrt(6.0 / ((1 + 5.0) * fan_in))  # kaiming_uniform_ with a = sqrt(5)
+    if init == "gaussian":
+        values = torch.randn(weight.shape, generator=gen) / adapter.rank
+    else:
+        bound = math.sqrt(6.0 / ((1 + 5.0) * weight[0].numel()))  # kaiming_uniform_ with a = sqrt(5)
+        values = (torch.rand(weight.shape, generator=gen) * 2 - 1) * bound
     with torch.no_grad():
-        weight.copy_((torch.rand(weight.shape, generator=gen) * 2 - 1) * bound)
+        weight.copy_(values)
         adapter.up.weight.zero_()
 
 
 def inject_lora(
-    sd: SD1, targets: str = "attention", rank: int = 4, alpha: Optional[float] = None, seed: int = 0, device: Optional[torch.device] = None
+    sd: SD1,
+    targets: str = "attention",
+    rank: int = 4,
+    alpha: Optional[float] = None,
+    seed: int = 0,
+    device: Optional[torch.device] = None,
+    init: str = "kaiming",
 ) -> LoRANetwork:
     """Hook fresh adapters (deterministic from ``seed``) into ``sd``'s UNet. ``device`` defaults to the
     UNet's device; a meta-device model with device='cpu' gives real LoRA tensors without real weights."""
     if rank < 1:
         raise WorkerError("bad_request", f"LoRA rank must be >= 1, got {rank}")
+    if init not in INITS:
+        raise WorkerError("bad_request", f"unknown LoRA init {init!r}; choose one of {', '.join(INITS)}")
     net = LoRANetwork(unet_target_modules(sd, targets), rank, float(alpha if alpha is not None else rank), device)
     for name, adapter in net.adapters.items():
-        _init_adapter(adapter, name, seed)  # type: ignore[arg-type]
+        _init_adapter(adapter, name, seed, init)  # type: ignore[arg-type]
     return net
 
 

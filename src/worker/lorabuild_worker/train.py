@@ -1,18 +1,27 @@
-"""LoRA training on cached latents and text contexts: the lab's SimpleLoRA recipe by default.
+"""LoRA training on cached latents and text contexts, with SimpleLoRA's recipe as options.
 
-Recipe per optimizer step: ``gradient_accumulation`` micro-batches of ``batch_size`` items; each item
-picks its cached flipped latent with probability 0.5 (``flip``), a uniform timestep in 0..999, Gaussian
-noise (+ ``noise_offset`` x per-channel noise), the empty-caption context with probability
-``caption_dropout``; epsilon prediction, MSE (optionally min-SNR-gamma weighted); AdamW (0.9, 0.999,
-weight decay 1e-2); constant or cosine learning rate with linear warmup.
+Epochs and steps as SimpleLoRA's accelerate loop has them: each epoch is a fresh permutation of the items
+cut into micro-batches of ``batch_size`` (the last one may be smaller); an optimizer step takes
+``gradient_accumulation`` micro-batches, except the last step of an epoch, which takes what is left
+(accumulation restarts with every epoch). Each micro-batch's loss is divided by
+``gradient_accumulation``, so a partial step has a proportionally smaller gradient, as there.
 
-Determinism: all randomness of step s comes from a generator seeded with (seed, s), and the order of
+Per item: the cached flipped latent with probability 0.5 (``flip``); the posterior mean, or with
+``latents: sample`` a posterior sample mean + 0.18215 * exp(logvar / 2) * N(0, 1) (what SimpleLoRA's
+``latent_dist.sample()`` draws); a uniform timestep in 0..999; Gaussian noise (+ ``noise_offset`` x
+per-channel noise); the empty-caption context with probability ``caption_dropout``. Epsilon prediction,
+MSE (optionally min-SNR-gamma weighted); the global gradient norm clipped to ``max_grad_norm``; AdamW
+(0.9, 0.999, weight decay 1e-2); constant or cosine learning rate with linear warmup, evaluated as
+diffusers' schedulers are (at the number of steps already taken).
+
+Determinism: all randomness of step s comes from generators seeded with (seed, s), and the order of
 items from a per-epoch permutation seeded with (seed, epoch). So a run resumed from a saved state (LoRA
 weights, AdamW moments, step, loss curve: one safetensors file, JSON in its metadata, no pickle) is
 bit-identical on CPU to an uninterrupted run, and so is a constant-schedule run extended to more steps.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,17 +32,19 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from . import ddp
 from .checkpoint import SD1
 from .models import get_sd1
 from .errors import WorkerError, bad_request
-from .lora import LoRANetwork, inject_lora, save_lora
+from .lora import INITS, LoRANetwork, inject_lora, save_lora
 from .safetensors_io import SafetensorsFile, load_file, save_file
 
 STATE_FORMAT = "lorabuild.train-state.v1"
 OOM_HINT = "lower batch_size to 1, set gradient_checkpointing: on, or lower the resolution"
 # params that must match between a saved state and the run resuming from it
 RESUME_KEYS = ("rank", "alpha", "learning_rate", "batch_size", "seed", "targets", "lr_scheduler", "warmup_steps",
-               "gradient_accumulation", "min_snr_gamma", "noise_offset", "caption_dropout", "flip")
+               "gradient_accumulation", "min_snr_gamma", "noise_offset", "caption_dropout", "flip", "max_grad_norm",
+               "latents", "lora_init")
 
 
 @dataclass(frozen=True)
@@ -53,10 +64,14 @@ class TrainParams:
     noise_offset: float = 0.0
     caption_dropout: float = 0.0
     flip: bool = True
+    max_grad_norm: float = 1.0
+    latents: str = "mean"
+    lora_init: str = "kaiming"
     mixed_precision: str = "auto"
     gradient_checkpointing: str = "auto"
     compile: bool = False
     device: str = "auto"
+    devices: int = 1
 
     @property
     def effective_alpha(self) -> float:
@@ -66,6 +81,8 @@ class TrainParams:
 _CHOICES = {
     "targets": ("attention", "attention+proj", "all-linear"),
     "lr_scheduler": ("constant", "cosine"),
+    "latents": ("mean", "sample"),
+    "lora_init": INITS,
     "mixed_precision": ("auto", "no", "fp16", "bf16"),
     "gradient_checkpointing": ("auto", "on", "off"),
     "device": ("auto", "cpu", "cuda"),
@@ -89,7 +106,7 @@ def parse_params(raw: Any) -> TrainParams:
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise bad_request(f"train: params.{name} must be true or false, got {value!r}")
-        elif name in ("alpha", "min_snr_gamma", "learning_rate", "noise_offset", "caption_dropout"):
+        elif name in ("alpha", "min_snr_gamma", "learning_rate", "noise_offset", "caption_dropout", "max_grad_norm"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise bad_request(f"train: params.{name} must be a non-negative number, got {value!r}")
             value = float(value)
@@ -97,9 +114,11 @@ def parse_params(raw: Any) -> TrainParams:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise bad_request(f"train: params.{name} must be a non-negative integer, got {value!r}")
         values[name] = value
-    for name in ("rank", "batch_size", "gradient_accumulation", "clip_skip", "resolution"):
+    for name in ("rank", "batch_size", "gradient_accumulation", "clip_skip", "resolution", "devices"):
         if values[name] < 1:
             raise bad_request(f"train: params.{name} must be at least 1, got {values[name]}")
+    if values["batch_size"] % values["devices"]:
+        raise bad_request(f"train: batch_size {values['batch_size']} does not split over devices: {values['devices']}", "make batch_size a multiple of devices (the global batch is split evenly)")
     if values["caption_dropout"] > 1:
         raise bad_request(f"train: params.caption_dropout must be between 0 and 1, got {values['caption_dropout']}")
     return TrainParams(**values)
@@ -111,43 +130,56 @@ def _seed_for(seed: int, stream: int, index: int) -> int:
 
 
 def learning_rate(params: TrainParams, step: int, total_steps: int) -> float:
-    """LR used by optimizer step ``step`` (1-based)."""
-    base = params.learning_rate
-    if params.warmup_steps and step <= params.warmup_steps:
-        return base * step / params.warmup_steps
+    """LR used by optimizer step ``step`` (1-based). Like diffusers' get_scheduler under SimpleLoRA, the
+    schedule is a function of the steps already taken: warmup ramps linearly from 0, and a cosine schedule
+    gives its first step the full rate and its last a small positive one."""
+    base, taken, warmup = params.learning_rate, step - 1, params.warmup_steps
+    if taken < warmup:
+        return base * taken / warmup
     if params.lr_scheduler == "cosine":
-        span = max(1, total_steps - params.warmup_steps)
-        progress = min(1.0, (step - params.warmup_steps) / span)
-        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+        progress = (taken - warmup) / max(1, total_steps - warmup)
+        return base * max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
     return base
 
 
 class Dataset:
-    """Cached latents (both flip states) and contexts, stacked once in memory."""
+    """Cached latents (both flip states, their log-variances when sampling) and contexts, stacked once."""
 
-    def __init__(self, latents: torch.Tensor, flipped: torch.Tensor, contexts: torch.Tensor, empty: Optional[torch.Tensor] = None):
+    def __init__(
+        self,
+        latents: torch.Tensor,
+        flipped: torch.Tensor,
+        contexts: torch.Tensor,
+        empty: Optional[torch.Tensor] = None,
+        logvar: Optional[torch.Tensor] = None,
+        logvar_flipped: Optional[torch.Tensor] = None,
+    ):
         self.latents = latents.float()
         self.flipped = flipped.float()
         self.contexts = contexts.float()
         self.empty = None if empty is None else empty.float()
+        self.logvar = None if logvar is None else logvar.float()
+        self.logvar_flipped = None if logvar_flipped is None else logvar_flipped.float()
 
     @classmethod
     def from_tensors(cls, latents: torch.Tensor, flipped: torch.Tensor, contexts: torch.Tensor) -> "Dataset":
         return cls(latents, flipped, contexts)
 
     @classmethod
-    def from_items(cls, items: List[Dict[str, str]], empty_context: Optional[str]) -> "Dataset":
+    def from_items(cls, items: List[Dict[str, str]], empty_context: Optional[str], with_logvar: bool = False) -> "Dataset":
         if not isinstance(items, list) or not items:
             raise bad_request("train: items is empty; the dataset has nothing to train on")
-        latents, flipped, contexts = [], [], []
+        names = ("latent", "latent_flipped") + (("logvar", "logvar_flipped") if with_logvar else ())
+        stacks: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
+        contexts = []
         for i, item in enumerate(items):
             if not isinstance(item, dict) or not isinstance(item.get("latents"), str) or not isinstance(item.get("context"), str):
                 raise bad_request(f"train: items[{i}] must be {{latents: path, context: path}}")
-            lat = _read_tensors(item["latents"], ("latent", "latent_flipped"))
-            latents.append(lat["latent"])
-            flipped.append(lat["latent_flipped"])
+            lat = _read_tensors(item["latents"], names)
+            for n in names:
+                stacks[n].append(lat[n])
             contexts.append(_read_tensors(item["context"], ("context",))["context"])
-        for what, group in (("latent", latents + flipped), ("context", contexts)):
+        for what, group in (("latent", [t for n in names for t in stacks[n]]), ("context", contexts)):
             shapes = {tuple(t.shape) for t in group}
             if len(shapes) != 1:
                 raise bad_request(f"train: items have {what}s of different shapes {sorted(shapes)[:3]}; encode all items at one resolution")
@@ -156,7 +188,8 @@ class Dataset:
             empty = _read_tensors(empty_context, ("context",))["context"]
             if empty.shape != contexts[0].shape:
                 raise bad_request(f"train: empty_context {list(empty.shape)} does not match item contexts {list(contexts[0].shape)}")
-        return cls(torch.stack(latents), torch.stack(flipped), torch.stack(contexts), empty)
+        stacked = {n: torch.stack(stacks[n]) for n in names}
+        return cls(stacked["latent"], stacked["latent_flipped"], torch.stack(contexts), empty, stacked.get("logvar"), stacked.get("logvar_flipped"))
 
     def __len__(self) -> int:
         return self.latents.shape[0]
@@ -173,12 +206,21 @@ def _read_tensors(path: str, names: Tuple[str, ...]) -> Dict[str, torch.Tensor]:
 
 
 class Sampler:
-    """Which item, flip, timestep, noise and caption-dropout each micro-batch of step s uses."""
+    """Which items, flips, timesteps, noise and caption dropouts the micro-batches of step s use.
 
-    def __init__(self, params: TrainParams, size: int):
+    An epoch is a permutation of the items cut into micro-batches of batch_size (the last may be short);
+    an optimizer step takes gradient_accumulation of them, the last step of an epoch what is left."""
+
+    def __init__(self, params: TrainParams, data: Dataset, latent_scale: float = 1.0):
         self.params = params
-        self.size = size
+        self.data = data
+        self.size = len(data)
+        self.latent_scale = latent_scale
+        self.micro_per_epoch = math.ceil(self.size / params.batch_size)
+        self.steps_per_epoch = math.ceil(self.micro_per_epoch / params.gradient_accumulation)
         self._orders: Dict[int, torch.Tensor] = {}
+        if params.latents == "sample" and data.logvar is None:
+            raise bad_request("train: latents: sample needs the cached log-variances (logvar)")
 
     def _order(self, epoch: int) -> torch.Tensor:
         if epoch not in self._orders:
@@ -186,19 +228,32 @@ class Sampler:
             self._orders = {epoch: torch.randperm(self.size, generator=gen)}
         return self._orders[epoch]
 
-    def micro_batches(self, step: int, data: Dataset, latent_shape: Tuple[int, ...]):
+    def micro_batch_items(self, step: int) -> List[torch.Tensor]:
+        """Item indices of each micro-batch of optimizer step ``step`` (1-based)."""
         p = self.params
+        epoch, within = divmod(step - 1, self.steps_per_epoch)
+        order = self._order(epoch)
+        first = within * p.gradient_accumulation
+        last = min(first + p.gradient_accumulation, self.micro_per_epoch)
+        return [order[m * p.batch_size : min((m + 1) * p.batch_size, self.size)] for m in range(first, last)]
+
+    def micro_batches(self, step: int):
+        p, data = self.params, self.data
+        latent_shape = tuple(data.latents.shape[1:])
         gen = torch.Generator().manual_seed(_seed_for(p.seed, 1, step))
-        per_step = p.batch_size * p.gradient_accumulation
-        for micro in range(p.gradient_accumulation):
-            first = (step - 1) * per_step + micro * p.batch_size
-            idx = torch.stack([self._order(i // self.size)[i % self.size] for i in range(first, first + p.batch_size)])
-            flip = torch.rand(p.batch_size, generator=gen) < 0.5
-            timesteps = torch.randint(0, 1000, (p.batch_size,), generator=gen)
-            noise = torch.randn((p.batch_size,) + latent_shape, generator=gen)
-            offset = torch.randn((p.batch_size, latent_shape[0], 1, 1), generator=gen)
-            drop = torch.rand(p.batch_size, generator=gen) < p.caption_dropout
-            latents = torch.where((flip & p.flip)[:, None, None, None], data.flipped[idx], data.latents[idx])
+        posterior = torch.Generator().manual_seed(_seed_for(p.seed, 3, step))
+        for idx in self.micro_batch_items(step):
+            n = len(idx)
+            flip = torch.rand(n, generator=gen) < 0.5
+            timesteps = torch.randint(0, 1000, (n,), generator=gen)
+            noise = torch.randn((n,) + latent_shape, generator=gen)
+            offset = torch.randn((n, latent_shape[0], 1, 1), generator=gen)
+            drop = torch.rand(n, generator=gen) < p.caption_dropout
+            flipped = (flip & p.flip)[:, None, None, None]
+            latents = torch.where(flipped, data.flipped[idx], data.latents[idx])
+            if p.latents == "sample":
+                logvar = torch.where(flipped, data.logvar_flipped[idx], data.logvar[idx])  # type: ignore[index]
+                latents = latents + self.latent_scale * torch.exp(0.5 * logvar) * torch.randn((n,) + latent_shape, generator=posterior)
             if p.noise_offset:
                 noise = noise + p.noise_offset * offset
             context = data.contexts[idx]
@@ -268,7 +323,9 @@ def _restore_optimizer(net: LoRANetwork, opt: torch.optim.Optimizer, tensors: Di
 class Trainer:
     def __init__(self, sd: SD1, data: Dataset, params: TrainParams, steps: int, precision: Precision, init_lora: Optional[str] = None):
         self.sd, self.data, self.params, self.steps, self.precision = sd, data, params, steps, precision
-        self.net = inject_lora(sd, params.targets, params.rank, params.effective_alpha, params.seed, device=precision.device)
+        self.sampler = Sampler(params, data, sd.config.vae.scale_factor)  # checks the data before any hook is attached
+        self.group = ddp.current()
+        self.net = inject_lora(sd, params.targets, params.rank, params.effective_alpha, params.seed, device=precision.device, init=params.lora_init)
         if init_lora:
             try:
                 self.net.load_state_tensors(load_file(init_lora))
@@ -276,13 +333,20 @@ class Trainer:
                 self.net.remove()
                 raise
         self.optimizer = torch.optim.AdamW(list(self.net.parameters()), lr=params.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
-        self.sampler = Sampler(params, len(data))
         self.step = 0
         self.loss_curve: List[List[float]] = []
         self.alphas = sd.alphas_cumprod.to(precision.device).float()
         self.unet_forward: Callable = sd.unet_model
-        if params.compile and hasattr(torch, "compile"):
-            self.unet_forward = torch.compile(sd.unet_model)
+        # settings that could not take effect ({setting, message}): said in the log and the report
+        self.warnings: List[Dict[str, str]] = []
+        if params.compile:
+            if hasattr(torch, "compile"):
+                self.unet_forward = torch.compile(sd.unet_model)
+            else:
+                message = f"compile: true has no effect: torch {torch.__version__} has no torch.compile (it came with torch 2.0); trained without compiling"
+                self.warnings.append({"setting": "compile", "message": message})
+        if self.group is not None:
+            self.unet_forward = self.group.wrap(sd.unet_model, self.net, precision.device)
 
     def train_step(self) -> float:
         step = self.step + 1
@@ -292,8 +356,14 @@ class Trainer:
             group["lr"] = lr
         self.sd.unet_model.train()
         total = 0.0
-        for latents, noise, timesteps, context in self.sampler.micro_batches(step, self.data, tuple(self.data.latents.shape[1:])):
-            latents, noise, timesteps, context = latents.to(dev), noise.to(dev), timesteps.to(dev), context.to(dev)
+        batches = list(self.sampler.micro_batches(step))
+        for micro, whole in enumerate(batches):
+            n, batch, weight = whole[0].shape[0], whole, 1.0
+            if self.group is not None:  # every rank drew the whole micro-batch; each trains on its slice
+                batch = tuple(self.group.shard(t) for t in whole)
+                if batch[0].shape[0] == 0:  # fewer items than processes: one item at weight 0 still reaches the all-reduce
+                    batch, weight = tuple(t[:1] for t in whole), 0.0
+            latents, noise, timesteps, context = (t.to(dev) for t in batch)
             a = self.alphas[timesteps][:, None, None, None]
             noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
             with self._autocast():
@@ -302,15 +372,24 @@ class Trainer:
             if p.min_snr_gamma:
                 snr = a.flatten() / (1 - a.flatten())
                 per_item = per_item * torch.clamp(snr, max=p.min_snr_gamma) / snr
-            loss = per_item.mean()
-            if not torch.isfinite(loss):
+            # the micro-batch's mean; under DDP a rank holds a slice (sizes may differ by one) and DDP
+            # averages the ranks' gradients, so each rank weighs its sum by world / n
+            loss = per_item.mean() if self.group is None else per_item.sum() * (weight * self.group.world / n)
+            if not torch.isfinite(loss) and self.group is None:  # (ranks must reach every backward together)
                 return float("nan")
             scaled = loss / p.gradient_accumulation
-            if self.precision.scaler is not None:
-                self.precision.scaler.scale(scaled).backward()
-            else:
-                scaled.backward()
+            # DDP averages the gradients once per optimizer step, on the last micro-batch
+            sync = self.group is None or micro == len(batches) - 1
+            with contextlib.nullcontext() if sync else self.unet_forward.no_sync():
+                if self.precision.scaler is not None:
+                    self.precision.scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
             total += float(loss.detach())
+        if p.max_grad_norm > 0:
+            if self.precision.scaler is not None:
+                self.precision.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(list(self.net.parameters()), p.max_grad_norm)
         if self.precision.scaler is not None:
             self.precision.scaler.step(self.optimizer)
             self.precision.scaler.update()
@@ -318,7 +397,9 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step = step
-        mean = total / p.gradient_accumulation
+        mean = total / len(batches)
+        if self.group is not None:
+            mean = self.group.mean(mean)
         self.loss_curve.append([step, mean])
         return mean
 
@@ -395,6 +476,7 @@ def lora_metadata(params: TrainParams, steps: int, step: int, resolution: Tuple[
         "ss_min_snr_gamma": "None" if params.min_snr_gamma is None else repr(params.min_snr_gamma),
         "ss_noise_offset": repr(params.noise_offset),
         "ss_caption_dropout_rate": repr(params.caption_dropout),
+        "ss_max_grad_norm": repr(params.max_grad_norm),
         "ss_flip_aug": str(params.flip),
         "ss_optimizer": "torch.optim.AdamW(weight_decay=0.01,betas=(0.9, 0.999))",
         "ss_mixed_precision": params.mixed_precision,
@@ -426,12 +508,14 @@ def run_training(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     params = parse_params(args.get("params"))
     if params.caption_dropout > 0 and not isinstance(args.get("empty_context"), str):
         raise bad_request("train: caption_dropout > 0 needs args.empty_context (the encoded empty caption)")
+    if params.devices > 1 and ddp.current() is None:
+        return ddp.launch(args, ctx, params.devices)
     precision = choose_precision(params)
     out_dir = args["out_dir"]
     os.makedirs(out_dir, exist_ok=True)
     state_path = os.path.join(out_dir, "state.safetensors")
 
-    data = Dataset.from_items(args.get("items") or [], args.get("empty_context") if params.caption_dropout > 0 else None)
+    data = Dataset.from_items(args.get("items") or [], args.get("empty_context") if params.caption_dropout > 0 else None, with_logvar=params.latents == "sample")
     sd = get_sd1(args["model"], precision.device, precision.model_dtype, bool(args.get("allow_pickle", False)), args.get("arch"))
     if data.contexts.shape[-1] != sd.config.unet.context_dim:
         raise bad_request(f"train: contexts have width {data.contexts.shape[-1]} but the {sd.arch} UNet wants {sd.config.unet.context_dim}; re-encode the captions with this model")
@@ -441,6 +525,8 @@ def run_training(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     sd.unet_model.gradient_checkpointing = ckpt_mode == "on"
 
     trainer = Trainer(sd, data, params, steps, precision, args.get("init_lora"))
+    for warning in trainer.warnings:
+        ctx.log(f"warning: {warning['message']}")
     try:
         return _train_loop(trainer, args, ctx, steps, every, given, state_path)
     finally:
@@ -458,8 +544,15 @@ def _train_loop(trainer: "Trainer", args: Dict[str, Any], ctx: Any, steps: int, 
     resolution = (latent_hw[0] * 8, latent_hw[1] * 8)
     last_good: Optional[str] = None
 
+    writer = trainer.group is None or trainer.group.writer  # under DDP only rank 0 writes
+
     def write_lora(step: int, path: str) -> None:
-        save_lora(trainer.net, path, lora_metadata(params, steps, step, resolution, given))
+        if writer:
+            save_lora(trainer.net, path, lora_metadata(params, steps, step, resolution, given))
+
+    def save_state() -> None:
+        if writer:
+            trainer.save_state(state_path)
 
     if precision.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -480,11 +573,11 @@ def _train_loop(trainer: "Trainer", args: Dict[str, Any], ctx: Any, steps: int, 
             if step % every == 0 or step == steps:
                 path = os.path.join(out_dir, f"lora-step{step}.safetensors")
                 write_lora(step, path)
-                trainer.save_state(state_path)
+                save_state()
                 last_good = path
                 ctx.checkpoint(step, path)
             if step < steps and ctx.cancelled():
-                trainer.save_state(state_path)
+                save_state()
                 raise WorkerError("cancelled", f"train: cancelled after step {step}; resumable state in {state_path}")
     except RuntimeError as exc:
         if _is_oom(exc):
@@ -493,7 +586,7 @@ def _train_loop(trainer: "Trainer", args: Dict[str, Any], ctx: Any, steps: int, 
     final = os.path.join(out_dir, "lora.safetensors")
     write_lora(steps, final)
     peak = torch.cuda.max_memory_allocated() if precision.device.type == "cuda" else _cpu_peak_rss()
-    return {"final": final, "state": state_path, "loss_curve": trainer.loss_curve, "peak_memory": peak, "device": precision.device.type}
+    return {"final": final, "state": state_path, "loss_curve": trainer.loss_curve, "peak_memory": peak, "device": precision.device.type, "warnings": trainer.warnings}
 
 
 def _cpu_peak_rss() -> int:

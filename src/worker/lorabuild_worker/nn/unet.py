@@ -5,7 +5,7 @@ SpatialTransformer (norm, proj_in 1x1 conv, transformer_blocks.0 {attn1, attn2, 
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -121,19 +121,25 @@ class Upsample(nn.Module):
         super().__init__()
         self.conv = conv2d(channels, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    def forward(self, x: torch.Tensor, size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Doubles x, or (as ComfyUI/LDM do) scales it to ``size``, the skip it meets next: latents
+        whose sides are not multiples of 8 (32 px images, 520 px renders) then still line up."""
+        if size is None:
+            return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv(F.interpolate(x, size=size, mode="nearest"))
 
 
 class TimestepSequential(nn.Sequential):
     """One input/middle/output block: runs its layers, passing emb to ResBlocks and context to transformers."""
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, out_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:  # type: ignore[override]
         for layer in self:
             if isinstance(layer, ResBlock):
                 x = layer(x, emb)
             elif isinstance(layer, SpatialTransformer):
                 x = layer(x, context)
+            elif isinstance(layer, Upsample):
+                x = layer(x, out_size)
             else:
                 x = layer(x)
         return x
@@ -182,10 +188,10 @@ class UNet(nn.Module):
 
         self.out = nn.Sequential(group_norm(ch, groups), nn.SiLU(), conv2d(ch, cfg.out_channels, 3, padding=1))
 
-    def _run(self, block: TimestepSequential, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def _run(self, block: TimestepSequential, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, out_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return grad_checkpoint(block, h, emb, context, use_reentrant=False)
-        return block(h, emb, context)
+            return grad_checkpoint(block, h, emb, context, out_size, use_reentrant=False)
+        return block(h, emb, context, out_size)
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x: noisy latents [B, 4, h, w]; timesteps: [B] (0..999); context: [B, L, context_dim] -> eps [B, 4, h, w]."""
@@ -199,5 +205,5 @@ class UNet(nn.Module):
         h = self._run(self.middle_block, h, emb, context)
         for block in self.output_blocks:
             h = torch.cat([h, skips.pop()], dim=1)
-            h = self._run(block, h, emb, context)
+            h = self._run(block, h, emb, context, tuple(skips[-1].shape[-2:]) if skips else None)
         return self.out(h)

@@ -4,7 +4,7 @@ quant_conv, post_quant_conv, decoder (conv_in, mid, up.N.block.M, up.N.upsample,
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -157,11 +157,16 @@ class AutoencoderKL(nn.Module):
         self.quant_conv = conv2d(2 * cfg.z_channels, 2 * cfg.z_channels, 1)
         self.post_quant_conv = conv2d(cfg.z_channels, cfg.z_channels, 1)
 
-    def encode_mean(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels in [-1, 1] -> the posterior mean (unscaled latents). The mean, not a sample, so that
-        cached latents are deterministic."""
+    def encode_moments(self, pixels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """pixels in [-1, 1] -> the posterior's mean and log-variance (unscaled latents), the
+        log-variance clamped to [-30, 20] as LDM's DiagonalGaussianDistribution does."""
         moments = self.quant_conv(self.encoder(pixels))
-        return moments[:, : self.cfg.z_channels]
+        mean, logvar = moments[:, : self.cfg.z_channels], moments[:, self.cfg.z_channels :]
+        return mean, torch.clamp(logvar, -30.0, 20.0)
+
+    def encode_mean(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels in [-1, 1] -> the posterior mean (unscaled latents)."""
+        return self.encode_moments(pixels)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """unscaled latents -> pixels in about [-1, 1]."""

@@ -1,7 +1,9 @@
 """encode_latents { model, arch?, resolution, items: [{ image, out }], allow_pickle? } -> { items: [{ out }] }
 
-Each ``out`` gets tensors "latent" and "latent_flipped" ([4, r/8, r/8] float32, VAE posterior mean
-already multiplied by 0.18215): the cache random-flip training picks from."""
+Each ``out`` gets the VAE posterior of the image and of its mirror image, the cache random-flip training
+picks from: "latent" and "latent_flipped" ([4, r/8, r/8] float32, the posterior mean already multiplied
+by the VAE scale 0.18215) and "logvar" and "logvar_flipped" (its log-variance, unscaled), so training can
+use the mean (``latents: mean``) or draw a posterior sample per step (``latents: sample``)."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -30,9 +32,10 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
             if ctx.cancelled():
                 raise WorkerError("cancelled", f"encode_latents: cancelled after {n} of {len(items)} items")
             pixels = load_square(item["image"], resolution)
-            both = torch.stack([pixels, torch.flip(pixels, dims=[2])])
-            latents = sd.encode_images(both).float().cpu()
-            save_file({"latent": latents[0].contiguous(), "latent_flipped": latents[1].contiguous()}, item["out"])
+            mean, logvar = sd.encode_posterior(torch.stack([pixels, torch.flip(pixels, dims=[2])]))
+            mean, logvar = mean.float().cpu(), logvar.float().cpu()
+            tensors = {"latent": mean[0], "latent_flipped": mean[1], "logvar": logvar[0], "logvar_flipped": logvar[1]}
+            save_file({k: v.contiguous() for k, v in tensors.items()}, item["out"])
             done.append({"out": item["out"]})
             ctx.progress(n + 1, len(items))
     return {"items": done}

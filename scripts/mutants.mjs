@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// Mutation check of the training math and of stopping/resuming: copies the working tree to a scratch
+// folder, checks that each test below passes there unmutated, then applies one mutation at a time and
+// runs the test that should catch it. A mutant the test does not catch ("SURVIVED"), a mutation whose
+// text is no longer in the code, or a baseline that fails makes the script exit 1.
+//
+//   node scripts/mutants.mjs            all mutants (the two CLI ones take a few minutes each)
+//   node scripts/mutants.mjs --quick    without the CLI ones
+//   node scripts/mutants.mjs --only noising,lora-scale
+//   node scripts/mutants.mjs --list
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
+const PYTHON = process.env.LORABUILD_TEST_PYTHON ?? '/usr/bin/python3';
+const W = 'src/worker/lorabuild_worker';
+const MATH = 'tests.worker_py.test_training_math.MathTest';
+
+const py = (test) => ({ kind: 'python', test });
+const vitest = (file, name) => ({ kind: 'vitest', test: file, name });
+const cli = (file) => ({ kind: 'cli', test: file });
+
+/** name, file, the exact text replaced (must occur once), its replacement, the test that must fail */
+const MUTANTS = [
+  // the six of the audit (issue 15)
+  ['lora-scale', `${W}/lora.py`, 'self.up(self.down(x)) * (self.alpha / self.rank * self.strength)', 'self.up(self.down(x)) * (self.rank / self.alpha * self.strength)', py(`${MATH}.test_lora_delta_is_alpha_over_rank_times_up_down`)],
+  ['noising', `${W}/train.py`, 'noisy = a.sqrt() * latents + (1 - a).sqrt() * noise', 'noisy = a * latents + (1 - a) * noise', py(`${MATH}.test_the_training_step_noises_with_sqrt_alphas_cumprod`)],
+  ['vae-scale', `${W}/checkpoint.py`, 'return mean * self.config.vae.scale_factor, logvar', 'return mean, logvar', py(`${MATH}.test_cached_latents_are_the_posterior_mean_times_0_18215`)],
+  ['min-snr', `${W}/train.py`, 'per_item * torch.clamp(snr, max=p.min_snr_gamma) / snr', 'per_item * torch.clamp(snr, max=p.min_snr_gamma)', py(`${MATH}.test_min_snr_weights_are_min_snr_gamma_over_snr_for_epsilon_prediction`)],
+  ['warmup-ignored', `${W}/train.py`, '    if taken < warmup:\n', '    if False:\n', py(`${MATH}.test_learning_rate_at_chosen_steps`)],
+  ['header-bound-ts', 'src/safetensors/format.ts', 'if (8 + n > fileSize) {', 'if (n > fileSize) {', vitest('tests/safetensors.test.ts', 'header length that fits the file but not after the 8-byte prefix')],
+  ['header-bound-py', `${W}/safetensors_io.py`, 'if 8 + header_len > size:', 'if header_len > size:', py('tests.worker_py.test_safetensors_io.BadHeaders.test_header_length_that_fits_the_file_but_not_after_the_8_byte_prefix')],
+  // the recipe this issue added, and the schedule
+  ['schedule-linear-betas', `${W}/checkpoint.py`, 'torch.linspace(BETA_START**0.5, BETA_END**0.5, TRAIN_TIMESTEPS, dtype=torch.float64) ** 2', 'torch.linspace(BETA_START, BETA_END, TRAIN_TIMESTEPS, dtype=torch.float64)', py(`${MATH}.test_scaled_linear_alphas_cumprod_at_known_timesteps`)],
+  ['cosine-shifted', `${W}/train.py`, 'base, taken, warmup = params.learning_rate, step - 1, params.warmup_steps', 'base, taken, warmup = params.learning_rate, step, params.warmup_steps', py(`${MATH}.test_learning_rate_at_chosen_steps`)],
+  ['schedule-not-applied', `${W}/train.py`, '            group["lr"] = lr\n', '            group["lr"] = p.learning_rate\n', py(`${MATH}.test_the_optimizer_gets_the_scheduled_rate`)],
+  ['no-clipping', `${W}/train.py`, 'torch.nn.utils.clip_grad_norm_(list(self.net.parameters()), p.max_grad_norm)', 'None', py(`${MATH}.test_clipping_scales_the_global_gradient_norm`)],
+  ['per-tensor-clipping', `${W}/train.py`, 'torch.nn.utils.clip_grad_norm_(list(self.net.parameters()), p.max_grad_norm)', '[torch.nn.utils.clip_grad_norm_([q], p.max_grad_norm) for q in self.net.parameters()]', py(`${MATH}.test_clipping_scales_the_global_gradient_norm`)],
+  ['accumulation-mean', `${W}/train.py`, 'scaled = loss / p.gradient_accumulation', 'scaled = loss / len(self.sampler.micro_batch_items(step))', py(`${MATH}.test_a_partial_step_divides_its_loss_by_the_full_accumulation`)],
+  ['accumulation-across-epochs', `${W}/train.py`, 'last = min(first + p.gradient_accumulation, self.micro_per_epoch)', 'last = first + p.gradient_accumulation', py(`${MATH}.test_accumulation_follows_simplelora_epochs`)],
+  ['posterior-std', `${W}/train.py`, 'torch.exp(0.5 * logvar)', 'torch.exp(logvar)', py(`${MATH}.test_latents_sample_draws_mean_plus_scaled_std_noise_deterministically`)],
+  ['posterior-unused', `${W}/train.py`, 'if p.latents == "sample":', 'if False:', py(`${MATH}.test_latents_sample_draws_mean_plus_scaled_std_noise_deterministically`)],
+  ['gaussian-init', `${W}/lora.py`, 'torch.randn(weight.shape, generator=gen) / adapter.rank', 'torch.randn(weight.shape, generator=gen) / adapter.rank**0.5', py(`${MATH}.test_lora_init_kaiming_and_gaussian`)],
+  // stopping: the worker must stop at a step boundary on Ctrl-C / SIGHUP, lorabuild on SIGHUP, and
+  // an interrupted cosine run must be found again
+  ['worker-ignores-sigint', `${W}/__main__.py`, 'for name in ("SIGTERM", "SIGINT", "SIGHUP")', 'for name in ("SIGTERM",)', py('tests.worker_py.test_server.ServerTest.test_stop_signals_cancel_the_running_op_at_a_step_boundary_and_exit')],
+  ['cli-ignores-sighup', 'src/cli/signals.ts', "['SIGINT', 'SIGTERM', 'SIGHUP']", "['SIGINT', 'SIGTERM']", cli('tests/train-interrupt.test.ts')],
+  ['cosine-not-resumable', 'src/stages/train.ts', "const params = rest.lr_scheduler === 'constant' ? rest : { ...rest, steps };", "const params = rest.lr_scheduler === 'constant' ? rest : { ...rest, steps, interrupted_at: Math.random() };", cli('tests/train-interrupt.test.ts')],
+];
+
+const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });
+if (values.list) {
+  for (const [name, file, , , t] of MUTANTS) console.log(`${name.padEnd(28)} ${file.padEnd(42)} ${t.test}${t.name ? ` -t "${t.name}"` : ''}`);
+  process.exit(0);
+}
+const only = values.only ? new Set(values.only.split(',')) : null;
+const chosen = MUTANTS.filter(([name, , , , t]) => (!only || only.has(name)) && !(values.quick && t.kind === 'cli'));
+if (only) for (const name of only) if (!MUTANTS.some(([n]) => n === name)) throw new Error(`no mutant named ${name}; see --list`);
+
+// a scratch copy of the working tree (tracked and untracked, not ignored files), sharing node_modules
+const scratch = mkdtempSync(join(tmpdir(), 'lorabuild-mutants-'));
+const files = spawnSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\0').filter(Boolean);
+for (const file of files) {
+  mkdirSync(dirname(join(scratch, file)), { recursive: true });
+  cpSync(join(ROOT, file), join(scratch, file));
+}
+symlinkSync(join(ROOT, 'node_modules'), join(scratch, 'node_modules'));
+console.log(`scratch copy: ${scratch} (${files.length} files)`);
+
+function build() {
+  const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { cwd: scratch, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tsc failed in the scratch copy:\n${r.stdout}${r.stderr}`);
+}
+
+function runTest(t) {
+  const env = { ...process.env, PYTHONPATH: join(scratch, 'src', 'worker'), LORABUILD_THREADS: '1', OMP_NUM_THREADS: '1' };
+  const started = Date.now();
+  const r = t.kind === 'python'
+    ? spawnSync(PYTHON, ['-m', 'unittest', t.test], { cwd: scratch, env, encoding: 'utf8', timeout: 900_000 })
+    : spawnSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', t.test, ...(t.name ? ['-t', t.name] : [])], { cwd: scratch, env, encoding: 'utf8', timeout: 1_800_000 });
+  return { passed: r.status === 0, seconds: (Date.now() - started) / 1000, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+const key = (t) => `${t.kind} ${t.test} ${t.name ?? ''}`;
+let failed = false;
+if (chosen.some(([, , , , t]) => t.kind === 'cli')) build();
+const baselines = new Map();
+for (const [, , , , t] of chosen) {
+  if (baselines.has(key(t))) continue;
+  const r = runTest(t);
+  baselines.set(key(t), r.passed);
+  console.log(`baseline ${r.passed ? 'passes' : 'FAILS '}  ${t.test}${t.name ? ` -t "${t.name}"` : ''} (${r.seconds.toFixed(1)} s)`);
+  if (!r.passed) {
+    failed = true;
+    console.log(r.output.slice(-3000));
+  }
+}
+
+const rows = [];
+for (const [name, file, from, to, t] of chosen) {
+  const path = join(scratch, file);
+  const original = readFileSync(path, 'utf8');
+  const count = original.split(from).length - 1;
+  if (count !== 1) {
+    rows.push([name, file, `text found ${count} times: update the mutant`, 0]);
+    failed = true;
+    continue;
+  }
+  writeFileSync(path, original.replace(from, to));
+  try {
+    if (t.kind === 'cli') build();
+    const r = runTest(t);
+    const verdict = !baselines.get(key(t)) ? 'baseline failed' : r.passed ? 'SURVIVED' : 'killed';
+    if (verdict !== 'killed') failed = true;
+    rows.push([name, file, verdict, r.seconds]);
+    console.log(`${verdict.padEnd(9)} ${name} (${r.seconds.toFixed(1)} s)`);
+  } finally {
+    writeFileSync(path, original);
+    if (t.kind === 'cli') build();
+  }
+}
+
+console.log('\nmutant                       file                                       result      seconds');
+for (const [name, file, verdict, seconds] of rows) console.log(`${name.padEnd(28)} ${file.padEnd(42)} ${String(verdict).padEnd(11)} ${seconds.toFixed(1)}`);
+console.log(`\n${rows.filter((r) => r[2] === 'killed').length} of ${rows.length} mutants killed`);
+if (!values.keep) rmSync(scratch, { recursive: true, force: true });
+process.exit(failed ? 1 : 0);
