@@ -11,7 +11,8 @@ import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles, type CliResult } from './helpers/cli.js';
 
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
-const LONG_PROMPT = 'lineart, a circle drawn with one single continuous line of black ink on white paper, thin and elegant';
+// 86 CLIP tokens: the 22 of the description and 53 'and' fit in 75, seven 'and' and the last four words are cut
+const LONG_PROMPT = `lineart, a circle drawn with one single continuous line of black ink on white paper, thin and elegant, ${'and '.repeat(60)}keep cut words here`;
 
 function lorafile(opts: { seeds: number[]; lr: string; badCaption?: boolean }): string {
   return `version: 1
@@ -157,11 +158,11 @@ describe('lorabuild run: renders on builtin tiny', () => {
     const progressGrid = await sharp(out('renders', 'progress', 'grid.png')).metadata();
     expect(progressGrid.width! - grid.width!).toBe(128 + 2); // one more column of 128 px and a 2 px gap
 
-    // the over-long prompt warns and names the words that are cut (byte tokenizer: 75 tokens fit)
+    // the over-long prompt warns and names the words that are cut (CLIP tokens: 75 fit)
     const warning = first.events.find((e) => e.stage === 'render:ab' && Array.isArray(e.diagnostics));
     const diagnostic = (warning?.diagnostics as { code: string; message: string; line?: number; col?: number }[])[0];
     expect(diagnostic.code).toBe('prompt_too_long');
-    expect(diagnostic.message).toContain(`cut: "${LONG_PROMPT.slice(75).trim()}"`);
+    expect(diagnostic.message).toContain(`has 86 tokens but the text encoder sees 75; cut: "${'and '.repeat(7)}keep cut words here"`);
     expect(diagnostic.line).toBe(18);
     expect(diagnostic.col).toBe(lorafile({ seeds: [0], lr: '1.0e-2' }).split('\n')[17].indexOf(`"${LONG_PROMPT}"`) + 1); // the second prompt, not the first
   });

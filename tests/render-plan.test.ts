@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { LoraSchema, RenderSchema, type Config } from '../src/config/schema.js';
 import { a1111Parameters, loraFileFor, planColumns, planRows, truncationWarning } from '../src/stages/render.js';
-import { byteTokenizer } from '../src/text/byte-tokenizer.js';
+import { resolveClipTokenizer } from '../src/text/resolve.js';
 
 const lora = LoraSchema.parse({ model: 'tiny', dataset: 'ds', steps: 600, checkpoint_every: 200 });
 const render = (extra: Record<string, unknown>) => RenderSchema.parse({ lora: 'l', prompts: ['a mouse'], ...extra });
@@ -85,15 +85,15 @@ describe('a1111Parameters', () => {
 describe('truncationWarning', () => {
   const config = { file: '/p/lorafile.yaml' } as Config;
 
-  it('names the cut words of a prompt over the window (byte tokenizer: 75 content tokens)', () => {
-    const prompt = `${'x'.repeat(70)} keep cut words here`;
-    const d = truncationWarning(config, 'ab', 1, prompt, byteTokenizer());
+  it('names the cut words of a prompt over the window (CLIP tokens: 75 fit)', async () => {
+    const prompt = `${'cat '.repeat(74)}keep cut words here`; // 78 tokens: 74 + keep fit
+    const d = truncationWarning(config, 'ab', 1, prompt, await resolveClipTokenizer(undefined));
     expect(d).toMatchObject({ severity: 'warning', code: 'prompt_too_long', item: 'prompt 2', file: '/p/lorafile.yaml' });
-    expect(d!.message).toContain(`has ${prompt.length} tokens but the text encoder sees 75`);
-    expect(d!.message).toContain(`cut: "${prompt.slice(75).trim()}"`);
+    expect(d!.message).toContain('has 78 tokens but the text encoder sees 75');
+    expect(d!.message).toContain('cut: "cut words here"');
   });
 
-  it('is silent for a prompt that fits', () => {
-    expect(truncationWarning(config, 'ab', 0, 'x'.repeat(75), byteTokenizer())).toBeNull();
+  it('is silent for a prompt that fits', async () => {
+    expect(truncationWarning(config, 'ab', 0, 'cat '.repeat(75).trim(), await resolveClipTokenizer(undefined))).toBeNull();
   });
 });
