@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkerClient } from '../src/worker/client.js';
 import { inspectSafetensors } from '../src/safetensors/inspect.js';
-import { readToyCard, TOY_CARD_FILE, TOY_MODEL_FILE, ToyCardError } from '../src/stages/toy-model.js';
+import { readToyCard, TOY_CARD_FILE, TOY_MODEL_FILE, ToyCardError, toyModelProblem } from '../src/stages/toy-model.js';
 import { resolveClipTokenizer } from '../src/text/resolve.js';
 import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 import { hsv, hueDistance, pictureStats, readRgb } from './helpers/pixels.js';
@@ -59,6 +59,12 @@ describe('the shipped toy model', () => {
     expect(() => readToyCard(bad)).toThrow(ToyCardError);
     expect(() => readToyCard(bad)).toThrow(`${bad}: "sha256" must be 64 hex digits`);
     expect(() => readToyCard(join(tmp.dir, 'missing.json'))).toThrow(/missing\.json: ENOENT/);
+  });
+
+  it('names a missing weights file or an unreadable card before anything loads (pre-flight and the model stage)', () => {
+    expect(toyModelProblem()).toBeNull();
+    expect(toyModelProblem(join(tmp.dir, 'gone.safetensors'))).toBe(`the shipped toy model ${join(tmp.dir, 'gone.safetensors')} is missing`);
+    expect(toyModelProblem(TOY_MODEL_FILE, join(tmp.dir, 'missing.json'))).toMatch(/^the card of the shipped toy model is unreadable: .*missing\.json: ENOENT/);
   });
 });
 

@@ -1,6 +1,6 @@
 // Before anything runs: every input the planned stages need that can be checked without running
-// them (dataset folders, checkpoint files, tokenizer settings, the publish folder, a Python with
-// torch). All problems come at once, each on the lorafile line that names the input, a missing
+// them (dataset folders, checkpoint files, the shipped toy model, tokenizer settings, the publish
+// folder, a Python with torch). All problems come at once, each on the lorafile line that names the input, a missing
 // file with the closest name in its folder. `run` stops on them (or, with --keep-going, fails only
 // the stages that need them); `doctor` lists them.
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { portablePath, resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { publishFolderProblem } from '../safetensors/publish.js';
+import { toyModelProblem, TOY_HINT } from '../stages/toy-model.js';
 import { clipTokenizerFiles, TokenizerNotFoundError } from '../text/resolve.js';
 import { modelPathsOf, rememberedHello } from '../worker/start.js';
 import { findPython, PythonNotFoundError } from '../worker/python.js';
@@ -148,6 +149,10 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
     const spec = config.models[name];
     if (spec.checkpoint) {
       found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
+    }
+    if (spec.builtin === 'toy') {
+      const problem = toyModelProblem();
+      if (problem) found.add(['models', name, 'builtin'], stages, `model '${name}': ${problem}`, TOY_HINT);
     }
   }
   for (const [name, spec] of Object.entries(config.models)) {

@@ -12,7 +12,7 @@ import { inspectSafetensors } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
 import { resolveUserPath } from '../config/paths.js';
 import { builtinArchOf, type ModelArch } from '../safetensors/sd15.js';
-import { readToyCard, TOY_MODEL_FILE, ToyCardError } from './toy-model.js';
+import { readToyCard, TOY_HINT, TOY_MODEL_FILE, toyModelProblem } from './toy-model.js';
 
 export type { ModelArch };
 
@@ -61,20 +61,15 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
   return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
 }
 
-const TOY_HINT = 'restore it with `git checkout -- assets/toy` (a Git LFS pointer or an interrupted download does not load), or rebuild it with scripts/pretrain_toy.py';
-
-function toySha256(name: string): string {
-  try {
-    return readToyCard().sha256;
-  } catch (err) {
-    if (err instanceof ToyCardError) throw new ModelError(name, `the card of the shipped toy model is unreadable: ${err.message}`, TOY_HINT);
-    throw err;
-  }
+/** The sha256 the shipped toy model's card records (after checking that the file and card are there). */
+function toyCardSha256(name: string): string {
+  const problem = toyModelProblem();
+  if (problem) throw new ModelError(name, problem, TOY_HINT);
+  return readToyCard().sha256;
 }
 
 async function toyModel(ctx: StageContext, name: string): Promise<ResolvedModel> {
-  const recorded = toySha256(name);
-  if (!existsSync(TOY_MODEL_FILE)) throw new ModelError(name, `the shipped toy model ${TOY_MODEL_FILE} is missing`, TOY_HINT);
+  const recorded = toyCardSha256(name);
   const sha256 = await ctx.hashFile(TOY_MODEL_FILE);
   if (sha256 !== recorded) {
     throw new ModelError(name, `the shipped toy model ${TOY_MODEL_FILE} has sha256 ${sha256.slice(0, 12)}… but its card records ${recorded.slice(0, 12)}…`, TOY_HINT);
@@ -124,7 +119,7 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
 export async function modelIdentity(ctx: StageContext, modelName: string, workerVersion: string): Promise<string> {
   const spec = ctx.config.models[modelName];
   if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
-  if (spec.builtin === 'toy') return `builtin:toy:sha256=${toySha256(modelName)}`;
+  if (spec.builtin === 'toy') return `builtin:toy:sha256=${toyCardSha256(modelName)}`;
   if (spec.builtin) return `builtin:${spec.builtin}:seed=${spec.seed}:worker=${workerVersion}`;
   if (spec.checkpoint) {
     const path = resolveUserPath(ctx.config, spec.checkpoint);

@@ -2,7 +2,7 @@
 // names, made by scripts/pretrain_toy.py) and its card assets/toy/toy.json (the sha256 of the weights,
 // the palette and shapes it was trained on, the training record). The weights are checked against the
 // card's sha256 before use, so a Git LFS pointer or a damaged checkout is named rather than loaded.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,4 +39,17 @@ export function readToyCard(file = TOY_CARD_FILE): ToyCard {
     throw new ToyCardError(`${file}: needs "palette", "shapes" and "filled_area"`);
   }
   return card as ToyCard;
+}
+
+export const TOY_HINT = 'restore it with `git checkout -- assets/toy` (a Git LFS pointer or an interrupted download does not load), or rebuild it with scripts/pretrain_toy.py';
+
+/** What is wrong with the shipped toy model before hashing it (a missing file, an unreadable card), or null. */
+export function toyModelProblem(modelFile = TOY_MODEL_FILE, cardFile = TOY_CARD_FILE): string | null {
+  try {
+    readToyCard(cardFile);
+  } catch (err) {
+    if (err instanceof ToyCardError) return `the card of the shipped toy model is unreadable: ${err.message}`;
+    throw err;
+  }
+  return existsSync(modelFile) ? null : `the shipped toy model ${modelFile} is missing`;
 }
