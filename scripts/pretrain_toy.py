@@ -5,7 +5,7 @@ this script draws itself: one filled shape (or, for 15 % of them, its outline) i
 plain background, 64x64, captioned like "a red circle on a white background".
 
     npm run build                       # the captions are tokenized by lorabuild's own CLIP tokenizer
-    nice -n 5 /usr/bin/python3 scripts/pretrain_toy.py          # about 45 min on two shared CPU cores
+    nice -n 5 /usr/bin/python3 scripts/pretrain_toy.py          # about an hour on two shared CPU cores
 
 writes assets/toy/toy.safetensors (fp16, LDM key names, metadata lorabuild.arch = toy), its card
 assets/toy/toy.json (the palette, shapes and their areas, the training record) and the sha256 next to
@@ -398,89 +398,39 @@ def area_stats(items: List[dict]) -> Dict[str, Dict[str, float]]:
     return stats
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(ROOT, "assets", "toy", "toy.safetensors"))
-    ap.add_argument("--pool", type=int, default=16384, help="pictures drawn for training")
-    ap.add_argument("--vae-steps", type=int, default=1500)
-    ap.add_argument("--vae-batch", type=int, default=8)
-    ap.add_argument("--save-autoencoder", help="after phase 1, save the autoencoder here and stop (trials)")
-    ap.add_argument("--autoencoder", help="skip phase 1: load this autoencoder (trials; the record says so)")
-    ap.add_argument("--steps", type=int, default=4000, help="diffusion steps")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine, spinning OpenMP threads waste more than they gain)")
-    ap.add_argument("--no-record", action="store_true", help="write only --out (for trial runs)")
-    ns = ap.parse_args()
-
-    torch.set_num_threads(ns.threads)
-    torch.manual_seed(SEED)
-    rng = np.random.RandomState(SEED)
-    gen = torch.Generator().manual_seed(SEED)
-    log(f"torch {torch.__version__}, {ns.threads} threads; drawing {ns.pool} pictures")
-    t0 = time.time()
-    pool, items = draw_pool(ns.pool, rng)
-    captions = [[caption(v, it["shape"], it["color"], it["background"], it["outline"]) for v in VARIANTS] for it in items]
-    vocab = tokenize(sorted({c for row in captions for c in row}))
-    caption_ids = torch.tensor([[vocab[c] for c in row] for row in captions])
-    t_draw = time.time() - t0
-    log(f"drew and tokenized in {t_draw:.0f} s ({len(vocab)} distinct captions)")
-
-    vae, unet, text = AutoencoderKL(TOY.vae), UNet(TOY.unet), CLIPTextModel(TOY.text)
-    ldm_init(unet)
-    with torch.no_grad():  # CLIP's initialisation of the token table: unseen tokens stay small and random
-        text.text_model.embeddings.token_embedding.weight.normal_(0, 0.02, generator=gen)
-        text.text_model.embeddings.position_embedding.weight.normal_(0, 0.01, generator=gen)
-    t0 = time.time()
-    if ns.autoencoder:
-        # phase 1 ran separately (--save-autoencoder): its own record travels in the file's metadata
-        vae.load_state_dict(load_file(ns.autoencoder))
-        phase1 = json.loads(read_header(ns.autoencoder)[1].get("lorabuild.autoencoder", "{}"))
-        phase1.update({"loaded_from_sha256": sha256_file(ns.autoencoder)})
-        vae_loss = phase1.get("final_loss")
-    else:
-        vae_loss = train_vae(vae, pool, ns.vae_steps, ns.vae_batch, gen)
-        phase1 = {"steps": ns.vae_steps, "batch": ns.vae_batch, "final_loss": round(vae_loss, 5), "minutes": round((time.time() - t0) / 60, 2)}
-    if ns.save_autoencoder:
-        phase1.update({"seed": SEED, "pool": ns.pool, "torch": torch.__version__, "threads": ns.threads})
-        save_file({k: v.detach() for k, v in vae.state_dict().items()}, ns.save_autoencoder, {"lorabuild.autoencoder": json.dumps(phase1, sort_keys=True)})
-        log(f"saved the autoencoder to {ns.save_autoencoder}")
-        return
-    vae.eval().requires_grad_(False)
-    latents = encode_pool(vae, pool)
-    gain = calibrate_latents(vae, latents)
-    latents = latents * gain  # what encode_pool gives now (the mean rows of quant_conv scaled by gain)
-    t_vae = time.time() - t0
-    log(f"autoencoder: loss {vae_loss}, latent gain {gain:.3f}, scaled latent std {latents.std().item() * TOY.vae.scale_factor:.3f}, {t_vae / 60:.1f} min")
-
-    t0 = time.time()
-    diffusion_loss, ema = train_diffusion(unet, text, latents, caption_ids, ns.steps, ns.batch, gen)
-    t_diffusion = time.time() - t0
-    log(f"diffusion: loss {diffusion_loss:.4f}, {t_diffusion / 60:.1f} min")
-
-    tensors = {k: v.to(torch.float16) for k, v in ema.items()}
-    tensors.update({VAE_PREFIX + k: v.detach().to(torch.float16) for k, v in vae.state_dict().items()})
-    want = expected_keys(TOY)
-    assert set(tensors) == set(want) and all(tuple(tensors[k].shape) == s for k, s in want.items()), "key layout differs from TOY"
-    record = {
+def recipe(ns: argparse.Namespace) -> dict:
+    """What determines the weights (stored in the safetensors metadata, so that a rebuild with the same
+    torch build and thread count gives the same file, byte for byte)."""
+    return {
         "seed": SEED,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "threads": ns.threads,
         "pool": ns.pool,
-        "autoencoder": {**phase1, "latent_gain": round(gain, 5)},
-        "diffusion": {"steps": ns.steps, "batch": ns.batch, "final_loss": round(diffusion_loss, 5), "minutes": round(t_diffusion / 60, 2)},
-        "drawing_minutes": round(t_draw / 60, 2),
+        "autoencoder": {"steps": ns.vae_steps, "batch": ns.vae_batch},
+        "diffusion": {"steps": ns.steps, "batch": ns.batch},
     }
-    os.makedirs(os.path.dirname(ns.out), exist_ok=True)
-    metadata = {"lorabuild.arch": "toy", "modelspec.architecture": "stable-diffusion-v1", "lorabuild.pretraining": json.dumps(record, sort_keys=True)}
-    save_file(tensors, ns.out, metadata)
-    digest = sha256_file(ns.out)
-    log(f"wrote {ns.out}: {os.path.getsize(ns.out) / 1e6:.1f} MB, sha256 {digest}")
+
+
+def write_outputs(tensors: Dict[str, torch.Tensor], out: str, ns: argparse.Namespace, measured: dict, items: List[dict], captions: List[List[str]]) -> None:
+    """The weights (fp16, LDM names, the recipe in their metadata), and unless --no-record the card
+    (recipe + what was measured: losses, minutes) and the sha256 next to this script."""
+    want = expected_keys(TOY)
+    assert set(tensors) == set(want) and all(tuple(tensors[k].shape) == s for k, s in want.items()), "key layout differs from TOY"
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    metadata = {"lorabuild.arch": "toy", "modelspec.architecture": "stable-diffusion-v1", "lorabuild.pretraining": json.dumps(recipe(ns), sort_keys=True)}
+    save_file({k: v.to(torch.float16) for k, v in tensors.items()}, out, metadata)
+    digest = sha256_file(out)
+    log(f"wrote {out}: {os.path.getsize(out) / 1e6:.1f} MB, sha256 {digest}")
     if ns.no_record:
         return
+    pretraining = recipe(ns)
+    for phase in ("autoencoder", "diffusion"):
+        pretraining[phase].update(measured.pop(phase, {}))
+    pretraining.update(measured)
     card = {
-        "file": os.path.relpath(ns.out, ROOT),
+        "file": os.path.relpath(out, ROOT),
         "sha256": digest,
         "size": SIZE,
         "palette": {k: list(v) for k, v in PALETTE.items()},
@@ -488,15 +438,92 @@ def main() -> None:
         "filled_area": area_stats(items),
         "outline_share": OUTLINE_SHARE,
         "caption_examples": captions[0][:4],
-        "pretraining": record,
+        "pretraining": pretraining,
     }
-    card_path = os.path.join(os.path.dirname(ns.out), "toy.json")
+    card_path = os.path.join(os.path.dirname(out), "toy.json")
     with open(card_path, "w") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")
     with open(os.path.join(ROOT, "scripts", "pretrain_toy.sha256"), "w") as fh:
-        fh.write(f"{digest}  {os.path.relpath(ns.out, ROOT)}\n")
+        fh.write(f"{digest}  {os.path.relpath(out, ROOT)}\n")
     log(f"wrote {card_path} and scripts/pretrain_toy.sha256")
+
+
+def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "assets", "toy", "toy.safetensors"))
+    ap.add_argument("--pool", type=int, default=8192, help="pictures drawn for training")
+    ap.add_argument("--vae-steps", type=int, default=2000)
+    ap.add_argument("--vae-batch", type=int, default=8)
+    ap.add_argument("--save-autoencoder", help="after phase 1, save the autoencoder here and stop (to run the phases apart)")
+    ap.add_argument("--autoencoder", help="skip phase 1: load the autoencoder that --save-autoencoder saved with the same settings (the result is the same as one run)")
+    ap.add_argument("--steps", type=int, default=1500, help="diffusion steps")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine, spinning OpenMP threads waste more than they gain)")
+    ap.add_argument("--no-record", action="store_true", help="write only --out (for trial runs)")
+    return ap.parse_args(argv)
+
+
+def draw_training_set(ns: argparse.Namespace) -> Tuple[np.ndarray, List[dict], List[List[str]], torch.Tensor]:
+    pool, items = draw_pool(ns.pool, np.random.RandomState(SEED))
+    captions = [[caption(v, it["shape"], it["color"], it["background"], it["outline"]) for v in VARIANTS] for it in items]
+    vocab = tokenize(sorted({c for row in captions for c in row}))
+    caption_ids = torch.tensor([[vocab[c] for c in row] for row in captions])
+    return pool, items, captions, caption_ids
+
+
+def main() -> None:
+    ns = parse_args()
+    torch.set_num_threads(ns.threads)
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    log(f"torch {torch.__version__}, {ns.threads} threads; drawing {ns.pool} pictures")
+    t0 = time.time()
+    pool, items, captions, caption_ids = draw_training_set(ns)
+    t_draw = time.time() - t0
+    log(f"drew and tokenized in {t_draw:.0f} s ({len({c for row in captions for c in row})} distinct captions)")
+
+    vae, unet, text = AutoencoderKL(TOY.vae), UNet(TOY.unet), CLIPTextModel(TOY.text)
+    ldm_init(unet)
+    with torch.no_grad():  # CLIP's initialisation of the token table: unseen tokens stay small and random
+        text.text_model.embeddings.token_embedding.weight.normal_(0, 0.02, generator=gen)
+        text.text_model.embeddings.position_embedding.weight.normal_(0, 0.01, generator=gen)
+    # phase 1 draws from a copy of the generator, so that phase 2 sees the same numbers whether phase 1
+    # ran in this process or was loaded with --autoencoder
+    phase1_gen = torch.Generator()
+    phase1_gen.set_state(gen.get_state())
+    t0 = time.time()
+    if ns.autoencoder:
+        vae.load_state_dict(load_file(ns.autoencoder))
+        phase1 = json.loads(read_header(ns.autoencoder)[1].get("lorabuild.autoencoder", "{}"))
+        phase1["loaded_from_sha256"] = sha256_file(ns.autoencoder)
+    else:
+        vae_loss = train_vae(vae, pool, ns.vae_steps, ns.vae_batch, phase1_gen)
+        phase1 = {"final_loss": round(vae_loss, 5), "minutes": round((time.time() - t0) / 60, 2)}
+    if ns.save_autoencoder:
+        settings = {"seed": SEED, "pool": ns.pool, "steps": ns.vae_steps, "batch": ns.vae_batch, "torch": torch.__version__, "threads": ns.threads}
+        save_file({k: v.detach() for k, v in vae.state_dict().items()}, ns.save_autoencoder, {"lorabuild.autoencoder": json.dumps({**phase1, **settings}, sort_keys=True)})
+        log(f"saved the autoencoder to {ns.save_autoencoder}")
+        return
+    vae.eval().requires_grad_(False)
+    latents = encode_pool(vae, pool)
+    gain = calibrate_latents(vae, latents)
+    latents = latents * gain  # what encode_pool gives now (the mean rows of quant_conv scaled by gain)
+    log(f"autoencoder: loss {phase1.get('final_loss')}, latent gain {gain:.3f}, scaled latent std {latents.std().item() * TOY.vae.scale_factor:.3f}, {(time.time() - t0) / 60:.1f} min")
+
+    t0 = time.time()
+    diffusion_loss, ema = train_diffusion(unet, text, latents, caption_ids, ns.steps, ns.batch, gen)
+    t_diffusion = time.time() - t0
+    log(f"diffusion: loss {diffusion_loss:.4f}, {t_diffusion / 60:.1f} min")
+
+    tensors = dict(ema)
+    tensors.update({VAE_PREFIX + k: v.detach() for k, v in vae.state_dict().items()})
+    measured = {
+        "autoencoder": {**{k: v for k, v in phase1.items() if k in ("final_loss", "minutes", "loaded_from_sha256")}, "latent_gain": round(gain, 5)},
+        "diffusion": {"final_loss": round(diffusion_loss, 5), "minutes": round(t_diffusion / 60, 2)},
+        "drawing_minutes": round(t_draw / 60, 2),
+    }
+    write_outputs(tensors, ns.out, ns, measured, items, captions)
 
 
 if __name__ == "__main__":
