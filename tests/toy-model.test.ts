@@ -106,6 +106,7 @@ describe('the toy model draws its pretraining captions', () => {
       results.push({ prompt: prompt.text, seed: cell.seed, hue: stats.dominantHue, nearest, hueOk: nearest === prompt.color, area: +stats.shapeFraction.toFixed(3), areaOk: stats.shapeFraction >= area.min * 0.5 && stats.shapeFraction <= area.max * 1.5 });
     }
     const table = JSON.stringify(results, null, 1);
+    console.log(`toy model: hue right in ${results.filter((r) => r.hueOk).length}/${results.length}, area right in ${results.filter((r) => r.areaOk).length}/${results.length}`);
     expect(results.filter((r) => r.hueOk).length, table).toBeGreaterThanOrEqual(0.8 * results.length);
     expect(results.filter((r) => r.areaOk).length, table).toBeGreaterThanOrEqual(0.8 * results.length);
   }, 120_000);
