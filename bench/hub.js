@@ -3,21 +3,22 @@
 // (image struct + en_text + zh_text, snappy) served by the test hub on 127.0.0.1, built with
 // `lorabuild run` into an empty HF cache and an empty lorabuild cache.
 // Reports fetch and prepare throughput (rows/s, MB/s), a no-op rerun, and the run's peak RSS.
-// Options: --rows N (default 2000), --size PX (image side, default 64), --json,
+// Rows are pokemon-sized: 512 px JPEGs of about 15 kB (--png PX: seeded-noise PNGs of PX pixels instead).
+// Options: --rows N (default 2000), --png PX, --json,
 //          --module-only (skip `lorabuild run`: for big row counts that only test streaming memory)
 // Needs `npx tsc -p tsconfig.json` first (runs dist/ through bin/lorabuild.js).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { rows: { type: 'string' }, size: { type: 'string' }, json: { type: 'boolean' }, 'module-only': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string' }, png: { type: 'string' }, json: { type: 'boolean' }, 'module-only': { type: 'boolean' } } });
 const rows = Number(values.rows ?? 2000);
-const size = Number(values.size ?? 64);
+const png = values.png === undefined ? undefined : Number(values.png);
 
 const helperDir = join(repoRoot, '.lorabuild-tmp', 'bench-hub');
 
@@ -30,7 +31,10 @@ export function peakRssKb() {
 }
 `;
 const PEAK_RSS_HOOK = `import { peakRssKb } from './peak-rss.js';
-process.on('exit', () => process.stderr.write('\\n@@rss ' + peakRssKb() + '\\n'));
+process.on('exit', () => {
+  const cpu = process.cpuUsage();
+  process.stderr.write('\\n@@rss ' + peakRssKb() + '\\n@@cpu ' + (cpu.user + cpu.system) / 1000 + '\\n');
+});
 `;
 
 /** The test helpers are TypeScript: transpile them next to the repo so their imports resolve. */
@@ -61,12 +65,14 @@ function lorabuild(args, env) {
     child.on('error', reject);
     child.on('close', (code) => {
       const rss = Number(/@@rss (\d+)/.exec(stderr)?.[1] ?? NaN) * 1024;
+      // CPU of the whole process, every thread (the image pool's too): user + system, ms
+      const cpuMs = Number(/@@cpu ([\d.]+)/.exec(stderr)?.[1] ?? NaN);
       if (code !== 0) return reject(new Error(`lorabuild ${args.join(' ')} exited ${code}\n${stderr}\n${stdout}`));
       const events = stdout
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l));
-      resolve({ events, rss });
+      resolve({ events, rss, cpuMs });
     });
   });
 }
@@ -128,7 +134,7 @@ const hub = await helpers.HubServer.start();
 try {
   const generateStart = performance.now();
   const images = [];
-  for (let i = 0; i < rows; i++) images.push(await helpers.pngBytes(i, size));
+  for (let i = 0; i < rows; i++) images.push(png === undefined ? await helpers.pokemonJpeg(i) : await helpers.pngBytes(i, png));
   const parquet = helpers.pokemonParquet(
     images.map((image, i) => ({ image, path: `${i}.png`, en: `a drawing of pokemon number ${i}`, zh: `宝可梦 ${i}` })),
     { rowGroupSize: 100 },
@@ -147,8 +153,10 @@ try {
 
   const mb = parquet.length / 1e6;
   const perSecond = (ms) => ({ s: +(ms / 1000).toFixed(3), rows_per_s: Math.round(rows / (ms / 1000)), mb_per_s: +(mb / (ms / 1000)).toFixed(1) });
-  const result = { rows, image_px: size, parquet_mb: +mb.toFixed(2), generate_s: +(generateMs / 1000).toFixed(2) };
-  const lines = [`hub dataset: ${rows} rows, ${size}px PNGs, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`];
+  const imageKb = images.reduce((sum, b) => sum + b.length, 0) / images.length / 1000;
+  const kind = png === undefined ? `512 px JPEGs of ${imageKb.toFixed(1)} kB` : `${png} px noise PNGs of ${imageKb.toFixed(1)} kB`;
+  const result = { rows, images: kind, parquet_mb: +mb.toFixed(2), generate_s: +(generateMs / 1000).toFixed(2) };
+  const lines = [`hub dataset: ${rows} rows, ${kind}, ${result.parquet_mb} MB parquet over loopback (generated in ${result.generate_s}s)`];
 
   if (!values['module-only']) {
     const args = ['run', 'prepare:pokemon', '-f', join(work, 'lorafile.yaml'), '--json'];
@@ -163,6 +171,8 @@ try {
       fetch: perSecond(stageTime(first.events, 'fetch:pokemon')),
       prepare: perSecond(stageTime(first.events, 'prepare:pokemon')),
       first_run_peak_rss_mb: Math.round(first.rss / 1e6),
+      first_run_cpu_s: +(first.cpuMs / 1000).toFixed(2),
+      load_average: +loadavg()[0].toFixed(1),
       content_requests_first_run: contentRequests,
       noop_rerun: { s: +(noopMs / 1000).toFixed(2), content_requests: noopRequests, peak_rss_mb: Math.round(second.rss / 1e6) },
     });
@@ -170,7 +180,8 @@ try {
       'lorabuild run prepare:pokemon (engine stage times):',
       `  fetch   ${result.fetch.s}s  ${result.fetch.rows_per_s} rows/s  ${result.fetch.mb_per_s} MB/s  (${contentRequests} content request(s))`,
       `  prepare ${result.prepare.s}s  ${result.prepare.rows_per_s} rows/s  ${result.prepare.mb_per_s} MB/s`,
-      `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB`,
+      `  peak RSS of the run: ${result.first_run_peak_rss_mb} MB; CPU of the run (every thread): ${result.first_run_cpu_s} s, ${((first.cpuMs / rows)).toFixed(2)} ms per row`,
+      `  load average while it ran: ${result.load_average} (on ${availableParallelism()} cores: above that, the rates measure the neighbours too)`,
       `  no-op rerun: ${result.noop_rerun.s}s, ${noopRequests} content requests, peak RSS ${result.noop_rerun.peak_rss_mb} MB`,
     );
   }

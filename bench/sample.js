@@ -36,7 +36,7 @@ async function measure(worker, dir, { arch, model, size, batch, sampler, steps }
       sampler,
       steps,
       cfg: 7.5,
-      lora: null,
+      loras: [],
       out: join(dir, `${arch}-${sampler}-${batch}-${i}.png`),
       parameters: 'bench',
     });

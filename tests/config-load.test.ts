@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, parseConfig } from '../src/config/load.js';
 import { ConfigError } from '../src/config/errors.js';
 import { formatDiagnostics } from '../src/config/format.js';
+import { renderLoraEntries, renderModelName } from '../src/config/render-loras.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'config');
 
@@ -298,28 +299,31 @@ models:
   two:
     builtin: tiny
     checkpoint: x.safetensors
-  hubnofile:
-    hub: Lykon/dreamshaper-8
+  diffusers:
+    hub: stable-diffusion-v1-5/stable-diffusion-v1-5
   pickle:
     checkpoint: old.ckpt
+  hubpickle:
+    hub: someone/sd15
+    file: v1-5-pruned.ckpt
 `)).toBe(`lorafile.yaml:3:3: error: model 'none' has no source
   3 |   none: {}
     |   ^~~~
-  hint: give exactly one of 'checkpoint: PATH.safetensors', 'hub: owner/name' (with 'file:'), or 'builtin: tiny'
+  hint: give exactly one of 'checkpoint: PATH.safetensors' (or a diffusers folder), 'hub: owner/name' (a diffusers repo, or with 'file:' one checkpoint of it), or 'builtin: tiny'
 
 lorafile.yaml:5:5: error: model 'two' has both checkpoint and builtin
   5 |     builtin: tiny
     |     ^~~~~~~
   hint: keep only one of checkpoint, builtin
 
-lorafile.yaml:8:5: error: model 'hubnofile': hub needs 'file' (which checkpoint file of the repo to use)
-  8 |     hub: Lykon/dreamshaper-8
-    |     ^~~
-  hint: add 'file: NAME.safetensors'
-
 lorafile.yaml:10:17: error: model 'pickle': old.ckpt is a pickle file, and loading a pickle can run code from it
   10 |     checkpoint: old.ckpt
      |                 ^~~~~~~~
+  hint: convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from
+
+lorafile.yaml:13:11: error: model 'hubpickle': v1-5-pruned.ckpt is a pickle file, and loading a pickle can run code from it
+  13 |     file: v1-5-pruned.ckpt
+     |           ^~~~~~~~~~~~~~~~
   hint: convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from
 
 4 errors
@@ -379,6 +383,86 @@ lorafile.yaml:22:14: error: render 'r2': columns 'checkpoint' needs a checkpoint
 
 3 errors
 `);
+  });
+
+  it('render LoRA lists: one source per entry, a base model, references, checkpoints and score need a trained LoRA', () => {
+    const source = readFileSync(path.join(FIXTURES, 'invalid', 'render-loras.yaml'), 'utf8');
+    expect(diagnose(source)).toBe(`lorafile.yaml:15:5: error: render 'both' has both lora and loras
+  15 |     loras:
+     |     ^~~~~
+  hint: keep one: move 'lora: l' into the list as '- { lora: l }'
+
+lorafile.yaml:18:3: error: render 'none' applies no LoRA
+  18 |   none:
+     |   ^~~~
+  hint: add 'loras:' with '- { file: PATH.safetensors }' or '- { lora: NAME }' entries, or 'lora: NAME'
+
+lorafile.yaml:22:12: error: render 'entries': model 'ds9' is not defined in models
+  22 |     model: ds9
+     |            ^~~
+  hint: did you mean 'ds8'?
+
+lorafile.yaml:24:9: error: render 'entries': loras[0] names no LoRA
+  24 |       - { strength_model: 0.5 }
+     |         ^~~~~~~~~~~~~~~~~~~~~~~
+  hint: give 'file: PATH.safetensors' (a LoRA file), 'hub: owner/name' with 'file:' (a file of a Hub repo) or 'lora: NAME' (a LoRA this lorafile trains)
+
+lorafile.yaml:25:32: error: render 'entries': loras[1] has both file and lora
+  25 |       - { file: a.safetensors, lora: l }
+     |                                ^~~~
+  hint: keep only one of them: one entry is one LoRA
+
+lorafile.yaml:26:17: error: render 'entries': lora 'm' is not defined in loras
+  26 |       - { lora: m, strength_clip: 200 }
+     |                 ^
+  hint: defined loras: l
+
+lorafile.yaml:26:35: error: render 'entries': loras[2].strength_clip must be at most 100, got 200
+  26 |       - { lora: m, strength_clip: 200 }
+     |                                   ^~~
+  hint: the default is 'strength_clip: 1'
+
+lorafile.yaml:28:3: error: render 'files_only' needs 'model:': its LoRAs are files, so nothing names the base model
+  28 |   files_only:
+     |   ^~~~~~~~~~
+  hint: add 'model: NAME' with one of the models: ds8
+
+lorafile.yaml:32:5: error: render 'files_only': checkpoints: walks the training checkpoints of one trained LoRA, and this render applies none
+  32 |     checkpoints: [200]
+     |     ^~~~~~~~~~~
+  hint: add a '- { lora: NAME }' entry, or remove checkpoints:
+
+lorafile.yaml:33:5: error: render 'files_only': score: compares cells with the training images of a trained LoRA, and this render applies none
+  33 |     score: { clip: models/clip }
+     |     ^~~~~
+  hint: add a '- { lora: NAME }' entry, or remove score:
+
+10 errors
+`);
+  });
+
+  it('render LoRA lists: entries get both strengths (default 1) and the base model comes from model: or the trained LoRA', () => {
+    const config = parseConfig(lorafile(`  l: { model: ds8, dataset: pokemon }
+renders:
+  files:
+    model: ds8
+    loras:
+      - { file: ~/ComfyUI/models/loras/80s_offset.safetensors, strength_model: 0.8, strength_clip: -0.5 }
+      - { lora: l }
+      - { hub: lab/eighties, file: 80s_offset.safetensors, strength_clip: 0 }
+    prompts: ["80s, a man in a suit"]
+  short:
+    lora: l
+    prompts: [x]
+`), 'lorafile.yaml');
+    expect(config.renders.files.loras).toEqual([
+      { file: '~/ComfyUI/models/loras/80s_offset.safetensors', strength_model: 0.8, strength_clip: -0.5, ignore_unknown_keys: false },
+      { lora: 'l', strength_model: 1, strength_clip: 1, ignore_unknown_keys: false },
+      { hub: 'lab/eighties', file: '80s_offset.safetensors', strength_model: 1, strength_clip: 0, ignore_unknown_keys: false },
+    ]);
+    expect(renderLoraEntries(config.renders.files)[2]).toEqual({ kind: 'hub', hub: 'lab/eighties', file: '80s_offset.safetensors', revision: 'main', strength_model: 1, strength_clip: 0, ignore_unknown_keys: false, at: ['loras', 2] });
+    expect(renderLoraEntries(config.renders.short)).toEqual([{ kind: 'lora', lora: 'l', strength_model: 1, strength_clip: 1, ignore_unknown_keys: false, at: ['lora'] }]);
+    expect([renderModelName(config, config.renders.files), renderModelName(config, config.renders.short)]).toEqual(['ds8', 'ds8']);
   });
 
   it("missing version", () => {

@@ -133,7 +133,14 @@ describe('parquet dataset in the pokemon schema', () => {
     expect(existsSync(join(repoDir, 'snapshots', pokemonSha, 'README.md'))).toBe(false);
 
     expect(listing).toMatchObject({ source: 'hub', layout: 'parquet', root: `lab/pokemon@${pokemonSha}`, revision: pokemonSha, entries: [] });
-    expect(listing.shards).toEqual([{ path: SHARD, abs: pointer, sha256: sha256(pokemonBytes), size: pokemonBytes.length }]);
+    // repo paths and sha256s only: the same listing (and lock) for every machine and HF cache location
+    expect(listing.shards).toEqual([{ path: SHARD, sha256: sha256(pokemonBytes), size: pokemonBytes.length }]);
+    expect(JSON.stringify(listing)).not.toContain(home);
+    // the commit's whole file list, in the Python client's tree cache format
+    const tree = JSON.parse(await readFile(join(repoDir, 'trees', `${pokemonSha}.json`), 'utf8'));
+    expect(tree.format_version).toBe(1);
+    expect(Object.keys(tree.files)).toEqual(['.gitattributes', 'README.md', SHARD]);
+    expect(tree.files[SHARD]).toMatchObject({ size: pokemonBytes.length, lfs_sha256: sha256(pokemonBytes), lfs_size: pokemonBytes.length });
     const last = ctx.progressCalls.at(-1)!;
     expect(last).toEqual({ done: pokemonBytes.length, total: pokemonBytes.length });
 
@@ -299,7 +306,8 @@ describe('interrupted and damaged downloads', () => {
     hub.clearLog();
     const second = await fetchOnce(ds, { previous: lockOf(first.inputs) });
     expect(hub.contentRequests()).toHaveLength(1);
-    expect(Buffer.compare(await readFile(second.listing.shards![0].abs), pokemonBytes)).toBe(0);
+    expect(second.listing).toEqual(first.listing);
+    expect(Buffer.compare(await readFile(blob), pokemonBytes)).toBe(0);
   });
 });
 
@@ -327,7 +335,7 @@ describe('shared cache', () => {
     const elsewhere = join(home, 'elsewhere');
     process.env.HF_HUB_CACHE = elsewhere;
     const { listing } = await fetchOnce(spec({ hub: 'lab/pokemon' }));
-    expect(listing.shards![0].abs.startsWith(join(elsewhere, 'datasets--lab--pokemon', 'snapshots'))).toBe(true);
+    expect(existsSync(join(elsewhere, 'datasets--lab--pokemon', 'snapshots', listing.revision!, SHARD))).toBe(true);
     expect(existsSync(join(home, 'hub'))).toBe(false);
   });
 });
@@ -359,7 +367,7 @@ describe('hub errors', () => {
     const gone = 'e'.repeat(40);
     const previous = lockOf({ params: { source: 'hub', repo: 'lab/pokemon', revision: 'main', sha: gone }, files: {} });
     const err = await expectHubError(fetchOnce(spec({ hub: 'lab/pokemon' }), { previous }), 'revision-not-found');
-    expect(err.message).toContain(`no longer has commit ${gone}`);
+    expect(err.message).toContain(`dataset lab/pokemon has no commit ${gone}`);
     expect(err.hint).toContain('lorabuild run --update lab/pokemon');
   });
 
@@ -489,8 +497,8 @@ describe('other layouts', () => {
     expect(listing.layout).toBe('imagefolder');
     expect(listing.entries.map((e) => e.id)).toEqual(['train/0.png', 'train/1.png', 'train/2.png', 'train/missing.png']);
     const [first, , third, missing] = listing.entries;
-    expect(first.image!.abs).toBe(join(home, 'hub', 'datasets--lab--folder', 'snapshots', listing.revision!, 'train', '0.png'));
-    expect(first.image!.sha256).toBe(sha256(images[0]));
+    expect(first.image).toEqual({ path: 'train/0.png', sha256: sha256(images[0]), size: images[0].length });
+    expect(existsSync(join(home, 'hub', 'datasets--lab--folder', 'snapshots', listing.revision!, 'train', '0.png'))).toBe(true);
     expect(first.captionText).toEqual({ text: 'one-line-art, a face, side view', path: 'train/metadata.jsonl', line: 1, column: 'caption' });
     expect(third.captionText).toBeUndefined();
     expect(missing.image).toBeUndefined();

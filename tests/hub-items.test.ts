@@ -1,6 +1,5 @@
 // hub datasets, read side: parquet rows streamed by row group, image/caption column shapes,
 // seeded caption choice, column checks with suggestions, corrupt and truncated shards.
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +7,10 @@ import { parquetMetadata } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetSchema, type DatasetSpec } from '../src/config/schema.js';
-import type { Listing } from '../src/datasets/manifest.js';
 import { chooseCaption } from '../src/datasets/hub/caption-choice.js';
 import { HubError } from '../src/datasets/hub/errors.js';
-import { readHubItems, type HubItem } from '../src/datasets/hub/items.js';
+import { readParquetItems, type HubItem } from '../src/datasets/hub/items.js';
+import type { ShardFile } from '../src/datasets/hub/parquet.js';
 import { pngBytes, pokemonParquet, zstdListParquet } from './helpers/parquet-fixtures.js';
 
 let dir: string;
@@ -24,22 +23,23 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function listingOf(shards: Array<{ name: string; bytes: Uint8Array }>): Promise<Listing> {
-  const listed = [];
+/** parquet files on disk, as readParquetItems reads them */
+async function listingOf(shards: Array<{ name: string; bytes: Uint8Array }>): Promise<ShardFile[]> {
+  const listed: ShardFile[] = [];
   for (const { name, bytes } of shards) {
     const abs = join(dir, name.replaceAll('/', '_'));
     await writeFile(abs, bytes);
-    listed.push({ path: name, abs, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length });
+    listed.push({ path: name, abs, size: bytes.length });
   }
-  return { source: 'hub', layout: 'parquet', root: 'lab/x@' + '0'.repeat(40), revision: '0'.repeat(40), entries: [], shards: listed };
+  return listed;
 }
 
 function spec(fields: Partial<DatasetSpec>): DatasetSpec {
   return DatasetSchema.parse({ hub: 'lab/x', ...fields });
 }
 
-async function collect(listing: Listing, ds: DatasetSpec, into: HubItem[] = []): Promise<HubItem[]> {
-  for await (const item of readHubItems(listing, ds, signal)) into.push(item);
+async function collect(shards: ShardFile[], ds: DatasetSpec, into: HubItem[] = []): Promise<HubItem[]> {
+  for await (const item of readParquetItems(shards, 'lab/x', ds, signal)) into.push(item);
   return into;
 }
 
@@ -147,7 +147,7 @@ describe('damaged shards', () => {
   it('a truncated file is named', async () => {
     const whole = pokemonParquet([{ image: await pngBytes(5), path: null, en: 'x', zh: 'y' }]);
     const listing = await listingOf([{ name: 'data/train-00000-of-00001.parquet', bytes: whole.subarray(0, whole.length - 100) }]);
-    listing.shards![0].size = whole.length - 100;
+    listing[0].size = whole.length - 100;
     const err = await failure(collect(listing, spec({ caption_column: 'en_text' })));
     expect(err.code).toBe('bad-parquet');
     expect(err.message).toContain('data/train-00000-of-00001.parquet: corrupt or truncated parquet file');
@@ -156,7 +156,7 @@ describe('damaged shards', () => {
   it('a file shorter than its listing says is named', async () => {
     const whole = pokemonParquet([{ image: await pngBytes(5), path: null, en: 'x', zh: 'y' }]);
     const listing = await listingOf([{ name: 'short.parquet', bytes: whole }]);
-    listing.shards![0].size += 10;
+    listing[0].size += 10;
     const err = await failure(collect(listing, spec({ caption_column: 'en_text' })));
     expect(err.message).toContain('short.parquet');
     expect(err.message).toContain('expected');

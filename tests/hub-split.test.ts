@@ -94,7 +94,7 @@ describe('hubEnv', () => {
     try {
       await writeFile(join(home, 'token'), 'hf_saved\n');
       const env = hubEnv({ HF_HOME: home, HF_ENDPOINT: 'http://127.0.0.1:9/', HF_HUB_OFFLINE: '1' });
-      expect(env).toEqual({ endpoint: 'http://127.0.0.1:9', home, cacheDir: join(home, 'hub'), offline: true, token: 'hf_saved' });
+      expect(env).toEqual({ endpoint: 'http://127.0.0.1:9', home, cacheDir: join(home, 'hub'), offline: true, token: 'hf_saved', tokenDisabled: false, timeoutS: 10 });
       expect(hubEnv({ HF_HOME: home, HF_HUB_CACHE: '/data/hf', HF_TOKEN: 'hf_env' })).toMatchObject({ cacheDir: '/data/hf', token: 'hf_env' });
       expect(hubEnv({ HF_HUB_OFFLINE: '0' }).offline).toBe(false);
     } finally {

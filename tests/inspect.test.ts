@@ -73,7 +73,7 @@ describe('inspectSafetensors', () => {
     expect(info.lora!.fit.unknown).toEqual(['lora_te_text_model_encoder_layers_12_mlp_fc1']);
   });
 
-  it('lists unknown modules and wrong shapes (an SD2 LoRA on SD1.5)', async () => {
+  it('says an SD2 LoRA is SD2 (1024-wide context) and does not fit SD1.5', async () => {
     const file = join(tmp.dir, 'sd2.safetensors');
     const k = 'lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k';
     await writeSafetensors(file, {
@@ -83,9 +83,31 @@ describe('inspectSafetensors', () => {
       'lora_unet_input_blocks_1_1_proj_in.lora_up.weight': zeros([320, 4]),
     });
     const info = await inspectSafetensors(file);
+    expect(info.lora).toMatchObject({ family: 'sd2', familyEvidence: ['cross-attention context 1024 (OpenCLIP-H)'] });
     expect(info.lora!.fit.fits).toBe(false);
-    expect(info.lora!.fit.unknown).toEqual(['lora_unet_input_blocks_1_1_proj_in']);
-    expect(info.lora!.fit.mismatched).toEqual([{ module: k, problem: 'down [4, 1024] / up [320, 4], expected [4, 768] / [320, 4] for linear [320, 768]' }]);
+    // ComfyUI's LDM spelling of proj_in binds; the 1024-wide to_k does not fit SD1.5's 768
+    expect(info.lora!.fit.unknown).toEqual([]);
+    expect(info.lora!.fit.mismatched).toEqual([{ module: k, problem: 'gives a [320, 1024] difference for a [320, 768] weight' }]);
+  });
+
+  it('lists unknown modules and modules whose shapes do not fit', async () => {
+    const file = join(tmp.dir, 'misfit.safetensors');
+    await writeSafetensors(file, {
+      'lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight': zeros([4, 321, 1, 1]),
+      'lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight': zeros([320, 4, 1, 1]),
+      'lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight': zeros([4, 768]),
+      'lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight': zeros([1280, 4]),
+      'lora_unet_down_blocks_9_resnets_0_conv1.lora_down.weight': zeros([4, 320, 3, 3]),
+      'lora_unet_down_blocks_9_resnets_0_conv1.lora_up.weight': zeros([320, 4, 1, 1]),
+    });
+    const info = await inspectSafetensors(file);
+    expect(info.lora).toMatchObject({ family: 'sd1', modules: 3, targets: { attention: 1 } });
+    expect(info.lora!.fit).toEqual({
+      arch: 'sd15',
+      fits: false,
+      unknown: ['lora_unet_down_blocks_9_resnets_0_conv1'],
+      mismatched: [{ module: 'lora_unet_down_blocks_0_attentions_0_proj_in', problem: 'gives a [320, 321, 1, 1] difference for a [320, 320, 1, 1] weight' }],
+    });
   });
 
   it('recognises checkpoint families from their cross-attention width', async () => {
@@ -112,10 +134,13 @@ describe('lorabuild inspect (CLI)', () => {
     expect(text.stdout).toContain('rank 4, alpha 4 (scale 1.00)');
     expect(text.stdout).toContain('targets: attention 128');
     expect(text.stdout).toContain('SD1.5 UNet: fits');
+    expect(text.stdout).toContain('  family: SD1.x (cross-attention context 768)');
+    // the most frequent training tag reads as the trigger word
+    expect(text.stdout).toContain('  trigger words: tag39');
     expect(text.stdout).toMatch(/ss_tag_frequency: .*--full shows all/);
     const json = await runCli(['inspect', file, '--json'], { cwd: tmp.dir });
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ kind: 'lora', lora: { ranks: [4], alphas: [4], fit: { fits: true } } });
+    expect(JSON.parse(json.stdout)).toMatchObject({ kind: 'lora', lora: { kinds: ['LoRA'], family: 'sd1', triggers: ['tag39'], ranks: [4], alphas: [4], fit: { fits: true } } });
   });
 
   it('exits 1 and lists mismatches for a LoRA that does not fit', async () => {
@@ -135,6 +160,18 @@ describe('lorabuild inspect (CLI)', () => {
     const r = await runCli(['inspect', file], { cwd: tmp.dir });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}: header length 999 runs past the end of the file`);
+  });
+
+  it('names the family of a LoRA for another base and its trigger phrase', async () => {
+    const file = join(tmp.dir, 'xl-cli.safetensors');
+    const k = 'lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k';
+    await writeSafetensors(file, { [`${k}.lora_down.weight`]: zeros([8, 2048]), [`${k}.lora_up.weight`]: zeros([640, 8]), [`${k}.alpha`]: float32Tensor([], [4]) }, { 'modelspec.trigger_phrase': '80s, film still' });
+    const r = await runCli(['inspect', file], { cwd: tmp.dir });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('  family: SDXL (cross-attention context 2048)');
+    expect(r.stdout).toContain('  rank 8, alpha 4 (scale 0.500)');
+    expect(r.stdout).toContain('  trigger words: 80s, film still');
+    expect(r.stdout).toContain('SD1.5 UNet: DOES NOT FIT (an SDXL LoRA)');
   });
 
   it('usage errors exit 2', async () => {

@@ -1,5 +1,5 @@
 // fetch + prepare through the real executor, on real image files made with sharp in temp folders.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,7 +24,11 @@ beforeEach(() => {
   ({ dir, cleanup } = makeTempDir('lorabuild-prepare-'));
   useParquetFetch = false;
 });
-afterEach(() => cleanup());
+afterEach(() => {
+  cleanup();
+  delete process.env.HF_HOME;
+  delete process.env.HF_HUB_OFFLINE;
+});
 
 const color = (r: number, g: number, b: number, width = 40, height = 30) => sharp({ create: { width, height, channels: 3, background: { r, g, b } } });
 
@@ -50,7 +54,11 @@ function plan(): Plan {
   return { stages: new Map(nodes.map((n) => [n.id, n])), order: nodes.map((n) => n.id), selected: [] };
 }
 
-/** Stands in for the hub fetch: a listing of one parquet shard already on disk. */
+/**
+ * Stands in for the hub fetch: a listing of one parquet shard already in an HF cache snapshot (a
+ * copied file, as on file systems without symlinks); prepare finds it there by repo path.
+ */
+const COMMIT = 'c'.repeat(40);
 const parquetFetch: StageImpl = {
   kind: 'fetch',
   version: 1,
@@ -61,8 +69,12 @@ const parquetFetch: StageImpl = {
   },
   async run(ctx, inputs) {
     const abs = join(ctx.root, 'train-00000-of-00001.parquet');
+    const path = 'data/train-00000-of-00001.parquet';
+    const snapshot = join(ctx.root, 'hf', 'hub', 'datasets--owner--pokemon', 'snapshots', COMMIT);
+    mkdirSync(join(snapshot, 'data'), { recursive: true });
+    copyFileSync(abs, join(snapshot, path));
     const sha256 = inputs.files['train-00000-of-00001.parquet'];
-    const listing: Listing = { source: 'hub', layout: 'parquet', root: 'owner/pokemon@abc', revision: 'abc', entries: [], shards: [{ path: 'data/train-00000-of-00001.parquet', abs, sha256, size: readFileSync(abs).length }] };
+    const listing: Listing = { source: 'hub', layout: 'parquet', root: `owner/pokemon@${COMMIT}`, revision: COMMIT, entries: [], shards: [{ path, sha256, size: readFileSync(abs).length }] };
     writeFileSync(join(ctx.outDir, 'listing.json'), JSON.stringify(listing));
     return { meta: null };
   },
@@ -233,6 +245,8 @@ describe('prepare', () => {
 
   it('prepares parquet rows (pokemon schema) through the same per-item path', async () => {
     useParquetFetch = true;
+    process.env.HF_HOME = join(dir, 'hf');
+    process.env.HF_HUB_OFFLINE = '1';
     const good = await pngBytes(1, 24);
     writeFileSync(
       join(dir, 'train-00000-of-00001.parquet'),

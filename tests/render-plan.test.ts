@@ -66,7 +66,7 @@ describe('a1111Parameters', () => {
   };
 
   it('writes the A1111 layout with the LoRA tag and hash', () => {
-    const text = a1111Parameters({ ...base, lora: { name: 'pokemon_lora', sha256: '0123456789abcdef'.repeat(4), strength: 0.8 } });
+    const text = a1111Parameters({ ...base, loras: [{ label: 'pokemon_lora', sha256: '0123456789abcdef'.repeat(4), strength_model: 0.8, strength_clip: 0.8 }] });
     expect(text).toBe(
       'a mouse <lora:pokemon_lora:0.8>\nNegative prompt: blurry\n' +
         'Steps: 25, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 7, Size: 512x768, Model hash: abcdef0123, Model: dreamshaper8, ' +
@@ -74,10 +74,20 @@ describe('a1111Parameters', () => {
     );
   });
 
-  it('leaves the LoRA out at strength 0, so the without arm does not depend on it', () => {
-    const a = a1111Parameters({ ...base, lora: { name: 'l', sha256: 'a'.repeat(64), strength: 0 } });
-    const b = a1111Parameters({ ...base, lora: { name: 'l', sha256: 'b'.repeat(64), strength: 0 } });
-    expect(a).toBe(b);
+  it('tags every LoRA of a stack in order, as <lora:name:te:unet> when the two strengths differ', () => {
+    const text = a1111Parameters({
+      ...base,
+      loras: [
+        { label: '80s_offset', sha256: 'a'.repeat(64), strength_model: 0.8, strength_clip: 0.5 },
+        { label: 'pokemon_lora', sha256: 'b'.repeat(64), strength_model: -1, strength_clip: -1 },
+      ],
+    });
+    expect(text.split('\n')[0]).toBe('a mouse <lora:80s_offset:0.5:0.8> <lora:pokemon_lora:-1>');
+    expect(text).toContain('Lora hashes: "80s_offset: aaaaaaaaaaaa, pokemon_lora: bbbbbbbbbbbb"');
+  });
+
+  it('has no LoRA tag or hash for the without arm, so it does not depend on any LoRA', () => {
+    const a = a1111Parameters({ ...base, loras: [] });
     expect(a).not.toMatch(/<lora:|Lora hashes/);
   });
 });

@@ -22,6 +22,10 @@ function model(): ReportModel {
   const render: ReportRender = {
     name: 'ab',
     lora: 'mouse',
+    loras: [
+      { label: 'mouse', lora: 'mouse', sha256: 'a'.repeat(64), family: 'SD1.x', kinds: ['LoRA'], ranks: [4], alphas: [4], strength_model: 1, strength_clip: 1, triggers: [] },
+      { label: '80s_offset', file: 'loras/80s_offset.safetensors', sha256: 'b'.repeat(64), family: 'SD1.x', kinds: ['LoCon'], ranks: [32], alphas: [], strength_model: 0.8, strength_clip: 0.5, triggers: ['80s'] },
+    ],
     model: 'tiny',
     settings: { sampler: 'euler', steps: 3 },
     columns,
@@ -127,6 +131,16 @@ describe('reportMarkdown', () => {
     expect(md).toContain('1 errors, 2 warnings — [full report](datasets/ds/validation.md)');
     expect(md).toContain('> warning: compile: true has no effect: torch 1.13 has no torch.compile');
     expect(md).not.toMatch(/\n{3,}/);
+  });
+
+  it("lists each LoRA of a render: file, family, rank, alpha, strengths, trigger words", () => {
+    const md = reportMarkdown(model());
+    expect(md).toContain('LoRAs mouse + 80s_offset on tiny; 2 rows × 2 columns');
+    expect(md).toContain('| LoRA | family | rank | alpha | strength_model | strength_clip | trigger words |');
+    expect(md).toContain('| mouse (trained here) | SD1.x LoRA | 4 | 4 | 1 | 1 | — |');
+    expect(md).toContain('| loras/80s_offset.safetensors | SD1.x LoCon | 32 | none (scale 1) | 0.8 | 0.5 | 80s |');
+    const html = reportHtml(model());
+    expect(html).toContain('<td>loras/80s_offset.safetensors</td><td>SD1.x LoCon</td><td>32</td><td>none (scale 1)</td><td>0.8</td><td>0.5</td><td>80s</td>');
   });
 });
 

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
-import { resolveClipTokenizer, resolveTokenizer, SHIPPED_CLIP_BPE, tokenizerForDataset, TokenizerNotFoundError } from '../src/text/resolve.js';
+import { clipTokenizerFiles, resolveClipTokenizer, resolveTokenizer, SHIPPED_CLIP_BPE, tokenizerForDataset, TokenizerNotFoundError } from '../src/text/resolve.js';
 import { loadClipTokenizer } from '../src/text/load.js';
 import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
@@ -76,8 +76,15 @@ describe('resolveTokenizer', () => {
     const c = config(dir, '  sd: { checkpoint: m.safetensors }');
     expect((await resolveClipTokenizer(c, 'sd', { ...EMPTY_ENV, LORABUILD_CLIP_TOKENIZER: REF })).id).toBe(clipId);
     const hf = join(tmp.dir, 'hf');
-    linkHfFiles(join(hf, 'models--someone--sd15', 'snapshots', '0123abc', 'tokenizer'));
+    const sha = '0123abc'.padEnd(40, '0');
+    linkHfFiles(join(hf, 'models--someone--sd15', 'snapshots', sha, 'tokenizer'));
+    // the snapshot the revision names (refs/main), not any snapshot of the repo
+    linkHfFiles(join(hf, 'models--someone--sd15', 'snapshots', 'f'.repeat(40), 'tokenizer-other'));
+    mkdirSync(join(hf, 'models--someone--sd15', 'refs'), { recursive: true });
+    writeFileSync(join(hf, 'models--someone--sd15', 'refs', 'main'), sha);
     const h = config(dir, '  sd: { hub: someone/sd15, file: m.safetensors }');
+    const files = clipTokenizerFiles(h, 'sd', { HF_HUB_CACHE: hf });
+    expect(files).toEqual({ kind: 'hf', vocab: join(hf, 'models--someone--sd15', 'snapshots', sha, 'tokenizer', 'vocab.json'), merges: join(hf, 'models--someone--sd15', 'snapshots', sha, 'tokenizer', 'merges.txt') });
     expect((await resolveClipTokenizer(h, 'sd', { HF_HUB_CACHE: hf })).id).toBe(clipId);
   });
 

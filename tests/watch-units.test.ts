@@ -155,6 +155,16 @@ describe('watch set', () => {
     expect(watchedPaths(bounded)).toEqual([`${ROOT}/lorafile.yaml`, `${ROOT}/data/faces`]);
   });
 
+  it("watches the LoRA files a render applies, under names that say which render reads them", () => {
+    const withFiles = {
+      ...config,
+      renders: { eighties: { model: 'base', loras: [{ file: 'loras/80s.safetensors', strength_model: 1, strength_clip: 1 }, { lora: 'faces_lora', strength_model: 1, strength_clip: 1 }] } },
+    } as unknown as Config;
+    const set = watchSetFor(withFiles, planStages(withFiles, ['eighties']), `${ROOT}/cache`, `${ROOT}/lorafile.lock`);
+    expect(watchedPaths(set)).toEqual([`${ROOT}/lorafile.yaml`, `${ROOT}/data/faces`, `${ROOT}/models/base.safetensors`, `${ROOT}/loras/80s.safetensors`]);
+    expect(classifyChange(set, `${ROOT}/loras/80s.safetensors`)).toEqual({ kind: 'model', names: ['lora file loras/80s.safetensors'] });
+  });
+
   it('ignores what lorabuild writes itself, even inside a watched folder', () => {
     const inside = { ...config, datasets: { all: { folder: '.', rules: {} } }, loras: {}, renders: {} } as unknown as Config;
     const set = watchSetFor(inside, planStages(inside, ['all']), `${ROOT}/cache`, `${ROOT}/lorafile.lock`);

@@ -10,6 +10,7 @@
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
+//   models/<key>/             links to the files of a diffusers model a build chose (remade at will)
 //   cluster/jobs/<op>-…/      a Slurm job's request, script, event file and output (cluster/)
 //   cluster/hello-<key>.json  versions and device of a cluster's nodes, from their last job
 //   writer.lock               pid of the process allowed to write
@@ -60,6 +61,9 @@ export class CacheLayout {
   }
   get generation(): string {
     return join(this.root, 'generation');
+  }
+  modelView(key: string): string {
+    return join(this.root, 'models', key);
   }
   get writerLock(): string {
     return join(this.root, 'writer.lock');

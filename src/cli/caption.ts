@@ -93,7 +93,7 @@ async function caption(argv: string[]): Promise<number> {
   const { listing } = await listLocalDataset({ abs: root, folder: spec.folder, layout: spec.layout, captionColumn: spec.caption_column ?? 'text', hashFile: async () => '' });
   if (listing.layout === 'imagefolder' && values.overwrite) return fail('lorabuild caption: --overwrite is not supported for imagefolder datasets (captions live in metadata.jsonl); drafts go to metadata.draft.jsonl');
 
-  const withImages = listing.entries.filter((e): e is ListingEntry & { image: NonNullable<ListingEntry['image']> } => !!e.image);
+  const withImages = listing.entries.filter((e): e is LocalEntry => !!e.image?.abs);
   const metadataDrafts: string[] = [];
   const counts: Record<Action, number> = { wrote: 0, draft: 0, overwrote: 0, kept: 0 };
   for (let start = 0; start < withImages.length; start += batch) {
@@ -112,8 +112,11 @@ async function caption(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** an entry of a local folder with an image (local listings always say where their files are) */
+type LocalEntry = ListingEntry & { image: NonNullable<ListingEntry['image']> & { abs: string } };
+
 function place(
-  entry: ListingEntry & { image: NonNullable<ListingEntry['image']> },
+  entry: LocalEntry,
   layout: string,
   root: string,
   caption: string,

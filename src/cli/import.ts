@@ -9,9 +9,11 @@ import { workflowToLorafile } from '../comfyui/to-lorafile.js';
 
 const HELP = `usage: lorabuild import comfyui WORKFLOW.json [-o lorafile.yaml] [--comfyui DIR] [--force]
 
-Turns a ComfyUI workflow (UI or API JSON) with SimpleLoRA's LoRATrainer node, and optionally a
-LoraLoader/LoraLoaderModelOnly + KSampler graph, into a lorafile. Checkpoints and LoRAs are looked up
-in the ComfyUI folder (--comfyui, else $COMFYUI_PATH, else ~/ComfyUI).
+Turns a ComfyUI workflow (UI or API JSON) into a lorafile: SimpleLoRA's LoRATrainer nodes become
+loras, and each KSampler fed by Load LoRA / LoraLoaderModelOnly nodes becomes a render applying them
+in chain order, with both strengths. A loader whose file no LoRATrainer writes becomes a file: entry
+in the ComfyUI folder's models/loras, as checkpoints are looked up in models/checkpoints
+(--comfyui DIR, else $COMFYUI_PATH, else ~/ComfyUI).
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -47,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const text = `# Imported from ${file} by \`lorabuild import comfyui\`.\n# resolution, flip, gradient_accumulation and lr_scheduler are what SimpleLoRA's LoRATrainer uses internally.\n${toYaml(result.lorafile)}`;
+  const trains = result.lorafile.loras !== undefined;
+  const text = `# Imported from ${file} by \`lorabuild import comfyui\`.\n${trains ? "# resolution, flip, gradient_accumulation and lr_scheduler are what SimpleLoRA's LoRATrainer uses internally.\n" : ''}${toYaml(result.lorafile)}`;
   for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
   if (!values.output) {
     process.stdout.write(text);

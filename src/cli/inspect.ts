@@ -1,15 +1,17 @@
 // lorabuild inspect FILE.safetensors [--json]
-// Describes a LoRA (format, rank, alpha, targets, metadata, SD1.5 fit) or a checkpoint (family).
+// Describes a LoRA (adapter kinds, key style, family, rank, alpha, targets, trigger words, metadata,
+// SD1 fit) or a checkpoint (family).
 // Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny/toy builtin it says it was trained on);
 // 1: unreadable file or a LoRA that does not fit; 2: usage.
 import { commandArgs } from './args.js';
 import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
-import type { ModelArch } from '../safetensors/sd15.js';
+import type { Sd1Arch } from '../safetensors/sd15.js';
+import { FAMILY_LABEL, familyWithArticle } from '../loras/family.js';
 
 const HELP = `usage: lorabuild inspect FILE.safetensors [--json] [--full]
 
-  --json   one JSON object (format, ranks, alphas, targets, sd15 fit, metadata)
+  --json   one JSON object (format, kinds, family, ranks, alphas, targets, triggers, fit, metadata)
   --full   print long metadata values (ss_tag_frequency ...) untruncated
 `;
 
@@ -19,19 +21,23 @@ function mib(bytes: number): string {
   return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-const archLabel = (arch: ModelArch) => (arch === 'sd15' ? 'SD1.5 UNet' : `lorabuild's ${arch} builtin UNet`);
+const archLabel = (arch: Sd1Arch) => (arch === 'sd15' ? 'SD1.5 UNet' : `lorabuild's ${arch} builtin UNet`);
 
 function describe(info: SafetensorsInfo, full: boolean): string {
   const lines: string[] = [];
   const dtypes = Object.entries(info.dtypes).map(([d, n]) => `${n} ${d}`).join(', ');
   if (info.lora) {
     const l = info.lora;
-    lines.push(`${info.file}: LoRA (${l.format} keys), ${l.modules} modules, ${mib(info.bytes)} (${dtypes})`);
+    lines.push(`${info.file}: ${l.kinds.join(' + ') || 'LoRA'} (${l.format} keys), ${l.modules} modules, ${mib(info.bytes)} (${dtypes})`);
+    lines.push(`  family: ${FAMILY_LABEL[l.family]} (${l.familyEvidence.join(', ')})`);
     const alpha = l.alphas.length ? l.alphas.join(', ') : 'none (scale 1)';
     const scale = l.ranks.length === 1 && l.alphas.length === 1 ? ` (scale ${(l.alphas[0] / l.ranks[0]).toPrecision(3)})` : '';
-    lines.push(`  rank ${l.ranks.join(', ')}, alpha ${alpha}${scale}`);
+    lines.push(`  rank ${l.ranks.join(', ') || '—'}, alpha ${alpha}${scale}`);
     lines.push(`  targets: ${Object.entries(l.targets).map(([g, n]) => `${g} ${n}`).join(', ') || 'none known'}`);
-    if (l.fit.fits) {
+    lines.push(`  trigger words: ${l.triggers.length ? l.triggers.join(', ') : 'none in the metadata'}`);
+    if (l.family !== 'sd1') {
+      lines.push(`  ${archLabel(l.fit.arch)}: DOES NOT FIT (${familyWithArticle(l.family)} LoRA)`);
+    } else if (l.fit.fits) {
       lines.push(`  ${archLabel(l.fit.arch)}: fits (all ${l.modules} modules known, shapes match)`);
     } else {
       lines.push(`  ${archLabel(l.fit.arch)}: DOES NOT FIT (${l.fit.unknown.length} unknown module names, ${l.fit.mismatched.length} shape mismatches)`);

@@ -60,22 +60,20 @@ function checkModels(sink: DiagnosticSink, models: Entries): void {
     const base: PathSegment[] = ['models', name];
     const sources = ['checkpoint', 'hub', 'builtin'].filter((k) => present(m, k));
     if (sources.length === 0 && !misspells(m, ['checkpoint', 'hub', 'builtin'])) {
-      sink.atKey(base, 'model-source', `model '${name}' has no source`, "give exactly one of 'checkpoint: PATH.safetensors', 'hub: owner/name' (with 'file:'), or 'builtin: tiny'");
+      sink.atKey(base, 'model-source', `model '${name}' has no source`, "give exactly one of 'checkpoint: PATH.safetensors' (or a diffusers folder), 'hub: owner/name' (a diffusers repo, or with 'file:' one checkpoint of it), or 'builtin: tiny'");
     } else if (sources.length > 1) {
       sink.atKey([...base, sources[1]], 'model-source', `model '${name}' has both ${sources[0]} and ${sources[1]}`, `keep only one of ${sources.join(', ')}`);
-    }
-    if (sources.length === 1 && present(m, 'hub') && !present(m, 'file')) {
-      sink.atKey([...base, 'hub'], 'hub-file', `model '${name}': hub needs 'file' (which checkpoint file of the repo to use)`, "add 'file: NAME.safetensors'");
     }
     if (present(m, 'file') && !present(m, 'hub')) {
       sink.atKey([...base, 'file'], 'hub-file', `model '${name}': 'file' only applies to hub models`, "add 'hub: owner/name' or remove 'file'");
     }
     const parsed = ModelSchema.safeParse(value);
-    if (parsed.success && parsed.data.checkpoint && /\.(ckpt|pt|pth|bin)$/i.test(parsed.data.checkpoint) && !parsed.data.allow_pickle) {
+    const pickle = parsed.success ? ([['checkpoint', parsed.data.checkpoint], ['file', parsed.data.file]] as const).find(([, v]) => v && /\.(ckpt|pt|pth|bin)$/i.test(v)) : undefined;
+    if (parsed.success && pickle && !parsed.data.allow_pickle) {
       sink.atValue(
-        [...base, 'checkpoint'],
+        [...base, pickle[0]],
         'pickle-checkpoint',
-        `model '${name}': ${parsed.data.checkpoint} is a pickle file, and loading a pickle can run code from it`,
+        `model '${name}': ${pickle[1]} is a pickle file, and loading a pickle can run code from it`,
         "convert it to .safetensors, or add 'allow_pickle: true' if you trust where it came from",
       );
     }
@@ -181,31 +179,84 @@ function checkInitFrom(sink: DiagnosticSink, loras: Entries, schedules: Map<stri
   }
 }
 
+/** The render's LoRA entries: checks each names exactly one source; returns the trained LoRA names it applies. */
+function checkRenderLoras(sink: DiagnosticSink, raw: unknown, name: string, r: Entries): string[] {
+  const base: PathSegment[] = ['renders', name];
+  const trained: string[] = [];
+  if (present(r, 'lora') && present(r, 'loras')) {
+    sink.atKey([...base, 'loras'], 'render-loras', `render '${name}' has both lora and loras`, `keep one: move 'lora: ${String(r.lora)}' into the list as '- { lora: ${String(r.lora)} }'`);
+  } else if (!present(r, 'lora') && !present(r, 'loras') && !misspells(r, ['lora', 'loras'])) {
+    sink.atKey(base, 'render-loras', `render '${name}' applies no LoRA`, "add 'loras:' with '- { file: PATH.safetensors }' or '- { lora: NAME }' entries, or 'lora: NAME'");
+  }
+  if (present(r, 'lora') && checkReference(sink, raw, [...base, 'lora'], r.lora, 'lora')) trained.push(r.lora as string);
+  if (Array.isArray(r.loras)) {
+    r.loras.forEach((value, i) => {
+      const at: PathSegment[] = [...base, 'loras', i];
+      const e = entry(value);
+      const sources = ['file', 'hub', 'lora'].filter((k) => present(e, k));
+      if (sources.length === 0 && !misspells(e, ['file', 'hub', 'lora']) && !sink.reported(at)) {
+        sink.atValue(at, 'lora-source', `render '${name}': loras[${i}] names no LoRA`, "give 'file: PATH.safetensors' (a LoRA file), 'hub: owner/name' with 'file:' (a file of a Hub repo) or 'lora: NAME' (a LoRA this lorafile trains)");
+      } else if (present(e, 'lora') && sources.length > 1) {
+        sink.atKey([...at, 'lora'], 'lora-source', `render '${name}': loras[${i}] has both ${sources[0]} and lora`, 'keep only one of them: one entry is one LoRA');
+      } else if (present(e, 'hub') && !present(e, 'file')) {
+        sink.atKey([...at, 'hub'], 'hub-file', `render '${name}': loras[${i}] names hub ${String(e.hub)} but no file in it`, "add 'file: NAME.safetensors', the LoRA's path in that repo");
+      }
+      if (present(e, 'revision') && !present(e, 'hub')) {
+        sink.atKey([...at, 'revision'], 'hub-revision', `render '${name}': loras[${i}]: 'revision' only applies to hub LoRAs`, "add 'hub: owner/name' or remove 'revision'");
+      }
+      if (present(e, 'lora') && checkReference(sink, raw, [...at, 'lora'], e.lora, 'lora')) trained.push(e.lora as string);
+    });
+  }
+  return trained;
+}
+
 function checkRenders(sink: DiagnosticSink, raw: unknown, loras: Map<string, Schedule>): void {
   for (const [name, value] of Object.entries(section(raw, 'renders'))) {
     const base: PathSegment[] = ['renders', name];
     const r = entry(value);
-    const known = checkReference(sink, raw, [...base, 'lora'], r.lora, 'lora');
+    const trained = checkRenderLoras(sink, raw, name, r);
+    const trainedModels = [...new Set(trained.map((t) => entry(section(raw, 'loras')[t]).model).filter((m): m is string => typeof m === 'string'))];
+    if (present(r, 'model')) {
+      checkReference(sink, raw, [...base, 'model'], r.model, 'model');
+    } else if (trained.length === 0 && present(r, 'loras') && !misspells(r, ['model'])) {
+      sink.atKey(base, 'render-model', `render '${name}' needs 'model:': its LoRAs are files, so nothing names the base model`, `add 'model: NAME' with one of the models: ${Object.keys(section(raw, 'models')).join(', ') || '(none defined yet)'}`);
+    } else if (trainedModels.length > 1) {
+      sink.atKey(base, 'render-model', `render '${name}': its trained LoRAs come from different models (${trainedModels.join(', ')})`, "name the base model to render with: 'model: NAME'");
+    }
+    if (present(r, 'score') && trained.length === 0 && !sink.reported([...base, 'loras'])) {
+      sink.atKey([...base, 'score'], 'render-score', `render '${name}': score: compares cells with the training images of a trained LoRA, and this render applies none`, "add a '- { lora: NAME }' entry, or remove score:");
+    }
     const columns = field(RenderSchema, r, 'columns') as string | undefined;
     const checkpoints = field(RenderSchema, r, 'checkpoints') as number[] | undefined;
     if (columns?.includes('checkpoint') && !checkpoints && !sink.reported([...base, 'checkpoints'])) {
       sink.atValue([...base, 'columns'], 'checkpoint-columns', `render '${name}': columns '${columns}' needs a checkpoints list`, "add 'checkpoints: [...]' with the training steps to show");
     }
-    const lora = known ? loras.get(r.lora as string) : undefined;
+    const distinct = [...new Set(trained)];
+    if (checkpoints && distinct.length !== 1) {
+      sink.atKey(
+        [...base, 'checkpoints'],
+        'render-checkpoint',
+        `render '${name}': checkpoints: walks the training checkpoints of one trained LoRA, and this render applies ${distinct.length === 0 ? 'none' : `${distinct.length} (${distinct.join(', ')})`}`,
+        distinct.length === 0 ? "add a '- { lora: NAME }' entry, or remove checkpoints:" : 'keep one trained LoRA in the render, or remove checkpoints:',
+      );
+      continue;
+    }
+    const loraName = distinct[0];
+    const lora = loraName !== undefined ? loras.get(loraName) : undefined;
     if (!lora?.steps || !checkpoints) continue;
     const { steps } = lora;
     const every = lora.checkpoint_every;
     checkpoints.forEach((step, i) => {
       const path = [...base, 'checkpoints', i];
       if (step > steps) {
-        sink.atValue(path, 'render-checkpoint', `render '${name}': checkpoint ${step} is beyond the ${steps} training steps of lora '${String(r.lora)}'`, `use a step of at most ${steps}`);
+        sink.atValue(path, 'render-checkpoint', `render '${name}': checkpoint ${step} is beyond the ${steps} training steps of lora '${loraName}'`, `use a step of at most ${steps}`);
       } else if (every !== undefined && step % every !== 0 && step !== steps) {
         const below = Math.floor(step / every) * every;
         const options = [below, below + every].filter((s) => s > 0 && s <= steps);
         sink.atValue(
           path,
           'render-checkpoint',
-          `render '${name}': lora '${String(r.lora)}' saves no checkpoint at step ${step} (it saves every ${every} steps)`,
+          `render '${name}': lora '${loraName}' saves no checkpoint at step ${step} (it saves every ${every} steps)`,
           `use a multiple of ${every}${options.length ? ` such as ${options.join(' or ')}` : ''}, or the final step ${steps}`,
         );
       }

@@ -15,9 +15,9 @@ export function defaultCheckpointEvery(steps: number): number {
 
 export const ModelSchema = z
   .strictObject({
-    checkpoint: z.string().min(1).optional().describe('An SD1.x LDM single-file checkpoint (.safetensors), relative to the lorafile or starting with ~ (ckpt_name in the lab node). Give exactly one of checkpoint, hub or builtin. No default.'),
-    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name (with file:). Give exactly one of checkpoint, hub or builtin. No default.'),
-    file: z.string().min(1).optional().describe('The checkpoint file inside the hub repo, e.g. DreamShaper_8_pruned.safetensors. Needed with hub:. No default.'),
+    checkpoint: z.string().min(1).optional().describe('An SD1.x LDM single-file checkpoint (.safetensors) or a diffusers model folder, relative to the lorafile or starting with ~ (ckpt_name in the lab node). Give exactly one of checkpoint, hub or builtin. No default.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name: its diffusers model, or with file: one single-file checkpoint of it; downloaded into the HF cache. Give exactly one of checkpoint, hub or builtin. No default.'),
+    file: z.string().min(1).optional().describe('A single-file checkpoint inside the hub repo, e.g. DreamShaper_8_pruned.safetensors. Without it, the repo\'s diffusers model. No default.'),
     revision: z.string().min(1).default('main').describe('Branch, tag or commit of the hub repo; pinned to a commit in lorafile.lock.'),
     builtin: z
       .enum(['tiny', 'toy'])
@@ -25,7 +25,7 @@ export const ModelSchema = z
       .describe('A small SD1-architecture model that ships with lorabuild (64 px, 2 CPU cores, no download): toy is pretrained on captioned shapes in named colors (the demo); tiny has random weights made from seed (tests, CI). No default.'),
     seed: z.number().int().min(0).default(0).describe('The seed the weights of builtin: tiny are made from (toy ships pretrained and ignores it).'),
     tokenizer: z.string().min(1).optional().describe('A folder with vocab.json + merges.txt, or a bpe_simple_vocab_16e6.txt.gz. Default: the model\'s own tokenizer/ folder if it has one, else the CLIP vocabulary that ships with lorabuild.'),
-    allow_pickle: z.boolean().default(false).describe('Allow pickled .ckpt/.pt checkpoints. Loading a pickle runs code from the file: only for files you trust.'),
+    allow_pickle: z.boolean().default(false).describe('Allow pickled .ckpt/.pt/.bin checkpoints (also a diffusers model\'s .bin weights). Loading a pickle runs code from the file: only for files you trust.'),
   })
   .describe('A base model: checkpoint, hub or builtin.');
 
@@ -120,19 +120,34 @@ export const LoraSchema = z
 
 export const SamplerSchema = z.enum(['euler', 'euler_a', 'ddim', 'dpmpp_2m_karras']);
 
+/** One LoRA applied by a render, like one Load LoRA node in a ComfyUI chain. */
+export const RenderLoraSchema = z
+  .strictObject({
+    file: z.string().min(1).optional().describe('A LoRA .safetensors file (kohya, LoCon, LoHa, LoKr, DoRA, diffusers/PEFT keys), relative to the lorafile or starting with ~ (lora_name of a Load LoRA node); with hub:, the file\'s path in that repo. Give file (with or without hub) or lora. No default.'),
+    hub: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name').optional().describe('A Hugging Face model repo, owner/name, that holds the LoRA named by file:; downloaded into the HF cache and pinned to a commit in lorafile.lock. No default.'),
+    revision: z.string().min(1).optional().describe('Branch, tag or commit of the hub: repo; pinned to a commit in lorafile.lock. Only with hub:. Default: main.'),
+    lora: name.optional().describe('A name under loras:, a LoRA this lorafile trains. Give file (with or without hub) or lora. No default.'),
+    strength_model: z.number().min(-100).max(100).default(1).describe('Strength on the UNet (strength_model of a Load LoRA node); negative values reverse the LoRA.'),
+    strength_clip: z.number().min(-100).max(100).default(1).describe('Strength on the text encoder (strength_clip of a Load LoRA node); 0 leaves the text encoder as it is.'),
+    ignore_unknown_keys: z.boolean().default(false).describe('Apply the modules that fit this model and warn about keys that match none. Default: such keys are an error.'),
+  })
+  .describe('A LoRA to apply: a file, a file of a Hub repo or a trained lora, with its two strengths.');
+
 export const RenderSchema = z
   .strictObject({
-    lora: name.describe('A name under loras:, the LoRA to render with. Required.'),
+    model: name.optional().describe('A name under models:, the base model to render with. Default: the model of the render\'s trained LoRA (needed when it applies only files).'),
+    lora: name.optional().describe('A name under loras:, the trained LoRA to render with: shorthand for loras: [{ lora: NAME }]. Give lora or loras. No default.'),
+    loras: z.array(RenderLoraSchema).min(1).optional().describe('The LoRAs to apply, in order, like chained Load LoRA nodes: files (file:), files of Hub repos (hub: + file:) and trained LoRAs (lora:). Give lora or loras. No default.'),
     prompts: z.array(z.string().min(1)).min(1).describe('The prompts: one grid row per prompt and seed. Required.'),
     negative_prompt: z.string().default('').describe('The negative prompt of every cell.'),
     seeds: z.array(z.number().int().min(0)).min(1).default([0]).describe('Noise seeds: one grid row per prompt and seed; every column of a row starts from the same noise.'),
-    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]).describe('LoRA strengths, one column each; 0 is the image without the LoRA.'),
-    checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('Training steps whose checkpoints to render as columns (multiples of checkpoint_every, or the final step). Default: only the final LoRA.'),
+    strengths: z.array(z.number().min(-10).max(10)).min(1).default([0, 1]).describe('One column each; a strength multiplies every LoRA\'s strength_model and strength_clip, and 0 is the image without any LoRA.'),
+    checkpoints: z.array(z.number().int().min(1)).min(1).optional().describe('Training steps whose checkpoints to render as columns (multiples of checkpoint_every, or the final step), for the render\'s one trained LoRA. Default: only the final LoRA.'),
     sampler: SamplerSchema.default('euler').describe('The sampler, as ComfyUI\'s KSampler names it.'),
     steps: z.number().int().min(1).max(1000).default(25).describe('Sampling steps per image.'),
     cfg: z.number().min(0).max(100).default(7.5).describe('Classifier-free guidance scale.'),
-    width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image width in pixels, a multiple of 8. Default: the lora\'s resolution.'),
-    height: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image height in pixels, a multiple of 8. Default: the lora\'s resolution.'),
+    width: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image width in pixels, a multiple of 8. Default: the trained lora\'s resolution, else the model\'s native size (512; 64 for builtin tiny).'),
+    height: z.number().int().min(64).max(2048).multipleOf(8).optional().describe('Image height in pixels, a multiple of 8. Default: as width.'),
     columns: z.enum(['strength', 'checkpoint', 'checkpoint×strength']).default('strength').describe('What the grid columns show: the strengths, the checkpoints, or every checkpoint at every strength.'),
     portable: z
       .boolean()
@@ -184,6 +199,7 @@ export type RulesSpec = z.output<typeof RulesSchema>;
 /** checkpoint_every is filled in by the loader (defaultCheckpointEvery): it depends on steps. */
 export type LoraSpec = z.output<typeof LoraSchema> & { checkpoint_every: number };
 export type RenderSpec = z.output<typeof RenderSchema>;
+export type RenderLoraSpec = z.output<typeof RenderLoraSchema>;
 export type Sampler = z.output<typeof SamplerSchema>;
 export type ClusterSpec = z.output<typeof ClusterSchema>;
 export type LorafileSpec = Omit<z.output<typeof LorafileSchema>, 'loras'> & { loras: Record<string, LoraSpec> };

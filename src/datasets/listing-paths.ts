@@ -1,7 +1,8 @@
 // listing.json is a stage output, hashed into the lock: the files it names are written path-free
-// (relative to the lorafile, or ~/... for the Hugging Face cache), so that two machines with the
-// same checkout write the same listing and the same lock. prepare turns them back into absolute
-// paths before reading any file.
+// (relative to the lorafile, or ~/...), so that two machines with the same checkout write the same
+// listing and the same lock. prepare turns them back into absolute paths before reading any file.
+// Hub listings hold no paths at all (repo paths and sha256s; prepare finds the files in its own
+// HF cache): nothing to map.
 import { portablePath, resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import type { Listing, ListingEntry } from './manifest.js';
@@ -9,13 +10,13 @@ import type { Listing, ListingEntry } from './manifest.js';
 type PathMap = (path: string) => string;
 
 function mapListing(listing: Listing, map: PathMap): Listing {
-  const file = <F extends { abs: string }>(f: F): F => ({ ...f, abs: map(f.abs) });
+  const file = <F extends { abs?: string }>(f: F): F => (f.abs === undefined ? f : { ...f, abs: map(f.abs) });
   const entry = (e: ListingEntry): ListingEntry => ({
     ...e,
     ...(e.image ? { image: file(e.image) } : {}),
     ...(e.captionFile ? { captionFile: file(e.captionFile) } : {}),
   });
-  return { ...listing, entries: listing.entries.map(entry), ...(listing.shards ? { shards: listing.shards.map(file) } : {}) };
+  return { ...listing, entries: listing.entries.map(entry) };
 }
 
 /** The listing as fetch writes it: every `abs` relative to the lorafile or under `~`. */

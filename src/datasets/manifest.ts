@@ -6,11 +6,15 @@
 // validate, train and render read manifest.json; nothing downstream reads the user's folder or
 // the HF cache directly.
 
-/** A file of a local dataset folder. `path` is for display: relative to the lorafile, '/' separators. */
+/**
+ * A file of a dataset. Local folders: `path` is for display (relative to the lorafile, '/'
+ * separators) and `abs` is where it is. Hub datasets: `path` is the path inside the repo and there
+ * is no `abs`: the file is found in the HF cache at use (datasets/hub/items.ts), wherever that is.
+ */
 export interface ListedFile {
   path: string;
-  /** absolute path on disk; in listing.json relative to the lorafile or `~/...` (listing-paths.ts) */
-  abs: string;
+  /** local folders only: absolute path on disk; in listing.json relative to the lorafile or `~/...` (listing-paths.ts) */
+  abs?: string;
   sha256: string;
   size: number;
 }
@@ -25,11 +29,10 @@ export interface ListingEntry {
   captionText?: { text: string; path: string; line: number; column?: string };
 }
 
+/** A parquet file of a hub dataset: found in the HF cache (snapshots/<revision>/<path>) at use. */
 export interface ParquetShard {
   /** path inside the repo, e.g. data/train-00000-of-00001.parquet */
   path: string;
-  /** absolute path of the verified file (inside the HF cache snapshot); in listing.json `~/...` when under the home folder */
-  abs: string;
   sha256: string;
   size: number;
 }
@@ -61,7 +64,10 @@ export interface ManifestImage {
 export interface ManifestCaption {
   /** decoded text exactly as stored (validation reports BOM/CRLF/whitespace; training uses `clean`) */
   text: string;
-  /** sha256 of the raw caption bytes; the bytes are in the CAS under this hash */
+  /**
+   * sha256 of the raw caption bytes; the bytes are in the CAS under this hash, except for hub rows,
+   * whose caption bytes are exactly the UTF-8 of `text` (validation then reads the text)
+   */
   sha256: string;
   origin: string;
   /** 1-based line of the caption in its origin (metadata.jsonl rows; 1 for caption files) */

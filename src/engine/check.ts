@@ -15,6 +15,7 @@ import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
+import { renderModelName } from '../config/render-loras.js';
 import type { ComputeWorker } from '../worker/client.js';
 import { expandUserPath } from '../worker/start.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
@@ -155,7 +156,8 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
       cacheDir: opts.cacheDir,
       signal,
       previous: entry,
-      options: typeof recordedModel === 'string' && !opts.rebuild ? { modelIdentityIfMissing: recordedModel } : {},
+      // a CI machine may lack the model checkpoint and downloaded LoRA files: their hashes come from the lock
+      options: opts.rebuild ? {} : { ...(typeof recordedModel === 'string' ? { modelIdentityIfMissing: recordedModel } : {}), inputFilesIfMissing: entry.files ?? {} },
       memo,
       cas,
       items,
@@ -173,6 +175,9 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     }
     const absentModel = absentCheckpoint(config, node);
     if (absentModel && typeof recordedModel === 'string') add('info', `model checkpoint ${absentModel} is not on this machine: its identity is taken from ${lockName} (${recordedModel})`);
+    for (const [shown, sha] of Object.entries(current.files)) {
+      if (entry.files?.[shown] === sha && !existsSync(resolve(config.root, shown))) add('info', `${shown} is not on this machine: its hash is taken from ${lockName}`);
+    }
     const params = { ...current.params };
     for (const key of ENVIRONMENT_PARAMS) {
       if (!(key in params) || !(key in (entry.params ?? {}))) continue;
@@ -334,8 +339,9 @@ function compareOutputs(kind: StageKind, entry: LockEntry, now: StageOutputs): s
 
 /** The checkpoint path of the stage's model when it is a file that this machine lacks (CI). */
 function absentCheckpoint(config: Config, node: StageNode): string | null {
-  const lora = node.kind === 'train' ? config.loras[node.target] : node.kind === 'render' ? config.loras[config.renders[node.target]?.lora ?? ''] : undefined;
-  const checkpoint = lora ? config.models[lora.model]?.checkpoint : undefined;
+  const render = node.kind === 'render' ? config.renders[node.target] : undefined;
+  const modelName = node.kind === 'train' ? config.loras[node.target]?.model : render ? renderModelName(config, render) : undefined;
+  const checkpoint = modelName ? config.models[modelName]?.checkpoint : undefined;
   if (!checkpoint) return null;
   return existsSync(expandUserPath(config.root, checkpoint)) ? null : checkpoint;
 }

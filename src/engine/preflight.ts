@@ -1,7 +1,8 @@
 // Before anything runs: every input the planned stages need that can be checked without running
-// them (dataset folders, checkpoint files, the shipped toy model, tokenizer settings, the publish
-// folder, a Python with torch). All problems come at once, each on the lorafile line that names the input, a missing
-// file with the closest name in its folder. `run` stops on them (or, with --keep-going, fails only
+// them (dataset folders, checkpoint files, the shipped toy model, LoRA files and whether they fit
+// their model, tokenizer settings, the publish folder, a Python with torch). All problems come at
+// once, each on the lorafile line that names the input, a missing file with the closest name in its
+// folder. `run` stops on them (or, with --keep-going, fails only
 // the stages that need them); `doctor` lists them.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -12,6 +13,7 @@ import { locatorOf } from '../config/load.js';
 import type { PathSegment } from '../config/locate.js';
 import { portablePath, resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
+import { renderLoraEntries, renderModelName } from '../config/render-loras.js';
 import { didYouMean } from '../config/suggest.js';
 import { publishFolderProblem } from '../safetensors/publish.js';
 import { toyModelProblem, TOY_HINT } from '../stages/toy-model.js';
@@ -34,7 +36,8 @@ export interface PreflightOptions {
   python?: boolean;
 }
 
-type Kind = 'file' | 'folder';
+/** 'file or folder': a checkpoint may be a single file or a diffusers model folder */
+type Kind = 'file' | 'folder' | 'file or folder';
 
 /** Whether `abs` is there as the kind wanted: null when it is, else what is wrong. */
 function absence(abs: string, kind: Kind): string | null {
@@ -95,6 +98,12 @@ class Collector {
     for (const stage of stages) if (!this.blocked.has(stage)) this.blocked.set(stage, message);
   }
 
+  /** a diagnostic made elsewhere (already positioned) that stops `stages` */
+  push(diagnostic: Diagnostic, stages: string[]): void {
+    this.diagnostics.push(diagnostic);
+    for (const stage of stages) if (!this.blocked.has(stage)) this.blocked.set(stage, diagnostic.message);
+  }
+
   /** a path the lorafile writes; a Windows path on Linux comes back as its own positioned error */
   resolve(written: string, stages: string[]): string | null {
     try {
@@ -129,7 +138,7 @@ function modelsNeeded(config: Config, plan: Plan): Map<string, string[]> {
   for (const id of plan.order) {
     const node = plan.stages.get(id)!;
     if (node.kind === 'train') need(config.loras[node.target]?.model, id);
-    if (node.kind === 'render') need(config.loras[config.renders[node.target]?.lora]?.model, id);
+    if (node.kind === 'render' && config.renders[node.target]) need(renderModelName(config, config.renders[node.target]), id);
   }
   return needs;
 }
@@ -148,13 +157,26 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
   for (const [name, stages] of models) {
     const spec = config.models[name];
     if (spec.checkpoint) {
-      found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
+      found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file or folder', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
     }
     if (spec.builtin === 'toy') {
       const problem = toyModelProblem();
       if (problem) found.add(['models', name, 'builtin'], stages, `model '${name}': ${problem}`, TOY_HINT);
     }
   }
+  // the LoRA files renders apply: there, and fitting their model (family, widths, keys)
+  for (const [name, spec] of Object.entries(config.renders)) {
+    if (!planned('render', name)) continue;
+    for (const entry of renderLoraEntries(spec)) {
+      if (entry.kind !== 'file') continue;
+      found.needPath(['renders', name, ...entry.at, 'file'], entry.file, 'file', [`render:${name}`], `render '${name}': LoRA file`, 'fix `file:` (relative to the lorafile, or ~/...), or put the file there');
+    }
+  }
+  if (Object.keys(config.renders).some((name) => planned('render', name))) {
+    const { loraFitProblems } = await import('../loras/preflight.js'); // header reading loads only when renders are planned
+    for (const { diagnostic, stage } of await loraFitProblems(config, plan)) found.push(diagnostic, [stage]);
+  }
+
   for (const [name, spec] of Object.entries(config.models)) {
     if (!spec.tokenizer) continue;
     const users = Object.entries(config.loras).filter(([, l]) => l.model === name);

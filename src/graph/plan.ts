@@ -3,7 +3,9 @@
 //   fetch:D -> prepare:D -> validate:D ─┐
 //                  │                    ├─> train:L (-> train:L2 via init_from) -> render:R -> report
 //                  └────────────────────┘                        render:R -> score:R (when `score:`) -> report
+// A render depends on the train stages of the trained LoRAs it applies (none when all are files).
 import type { Config } from '../config/schema.js';
+import { trainedLoraNames } from '../config/render-loras.js';
 import { ConfigError } from '../config/errors.js';
 import { didYouMean } from '../config/suggest.js';
 import { displayFileName } from '../config/display.js';
@@ -33,9 +35,11 @@ function allStages(config: Config): Map<string, StageNode> {
     add('train', name, deps, 'gpu');
   }
   for (const [name, render] of Object.entries(config.renders)) {
-    const lora = config.loras[render.lora];
-    add('render', name, [stageId('train', render.lora), ...(lora ? [stageId('prepare', lora.dataset)] : [])], 'gpu');
-    if (render.score) add('score', name, [stageId('render', name), ...(lora ? [stageId('prepare', lora.dataset)] : [])], 'cpu');
+    // a render reads each trained LoRA it applies; LoRA files are inputs, not stages
+    const trained = trainedLoraNames(render).filter((l) => config.loras[l]);
+    const prepares = [...new Set(trained.map((l) => stageId('prepare', config.loras[l].dataset)))];
+    add('render', name, [...trained.map((l) => stageId('train', l)), ...prepares], 'gpu');
+    if (render.score) add('score', name, [stageId('render', name), ...prepares], 'cpu');
   }
   for (const node of stages.values()) {
     for (const dep of node.deps) {

@@ -4,6 +4,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { decodeBmp, BmpError, type RawImage } from './bmp.js';
 import { describeUnsupported, IMAGE_LIMITS, sniffFormat, type ImageFormat } from './formats.js';
+import { jpegProblem, pngProblem } from './structure.js';
 
 export { formatFromExtension, IMAGE_LIMITS, sniffFormat, type ImageFormat } from './formats.js';
 
@@ -62,7 +63,12 @@ export async function decodeImage(bytes: Uint8Array): Promise<ImageInfo> {
   const { image, format } = open(bytes);
   return guarded(format, async () => {
     const meta = await image.metadata();
-    await image.stats();
+    // a truncated or damaged image fails here: JPEG and PNG by their structure (images/structure.ts,
+    // a tenth of a decode's cost), anything else (or what the structure check leaves open) by
+    // decoding every pixel (a raw pass: ~8x faster than stats())
+    const problem = format === 'jpeg' ? jpegProblem(bytes) : format === 'png' ? pngProblem(bytes) : undefined;
+    if (problem) throw new ImageDecodeError(`${format.toUpperCase()} does not decode: ${problem}`);
+    if (problem === undefined) await image.raw().toBuffer();
     const width = meta.autoOrient?.width ?? meta.width;
     const height = meta.autoOrient?.height ?? meta.height;
     if (!width || !height) throw new ImageDecodeError(`${format.toUpperCase()} has no size`);

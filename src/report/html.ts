@@ -2,7 +2,7 @@
 // before/after sliders, images inlined as data: URIs or linked relative to out/).
 import type { Json } from '../engine/types.js';
 import { lossCurveSvg } from './loss-svg.js';
-import type { ReportCell, ReportImage, ReportLora, ReportModel, ReportRender, ReportScores, ReportValidation } from './model.js';
+import { LORA_COLUMNS, loraRow, renderSubtitle, type ReportCell, type ReportImage, type ReportLora, type ReportModel, type ReportRender, type ReportScores, type ReportValidation } from './model.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -84,8 +84,13 @@ function scoresTable(scores: ReportScores): string {
 
 function renderSection(render: ReportRender): string {
   const parts: string[] = [`<h3 id="render-${escapeHtml(render.name)}">Render ${escapeHtml(render.name)}</h3>`];
-  parts.push(`<p class="muted">LoRA ${escapeHtml(render.lora)} on ${escapeHtml(render.model)}; ${render.rows.length} rows × ${render.columns.length} columns</p>`);
+  parts.push(`<p class="muted">${escapeHtml(renderSubtitle(render))}</p>`);
   if (render.modelNote) parts.push(`<p>${escapeHtml(render.model)}: ${escapeHtml(render.modelNote)}</p>`);
+  if (render.loras.length) {
+    const head = LORA_COLUMNS.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
+    const rows = render.loras.map((l) => `<tr>${loraRow(l).map((v) => `<td>${escapeHtml(v)}</td>`).join('')}</tr>`);
+    parts.push(`<table class="kv loras"><tr>${head}</tr>${rows.join('')}</table>`);
+  }
   for (const w of render.warnings) parts.push(`<p class="warn">warning: ${escapeHtml(w)}</p>`);
   parts.push(`<div class="grid"><img src="${src(render.grid)}" width="${render.grid.width}" height="${render.grid.height}" alt="A/B grid of ${escapeHtml(render.name)}"></div>`);
   parts.push(`<details open><summary>settings</summary>${kvTable(render.settings)}</details>`);

@@ -1,7 +1,7 @@
 // report.md: the same content as report.html for reading in a repository or a CI summary; images
 // and LoRA files are linked relative to out/.
 import type { Json } from '../engine/types.js';
-import type { ReportModel, ReportRender, ReportScores } from './model.js';
+import { LORA_COLUMNS, loraRow, renderSubtitle, type ReportModel, type ReportRender, type ReportScores } from './model.js';
 
 /** report.md lists this many diagnostics per dataset; validation.md has them all */
 const MARKDOWN_MESSAGES = 20;
@@ -15,8 +15,13 @@ function value(v: Json): string {
 }
 
 function renderMd(render: ReportRender): string[] {
-  const lines = [`### Render ${render.name}`, '', `LoRA ${render.lora} on ${render.model}; ${render.rows.length} rows × ${render.columns.length} columns`, ''];
+  const lines = [`### Render ${render.name}`, '', renderSubtitle(render), ''];
   if (render.modelNote) lines.push(`${render.model}: ${render.modelNote}`, '');
+  if (render.loras.length) {
+    lines.push(`| ${LORA_COLUMNS.join(' | ')} |`, `|${LORA_COLUMNS.map(() => '---').join('|')}|`);
+    for (const l of render.loras) lines.push(`| ${loraRow(l).map(cell).join(' | ')} |`);
+    lines.push('');
+  }
   for (const w of render.warnings) lines.push(`> warning: ${w}`, '');
   lines.push(`![A/B grid of ${render.name}](${render.grid.href})`, '');
   lines.push(`| prompt | seed | ${render.columns.map((c) => cell(c.label)).join(' | ')} |`);

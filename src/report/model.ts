@@ -20,9 +20,30 @@ export interface ReportCell {
   parameters: string;
 }
 
+/** One LoRA a render applies, as its cells.json lists it. */
+export interface ReportRenderLora {
+  label: string;
+  /** the file as written (file: entries), the file in the repo (hub: entries) or the lora entry (trained ones) */
+  file?: string;
+  hub?: string;
+  /** hub entries: the commit the file is pinned to */
+  commit?: string | null;
+  lora?: string;
+  sha256: string;
+  family: string;
+  kinds: string[];
+  ranks: number[];
+  alphas: number[];
+  strength_model: number;
+  strength_clip: number;
+  triggers: string[];
+}
+
 export interface ReportRender {
   name: string;
+  /** the trained LoRA the render belongs to in the report ('' when it applies only files) */
   lora: string;
+  loras: ReportRenderLora[];
   model: string;
   /** what the base model is, for lorabuild's builtin models: what the strength-0 column shows */
   modelNote?: string;
@@ -73,4 +94,19 @@ export interface ReportModel {
   validations: ReportValidation[];
   /** stages the report depends on that produced nothing (failed or skipped upstream) */
   missing: string[];
+}
+
+/** The columns a render's LoRA list shows, in both report formats. */
+export const LORA_COLUMNS = ['LoRA', 'family', 'rank', 'alpha', 'strength_model', 'strength_clip', 'trigger words'] as const;
+
+export function loraRow(l: ReportRenderLora): string[] {
+  const list = (xs: number[]) => (xs.length ? xs.join(', ') : '—');
+  const name = l.hub ? `${l.hub}/${l.file}${l.commit ? ` @ ${l.commit.slice(0, 10)}` : ''}` : (l.file ?? `${l.lora} (trained here)`);
+  return [name, `${l.family} ${l.kinds.join('+') || 'LoRA'}`, list(l.ranks), l.alphas.length ? list(l.alphas) : 'none (scale 1)', String(l.strength_model), String(l.strength_clip), l.triggers.join(', ') || '—'];
+}
+
+/** "LoRAs a, b on dreamshaper8" for a render heading. */
+export function renderSubtitle(render: ReportRender): string {
+  const names = render.loras.length ? render.loras.map((l) => l.label).join(' + ') : render.lora;
+  return `${render.loras.length > 1 ? 'LoRAs' : 'LoRA'} ${names} on ${render.model}; ${render.rows.length} rows × ${render.columns.length} columns`;
 }

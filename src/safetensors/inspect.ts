@@ -1,18 +1,14 @@
-// What is in a .safetensors file: a LoRA (kohya, diffusers or PEFT key style: rank, alpha,
-// targets, metadata, and whether it fits an SD1.5 UNet) or a checkpoint (which family).
-import { readSafetensorsHeader, readTensorBytes, toFloat32 } from './io.js';
-import type { SafetensorsHeader, TensorInfo } from './format.js';
-import { ARCHS, builtinArchOf, sd15KohyaModules, sd15TextEncoderModules, type LoraModule, type ModelArch, type ModuleGroup } from './sd15.js';
+// What is in a .safetensors file: a LoRA (key style, adapter kinds, family, rank, alpha, targets,
+// trigger words, metadata, and whether it fits an SD1 model; see loras/analyze.ts) or a checkpoint
+// (which family).
+import { analyzeLoraFile, type AdapterLabel, type LoraAnalysis } from '../loras/analyze.js';
+import type { LoraFamily } from '../loras/family.js';
+import type { KeyStyle } from '../loras/spellings.js';
+import { readSafetensorsHeader } from './io.js';
+import type { SafetensorsHeader } from './format.js';
+import type { Sd1Arch } from './sd15.js';
 
-export type LoraFormat = 'kohya' | 'diffusers' | 'peft';
-
-export interface LoraPair {
-  /** kohya-style module name (lora_unet_... / lora_te_...) */
-  module: string;
-  down?: number[];
-  up?: number[];
-  alpha?: number;
-}
+export type LoraFormat = KeyStyle | 'mixed';
 
 export interface FitProblem {
   module: string;
@@ -20,19 +16,28 @@ export interface FitProblem {
 }
 
 export interface LoraInfo {
+  /** the key style: kohya (lora_unet_/lora_te_), diffusers (unet./text_encoder.), peft (base_model.model.), comfyui */
   format: LoraFormat;
+  /** adapter modules in the file */
   modules: number;
+  /** LoRA, LoCon (conv layers), LoHa, LoKr, DoRA */
+  kinds: AdapterLabel[];
+  /** the base model family the keys and shapes say (sd1, sd2, sdxl, sd3, flux, other) and why */
+  family: LoraFamily;
+  familyEvidence: string[];
   /** distinct ranks (usually one) */
   ranks: number[];
   /** distinct alphas; empty when the file has no alpha (scale 1) */
   alphas: number[];
   /** module count per group (attention, proj, ff, resnet, text, ...) */
   targets: Record<string, number>;
+  /** trigger words from the metadata (modelspec.trigger_phrase, trigger fields, ss_tag_frequency) */
+  triggers: string[];
   /**
-   * Fit to the UNet (and text encoder) of `arch`: SD1.5, or lorabuild's tiny/toy builtin when the
-   * file says it was trained on it. Names it does not know, and shapes that do not match.
+   * Fit to the UNet and text encoder of `arch` (SD1.5, or lorabuild's tiny/toy builtin when its shapes
+   * say so): module prefixes and keys it does not know, and modules whose shapes do not fit.
    */
-  fit: { arch: ModelArch; fits: boolean; unknown: string[]; mismatched: FitProblem[] };
+  fit: { arch: Sd1Arch; fits: boolean; unknown: string[]; mismatched: FitProblem[] };
 }
 
 export interface CheckpointInfo {
@@ -55,72 +60,6 @@ export interface SafetensorsInfo {
   lora?: LoraInfo;
   checkpoint?: CheckpointInfo;
 }
-
-const KOHYA = /^(lora_(?:unet|te\d?)_.+?)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
-const PEFT = /^(?:base_model\.model\.)(.+?)\.(lora_A|lora_B)(?:\.default)?\.weight$/;
-const DIFFUSERS = /^((?:unet|text_encoder)\..+?)\.(?:lora\.)?(down|up|lora_A|lora_B)\.weight$/;
-const DIFFUSERS_ALPHA = /^((?:unet|text_encoder)\..+?)\.alpha$/;
-
-/** diffusers/PEFT module path -> kohya name (attention-processor spellings normalised). */
-function kohyaName(path: string): string {
-  let p = path.replace(/\.processor\./, '.').replace(/\.(to_[qkv])_lora$/, '.$1').replace(/\.to_out_lora$/, '.to_out.0');
-  let prefix = 'lora_unet_';
-  if (p.startsWith('unet.')) p = p.slice(5);
-  else if (p.startsWith('text_encoder.')) {
-    p = p.slice('text_encoder.'.length);
-    prefix = 'lora_te_';
-  }
-  return prefix + p.replace(/\./g, '_');
-}
-
-export function loraPairs(header: SafetensorsHeader): { format: LoraFormat; pairs: Map<string, LoraPair>; alphaTensors: Map<string, TensorInfo> } | null {
-  const pairs = new Map<string, LoraPair>();
-  const alphaTensors = new Map<string, TensorInfo>();
-  const counts: Record<LoraFormat, number> = { kohya: 0, diffusers: 0, peft: 0 };
-  const pair = (name: string) => {
-    let p = pairs.get(name);
-    if (!p) pairs.set(name, (p = { module: name }));
-    return p;
-  };
-  for (const t of header.tensors.values()) {
-    let m;
-    if ((m = KOHYA.exec(t.name))) {
-      counts.kohya++;
-      if (m[2] === 'alpha') alphaTensors.set(m[1], t);
-      else pair(m[1])[m[2] === 'lora_down.weight' ? 'down' : 'up'] = t.shape;
-      if (m[2] === 'alpha') pair(m[1]);
-    } else if ((m = PEFT.exec(t.name))) {
-      counts.peft++;
-      pair(kohyaName(m[1]))[m[2] === 'lora_A' ? 'down' : 'up'] = t.shape;
-    } else if ((m = DIFFUSERS.exec(t.name))) {
-      counts.diffusers++;
-      pair(kohyaName(m[1]))[m[2] === 'down' || m[2] === 'lora_A' ? 'down' : 'up'] = t.shape;
-    } else if ((m = DIFFUSERS_ALPHA.exec(t.name))) {
-      alphaTensors.set(kohyaName(m[1]), t);
-      pair(kohyaName(m[1]));
-    }
-  }
-  if (pairs.size === 0) return null;
-  const format = (Object.entries(counts).sort((a, b) => b[1] - a[1])[0][0]) as LoraFormat;
-  return { format, pairs, alphaTensors };
-}
-
-function checkPair(pair: LoraPair, module: LoraModule): string | null {
-  const [out, inp, ...kernel] = module.shape;
-  const { down, up } = pair;
-  if (!down || !up) return `needs both lora_down and lora_up (has ${down ? 'down' : up ? 'up' : 'only alpha'})`;
-  const rank = down[0];
-  const conv = module.kind === 'conv';
-  const expectDown = conv ? [rank, inp, ...kernel] : [rank, inp];
-  const expectUp = conv ? [out, rank, 1, 1] : [out, rank];
-  // a 1x1 conv may also be stored as a linear pair by some trainers
-  const linearOk = conv && kernel.every((k) => k === 1) && same(down, [rank, inp]) && same(up, [out, rank]);
-  if ((same(down, expectDown) && same(up, expectUp)) || linearOk) return null;
-  return `down ${fmt(down)} / up ${fmt(up)}, expected ${fmt(expectDown)} / ${fmt(expectUp)} for ${module.kind} ${fmt(module.shape)}`;
-}
-
-const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-const fmt = (s: number[]) => `[${s.join(', ')}]`;
 
 function checkpointInfo(header: SafetensorsHeader): CheckpointInfo | null {
   const names = [...header.tensors.keys()];
@@ -159,11 +98,10 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
     bytes += t.end - t.begin;
   }
   const info: SafetensorsInfo = { file, kind: 'unknown', tensors: header.tensors.size, bytes, dtypes, metadata: header.metadata };
-  const lora = loraPairs(header);
+  const lora = await analyzeLoraFile(file, undefined, header);
   if (lora) {
     info.kind = 'lora';
-    const arch = builtinArchOf(header.metadata) ?? 'sd15';
-    info.lora = await loraInfo(file, arch, lora.format, lora.pairs, lora.alphaTensors);
+    info.lora = loraInfo(lora);
     return info;
   }
   const checkpoint = checkpointInfo(header);
@@ -174,39 +112,23 @@ export async function inspectSafetensors(file: string): Promise<SafetensorsInfo>
   return info;
 }
 
-async function loraInfo(file: string, arch: ModelArch, format: LoraFormat, pairs: Map<string, LoraPair>, alphaTensors: Map<string, TensorInfo>): Promise<LoraInfo> {
-  const unet = sd15KohyaModules(ARCHS[arch].unet);
-  const text = sd15TextEncoderModules(ARCHS[arch].text);
-  const ranks = new Set<number>();
-  const alphas = new Set<number>();
-  const targets: Record<string, number> = {};
-  const unknown: string[] = [];
-  const mismatched: FitProblem[] = [];
-  for (const [name, pair] of pairs) {
-    const alphaTensor = alphaTensors.get(name);
-    if (alphaTensor && alphaTensor.end - alphaTensor.begin <= 8) {
-      const [alpha] = toFloat32(alphaTensor.dtype, await readTensorBytes(file, alphaTensor));
-      pair.alpha = alpha;
-      alphas.add(alpha);
-    }
-    if (pair.down) ranks.add(pair.down[0]);
-    // kohya's text-encoder names come as lora_te_ or lora_te1_
-    const module = unet.get(name) ?? text.get(name.replace(/^lora_te\d_/, 'lora_te_'));
-    if (!module) {
-      unknown.push(name);
-      continue;
-    }
-    const group: ModuleGroup = module.group;
-    targets[group] = (targets[group] ?? 0) + 1;
-    const problem = checkPair(pair, module);
-    if (problem) mismatched.push({ module: name, problem });
-  }
+function loraInfo(a: LoraAnalysis): LoraInfo {
+  const { binding } = a;
   return {
-    format,
-    modules: pairs.size,
-    ranks: [...ranks].sort((a, b) => a - b),
-    alphas: [...alphas].sort((a, b) => a - b),
-    targets,
-    fit: { arch, fits: unknown.length === 0 && mismatched.length === 0, unknown: unknown.sort(), mismatched },
+    format: a.style,
+    modules: a.moduleCount,
+    kinds: a.kinds,
+    family: a.family.family,
+    familyEvidence: a.family.evidence,
+    ranks: a.ranks,
+    alphas: a.alphaValues,
+    targets: a.targets as Record<string, number>,
+    triggers: a.triggers,
+    fit: {
+      arch: a.arch,
+      fits: a.family.family === 'sd1' && binding.unknownKeys.length === 0 && binding.problems.length === 0,
+      unknown: binding.unknownModules,
+      mismatched: binding.problems.map((p) => ({ module: p.prefix, problem: p.problem })),
+    },
   };
 }

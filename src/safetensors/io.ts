@@ -26,12 +26,21 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
 
 /** The raw little-endian bytes of one tensor. */
 export async function readTensorBytes(file: string, tensor: TensorInfo): Promise<Buffer> {
+  return (await readTensorsBytes(file, [tensor]))[0];
+}
+
+/** The raw bytes of several (small) tensors of one file, read through one open handle. */
+export async function readTensorsBytes(file: string, tensors: TensorInfo[]): Promise<Buffer[]> {
   const handle = await open(file, 'r');
   try {
-    const data = Buffer.alloc(tensor.end - tensor.begin);
-    const { bytesRead } = await handle.read(data, 0, data.length, tensor.begin);
-    if (bytesRead !== data.length) throw new SafetensorsError(file, `tensor '${tensor.name}': file ended while reading`);
-    return data;
+    return await Promise.all(
+      tensors.map(async (tensor) => {
+        const data = Buffer.alloc(tensor.end - tensor.begin);
+        const { bytesRead } = await handle.read(data, 0, data.length, tensor.begin);
+        if (bytesRead !== data.length) throw new SafetensorsError(file, `tensor '${tensor.name}': file ended while reading`);
+        return data;
+      }),
+    );
   } finally {
     await handle.close();
   }

@@ -42,17 +42,13 @@ export const SD15_TEXT_ENCODER: TextEncoderArch = { layers: 12, width: 768, mlp:
 export const TINY_TEXT_ENCODER: TextEncoderArch = { layers: 4, width: 64, mlp: 256 };
 export const TOY_TEXT_ENCODER: TextEncoderArch = { layers: 2, width: 32, mlp: 128 };
 
-/** The architectures the worker knows (configs.py): SD1.x as published, and lorabuild's two builtins. */
-export type ModelArch = 'sd15' | 'tiny' | 'toy';
-export const ARCHS: Record<ModelArch, { unet: UnetArch; text: TextEncoderArch }> = {
+/** The SD1 architectures lorabuild builds: SD1.5 as published and the tiny and toy builtins. */
+export type Sd1Arch = 'sd15' | 'tiny' | 'toy';
+
+export const SD1_ARCHES: Record<Sd1Arch, { unet: UnetArch; text: TextEncoderArch }> = {
   sd15: { unet: SD15_UNET, text: SD15_TEXT_ENCODER },
   tiny: { unet: TINY_UNET, text: TINY_TEXT_ENCODER },
   toy: { unet: TOY_UNET, text: TOY_TEXT_ENCODER },
-};
-/** A file's `lorabuild.arch` metadata as an architecture lorabuild knows, or null. */
-export const builtinArchOf = (metadata: Record<string, string>): ModelArch | null => {
-  const arch = metadata['lorabuild.arch'];
-  return arch === 'tiny' || arch === 'toy' ? arch : null;
 };
 
 type Params = Map<string, number[]>;

@@ -70,7 +70,8 @@ function countsOf(listing: Listing): Json {
 
 export const stage: StageImpl = {
   kind: 'fetch',
-  version: 1,
+  // 2: listings hold no absolute paths (hub: repo paths and sha256s; folders: relative, listing-paths.ts)
+  version: 2,
   materializeTo: () => null,
 
   async inputs(ctx) {

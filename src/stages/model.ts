@@ -1,45 +1,57 @@
-// The base model a train or render stage uses, as a file on disk plus its content hash:
-//  - builtin: tiny: random weights built once per (seed, worker version) by the worker, kept in the CAS;
+// The base model a train or render stage uses:
+//  - builtin: tiny: built once per (seed, worker version) by the worker, kept in the CAS;
 //  - builtin: toy: the pretrained weights that ship in assets/toy, checked against their recorded sha256;
-//  - checkpoint: the user's file, hashed through the stat memo; pickles refused unless allowed;
-//    non-SD1 files refused with what they are.
-import { mkdir, rm } from 'node:fs/promises';
+//  - checkpoint: the user's single file (hashed through the stat memo; pickles refused unless
+//    allowed; non-SD1 files refused with what they are) or diffusers folder (models/local-diffusers.ts);
+//  - hub: a single file or a diffusers repo from the Hugging Face hub, pinned in lorafile.lock
+//    and kept in the HF cache (models/hub-model.ts).
+// modelFacts is cheap (fingerprints, status, the tokenizer choice): it loads and downloads no
+// weights. resolveModel gives the worker a file or a folder.
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { StageContext } from '../engine/types.js';
+import type { Json, StageContext } from '../engine/types.js';
+import type { Config, ModelSpec } from '../config/schema.js';
 import { inspectSafetensors } from '../safetensors/inspect.js';
 import { SafetensorsError } from '../safetensors/format.js';
+import { readSafetensorsHeader } from '../safetensors/io.js';
 import { resolveUserPath } from '../config/paths.js';
-import { builtinArchOf, type ModelArch } from '../safetensors/sd15.js';
+import { kindOfHeader, type ModelArch } from '../models/arch.js';
+import { ModelError, prefersHalf, type ModelFacts, type ResolvedModel } from '../models/facts.js';
+import { localDiffusersFacts, localDiffusersModel } from '../models/local-diffusers.js';
+import { hubModel, hubModelFacts, PICKLE_EXTENSIONS } from '../models/hub-model.js';
+import { HubError } from '../datasets/hub/errors.js';
 import { readToyCard, TOY_HINT, TOY_MODEL_FILE, toyModelProblem } from './toy-model.js';
 
-export type { ModelArch };
-
-export interface ResolvedModel {
-  path: string;
-  sha256: string;
-  arch: ModelArch;
-}
-
-export class ModelError extends Error {
-  constructor(
-    readonly model: string,
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(`model '${model}': ${message}${hint ? `\n  hint: ${hint}` : ''}`);
-    this.name = 'ModelError';
-  }
-}
-
-const PICKLE_EXTENSIONS = new Set(['.ckpt', '.pt', '.pth', '.bin', '.pkl']);
+export { ModelError, type ModelFacts, type ResolvedModel } from '../models/facts.js';
+export type { ModelArch } from '../models/arch.js';
 
 /** A folder for the worker's temporary outputs: inside the cache, so moving into the CAS is a rename. */
 export async function workerScratch(ctx: StageContext, label: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = join(ctx.cacheDir, 'tmp', `${label}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(dir, { recursive: true });
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+function modelSpec(ctx: StageContext, modelName: string): ModelSpec {
+  const spec = ctx.config.models[modelName];
+  if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
+  return spec;
+}
+
+function missingCheckpoint(modelName: string, file: string, path: string): ModelError {
+  return new ModelError(modelName, `checkpoint ${file} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
+}
+
+/** Hub failures keep their own message and hint, under the model's name. */
+async function asModelError<T>(modelName: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof HubError) throw new ModelError(modelName, err.summary, err.hint);
+    throw err;
+  }
 }
 
 async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed: number): Promise<ResolvedModel> {
@@ -77,11 +89,10 @@ async function toyModel(ctx: StageContext, name: string): Promise<ResolvedModel>
   return { path: TOY_MODEL_FILE, sha256, arch: 'toy' };
 }
 
-async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean): Promise<ResolvedModel> {
+async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean, device: string | undefined): Promise<ResolvedModel> {
   const path = resolveUserPath(ctx.config, file);
-  if (!existsSync(path)) {
-    throw new ModelError(name, `checkpoint ${file} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
-  }
+  if (!existsSync(path)) throw missingCheckpoint(name, file, path);
+  if ((await stat(path)).isDirectory()) return localDiffusersModel(ctx, name, path, { preferHalf: prefersHalf(device), allowPickle });
   const ext = extname(path).toLowerCase();
   if (PICKLE_EXTENSIONS.has(ext)) {
     if (!allowPickle) {
@@ -104,7 +115,7 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
       const label = family === 'sdxl' ? 'an SDXL' : 'an SD2.x';
       throw new ModelError(name, `${file} is ${label} checkpoint; lorabuild trains SD1.x`, 'use an SD1.5-based checkpoint (e.g. DreamShaper 8, v1-5-pruned-emaonly)');
     }
-    arch = builtinArchOf(info.metadata) ?? 'sd15';
+    if (info.checkpoint?.arch === 'tiny' || info.checkpoint?.arch === 'toy') arch = info.checkpoint.arch;
   } catch (err) {
     if (err instanceof SafetensorsError) throw new ModelError(name, err.message, 'the file is damaged or not a safetensors checkpoint; download it again');
     throw err;
@@ -112,39 +123,113 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
   return { path, sha256: await ctx.hashFile(path), arch };
 }
 
-/**
- * What identifies a model's content without building or loading it (for fingerprints): builtin tiny
- * is fully determined by (seed, worker version); builtin toy and a checkpoint by their file hash.
- */
-export async function modelIdentity(ctx: StageContext, modelName: string, workerVersion: string): Promise<string> {
-  const spec = ctx.config.models[modelName];
-  if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
-  if (spec.builtin === 'toy') return `builtin:toy:sha256=${toyCardSha256(modelName)}`;
-  if (spec.builtin) return `builtin:${spec.builtin}:seed=${spec.seed}:worker=${workerVersion}`;
-  if (spec.checkpoint) {
-    const path = resolveUserPath(ctx.config, spec.checkpoint);
-    // `lorabuild check` in CI has no checkpoint: it passes the identity its lock recorded
-    const recorded = ctx.options.modelIdentityIfMissing;
-    if (!existsSync(path) && typeof recorded === 'string') return recorded;
-    if (!existsSync(path)) throw new ModelError(modelName, `checkpoint ${spec.checkpoint} does not exist (looked at ${path})`, 'fix `checkpoint:` in lorafile.yaml; relative paths start at the lorafile folder');
-    return `sha256:${await ctx.hashFile(path)}`;
+/** The architecture a single checkpoint file declares (null when its header does not say or does not read). */
+async function fileArch(path: string): Promise<ModelArch | null> {
+  try {
+    return kindOfHeader(await readSafetensorsHeader(path)).arch;
+  } catch {
+    return null;
   }
-  return (await resolveModel(ctx, modelName)).sha256;
 }
 
-/** Resolves a `models:` entry to a file, its sha256 and its architecture. */
-export async function resolveModel(ctx: StageContext, modelName: string): Promise<ResolvedModel> {
-  const spec = ctx.config.models[modelName];
-  if (!spec) throw new ModelError(modelName, 'is not defined under models: in the lorafile');
+/**
+ * A model's architecture when it is known from the lorafile and local headers alone (for checks
+ * before any compute): builtin, or an SD1 `checkpoint:` single file's. Null when it cannot be told
+ * here (a hub model, a diffusers folder, a missing file, a file that is not SD1: its stage reports those).
+ */
+export async function knownModelArch(config: Config, modelName: string): Promise<ModelArch | null> {
+  const spec = config.models[modelName];
+  if (spec?.builtin) return spec.builtin;
+  if (!spec?.checkpoint) return null;
+  try {
+    const path = resolveUserPath(config, spec.checkpoint); // a Windows path throws: reported elsewhere
+    if (!existsSync(path) || (await stat(path)).isDirectory()) return null;
+    if (PICKLE_EXTENSIONS.has(extname(path).toLowerCase())) return 'sd15';
+    const kind = kindOfHeader(await readSafetensorsHeader(path));
+    return kind.family === 'sd1' ? kind.arch : null;
+  } catch {
+    return null;
+  }
+}
+
+async function checkpointFacts(ctx: StageContext, name: string, spec: ModelSpec & { checkpoint: string }, device: string | undefined): Promise<ModelFacts> {
+  const path = resolveUserPath(ctx.config, spec.checkpoint);
+  if (!existsSync(path)) {
+    // `lorabuild check` in CI has no checkpoint: it passes the identity its lock recorded
+    const recorded = ctx.options.modelIdentityIfMissing;
+    if (typeof recorded === 'string') return { identity: recorded, arch: null };
+    throw missingCheckpoint(name, spec.checkpoint, path);
+  }
+  if ((await stat(path)).isDirectory()) return localDiffusersFacts(ctx, name, path, { preferHalf: prefersHalf(device), allowPickle: spec.allow_pickle });
+  const arch = PICKLE_EXTENSIONS.has(extname(path).toLowerCase()) ? null : await fileArch(path);
+  return { identity: `sha256:${await ctx.hashFile(path)}`, arch, tokenizerDir: dirname(path) };
+}
+
+/** per run (every stage of a run shares its abort signal): facts are worked out once per model and device */
+const runFacts = new WeakMap<object, Map<string, Promise<ModelFacts>>>();
+
+/**
+ * What identifies the model, its architecture, its tokenizer folder and (hub) its pin, without
+ * loading or downloading weights. `device` is the worker's device ('cuda' chooses fp16 variants of
+ * diffusers weights); a builtin's identity includes the worker version.
+ */
+export async function modelFacts(ctx: StageContext, modelName: string, options: { workerVersion?: string; device?: string } = {}): Promise<ModelFacts> {
+  const spec = modelSpec(ctx, modelName);
+  let memo = runFacts.get(ctx.signal);
+  if (!memo) runFacts.set(ctx.signal, (memo = new Map()));
+  // what the facts depend on: a builtin's worker version, a diffusers model's device (fp16 variants)
+  const key = JSON.stringify([modelName, spec.builtin ? (options.workerVersion ?? null) : null, spec.file || spec.builtin ? null : prefersHalf(options.device)]);
+  let pending = memo.get(key);
+  if (!pending) {
+    pending = (async (): Promise<ModelFacts> => {
+      // toy ships pretrained: its file's hash is its identity; tiny is made from (seed, worker version)
+      if (spec.builtin === 'toy') return { identity: `builtin:toy:sha256=${toyCardSha256(modelName)}`, arch: 'toy' };
+      if (spec.builtin) return { identity: `builtin:${spec.builtin}:seed=${spec.seed}:worker=${options.workerVersion ?? '?'}`, arch: spec.builtin };
+      if (spec.checkpoint) return checkpointFacts(ctx, modelName, spec as ModelSpec & { checkpoint: string }, options.device);
+      if (spec.hub) {
+        const hub = spec as ModelSpec & { hub: string };
+        return asModelError(modelName, () => hubModelFacts(ctx, modelName, hub, { preferHalf: prefersHalf(options.device), allowPickle: spec.allow_pickle }));
+      }
+      throw new ModelError(modelName, 'needs one of builtin:, checkpoint: or hub:');
+    })();
+    memo.set(key, pending);
+    pending.catch(() => memo!.delete(key));
+  }
+  return pending;
+}
+
+/** What identifies a model's content, for fingerprints (see modelFacts). */
+export async function modelIdentity(ctx: StageContext, modelName: string, workerVersion: string, device?: string): Promise<string> {
+  return (await modelFacts(ctx, modelName, { workerVersion, ...(device ? { device } : {}) })).identity;
+}
+
+/**
+ * What a hub model's pinned files say about its tokenizer (architecture, tokenizer/ folder); for
+ * other models undefined: the tokenizer resolver reads local files itself, and needs no checkpoint
+ * (CI validates captions without the model).
+ */
+export async function modelTokenizerHint(ctx: StageContext, modelName: string): Promise<ModelFacts | undefined> {
+  return ctx.config.models[modelName]?.hub ? modelFacts(ctx, modelName) : undefined;
+}
+
+/** `{ model_hub: pin }` for a hub model (what a stage puts in its params so the lock pins it), else `{}`. */
+export async function modelPinParams(ctx: StageContext, modelName: string, device?: string): Promise<Record<string, Json>> {
+  if (!modelSpec(ctx, modelName).hub) return {};
+  const facts = await modelFacts(ctx, modelName, device ? { device } : {});
+  return facts.pin === undefined ? {} : { model_hub: facts.pin };
+}
+
+/** Resolves a `models:` entry to a file or folder for the worker, its hash and its architecture. */
+export async function resolveModel(ctx: StageContext, modelName: string, device?: string): Promise<ResolvedModel> {
+  const spec = modelSpec(ctx, modelName);
+  const pickles = (model: ResolvedModel): ResolvedModel => (spec.allow_pickle ? { ...model, allowPickle: true } : model);
   if (spec.builtin === 'toy') return toyModel(ctx, modelName);
   if (spec.builtin) return builtinModel(ctx, modelName, spec.builtin, spec.seed);
-  if (spec.checkpoint) return checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle);
+  if (spec.checkpoint) return pickles(await checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle, device));
   if (spec.hub) {
-    throw new ModelError(
-      modelName,
-      `hub models (${spec.hub}) are not downloaded by this build`,
-      `download ${spec.file ?? 'the .safetensors file'} from huggingface.co/${spec.hub} and name it with \`checkpoint:\``,
-    );
+    const hub = spec as ModelSpec & { hub: string };
+    const facts = await modelFacts(ctx, modelName, device ? { device } : {});
+    return pickles(await asModelError(modelName, () => hubModel(ctx, modelName, hub, { preferHalf: prefersHalf(device), allowPickle: spec.allow_pickle }, facts)));
   }
   throw new ModelError(modelName, 'needs one of builtin:, checkpoint: or hub:');
 }

@@ -48,6 +48,7 @@ function sha256(bytes: Uint8Array): string {
  */
 async function readListed(file: ListedFile, limit: number): Promise<Buffer> {
   if (file.size > limit) throw new Error(`${file.path}: ${file.size} bytes is more than the limit of ${limit}`);
+  if (!file.abs) throw new Error(`${file.path}: the listing says not where the file is`);
   const bytes = file.size <= SYNC_READ_BYTES ? readFileSync(file.abs) : await readFile(file.abs);
   if (bytes.length > limit) throw new Error(`${file.path}: ${bytes.length} bytes is more than the limit of ${limit}`);
   if (sha256(bytes) !== file.sha256) throw new Error(`${file.path} changed after the dataset was listed; run lorabuild again`);
@@ -59,42 +60,35 @@ interface Sources {
   caption: { sha256: string; load: () => Promise<Buffer> } | null;
 }
 
-// sharp loads only when an item is computed: a run where every item is memoized never needs it.
-let decoder: Promise<typeof import('../images/decode.js')> | undefined;
+// the image pool (and sharp) load only when an item is computed: a run where every item is memoized never needs them
+let imagePool: Promise<typeof import('../images/decode-pool.js')> | undefined;
 
 /** The image part of an item, memoized on the image bytes alone: a caption edit never decodes it again. */
 type ImageContent = Pick<ItemContent, 'image' | 'imageError' | 'prepared'>;
 
 async function computeImage(ctx: StageContext, image: NonNullable<Sources['image']>, resolution: number | null): Promise<ImageContent> {
-  const { decodeImage, ImageDecodeError, squareCrop } = await (decoder ??= import('../images/decode.js'));
-  const content: ImageContent = { image: null, imageError: null, prepared: null };
-  const bytes = await image.load();
-  const blob = await ctx.putBlob(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  try {
-    const info = await decodeImage(bytes);
-    content.image = { sha256: blob.sha256, width: info.width, height: info.height, format: info.format };
-    if (resolution !== null) {
-      const png = await squareCrop(bytes, resolution);
-      const cropped = await ctx.putBlob(png);
-      content.prepared = { sha256: cropped.sha256, width: resolution, height: resolution };
-    }
-  } catch (err) {
-    if (!(err instanceof ImageDecodeError)) throw err;
-    content.imageError = err.message;
-  }
-  return content;
+  const { decodeAndStore } = await (imagePool ??= import('../images/decode-pool.js'));
+  // decoded and stored on a worker thread; the blobs are referenced through the item's value
+  return decodeAndStore(ctx.cacheDir, await image.load(), resolution, (bytes) => ctx.putBlob(bytes));
 }
 
-async function computeContent(ctx: StageContext, label: string, sources: Sources, resolution: number | null): Promise<ItemContent> {
+/**
+ * Folder datasets: caption bytes go to the CAS, and the image part is memoized on its own (a caption
+ * edit then never decodes the image again). Hub rows (`hubRow`): the caption is text from the
+ * parquet file, its bytes that text's UTF-8, which validation reads from the manifest (no blob), and
+ * a commit's rows never change (no separate image memo): a file less each, per row.
+ */
+async function computeContent(ctx: StageContext, label: string, sources: Sources, resolution: number | null, hubRow: boolean): Promise<ItemContent> {
   const content: ItemContent = { image: null, imageError: null, caption: null, prepared: null };
+  const image = sources.image;
   if (sources.caption) {
     const bytes = await sources.caption.load();
-    const blob = await ctx.putBlob(bytes);
+    const sha = hubRow ? sources.caption.sha256 : (await ctx.putBlob(bytes)).sha256;
     const text = decodeCaption(bytes);
-    content.caption = { sha256: blob.sha256, text, clean: cleanCaption(text) };
+    content.caption = { sha256: sha, text, clean: cleanCaption(text) };
   }
-  const image = sources.image;
-  if (image) {
+  if (image && hubRow) Object.assign(content, await computeImage(ctx, image, resolution));
+  else if (image) {
     const key: Json = { v: ITEM_VERSION, part: 'image', image: image.sha256, resolution };
     Object.assign(content, await ctx.item(`${label} image`, key, () => computeImage(ctx, image, resolution), { quiet: true }));
   }
@@ -125,22 +119,25 @@ function toManifestItem(place: ItemPlace, content: ItemContent): ManifestItem {
 
 class PrepareRun {
   readonly items: (ManifestItem | null)[] = [];
-  readonly skipped: Manifest['skipped'] = [];
+  /** by item index: items are prepared concurrently, the manifest lists them in order */
+  private readonly skippedAt: Manifest['skipped'] = [];
   constructor(
     private readonly ctx: StageContext,
     private readonly spec: DatasetSpec,
+    /** items are rows of a hub dataset (see computeContent) */
+    private readonly hubRows: boolean,
   ) {}
 
   /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
   async process(index: number, place: ItemPlace, sources: Sources, rowError?: string): Promise<void> {
     const resolution = this.spec.resolution ?? null;
     const key: Json = { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
-    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution));
+    const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution, this.hubRows));
     const item = toManifestItem(place, content);
     if (rowError !== undefined) item.error = { code: 'undecodable', message: rowError, origin: place.imageOrigin ?? place.id };
     if (item.error && this.spec.bad_images === 'skip') {
       const origin = item.error.origin ?? item.id;
-      this.skipped.push({ origin, reason: item.error.message });
+      this.skippedAt[index] = { origin, reason: item.error.message };
       const warning: Diagnostic = {
         severity: 'warning',
         code: 'undecodable',
@@ -156,6 +153,10 @@ class PrepareRun {
       return;
     }
     this.items[index] = item;
+  }
+
+  get skipped(): Manifest['skipped'] {
+    return this.skippedAt.filter((s) => s !== undefined);
   }
 }
 
@@ -196,16 +197,36 @@ async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: Listi
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
 }
 
-async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
-  let mod: typeof import('../datasets/hub/items.js');
+async function hubItems(): Promise<typeof import('../datasets/hub/items.js')> {
   try {
-    mod = await import('../datasets/hub/items.js');
+    return await import('../datasets/hub/items.js');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('parquet datasets are not available in this build (src/datasets/hub/items.ts is missing)');
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new Error('hub datasets are not available in this build (src/datasets/hub/items.ts is missing)');
     throw err;
   }
+}
+
+/** rows in flight at once: their images decode in parallel on sharp's (libuv's) thread pool */
+const ROW_CONCURRENCY = 8;
+
+/** progress at most this often (a row every 2 ms would otherwise be a line every 2 ms with --json) */
+const PROGRESS_MS = 200;
+
+async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
+  const mod = await hubItems();
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
   let index = 0;
-  for await (const row of mod.readHubItems(listing, spec, ctx.signal)) {
+  let done = 0;
+  let total = 0;
+  let shown = 0;
+  const progress = () => {
+    const all = Math.min(total, spec.max_items ?? total);
+    if (done < all && Date.now() - shown < PROGRESS_MS) return;
+    shown = Date.now();
+    ctx.progress(done, all, undefined, 'rows');
+  };
+  for await (const row of mod.readHubItems(listing, spec, ctx.signal, (rows) => (total = rows))) {
     if (spec.max_items !== undefined && index >= spec.max_items) break;
     const imageBytes = row.image;
     const captionBytes = row.caption ? Buffer.from(row.caption.text, 'utf8') : null;
@@ -216,14 +237,25 @@ async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listi
       row: row.row,
     };
     const captionSource = captionBytes ? { sha256: sha256(captionBytes), load: async () => captionBytes } : null;
-    if (row.error !== undefined) {
-      await run.process(index, place, { image: null, caption: captionSource }, row.error);
-    } else {
-      await run.process(index, place, { image: imageBytes ? { sha256: sha256(imageBytes), load: async () => imageBytes } : null, caption: captionSource });
-    }
+    const sources: Sources = row.error !== undefined ? { image: null, caption: captionSource } : { image: imageBytes ? { sha256: sha256(imageBytes), load: async () => imageBytes } : null, caption: captionSource };
+    const work = run.process(index, place, sources, row.error).then(
+      () => {
+        inFlight.delete(work);
+        done++;
+        progress();
+      },
+      (err: unknown) => {
+        inFlight.delete(work);
+        failure ??= err;
+      },
+    );
+    inFlight.add(work);
     index++;
-    ctx.progress(index, spec.max_items ?? index, undefined, 'rows');
+    if (inFlight.size >= ROW_CONCURRENCY) await Promise.race(inFlight);
+    if (failure !== undefined) break;
   }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
 }
 
 function readListing(ctx: StageContext, upstream: string): Listing {
@@ -260,11 +292,13 @@ export const stage: StageImpl = {
     const { name, spec } = datasetSpec(ctx);
     const upstream = `fetch:${name}`;
     const listing = readListing(ctx, upstream);
-    const run = new PrepareRun(ctx, spec);
+    const run = new PrepareRun(ctx, spec, listing.source === 'hub');
     if (listing.layout === 'parquet') {
       await prepareHubRows(ctx, run, listing, spec);
     } else {
-      const entries = spec.max_items !== undefined ? listing.entries.slice(0, spec.max_items) : listing.entries;
+      // a hub imagefolder names repo paths: its images are found in this run's HF cache
+      const all = listing.source === 'hub' ? await (await hubItems()).locateEntries(listing, ctx.signal) : listing.entries;
+      const entries = spec.max_items !== undefined ? all.slice(0, spec.max_items) : all;
       await prepareEntries(ctx, run, entries);
     }
     const items = run.items.filter((i): i is ManifestItem => i !== null);

@@ -1,19 +1,25 @@
 // render:NAME — an A/B sample grid: rows = prompts × seeds, columns = LoRA strengths and/or training
-// checkpoints. Every cell is cached on its own (ctx.item) under a key of exactly what decides its
-// pixels, so adding a seed renders only the new cells and re-training the LoRA re-renders only the
-// cells that use it: a strength-0 cell ("without") leaves the LoRA hash out of its key.
+// checkpoints. The render applies an ordered list of LoRAs (files, or LoRAs this lorafile trains; see
+// loras/render-stack.ts) on its base model, each at strengths × its strength_model / strength_clip.
+// Every cell is cached on its own (ctx.item) under a key of exactly what decides its pixels, so adding
+// a seed renders only the new cells and re-training a LoRA re-renders only the cells that use it. A
+// strength-0 cell ("without") applies no LoRA and its key names only the base model and sampling, so
+// every render on the same base shares it.
 // Cells still to render go to the worker as one `sample` request (it batches cells that share weights).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { locatorOf } from '../config/load.js';
 import type { Diagnostic } from '../config/diagnostic.js';
+import { checkpointLora, renderModelName, trainedLoraNames } from '../config/render-loras.js';
 import type { Config, LoraSpec, RenderSpec } from '../config/schema.js';
 import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageResult } from '../engine/types.js';
 import { resolveTokenizer } from '../text/resolve.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
-import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { RenderLoras, renderLoraInputs, type AppliedLora } from '../loras/render-stack.js';
+import { trainedLoraFile } from '../loras/source.js';
+import { modelFacts, resolveModel, workerScratch, type ResolvedModel } from './model.js';
 
 const SAMPLER_NAMES: Record<RenderSpec['sampler'], string> = {
   euler: 'Euler',
@@ -40,8 +46,11 @@ export interface Row {
 
 const padStep = (step: number) => String(step).padStart(5, '0');
 
-/** Columns per `columns:`. Strength 0 does not depend on the checkpoint, so it appears once, first. */
-export function planColumns(spec: RenderSpec, lora: LoraSpec, available: number[]): Column[] {
+/**
+ * Columns per `columns:`. Strength 0 does not depend on the checkpoint, so it appears once, first.
+ * `lora`: the trained LoRA whose checkpoints a checkpoint axis walks (null when the render has none).
+ */
+export function planColumns(spec: RenderSpec, lora: Pick<LoraSpec, 'steps'> | null, available: number[]): Column[] {
   const strengths = [...new Set(spec.strengths)];
   const withStrength = (strength: number, step: number | null): Column => {
     const s = `strength ${strength}`;
@@ -49,7 +58,7 @@ export function planColumns(spec: RenderSpec, lora: LoraSpec, available: number[
     if (step === null) return { strength, step, label: s, slug: `s${strength}` };
     return { strength, step, label: `step ${step} · ${s}`, slug: `step${padStep(step)}-s${strength}` };
   };
-  if (spec.columns === 'strength') return strengths.map((s) => withStrength(s, null));
+  if (spec.columns === 'strength' || !lora) return strengths.map((s) => withStrength(s, null));
 
   const steps = [...new Set(spec.checkpoints ?? [...available, lora.steps])].sort((a, b) => a - b);
   const columns: Column[] = strengths.includes(0) ? [withStrength(0, null)] : [];
@@ -67,9 +76,7 @@ export function planRows(spec: RenderSpec): Row[] {
 
 /** The train output that holds the LoRA of a column: `<lora>.safetensors` or `<lora>-stepNNNNN.safetensors`. */
 export function loraFileFor(loraName: string, lora: LoraSpec, column: Column): string {
-  const step = column.step;
-  if (step === null || step === lora.steps) return `${loraName}.safetensors`;
-  return `${loraName}-step${padStep(step)}.safetensors`;
+  return trainedLoraFile(loraName, lora, column.step);
 }
 
 /** A1111's "parameters" text, so other tools (A1111 PNG info, ComfyUI, Civitai) show how a cell was made. */
@@ -84,11 +91,13 @@ export function a1111Parameters(p: {
   height: number;
   modelSha: string;
   modelName: string;
-  lora: { name: string; sha256: string; strength: number } | null;
+  /** the LoRAs the cell applies, in order ([] = none) */
+  loras: Pick<AppliedLora, 'label' | 'sha256' | 'strength_model' | 'strength_clip'>[];
   workerVersion: string;
 }): string {
-  const withLora = p.lora && p.lora.strength !== 0;
-  const prompt = withLora ? `${p.prompt} <lora:${p.lora!.name}:${p.lora!.strength}>` : p.prompt;
+  // A1111's tag is <lora:name:te:unet>, one multiplier when both are the same
+  const tag = (l: (typeof p.loras)[number]) => `<lora:${l.label}:${l.strength_clip === l.strength_model ? l.strength_model : `${l.strength_clip}:${l.strength_model}`}>`;
+  const prompt = p.loras.length ? `${p.prompt} ${p.loras.map(tag).join(' ')}` : p.prompt;
   const fields = [
     `Steps: ${p.steps}`,
     `Sampler: ${SAMPLER_NAMES[p.sampler]}`,
@@ -97,7 +106,7 @@ export function a1111Parameters(p: {
     `Size: ${p.width}x${p.height}`,
     `Model hash: ${p.modelSha.slice(0, 10)}`,
     `Model: ${p.modelName}`,
-    ...(withLora ? [`Lora hashes: "${p.lora!.name}: ${p.lora!.sha256.slice(0, 12)}"`] : []),
+    ...(p.loras.length ? [`Lora hashes: "${p.loras.map((l) => `${l.label}: ${l.sha256.slice(0, 12)}`).join(', ')}"`] : []),
     `Version: lorabuild worker ${p.workerVersion}`,
   ];
   return `${prompt}\nNegative prompt: ${p.negative}\n${fields.join(', ')}`;
@@ -124,8 +133,10 @@ export function truncationWarning(config: Config, renderName: string, index: num
 
 interface Prepared {
   spec: RenderSpec;
-  loraName: string;
-  lora: LoraSpec;
+  modelName: string;
+  /** the trained LoRA whose checkpoints the columns may walk, and its spec */
+  trained: { name: string; spec: LoraSpec } | null;
+  clipSkip: number;
   hello: HelloResult;
   width: number;
   height: number;
@@ -134,10 +145,14 @@ interface Prepared {
 async function prepare(ctx: StageContext): Promise<Prepared> {
   const spec = ctx.config.renders[ctx.node.target];
   if (!spec) throw new Error(`render '${ctx.node.target}' is not in the lorafile`);
-  const lora = ctx.config.loras[spec.lora];
-  if (!lora) throw new Error(`render '${ctx.node.target}': lora '${spec.lora}' is not defined under loras:`);
+  const modelName = renderModelName(ctx.config, spec);
+  if (!modelName) throw new Error(`render '${ctx.node.target}' names no model: add 'model:'`);
+  const walked = checkpointLora(spec) ?? trainedLoraNames(spec)[0];
+  const trained = walked && ctx.config.loras[walked] ? { name: walked, spec: ctx.config.loras[walked] } : null;
+  // without a trained LoRA to take it from: the model's native size (the tiny builtin renders at 64 px)
+  const size = trained?.spec.resolution ?? (ctx.config.models[modelName]?.builtin === 'tiny' ? 64 : 512);
   const hello = await workerHello(ctx);
-  return { spec, loraName: spec.lora, lora, hello, width: spec.width ?? lora.resolution, height: spec.height ?? lora.resolution };
+  return { spec, modelName, trained, clipSkip: trained?.spec.clip_skip ?? 1, hello, width: spec.width ?? size, height: spec.height ?? size };
 }
 
 function deviceClass(hello: HelloResult): string {
@@ -147,9 +162,12 @@ function deviceClass(hello: HelloResult): string {
 async function inputs(ctx: StageContext): Promise<StageInputs> {
   const p = await prepare(ctx);
   const { spec } = p;
+  const loras = await renderLoraInputs(ctx, spec);
+  const facts = await modelFacts(ctx, p.modelName, { workerVersion: p.hello.worker_version, device: p.hello.device });
   const params: Record<string, Json> = {
-    lora: spec.lora,
-    model: await modelIdentity(ctx, p.lora.model, p.hello.worker_version),
+    ...loras.params,
+    model: facts.identity,
+    ...(facts.pin !== undefined ? { model_hub: facts.pin } : {}),
     prompts: spec.prompts,
     negative_prompt: spec.negative_prompt,
     seeds: spec.seeds,
@@ -161,11 +179,11 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
     cfg: spec.cfg,
     width: p.width,
     height: p.height,
-    clip_skip: p.lora.clip_skip,
+    clip_skip: p.clipSkip,
     worker_version: p.hello.worker_version,
     ...(spec.portable ? { portable: true } : { torch: p.hello.torch, device: deviceClass(p.hello) }),
   };
-  return { params, files: {} };
+  return { params, files: loras.files };
 }
 
 interface CellPlan {
@@ -174,7 +192,7 @@ interface CellPlan {
   label: string;
   file: string;
   key: Json;
-  loraPath: string;
+  loras: AppliedLora[];
   strength: number;
   parameters: string;
   condIds: number[];
@@ -230,11 +248,10 @@ async function renderCells(ctx: StageContext, cells: CellPlan[], renderMissing: 
 
 async function run(ctx: StageContext): Promise<StageResult> {
   const p = await prepare(ctx);
-  const { spec, lora, loraName, hello } = p;
-  const trainId = `train:${loraName}`;
-  const trainOutputs = ctx.upstream(trainId);
-  const model: ResolvedModel = await resolveModel(ctx, lora.model);
-  const tokenizer = await resolveTokenizer(ctx.config, lora.model);
+  const { spec, trained, hello } = p;
+  const facts = await modelFacts(ctx, p.modelName, { workerVersion: hello.worker_version, device: hello.device });
+  const model: ResolvedModel = await resolveModel(ctx, p.modelName, hello.device);
+  const tokenizer = await resolveTokenizer(ctx.config, p.modelName, { model: facts });
 
   const diagnostics: Diagnostic[] = [];
   spec.prompts.forEach((prompt, i) => {
@@ -256,40 +273,25 @@ async function run(ctx: StageContext): Promise<StageResult> {
       });
     }
   }
-  for (const d of diagnostics) ctx.emit({ item: d.item, diagnostics: [d as unknown as Json] });
 
-  const available = Object.keys(trainOutputs.files)
-    .map((name) => new RegExp(`^${escapeRegExp(loraName)}-step(\\d+)\\.safetensors$`).exec(name))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]));
-  const columns = planColumns(spec, lora, available);
+  const available = trained ? checkpointSteps(trained.name, ctx.upstream(`train:${trained.name}`).files) : [];
+  const columns = planColumns(spec, trained?.spec ?? null, available);
   const rows = planRows(spec);
-  const loraFiles = new Map<string, OutputFile>();
-  for (const column of columns) {
-    const name = loraFileFor(loraName, lora, column);
-    const blob = trainOutputs.files[name];
-    if (!blob) {
-      const have = [...available, lora.steps].sort((a, b) => a - b).join(', ');
-      throw new Error(
-        `render '${ctx.node.target}': ${trainId} has no ${name} (checkpoint step ${column.step}); its checkpoints are at steps ${have}\n` +
-          `  hint: list steps that are multiples of checkpoint_every (${lora.checkpoint_every}) under checkpoints:, or the final step ${lora.steps}`,
-      );
-    }
-    loraFiles.set(name, blob);
-  }
+  const walked = columns.some((c) => c.step !== null) ? trained!.name : null;
+  const loras = await RenderLoras.resolve(ctx, ctx.node.target, spec, { name: p.modelName, arch: model.arch }, columns.map((c) => c.step), walked);
+  diagnostics.push(...loras.diagnostics);
+  for (const d of diagnostics) ctx.emit({ item: d.item, diagnostics: [d as unknown as Json] });
 
   const uncondIds = tokenizer.encodePadded(spec.negative_prompt).ids;
   const cells: CellPlan[] = [];
   rows.forEach((row, r) => {
     const condIds = tokenizer.encodePadded(row.prompt).ids;
     columns.forEach((column, c) => {
-      const loraFile = loraFileFor(loraName, lora, column);
-      const loraBlob = loraFiles.get(loraFile)!;
+      const applied = loras.stack(column);
       const key: Json = {
         model: model.sha256,
-        // the "without" arm does not depend on the LoRA, so re-training it keeps these cells
-        lora: column.strength === 0 ? null : loraBlob.sha256,
-        strength: column.strength,
+        // the "without" arm applies nothing: its key is the same for every render on this base
+        loras: loras.cellKey(applied),
         cond: condIds,
         uncond: uncondIds,
         seed: row.seed,
@@ -298,7 +300,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
         cfg: spec.cfg,
         width: p.width,
         height: p.height,
-        clip_skip: lora.clip_skip,
+        clip_skip: p.clipSkip,
         worker: hello.worker_version,
         torch: hello.torch,
         device: deviceClass(hello),
@@ -310,7 +312,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
         label: `p${row.promptIndex} seed ${row.seed} · ${column.label}`,
         file,
         key,
-        loraPath: ctx.blobPath(loraBlob.sha256),
+        loras: applied,
         strength: column.strength,
         seed: row.seed,
         condIds,
@@ -325,15 +327,15 @@ async function run(ctx: StageContext): Promise<StageResult> {
           width: p.width,
           height: p.height,
           modelSha: model.sha256,
-          modelName: lora.model,
-          lora: column.strength === 0 ? null : { name: loraName, sha256: loraBlob.sha256, strength: column.strength },
+          modelName: p.modelName,
+          loras: applied,
           workerVersion: hello.worker_version,
         }),
       });
     });
   });
 
-  const modelSpec = ctx.config.models[lora.model];
+  const modelSpec = ctx.config.models[p.modelName];
   const results = await renderCells(ctx, cells, async (missing) => {
     const scratch = await workerScratch(ctx, 'render');
     try {
@@ -342,7 +344,8 @@ async function run(ctx: StageContext): Promise<StageResult> {
         model: model.path,
         arch: model.arch,
         allow_pickle: modelSpec?.allow_pickle ?? false,
-        clip_skip: lora.clip_skip,
+        clip_skip: p.clipSkip,
+        lora_files: loras.workerFiles(missing.map((cell) => cell.loras)),
         cells: missing.map((cell, i) => ({
           cond_ids: cell.condIds,
           uncond_ids: cell.uncondIds,
@@ -352,7 +355,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
           sampler: spec.sampler,
           steps: spec.steps,
           cfg: spec.cfg,
-          lora: { path: cell.loraPath, strength: cell.strength },
+          loras: cell.loras.map((l) => ({ file: l.sha256, strength_model: l.strength_model, strength_clip: l.strength_clip })),
           out: join(scratch.dir, `cell-${i}.png`),
           parameters: cell.parameters,
         })),
@@ -391,8 +394,9 @@ async function run(ctx: StageContext): Promise<StageResult> {
 
   const cellsJson = {
     render: ctx.node.target,
-    lora: loraName,
-    model: lora.model,
+    lora: trained?.name ?? null,
+    loras: loras.summary(ctx),
+    model: p.modelName,
     model_sha256: model.sha256,
     sampler: spec.sampler,
     steps: spec.steps,
@@ -409,7 +413,7 @@ async function run(ctx: StageContext): Promise<StageResult> {
       sha256: results[i].sha256,
       strength: cell.strength,
       step: columns[cell.col].step,
-      lora_file: columns[cell.col].strength === 0 ? null : loraFileFor(loraName, lora, columns[cell.col]),
+      loras: cell.loras as unknown as Json,
       parameters: cell.parameters,
     })),
     grid: { file: 'grid.png', width: grid.layout.width, height: grid.layout.height },
@@ -420,7 +424,8 @@ async function run(ctx: StageContext): Promise<StageResult> {
   return {
     meta: {
       render: ctx.node.target,
-      lora: loraName,
+      model: p.modelName,
+      loras: loras.entries.length,
       cells: cells.length,
       rows: rows.length,
       columns: columns.length,
@@ -430,13 +435,21 @@ async function run(ctx: StageContext): Promise<StageResult> {
   };
 }
 
+/** The training steps a train stage saved checkpoints for (`<name>-stepNNNNN.safetensors`). */
+function checkpointSteps(loraName: string, files: Record<string, OutputFile>): number[] {
+  return Object.keys(files)
+    .map((name) => new RegExp(`^${escapeRegExp(loraName)}-step(\\d+)\\.safetensors$`).exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]));
+}
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 export const stage: StageImpl = {
   kind: 'render',
-  version: 1,
+  version: 2,
   materializeTo: (node) => `renders/${node.target}`,
   inputs,
   run,

@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageKind, StageNode, StageResult } from '../engine/types.js';
 import { reportHtml } from '../report/html.js';
 import { reportMarkdown } from '../report/markdown.js';
-import type { ReportImage, ReportLora, ReportModel, ReportRender, ReportScores, ReportValidation } from '../report/model.js';
+import type { ReportImage, ReportLora, ReportModel, ReportRender, ReportRenderLora, ReportScores, ReportValidation } from '../report/model.js';
 import { stageRegistry } from './index.js';
 
 /** Above this many bytes of images, later images are linked instead of inlined. */
@@ -63,7 +63,8 @@ async function loraOf(ctx: StageContext, id: string): Promise<ReportLora> {
 }
 
 interface CellsJson {
-  lora: string;
+  lora: string | null;
+  loras?: ReportRenderLora[];
   model: string;
   sampler: string;
   steps: number;
@@ -99,7 +100,8 @@ async function renderOf(ctx: StageContext, id: string, inline: ImageInliner): Pr
   const image = (file: string, w: number, h: number) => inline.image(linkUnder(folder, file), blobOf(file), w, h, folder !== null);
   return {
     name,
-    lora: data.lora,
+    lora: data.lora ?? '',
+    loras: data.loras ?? [],
     model: data.model,
     modelNote: BUILTIN_NOTES[ctx.config.models[data.model]?.builtin ?? ''],
     settings: { sampler: data.sampler, steps: data.steps, cfg: data.cfg, size: `${data.width}x${data.height}`, negative_prompt: data.negative_prompt },

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { displayPath } from '../config/paths.js';
+import { trainedLoraNames } from '../config/render-loras.js';
 import type { Manifest } from '../datasets/manifest.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { findModelDir } from '../onnx/find-model.js';
@@ -26,7 +27,9 @@ interface RenderCells {
 function renderOf(ctx: StageContext) {
   const spec = ctx.config.renders[ctx.node.target];
   if (!spec?.score) throw new Error(`${ctx.node.id}: render '${ctx.node.target}' has no score: setting`);
-  const lora = ctx.config.loras[spec.lora];
+  // CLIP-I compares with the training images of the render's (first) trained LoRA
+  const lora = ctx.config.loras[trainedLoraNames(spec)[0] ?? ''];
+  if (!lora) throw new Error(`${ctx.node.id}: render '${ctx.node.target}' applies no trained LoRA, so there are no training images to compare with`);
   return { spec, score: spec.score, dataset: lora.dataset };
 }
 

@@ -15,7 +15,7 @@ import type { LoraSpec } from '../config/schema.js';
 import type { Manifest, ManifestItem } from '../datasets/manifest.js';
 import { canonicalHash, sha256Hex } from '../engine/canonical.js';
 import { resolveTokenizer } from '../text/resolve.js';
-import { modelIdentity, resolveModel, workerScratch, type ResolvedModel } from './model.js';
+import { modelFacts, resolveModel, workerScratch, type ModelFacts, type ResolvedModel } from './model.js';
 import { cachedContext, cachedLatents, type EncodeScope } from '../worker/encode-cache.js';
 import { WorkerError, type HelloResult } from '../worker/client.js';
 import { workerHello } from '../worker/start.js';
@@ -83,6 +83,7 @@ const pad = (step: number) => String(step).padStart(5, '0');
 interface Prepared {
   spec: LoraSpec;
   model: ResolvedModel;
+  facts: ModelFacts;
   hello: HelloResult;
   items: TrainItem[];
 }
@@ -95,18 +96,20 @@ async function datasetItems(ctx: StageContext, spec: LoraSpec): Promise<TrainIte
 
 async function prepare(ctx: StageContext): Promise<Prepared> {
   const spec = loraSpec(ctx);
-  const model = await resolveModel(ctx, spec.model);
   const hello = await (await ctx.worker()).hello();
-  return { spec, model, hello, items: await datasetItems(ctx, spec) };
+  const device = deviceClass(spec, hello);
+  const facts = await modelFacts(ctx, spec.model, { workerVersion: hello.worker_version, device });
+  const model = await resolveModel(ctx, spec.model, device);
+  return { spec, model, facts, hello, items: await datasetItems(ctx, spec) };
 }
 
 // Cheap on purpose (status and no-op runs call it): the model is identified, not built or loaded.
 async function inputs(ctx: StageContext): Promise<StageInputs> {
   const spec = loraSpec(ctx);
   const hello = await workerHello(ctx);
-  const model = await modelIdentity(ctx, spec.model, hello.worker_version);
+  const facts = await modelFacts(ctx, spec.model, { workerVersion: hello.worker_version, device: deviceClass(spec, hello) });
   const items = await datasetItems(ctx, spec);
-  const tokenizer = await resolveTokenizer(ctx.config, spec.model);
+  const tokenizer = await resolveTokenizer(ctx.config, spec.model, { model: facts });
   const files: Record<string, string> = {};
   for (const item of items) {
     const imageKey = files[item.imageOrigin] === undefined ? item.imageOrigin : `${item.imageOrigin}#${item.id}`;
@@ -119,7 +122,9 @@ async function inputs(ctx: StageContext): Promise<StageInputs> {
       ...trainingParams(spec),
       publish: spec.publish ?? null,
       model: spec.model,
-      model_identity: model,
+      model_identity: facts.identity,
+      // hub models: the pinned commit and files, so the next run (and CI) needs no request
+      ...(facts.pin !== undefined ? { model_hub: facts.pin } : {}),
       tokenizer: tokenizer.id,
       worker_version: hello.worker_version,
       // a result is keyed by the machine class that made it unless the lorafile says it is portable
@@ -149,7 +154,7 @@ interface Encoded {
 async function encodeAll(ctx: StageContext, prep: Prepared): Promise<Encoded> {
   const worker = await ctx.worker();
   const scope: EncodeScope = { ctx, worker, model: prep.model, workerVersion: prep.hello.worker_version };
-  const tokenizer = await resolveTokenizer(ctx.config, prep.spec.model);
+  const tokenizer = await resolveTokenizer(ctx.config, prep.spec.model, { model: prep.facts });
   const out: { latents: string; context: string }[] = [];
   for (const [i, item] of prep.items.entries()) {
     ctx.progress(i, prep.items.length, `encoding ${item.id}`, 'item');
@@ -221,6 +226,7 @@ async function train(ctx: StageContext, prep: Prepared, inputs: StageInputs, sta
         {
           model: model.path,
           arch: model.arch,
+          ...(model.allowPickle ? { allow_pickle: true } : {}),
           items: encoded.items,
           ...(encoded.empty ? { empty_context: encoded.empty } : {}),
           params: trainingParams(spec),

@@ -11,6 +11,7 @@ import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { checkItem, type ItemCheck, type ValidationSettings } from '../text/check-item.js';
 import { tokenizerForDataset } from '../text/resolve.js';
 import { buildReport } from '../text/validation-report.js';
+import { modelPinParams, modelTokenizerHint } from './model.js';
 import { renderMarkdown } from '../text/validation-markdown.js';
 
 /** bump when a per-item result changes for the same item and settings */
@@ -46,6 +47,11 @@ function captionBytes(ctx: StageContext, sha256: string): Buffer | null {
   }
 }
 
+/** The tokenizer of a dataset's model, from what the model's files say (architecture, own tokenizer). */
+function tokenizerOptions(ctx: StageContext) {
+  return { cacheDir: ctx.cacheDir, modelHint: (model: string) => modelTokenizerHint(ctx, model) };
+}
+
 export const stage: StageImpl = {
   kind: 'validate',
   version: 1,
@@ -53,7 +59,9 @@ export const stage: StageImpl = {
 
   async inputs(ctx) {
     const { name, spec } = datasetOf(ctx);
-    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, { cacheDir: ctx.cacheDir });
+    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, tokenizerOptions(ctx));
+    // a hub model's tokenizer comes from its pinned snapshot: the pin goes into the lock here too
+    const trainer = Object.values(ctx.config.loras).find((l) => l.dataset === name);
     return {
       params: {
         rules: spec.rules as unknown as Json,
@@ -61,6 +69,7 @@ export const stage: StageImpl = {
         min_size: minImageSize(ctx.config, name, spec),
         tokenizer: tokenizer.id,
         tokenizer_reason: reason,
+        ...(trainer ? await modelPinParams(ctx, trainer.model) : {}),
       },
       files: {},
     };
@@ -69,7 +78,7 @@ export const stage: StageImpl = {
   async run(ctx) {
     const { name, spec } = datasetOf(ctx);
     const manifest = readManifest(ctx, `prepare:${name}`);
-    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, { cacheDir: ctx.cacheDir });
+    const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, tokenizerOptions(ctx));
     const settings: ValidationSettings = { rules: spec.rules, trigger: spec.trigger ?? null, minSize: minImageSize(ctx.config, name, spec), layout: manifest.layout };
     const checks: ItemCheck[] = [];
     // hashed once, not stringified again inside each of a thousand item keys

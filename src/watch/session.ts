@@ -13,9 +13,9 @@ import { execute, type StageRegistry } from '../engine/executor.js';
 import { sha256FileSync } from '../engine/file-hash.js';
 import { openProject, type Project } from '../engine/project.js';
 import { sameStat, StatMemo } from '../engine/stat-memo.js';
-import type { Json, StageEvent } from '../engine/types.js';
+import type { Json, StageEvent, StageKind } from '../engine/types.js';
 import type { WatchEvent } from './events.js';
-import { classifyChange, isIgnored, watchedPaths, watchSetFor, type ChangeKind, type WatchSet } from './files.js';
+import { classifyChange, isIgnored, stageDatasets, stageInputFiles, watchedPaths, watchSetFor, type ChangeKind, type WatchSet } from './files.js';
 import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
@@ -238,11 +238,9 @@ export class WatchSession {
     if (kind.kind === 'other') return [];
     const config = this.project.config;
     return compute.filter((id) => {
-      const [stageKind, target] = [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)];
-      const loraName = stageKind === 'train' ? target : config.renders[target]?.lora;
-      const lora = loraName ? config.loras[loraName] : undefined;
-      if (!lora) return false;
-      return kind.kind === 'dataset' ? kind.names.includes(lora.dataset) : kind.names.includes(lora.model);
+      const node = { kind: id.slice(0, id.indexOf(':')) as StageKind, target: id.slice(id.indexOf(':') + 1) };
+      const names = kind.kind === 'dataset' ? stageDatasets(config, node) : [...stageInputFiles(config, node).keys()];
+      return names.some((n) => kind.names.includes(n));
     });
   }
 

@@ -20,7 +20,7 @@ async function encodeOne(scope: EncodeScope, op: 'encode_latents' | 'encode_text
     const out = join(scratch.dir, 'out.safetensors');
     await worker.request(
       op,
-      { model: model.path, arch: model.arch, ...args, items: [{ ...item, out }] } as never,
+      { model: model.path, arch: model.arch, ...(model.allowPickle ? { allow_pickle: true } : {}), ...args, items: [{ ...item, out }] } as never,
       { signal: ctx.signal, log: (line) => ctx.log(line) },
     );
     const blob = await ctx.putBlob({ file: out });

@@ -60,10 +60,15 @@ export const PROTOCOL_VERSION = 1;
 //                                      rewritten: the client keeps those of the earlier run.
 //                                      Progress events are throttled (about 4 per second, plus the first,
 //                                      each checkpoint and the last step); done.loss_curve has every step.
-// sample { model, arch?, cells: [{ cond_ids, uncond_ids, seed, width, height, sampler, steps, cfg,
-//          lora: { path, strength } | null, out, parameters }] }
+// sample { model, arch?, lora_files?: { ID: { path, skip_keys: [key], modules: [{ target, kind:
+//          'lora'|'loha'|'lokr', tensors: { role: key } }] } }, cells: [{ cond_ids, uncond_ids, seed,
+//          width, height, sampler, steps, cfg, loras: [{ file: ID, strength_model, strength_clip }],
+//          out, parameters }] }
 //                                   -> { cells: [{ out }] } ; PNG with tEXt "parameters" = parameters;
-//                                      cells with the same model+lora are batched
+//                                      a cell's loras are patched into the weights in order, as
+//                                      ComfyUI's Load LoRA does (src/loras/worker-plan.ts builds the
+//                                      modules; lora_patch.py applies them); [] = the base model;
+//                                      cells with the same stack are batched
 // cancel { target }                 -> the target request stops at the next step boundary, writes its
 //                                      resumable state, and ends with error code 'cancelled'
 //                                      (the cancel request itself gets done { target } at once)

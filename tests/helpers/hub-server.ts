@@ -1,7 +1,8 @@
 // A real HTTP server on 127.0.0.1 that speaks the Hugging Face hub routes lorabuild uses, over
-// in-memory fixture repos: revision, tree (paginated with a Link header and a cursor), paths-info,
-// and resolve (Range, ETag, X-Repo-Commit, X-Linked-Etag/X-Linked-Size for LFS). It logs every
-// request, can gate a repo behind tokens, cut a download off mid-file, and move a branch.
+// in-memory fixture repos (datasets and models): revision, tree (paginated with a Link header and a
+// cursor), paths-info, and resolve (Range, ETag, X-Repo-Commit, X-Linked-Etag/X-Linked-Size for
+// LFS). It logs every request, can gate a repo behind tokens, cut a download off mid-file, accept
+// requests and never answer them, lie about a file's size, and move a branch.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,8 @@ export interface FixtureFile {
   /** stored with git LFS; default: by extension, as the hub's default .gitattributes does */
   lfs?: boolean;
 }
+
+export type RepoKind = 'dataset' | 'model';
 
 export interface LoggedRequest {
   method: string;
@@ -57,7 +60,10 @@ export class HubServer {
   readonly log: LoggedRequest[] = [];
   private readonly repos = new Map<string, Repo>();
   private readonly drops = new Map<string, { afterBytes: number; times: number }>();
+  private readonly announced = new Map<string, number>();
   private failures: { status: number; times: number; retryAfter?: number } | undefined;
+  private hangs = 0;
+  private readonly hanging = new Set<ServerResponse>();
   private commitCounter = 0;
   private server!: Server;
   url = '';
@@ -78,6 +84,7 @@ export class HubServer {
   }
 
   async stop(): Promise<void> {
+    for (const res of this.hanging) res.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -87,20 +94,21 @@ export class HubServer {
    * Like the hub, a gated repo shows its metadata and file list to anyone but serves files only to
    * the given tokens; a private repo does not exist for anyone else.
    */
-  addRepo(repo: string, files: FixtureFile[], options: { gated?: string[]; private?: string[] } = {}): string {
+  addRepo(repo: string, files: FixtureFile[], options: { gated?: string[]; private?: string[]; kind?: RepoKind } = {}): string {
     const tokens = options.gated ?? options.private;
-    this.repos.set(repo, {
+    const key = `${options.kind ?? 'dataset'}:${repo}`;
+    this.repos.set(key, {
       commits: new Map(),
       refs: new Map(),
       access: options.gated ? 'gated' : options.private ? 'private' : 'public',
       ...(tokens ? { tokens: new Set(tokens) } : {}),
     });
-    return this.commit(repo, files);
+    return this.commit(repo, files, 'main', options.kind);
   }
 
   /** A new commit with these files, and `branch` moved to it. */
-  commit(repo: string, files: FixtureFile[], branch = 'main'): string {
-    const state = this.repos.get(repo);
+  commit(repo: string, files: FixtureFile[], branch = 'main', kind: RepoKind = 'dataset'): string {
+    const state = this.repos.get(`${kind}:${repo}`);
     if (!state) throw new Error(`no fixture repo ${repo}`);
     const stored = new Map(files.map((f) => [f.path, store(f)]));
     const sha = createHash('sha1')
@@ -111,8 +119,18 @@ export class HubServer {
     return sha;
   }
 
-  setRef(repo: string, ref: string, sha: string): void {
-    this.repos.get(repo)!.refs.set(ref, sha);
+  setRef(repo: string, ref: string, sha: string, kind: RepoKind = 'dataset'): void {
+    this.repos.get(`${kind}:${repo}`)!.refs.set(ref, sha);
+  }
+
+  /** The next `times` requests are accepted and never answered (a stuck hub or proxy). */
+  hangNext(times: number): void {
+    this.hangs = times;
+  }
+
+  /** The file list says this file has `size` bytes, whatever it has. */
+  announceSize(repo: string, path: string, size: number): void {
+    this.announced.set(`${repo}/${path}`, size);
   }
 
   /** The next `times` downloads of this file stop after `afterBytes` bytes (the connection is destroyed). */
@@ -153,24 +171,40 @@ export class HubServer {
     });
   }
 
-  private entry(file: StoredFile): Record<string, unknown> {
-    return { type: 'file', oid: file.oid, size: file.lfs ? file.lfs.size : file.content.length, path: file.path, ...(file.lfs ? { lfs: file.lfs } : {}) };
+  private entry(repo: string, file: StoredFile): Record<string, unknown> {
+    const size = this.announced.get(`${repo}/${file.path}`) ?? (file.lfs ? file.lfs.size : file.content.length);
+    return { type: 'file', oid: file.oid, size, path: file.path, ...(file.lfs ? { lfs: { ...file.lfs, size } } : {}) };
+  }
+
+  /** [repo kind, repo id, route, rest] of a hub URL, or undefined */
+  private route(pathname: string): [RepoKind, string, string, string] | undefined {
+    const api = /^\/api\/(datasets|models)\/([^/]+\/[^/]+)\/(revision|tree|paths-info)\/(.+)$/.exec(pathname);
+    if (api) return [api[1] === 'datasets' ? 'dataset' : 'model', api[2], api[3], api[4]];
+    const dataset = /^\/datasets\/([^/]+\/[^/]+)\/resolve\/(.+)$/.exec(pathname);
+    if (dataset) return ['dataset', dataset[1], 'resolve', dataset[2]];
+    const model = /^\/([^/]+\/[^/]+)\/resolve\/(.+)$/.exec(pathname);
+    if (model && !model[1].startsWith('api/') && !model[1].startsWith('datasets/')) return ['model', model[1], 'resolve', model[2]];
+    return undefined;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
-    const match = /^\/(api\/datasets|datasets)\/([^/]+\/[^/]+)\/(revision|tree|paths-info|resolve)\/(.+)$/.exec(url.pathname);
-    if (!match) return this.send(req, res, 'other', 404, { error: 'Not Found' });
-    const [, prefix, repoId, route, rest] = match;
+    if (this.hangs > 0) {
+      this.hangs--;
+      this.record(req, 'other', 0);
+      this.hanging.add(res);
+      return;
+    }
+    const routed = this.route(url.pathname);
+    if (!routed) return this.send(req, res, 'other', 404, { error: 'Not Found' });
+    const [repoKind, repoId, route, rest] = routed;
     const kind = route as LoggedRequest['kind'];
     if (this.failures && this.failures.times > 0) {
       this.failures.times--;
       const headers: Record<string, string> = this.failures.retryAfter === undefined ? {} : { 'retry-after': String(this.failures.retryAfter) };
       return this.send(req, res, kind, this.failures.status, { error: 'try again later' }, headers);
     }
-    if ((route === 'resolve') !== (prefix === 'datasets')) return this.send(req, res, 'other', 404, { error: 'Not Found' });
-
-    const found = this.repos.get(decodeURIComponent(repoId));
+    const found = this.repos.get(`${repoKind}:${decodeURIComponent(repoId)}`);
     const auth = req.headers.authorization;
     const token = auth?.replace(/^Bearer /, '');
     const repo = found && (found.access !== 'private' || (token && found.tokens!.has(token))) ? found : undefined;
@@ -179,8 +213,8 @@ export class HubServer {
       return this.send(req, res, kind, auth ? 404 : 401, { error: 'Repository Not Found' }, { 'x-error-code': 'RepoNotFound' });
     }
     if (repo.access === 'gated' && route === 'resolve') {
-      if (!token) return this.send(req, res, kind, 401, { error: `Access to dataset ${repoId} is restricted. You must be authenticated to access it.` }, { 'x-error-code': 'GatedRepo' });
-      if (!repo.tokens?.has(token)) return this.send(req, res, kind, 403, { error: `Access to dataset ${repoId} is restricted and you are not in the authorized list.` }, { 'x-error-code': 'GatedRepo' });
+      if (!token) return this.send(req, res, kind, 401, { error: `Access to ${repoKind} ${repoId} is restricted. You must be authenticated to access it.` }, { 'x-error-code': 'GatedRepo' });
+      if (!repo.tokens?.has(token)) return this.send(req, res, kind, 403, { error: `Access to ${repoKind} ${repoId} is restricted and you are not in the authorized list.` }, { 'x-error-code': 'GatedRepo' });
     }
 
     const segments = rest.split('/');
@@ -209,7 +243,7 @@ export class HubServer {
         siblings: [...files.keys()].map((rfilename) => ({ rfilename })),
       });
     }
-    if (route === 'tree') return this.tree(req, res, url, files, path);
+    if (route === 'tree') return this.tree(req, res, url, decodeURIComponent(repoId), files, path);
     if (route === 'paths-info') {
       const body = await new Promise<string>((resolve) => {
         let text = '';
@@ -217,12 +251,12 @@ export class HubServer {
         req.on('end', () => resolve(text));
       });
       const paths = (JSON.parse(body || '{}') as { paths?: string[] }).paths ?? [];
-      return this.send(req, res, kind, 200, paths.filter((p) => files.has(p)).map((p) => this.entry(files.get(p)!)));
+      return this.send(req, res, kind, 200, paths.filter((p) => files.has(p)).map((p) => this.entry(decodeURIComponent(repoId), files.get(p)!)));
     }
     return this.resolve(req, res, decodeURIComponent(repoId), sha, files.get(path));
   }
 
-  private tree(req: IncomingMessage, res: ServerResponse, url: URL, files: Map<string, StoredFile>, base: string): void {
+  private tree(req: IncomingMessage, res: ServerResponse, url: URL, repo: string, files: Map<string, StoredFile>, base: string): void {
     const recursive = url.searchParams.get('recursive') === 'true' || url.searchParams.get('recursive') === '1';
     const prefix = base ? `${base}/` : '';
     const entries: Record<string, unknown>[] = [];
@@ -237,7 +271,7 @@ export class HubServer {
           entries.push({ type: 'directory', oid: gitOid(Buffer.from(dir)), size: 0, path: dir });
         }
       }
-      if (recursive || parts.length === 1) entries.push(this.entry(file));
+      if (recursive || parts.length === 1) entries.push(this.entry(repo, file));
     }
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
     const page = entries.slice(cursor, cursor + this.pageSize);

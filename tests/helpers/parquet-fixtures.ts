@@ -77,3 +77,69 @@ export function zstdListParquet(rows: ListCaptionRow[], options: { rowGroupSize?
   });
   return new Uint8Array(buffer);
 }
+
+/**
+ * An LZ4 block holding only literals: valid LZ4 (what a compressor emits for data it cannot shrink),
+ * and for empty input the single 0 token of an empty block.
+ */
+export function lz4Literals(input: Uint8Array): Uint8Array {
+  const head: number[] = [];
+  if (input.length < 15) head.push(input.length << 4);
+  else {
+    head.push(0xf0);
+    let rest = input.length - 15;
+    for (; rest >= 255; rest -= 255) head.push(255);
+    head.push(rest);
+  }
+  return Uint8Array.from([...head, ...input]);
+}
+
+/** The Hadoop framing of parquet's deprecated LZ4 codec: big-endian sizes, then the block. */
+export function lz4Hadoop(input: Uint8Array): Uint8Array {
+  const block = lz4Literals(input);
+  const out = new Uint8Array(8 + block.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, input.length);
+  view.setUint32(4, block.length);
+  out.set(block, 8);
+  return out;
+}
+
+/**
+ * The pokemon schema with every image.path null and dictionary encoding forced, so the path
+ * column's dictionary page is empty: an empty LZ4 block, as in HF image parquet files.
+ */
+export function lz4PokemonParquet(rows: PokemonRow[], codec: 'LZ4' | 'LZ4_RAW'): Uint8Array {
+  const buffer = parquetWriteBuffer({
+    columnData: [
+      { name: 'image', data: rows.map((r) => ({ bytes: r.image, path: null })), encoding: 'RLE_DICTIONARY' },
+      { name: 'en_text', data: rows.map((r) => r.en) },
+      { name: 'zh_text', data: rows.map((r) => r.zh) },
+    ],
+    schema: [
+      { name: 'schema', num_children: 3 },
+      { name: 'image', repetition_type: 'OPTIONAL', num_children: 2 },
+      { name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' },
+      { name: 'path', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'en_text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+      { name: 'zh_text', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+    ],
+    codec,
+    compressors: { LZ4: lz4Hadoop, LZ4_RAW: lz4Literals },
+  });
+  return new Uint8Array(buffer);
+}
+
+/**
+ * A pokemon-sized picture: 512 px, a few outlined shapes on white, JPEG of about 15 kB (what the
+ * lab's pokemon dataset rows weigh), seeded.
+ */
+export async function pokemonJpeg(seed: number, size = 512): Promise<Uint8Array> {
+  let state = (seed + 1) * 2654435761;
+  const rand = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const shape = () =>
+    `<ellipse cx="${Math.round(rand() * size)}" cy="${Math.round(rand() * size)}" rx="${Math.round(20 + (rand() * size) / 4)}" ry="${Math.round(20 + (rand() * size) / 4)}" ` +
+    `fill="rgb(${Math.floor(rand() * 255)},${Math.floor(rand() * 255)},${Math.floor(rand() * 255)})" stroke="black" stroke-width="${Math.round(2 + rand() * 6)}"/>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="white"/>${Array.from({ length: 6 }, shape).join('')}</svg>`;
+  return new Uint8Array(await sharp(Buffer.from(svg)).jpeg({ quality: 85 }).toBuffer());
+}

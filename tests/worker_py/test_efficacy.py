@@ -1,6 +1,6 @@
 """Training learns what it should: the tiny model, overfitted with a LoRA on 2 images at 32 px through the
-real ops (encode_latents, encode_text, train), then sampled through the render path (apply_lora_file +
-Euler) from the same noise at strength 0 and 1 with each image's caption, lands measurably closer to
+real ops (encode_latents, encode_text, train), then sampled through the render path (the LoRA patched
+into the weights as the sample op does, + Euler) from the same noise at strength 0 and 1 with each image's caption, lands measurably closer to
 the training images' latents with the LoRA.
 
 Measured in latent space, on purpose: the builtin tiny model is random, and its random VAE decoder maps
@@ -24,10 +24,11 @@ from PIL import Image  # noqa: E402
 
 from lorabuild_worker.checkpoint import build_builtin  # noqa: E402
 
-from .support import QuietCtx, byte_ids  # noqa: E402
+from .support import QuietCtx, byte_ids, kohya_lora_spec  # noqa: E402
 from lorabuild_worker.models import get_sd1  # noqa: E402
 from lorabuild_worker.ops import encode_latents, encode_text  # noqa: E402
 from lorabuild_worker.ops import train as train_op  # noqa: E402
+from lorabuild_worker.lora_patch import LoraFiles, WeightPatcher  # noqa: E402
 from lorabuild_worker.ops.sample import Cell, render_batch  # noqa: E402
 from lorabuild_worker.safetensors_io import load_file  # noqa: E402
 
@@ -83,6 +84,8 @@ class EfficacyTest(unittest.TestCase):
         distance = {0.0: 0.0, 1.0: 0.0}
         pixel = {0.0: 0.0, 1.0: 0.0}
         sd.decode_latents = keep_latents
+        files = LoraFiles(sd, {"lora": kohya_lora_spec(result["final"])})
+        patcher = WeightPatcher(sd)
         try:
             for i, caption in enumerate(captions):
                 target = load_file(items[i]["latents"])["latent"][None]
@@ -91,13 +94,16 @@ class EfficacyTest(unittest.TestCase):
                 for seed in SEEDS:
                     for strength in (0.0, 1.0):
                         raw = {"cond_ids": byte_ids(caption), "uncond_ids": byte_ids(""), "seed": seed, "width": RESOLUTION, "height": RESOLUTION,
-                               "sampler": "euler", "steps": 20, "cfg": 1.0, "lora": {"path": result["final"], "strength": strength},
+                               "sampler": "euler", "steps": 20, "cfg": 1.0, "loras": [{"file": "lora", "strength_model": strength, "strength_clip": strength}],
                                "out": os.path.join(self.dir, "cell.png"), "parameters": ""}
+                        cell = Cell(0, raw, 77, 258, 8, files)
                         with torch.no_grad():
-                            image = render_batch(sd, [Cell(0, raw, 77, 258, 8)], 1, lambda *_: None)[0]
+                            patcher.apply(files.stack(cell.loras))
+                            image = render_batch(sd, [cell], 1, lambda *_: None)[0]
                         distance[strength] += float(((sampled[-1] - target) ** 2).mean())
                         pixel[strength] += float(((image - target_pixels[0]) ** 2).mean())
         finally:
+            patcher.restore()
             sd.decode_latents = real_decode
         factor = distance[0.0] / distance[1.0]
         n = len(captions) * len(SEEDS)

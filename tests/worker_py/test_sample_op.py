@@ -22,6 +22,8 @@ from lorabuild_worker.errors import WorkerError  # noqa: E402
 from lorabuild_worker.lora import inject_lora, save_lora  # noqa: E402
 from lorabuild_worker.ops import sample as sample_op  # noqa: E402
 
+from .support import kohya_lora_spec  # noqa: E402
+
 BOS, EOS = 49406, 49407
 
 
@@ -83,13 +85,14 @@ class SampleOpTest(unittest.TestCase):
             "sampler": sampler,
             "steps": steps,
             "cfg": cfg,
-            "lora": lora,
+            "loras": [] if lora is None else [{"file": "lora", "strength_model": lora, "strength_clip": lora}],
             "out": os.path.join(self.dir, name),
             "parameters": f"{prompt}\nNegative prompt: \nSteps: {steps}, Sampler: {sampler}, CFG scale: {cfg}, Seed: {seed}, Size: {size}x{size}",
         }
 
     def render(self, cells, **extra):
         ctx = Ctx()
+        extra.setdefault("lora_files", {"lora": kohya_lora_spec(self.lora)})
         result = sample_op.run({"model": self.model, "cells": cells, **extra}, ctx)
         return result, ctx
 
@@ -110,9 +113,10 @@ class SampleOpTest(unittest.TestCase):
     def test_strength_zero_equals_no_lora_and_strength_changes_the_image(self):
         cells = [
             self.cell("none.png", seed=1),
-            self.cell("s0.png", seed=1, lora={"path": self.lora, "strength": 0}),
-            self.cell("s1.png", seed=1, lora={"path": self.lora, "strength": 1.0}),
-            self.cell("sneg.png", seed=1, lora={"path": self.lora, "strength": -1.0}),
+            self.cell("s0.png", seed=1, lora=0),
+            self.cell("s1.png", seed=1, lora=1.0),
+            self.cell("sneg.png", seed=1, lora=-1.0),
+            self.cell("none2.png", seed=1),
         ]
         self.render(cells)
         pix = {n: torch.tensor(list(Image.open(os.path.join(self.dir, n)).getdata())) for n in ("none.png", "s0.png", "s1.png", "sneg.png")}
@@ -120,6 +124,10 @@ class SampleOpTest(unittest.TestCase):
         self.assertFalse(torch.equal(pix["none.png"], pix["s1.png"]))
         self.assertFalse(torch.equal(pix["s1.png"], pix["sneg.png"]))
         self.assertFalse(torch.equal(pix["none.png"], pix["sneg.png"]))
+        # the patched weights came off: a base cell after the LoRA cells is the first one, byte for byte
+        self.assertEqual(sha(os.path.join(self.dir, "none.png")), sha(os.path.join(self.dir, "none2.png")))
+        self.render([self.cell("none3.png", seed=1)])
+        self.assertEqual(sha(os.path.join(self.dir, "none.png")), sha(os.path.join(self.dir, "none3.png")))
 
     def test_batching_and_order_do_not_change_which_noise_a_cell_gets(self):
         # same seed rendered in a batch of 3 and alone: the same initial latent, so nearly the same image
@@ -154,8 +162,11 @@ class SampleOpTest(unittest.TestCase):
             self.render([dict(self.cell("ids.png"), cond_ids=[1, 2, 3])])
         self.assertIn("cells[0].cond_ids", err.exception.message)
         with self.assertRaises(WorkerError) as err:
-            self.render([self.cell("l.png", lora={"path": os.path.join(self.dir, "missing.safetensors"), "strength": 1})])
+            self.render([self.cell("l.png", lora=1.0)], lora_files={"lora": {"path": os.path.join(self.dir, "missing.safetensors"), "modules": []}})
         self.assertEqual(err.exception.code, "io")
+        with self.assertRaises(WorkerError) as err:
+            self.render([dict(self.cell("u.png"), loras=[{"file": "other", "strength_model": 1, "strength_clip": 1}])])
+        self.assertIn("cells[0].loras[0].file", err.exception.message)
 
     def test_cancel_stops_between_steps(self):
         ctx = Ctx()

@@ -1,11 +1,13 @@
 // The Hugging Face cache layout, exactly as Python's huggingface_hub writes it, so both tools find
-// each other's downloads:
+// each other's downloads (models--owner--name for models):
 //   <HF_HUB_CACHE>/datasets--owner--name/blobs/<etag>            file contents (sha256 for LFS, git sha1 otherwise)
 //   <HF_HUB_CACHE>/datasets--owner--name/refs/<revision>         commit sha a branch or tag pointed to
 //   <HF_HUB_CACHE>/datasets--owner--name/snapshots/<sha>/<path>  relative symlink to ../../blobs/<etag>
+//   <HF_HUB_CACHE>/datasets--owner--name/trees/<sha>.json        every file of the commit (format_version 1)
 import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { HubError } from './errors.js';
+import { repoLabel, type HubRepo } from './repo.js';
 
 export const COMMIT_SHA = /^[0-9a-f]{40}$/;
 const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -13,7 +15,7 @@ const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const LINK_TEMP = /\.\d+\.[0-9a-z]+\.tmp$/;
 
 /** Rejects repo paths that could escape the snapshot folder (a hostile repo controls them). */
-export function checkRepoPath(path: string, repo: string): string {
+export function checkRepoPath(path: string, repo: HubRepo): string {
   const segments = path.split('/');
   const bad =
     path.length === 0 ||
@@ -23,39 +25,62 @@ export function checkRepoPath(path: string, repo: string): string {
     /^[A-Za-z]:/.test(path) ||
     segments.some((s) => s === '' || s === '.' || s === '..');
   if (bad) {
-    throw new HubError('bad-response', `dataset ${repo} lists an unsafe file name ${JSON.stringify(path)}`, {
-      hint: 'lorabuild refuses names that are absolute or contain ".." or backslashes; ask the dataset owner to rename the file',
+    throw new HubError('bad-response', `${repoLabel(repo)} lists an unsafe file name ${JSON.stringify(path)}`, {
+      hint: `lorabuild refuses names that are absolute or contain ".." or backslashes; ask the ${repo.kind} owner to rename the file`,
     });
   }
   return path;
 }
 
-export function checkRevisionName(revision: string, repo: string): string {
+export function checkRevisionName(revision: string, repo: HubRepo): string {
   if (revision.split('/').some((s) => s === '' || s === '.' || s === '..') || /[\\\0]/.test(revision)) {
-    throw new HubError('revision-not-found', `revision ${JSON.stringify(revision)} of dataset ${repo} is not a valid branch, tag or sha`, {
+    throw new HubError('revision-not-found', `revision ${JSON.stringify(revision)} of ${repoLabel(repo)} is not a valid branch, tag or sha`, {
       hint: 'use a name like main, v1.0, refs/convert/parquet or a 40-character commit sha',
     });
   }
   return revision;
 }
 
+/** One file of trees/<sha>.json: the tree API's fields, as huggingface_hub's tree cache stores them. */
+export interface TreeEntry {
+  path: string;
+  size: number;
+  /** git blob sha1 (of the LFS pointer for LFS files) */
+  blob_id: string;
+  lfs_sha256?: string;
+  lfs_size?: number;
+}
+
+const TREE_FORMAT = 1;
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    await writeFile(temp, text);
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
+
 export class RepoCache {
-  /** absolute datasets--owner--name folder */
+  /** absolute datasets--owner--name (models--owner--name) folder */
   readonly dir: string;
 
   constructor(
     cacheDir: string,
-    readonly repo: string,
+    readonly repo: HubRepo,
   ) {
-    const [owner, name] = repo.split('/');
-    if (!owner || !name || repo.split('/').length !== 2 || [owner, name].some((p) => p === '.' || p === '..')) {
-      throw new HubError('repo-not-found', `${JSON.stringify(repo)} is not a dataset repo id`, { hint: 'hub datasets look like owner/name' });
+    const [owner, name] = repo.id.split('/');
+    if (!owner || !name || repo.id.split('/').length !== 2 || [owner, name].some((p) => p === '.' || p === '..')) {
+      throw new HubError('repo-not-found', `${JSON.stringify(repo.id)} is not a ${repo.kind} repo id`, { hint: `hub ${repo.kind}s look like owner/name` });
     }
-    this.dir = join(cacheDir, `datasets--${owner}--${name}`);
+    this.dir = join(cacheDir, `${repo.kind}s--${owner}--${name}`);
   }
 
   blob(etag: string): string {
-    if (!ETAG.test(etag)) throw new HubError('bad-response', `dataset ${this.repo}: the hub sent a malformed file hash ${JSON.stringify(etag)}`);
+    if (!ETAG.test(etag)) throw new HubError('bad-response', `${repoLabel(this.repo)}: the hub sent a malformed file hash ${JSON.stringify(etag)}`);
     return join(this.dir, 'blobs', etag);
   }
 
@@ -76,12 +101,41 @@ export class RepoCache {
     }
   }
 
+  /**
+   * refs/<revision> -> sha. Only once snapshots/<sha>/ holds a link: a ref to a missing snapshot makes
+   * the Python client's cache scan call the repo corrupted.
+   */
   async writeRef(revision: string, sha: string): Promise<void> {
+    if (revision === sha) return;
     const file = join(this.dir, 'refs', ...checkRevisionName(revision, this.repo).split('/'));
+    if ((await readFile(file, 'utf8').catch(() => '')) === sha) return;
     await mkdir(dirname(file), { recursive: true });
-    const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(temp, sha);
-    await rename(temp, file);
+    await writeAtomically(file, sha);
+  }
+
+  treeFile(sha: string): string {
+    return join(this.dir, 'trees', `${sha}.json`);
+  }
+
+  /** The commit's whole file list as the Python client caches it (trees/<sha>.json), if cached. */
+  async readTree(sha: string): Promise<TreeEntry[] | undefined> {
+    let data: unknown;
+    try {
+      data = JSON.parse(await readFile(this.treeFile(sha), 'utf8'));
+    } catch {
+      return undefined;
+    }
+    const files = (data as { format_version?: unknown; files?: unknown }).files;
+    if ((data as { format_version?: unknown }).format_version !== TREE_FORMAT || !files || typeof files !== 'object') return undefined;
+    return Object.entries(files as Record<string, unknown>).map(([path, info]) => ({ path, ...(info as Omit<TreeEntry, 'path'>) }));
+  }
+
+  async writeTree(sha: string, entries: TreeEntry[]): Promise<void> {
+    const files: Record<string, Omit<TreeEntry, 'path'>> = {};
+    for (const { path, ...info } of [...entries].sort((a, b) => (a.path < b.path ? -1 : 1))) files[path] = info;
+    const file = this.treeFile(sha);
+    await mkdir(dirname(file), { recursive: true });
+    await writeAtomically(file, JSON.stringify({ format_version: TREE_FORMAT, files }, null, 1));
   }
 
   /**
@@ -115,7 +169,8 @@ export class RepoCache {
     const pointer = this.snapshotFile(sha, repoPath);
     try {
       const info = await lstat(pointer);
-      const blob = info.isSymbolicLink() ? join(dirname(pointer), await readlink(pointer)) : pointer;
+      // resolve, not join: a link may hold an absolute target (copied caches, other tools)
+      const blob = info.isSymbolicLink() ? resolve(dirname(pointer), await readlink(pointer)) : pointer;
       const { size } = await stat(blob);
       return { pointer, blob, size };
     } catch {

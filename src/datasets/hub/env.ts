@@ -13,11 +13,16 @@ export interface HubEnv {
   cacheDir: string;
   /** HF_HUB_OFFLINE=1: no network at all, the cache or a clear failure */
   offline: boolean;
-  /** HF_TOKEN, else the token file written by `huggingface-cli login` */
+  /** HF_TOKEN, else the token file written by `huggingface-cli login`; none with HF_HUB_DISABLE_IMPLICIT_TOKEN */
   token: string | undefined;
+  /** HF_HUB_DISABLE_IMPLICIT_TOKEN=1: a token exists but is not sent (as the Python client does) */
+  tokenDisabled: boolean;
+  /** seconds to wait for a hub answer or for the next bytes of a download (HF_HUB_DOWNLOAD_TIMEOUT, default 10 as in Python) */
+  timeoutS: number;
 }
 
 const TRUE_VALUES = new Set(['1', 'on', 'yes', 'true']);
+const DEFAULT_TIMEOUT_S = 10;
 
 function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
@@ -39,6 +44,9 @@ export function hubEnv(env: NodeJS.ProcessEnv = process.env): HubEnv {
   const endpoint = (env.HF_ENDPOINT?.trim() || 'https://huggingface.co').replace(/\/+$/, '');
   const offline = TRUE_VALUES.has((env.HF_HUB_OFFLINE ?? '').trim().toLowerCase());
   const tokenPath = env.HF_TOKEN_PATH ? expandHome(env.HF_TOKEN_PATH) : join(home, 'token');
-  const token = env.HF_TOKEN?.trim() || env.HUGGING_FACE_HUB_TOKEN?.trim() || readTokenFile(tokenPath);
-  return { endpoint, home, cacheDir, offline, token };
+  const found = env.HF_TOKEN?.trim() || env.HUGGING_FACE_HUB_TOKEN?.trim() || readTokenFile(tokenPath);
+  const tokenDisabled = found !== undefined && TRUE_VALUES.has((env.HF_HUB_DISABLE_IMPLICIT_TOKEN ?? '').trim().toLowerCase());
+  const timeout = Number(env.HF_HUB_DOWNLOAD_TIMEOUT);
+  const timeoutS = Number.isFinite(timeout) && timeout > 0 ? timeout : DEFAULT_TIMEOUT_S;
+  return { endpoint, home, cacheDir, offline, token: tokenDisabled ? undefined : found, tokenDisabled, timeoutS };
 }

@@ -15,7 +15,9 @@ export type HubErrorCode =
   | 'no-split'
   | 'unknown-column'
   | 'bad-parquet'
-  | 'bad-metadata';
+  | 'bad-metadata'
+  | 'no-space'
+  | 'bad-model';
 
 export class HubError extends Error {
   readonly code: HubErrorCode;

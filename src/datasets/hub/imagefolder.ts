@@ -32,7 +32,7 @@ export async function imagefolderEntries(
 ): Promise<ListingEntry[]> {
   const entries = new Map<string, ListingEntry>();
   for (const image of images) {
-    entries.set(image.path, { id: image.path, image: { path: image.path, abs: image.abs, sha256: image.sha256, size: image.size } });
+    entries.set(image.path, { id: image.path, image: { path: image.path, sha256: image.sha256, size: image.size } });
   }
   const column = captionColumn ?? 'text';
   for (const file of metadata) {

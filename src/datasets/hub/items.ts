@@ -6,8 +6,8 @@ import type { Listing } from '../manifest.js';
 import type { CaptionChoice } from './caption-choice.js';
 import { chooseCaption } from './caption-choice.js';
 import { unknownColumnError } from './columns.js';
-import { openShard, readRowGroup } from './parquet.js';
-import { restoreMissingFiles } from './restore.js';
+import { openShard, readRowGroupSlices, type ShardFile } from './parquet.js';
+import { locateListedFiles } from './restore.js';
 
 export interface HubItem {
   /** row index within the split (all shards, in order) */
@@ -60,36 +60,53 @@ function captionOf(value: unknown, spec: ItemSpec, row: number): { caption: HubI
   return { caption: null, error: 'caption column is neither text nor a list of text' };
 }
 
-async function* parquetItems(listing: Listing, spec: ItemSpec, signal: AbortSignal): AsyncGenerator<HubItem> {
+/**
+ * Rows of parquet shards in order, numbered across them; `root` names the dataset in messages.
+ * `onTotal` hears how many rows there are (the shards' footers) before the first row comes.
+ */
+export async function* readParquetItems(shards: ShardFile[], root: string, spec: ItemSpec, signal: AbortSignal, onTotal?: (rows: number) => void): AsyncGenerator<HubItem> {
   const imageColumn = spec.image_column;
   const captionColumn = spec.caption_column ?? 'text';
+  if (onTotal) {
+    let total = 0;
+    for (const shard of shards) {
+      const opened = await openShard(shard);
+      total += Number(opened.metadata.num_rows);
+      await opened.close();
+    }
+    onTotal(total);
+  }
   let row = 0;
-  for (const shard of listing.shards ?? []) {
+  for (const shard of shards) {
     signal.throwIfAborted();
     const opened = await openShard(shard);
-    if (!opened.columns.includes(imageColumn)) throw unknownColumnError(listing.root, shard.path, 'image_column', imageColumn, opened.columns);
-    if (!opened.columns.includes(captionColumn)) throw unknownColumnError(listing.root, shard.path, 'caption_column', captionColumn, opened.columns);
-    let local = 0;
-    for (let group = 0; group < opened.metadata.row_groups.length; group++) {
-      signal.throwIfAborted();
-      const rows = await readRowGroup(opened, group, [imageColumn, captionColumn]);
-      for (const values of rows) {
-        const image = imageOf(values[imageColumn]);
-        const caption = captionOf(values[captionColumn], spec, row);
-        const error = [image.error, caption.error].filter(Boolean).join('; ');
-        yield { row, origin: `${shard.path} row ${local}`, image: image.bytes, caption: caption.caption, ...(error ? { error } : {}) };
-        row++;
-        local++;
+    try {
+      if (!opened.columns.includes(imageColumn)) throw unknownColumnError(root, shard.path, 'image_column', imageColumn, opened.columns);
+      if (!opened.columns.includes(captionColumn)) throw unknownColumnError(root, shard.path, 'caption_column', captionColumn, opened.columns);
+      let local = 0;
+      for (let group = 0; group < opened.metadata.row_groups.length; group++) {
+        for await (const rows of readRowGroupSlices(opened, group, [imageColumn, captionColumn], signal)) {
+          for (const values of rows) {
+            const image = imageOf(values[imageColumn]);
+            const caption = captionOf(values[captionColumn], spec, row);
+            const error = [image.error, caption.error].filter(Boolean).join('; ');
+            yield { row, origin: `${shard.path} row ${local}`, image: image.bytes, caption: caption.caption, ...(error ? { error } : {}) };
+            row++;
+            local++;
+          }
+        }
       }
+    } finally {
+      await opened.close();
     }
   }
 }
 
-async function* imagefolderItems(listing: Listing, signal: AbortSignal): AsyncGenerator<HubItem> {
+async function* imagefolderItems(listing: Listing, located: Map<string, string>, signal: AbortSignal): AsyncGenerator<HubItem> {
   let row = 0;
   for (const entry of listing.entries) {
     signal.throwIfAborted();
-    const image = entry.image ? new Uint8Array(await readFile(entry.image.abs)) : null;
+    const image = entry.image ? new Uint8Array(await readFile(located.get(entry.image.path)!)) : null;
     yield {
       row: row++,
       origin: entry.image?.path ?? `${entry.captionText?.path}:${entry.captionText?.line}`,
@@ -100,10 +117,22 @@ async function* imagefolderItems(listing: Listing, signal: AbortSignal): AsyncGe
 }
 
 /**
- * Streams the items of a hub listing: parquet one row group at a time, imagefolder one file at a
- * time. Files cleaned out of the HF cache since fetch are downloaded again first.
+ * Streams the items of a hub listing: parquet a few pages at a time, imagefolder one file at a
+ * time, from the HF cache of this run. Files it no longer holds are downloaded again first.
  */
-export async function* readHubItems(listing: Listing, spec: ItemSpec, signal: AbortSignal): AsyncGenerator<HubItem> {
-  await restoreMissingFiles(listing, signal);
-  yield* listing.layout === 'parquet' ? parquetItems(listing, spec, signal) : imagefolderItems(listing, signal);
+export async function* readHubItems(listing: Listing, spec: ItemSpec, signal: AbortSignal, onTotal?: (rows: number) => void): AsyncGenerator<HubItem> {
+  const located = await locateListedFiles(listing, signal);
+  if (listing.layout === 'parquet') {
+    const shards = (listing.shards ?? []).map((shard) => ({ path: shard.path, size: shard.size, abs: located.get(shard.path)! }));
+    yield* readParquetItems(shards, listing.root, spec, signal, onTotal);
+  } else {
+    onTotal?.(listing.entries.length);
+    yield* imagefolderItems(listing, located, signal);
+  }
+}
+
+/** A hub imagefolder listing's entries with `abs` set to where their images are in this run's HF cache. */
+export async function locateEntries(listing: Listing, signal: AbortSignal): Promise<Listing['entries']> {
+  const located = await locateListedFiles(listing, signal);
+  return listing.entries.map((entry) => (entry.image ? { ...entry, image: { ...entry.image, abs: located.get(entry.image.path)! } } : entry));
 }

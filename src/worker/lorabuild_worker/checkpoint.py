@@ -1,4 +1,5 @@
-"""Load SD1.x LDM single-file checkpoints by their own key names, and build the random ``builtin`` models.
+"""Load SD1.x checkpoints (LDM single files by their own key names, diffusers folders through
+diffusers_layout.py under the same names), and build the random ``builtin`` models.
 
     sd = load_sd1(path, device="cpu", dtype=torch.float32)     # raises WorkerError on refusal
     eps = sd.unet(noisy_latents, timesteps, context)            # [B,4,h,w], timesteps [B] in 0..999
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from .configs import BETA_END, BETA_START, CONFIGS, TRAIN_TIMESTEPS, SD1Config
+from .diffusers_layout import DiffusersSource, is_diffusers_folder
 from .errors import WorkerError
 from .nn.clip import CLIPTextModel
 from .nn.layers import build_device
@@ -175,7 +177,10 @@ def _looks_pickled(path: str) -> bool:
     return head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
 
 
-def _open_source(path: str, allow_pickle: bool) -> Tuple[_TensorSource, Optional[SafetensorsFile]]:
+def _open_source(path: str, allow_pickle: bool, prefer_half: bool = False) -> Tuple[_TensorSource, Optional[SafetensorsFile]]:
+    if is_diffusers_folder(path):
+        folder = DiffusersSource(path, allow_pickle, prefer_half)
+        return folder, folder  # type: ignore[return-value]
     if not os.path.isfile(path):
         raise WorkerError("io", f"model file not found: {path}", "check the checkpoint path in lorafile.yaml")
     if _looks_pickled(path):
@@ -272,7 +277,7 @@ def check_loadable(path: str, report: CheckpointReport) -> None:
         raise WorkerError(
             "unsupported_model",
             f"{path}: {len(report.missing)} missing and {len(report.mismatched)} mis-shaped keys for an SD1 {report.arch} model, e.g. {', '.join(problems)}",
-            "the file is incomplete or a different architecture (UNet-only and diffusers-layout files are not supported)",
+            "the file is incomplete or a different architecture (a UNet-only file is not a whole model)",
         )
 
 
@@ -287,7 +292,7 @@ def inspect(path: str, allow_pickle: bool = False) -> CheckpointReport:
 
 
 def load_sd1(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, allow_pickle: bool = False, arch: Optional[str] = None) -> SD1:
-    source, handle = _open_source(path, allow_pickle)
+    source, handle = _open_source(path, allow_pickle, prefer_half=dtype in (torch.float16, torch.bfloat16))
     try:
         report = _report(source)
         check_loadable(path, report)

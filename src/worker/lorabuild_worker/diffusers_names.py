@@ -1,5 +1,6 @@
 """Map UNet module paths from LDM naming (what our modules and checkpoints use) to diffusers naming (what
-kohya LoRA keys are built from: ``lora_unet_`` + diffusers path with '.' -> '_').
+kohya LoRA keys are built from: ``lora_unet_`` + diffusers path with '.' -> '_', and what diffusers
+model folders store, see diffusers_layout.py).
 
     input_blocks.1.1.transformer_blocks.0.attn1.to_q  ->  down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q
     middle_block.1.proj_in                              ->  mid_block.attentions.0.proj_in
@@ -10,7 +11,9 @@ from __future__ import annotations
 from typing import Optional
 
 RESNET_LAYERS = {
+    "in_layers.0": "norm1",
     "in_layers.2": "conv1",
+    "out_layers.0": "norm2",
     "out_layers.3": "conv2",
     "emb_layers.1": "time_emb_proj",
     "skip_connection": "conv_shortcut",

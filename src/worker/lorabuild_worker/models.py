@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import torch
 
 from .checkpoint import SD1, load_sd1
+from .diffusers_layout import folder_stamp
 
 _cached: Optional[Tuple[tuple, SD1]] = None
 
@@ -17,7 +18,8 @@ def get_sd1(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = 
     global _cached
     try:
         st = os.stat(path)
-        key: tuple = (os.path.abspath(path), st.st_size, st.st_mtime_ns, str(torch.device(device)), dtype, allow_pickle)
+        contents = folder_stamp(path) if os.path.isdir(path) else (st.st_size, st.st_mtime_ns)
+        key: tuple = (os.path.abspath(path), contents, str(torch.device(device)), dtype, allow_pickle)
     except OSError:
         key = (path,)
     if _cached is not None and _cached[0] == key and (arch is None or _cached[1].arch == arch):

@@ -1,11 +1,14 @@
-"""sample { model, arch?, allow_pickle?, clip_skip?, max_batch?, cells: [{ cond_ids, uncond_ids, seed, width,
-height, sampler, steps, cfg, lora: { path, strength } | null, out, parameters }] } -> { cells: [{ out }] }
+"""sample { model, arch?, allow_pickle?, clip_skip?, max_batch?, lora_files?: { ID: { path, modules, skip_keys } },
+cells: [{ cond_ids, uncond_ids, seed, width, height, sampler, steps, cfg, loras: [{ file: ID, strength_model, strength_clip }],
+out, parameters }] } -> { cells: [{ out }] }
 
 Renders each cell to a PNG whose tEXt chunk "parameters" holds the A1111-style generation text the
-caller composed. The model loads once; cells that share the LoRA, strength and sampling settings run
-as one batch (at most ``max_batch``; default 4 on CUDA, 1 on CPU so that cells are bit-reproducible). A LoRA goes through ``apply_lora_file`` at its strength
-for every strength, 0 included, so the "without" arm takes the same code path as the others. Text is
-encoded after the LoRA is applied (a LoRA may carry text-encoder weights).
+caller composed. The model loads once; cells that share the LoRA stack and sampling settings run
+as one batch (at most ``max_batch``; default 4 on CUDA, 1 on CPU so that cells are bit-reproducible).
+A cell's LoRAs are applied in order by patching weights as ComfyUI's Load LoRA does (lora_patch.py);
+consecutive batches with the same stack keep the patched weights, and the base weights are back when
+the op returns. A cell with no LoRAs (the "without" arm) renders the unpatched model. Text is encoded
+after patching (strength_clip patches the text encoder).
 
 Fairness: a cell's initial latent depends only on its seed and size (``samplers.CellNoise``: CPU
 generators, then moved to the device), whatever batch it lands in.
@@ -23,7 +26,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .. import samplers as S
 from ..errors import WorkerError, bad_request
-from ..lora import apply_lora_file
+from ..lora_patch import LoraFiles, WeightPatcher
 from ..models import default_device, get_sd1
 
 LATENT_FACTOR = 8
@@ -31,7 +34,7 @@ MAX_SIDE = 4096
 
 
 class Cell:
-    def __init__(self, index: int, raw: Dict[str, Any], context_length: int, vocab: int, size_multiple: int):
+    def __init__(self, index: int, raw: Dict[str, Any], context_length: int, vocab: int, size_multiple: int, lora_files: LoraFiles):
         where = f"sample: cells[{index}]"
         self.index = index
         self.cond_ids = _ids(raw.get("cond_ids"), f"{where}.cond_ids", context_length, vocab)
@@ -52,14 +55,7 @@ class Cell:
         if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not (0 <= cfg <= 100):
             raise bad_request(f"{where}.cfg must be a number in 0..100, got {cfg!r}")
         self.cfg = float(cfg)
-        lora = raw.get("lora")
-        self.lora: Optional[Tuple[str, float]] = None
-        if lora is not None:
-            if not isinstance(lora, dict) or not isinstance(lora.get("path"), str) or isinstance(lora.get("strength"), bool) or not isinstance(lora.get("strength"), (int, float)):
-                raise bad_request(f"{where}.lora must be null or {{path, strength}}")
-            if not os.path.isfile(lora["path"]):
-                raise WorkerError("io", f"{where}.lora.path does not exist: {lora['path']}")
-            self.lora = (os.path.abspath(lora["path"]), float(lora["strength"]))
+        self.loras = _stack(raw.get("loras", []), f"{where}.loras", lora_files)
         self.out = raw.get("out")
         if not isinstance(self.out, str) or not os.path.isabs(self.out):
             raise bad_request(f"{where}.out must be an absolute path")
@@ -68,13 +64,29 @@ class Cell:
             raise bad_request(f"{where}.parameters must be a string")
 
     def batch_key(self) -> tuple:
-        return (self.lora, self.sampler, self.steps, self.cfg, self.width, self.height)
+        return (self.loras, self.sampler, self.steps, self.cfg, self.width, self.height)
 
 
 def _int(value: Any, where: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
         raise bad_request(f"{where} must be an integer in {lo}..{hi}, got {value!r}")
     return value
+
+
+def _stack(value: Any, where: str, lora_files: LoraFiles) -> Tuple[Tuple[str, float, float], ...]:
+    """The cell's LoRAs in order as (file id, strength_model, strength_clip); entries with both strengths 0 are dropped."""
+    if not isinstance(value, list):
+        raise bad_request(f"{where} must be a list of {{file, strength_model, strength_clip}}")
+    stack = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or entry.get("file") not in lora_files:
+            raise bad_request(f"{where}[{i}].file must name an entry of lora_files")
+        strengths = [entry.get(k, 1.0) for k in ("strength_model", "strength_clip")]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v != v for v in strengths):
+            raise bad_request(f"{where}[{i}]: strength_model and strength_clip must be numbers")
+        if strengths[0] != 0 or strengths[1] != 0:
+            stack.append((entry["file"], float(strengths[0]), float(strengths[1])))
+    return tuple(stack)
 
 
 def _ids(value: Any, where: str, length: int, vocab: int) -> List[int]:
@@ -84,7 +96,7 @@ def _ids(value: Any, where: str, length: int, vocab: int) -> List[int]:
 
 
 def group_cells(cells: List[Cell], max_batch: int) -> List[List[Cell]]:
-    """Cells with the same LoRA, strength and settings, in order of first appearance, split to max_batch."""
+    """Cells with the same LoRA stack and settings, in order of first appearance, split to max_batch."""
     groups: Dict[tuple, List[Cell]] = {}
     for cell in cells:
         groups.setdefault(cell.batch_key(), []).append(cell)
@@ -120,21 +132,16 @@ def write_png(image: torch.Tensor, parameters: str, out: str) -> None:
 
 
 def render_batch(sd: Any, batch: List[Cell], clip_skip: int, on_step) -> torch.Tensor:
-    """Samples one batch (same LoRA/settings) and returns decoded images [B, 3, H, W] in [0, 1]."""
+    """Samples one batch (same LoRA stack, already patched in, and settings); returns decoded images [B, 3, H, W] in [0, 1]."""
     first = batch[0]
-    handle = apply_lora_file(sd, first.lora[0], first.lora[1]) if first.lora is not None else None
-    try:
-        cond = sd.encode_text(torch.tensor([c.cond_ids for c in batch], dtype=torch.long), clip_skip).to(sd.dtype)
-        uncond = sd.encode_text(torch.tensor([c.uncond_ids for c in batch], dtype=torch.long), clip_skip).to(sd.dtype)
-        schedule = S.Schedule(sd.alphas_cumprod.detach().cpu())
-        denoiser = S.ModelDenoiser(sd.unet, schedule, S.Guidance(cond=cond, uncond=uncond, scale=first.cfg))
-        shape = (sd.config.unet.in_channels, first.height // LATENT_FACTOR, first.width // LATENT_FACTOR)
-        noise = S.CellNoise([c.seed for c in batch], shape, device=sd.device, dtype=sd.dtype)
-        latents = S.sample(first.sampler, denoiser, noise, schedule, first.steps, callback=on_step)
-        return sd.decode_latents(latents)
-    finally:
-        if handle is not None:
-            handle.remove()
+    cond = sd.encode_text(torch.tensor([c.cond_ids for c in batch], dtype=torch.long), clip_skip).to(sd.dtype)
+    uncond = sd.encode_text(torch.tensor([c.uncond_ids for c in batch], dtype=torch.long), clip_skip).to(sd.dtype)
+    schedule = S.Schedule(sd.alphas_cumprod.detach().cpu())
+    denoiser = S.ModelDenoiser(sd.unet, schedule, S.Guidance(cond=cond, uncond=uncond, scale=first.cfg))
+    shape = (sd.config.unet.in_channels, first.height // LATENT_FACTOR, first.width // LATENT_FACTOR)
+    noise = S.CellNoise([c.seed for c in batch], shape, device=sd.device, dtype=sd.dtype)
+    latents = S.sample(first.sampler, denoiser, noise, schedule, first.steps, callback=on_step)
+    return sd.decode_latents(latents)
 
 
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
@@ -153,23 +160,34 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     sd = get_sd1(model, device, dtype, bool(args.get("allow_pickle", False)), args.get("arch"))
     text = sd.config.text
     size_multiple = LATENT_FACTOR * 2 ** (len(sd.config.unet.channel_mult) - 1)
-    cells = [Cell(i, c, text.max_length, text.vocab_size, size_multiple) for i, c in enumerate(raw_cells)]
+    lora_files = LoraFiles(sd, args.get("lora_files", {}))
+    cells = [Cell(i, c, text.max_length, text.vocab_size, size_multiple, lora_files) for i, c in enumerate(raw_cells)]
+    for file_id in dict.fromkeys(f for c in cells for f, _, _ in c.loras):
+        lora_files.get(file_id)  # every file is read and checked against the model before the first cell renders
 
     total = sum(c.steps for c in cells)
     done_steps = 0
     written: Dict[int, str] = {}
-    with torch.no_grad():
-        for batch in group_cells(cells, max_batch):
-            base = done_steps
+    patcher = WeightPatcher(sd)
+    applied: Optional[tuple] = None
+    try:
+        with torch.no_grad():
+            for batch in group_cells(cells, max_batch):
+                base = done_steps
 
-            def on_step(step: int, _n: int, base: int = base, size: int = len(batch)) -> None:
-                if ctx.cancelled():
-                    raise WorkerError("cancelled", f"sample: cancelled after {len(written)} of {len(cells)} cells")
-                ctx.progress(base + step * size, total, message=f"{len(written) + size}/{len(cells)} cells")
+                def on_step(step: int, _n: int, base: int = base, size: int = len(batch)) -> None:
+                    if ctx.cancelled():
+                        raise WorkerError("cancelled", f"sample: cancelled after {len(written)} of {len(cells)} cells")
+                    ctx.progress(base + step * size, total, message=f"{len(written) + size}/{len(cells)} cells")
 
-            images = render_batch(sd, batch, clip_skip, on_step)
-            for cell, image in zip(batch, images):
-                write_png(image, cell.parameters, cell.out)
-                written[cell.index] = cell.out
-            done_steps += batch[0].steps * len(batch)
+                if batch[0].loras != applied:
+                    patcher.apply(lora_files.stack(batch[0].loras))
+                    applied = batch[0].loras
+                images = render_batch(sd, batch, clip_skip, on_step)
+                for cell, image in zip(batch, images):
+                    write_png(image, cell.parameters, cell.out)
+                    written[cell.index] = cell.out
+                done_steps += batch[0].steps * len(batch)
+    finally:
+        patcher.restore()  # the cached model must leave as it came
     return {"cells": [{"out": written[c.index]} for c in cells]}

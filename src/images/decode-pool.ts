@@ -1,0 +1,119 @@
+// Images of a dataset decoded and stored by a pool of worker threads, one per core, a few images in
+// flight on each: the main thread keeps reading rows and writing item records while the workers
+// decode and write blobs (BENCHMARKS.md, "Hub datasets"). Started on the first image that is not in
+// the item memo (a no-op run starts no thread); the threads hold the process only while they work.
+// Where the worker script is not built (tests running the TypeScript sources before a build), the
+// main thread decodes.
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { decodeContent, type DecodedContent, type Store } from './decode-content.js';
+
+export interface PoolRequest {
+  id: number;
+  cacheDir: string;
+  bytes: Uint8Array;
+  /** center-crop to this square size as PNG, or null */
+  resolution: number | null;
+}
+
+export type PoolResponse = { id: number; result: DecodedContent } | { id: number; failure: string };
+
+const PER_WORKER = 3;
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+  /** requests not sent yet: sent together once this turn of the event loop is over */
+  outbox: PoolRequest[];
+}
+
+class DecodePool {
+  private readonly slots: Slot[] = [];
+  /** a timer that holds the process while answers are pending (the threads themselves never do) */
+  private keepAlive: NodeJS.Timeout | undefined;
+  private readonly waiting = new Map<number, { resolve: (r: DecodedContent) => void; reject: (e: Error) => void; slot: Slot }>();
+  private readonly queue: Array<() => void> = [];
+  private nextId = 0;
+
+  constructor(script: URL, size: number) {
+    for (let i = 0; i < size; i++) {
+      const slot: Slot = { worker: new Worker(script), busy: 0, outbox: [] };
+      slot.worker.on('message', (responses: PoolResponse[]) => responses.forEach((r) => this.answer(r)));
+      slot.worker.on('error', (err) => this.failAll(err));
+      slot.worker.unref(); // after the listeners: adding one refs the thread's port again
+      this.slots.push(slot);
+    }
+  }
+
+  private answer(response: PoolResponse): void {
+    const pending = this.waiting.get(response.id);
+    if (!pending) return;
+    this.waiting.delete(response.id);
+    pending.slot.busy--;
+    if (this.waiting.size === 0) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+    if ('failure' in response) pending.reject(new Error(response.failure));
+    else pending.resolve(response.result);
+    this.queue.shift()?.();
+  }
+
+  private failAll(err: Error): void {
+    for (const pending of this.waiting.values()) pending.reject(err);
+    this.waiting.clear();
+    clearInterval(this.keepAlive);
+    pool = undefined;
+  }
+
+  private async freeSlot(): Promise<Slot> {
+    for (;;) {
+      const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+      if (slot.busy < PER_WORKER) return slot;
+      await new Promise<void>((resolve) => this.queue.push(resolve));
+    }
+  }
+
+  private send(slot: Slot): void {
+    const batch = slot.outbox;
+    slot.outbox = [];
+    slot.worker.postMessage(batch, batch.map((r) => r.bytes.buffer as ArrayBuffer));
+  }
+
+  async decode(cacheDir: string, bytes: Uint8Array, resolution: number | null): Promise<DecodedContent> {
+    const slot = await this.freeSlot();
+    slot.busy++;
+    this.keepAlive ??= setInterval(() => undefined, 1 << 30);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, slot });
+      // a copy of its own, moved (not cloned) to the thread: the bytes may view a larger parquet page
+      const request: PoolRequest = { id, cacheDir, bytes: new Uint8Array(bytes), resolution };
+      if (slot.outbox.push(request) === 1) setImmediate(() => this.send(slot));
+    });
+  }
+}
+
+let pool: DecodePool | undefined;
+
+function workerScript(): URL | undefined {
+  const beside = new URL('./decode-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside;
+  const built = new URL('../../dist/images/decode-worker.js', import.meta.url);
+  return existsSync(fileURLToPath(built)) ? built : undefined;
+}
+
+/**
+ * Decodes an image and stores it (and its crop) in the CAS at `cacheDir` on a worker thread; where
+ * there is no worker script, on this thread through `store`.
+ */
+export function decodeAndStore(cacheDir: string, bytes: Uint8Array, resolution: number | null, store: Store): Promise<DecodedContent> {
+  if (!pool) {
+    const script = workerScript();
+    if (!script) return decodeContent(store, bytes, resolution);
+    pool = new DecodePool(script, Math.max(1, Math.min(4, availableParallelism())));
+  }
+  return pool.decode(cacheDir, bytes, resolution);
+}
