@@ -26,12 +26,10 @@ const SAMPLERS = [
   ['dpmpp_2m', 'karras'],
 ];
 
-/** padded ids: byte tokenizer for tiny (BOS 256, EOS 257), CLIP-like ids for sd15 */
-function ids(arch, text) {
-  const [bos, eos] = arch === 'tiny' ? [256, 257] : [49406, 49407];
-  const content = arch === 'tiny' ? [...Buffer.from(text, 'utf8')] : [...text].map((_, i) => 320 + i);
-  const out = [bos, ...content.slice(0, 75), eos];
-  while (out.length < 77) out.push(eos);
+/** padded CLIP-like ids (every model reads CLIP ids; any ids < 49406 time the same) */
+function ids(text) {
+  const out = [49406, ...[...text].map((_, i) => 320 + i).slice(0, 75), 49407];
+  while (out.length < 77) out.push(49407);
   return out;
 }
 
@@ -39,8 +37,8 @@ async function measure(worker, dir, { arch, model, size, batch, sampler, schedul
   const cells = [];
   for (let i = 0; i < batch; i++) {
     cells.push({
-      cond_ids: ids(arch, 'a drawing of a mouse'),
-      uncond_ids: ids(arch, ''),
+      cond_ids: ids('a drawing of a mouse'),
+      uncond_ids: ids(''),
       seed: i,
       width: size,
       height: size,

@@ -28,13 +28,7 @@ const PEAK_BF16 = [
 const { values } = parseArgs({ options: { steps: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' } } });
 const python = process.env.LORABUILD_PYTHON || '/usr/bin/python3';
 
-function ids(text) {
-  const out = [256, ...Buffer.from(text, 'utf8')].slice(0, 76);
-  while (out.length < 76) out.push(257);
-  return [...out, 257];
-}
-
-/** CLIP-like ids for sd15 (any ids < 49408 time the same) */
+/** CLIP-like ids (every model reads CLIP ids; any ids < 49406 time the same) */
 function clipIds(n) {
   const out = [49406];
   for (let i = 0; i < n; i++) out.push(320 + i);
@@ -52,7 +46,7 @@ async function fixture(worker, dir, arch, resolution, count) {
     const latents = join(dir, `${arch}-lat${i}.safetensors`);
     const context = join(dir, `${arch}-ctx${i}.safetensors`);
     await worker.request('encode_latents', { model, arch, resolution, items: [{ image, out: latents }] });
-    await worker.request('encode_text', { model, arch, clip_skip: 1, items: [{ ids: arch === 'tiny' ? ids(`drawing ${i}`) : clipIds(8 + i), out: context }] });
+    await worker.request('encode_text', { model, arch, clip_skip: 1, items: [{ ids: clipIds(8 + i), out: context }] });
     items.push({ latents, context });
   }
   return { model, items };

@@ -12,7 +12,8 @@ import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles, type CliResult } from './helpers/cli.js';
 
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
-const LONG_PROMPT = 'lineart, a circle drawn with one single continuous line of black ink on white paper, thin and elegant';
+// 86 CLIP tokens: the 22 of the description and 53 'and' fit in 75, seven 'and' and the last four words are cut
+const LONG_PROMPT = `lineart, a circle drawn with one single continuous line of black ink on white paper, thin and elegant, ${'and '.repeat(60)}keep cut words here`;
 
 function lorafile(opts: { seeds: number[]; lr: string; badCaption?: boolean }): string {
   return `version: 1

@@ -1,7 +1,9 @@
-// `lorabuild tokenize` as a real process: published ids, JSON lines from stdin, a lorafile model
-// (builtin tiny -> bytes), the shipped vocabulary, and the errors (a --vocab without files: exit 1; usage: exit 2).
+// `lorabuild tokenize` as a real process: published ids, JSON lines from stdin, a lorafile model (the
+// builtins read CLIP ids too: the count validation reports is the count tokenize prints), the shipped
+// vocabulary, and the errors (a --vocab without files: exit 1; usage: exit 2).
 import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { afterAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
 
 const REF = CLIP_TOKENIZER_DIR;
@@ -42,14 +44,33 @@ describe('lorabuild tokenize', () => {
     expect(prompt.chunks.at(-1)!.ids.filter((id) => id !== 49406 && id !== 49407)).toHaveLength(count - 75 * (chunks - 1));
   });
 
-  it("uses a lorafile model's tokenizer: bytes for builtin tiny", async () => {
-    writeFiles(tmp.dir, { 'proj/lorafile.yaml': 'version: 1\nmodels:\n  tiny: { builtin: tiny }\n' });
-    const r = await runCli(['tokenize', '--model', 'tiny', '--json', 'Hi'], { cwd: `${tmp.dir}/proj`, env: noTokenizerEnv });
-    expect(r.code).toBe(0);
-    expect(r.events[0]).toMatchObject({ tokenizer: 'byte-v1', ids: [256, 72, 105, 257], tokens: ['<bos>', 'H', 'i', '<eos>'] });
+  it("counts a builtin model's caption as validation does: CLIP tokens, the same with and without --model", async () => {
+    const caption = 'lineart, a red circle on a white background, a blue star beside it, thin black strokes, no shading, clean lines, a small house in the corner';
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 250, g: 250, b: 250 } } }).png().toBuffer();
+    writeFiles(tmp.dir, {
+      'proj/lorafile.yaml':
+        'version: 1\nmodels:\n  tiny: { builtin: tiny }\n  toy: { builtin: toy }\n' +
+        'datasets:\n  ds: { folder: ds, rules: { max_tokens: 20, min_size: 64 } }\n' +
+        'loras:\n  l: { model: toy, dataset: ds, steps: 10, checkpoint_every: 5, resolution: 64 }\n',
+      'proj/ds/image/0.png': png,
+      'proj/ds/text/0.txt': caption,
+    });
+    const run = await runCli(['run', 'ds', '--json'], { cwd: `${tmp.dir}/proj`, env: noTokenizerEnv, timeoutMs: 120_000 });
+    const tooLong = run.events.flatMap((e) => (Array.isArray(e.diagnostics) ? (e.diagnostics as { code: string; message: string }[]) : [])).find((d) => d.code === 'too_long');
+    const validated = Number(/caption is (\d+) tokens/.exec(tooLong?.message ?? '')?.[1]);
+    expect(validated, run.stderr + run.stdout.slice(-2000)).toBeGreaterThan(20);
+    const counts: number[] = [];
+    for (const args of [['--model', 'toy'], ['--model', 'tiny'], []]) {
+      const r = await runCli(['tokenize', ...args, '--json', caption], { cwd: `${tmp.dir}/proj`, env: noTokenizerEnv });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.events[0]).toMatchObject({ ids: expect.arrayContaining([49406, 49407]), tokens: expect.arrayContaining(['line', 'art</w>']) });
+      counts.push((r.events[0] as { count: number }).count);
+    }
+    expect(counts).toEqual([validated, validated, validated]);
+    expect(validated).toBeLessThan(caption.length / 3); // words, not bytes
     const unknown = await runCli(['tokenize', '--model', 'sd', 'x'], { cwd: `${tmp.dir}/proj`, env: noTokenizerEnv });
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("the lorafile has no model 'sd' (models: tiny)");
+    expect(unknown.stderr).toContain("the lorafile has no model 'sd' (models: tiny, toy)");
   });
 
   it('needs no tokenizer files: the shipped CLIP vocabulary; a --vocab that holds none exits 1, usage errors exit 2', async () => {

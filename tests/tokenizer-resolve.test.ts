@@ -35,10 +35,15 @@ beforeAll(async () => {
 afterAll(tmp.cleanup);
 
 describe('resolveTokenizer', () => {
-  it('gives builtin tiny models the byte tokenizer', async () => {
-    const dir = join(tmp.dir, 'tiny');
+  it('gives the builtin models the shipped CLIP vocabulary, like any SD1.x model without tokenizer files', async () => {
+    const dir = join(tmp.dir, 'builtin');
     mkdirSync(dir);
-    expect((await resolveTokenizer(config(dir, '  tiny: { builtin: tiny }'), 'tiny')).id).toBe('byte-v1');
+    const c = config(dir, '  tiny: { builtin: tiny }\n  toy: { builtin: toy }\n  sd: { checkpoint: nowhere/model.safetensors }');
+    const [tiny, toy, sd] = await Promise.all(['tiny', 'toy', 'sd'].map((m) => resolveTokenizer(c, m)));
+    expect(tiny.id).toBe(clipId);
+    expect(toy.id).toBe(clipId);
+    expect(sd.id).toBe(clipId);
+    expect(tiny.encodePadded('a red circle').ids.slice(0, 5)).toEqual(sd.encodePadded('a red circle').ids.slice(0, 5));
   });
 
   it('uses the model tokenizer: setting (a .gz file), relative to the lorafile', async () => {
@@ -111,8 +116,8 @@ describe('resolveTokenizer', () => {
     mkdirSync(dir);
     const c = config(dir, '  tiny: { builtin: tiny }', 'datasets:\n  d: { folder: d }\n  unused: { folder: u }\nloras:\n  l: { model: tiny, dataset: d }\n');
     const used = await tokenizerForDataset(c, 'd');
-    expect(used.tokenizer.id).toBe('byte-v1');
-    expect(used.reason).toBe("byte tokenizer of model 'tiny' (lora 'l')");
+    expect(used.tokenizer.id).toBe(clipId);
+    expect(used.reason).toBe("CLIP BPE tokenizer of model 'tiny' (lora 'l')");
   });
 
   it('validates a dataset no lora uses with CLIP', async () => {

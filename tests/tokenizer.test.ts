@@ -1,6 +1,6 @@
 // The CLIP tokenizer against an independent Python reference (tests/fixtures/text/clip_reference.py,
 // stdlib only) and against published SD1.x id sequences, plus the behaviour around it: padding,
-// truncation, spans into the original text, the ftfy-like fixes, the byte tokenizer, bad files.
+// truncation, spans into the original text, the ftfy-like fixes, bad files.
 import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClipTokenizer } from '../src/text/load.js';
-import { byteTokenizer } from '../src/text/byte-tokenizer.js';
 import type { ClipTokenizer } from '../src/text/clip-tokenizer.js';
 import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
@@ -134,22 +133,6 @@ describe('padding, truncation and spans', () => {
     const { ids, spans } = tokenizer.encode(text);
     expect(ids.length).toBeGreaterThan(1);
     for (const span of spans) expect(span).toEqual([0, 1]);
-  });
-});
-
-describe('byte tokenizer (builtin: tiny)', () => {
-  const bytes = byteTokenizer();
-  it('uses UTF-8 bytes with BOS 256 / EOS 257 and keeps the text as is', () => {
-    expect(bytes.id).toBe('byte-v1');
-    expect(bytes.vocabSize).toBe(258);
-    const e = bytes.encode('Aé');
-    expect(e.ids).toEqual([65, 0xc3, 0xa9]);
-    expect(e.tokens).toEqual(['A', '<0xC3>', '<0xA9>']);
-    expect(e.spans).toEqual([[0, 1], [1, 2], [1, 2]]);
-    const padded = bytes.encodePadded('hi');
-    expect(padded.ids.slice(0, 5)).toEqual([256, 104, 105, 257, 257]);
-    expect(padded.ids).toHaveLength(77);
-    expect(bytes.encodePadded('x'.repeat(76)).truncated).toBe(true);
   });
 });
 

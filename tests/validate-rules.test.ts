@@ -1,13 +1,12 @@
 // Caption rules on manifests built in the test: parquet rows and metadata lines as locations,
 // words split at the token limit, a trigger past the limit, line-ending and blank-line cases,
-// UTF-8 validation and the byte tokenizer. The lab-folder pipeline is in validate.test.ts.
+// UTF-8 validation. The lab-folder pipeline is in validate.test.ts.
 import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RulesSchema } from '../src/config/schema.js';
 import type { Manifest, ManifestItem } from '../src/datasets/manifest.js';
 import { cleanCaption } from '../src/stages/prepare.js';
-import { byteTokenizer } from '../src/text/byte-tokenizer.js';
 import { checkItem, type ValidationSettings } from '../src/text/check-item.js';
 import { loadClipTokenizer } from '../src/text/load.js';
 import { firstInvalidUtf8 } from '../src/text/rules/caption-bytes.js';
@@ -75,10 +74,10 @@ describe('trigger', () => {
     expect(cut.diagnostics.map((d) => d.message)).toContain('the trigger "sks dog" comes after token 75 and is cut off, so training never sees it');
   });
 
-  it('works with the byte tokenizer of builtin models', () => {
+  it('matches a trigger written in another case (CLIP lower-cases; builtin models use it too)', () => {
     const s = settings({ trigger: 'One-Line-Art' });
-    expect(checkItem(item('1', 'one-line-art, a face'), null, byteTokenizer(), s).trigger).toBe('present');
-    expect(checkItem(item('2', 'a face'), null, byteTokenizer(), s).trigger).toBe('missing');
+    expect(checkItem(item('1', 'one-line-art, a face'), null, clip, s).trigger).toBe('present');
+    expect(checkItem(item('2', 'a face'), null, clip, s).trigger).toBe('missing');
   });
 });
 

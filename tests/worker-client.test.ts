@@ -22,10 +22,11 @@ let items: { latents: string; context: string }[];
 
 const trainParams = { rank: 2, alpha: 2, learning_rate: 1e-3, batch_size: 1, seed: 0, resolution: 64, targets: 'attention', lr_scheduler: 'constant', warmup_steps: 0, gradient_accumulation: 1, clip_skip: 1, noise_offset: 0, caption_dropout: 0, flip: true, mixed_precision: 'no', gradient_checkpointing: 'off', compile: false, device: 'cpu' };
 
+/** CLIP framing (BOS 49406, EOS 49407 padding) around the text's UTF-8 bytes as ids: distinct ids per text is all this needs. */
 function byteIds(text: string): number[] {
-  const ids = [256, ...Buffer.from(text, 'utf8')];
-  while (ids.length < 76) ids.push(257);
-  return [...ids.slice(0, 76), 257];
+  const ids = [49406, ...Buffer.from(text, 'utf8')];
+  while (ids.length < 76) ids.push(49407);
+  return [...ids.slice(0, 76), 49407];
 }
 
 beforeAll(() => {

@@ -27,7 +27,7 @@ const RUN_SCRIPTS = { build: 'lorabuild run', status: 'lorabuild status', check:
 
 const TEMPLATES: Record<string, Template> = {
   demo: {
-    summary: 'builtin tiny model + a small line-art dataset: trains and renders on any CPU in minutes',
+    summary: 'builtin toy model (pretrained on colored shapes) + a small line-art dataset: a visible LoRA on any CPU in about a minute',
     files: [['lorafile.yaml', 'lorafile.yaml'], ['datasets/demo-lineart', 'datasets/demo-lineart']],
     scripts: RUN_SCRIPTS,
   },

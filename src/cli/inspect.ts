@@ -1,7 +1,7 @@
 // lorabuild inspect FILE.safetensors [--json]
 // Describes a LoRA (adapter kinds, key style, family, rank, alpha, targets, trigger words, metadata,
 // SD1 fit) or a checkpoint (family).
-// Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny builtin it says it was trained on);
+// Exit 0: described (and a LoRA fits its base: SD1.5, or the tiny/toy builtin it says it was trained on);
 // 1: unreadable file or a LoRA that does not fit; 2: usage.
 import { commandArgs } from './args.js';
 import { inspectSafetensors, type SafetensorsInfo } from '../safetensors/inspect.js';
@@ -22,7 +22,7 @@ function mib(bytes: number): string {
   return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-const archLabel = (arch: Sd1Arch) => (arch === 'tiny' ? "lorabuild's tiny builtin UNet" : 'SD1.5 UNet');
+const archLabel = (arch: Sd1Arch) => (arch === 'sd15' ? 'SD1.5 UNet' : `lorabuild's ${arch} builtin UNet`);
 
 function describe(info: SafetensorsInfo, full: boolean): string {
   const lines: string[] = [];

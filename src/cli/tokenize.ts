@@ -18,7 +18,7 @@ const HELP = `usage: lorabuild tokenize TEXT... [--json] [--model NAME [-f loraf
 
   --json        one JSON object per text: ids (with BOS/EOS), tokens, spans, count, truncated (as a
                 caption), and prompt: segments, tokens, weights, chunks (as a render prompt)
-  --model NAME  the tokenizer of that model in the lorafile (builtin: tiny -> bytes)
+  --model NAME  the tokenizer of that model in the lorafile (its own files, else the shipped one)
   --vocab PATH  a folder with vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz
   without either: LORABUILD_CLIP_TOKENIZER, else the CLIP vocabulary that ships with lorabuild
 `;
@@ -70,7 +70,7 @@ function describe(tokenizer: Tokenizer, text: string, json: boolean): string {
   const { ids, tokens, spans } = tokenizer.encode(text);
   const prompt = encodePrompt(tokenizer, text);
   const limit = tokenizer.contextLength - 2;
-  const [bosName, eosName] = tokenizer.id === 'byte-v1' ? ['<bos>', '<eos>'] : ['<|startoftext|>', '<|endoftext|>'];
+  const [bosName, eosName] = ['<|startoftext|>', '<|endoftext|>'];
   if (json) {
     return JSON.stringify({
       text,

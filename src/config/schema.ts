@@ -46,8 +46,11 @@ export const ModelSchema = z
     hub: noControl(z.string().max(200).regex(/^[^/\s]+\/[^/\s]+$/, 'hub repos look like owner/name')).optional().describe('A Hugging Face model repo, owner/name: its diffusers model, or with file: one single-file checkpoint of it; downloaded into the HF cache. Give exactly one of checkpoint, hub or builtin. No default.'),
     file: path.optional().describe('A single-file checkpoint inside the hub repo, e.g. DreamShaper_8_pruned.safetensors. Without it, the repo\'s diffusers model. No default.'),
     revision: ident(256).default('main').describe('Branch, tag or commit of the hub repo; pinned to a commit in lorafile.lock.'),
-    builtin: z.enum(['tiny']).optional().describe('A small SD1-architecture model with random weights made from seed (no download): demos, tests, CI. No default.'),
-    seed: seed.default(0).describe('The seed the builtin model\'s weights are made from.'),
+    builtin: z
+      .enum(['tiny', 'toy'])
+      .optional()
+      .describe('A small SD1-architecture model that ships with lorabuild (64 px, 2 CPU cores, no download): toy is pretrained on captioned shapes in named colors (the demo); tiny has random weights made from seed (tests, CI). No default.'),
+    seed: seed.default(0).describe('The seed the weights of builtin: tiny are made from (toy ships pretrained and ignores it).'),
     tokenizer: path.optional().describe('A folder with vocab.json + merges.txt, or a bpe_simple_vocab_16e6.txt.gz. Default: the model\'s own tokenizer/ folder if it has one, else the CLIP vocabulary that ships with lorabuild.'),
     allow_pickle: z.boolean().default(false).describe('Allow pickled .ckpt/.pt/.bin checkpoints (also a diffusers model\'s .bin weights). Loading a pickle runs code from the file: only for files you trust.'),
   })

@@ -1,5 +1,5 @@
 // Before anything runs: every input the planned stages need that can be checked without running
-// them (dataset folders, checkpoint files, LoRA files and whether they fit their model, tokenizer
+// them (dataset folders, checkpoint files, the shipped toy model, LoRA files and whether they fit their model, tokenizer
 // settings, the publish folder, renders' init images, a Python with torch). All problems come at once, each on the lorafile line that names the input, a missing
 // file with the closest name in its folder. `run` stops on them (or, with --keep-going, fails only
 // the stages that need them); `doctor` lists them.
@@ -16,6 +16,7 @@ import { renderLoraEntries, renderModelName } from '../config/render-loras.js';
 import { didYouMean } from '../config/suggest.js';
 import { publishFolderProblem } from '../safetensors/publish.js';
 import { kindOf } from '../cache/safe-fs.js';
+import { toyModelProblem, TOY_HINT } from '../stages/toy-model.js';
 import { clipTokenizerFiles, TokenizerNotFoundError } from '../text/resolve.js';
 import { modelPathsOf, rememberedHello } from '../worker/start.js';
 import { findPython, PythonNotFoundError } from '../worker/python.js';
@@ -159,6 +160,10 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
     const spec = config.models[name];
     if (spec.checkpoint) {
       found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file or folder', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
+    }
+    if (spec.builtin === 'toy') {
+      const problem = toyModelProblem();
+      if (problem) found.add(['models', name, 'builtin'], stages, `model '${name}': ${problem}`, TOY_HINT);
     }
   }
   // the LoRA files renders apply: there, and fitting their model (family, widths, keys)

@@ -48,7 +48,8 @@ function bestArch(grouped: GroupedKeys, family: FamilyGuess): Sd1Arch {
     const b = bindKeys(grouped, archModules(arch));
     return b.problems.length * 1000 + b.unknownKeys.length;
   };
-  return misfits('tiny') < misfits('sd15') ? 'tiny' : 'sd15';
+  const order: Sd1Arch[] = ['sd15', 'tiny', 'toy'];
+  return order.reduce((best, arch) => (misfits(arch) < misfits(best) ? arch : best));
 }
 
 /**

@@ -3,7 +3,7 @@
 // encoders (CLIP-L 768, OpenCLIP-H 1024, SDXL's second encoder 1280), names that only exist in
 // SDXL (a second text encoder, transformer depth > 1, label_emb), SD3 (joint blocks) or Flux
 // (double/single blocks). The metadata (ss_base_model_version, modelspec.architecture) decides only
-// when the shapes do not. lorabuild's tiny builtin is an SD1 layout with a 64-wide context.
+// when the shapes do not. lorabuild's tiny and toy builtins are SD1 layouts with a 64- and a 32-wide context.
 import type { SafetensorsHeader } from '../safetensors/format.js';
 import type { Sd1Arch } from '../safetensors/sd15.js';
 
@@ -33,13 +33,14 @@ function inputWidths(header: SafetensorsHeader, module: RegExp): number[] {
   return [...widths];
 }
 
-const CONTEXT: Record<number, [LoraFamily, Sd1Arch | null]> = { 64: ['sd1', 'tiny'], 768: ['sd1', 'sd15'], 1024: ['sd2', null], 2048: ['sdxl', null] };
+const CONTEXT: Record<number, [LoraFamily, Sd1Arch | null]> = { 32: ['sd1', 'toy'], 64: ['sd1', 'tiny'], 768: ['sd1', 'sd15'], 1024: ['sd2', null], 2048: ['sdxl', null] };
 
 function fromMetadata(metadata: Record<string, string>): FamilyGuess | null {
   const version = (metadata.ss_base_model_version ?? '').toLowerCase();
   const architecture = (metadata['modelspec.architecture'] ?? '').toLowerCase();
   const said = (what: string, family: LoraFamily, arch: Sd1Arch | null = null): FamilyGuess => ({ family, arch, evidence: [what] });
-  if (metadata['lorabuild.arch'] === 'tiny') return said('metadata lorabuild.arch tiny', 'sd1', 'tiny');
+  const builtin = metadata['lorabuild.arch'];
+  if (builtin === 'tiny' || builtin === 'toy') return said(`metadata lorabuild.arch ${builtin}`, 'sd1', builtin);
   if (version.startsWith('sdxl') || architecture.startsWith('stable-diffusion-xl')) return said(`metadata ${version ? `ss_base_model_version ${version}` : `modelspec.architecture ${architecture}`}`, 'sdxl');
   if (version.startsWith('sd_v2') || architecture.startsWith('stable-diffusion-v2') || metadata.ss_v2 === 'True') return said(`metadata ${version ? `ss_base_model_version ${version}` : 'ss_v2 / modelspec'}`, 'sd2');
   if (version.startsWith('sd3') || architecture.startsWith('stable-diffusion-3')) return said('metadata says SD3', 'sd3');
@@ -70,6 +71,7 @@ export function detectFamily(header: SafetensorsHeader): FamilyGuess {
   if (known) return { family: known[0], arch: known[1], evidence: [`cross-attention context ${context.join('/')}`] };
   if (text.includes(768)) return { family: 'sd1', arch: 'sd15', evidence: ['a 768-wide text encoder (CLIP-L)'] };
   if (text.includes(64)) return { family: 'sd1', arch: 'tiny', evidence: ['a 64-wide text encoder (tiny)'] };
+  if (text.includes(32)) return { family: 'sd1', arch: 'toy', evidence: ['a 32-wide text encoder (toy)'] };
   const meta = fromMetadata(header.metadata);
   if (meta) return meta;
   const looksSd = any(/^(lora_unet_|lora_te|lycoris_|unet\.|text_encoder|diffusion_model\.|base_model\.model\.(down|up|mid)_block|(down|up|mid)_block)/);

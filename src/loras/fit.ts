@@ -1,12 +1,12 @@
 // Whether a LoRA file can go on a model, decided from its analysis before any compute: the family
-// (an SDXL or SD2 LoRA on an SD1 model), the SD1 widths (SD1.5 vs the tiny builtin), modules whose
+// (an SDXL or SD2 LoRA on an SD1 model), the SD1 widths (SD1.5 vs the tiny and toy builtins), modules whose
 // tensors do not fit, and keys that match nothing (an error unless the entry says
 // ignore_unknown_keys: true, then a warning).
 import type { Sd1Arch } from '../safetensors/sd15.js';
 import type { LoraAnalysis } from './analyze.js';
 import { familyWithArticle, type FamilyGuess } from './family.js';
 
-export const ARCH_LABEL: Record<Sd1Arch, string> = { sd15: 'SD1.5', tiny: "lorabuild's tiny SD1 builtin" };
+export const ARCH_LABEL: Record<Sd1Arch, string> = { sd15: 'SD1.5', tiny: "lorabuild's tiny SD1 builtin", toy: "lorabuild's toy SD1 builtin" };
 
 export interface FitProblem {
   severity: 'error' | 'warning';

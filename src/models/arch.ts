@@ -1,11 +1,11 @@
 // Which SD model a file or a diffusers config describes, before any weight is read: the family
 // (sd1 is what lorabuild trains; sd2, sdxl and LoRAs are refused) and, for SD1, the architecture
-// by the UNet's first width (320: SD1.5, 32: lorabuild's tiny). The tiny model's text encoder
-// uses the byte tokenizer, so the architecture also decides the tokenizer.
+// by the UNet's first width (320: SD1.5, 32: lorabuild's tiny, 16: lorabuild's toy). Every one of
+// them tokenizes with CLIP's BPE.
 import type { SafetensorsHeader } from '../safetensors/format.js';
-import { SD15_UNET, TINY_UNET } from '../safetensors/sd15.js';
+import { SD15_UNET, TINY_UNET, TOY_UNET, type Sd1Arch } from '../safetensors/sd15.js';
 
-export type ModelArch = 'sd15' | 'tiny';
+export type ModelArch = Sd1Arch;
 export type ModelFamily = 'sd1' | 'sd2' | 'sdxl' | 'lora' | 'unknown';
 
 export interface ModelKind {
@@ -17,6 +17,7 @@ export interface ModelKind {
 function archOfWidth(width: number | undefined): ModelArch | null {
   if (width === SD15_UNET.channels[0]) return 'sd15';
   if (width === TINY_UNET.channels[0]) return 'tiny';
+  if (width === TOY_UNET.channels[0]) return 'toy';
   return null;
 }
 
@@ -38,7 +39,7 @@ export function kindOfHeader(header: SafetensorsHeader): ModelKind {
   if (!convIn) return { family: 'unknown', arch: null };
   const family = names.some((n) => n.startsWith('cond_stage_model.model.')) ? 'sd2' : familyOfContext(toK?.[1]);
   if (family !== 'sd1' && family !== 'unknown') return { family, arch: null };
-  const arch = declared === 'tiny' || declared === 'sd15' ? declared : archOfWidth(convIn[0]);
+  const arch = declared === 'tiny' || declared === 'toy' || declared === 'sd15' ? declared : archOfWidth(convIn[0]);
   return { family: 'sd1', arch };
 }
 

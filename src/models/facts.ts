@@ -1,6 +1,6 @@
 // What a stage knows about its base model before building or loading it: the identity that enters
-// fingerprints, the architecture (the tiny model tokenizes bytes), the model's own tokenizer folder,
-// and for hub models the pin to record in the lock. Errors are ModelErrors naming the model entry.
+// fingerprints, the architecture, the model's own tokenizer folder, and for hub models the pin to
+// record in the lock. Errors are ModelErrors naming the model entry.
 import type { Json } from '../engine/types.js';
 import type { ModelArch } from './arch.js';
 

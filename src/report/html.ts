@@ -86,6 +86,7 @@ function scoresTable(scores: ReportScores): string {
 function renderSection(render: ReportRender): string {
   const parts: string[] = [`<h3 id="render-${escapeHtml(render.name)}">Render ${escapeHtml(render.name)}</h3>`];
   parts.push(`<p class="muted">${escapeHtml(renderSubtitle(render))}</p>`);
+  if (render.modelNote) parts.push(`<p>${escapeHtml(render.model)}: ${escapeHtml(render.modelNote)}</p>`);
   if (render.loras.length) {
     const head = LORA_COLUMNS.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
     const rows = render.loras.map((l) => `<tr>${loraRow(l).map((v) => `<td>${escapeHtml(v)}</td>`).join('')}</tr>`);

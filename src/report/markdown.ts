@@ -17,6 +17,7 @@ function value(v: Json): string {
 
 function renderMd(render: ReportRender): string[] {
   const lines = [`### Render ${render.name}`, '', renderSubtitle(render), ''];
+  if (render.modelNote) lines.push(`${render.model}: ${render.modelNote}`, '');
   if (render.loras.length) {
     lines.push(`| ${LORA_COLUMNS.join(' | ')} |`, `|${LORA_COLUMNS.map(() => '---').join('|')}|`);
     for (const l of render.loras) lines.push(`| ${loraRow(l).map(cell).join(' | ')} |`);

@@ -45,6 +45,8 @@ export interface ReportRender {
   lora: string;
   loras: ReportRenderLora[];
   model: string;
+  /** what the base model is, for lorabuild's builtin models: what the strength-0 column shows */
+  modelNote?: string;
   settings: Record<string, Json>;
   columns: { label: string; strength: number; step: number | null }[];
   rows: { prompt: string; seed: number }[];

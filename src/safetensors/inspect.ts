@@ -34,7 +34,7 @@ export interface LoraInfo {
   /** trigger words from the metadata (modelspec.trigger_phrase, trigger fields, ss_tag_frequency) */
   triggers: string[];
   /**
-   * Fit to the UNet and text encoder of `arch` (SD1.5, or lorabuild's tiny builtin when its shapes
+   * Fit to the UNet and text encoder of `arch` (SD1.5, or lorabuild's tiny/toy builtin when its shapes
    * say so): module prefixes and keys it does not know, and modules whose shapes do not fit.
    */
   fit: { arch: Sd1Arch; fits: boolean; unknown: string[]; mismatched: FitProblem[] };

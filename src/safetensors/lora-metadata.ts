@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import type { LoraSpec } from '../config/schema.js';
 import { readSafetensorsHeader, writeSafetensors, type TensorData } from './io.js';
+import type { Sd1Arch } from './sd15.js';
 
 export interface LoraMetadataInput {
   loraName: string;
@@ -13,7 +14,7 @@ export interface LoraMetadataInput {
   /** sha256 of the base model file */
   modelSha256: string;
   modelName: string;
-  arch: 'sd15' | 'tiny';
+  arch: Sd1Arch;
   /** captions used for training (after cleaning), one per item */
   captions: string[];
   /** sha256 over the items used (image shas + captions) */

@@ -24,11 +24,13 @@ export const SD15_UNET: UnetArch = {
 };
 
 /**
- * lorabuild's `builtin: tiny` model: the same blocks with small widths. Must follow the worker's
- * configs.py TINY (model_channels 32, channel_mult 1,2,4,4, context 64); tests/worker-client.test.ts
- * inspects a LoRA the worker trained on it, so a drift fails there.
+ * lorabuild's `builtin: tiny` and `builtin: toy` models: the same blocks with small widths. Must follow
+ * the worker's configs.py TINY (model_channels 32, context 64) and TOY (model_channels 16, context 32);
+ * tests/worker-client.test.ts and tests/demo.test.ts inspect LoRAs the worker trained on them, so a
+ * drift fails there.
  */
 export const TINY_UNET: UnetArch = { ...SD15_UNET, channels: [32, 64, 128, 128], contextDim: 64 };
+export const TOY_UNET: UnetArch = { ...SD15_UNET, channels: [16, 32, 64, 64], contextDim: 32 };
 
 export interface TextEncoderArch {
   layers: number;
@@ -38,13 +40,15 @@ export interface TextEncoderArch {
 
 export const SD15_TEXT_ENCODER: TextEncoderArch = { layers: 12, width: 768, mlp: 3072 };
 export const TINY_TEXT_ENCODER: TextEncoderArch = { layers: 4, width: 64, mlp: 256 };
+export const TOY_TEXT_ENCODER: TextEncoderArch = { layers: 2, width: 32, mlp: 128 };
 
-/** The SD1 architectures lorabuild builds: SD1.5 as published and the tiny builtin. */
-export type Sd1Arch = 'sd15' | 'tiny';
+/** The SD1 architectures lorabuild builds: SD1.5 as published and the tiny and toy builtins. */
+export type Sd1Arch = 'sd15' | 'tiny' | 'toy';
 
 export const SD1_ARCHES: Record<Sd1Arch, { unet: UnetArch; text: TextEncoderArch }> = {
   sd15: { unet: SD15_UNET, text: SD15_TEXT_ENCODER },
   tiny: { unet: TINY_UNET, text: TINY_TEXT_ENCODER },
+  toy: { unet: TOY_UNET, text: TOY_TEXT_ENCODER },
 };
 
 type Params = Map<string, number[]>;

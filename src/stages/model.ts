@@ -1,5 +1,6 @@
 // The base model a train or render stage uses:
-//  - builtin: built once per (arch, seed, worker version) by the worker, kept in the CAS;
+//  - builtin: tiny: built once per (seed, worker version) by the worker, kept in the CAS;
+//  - builtin: toy: the pretrained weights that ship in assets/toy, checked against their recorded sha256;
 //  - checkpoint: the user's single file (hashed through the stat memo; pickles refused unless
 //    allowed; non-SD1 files refused with what they are) or diffusers folder (models/local-diffusers.ts);
 //  - hub: a single file or a diffusers repo from the Hugging Face hub, pinned in lorafile.lock
@@ -22,6 +23,7 @@ import { ModelError, prefersHalf, type ModelFacts, type ResolvedModel } from '..
 import { localDiffusersFacts, localDiffusersModel } from '../models/local-diffusers.js';
 import { hubModel, hubModelFacts, PICKLE_EXTENSIONS } from '../models/hub-model.js';
 import { HubError } from '../datasets/hub/errors.js';
+import { readToyCard, TOY_HINT, TOY_MODEL_FILE, toyModelProblem } from './toy-model.js';
 
 export { ModelError, type ModelFacts, type ResolvedModel } from '../models/facts.js';
 export type { ModelArch } from '../models/arch.js';
@@ -79,6 +81,22 @@ async function builtinModel(ctx: StageContext, name: string, arch: 'tiny', seed:
   return { path: ctx.blobPath(memo.sha256), sha256: memo.sha256, arch };
 }
 
+/** The sha256 the shipped toy model's card records (after checking that the file and card are there). */
+function toyCardSha256(name: string): string {
+  const problem = toyModelProblem();
+  if (problem) throw new ModelError(name, problem, TOY_HINT);
+  return readToyCard().sha256;
+}
+
+async function toyModel(ctx: StageContext, name: string): Promise<ResolvedModel> {
+  const recorded = toyCardSha256(name);
+  const sha256 = await ctx.hashFile(TOY_MODEL_FILE);
+  if (sha256 !== recorded) {
+    throw new ModelError(name, `the shipped toy model ${TOY_MODEL_FILE} has sha256 ${sha256.slice(0, 12)}… but its card records ${recorded.slice(0, 12)}…`, TOY_HINT);
+  }
+  return { path: TOY_MODEL_FILE, sha256, arch: 'toy' };
+}
+
 async function checkpointModel(ctx: StageContext, name: string, file: string, allowPickle: boolean, device: string | undefined): Promise<ResolvedModel> {
   const path = resolveUserPath(ctx.config, file);
   if (!existsSync(path)) throw missingCheckpoint(name, file, path);
@@ -106,7 +124,7 @@ async function checkpointModel(ctx: StageContext, name: string, file: string, al
       const label = family === 'sdxl' ? 'an SDXL' : 'an SD2.x';
       throw new ModelError(name, `${file} is ${label} checkpoint; lorabuild trains SD1.x`, 'use an SD1.5-based checkpoint (e.g. DreamShaper 8, v1-5-pruned-emaonly)');
     }
-    if (info.checkpoint?.arch === 'tiny') arch = 'tiny';
+    if (info.checkpoint?.arch === 'tiny' || info.checkpoint?.arch === 'toy') arch = info.checkpoint.arch;
   } catch (err) {
     if (err instanceof SafetensorsError) throw new ModelError(name, err.message, 'the file is damaged or not a safetensors checkpoint; download it again');
     throw err;
@@ -174,6 +192,8 @@ export async function modelFacts(ctx: StageContext, modelName: string, options: 
   let pending = memo.get(key);
   if (!pending) {
     pending = (async (): Promise<ModelFacts> => {
+      // toy ships pretrained: its file's hash is its identity; tiny is made from (seed, worker version)
+      if (spec.builtin === 'toy') return { identity: `builtin:toy:sha256=${toyCardSha256(modelName)}`, arch: 'toy' };
       if (spec.builtin) return { identity: `builtin:${spec.builtin}:seed=${spec.seed}:worker=${options.workerVersion ?? '?'}`, arch: spec.builtin };
       if (spec.checkpoint) return checkpointFacts(ctx, modelName, spec as ModelSpec & { checkpoint: string }, options.device);
       if (spec.hub) {
@@ -213,6 +233,7 @@ export async function modelPinParams(ctx: StageContext, modelName: string, devic
 export async function resolveModel(ctx: StageContext, modelName: string, device?: string): Promise<ResolvedModel> {
   const spec = modelSpec(ctx, modelName);
   const pickles = (model: ResolvedModel): ResolvedModel => (spec.allow_pickle ? { ...model, allowPickle: true } : model);
+  if (spec.builtin === 'toy') return toyModel(ctx, modelName);
   if (spec.builtin) return builtinModel(ctx, modelName, spec.builtin, spec.seed);
   if (spec.checkpoint) return pickles(await checkpointModel(ctx, modelName, spec.checkpoint, spec.allow_pickle, device));
   if (spec.hub) {

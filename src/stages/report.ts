@@ -83,6 +83,14 @@ interface CellsJson {
   diagnostics?: { message?: string }[];
 }
 
+const BUILTIN_NOTES: Record<string, string> = {
+  toy:
+    "lorabuild's builtin toy model: a small SD1-architecture model pretrained on 64 px pictures of filled shapes " +
+    '(circle, square, triangle, star, heart, house, diamond, cross) in named colors on plain backgrounds. ' +
+    'The strength 0 column is what it draws from the prompt alone; the other columns add the LoRA, from the same noise.',
+  tiny: "lorabuild's builtin tiny model has random weights: its pictures are noise. It tests the pipeline, not the pictures.",
+};
+
 async function renderOf(ctx: StageContext, id: string, inline: ImageInliner): Promise<ReportRender> {
   const name = id.slice('render:'.length);
   const outputs = ctx.upstream(id);
@@ -99,6 +107,7 @@ async function renderOf(ctx: StageContext, id: string, inline: ImageInliner): Pr
     lora: data.lora ?? '',
     loras: data.loras ?? [],
     model: data.model,
+    modelNote: BUILTIN_NOTES[ctx.config.models[data.model]?.builtin ?? ''],
     settings: {
       sampler: data.sampler,
       ...(data.scheduler !== undefined ? { scheduler: data.scheduler } : {}),

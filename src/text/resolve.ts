@@ -1,6 +1,6 @@
-// Which tokenizer a model uses. lorabuild's tiny model (`builtin: tiny`, or a checkpoint or hub
-// model of that architecture) uses the byte tokenizer; SD1.x models use CLIP's BPE. A model's own
-// tokenizer files take precedence, in this order:
+// Which tokenizer a model uses: CLIP's BPE for every model, lorabuild's builtin ones included (their
+// text encoders read CLIP ids), so a caption has one token count in validation, watch, `lorabuild
+// tokenize`, training and rendering. A model's own tokenizer files take precedence, in this order:
 //   1. the model's `tokenizer:` setting (an error when it holds none)
 //   2. the model's own files: a diffusers folder's tokenizer/ (local, or the pinned hub snapshot the
 //      stage passes as `model.tokenizerDir`), or the checkpoint's folder
@@ -14,10 +14,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config, ModelSpec } from '../config/schema.js';
 import { hubEnv } from '../datasets/hub/env.js';
-import { kindOfHeader, kindOfUnetConfig, type ModelArch } from '../models/arch.js';
-import { readSafetensorsHeader } from '../safetensors/io.js';
+import type { ModelArch } from '../models/arch.js';
 import { expandUserPath } from '../worker/start.js';
-import { byteTokenizer } from './byte-tokenizer.js';
 import { findTokenizerFiles, loadClipTokenizer, OPENAI_BPE_FILE, type TokenizerFiles } from './load.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -133,30 +131,11 @@ export interface ResolveOptions {
   modelHint?: (modelName: string) => Promise<ModelTokenizerHint | undefined>;
 }
 
-/**
- * A local checkpoint's architecture: a single file's header, a diffusers folder's unet/config.json
- * (null when it is not on this machine or says nothing).
- */
-async function localCheckpointArch(config: Config, model: ModelSpec): Promise<ModelArch | null> {
-  if (!model.checkpoint) return null;
-  const path = expandUserPath(config.root, model.checkpoint);
-  try {
-    if (statSync(path).isDirectory()) return kindOfUnetConfig(JSON.parse(readFileSync(join(path, 'unet', 'config.json'), 'utf8'))).arch;
-    if (!path.toLowerCase().endsWith('.safetensors')) return null;
-    return kindOfHeader(await readSafetensorsHeader(path)).arch;
-  } catch {
-    return null;
-  }
-}
-
-/** The tokenizer a model's text encoder uses: bytes for lorabuild's tiny model, CLIP BPE otherwise. */
+/** The tokenizer a model's text encoder uses (CLIP BPE: its own files, else the shipped vocabulary). */
 export async function resolveTokenizer(config: Config, modelName: string, options: ResolveOptions = {}): Promise<Tokenizer> {
   const model = config.models[modelName];
   if (!model) throw new Error(`unknown model '${modelName}' (models: ${Object.keys(config.models).join(', ') || 'none'})`);
-  if (model.builtin) return byteTokenizer();
   const own = options.model ?? (await options.modelHint?.(modelName));
-  const arch = own ? own.arch : await localCheckpointArch(config, model);
-  if (arch === 'tiny' && !model.tokenizer) return byteTokenizer();
   return resolveClipTokenizer(config, modelName, process.env, options.cacheDir, own);
 }
 
@@ -175,8 +154,7 @@ export async function tokenizerForDataset(config: Config, dataset: string, optio
   if (lora) {
     const [loraName, spec] = lora;
     const tokenizer = await resolveTokenizer(config, spec.model, options);
-    const kind = tokenizer.id === 'byte-v1' ? 'byte tokenizer' : 'CLIP BPE tokenizer';
-    return { tokenizer, reason: `${kind} of model '${spec.model}' (lora '${loraName}')` };
+    return { tokenizer, reason: `CLIP BPE tokenizer of model '${spec.model}' (lora '${loraName}')` };
   }
   return { tokenizer: await resolveClipTokenizer(config, undefined, process.env, options.cacheDir), reason: 'CLIP BPE tokenizer (no lora trains on this dataset)' };
 }

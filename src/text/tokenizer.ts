@@ -18,7 +18,7 @@ export interface Padded {
 }
 
 export interface Tokenizer {
-  /** identity hash of the vocabulary + merges ('clip-bpe:<sha256>'), or 'byte-v1' */
+  /** identity hash of the vocabulary + merges ('clip-bpe:<sha256>') */
   id: string;
   vocabSize: number;
   bos: number;

@@ -24,9 +24,10 @@ export const PROTOCOL_VERSION = 1;
 // build_builtin { arch: 'tiny', seed, path }
 //                                   -> { path, arch, keys } writes an LDM-layout model (same key names as
 //                                      SD1.5, small widths) deterministically from the seed; metadata
-//                                      {"lorabuild.arch": "tiny"}
+//                                      {"lorabuild.arch": "tiny"}. (builtin: toy is not built: its
+//                                      pretrained weights ship in assets/toy.)
 // inspect_checkpoint { path, allow_pickle? }
-//                                   -> { family: 'sd1'|'sd2'|'sdxl'|'lora'|'unknown', arch: 'sd15'|'tiny'|null,
+//                                   -> { family: 'sd1'|'sd2'|'sdxl'|'lora'|'unknown', arch: 'sd15'|'tiny'|'toy'|null,
 //                                        dtype, missing: [], unexpected: [] } ; refusals are error events
 //                                      with code 'unsupported_model' / 'pickle_refused'
 // encode_latents { model, arch?, resolution, items: [{ image, out }] }
@@ -79,8 +80,8 @@ export const PROTOCOL_VERSION = 1;
 //                                      (the cancel request itself gets done { target } at once)
 //
 // Error codes: 'bad_request', 'unsupported_model', 'pickle_refused', 'oom', 'nan_loss', 'cancelled',
-// 'io', 'internal'. The builtin tiny tokenizer is byte level: ids 0..255 = UTF-8 bytes, BOS 256,
-// EOS 257 (also padding), context 77; its text encoder's vocabulary is 258.
+// 'io', 'internal'. Token ids are CLIP BPE ids (vocabulary 49408, BOS 49406, EOS 49407 also padding,
+// context 77) for every model, the builtin tiny and toy included.
 export type WorkerOp =
   | 'hello'
   | 'build_builtin'

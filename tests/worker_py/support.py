@@ -19,9 +19,10 @@ class QuietCtx:
 
 
 def byte_ids(text):
-    """The tiny model's tokenizer: BOS 256, UTF-8 bytes, EOS 257 (also the padding), 77 ids."""
-    ids = [256] + list(text.encode("utf-8"))[:75] + [257]
-    return ids + [257] * (77 - len(ids))
+    """CLIP framing (BOS 49406, EOS 49407 also as padding, 77 ids) around the text's UTF-8 bytes as
+    content ids: distinct ids per text are all these tests need (every builtin reads CLIP ids)."""
+    ids = [49406] + list(text.encode("utf-8"))[:75] + [49407]
+    return ids + [49407] * (77 - len(ids))
 
 
 def kohya_lora_spec(path):

@@ -16,7 +16,7 @@ import yaml  # noqa: E402
 torch.set_num_threads(1)
 
 from lorabuild_worker.checkpoint import build_builtin, check_loadable, empty_sd1, expected_keys, inspect, load_sd1  # noqa: E402
-from lorabuild_worker.configs import SD15, TINY  # noqa: E402
+from lorabuild_worker.configs import SD15, TINY, TOY  # noqa: E402
 from lorabuild_worker.errors import WorkerError  # noqa: E402
 from lorabuild_worker.safetensors_io import load_file, save_file  # noqa: E402
 
@@ -192,11 +192,24 @@ class TinyModels(unittest.TestCase):
         self.assertEqual({k for k in tiny_keys if not k.startswith("cond_stage")}, {k for k in sd15_keys if not k.startswith("cond_stage")})
         self.assertTrue({k for k in tiny_keys if k.startswith("cond_stage")} <= sd15_keys)
 
+    def test_toy_has_the_sd1_ldm_key_pattern_and_is_not_built(self):
+        sd15_keys = set(expected_keys(SD15))
+        toy_keys = set(expected_keys(TOY))
+        self.assertEqual({k for k in toy_keys if not k.startswith("cond_stage")}, {k for k in sd15_keys if not k.startswith("cond_stage")})
+        self.assertTrue({k for k in toy_keys if k.startswith("cond_stage")} <= sd15_keys)
+        # every builtin reads CLIP ids
+        self.assertEqual(TOY.text.vocab_size, SD15.text.vocab_size)
+        self.assertEqual(TINY.text.vocab_size, SD15.text.vocab_size)
+        with self.assertRaises(WorkerError) as caught:
+            build_builtin("toy", 0, os.path.join(self.dir, "toy.safetensors"))
+        self.assertEqual(caught.exception.code, "bad_request")
+        self.assertIn("ships pretrained", caught.exception.message)
+
     def test_loaded_tiny_model_runs_every_part(self):
         sd = load_sd1(self.path)
         self.assertEqual(sd.arch, "tiny")
-        ids = torch.full((2, 77), 257, dtype=torch.long)
-        ids[:, 0] = 256
+        ids = torch.full((2, 77), 49407, dtype=torch.long)  # CLIP EOS padding
+        ids[:, 0] = 49406
         ids[1, 1:4] = torch.tensor(list(b"cat"))
         with torch.no_grad():
             ctx = sd.encode_text(ids)

@@ -27,8 +27,8 @@ from lorabuild_worker.safetensors_io import load_file, read_header  # noqa: E402
 
 
 def byte_ids(text):
-    ids = [256] + list(text.encode("utf-8"))[:75] + [257]
-    return ids + [257] * (77 - len(ids))
+    ids = [49406] + list(text.encode("utf-8"))[:75] + [49407]
+    return ids + [49407] * (77 - len(ids))
 
 
 def sha(path):

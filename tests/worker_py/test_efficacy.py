@@ -96,7 +96,7 @@ class EfficacyTest(unittest.TestCase):
                         raw = {"cond_ids": byte_ids(caption), "uncond_ids": byte_ids(""), "seed": seed, "width": RESOLUTION, "height": RESOLUTION,
                                "sampler": "euler", "steps": 20, "cfg": 1.0, "loras": [{"file": "lora", "strength_model": strength, "strength_clip": strength}],
                                "out": os.path.join(self.dir, "cell.png"), "parameters": ""}
-                        cell = Cell(0, raw, 77, 258, 8, files)
+                        cell = Cell(0, raw, 77, 49408, 8, files)  # CLIP vocabulary (every builtin reads CLIP ids)
                         with torch.no_grad():
                             patcher.apply(files.stack(cell.loras))
                             image = render_batch(sd, [cell], 1, lambda *_: None)[0]

@@ -112,13 +112,13 @@ class EncodeOps(unittest.TestCase):
         with self.assertRaises(WorkerError) as caught:
             encode_latents.run({"model": self.model, "resolution": 60, "items": [{"image": self.image, "out": out}]}, Ctx())
         self.assertIn("multiple of 8", caught.exception.message)
-        for ids, fragment in (([256] * 76, "77 token ids"), ([300] * 77, "0..257")):
+        for ids, fragment in (([49406] * 76, "77 token ids"), ([49408] * 77, "0..49407")):
             with self.assertRaises(WorkerError) as caught:
                 encode_text.run({"model": self.model, "clip_skip": 1, "items": [{"ids": ids, "out": out}]}, Ctx())
             self.assertEqual(caught.exception.code, "bad_request")
             self.assertIn(fragment, caught.exception.message)
         with self.assertRaises(WorkerError) as caught:
-            encode_text.run({"model": self.model, "clip_skip": 9, "items": [{"ids": [257] * 77, "out": out}]}, Ctx())
+            encode_text.run({"model": self.model, "clip_skip": 9, "items": [{"ids": [49407] * 77, "out": out}]}, Ctx())
         self.assertIn("clip_skip 9", caught.exception.message)
         self.assertFalse(os.path.exists(out), "nothing written for a refused request")
 

@@ -25,11 +25,13 @@ from lorabuild_worker.ops import sample as sample_op  # noqa: E402
 
 from .support import kohya_lora_spec  # noqa: E402
 
-EOS = 257
+BOS, EOS = 49406, 49407
 
 
 def byte_ids(text):
-    ids = [256] + list(text.encode("utf-8"))[:75] + [EOS]
+    """CLIP framing (BOS, content, EOS padding); the content ids are the text's UTF-8 bytes: distinct ids
+    per text are all these tests need."""
+    ids = [BOS] + list(text.encode("utf-8"))[:75] + [EOS]
     return ids + [EOS] * (77 - len(ids))
 
 

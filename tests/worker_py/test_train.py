@@ -28,8 +28,10 @@ from lorabuild_worker.safetensors_io import SafetensorsFile, load_file, read_hea
 
 
 def byte_ids(text):
-    ids = [256] + list(text.encode("utf-8"))[:75] + [257]
-    return ids + [257] * (77 - len(ids))
+    """CLIP framing (BOS 49406, content, EOS 49407 padding); the content ids are the text's UTF-8 bytes:
+    distinct ids per text are all these tests need."""
+    ids = [49406] + list(text.encode("utf-8"))[:75] + [49407]
+    return ids + [49407] * (77 - len(ids))
 
 
 def metadata(path):

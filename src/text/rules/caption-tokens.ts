@@ -51,10 +51,8 @@ export function checkTrigger(
   trigger: string,
   kept: number,
 ): TriggerState {
-  const byteLevel = tokenizer.id === 'byte-v1';
-  const needle = tokenizer.encode(byteLevel ? trigger.toLowerCase() : trigger).ids;
-  const haystack = byteLevel ? tokenizer.encode(item.caption!.text.toLowerCase()).ids : ids;
-  const at = indexOfSequence(haystack, needle);
+  const needle = tokenizer.encode(trigger).ids;
+  const at = indexOfSequence(ids, needle);
   if (at !== -1 && at + needle.length <= kept) return 'present';
   if (at !== -1) {
     const spans = encoded().spans;

@@ -3,7 +3,7 @@ its own safetensors reader/writer, LoRA training and a JSON-lines server (``pyth
 
 Module map (other engineers build on these paths):
   safetensors_io  read (mmap, header checked) / write (atomic) .safetensors
-  configs         SD15 and TINY model configs (same architecture code)
+  configs         SD15, TINY and TOY model configs (same architecture code)
   nn/             unet.UNet, vae.AutoencoderKL, clip.CLIPTextModel
   checkpoint      load_sd1(path) -> SD1 (unet, encode_images, decode_latents, encode_text, alphas_cumprod)
   lora            inject/save LoRA (kohya names) and apply_lora_file() for sampling
@@ -18,4 +18,4 @@ Module map (other engineers build on these paths):
 """
 
 # Bump when a change alters numbers a stage caches (latents, contexts, LoRA weights).
-WORKER_VERSION = "0.2.0"
+WORKER_VERSION = "0.2.1"  # 0.2.1: builtin tiny reads CLIP ids (vocabulary 49408)

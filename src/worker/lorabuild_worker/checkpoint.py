@@ -8,7 +8,7 @@ diffusers_layout.py under the same names), and build the random ``builtin`` mode
     img = sd.decode_latents(lat)                                # scaled latents -> images [B,3,H,W] in [0,1]
     ctx = sd.encode_text(ids, clip_skip=1)                      # LongTensor [B,77] -> [B,77,context_dim]
     sd.alphas_cumprod                                           # float32 [1000], DDPM scaled-linear schedule
-    sd.arch ('sd15' | 'tiny'), sd.config (configs.SD1Config), sd.device, sd.dtype
+    sd.arch ('sd15' | 'tiny' | 'toy'), sd.config (configs.SD1Config), sd.device, sd.dtype
 
     report = inspect(path)                                      # family/arch/dtype/missing/unexpected, no weights read
     build_builtin("tiny", seed, path)                           # deterministic from the seed; LDM layout
@@ -142,7 +142,7 @@ class SD1:
 @dataclass
 class CheckpointReport:
     family: str  # 'sd1' | 'sd2' | 'sdxl' | 'lora' | 'unknown'
-    arch: Optional[str]  # 'sd15' | 'tiny' | None
+    arch: Optional[str]  # 'sd15' | 'tiny' | 'toy' | None
     dtype: Optional[str]
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
@@ -271,7 +271,7 @@ def check_loadable(path: str, report: CheckpointReport) -> None:
     if report.family == "unknown":
         raise WorkerError("unsupported_model", f"{path}: not a Stable Diffusion checkpoint (no model.diffusion_model.* UNet keys)", "give an LDM single-file SD1.x checkpoint (.safetensors)")
     if report.arch is None:
-        raise WorkerError("unsupported_model", f"{path}: SD1 layout with unknown widths; lorabuild knows the sd15 and tiny configurations")
+        raise WorkerError("unsupported_model", f"{path}: SD1 layout with unknown widths; lorabuild knows the sd15, tiny and toy configurations")
     if report.missing or report.mismatched:
         problems = report.missing[:5] + report.mismatched[:5]
         raise WorkerError(
@@ -329,9 +329,10 @@ def _init_tensor(key: str, shape: Tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 def build_builtin(arch: str = "tiny", seed: int = 0, path: str = "") -> dict:
-    """Write a random-initialised model of ``arch`` to ``path`` (LDM layout, metadata lorabuild.arch)."""
-    if arch not in CONFIGS:
-        raise WorkerError("bad_request", f"unknown builtin arch {arch!r}; known: {', '.join(CONFIGS)}")
+    """Write a random-initialised model of ``arch`` to ``path`` (LDM layout, metadata lorabuild.arch).
+    Only ``tiny`` is built: ``toy`` ships pretrained (assets/toy), and a random SD1.5 is of no use."""
+    if arch != "tiny":
+        raise WorkerError("bad_request", f"build_builtin builds random 'tiny' models only, not {arch!r} (the 'toy' model ships pretrained in assets/toy)")
     shapes = expected_keys(CONFIGS[arch])
     tensors = {k: _init_tensor(k, shape, seed) for k, shape in sorted(shapes.items())}
     if arch == "tiny":

@@ -1,6 +1,8 @@
-"""Model configurations. SD15 is Stable Diffusion 1.x as published; TINY is the same architecture code
-with small widths (same block structure, so its LDM key names follow the SD1.5 pattern) that trains at
-64 px in seconds on two CPU cores: demos, tests and CI.
+"""Model configurations. SD15 is Stable Diffusion 1.x as published. TINY and TOY are the same architecture
+code with small widths (same block structure, so their LDM key names follow the SD1.5 pattern) that
+train and render at 64 px on two CPU cores: TINY has random weights made from a seed (unit tests), TOY
+ships pretrained weights (assets/toy, made by scripts/pretrain_toy.py: the demo). All three read CLIP's
+BPE token ids (vocabulary 49408), so one tokenizer serves every model.
 """
 from __future__ import annotations
 
@@ -57,12 +59,23 @@ TINY = SD1Config(
     "tiny",
     UNetConfig(model_channels=32, channel_mult=(1, 2, 4, 4), num_heads=4, context_dim=64),
     VAEConfig(ch=32, ch_mult=(1, 2, 4, 4)),
-    # byte-level tokenizer: ids 0..255 are UTF-8 bytes, 256 = BOS, 257 = EOS (also padding)
-    TextConfig(vocab_size=258, width=64, layers=4, heads=4),
+    TextConfig(width=64, layers=4, heads=4),
     native_resolution=64,
 )
 
-CONFIGS: Dict[str, SD1Config] = {"sd15": SD15, "tiny": TINY}
+# A quarter of TINY's VAE width and half its UNet width, and a 32-wide, 2-layer text encoder: 2.2 M UNet,
+# 0.3 M VAE, 1.6 M text parameters (1.58 M of them the CLIP vocabulary table), 8 MB in fp16. Norm groups
+# of 4 channels at the widest level: a group of one channel (instance norm) cannot carry a flat color
+# through the VAE's last norm.
+TOY = SD1Config(
+    "toy",
+    UNetConfig(model_channels=16, channel_mult=(1, 2, 4, 4), num_heads=2, context_dim=32, norm_groups=4),
+    VAEConfig(ch=8, ch_mult=(1, 2, 4, 4), norm_groups=2),
+    TextConfig(width=32, layers=2, heads=2),
+    native_resolution=64,
+)
+
+CONFIGS: Dict[str, SD1Config] = {"sd15": SD15, "tiny": TINY, "toy": TOY}
 
 # DDPM noise schedule shared by SD1.x: "scaled linear" betas from 0.00085 to 0.012 over 1000 steps.
 TRAIN_TIMESTEPS = 1000
