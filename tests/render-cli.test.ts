@@ -128,10 +128,10 @@ describe('lorabuild run: renders on builtin tiny', () => {
 
     const ab = cells('ab');
     expect(ab.columns.map((c) => c.label)).toEqual(['strength 0 (no LoRA)', 'strength 1']);
-    // the long prompt (byte tokenizer: one token per character) is two chunks, as ComfyUI encodes it
+    // CLIP tokens (every model tokenizes with CLIP BPE): the long prompt's 86 tokens are two chunks of 75, as ComfyUI encodes it
     expect(ab.rows).toEqual([
-      { prompt: 'lineart, a circle', prompt_index: 1, seed: 0, tokens: 17, chunks: 1 },
-      { prompt: LONG_PROMPT, prompt_index: 2, seed: 0, tokens: LONG_PROMPT.length, chunks: 2 },
+      { prompt: 'lineart, a circle', prompt_index: 1, seed: 0, tokens: 5, chunks: 1 },
+      { prompt: LONG_PROMPT, prompt_index: 2, seed: 0, tokens: 86, chunks: 2 },
     ]);
     expect(ab.cells).toHaveLength(4);
     for (const cell of ab.cells) {
