@@ -8,6 +8,7 @@ import type { Manifest } from '../datasets/manifest.js';
 import { canonicalHash } from '../engine/canonical.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { checkItem, type ItemCheck, type ValidationSettings } from '../text/check-item.js';
+import { writeJsonStreamed } from '../text/json-stream.js';
 import { tokenizerForDataset } from '../text/resolve.js';
 import { buildReport } from '../text/validation-report.js';
 import { modelPinParams, modelTokenizerHint } from './model.js';
@@ -94,10 +95,9 @@ export const stage: StageImpl = {
       if (i % 500 === 499) ctx.progress(i + 1, manifest.items.length, undefined, 'items');
     }
     const report = buildReport(manifest, checks, settings, { id: tokenizer.id, reason });
-    const json = `${JSON.stringify(report, null, 2)}\n`;
     const markdown = renderMarkdown(report);
     // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
-    writeFileSync(join(ctx.outDir, 'validation.json'), json);
+    writeJsonStreamed(join(ctx.outDir, 'validation.json'), report);
     writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
     // printed to a person: a few of each kind and a count (all of them are in validation.json)
     const allIn = `${ctx.config.out}/datasets/${name}/validation.json`;
