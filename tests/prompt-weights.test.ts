@@ -5,7 +5,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parsePromptWeights, parsePythonFloat } from '../src/text/prompt-weights.js';
 import { encodePrompt } from '../src/text/prompt.js';
-import { byteTokenizer } from '../src/text/byte-tokenizer.js';
 import { resolveClipTokenizer } from '../src/text/resolve.js';
 import type { Tokenizer } from '../src/text/tokenizer.js';
 
@@ -80,30 +79,33 @@ describe('encodePrompt', () => {
   });
 
   it('a 150-token prompt becomes two chunks of 75 instead of being cut', () => {
-    const bytes = byteTokenizer();
-    const prompt = 'x'.repeat(150);
-    const p = encodePrompt(bytes, prompt);
+    const x = clip.encode('x').ids[0];
+    const p = encodePrompt(clip, 'x '.repeat(150).trim());
     expect(p.chunks).toHaveLength(2);
     for (const chunk of p.chunks) {
-      expect(chunk.ids).toEqual([256, ...Array(75).fill(120), 257]);
+      expect(chunk.ids).toEqual([clip.bos, ...Array(75).fill(x), clip.eos]);
       expect(chunk.weights).toEqual(Array(77).fill(1));
     }
-    expect(encodePrompt(bytes, 'x'.repeat(151)).chunks).toHaveLength(3);
+    expect(encodePrompt(clip, 'x '.repeat(151).trim()).chunks).toHaveLength(3);
   });
 
-  it('moves a short segment that does not fit to the next chunk whole, and splits a long one', () => {
-    const bytes = byteTokenizer();
-    // 70 tokens, then a 7-token weighted segment: 70 + 7 > 75, so the segment starts chunk 2
-    const short = encodePrompt(bytes, `${'a'.repeat(70)}(bbbbbbb:1.2)`);
+  it('moves a short word that does not fit to the next chunk whole, and splits a word of 8 tokens or more', () => {
+    // CLIP gives every digit a token of its own: a word of n ones is n tokens
+    const a = clip.encode('a').ids[0];
+    const seven = clip.encode('1111111').ids;
+    const eight = clip.encode('11111111').ids;
+    expect([seven.length, eight.length]).toEqual([7, 8]);
+    // 70 tokens, then a 7-token weighted word: 70 + 7 > 75, so the word starts chunk 2
+    const short = encodePrompt(clip, `${'a '.repeat(70)}(1111111:1.2)`);
     expect(short.chunks).toHaveLength(2);
-    expect(short.chunks[0].ids.slice(0, 72)).toEqual([256, ...Array(70).fill(97), 257]);
-    expect(short.chunks[0].ids.slice(72)).toEqual(Array(5).fill(257)); // EOS padding
-    expect(short.chunks[1].ids.slice(0, 9)).toEqual([256, ...Array(7).fill(98), 257]);
+    expect(short.chunks[0].ids.slice(0, 72)).toEqual([clip.bos, ...Array(70).fill(a), clip.eos]);
+    expect(short.chunks[0].ids.slice(72)).toEqual(Array(5).fill(clip.eos)); // EOS padding
+    expect(short.chunks[1].ids.slice(0, 9)).toEqual([clip.bos, ...seven, clip.eos]);
     expect(short.chunks[1].weights.slice(0, 9)).toEqual([1, ...Array(7).fill(1.2), 1]);
-    // an 8-token segment is split at the chunk boundary
-    const long = encodePrompt(bytes, `${'a'.repeat(70)}(bbbbbbbb:1.2)`);
-    expect(long.chunks[0].ids.slice(70, 77)).toEqual([97, 98, 98, 98, 98, 98, 257]);
-    expect(long.chunks[1].ids.slice(0, 5)).toEqual([256, 98, 98, 98, 257]);
+    // an 8-token word is split at the chunk boundary
+    const long = encodePrompt(clip, `${'a '.repeat(70)}(11111111:1.2)`);
+    expect(long.chunks[0].ids.slice(70, 77)).toEqual([a, ...eight.slice(0, 5), clip.eos]);
+    expect(long.chunks[1].ids.slice(0, 5)).toEqual([clip.bos, ...eight.slice(5), clip.eos]);
   });
 
   it('the empty prompt is BOS, EOS and padding', () => {
