@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { parse } from 'yaml';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
 import { inspectSafetensors } from '../src/safetensors/inspect.js';
+import { writeRingShapes } from './helpers/shapes.js';
 
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', LORABUILD_THREADS: '1', LORABUILD_CONFIG: '/nonexistent/lorabuild.yaml' };
 
@@ -23,10 +23,7 @@ loras:
   shapes_lora: { model: tiny, dataset: shapes, rank: 2, learning_rate: 1.0e-3, batch_size: 2, devices: 2, steps: 6, checkpoint_every: 3, seed: 0, resolution: 64 }
 `,
   });
-  for (let i = 0; i < 3; i++) {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/><circle cx="${20 + i * 10}" cy="32" r="${8 + i * 4}" fill="none" stroke="black" stroke-width="3"/></svg>`;
-    writeFiles(tmp.dir, { [`shapes/image/${i}.png`]: await sharp(Buffer.from(svg)).png().toBuffer(), [`shapes/text/${i}.txt`]: `lineart, shape ${i}` });
-  }
+  await writeRingShapes(tmp.dir, ['lineart, shape 0', 'lineart, shape 1', 'lineart, shape 2']);
 });
 afterAll(() => tmp.cleanup());
 

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsHeader, readTensorBytes } from '../src/safetensors/io.js';
 import { makeTempDir, REPO_ROOT, runCli, writeFiles, type CliResult } from './helpers/cli.js';
 import { HubServer, type FixtureFile } from './helpers/hub-server.js';
+import { writeRingShapes } from './helpers/shapes.js';
 
 const PYTHON = process.env.LORABUILD_TEST_PYTHON ?? '/usr/bin/python3';
 const ENV = { LORABUILD_PYTHON: PYTHON, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
@@ -48,10 +49,7 @@ function lorafile(models: string, loras: string[]): string {
 
 async function project(dir: string, models: string, loras: string[]): Promise<void> {
   writeFiles(dir, { 'lorafile.yaml': lorafile(models, loras) });
-  for (const [i, caption] of CAPTIONS.entries()) {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/><circle cx="${20 + i * 10}" cy="32" r="${8 + i * 4}" fill="none" stroke="black" stroke-width="3"/></svg>`;
-    writeFiles(dir, { [`shapes/image/${i}.png`]: await sharp(Buffer.from(svg)).png().toBuffer(), [`shapes/text/${i}.txt`]: caption });
-  }
+  await writeRingShapes(dir, CAPTIONS);
 }
 
 function run(cwd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {

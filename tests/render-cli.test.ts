@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles, type CliResult } from './helpers/cli.js';
+import { writeRingShapes } from './helpers/shapes.js';
 
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
 // 86 CLIP tokens: the 22 of the description and 53 'and' fit in 75, seven 'and' and the last four words are cut
@@ -49,11 +50,7 @@ renders:
 }
 
 async function makeProject(dir: string, captions: string[]): Promise<void> {
-  for (const [i, caption] of captions.entries()) {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/>` +
-      `<circle cx="${20 + i * 10}" cy="32" r="${8 + i * 4}" fill="none" stroke="black" stroke-width="3"/></svg>`;
-    writeFiles(dir, { [`shapes/image/${i}.png`]: await sharp(Buffer.from(svg)).png().toBuffer(), [`shapes/text/${i}.txt`]: caption });
-  }
+  await writeRingShapes(dir, captions);
 }
 
 const run = (cwd: string): Promise<CliResult> => runCli(['run', '--json'], { cwd, env: ENV, timeoutMs: 300_000 });

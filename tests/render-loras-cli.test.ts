@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles, type CliResult } from './helpers/cli.js';
 import { fixtures, TINY, writeFixture, zeros } from './helpers/lora-fixtures.js';
+import { writeRingShapes } from './helpers/shapes.js';
 
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
 const run = (cwd: string, args: string[] = []): Promise<CliResult> => runCli(['run', '--json', ...args], { cwd, env: ENV, timeoutMs: 400_000 });
@@ -237,10 +238,7 @@ describe('a LoRA trained by lorabuild, used as a file', () => {
   it('renders the same bytes as lora: NAME at strength 1', async () => {
     const trained = join(tmp.dir, 'trained');
     const captions = ['lineart, a circle', 'lineart, a ring', 'lineart, a loop'];
-    for (const [i, caption] of captions.entries()) {
-      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/><circle cx="${20 + i * 10}" cy="32" r="${8 + i * 4}" fill="none" stroke="black" stroke-width="3"/></svg>`;
-      writeFiles(trained, { [`shapes/image/${i}.png`]: await sharp(Buffer.from(svg)).png().toBuffer(), [`shapes/text/${i}.txt`]: caption });
-    }
+    await writeRingShapes(trained, captions);
     const common = `    prompts: ["lineart, a circle"]\n    seeds: [3]\n    strengths: [1]\n    steps: 3\n`;
     writeFiles(trained, {
       'lorafile.yaml': `version: 1

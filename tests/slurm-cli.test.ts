@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { makeTempDir, runCli, startCli, waitForLine, writeFiles, type CliResult } from './helpers/cli.js';
 import { startSlurm, type SlurmCluster } from './helpers/services.js';
+import { writeRingShapes } from './helpers/shapes.js';
 
 const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LORABUILD_THREADS: '1', LORABUILD_SLURM_POLL_MS: '200' };
 
@@ -50,10 +50,7 @@ beforeAll(async () => {
   tmp = makeTempDir('lorabuild-slurm-');
   slurm = startSlurm(join(tmp.dir, 'slurm'));
   writeFiles(origin(), { 'lorafile.yaml': lorafile() });
-  for (let i = 0; i < 3; i++) {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/><circle cx="${20 + i * 10}" cy="32" r="${8 + i * 4}" fill="none" stroke="black" stroke-width="3"/></svg>`;
-    writeFiles(origin(), { [`shapes/image/${i}.png`]: await sharp(Buffer.from(svg)).png().toBuffer(), [`shapes/text/${i}.txt`]: `lineart, shape ${i}` });
-  }
+  await writeRingShapes(origin(), ['lineart, shape 0', 'lineart, shape 1', 'lineart, shape 2']);
 });
 afterAll(() => {
   slurm?.stop();
