@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import type { Json, StageOutputs } from '../engine/types.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { CacheLayout } from './layout.js';
+import type { Cas } from './cas.js';
+import { isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
 
 export interface ActionEntry {
   version: 1;
@@ -19,6 +21,16 @@ export interface ActionEntry {
   refs: string[];
   /** item memo entries used ("kind/keyhash"): gc keeps them while this entry lives */
   items: string[];
+  /**
+   * Long lists live in the CAS as chunk trees (cache/chunk-tree.ts), so that an entry of a
+   * 100,000-item stage stays small and a one-item change writes one leaf: `refsTree` holds the
+   * refs (then `refs` is empty), `itemPack` the item records [id, label, value, refs] (then `items`
+   * is empty; the next run of the stage preloads them instead of reading one file per item), and
+   * `trees` the trees its outputs name (listing and manifest entries).
+   */
+  refsTree?: TreeRef;
+  itemPack?: TreeRef;
+  trees?: TreeRef[];
   createdAt: string;
   durationMs: number;
 }
@@ -77,4 +89,51 @@ export class ActionCache {
       }
     }
   }
+}
+
+/** lists longer than this go into a chunk tree */
+export const INLINE_LIST_MAX = 256;
+
+/** an item record as an item pack holds it */
+export type PackedItem = [id: string, label: string, value: Json, refs: string[]];
+
+/** the entry's refs and item ids, long lists written to the CAS as chunk trees */
+export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
+  const sortedRefs = [...refs].sort();
+  const sortedItems = [...items].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return {
+    ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
+    ...(sortedItems.length > INLINE_LIST_MAX ? { items: [], itemPack: writeTree(cas, sortedItems as unknown as Json[]) } : { items: sortedItems.map((i) => i[0]) }),
+  };
+}
+
+/** every blob an entry needs kept: outputs, refs (inline or in their tree) and the nodes of its trees */
+export function entryBlobs(entry: ActionEntry, cas: Cas): string[] {
+  const out = [...Object.values(entry.outputs.files).map((f) => f.sha256), ...entry.refs];
+  if (entry.refsTree) {
+    out.push(...treeNodes(cas, entry.refsTree));
+    for (const sha of readTree(cas, entry.refsTree)) if (typeof sha === 'string') out.push(sha);
+  }
+  if (entry.itemPack) {
+    out.push(...treeNodes(cas, entry.itemPack));
+    for (const record of readTree(cas, entry.itemPack)) if (Array.isArray(record) && Array.isArray(record[3])) for (const sha of record[3]) if (typeof sha === 'string') out.push(sha);
+  }
+  for (const tree of entry.trees ?? []) out.push(...treeNodes(cas, tree));
+  return out;
+}
+
+/** the item memo ids an entry used */
+export function entryItems(entry: ActionEntry, cas: Cas): string[] {
+  const out = [...entry.items];
+  if (entry.itemPack) for (const record of readTree(cas, entry.itemPack)) if (Array.isArray(record) && typeof record[0] === 'string') out.push(record[0]);
+  return out;
+}
+
+/** the optional tree fields are well-formed where present */
+export function entryTreesOk(entry: Record<string, unknown>): boolean {
+  return (
+    (entry.refsTree === undefined || isTreeRef(entry.refsTree)) &&
+    (entry.itemPack === undefined || isTreeRef(entry.itemPack)) &&
+    (entry.trees === undefined || (Array.isArray(entry.trees) && entry.trees.every(isTreeRef)))
+  );
 }

@@ -3,7 +3,9 @@
 // memo and log that no kept entry needs. Call while holding the writer lock.
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ActionCache, type ActionEntry } from './action-cache.js';
+import { ActionCache, entryBlobs, entryItems, type ActionEntry } from './action-cache.js';
+import { Cas } from './cas.js';
+import { TreeDamage } from './chunk-tree.js';
 import { allBlobs, allItems } from './inventory.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
@@ -22,7 +24,25 @@ export interface GcReport {
 export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): GcReport {
   const layout = new CacheLayout(root);
   const actions = new ActionCache(root);
+  const cas = new Cas(root);
   const entries = [...actions.all()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  // an entry whose trees cannot be read keeps nothing alive: it is dropped like an entry whose blobs are gone
+  const blobsOfEntry = new Map<string, string[]>();
+  const blobsOf = (e: ActionEntry): string[] => {
+    let found = blobsOfEntry.get(e.fingerprint);
+    if (!found) {
+      try {
+        found = entryBlobs(e, cas);
+      } catch (err) {
+        if (!(err instanceof TreeDamage)) throw err;
+        found = [];
+        damaged.add(e.fingerprint);
+      }
+      blobsOfEntry.set(e.fingerprint, found);
+    }
+    return found;
+  };
+  const damaged = new Set<string>();
   const sizes = new Map<string, number>();
   for (const blob of allBlobs(root)) sizes.set(blob.sha256, blob.size);
 
@@ -57,8 +77,8 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
   const neededItems = new Set<string>();
   const logsOfLastRuns = lastRunFingerprints(layout);
   for (const e of entries) {
-    if (keep.has(e.fingerprint)) {
-      for (const id of e.items) neededItems.add(id);
+    if (keep.has(e.fingerprint) && !damaged.has(e.fingerprint)) {
+      for (const id of entryItems(e, cas)) neededItems.add(id);
     } else {
       rmSync(layout.action(e.fingerprint), { force: true });
       if (!logsOfLastRuns.has(e.fingerprint)) rmSync(layout.log(e.fingerprint), { force: true });
@@ -78,10 +98,6 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
   }
   if (report.removedActions + report.removedBlobs + report.removedItems > 0) bumpCacheGeneration(root);
   return report;
-}
-
-function blobsOf(e: ActionEntry): string[] {
-  return [...Object.values(e.outputs.files).map((f) => f.sha256), ...e.refs];
 }
 
 function lastRunFingerprints(layout: CacheLayout): Set<string> {

@@ -6,7 +6,7 @@ import type { Cas } from './cas.js';
 import { CacheLayout } from './layout.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 
-interface ItemRecord {
+export interface ItemRecord {
   label: string;
   value: Json;
   /** blob hashes named anywhere in the value */
@@ -26,6 +26,10 @@ export class ItemMemo {
    * stringify text means an equal value, so the canonical hash is the same.)
    */
   private readonly keyHashes: Map<string, string> | undefined;
+  /** records of the previous run of a stage (its action entry's item pack), for this run only */
+  private preloaded = new Map<string, ItemRecord>();
+  /** packs already preloaded (a remembering memo keeps their records across runs) */
+  private readonly packs = new Set<string>();
   constructor(
     root: string,
     private readonly cas: Cas,
@@ -41,6 +45,29 @@ export class ItemMemo {
   /** at the start of each run (writer lock held): drop what gc or verify may have removed meanwhile */
   refresh(): void {
     this.cas.refreshPresence();
+    this.preloaded.clear();
+  }
+
+  /**
+   * Records from an item pack ([id, label, value, refs], cache/action-cache.ts): `get` finds them
+   * without reading one file per item. Malformed records are skipped (then read from their file).
+   */
+  preload(records: readonly Json[], packRoot: string): void {
+    const target = this.remembered ?? this.preloaded;
+    if (this.remembered) this.packs.add(packRoot);
+    for (const r of records) {
+      if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
+      if (!target.has(r[0])) target.set(r[0], { label: r[1], value: r[2], refs: r[3] as string[] });
+    }
+  }
+
+  hasPreloaded(packRoot: string): boolean {
+    return this.packs.has(packRoot);
+  }
+
+  /** done with this run's preloaded records */
+  endRun(): void {
+    this.preloaded.clear();
   }
 
   keyHash(key: Json): string {
@@ -60,9 +87,9 @@ export class ItemMemo {
     return `${kind}/${keyHash}`;
   }
 
-  get(kind: string, keyHash: string): { value: Json; refs: string[] } | undefined {
+  get(kind: string, keyHash: string): ItemRecord | undefined {
     const id = this.id(kind, keyHash);
-    let record = this.remembered?.get(id);
+    let record = this.remembered?.get(id) ?? this.preloaded.get(id);
     if (!record) {
       try {
         record = JSON.parse(readRegularFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
@@ -74,15 +101,15 @@ export class ItemMemo {
     }
     // the blobs are checked every time: a gc between two runs may have removed them
     if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
-    return { value: record.value, refs: record.refs };
+    return record;
   }
 
-  put(kind: string, keyHash: string, label: string, value: Json): string[] {
+  put(kind: string, keyHash: string, label: string, value: Json): ItemRecord {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     const record: ItemRecord = { label, value, refs };
     writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
     this.remembered?.set(this.id(kind, keyHash), record);
-    return refs;
+    return record;
   }
 }
 

@@ -10,8 +10,9 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, ty
 import { basename, join, relative } from 'node:path';
 import { SHA256_RE } from '../engine/canonical.js';
 import { lockShapeProblem } from '../engine/lockfile.js';
-import type { ActionEntry } from './action-cache.js';
-import { hashStream } from './cas.js';
+import { entryBlobs, entryTreesOk, type ActionEntry } from './action-cache.js';
+import { Cas, hashStream } from './cas.js';
+import { TreeDamage } from './chunk-tree.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
 
@@ -74,7 +75,7 @@ function actionShapeOk(value: unknown, fingerprint: string): value is ActionEntr
   const outputs = value.outputs;
   if (!isObj(outputs) || !isObj(outputs.files)) return false;
   if (!Object.values(outputs.files).every((f) => isObj(f) && typeof f.sha256 === 'string' && SHA256_RE.test(f.sha256) && Number.isSafeInteger(f.size))) return false;
-  return Array.isArray(value.refs) && value.refs.every((r) => typeof r === 'string') && Array.isArray(value.items);
+  return Array.isArray(value.refs) && value.refs.every((r) => typeof r === 'string') && Array.isArray(value.items) && entryTreesOk(value);
 }
 
 export async function verifyCache(root: string, onProgress?: (done: number) => void): Promise<VerifyReport> {
@@ -113,6 +114,7 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
 
   // blobs
   const present = new Set<string>();
+  const cas = new Cas(root);
   const bad = new Set<string>();
   if (storeFolder(layout.casDir)) {
     for (const shard of listOrEmpty(layout.casDir)) {
@@ -169,7 +171,17 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
           report.droppedActions.push({ stage: isObj(entry) && typeof entry.stage === 'string' ? entry.stage : '?', fingerprint, why: 'its record is unreadable or malformed' });
           continue;
         }
-        const named = [...Object.entries(entry.outputs.files).map(([n, f]) => ({ name: n, sha: f.sha256 })), ...entry.refs.map((sha) => ({ name: 'a referenced blob', sha }))];
+        const outputNames = new Map(Object.entries(entry.outputs.files).map(([n, f]) => [f.sha256, n]));
+        let named: { name: string; sha: string }[];
+        try {
+          named = entryBlobs(entry, cas).map((sha) => ({ name: outputNames.get(sha) ?? 'a referenced blob', sha }));
+        } catch (err) {
+          if (!(err instanceof TreeDamage)) throw err;
+          rmSync(path, { force: true });
+          rmSync(layout.log(fingerprint), { recursive: true, force: true });
+          report.droppedActions.push({ stage: entry.stage, fingerprint, why: err.message.replace(/; run `lorabuild cache verify`$/, '') });
+          continue;
+        }
         const missing = named.find((n) => !present.has(n.sha));
         if (missing) {
           rmSync(path, { force: true });

@@ -21,6 +21,7 @@ import { expandUserPath } from '../worker/start.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import type { StageRegistry } from './executor.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
+import { withFilesRead } from './file-tree.js';
 import { readLockfile } from './lockfile.js';
 import { entryIntegrity } from './lock-integrity.js';
 import { checkOutputName, displayPath, listStaged } from './outputs.js';
@@ -75,6 +76,8 @@ export interface CheckResult {
   outputs: Map<string, StageOutputs>;
   /** where an output blob of `outputs` is in the cache (read-only) */
   blobPath(sha256: string): string;
+  /** the store blobPath names (chunk trees of a manifest are read through it) */
+  cas: Cas;
 }
 
 export interface CheckOptions {
@@ -133,7 +136,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     await sharedWorker.close();
   }
   const stages = plan.order.map((id) => checks.get(id)!);
-  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs, blobPath: (sha) => cas.path(sha) };
+  return { stages, general, exitCode: exitCodeOf([...general, ...stages.flatMap((s) => s.findings)]), lock, outputs, blobPath: (sha) => cas.path(sha), cas };
 
   async function checkStage(node: StageNode): Promise<StageCheck> {
     const findings: CheckFinding[] = [];
@@ -230,7 +233,7 @@ export async function checkProject(opts: CheckOptions): Promise<CheckResult> {
     } else {
       const fp = fingerprint({ kind: node.kind, version: impl.version, params, files: current.files, upstream: lockDigests });
       if (fp !== entry.fingerprint) {
-        const own = staleReasons(entry, { implVersion: impl.version, params, files: current.files, upstream: entry.upstream });
+        const own = staleReasons(withFilesRead(entry, cas), { implVersion: impl.version, params, files: current.files, upstream: entry.upstream });
         reasons.unshift(...(own.length ? own : ['tool or environment versions changed']));
       }
     }

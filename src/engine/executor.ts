@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
-import { ActionCache } from '../cache/action-cache.js';
+import { ActionCache, packLists, type PackedItem } from '../cache/action-cache.js';
+import { readTree, TreeDamage } from '../cache/chunk-tree.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
@@ -16,6 +17,7 @@ import type { FolderFile } from '../datasets/local/walk.js';
 import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
+import { filesTreeOf, withFilesRead } from './file-tree.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
 import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
@@ -177,12 +179,19 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       upstreamDigests[dep] = outputsDigest(outputs.get(dep)!);
       upstreamFps[dep] = fingerprints.get(dep)!;
     }
+    const filesTree = filesTreeOf(inputs.files);
     const fp = fingerprint({ kind: node.kind, version: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamDigests });
     const materializedDir = materializedFolder(impl, node, config);
-    const lockEntry = (out: StageOutputs): LockEntry => ({
+    const lockEntry = (out: StageOutputs): LockEntry => {
+      // the tree's nodes go into the cache with the entry that names them (status writes nothing)
+      if (filesTree && mode === 'run' && !cas.has(filesTree.root)) filesTreeOf(inputs.files, cas);
+      return lockEntryOf(out);
+    };
+    const lockEntryOf = (out: StageOutputs): LockEntry => ({
       fingerprint: fp,
       params: inputs.params,
-      files: inputs.files,
+      files: filesTree ? {} : inputs.files,
+      ...(filesTree ? { filesTree } : {}),
       upstream: upstreamFps,
       outputs: out.files,
       meta: out.meta,
@@ -212,7 +221,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       }
       reasons = ['its cache entry is gone (cache cleared, gc or verify removed it)'];
     } else {
-      reasons = staleReasons(previous, { implVersion: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamFps });
+      reasons = staleReasons(previous && withFilesRead(previous, cas), { implVersion: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamFps });
       if (reasons.length === 0) reasons = ['tool or environment versions changed'];
     }
 
@@ -239,6 +248,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     mkdirSync(layout.tmp, { recursive: true });
     const staging = mkdtempSync(join(layout.tmp, 'stage-'));
     const { ctx, record } = makeStageContext(contextDeps, staging);
+    preloadItems(items, actions, cas, previous?.fingerprint);
     const recordRun = (outcome: string, reason: string, kept: string[] = []) => {
       writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
       writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString(), ...(kept.length ? { kept } : {}) }));
@@ -277,8 +287,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         params: inputs.params,
         upstream: upstreamFps,
         outputs: out,
-        refs: [...record.refs].sort(),
-        items: [...record.items].sort(),
+        ...packLists(cas, [...record.refs], [...record.items].map(([id, r]): PackedItem => [id, r.label, r.value, r.refs])),
+        ...(record.trees.length > 0 ? { trees: record.trees } : {}),
         createdAt: new Date().toISOString(),
         durationMs,
       };
@@ -367,9 +377,25 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       lockWritten = true;
     }
   }
+  items.endRun();
   memo.save();
   memo.dropRacy();
   return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: lockWriteProblem ?? loaded.problem };
+}
+
+/**
+ * The item records of the stage's previous build, from its action entry's item pack: one read of a
+ * few dozen leaves instead of one file per item. A pack that cannot be read is only a lost speed-up.
+ */
+function preloadItems(items: ItemMemo, actions: ActionCache, cas: Cas, previousFingerprint: string | undefined): void {
+  if (!previousFingerprint) return;
+  const pack = actions.get(previousFingerprint)?.itemPack;
+  if (!pack || items.hasPreloaded(pack.root)) return;
+  try {
+    items.preload(readTree(cas, pack), pack.root);
+  } catch (err) {
+    if (!(err instanceof TreeDamage)) throw err;
+  }
 }
 
 /** Names a failed run of the stage wrote into out/ (recorded in its last-run record): lorabuild's own files. */

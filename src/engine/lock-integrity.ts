@@ -6,6 +6,7 @@
 // differ from them are exactly the edited ones, and they are named.
 import { canonicalJson } from './canonical.js';
 import { fingerprint } from './fingerprint.js';
+import { filesTreeOf } from './file-tree.js';
 import type { Json, LockEntry, StageKind } from './types.js';
 
 export interface EntryEdit {
@@ -36,11 +37,18 @@ export interface IntegrityInputs {
 export function entryIntegrity(input: IntegrityInputs): EntryEdit {
   const { entry } = input;
   const version = typeof entry.implVersion === 'number' ? entry.implVersion : input.implVersion;
-  const recomputed = safeFingerprint({ kind: input.kind, version, params: entry.params, files: entry.files, upstream: input.upstream });
+  const recomputed = safeFingerprint({ kind: input.kind, version, params: entry.params, files: entry.files, ...(entry.filesTree ? { filesTree: entry.filesTree } : {}), upstream: input.upstream });
   if (recomputed === entry.fingerprint) return { consistent: true, fields: [], exact: true };
-  const fields = [...differences('params', entry.params, input.params), ...differences('files', entry.files, input.files)];
+  const fields = [...differences('params', entry.params, input.params), ...fileDifferences(entry, input.files)];
   const exact = safeFingerprint({ kind: input.kind, version, params: input.params, files: input.files, upstream: input.upstream }) === entry.fingerprint;
   return { consistent: false, fields, exact };
+}
+
+function fileDifferences(entry: LockEntry, now: Record<string, string>): string[] {
+  if (!entry.filesTree) return differences('files', entry.files, now);
+  const tree = filesTreeOf(now);
+  if (tree?.root === entry.filesTree.root) return [];
+  return [`files (${entry.filesTree.count} files with tree ${entry.filesTree.root.slice(0, 12)} in the lock, ${Object.keys(now).length} files${tree ? ` with tree ${tree.root.slice(0, 12)}` : ''} here)`];
 }
 
 function safeFingerprint(input: Parameters<typeof fingerprint>[0]): string | null {

@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { parsedJson } from '../cache/parsed-json.js';
 import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
-import type { ItemMemo } from '../cache/item-memo.js';
+import type { ItemMemo, ItemRecord } from '../cache/item-memo.js';
+import type { TreeRef } from '../cache/chunk-tree.js';
+import { joinTrees, splitTrees, treesOf } from '../cache/tree-json.js';
 import type { Config } from '../config/schema.js';
 import type { FolderFile } from '../datasets/local/walk.js';
 import { checkOutputName } from './outputs.js';
@@ -31,8 +33,11 @@ export interface ContextDeps {
 /** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
 export interface RunRecord {
   refs: Set<string>;
-  items: Set<string>;
+  /** item memo id -> its record, as the action entry's item pack holds it */
+  items: Map<string, ItemRecord>;
   added: Map<string, OutputFile>;
+  /** chunk trees the outputs name (ctx.writeJson with `trees`), kept by gc with the action entry */
+  trees: TreeRef[];
   log: string[];
   itemCounts: { ran: number; cached: number };
 }
@@ -40,7 +45,7 @@ export interface RunRecord {
 /** `outDir` null: inputs only (status); item/putBlob/addOutput then refuse. */
 export function makeStageContext(deps: ContextDeps, outDir: string | null): { ctx: StageContext; record: RunRecord } {
   const { node, cas, items } = deps;
-  const record: RunRecord = { refs: new Set(), items: new Set(), added: new Map(), log: [], itemCounts: { ran: 0, cached: 0 } };
+  const record: RunRecord = { refs: new Set(), items: new Map(), trees: [], added: new Map(), log: [], itemCounts: { ran: 0, cached: 0 } };
   const runOnly = (what: string) => {
     if (outDir === null) throw new Error(`${node.id}: ctx.${what} may only be used in run(), not in inputs()`);
   };
@@ -77,9 +82,12 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
       runOnly('item');
       const quiet = options?.quiet === true;
       const keyHash = items.keyHash(key);
-      record.items.add(items.id(node.kind, keyHash));
+      const id = items.id(node.kind, keyHash);
       const hit = items.get(node.kind, keyHash);
+      // a quiet part (an image decoded once for every caption it gets) is looked up only when its
+      // item is not cached, so it would come and go from the item pack run to run: it stays out
       if (hit) {
+        if (!quiet) record.items.set(id, hit);
         for (const sha of hit.refs) record.refs.add(sha);
         if (!quiet) {
           record.itemCounts.cached++;
@@ -88,19 +96,23 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
         return hit.value as T;
       }
       const value = await compute();
-      for (const sha of items.put(node.kind, keyHash, label, value)) record.refs.add(sha);
+      const made = items.put(node.kind, keyHash, label, value);
+      if (!quiet) record.items.set(id, made);
+      for (const sha of made.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.ran++;
         deps.emit({ stage: node.id, item: label, outcome: 'ran' });
       }
       return value;
     },
-    writeJson(name, value) {
+    writeJson(name, value, options) {
       runOnly('writeJson');
-      const text = `${JSON.stringify(value)}\n`;
+      const { stored, trees } = splitTrees(cas, value, options?.trees ?? []);
+      record.trees.push(...trees);
+      const text = `${JSON.stringify(stored)}\n`;
       const blob = cas.putBuffer(Buffer.from(text, 'utf8'));
       ctx.addOutput(name, blob);
-      parsedJson.set(blob.sha256, value, text.length);
+      parsedJson.set(blob.sha256, value, text.length + trees.reduce((n, t) => n + t.count * 256, 0));
       return blob;
     },
     readJson(stageId, name) {
@@ -109,12 +121,20 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
       if (kept !== undefined) return kept;
       const text = readFileSync(cas.path(file.sha256), 'utf8');
       let value: Json;
+      let chars = text.length;
       try {
         value = JSON.parse(text) as Json;
       } catch (err) {
         throw new Error(`${stageId} ${name} is not valid JSON (${(err as Error).message}); run \`lorabuild cache verify\``);
       }
-      parsedJson.set(file.sha256, value, text.length);
+      try {
+        const joined = joinTrees(cas, value);
+        if (joined !== value) chars += treesOf(value).reduce((n, t) => n + t.count * 256, 0);
+        value = joined;
+      } catch (err) {
+        throw new Error(`${stageId} ${name}: ${(err as Error).message}`);
+      }
+      parsedJson.set(file.sha256, value, chars);
       return value;
     },
     async putBlob(data) {

@@ -109,9 +109,11 @@ export interface StageContext {
   item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T>;
   /**
    * Writes a JSON output (compact, one trailing newline) straight into the CAS. The value must be
-   * plain JSON; it is frozen and handed as is to downstream stages that readJson() it.
+   * plain JSON; it is frozen and handed as is to downstream stages that readJson() it. `trees`:
+   * top-level list fields stored as chunk trees when long (cache/tree-json.ts), so that a one-item
+   * change writes O(changed) bytes; readJson puts them back.
    */
-  writeJson(name: string, value: Json): OutputFile;
+  writeJson(name: string, value: Json, options?: { trees?: readonly string[] }): OutputFile;
   /** a JSON output of an upstream stage, parsed (shared and frozen: read-only) */
   readJson(stageId: string, name: string): Json;
   /** store bytes (or a file, moved in) in the CAS; returns its hash */
@@ -178,6 +180,12 @@ export interface LockEntry {
   fingerprint: string;
   params: Record<string, Json>;
   files: Record<string, string>;
+  /**
+   * Input file maps longer than FILES_INLINE_MAX (engine/file-tree.ts) are recorded as the root of
+   * a chunk tree of [path, sha256] pairs in the cache instead (then `files` is empty): a lock of a
+   * 100,000-image dataset stays a few KB, and a one-caption edit rewrites a few lines of it.
+   */
+  filesTree?: { root: string; count: number };
   /** fingerprints of the upstream stages this one consumed */
   upstream: Record<string, string>;
   outputs: Record<string, OutputFile>;

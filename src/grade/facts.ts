@@ -24,6 +24,7 @@ import type { Config } from '../config/schema.js';
 import type { CheckResult, StageCheck } from '../engine/check.js';
 import { displayPath } from '../engine/outputs.js';
 import type { Json, StageOutputs } from '../engine/types.js';
+import { joinTrees } from '../cache/tree-json.js';
 import { inspectSafetensors } from '../safetensors/inspect.js';
 
 type Obj = { [key: string]: Json };
@@ -155,7 +156,7 @@ function imageSizes(check: CheckResult, prepared: StageOutputs): Json {
   try {
     const path = check.blobPath(manifest.sha256);
     if (statSync(path).size > MAX_JSON * 16) return null;
-    data = JSON.parse(readFileSync(path, 'utf8'));
+    data = joinTrees(check.cas, JSON.parse(readFileSync(path, 'utf8')) as Json);
   } catch {
     return null;
   }

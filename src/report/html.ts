@@ -138,7 +138,10 @@ function validationFacts(meta: Record<string, Json>): Record<string, Json> {
       facts['trigger in captions'] = `${v.present} of ${v.of}${v.of ? ` (${Math.round((100 * v.present) / v.of)}%)` : ''}`;
     } else if (key === 'tag_frequency' && typeof value === 'object' && !Array.isArray(value)) {
       const tags = Object.entries(value).filter((e): e is [string, number] => typeof e[1] === 'number').sort((a, b) => b[1] - a[1]);
-      facts['most frequent tags'] = tags.slice(0, 12).map(([tag, n]) => `${tag} (${n})`).join(', ') + (tags.length > 12 ? `, … ${tags.length - 12} more` : '');
+      const distinct = typeof meta.tags === 'number' ? meta.tags : tags.length;
+      facts['most frequent tags'] = tags.slice(0, 12).map(([tag, n]) => `${tag} (${n})`).join(', ') + (distinct > 12 ? `, … ${distinct - 12} more` : '');
+    } else if (key === 'tags') {
+      continue;
     } else if (key === 'max_tokens') facts['longest caption'] = `${String(value)} tokens`;
     else facts[key.replace(/_/g, ' ')] = value;
   }

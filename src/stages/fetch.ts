@@ -100,7 +100,7 @@ export const stage: StageImpl = {
       }
       listing = found;
     }
-    ctx.writeJson('listing.json', portableListing(ctx.config, listing) as unknown as Json);
+    ctx.writeJson('listing.json', portableListing(ctx.config, listing) as unknown as Json, { trees: ['entries', 'stray'] });
     return { meta: countsOf(listing) };
   },
 };

@@ -303,7 +303,7 @@ export const stage: StageImpl = {
     }
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
-    ctx.writeJson('manifest.json', manifest as unknown as Json);
+    ctx.writeJson('manifest.json', manifest as unknown as Json, { trees: ['items', 'stray'] });
     return {
       meta: {
         items: items.length,

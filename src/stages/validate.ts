@@ -53,9 +53,18 @@ function tokenizerOptions(ctx: StageContext) {
   return { cacheDir: ctx.cacheDir, modelHint: (model: string) => modelTokenizerHint(ctx, model) };
 }
 
+/** tags kept in the stage's meta */
+const META_TAGS = 50;
+
+/** the `n` most frequent tags (ties by name), in that order */
+export function topTags(freq: Record<string, number>, n: number): Record<string, number> {
+  const sorted = Object.entries(freq).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return Object.fromEntries(sorted.slice(0, n));
+}
+
 export const stage: StageImpl = {
   kind: 'validate',
-  version: 2,
+  version: 3,
   materializeTo: (node) => `datasets/${node.target}`,
 
   async inputs(ctx) {
@@ -109,7 +118,10 @@ export const stage: StageImpl = {
       tokenizer: tokenizer.id,
       max_tokens: report.tokens.max,
       trigger_coverage: report.trigger ? { present: report.trigger.present, of: report.trigger.of } : null,
-      tag_frequency: report.tagFrequency,
+      // the most frequent tags only: meta goes into every lock entry and fingerprint downstream,
+      // and 100,000 unique captions would make it O(dataset) (validation.json has every tag)
+      tag_frequency: report.tagFrequency ? topTags(report.tagFrequency, META_TAGS) : null,
+      tags: report.tagFrequency ? Object.keys(report.tagFrequency).length : null,
     };
     if (report.errors > 0) {
       // a failed stage records no outputs, but the user needs the report most then: the executor

@@ -117,7 +117,7 @@ export class RemoteCache {
       if (ok !== true) return ok === false ? undefined : this.reject(node, ok);
     }
     this.stats.hits++;
-    actions.put({ ...entry, refs: [], items: [], createdAt: new Date().toISOString() });
+    actions.put({ ...entry, refs: [], items: [], refsTree: undefined, itemPack: undefined, trees: undefined, createdAt: new Date().toISOString() });
     return entry.outputs;
   }
 
@@ -170,7 +170,7 @@ export class RemoteCache {
     for (const [name, blob] of Object.entries(entry.outputs.files)) {
       if (!(await this.uploadBlob(entry.stage, name, blob.sha256, blob.size, cas))) return;
     }
-    const body = Buffer.from(JSON.stringify({ ...entry, refs: [], items: [] }));
+    const body = Buffer.from(JSON.stringify({ ...entry, refs: [], items: [], refsTree: undefined, itemPack: undefined, trees: undefined }));
     await this.putChecked(`${this.url}/ac/${entry.fingerprint}`, body, `uploading the action entry of ${entry.stage}`);
   }
 

@@ -1,0 +1,168 @@
+// A long list of JSON records stored as a tree of CAS blobs (the "chunk tree"), so that a list of
+// 100,000 dataset entries that changed in one record is written as one new leaf and a few small
+// inner nodes, not as a new 30 MB blob. Leaf boundaries are content-defined (a record whose text
+// hashes to 0 mod a number set by its length ends its leaf), so inserting or editing a record moves no boundary
+// outside its own leaf and every other leaf keeps its hash. Inner nodes cut their child lists the
+// same way, on the children's hashes.
+//
+//   leaf:  {"tree":1,"leaf":[record, record, ...]}
+//   inner: {"tree":1,"level":N,"children":[{"sha":..., "count": n}, ...]}   (N >= 1; children of level 1 are leaves)
+import { createHash } from 'node:crypto';
+import { SHA256_RE } from '../engine/canonical.js';
+import type { Json } from '../engine/types.js';
+import type { Cas } from './cas.js';
+import { readRegularFileSync } from './safe-fs.js';
+
+/** a tree as an output names it: the root blob and how many records hang below it */
+export interface TreeRef {
+  root: string;
+  count: number;
+}
+
+/**
+ * Characters of JSON per leaf on average: a record of n characters ends its leaf with chance about
+ * n / TARGET_LEAF_CHARS, decided by its own hash, so leaves hold ~8 KB whatever the record size.
+ */
+const TARGET_LEAF_CHARS = 8 * 1024;
+/**
+ * Safety cuts for a run of records without a boundary. They are positional (an edit before them
+ * moves them), so they sit far beyond the average: about e^-16 of leaves ever reach them.
+ */
+const MAX_LEAF = 4096;
+const MAX_LEAF_CHARS = 16 * TARGET_LEAF_CHARS;
+const AVG_FANOUT = 16;
+const MAX_FANOUT = AVG_FANOUT * 8;
+/** deeper than any real tree (16^8 leaves); a damaged or hostile node cannot recurse forever */
+const MAX_LEVEL = 8;
+
+/**
+ * FNV-1a over UTF-16 code units, then murmur3's finaliser: FNV's low bits depend only on the low
+ * bits of each character, so records differing in one digit would otherwise never cut a leaf.
+ */
+function recordHash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written. */
+export function writeTree(cas: Cas, records: readonly Json[]): TreeRef {
+  return buildTree(records, (body) => cas.putBuffer(body).sha256);
+}
+
+/** the tree's root as writeTree would make it, without writing anything (status, fingerprints) */
+export function treeRoot(records: readonly Json[]): TreeRef {
+  return buildTree(records, (body) => createHash('sha256').update(body).digest('hex'));
+}
+
+function buildTree(records: readonly Json[], put: (body: Buffer) => string): TreeRef {
+  let nodes: { sha: string; count: number }[] = [];
+  let texts: string[] = [];
+  let chars = 0;
+  const flushLeaf = () => {
+    chars = 0;
+    nodes.push({ sha: put(Buffer.from(`{"tree":1,"leaf":[${texts.join(',')}]}`, 'utf8')), count: texts.length });
+    texts = [];
+  };
+  for (const record of records) {
+    const text = JSON.stringify(record);
+    texts.push(text);
+    chars += text.length;
+    const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, text.length)));
+    if (recordHash(text) % every === 0 || texts.length >= MAX_LEAF || chars >= MAX_LEAF_CHARS) flushLeaf();
+  }
+  if (texts.length > 0 || nodes.length === 0) flushLeaf();
+  let level = 0;
+  while (nodes.length > 1) {
+    level++;
+    const parents: { sha: string; count: number }[] = [];
+    let group: { sha: string; count: number }[] = [];
+    const flushInner = () => {
+      const body = JSON.stringify({ tree: 1, level, children: group });
+      parents.push({ sha: put(Buffer.from(body, 'utf8')), count: group.reduce((s, c) => s + c.count, 0) });
+      group = [];
+    };
+    for (const node of nodes) {
+      group.push(node);
+      if (Number.parseInt(node.sha.slice(0, 8), 16) % AVG_FANOUT === 0 || group.length >= MAX_FANOUT) flushInner();
+    }
+    if (group.length > 0) flushInner();
+    nodes = parents;
+  }
+  return { root: nodes[0].sha, count: nodes[0].count };
+}
+
+export class TreeDamage extends Error {}
+
+interface Node {
+  leaf?: Json[];
+  level?: number;
+  children?: { sha: string; count: number }[];
+}
+
+function readNode(cas: Cas, sha: string, expectLevel: number | undefined): Node {
+  const damaged = (what: string) => new TreeDamage(`cached tree node ${sha} ${what}; run \`lorabuild cache verify\``);
+  let node: unknown;
+  try {
+    node = JSON.parse(readRegularFileSync(cas.path(sha), 'utf8'));
+  } catch (err) {
+    throw damaged((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : 'cannot be read');
+  }
+  if (!node || typeof node !== 'object' || (node as { tree?: unknown }).tree !== 1) throw damaged('is not a tree node');
+  const n = node as Node;
+  if (Array.isArray(n.leaf)) {
+    if (expectLevel !== undefined && expectLevel !== 0) throw damaged('is a leaf where an inner node belongs');
+    return n;
+  }
+  const level = n.level;
+  if (typeof level !== 'number' || !Number.isInteger(level) || level < 1 || level > MAX_LEVEL || (expectLevel !== undefined && level !== expectLevel)) throw damaged('has a bad level');
+  if (!Array.isArray(n.children) || n.children.length === 0 || !n.children.every((c) => c && typeof c === 'object' && typeof c.sha === 'string' && SHA256_RE.test(c.sha) && Number.isInteger(c.count) && c.count >= 0)) {
+    throw damaged('has bad children');
+  }
+  return n;
+}
+
+/** every record of the tree, in order; throws TreeDamage naming the node that is missing or bad */
+export function readTree(cas: Cas, ref: TreeRef): Json[] {
+  const out: Json[] = [];
+  const visit = (sha: string, expectLevel: number | undefined, expectCount: number) => {
+    const node = readNode(cas, sha, expectLevel);
+    const before = out.length;
+    if (node.leaf) {
+      for (const r of node.leaf) out.push(r);
+    } else {
+      for (const child of node.children!) visit(child.sha, node.level! - 1, child.count);
+    }
+    if (out.length - before !== expectCount) throw new TreeDamage(`cached tree node ${sha} holds ${out.length - before} records, its parent says ${expectCount}; run \`lorabuild cache verify\``);
+  };
+  visit(ref.root, undefined, ref.count);
+  return out;
+}
+
+/** every blob of the tree's own nodes (for gc and verify), without reading the leaves */
+export function treeNodes(cas: Cas, ref: TreeRef): string[] {
+  const out: string[] = [];
+  const visit = (sha: string, expectLevel: number | undefined) => {
+    out.push(sha);
+    if (expectLevel === 0) return;
+    const node = readNode(cas, sha, expectLevel);
+    if (node.leaf) return;
+    for (const child of node.children!) visit(child.sha, node.level! - 1);
+  };
+  visit(ref.root, undefined);
+  return out;
+}
+
+export function isTreeRef(value: unknown): value is TreeRef {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.root === 'string' && SHA256_RE.test(v.root) && typeof v.count === 'number' && Number.isInteger(v.count) && v.count >= 0;
+}
