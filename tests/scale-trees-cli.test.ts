@@ -16,7 +16,7 @@ let tmp: { dir: string; cleanup: () => void };
 let dir: string;
 const run = (args: string[], cwd = dir, cache = join(cwd, 'cache')) => runCli(args, { cwd, env: { LORABUILD_CACHE: cache }, timeoutMs: 300_000 });
 const outcomes = (r: CliResult) => Object.fromEntries(r.events.filter((e) => typeof e.stage === 'string' && typeof e.outcome === 'string' && !('item' in e)).map((e) => [e.stage, e.outcome]));
-type Lock = { stages: Record<string, { files: Record<string, string>; filesTree?: { root: string; count: number }; outputs: Record<string, { sha256: string }> }> };
+type Lock = { stages: Record<string, { files: Record<string, string>; filesTree?: { digest: string; root: string; count: number }; outputs: Record<string, { sha256: string }> }> };
 const lock = (cwd = dir) => parseYaml(readFileSync(join(cwd, 'lorafile.lock'), 'utf8')) as Lock;
 const blobJson = (sha: string) => JSON.parse(readFileSync(new Cas(join(dir, 'cache')).path(sha), 'utf8')) as Record<string, unknown>;
 
@@ -104,5 +104,16 @@ describe('chunk trees through the CLI', () => {
     expect(edited.code).not.toBe(0);
     const fetch = edited.events.find((e) => e.stage === 'fetch:ds') as { findings: { kind: string; message: string }[] };
     expect(fetch.findings.map((f) => f.message).join('\n')).toMatch(/input files changed \(4200 -> 4200 files; this cache does not hold the previous list/);
+
+    // the digest in the lock edited by hand: tampered, naming the file list
+    const forged = join(tmp.dir, 'forged');
+    for (const entry of ['lorafile.yaml', 'lorafile.lock', 'data', 'out']) cpSync(join(dir, entry), join(forged, entry), { recursive: true });
+    const text = readFileSync(join(forged, 'lorafile.lock'), 'utf8');
+    const digest = lock(forged).stages['fetch:ds'].filesTree!.digest;
+    writeFileSync(join(forged, 'lorafile.lock'), text.replace(digest, 'ab'.repeat(32)));
+    const tampered = await run(['check', '--json'], forged, join(tmp.dir, 'forged-cache'));
+    expect(tampered.code).toBe(4);
+    const line = tampered.events.find((e) => e.stage === 'fetch:ds') as { findings: { kind: string; message: string }[] };
+    expect(line.findings).toContainEqual(expect.objectContaining({ kind: 'tampered', message: expect.stringContaining(`edited: files (4200 files with digest abababababab in the lock, 4200 files with digest ${digest.slice(0, 12)} here)`) }));
   }, 300_000);
 });

@@ -17,7 +17,7 @@ import type { FolderFile } from '../datasets/local/walk.js';
 import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
-import { filesTreeOf, withFilesRead } from './file-tree.js';
+import { filesDigest, isLong, withFilesRead, writeFilesTree } from './file-tree.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
 import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
@@ -179,15 +179,18 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       upstreamDigests[dep] = outputsDigest(outputs.get(dep)!);
       upstreamFps[dep] = fingerprints.get(dep)!;
     }
-    const filesTree = filesTreeOf(inputs.files);
+    const longFiles = isLong(inputs.files);
     const fp = fingerprint({ kind: node.kind, version: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamDigests });
     const materializedDir = materializedFolder(impl, node, config);
     const lockEntry = (out: StageOutputs): LockEntry => {
-      // the tree's nodes go into the cache with the entry that names them (status writes nothing)
-      if (filesTree && mode === 'run' && !cas.has(filesTree.root)) filesTreeOf(inputs.files, cas);
-      return lockEntryOf(out);
+      // a long file map: the lock keeps its digest and tree root; the tree is written (to this
+      // cache) only when the entry's files changed, so a no-op run never builds it
+      // (status writes no lock, and no tree)
+      const same = previous?.filesTree !== undefined && previous.filesTree.digest === filesDigest(inputs.files) && (mode !== 'run' || cas.has(previous.filesTree.root));
+      const filesTree = !longFiles ? undefined : same ? previous!.filesTree : mode === 'run' ? writeFilesTree(inputs.files, cas) : undefined;
+      return lockEntryOf(out, filesTree);
     };
-    const lockEntryOf = (out: StageOutputs): LockEntry => ({
+    const lockEntryOf = (out: StageOutputs, filesTree: LockEntry['filesTree']): LockEntry => ({
       fingerprint: fp,
       params: inputs.params,
       files: filesTree ? {} : inputs.files,

@@ -1,7 +1,7 @@
 // A stage's fingerprint: sha256 of the canonical JSON of everything that decides its outputs
 // (DESIGN.md §5). Compute stages put worker/torch versions and device class into params.
 import { canonicalHash } from './canonical.js';
-import { filesTreeOf } from './file-tree.js';
+import { filesDigest, isLong } from './file-tree.js';
 import type { Json, StageKind, StageOutputs } from './types.js';
 
 export interface FingerprintInput {
@@ -9,8 +9,8 @@ export interface FingerprintInput {
   version: number;
   params: Record<string, Json>;
   files: Record<string, string>;
-  /** a long map's tree (file-tree.ts): then `files` may be empty and the root is what is hashed */
-  filesTree?: { root: string; count: number };
+  /** a long map as the lock records it (file-tree.ts): then `files` may be empty and its digest is what is hashed */
+  filesTree?: { digest: string; count: number };
   /** upstream stage id -> digest of its outputs */
   upstream: Record<string, string>;
 }
@@ -26,9 +26,9 @@ export function fingerprint(input: FingerprintInput): string {
 }
 
 /** what a fingerprint hashes of the input files: the map itself, or a long map's tree root */
-export function filesForm(files: Record<string, string>, tree?: { root: string; count: number }): Json {
-  const ref = tree ?? filesTreeOf(files);
-  return ref ? { $tree: ref.root, count: ref.count } : files;
+export function filesForm(files: Record<string, string>, tree?: { digest: string; count: number }): Json {
+  if (tree) return { $digest: tree.digest, count: tree.count };
+  return isLong(files) ? { $digest: filesDigest(files), count: Object.keys(files).length } : files;
 }
 
 /** What downstream fingerprints see of a stage: its output hashes and meta (not how they were made). */

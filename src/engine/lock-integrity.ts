@@ -6,7 +6,7 @@
 // differ from them are exactly the edited ones, and they are named.
 import { canonicalJson } from './canonical.js';
 import { fingerprint } from './fingerprint.js';
-import { filesTreeOf } from './file-tree.js';
+import { filesDigest, isLong } from './file-tree.js';
 import type { Json, LockEntry, StageKind } from './types.js';
 
 export interface EntryEdit {
@@ -46,9 +46,9 @@ export function entryIntegrity(input: IntegrityInputs): EntryEdit {
 
 function fileDifferences(entry: LockEntry, now: Record<string, string>): string[] {
   if (!entry.filesTree) return differences('files', entry.files, now);
-  const tree = filesTreeOf(now);
-  if (tree?.root === entry.filesTree.root) return [];
-  return [`files (${entry.filesTree.count} files with tree ${entry.filesTree.root.slice(0, 12)} in the lock, ${Object.keys(now).length} files${tree ? ` with tree ${tree.root.slice(0, 12)}` : ''} here)`];
+  const digest = isLong(now) ? filesDigest(now) : undefined;
+  if (digest === entry.filesTree.digest) return [];
+  return [`files (${entry.filesTree.count} files with digest ${entry.filesTree.digest.slice(0, 12)} in the lock, ${Object.keys(now).length} files${digest ? ` with digest ${digest.slice(0, 12)}` : ''} here)`];
 }
 
 function safeFingerprint(input: Parameters<typeof fingerprint>[0]): string | null {

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../cache/atomic.js';
 import { CacheLayout } from '../cache/layout.js';
 import { sha256Hex, SHA256_RE } from './canonical.js';
 import { checkOutputName } from './outputs.js';
-import { isTreeRef } from '../cache/chunk-tree.js';
+import { FILES_INLINE_MAX, isFilesTree } from './file-tree.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
 import { lockYaml } from './lock-yaml.js';
 import { firstAlias } from '../config/yaml-aliases.js';
@@ -146,7 +146,7 @@ export function lockShapeProblem(input: unknown): string | undefined {
     }
     if (!isMapping(e.params)) return `stage ${id}: params must be a mapping`;
     if (!isMapping(e.files) || !Object.values(e.files).every((sha) => typeof sha === 'string' && SHA256_RE.test(sha))) return `stage ${id}: files must map paths to sha256 hashes`;
-    if (e.filesTree !== undefined && !isTreeRef(e.filesTree)) return `stage ${id}: filesTree must be { root: sha256, count: whole number }`;
+    if (e.filesTree !== undefined && !isFilesTree(e.filesTree)) return `stage ${id}: filesTree must be { digest: sha256, root: sha256, count: more than ${FILES_INLINE_MAX} }`;
     if (!isMapping(e.upstream) || !Object.values(e.upstream).every((fp) => typeof fp === 'string')) return `stage ${id}: upstream must map stage ids to fingerprints`;
     if (e.implVersion !== undefined && !Number.isSafeInteger(e.implVersion)) return `stage ${id}: implVersion must be a whole number`;
     // YAML can spell .inf and .nan; JSON (and so a fingerprint) cannot, and lorabuild never writes them

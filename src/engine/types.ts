@@ -181,11 +181,11 @@ export interface LockEntry {
   params: Record<string, Json>;
   files: Record<string, string>;
   /**
-   * Input file maps longer than FILES_INLINE_MAX (engine/file-tree.ts) are recorded as the root of
-   * a chunk tree of [path, sha256] pairs in the cache instead (then `files` is empty): a lock of a
-   * 100,000-image dataset stays a few KB, and a one-caption edit rewrites a few lines of it.
+   * Input file maps longer than FILES_INLINE_MAX (engine/file-tree.ts) are recorded as their digest
+   * and the root of a chunk tree of [path, sha256] pairs in the cache instead (then `files` is
+   * empty): a lock of a 100,000-image dataset stays a few KB, and an edit rewrites a few lines.
    */
-  filesTree?: { root: string; count: number };
+  filesTree?: { digest: string; count: number; root: string };
   /** fingerprints of the upstream stages this one consumed */
   upstream: Record<string, string>;
   outputs: Record<string, OutputFile>;
