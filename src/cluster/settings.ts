@@ -1,7 +1,8 @@
 // Where compute stages run: the lorafile's `cluster:` section, overridden by run's flags
 // (--executor, --partition, --gres, --time, --account, --sbatch-arg). `--executor local` runs a
 // lorafile that names a cluster on this machine (CI, a laptop).
-import { ClusterSchema, type ClusterSpec, type Config } from '../config/schema.js';
+import type { ClusterSpec, Config } from '../config/schema.js';
+import { schemaModule } from '../config/lazy.js';
 import { ConfigError } from '../config/errors.js';
 import type { Json } from '../engine/types.js';
 
@@ -34,7 +35,9 @@ export function clusterSettings(config: Config, flags: ClusterFlags = {}): Clust
   if (flags.executor !== undefined) fromFlags.executor = flags.executor;
   for (const key of ['partition', 'gres', 'time', 'account'] as const) if (flags[key] !== undefined) fromFlags[key] = flags[key];
   if (flags['sbatch-arg']?.length) fromFlags.sbatch_args = flags['sbatch-arg'];
-  const parsed = ClusterSchema.safeParse({ ...(config.cluster ?? {}), ...fromFlags });
+  // local execution with no cluster settings anywhere: nothing to check (and zod stays unloaded)
+  if (Object.keys(fromFlags).length === 0 && config.cluster === undefined) return null;
+  const parsed = schemaModule().ClusterSchema.safeParse({ ...(config.cluster ?? {}), ...fromFlags });
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => ({

@@ -7,6 +7,7 @@ import { crossCheck } from './cross-checks.js';
 import type { Diagnostic } from './diagnostic.js';
 import { ConfigError } from './errors.js';
 import { YamlLocator, type PathSegment } from './locate.js';
+import { locatorOf, rememberLocator } from './lazy.js';
 import { defaultCheckpointEvery, LorafileSchema, type Config } from './schema.js';
 import { reportSchemaIssues } from './schema-issues.js';
 import { DiagnosticSink, ownerOf } from './sink.js';
@@ -23,22 +24,7 @@ export const MAX_LORAFILE_BYTES = 1024 * 1024;
 
 const SECTIONS = ['models', 'datasets', 'loras', 'renders'];
 
-const locators = new WeakMap<Config, YamlLocator>();
-
-/**
- * Positions in the lorafile a Config was loaded from (for problems found after loading, e.g. a
- * render prompt that is too long). Built from config.source when the config came from the memo.
- */
-export function locatorOf(config: Config): YamlLocator | undefined {
-  let locator = locators.get(config);
-  if (!locator && typeof config.source === 'string') {
-    const lineCounter = new LineCounter();
-    const doc = parseDocument(config.source, { lineCounter, uniqueKeys: false, prettyErrors: false });
-    locator = new YamlLocator(doc, lineCounter, config.source);
-    locators.set(config, locator);
-  }
-  return locator;
-}
+export { locatorOf };
 
 const YAML_HINTS: Record<string, string> = {
   TAB_AS_INDENT: 'YAML does not allow tabs for indentation: indent with spaces',
@@ -125,7 +111,7 @@ export function parseConfig(text: string, file: string): Config {
   const abs = path.resolve(file);
   const loras = Object.fromEntries(Object.entries(result.data.loras).map(([n, l]) => [n, { ...l, checkpoint_every: l.checkpoint_every ?? defaultCheckpointEvery(l.steps) }]));
   const config: Config = { ...result.data, loras, file: abs, root: path.dirname(abs), source };
-  locators.set(config, locator);
+  rememberLocator(config, locator);
   return config;
 }
 

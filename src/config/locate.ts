@@ -1,6 +1,7 @@
 // Source positions of keys and values in a parsed YAML document, so every diagnostic can point at
 // the exact line and column of the offending key or value.
-import { isCollection, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair } from 'yaml';
+import type { Document, LineCounter, Node, Pair } from 'yaml';
+import { yamlModule } from './yaml-module.js';
 
 export type PathSegment = string | number;
 
@@ -48,7 +49,7 @@ export class YamlLocator {
   value(path: readonly PathSegment[]): Span {
     const found = this.find(path);
     const node = found.node;
-    if (found.complete && node?.range && (isScalar(node) || (isCollection(node) && node.flow))) {
+    if (found.complete && node?.range && (yamlModule().isScalar(node) || (yamlModule().isCollection(node) && node.flow))) {
       return this.spanOfRange(node.range[0], node.range[1]);
     }
     return this.key(path);
@@ -60,12 +61,12 @@ export class YamlLocator {
     let deepest: Node | null = (node as Node | null) ?? null;
     for (const segment of path) {
       let next: unknown;
-      if (isMap(node)) {
-        const pair = (node.items as Pair<unknown, unknown>[]).find((p) => isScalar(p.key) && String(p.key.value) === String(segment));
+      if (yamlModule().isMap(node)) {
+        const pair = (node.items as Pair<unknown, unknown>[]).find((p) => yamlModule().isScalar(p.key) && String(p.key.value) === String(segment));
         if (!pair) return { node: deepest, key, complete: false };
         key = pair.key as Node;
         next = pair.value;
-      } else if (isSeq(node) && typeof segment === 'number' && segment < node.items.length) {
+      } else if (yamlModule().isSeq(node) && typeof segment === 'number' && segment < node.items.length) {
         next = node.items[segment];
         key = null;
       } else {

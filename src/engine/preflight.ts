@@ -8,7 +8,7 @@ import { basename, dirname } from 'node:path';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { displayFileName } from '../config/display.js';
 import { ConfigError } from '../config/errors.js';
-import { locatorOf } from '../config/load.js';
+import { locatorOf } from '../config/lazy.js';
 import type { PathSegment } from '../config/locate.js';
 import { portablePath, resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';

@@ -1,6 +1,7 @@
 // LoRA problems of a render as lorafile diagnostics, placed on the entry that names the LoRA
 // (`file:` / `lora:` of its loras: item, or the render's `lora:` shorthand).
-import { displayFileName, locatorOf } from '../config/load.js';
+import { displayFileName } from '../config/display.js';
+import { locatorOf } from '../config/lazy.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { RenderLoraEntry } from '../config/render-loras.js';
 import type { Config } from '../config/schema.js';

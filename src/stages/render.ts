@@ -10,7 +10,7 @@
 // chunked as its CLIPTextEncode does (text/prompt.ts), so a cell is the picture the lab's ComfyUI shows.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { locatorOf } from '../config/load.js';
+import { locatorOf } from '../config/lazy.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 import { displayPath, resolveUserPath } from '../config/paths.js';
 import { resolveSampling, type Sampling } from '../config/sampling.js';

@@ -1,7 +1,7 @@
 // What a student should hear about a training: settings that make it absurdly slow (said before any
 // work starts), an estimate of the whole run from the first timed steps (a warning when it is hours),
 // and settings the worker could not honour. Diagnostics point at the lorafile line to change.
-import { locatorOf } from '../config/load.js';
+import { locatorOf } from '../config/lazy.js';
 import type { Config, LoraSpec } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';
 

@@ -7,11 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { createRequire } from 'node:module';
 import type { Diagnostic } from '../../config/diagnostic.js';
 import { ConfigError } from '../../config/errors.js';
-import { YamlLocator, type PathSegment } from '../../config/locate.js';
+import type { PathSegment } from '../../config/locate.js';
+import { YamlLocator } from '../../config/locate.js';
+import { yamlModule } from '../../config/yaml-module.js';
 import { netrcLogin, netrcPath } from './netrc.js';
 
 export type RemoteSource = '--remote-cache' | 'LORABUILD_REMOTE_CACHE' | 'user config';
@@ -30,15 +32,19 @@ export interface RemoteFlags {
   readOnly?: boolean;
 }
 
-const UserConfigSchema = z.strictObject({
-  cache: z
-    .strictObject({
-      remote: z.string().min(1).optional().describe('Bazel-protocol HTTP cache URL (…/ac/, …/cas/)'),
-      read_only: z.boolean().optional().describe('read from the remote cache, never upload'),
-    })
-    .optional(),
-});
-type UserConfig = z.output<typeof UserConfigSchema>;
+// built on first use: most runs have no user config, and zod is slow to load
+const userConfigSchema = () => {
+  const z = (createRequire(import.meta.url)('zod') as typeof import('zod')).z;
+  return z.strictObject({
+    cache: z
+      .strictObject({
+        remote: z.string().min(1).optional().describe('Bazel-protocol HTTP cache URL (…/ac/, …/cas/)'),
+        read_only: z.boolean().optional().describe('read from the remote cache, never upload'),
+      })
+      .optional(),
+  });
+};
+type UserConfig = z.output<ReturnType<typeof userConfigSchema>>;
 
 export function userConfigPath(env: NodeJS.ProcessEnv): string {
   if (env.LORABUILD_CONFIG) return env.LORABUILD_CONFIG;
@@ -55,6 +61,7 @@ export function readUserConfig(file: string): UserConfig {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new ConfigError([{ severity: 'error', code: 'user-config', file, message: `cannot read the user config: ${(err as Error).message}` }]);
   }
+  const { LineCounter, parseDocument } = yamlModule();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const locator = new YamlLocator(doc, lineCounter, text);
@@ -71,7 +78,7 @@ export function readUserConfig(file: string): UserConfig {
     const span = locator.spanOfRange(e.pos[0], e.pos[1]);
     throw new ConfigError([{ severity: 'error', code: 'yaml', file, line: span.line, col: span.col, message: e.message.replace(/\s+at line \d+.*$/s, '') }], text);
   }
-  const parsed = UserConfigSchema.safeParse(doc.toJS() ?? {});
+  const parsed = userConfigSchema().safeParse(doc.toJS() ?? {});
   if (parsed.success) return parsed.data;
   const diagnostics: Diagnostic[] = parsed.error.issues.map((issue) => ({
     severity: 'error',
@@ -118,6 +125,7 @@ export function remoteSettings(flags: RemoteFlags, env: NodeJS.ProcessEnv = proc
   }
   if (user.cache?.remote !== undefined) {
     const text = readFileSync(file, 'utf8');
+    const { LineCounter, parseDocument } = yamlModule();
     const lineCounter = new LineCounter();
     const span = new YamlLocator(parseDocument(text, { lineCounter }), lineCounter, text).value(['cache', 'remote']);
     return { url: checkRemoteUrl(user.cache.remote, 'cache.remote', { file, line: span.line, col: span.col, endCol: span.endCol }), readOnly, source: 'user config', userConfig: file };
