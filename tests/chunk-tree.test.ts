@@ -65,6 +65,22 @@ describe('chunk tree', () => {
     }
   });
 
+  it('cuts near-identical records (differing in a digit) into ~8 KB leaves too, so an edit stays local', () => {
+    const cas = store();
+    const list: Json[] = Array.from({ length: 20_000 }, (_, i) => `one-line-art, shape ${i}, side view`);
+    const ref = writeTree(cas, list);
+    const leaves = treeNodes(cas, ref).filter((sha) => (JSON.parse(readFileSync(cas.path(sha), 'utf8')) as { leaf?: unknown }).leaf);
+    const chars = JSON.stringify(list).length;
+    // content-defined cuts average the target; cuts that never fire would leave only the positional safety cuts
+    expect(leaves.length).toBeGreaterThan(chars / 8192 / 2);
+    expect(leaves.length).toBeLessThan((chars / 8192) * 2);
+    const before = new Set(cas.written);
+    cas.written.clear();
+    list.splice(5000, 0, 'one-line-art, shape inserted, side view');
+    writeTree(cas, list);
+    expect([...cas.written].filter((sha) => !before.has(sha)).length).toBeLessThanOrEqual(6);
+  });
+
   it('a missing, garbled or lying node is TreeDamage naming it, never a short or wrong list', () => {
     const cas = store();
     const list = records(3000);

@@ -2,7 +2,7 @@
 // CLI: the lock records the file list's tree root; gc keeps every tree node an entry needs; verify
 // drops a build whose tree is damaged and the next run rebuilds it; status still names the edited
 // caption; a fresh clone (no cache) checks the lock against its own files.
-import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -59,6 +59,37 @@ describe('chunk trees through the CLI', () => {
     expect(outcomes(edited)).toEqual({ 'fetch:ds': 'ran', 'prepare:ds': 'ran', 'validate:ds': 'ran' });
     expect(edited.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['1234']);
     expect(edited.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'cached')).toHaveLength(ITEMS - 1);
+  }, 300_000);
+
+  it('the next run reads item records from the item pack of the previous build, and a damaged pack only costs speed', async () => {
+    const cacheDir = join(dir, 'cache');
+    const cas = new Cas(cacheDir);
+    const entryOf = (fp: string) => JSON.parse(readFileSync(join(cacheDir, 'actions', fp.slice(0, 2), `${fp}.json`), 'utf8')) as { items: string[]; itemPack?: { root: string; count: number } };
+    const prepared = entryOf((lock().stages['prepare:ds'] as unknown as { fingerprint: string }).fingerprint);
+    expect(prepared.items).toEqual([]);
+    expect(prepared.itemPack).toMatchObject({ count: ITEMS });
+    // without the per-item files, the pack alone serves every unchanged item
+    const items = join(cacheDir, 'items', 'prepare');
+    const saved = join(tmp.dir, 'prepare-items');
+    renameSync(items, saved);
+    writeFileSync(join(dir, 'data', 'text', '77.txt'), 'one-line-art, a face, asleep\n');
+    const fromPack = await run(['run', 'ds', '--json']);
+    expect(fromPack.code, fromPack.stderr).toBe(0);
+    expect(fromPack.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['77']);
+    cpSync(saved, items, { recursive: true }); // the old files back, beside the one just written
+    rmSync(saved, { recursive: true });
+    // a damaged leaf of the pack: the records come from their files instead, the result is the same
+    const pack = entryOf((lock().stages['prepare:ds'] as unknown as { fingerprint: string }).fingerprint).itemPack!;
+    const leaf = treeNodes(cas, pack).at(-1)!;
+    writeFileSync(cas.path(leaf), '{"tree":1,"leaf":[]}');
+    writeFileSync(join(dir, 'data', 'text', '78.txt'), 'one-line-art, a face, awake\n');
+    const fromFiles = await run(['run', 'ds', '--json']);
+    expect(fromFiles.code, fromFiles.stderr).toBe(0);
+    expect(fromFiles.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['78']);
+    // the new pack holds that leaf's records again: writing it put the whole blob back
+    expect((JSON.parse(readFileSync(cas.path(leaf), 'utf8')) as { leaf: unknown[] }).leaf.length).toBeGreaterThan(0);
+    const verify = await run(['cache', 'verify']);
+    expect(verify.code, verify.stdout).toBe(0);
   }, 300_000);
 
   it('gc keeps every tree node the kept builds need: the next run is fresh and verify finds nothing', async () => {
