@@ -49,6 +49,10 @@ const MUTANTS = [
   ['worker-ignores-sigint', `${W}/__main__.py`, 'for name in ("SIGTERM", "SIGINT", "SIGHUP")', 'for name in ("SIGTERM",)', py('tests.worker_py.test_server.ServerTest.test_stop_signals_cancel_the_running_op_at_a_step_boundary_and_exit')],
   ['cli-ignores-sighup', 'src/cli/signals.ts', "['SIGINT', 'SIGTERM', 'SIGHUP']", "['SIGINT', 'SIGTERM']", cli('tests/train-interrupt.test.ts')],
   ['cosine-not-resumable', 'src/stages/train.ts', "const params = rest.lr_scheduler === 'constant' ? rest : { ...rest, steps };", "const params = rest.lr_scheduler === 'constant' ? rest : { ...rest, steps, interrupted_at: Math.random() };", cli('tests/train-interrupt.test.ts')],
+  // issue 20: the chunk trees and the digest of long file maps
+  ['tree-positional-cuts', 'src/cache/chunk-tree.ts', 'if (recordHash(text) % every === 0 ||', 'if (texts.length % 32 === 0 ||', vitest('tests/chunk-tree.test.ts', 'a one-record edit, insert or delete writes a handful of nodes')],
+  ['tree-count-unchecked', 'src/cache/chunk-tree.ts', 'if (out.length - before !== expectCount) throw', 'if (false) throw', vitest('tests/chunk-tree.test.ts', 'a missing, garbled or lying node')],
+  ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\0${files[path]}\n`;', 'text += `${path}\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });
