@@ -1,0 +1,142 @@
+// The stat memo's two files: reading them (damage is reported and skipped, never thrown), appending
+// a batch to the journal, and compacting (a new base, atomically, then an empty journal).
+//
+// Writers are not serialized: `lorabuild status` saves without the writer lock, beside a `run` that
+// holds it. That is safe because every entry is a fact about one exact stat (an old entry never
+// wins a lookup for a newer stat) and every batch is checksummed: the worst a race can do is lose
+// entries (an append into a journal that a compaction is replacing, two compactions at once), and
+// a lost entry only costs hashing that file again.
+import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { journalPathOf } from './layout.js';
+import { NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
+import { decodeBase, decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, savable, type MemoEntry } from './stat-memo-format.js';
+
+/** compact once the journal is past this size ... */
+const COMPACT_MIN_BYTES = 64 * 1024;
+/** ... and past this fraction of the base (so compaction's O(dataset) write is amortized over many appends) */
+const COMPACT_FRACTION = 0.25;
+
+export interface StoreState {
+  baseBytes: number;
+  journalBytes: number;
+  /** the journal was read to its end with no damage, so a batch appended to it will be read back */
+  appendable: boolean;
+}
+
+export interface MemoProblem {
+  path: string;
+  why: string;
+  /** the path holds something else than a file */
+  notAFile?: boolean;
+}
+
+export interface StoreRead extends StoreState {
+  table: EntryTable;
+  problems: MemoProblem[];
+}
+
+type Part = { buf: Buffer } | { missing: true } | { problem: MemoProblem };
+
+function readPart(path: string): Part {
+  try {
+    return { buf: readRegularFileSync(path) };
+  } catch (err) {
+    if (err instanceof NotRegularFileError) return { problem: { path, why: `${err.kind} where a file belongs`, notAFile: true } };
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { missing: true };
+    // a FIFO opened for reading never blocks (O_NONBLOCK); anything else unreadable (EACCES, ENOTDIR, too big) is damage
+    return { problem: { path, why: `unreadable (${code ?? (err as Error).message})` } };
+  }
+}
+
+/** The entries of the base, then of every whole, checked journal batch; what was skipped is in `problems`. */
+export function readStatMemo(base: string): StoreRead {
+  const problems: MemoProblem[] = [];
+  let table: EntryTable | undefined;
+  let baseBytes = 0;
+  const b = readPart(base);
+  if ('buf' in b) {
+    const decoded = decodeBase(b.buf);
+    if (decoded.problem) problems.push({ path: base, why: decoded.problem });
+    else {
+      table = decoded.table;
+      baseBytes = b.buf.length;
+    }
+  } else if ('problem' in b) problems.push(b.problem);
+  table ??= new EntryTable();
+
+  const journal = journalPathOf(base);
+  let journalBytes = 0;
+  let appendable = false;
+  const j = readPart(journal);
+  if ('buf' in j) {
+    const read = decodeJournal(j.buf, table);
+    journalBytes = j.buf.length;
+    appendable = read.problem === undefined;
+    if (read.problem) problems.push({ path: journal, why: read.problem });
+  } else if ('problem' in j) problems.push(j.problem);
+  return { table, problems, baseBytes, journalBytes, appendable };
+}
+
+/**
+ * Saves `added`: one batch appended to the journal (O(added) bytes), or, when the journal is
+ * missing, damaged or due, a compaction. Returns the files' state after it.
+ */
+export function saveStatMemo(base: string, added: Iterable<[string, MemoEntry]>, state: StoreState): StoreState {
+  const entries = [...added].filter(([path, e]) => savable(path, e));
+  if (entries.length === 0) return state;
+  const batch = encodeBatch(entries);
+  const journalAfter = state.journalBytes + batch.length;
+  const due = journalAfter > COMPACT_MIN_BYTES && journalAfter > state.baseBytes * COMPACT_FRACTION;
+  if (state.appendable && !due && appendTo(journalPathOf(base), batch)) return { ...state, journalBytes: journalAfter };
+  return compactStatMemo(base, entries);
+}
+
+/**
+ * Rewrites the base from what is on disk now plus `added` (minus what `keep` rejects), then
+ * starts an empty journal. Both writes are tmp + rename: a reader, or a kill -9, sees old or new
+ * files, never half of one (an old journal beside a new base only repeats entries the base has).
+ */
+export function compactStatMemo(base: string, added: Iterable<[string, MemoEntry]> = [], keep: (path: string) => boolean = () => true): StoreState & { removed: number } {
+  const now = readStatMemo(base);
+  for (const [path, e] of added) if (savable(path, e)) now.table.set(path, e);
+  let removed = 0;
+  const kept: [string, MemoEntry][] = [];
+  for (const [path, e] of now.table.entries()) {
+    if (keep(path)) kept.push([path, e]);
+    else removed++;
+  }
+  const bytes = encodeBase(kept);
+  const root = dirname(base);
+  writeOwnedFileAtomic(root, base, bytes);
+  writeOwnedFileAtomic(root, journalPathOf(base), journalHeader());
+  return { baseBytes: bytes.length, journalBytes: JOURNAL_HEADER_BYTES, appendable: true, removed };
+}
+
+/** one write with O_APPEND to an existing journal that is a regular file; false if that could not be done */
+function appendTo(journal: string, batch: Buffer): boolean {
+  let fd: number;
+  try {
+    fd = openSync(journal, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    const st = fstatSync(fd);
+    // replaced meanwhile by something else, or by an empty file: let a compaction sort it out
+    if (!st.isFile() || st.size < JOURNAL_HEADER_BYTES) return false;
+    let done = 0;
+    while (done < batch.length) done += writeSync(fd, batch, done, batch.length - done);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** For `cache verify`: what is wrong with the memo's files (nothing for files that are absent). */
+export function statMemoProblems(base: string): MemoProblem[] {
+  return readStatMemo(base).problems;
+}
