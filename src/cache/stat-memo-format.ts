@@ -2,7 +2,9 @@
 // Everything read back is bounded and checksummed; a part that fails any check is reported as
 // damage and never used (the memo is only a cache: a lost entry is hashed again).
 //
-//   base:    "LBSMEMOB" u32 version, u32 count, u32 bodyLength, u32 crc32(bytes 0..20 + body), body
+//   base:    "LBSMEMOB" u32 version, u32 count, u32 slots, u32 bodyLength, u32 crc32(every other
+//            byte of the file), u32 0; body = slots x u32 (1 + an entry's offset in the entries, or
+//            0 for none: an open-addressing table on FNV-1a of the path), then the entries
 //   journal: "LBSMEMOJ" u32 version, u32 crc32(bytes 0..12), then batches:
 //            u32 payloadLength, u32 crc32(length bytes + payload), payload = u32 count, entries
 //   entry:   u16 pathLength, path (utf8), f64 size, f64 mtimeMs, f64 ino, 32 bytes sha256
@@ -12,7 +14,8 @@ import { crc32 } from 'node:zlib';
 export const FORMAT_VERSION = 1;
 const BASE_MAGIC = Buffer.from('LBSMEMOB', 'latin1');
 const JOURNAL_MAGIC = Buffer.from('LBSMEMOJ', 'latin1');
-export const BASE_HEADER_BYTES = 24;
+export const BASE_HEADER_BYTES = 32;
+const HEADER_CRC_AT = 24;
 export const JOURNAL_HEADER_BYTES = 16;
 const BATCH_HEADER_BYTES = 8;
 export const MAX_PATH_BYTES = 4096;
@@ -120,76 +123,203 @@ function sane(size: number, mtimeMs: number, ino: number): boolean {
   return Number.isFinite(size) && size >= 0 && Number.isFinite(mtimeMs) && Number.isFinite(ino) && ino >= 0;
 }
 
-/** entries back to back (callers pass only savable ones) */
-function encodeEntries(entries: Iterable<[string, MemoEntry]>): { body: Buffer; count: number } {
-  const parts: Buffer[] = [];
-  let count = 0;
+/** entries back to back, in one allocation (callers pass only savable ones) */
+export function encodeEntries(entries: readonly [string, MemoEntry][]): Buffer {
+  let total = 0;
+  for (const [path] of entries) total += FIXED_ENTRY_BYTES + Buffer.byteLength(path);
+  const out = Buffer.allocUnsafe(total);
+  let o = 0;
   for (const [path, e] of entries) {
-    const pathBytes = Buffer.from(path, 'utf8');
-    const rec = Buffer.allocUnsafe(FIXED_ENTRY_BYTES + pathBytes.length);
-    let o = rec.writeUInt16LE(pathBytes.length, 0);
-    o += pathBytes.copy(rec, o);
-    o = rec.writeDoubleLE(e.size, o);
-    o = rec.writeDoubleLE(e.mtimeMs, o);
-    o = rec.writeDoubleLE(e.ino, o);
-    rec.write(e.sha256, o, 'hex');
-    parts.push(rec);
-    count++;
+    const n = out.write(path, o + 2, 'utf8');
+    out.writeUInt16LE(n, o);
+    o = out.writeDoubleLE(e.size, o + 2 + n);
+    o = out.writeDoubleLE(e.mtimeMs, o);
+    o = out.writeDoubleLE(e.ino, o);
+    o += out.write(e.sha256, o, 'hex');
   }
-  return { body: Buffer.concat(parts), count };
+  return out;
 }
 
-/** Reads `count` entries from buf[start, end) into `table`; false if they do not fill it exactly or one is insane. */
-function decodeEntries(buf: Buffer, start: number, end: number, count: number, table: EntryTable): boolean {
+/**
+ * Walks `count` entries in buf[start, end) without decoding them; calls `each` with every entry's
+ * start and path length. False if they do not fill the range exactly or one is out of bounds.
+ */
+function walkEntries(buf: Buffer, start: number, end: number, count: number, each: (at: number, pathLen: number) => boolean | void): boolean {
   let o = start;
   for (let i = 0; i < count; i++) {
     if (end - o < FIXED_ENTRY_BYTES) return false;
     const pathLen = buf.readUInt16LE(o);
-    o += 2;
-    if (pathLen === 0 || pathLen > MAX_PATH_BYTES || end - o < pathLen + NUMS * 8 + SHA_BYTES) return false;
-    const path = buf.toString('utf8', o, o + pathLen);
-    o += pathLen;
-    const size = buf.readDoubleLE(o);
-    const mtimeMs = buf.readDoubleLE(o + 8);
-    const ino = buf.readDoubleLE(o + 16);
-    o += NUMS * 8;
-    if (!sane(size, mtimeMs, ino)) return false;
-    table.setRaw(path, size, mtimeMs, ino, buf, o);
-    o += SHA_BYTES;
+    if (pathLen === 0 || pathLen > MAX_PATH_BYTES || end - o < FIXED_ENTRY_BYTES + pathLen) return false;
+    if (each(o, pathLen) === false) return false;
+    o += FIXED_ENTRY_BYTES + pathLen;
   }
   return o === end;
 }
 
-export function encodeBase(entries: Iterable<[string, MemoEntry]>): Buffer {
-  const { body, count } = encodeEntries(entries);
-  const header = Buffer.alloc(BASE_HEADER_BYTES);
-  BASE_MAGIC.copy(header, 0);
-  header.writeUInt32LE(FORMAT_VERSION, 8);
-  header.writeUInt32LE(count, 12);
-  header.writeUInt32LE(body.length, 16);
-  header.writeUInt32LE(crc32(body, crc32(header.subarray(0, 20))), 20);
-  return Buffer.concat([header, body]);
+/** numbers of the entry at `at` (whose path is `pathLen` bytes) are sane */
+function saneAt(buf: Buffer, at: number, pathLen: number): boolean {
+  const o = at + 2 + pathLen;
+  return sane(buf.readDoubleLE(o), buf.readDoubleLE(o + 8), buf.readDoubleLE(o + 16));
 }
 
-/** A base file's entries, or why it cannot be used (then the table is empty). */
-export function decodeBase(buf: Buffer): { table: EntryTable; problem?: string } {
-  const problem = checkBaseHeader(buf);
-  if (problem) return { table: new EntryTable(), problem };
-  const count = buf.readUInt32LE(12);
-  const table = new EntryTable(count);
-  if (!decodeEntries(buf, BASE_HEADER_BYTES, buf.length, count, table)) return { table: new EntryTable(), problem: 'malformed entries' };
-  return { table };
+/** Reads `count` entries from buf[start, end) into `table`; false if they do not fill it exactly or one is insane. */
+function decodeEntries(buf: Buffer, start: number, end: number, count: number, table: EntryTable): boolean {
+  return walkEntries(buf, start, end, count, (at, pathLen) => {
+    if (!saneAt(buf, at, pathLen)) return false;
+    const o = at + 2 + pathLen;
+    table.setRaw(buf.toString('utf8', at + 2, o), buf.readDoubleLE(o), buf.readDoubleLE(o + 8), buf.readDoubleLE(o + 16), buf, o + NUMS * 8);
+  });
 }
 
-function checkBaseHeader(buf: Buffer): string | undefined {
-  if (buf.length < BASE_HEADER_BYTES || !buf.subarray(0, 8).equals(BASE_MAGIC)) return 'not a stat memo (bad header)';
-  if (buf.readUInt32LE(8) !== FORMAT_VERSION) return `an unknown format version (${buf.readUInt32LE(8)})`;
-  const count = buf.readUInt32LE(12);
-  const bodyLength = buf.readUInt32LE(16);
-  if (bodyLength !== buf.length - BASE_HEADER_BYTES) return `a length field (${bodyLength}) that does not match the file (${buf.length - BASE_HEADER_BYTES} bytes)`;
-  if (count > bodyLength / FIXED_ENTRY_BYTES) return `an entry count (${count}) too large for its size`;
-  if (crc32(buf.subarray(BASE_HEADER_BYTES), crc32(buf.subarray(0, 20))) !== buf.readUInt32LE(20)) return 'a checksum mismatch';
-  return undefined;
+const HASHED_TAIL = 48;
+
+/**
+ * 32-bit FNV-1a of a path's length and last HASHED_TAIL UTF-16 code units (paths of one dataset
+ * differ in their ends; sharing a tail only costs probes), and whether they are all ASCII (then the path's utf8
+ * bytes are its code units, and a lookup compares them without encoding the path).
+ */
+function hashPath(path: string): { hash: number; ascii: boolean } {
+  let h = Math.imul(0x811c9dc5 ^ path.length, 0x01000193);
+  let any = 0;
+  const tail = path.length - HASHED_TAIL;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    any |= c;
+    if (i >= tail) h = Math.imul(h ^ c, 0x01000193);
+  }
+  // FNV's low bits mix poorly and the table is indexed by them: finish with murmur3's fmix32
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return { hash: h >>> 0, ascii: any < 0x80 };
+}
+
+/**
+ * A base file kept as loaded: entries are found through the open-addressing table written into it
+ * (FNV-1a of the path's bytes, linear probing), so a load decodes no path and builds no Map.
+ */
+export class MemoBase {
+  /** for encoding looked-up paths without an allocation per lookup */
+  private static scratch = Buffer.allocUnsafe(4 * MAX_PATH_BYTES);
+
+  private constructor(
+    private readonly buf: Buffer,
+    readonly count: number,
+    private readonly slots: number,
+  ) {}
+
+  private get entriesStart(): number {
+    return BASE_HEADER_BYTES + this.slots * 4;
+  }
+
+  /** the entry of `path`: its offset in the file, or -1 */
+  find(path: string): number {
+    if (path.length === 0 || path.length > MAX_PATH_BYTES) return -1;
+    const { hash, ascii } = hashPath(path);
+    let n = path.length;
+    if (!ascii) {
+      n = MemoBase.scratch.write(path, 0, 'utf8');
+      if (n > MAX_PATH_BYTES) return -1;
+    }
+    const buf = this.buf;
+    const mask = this.slots - 1;
+    const start = this.entriesStart;
+    let slot = hash & mask;
+    for (let probes = 0; probes < this.slots; probes++) {
+      const ref = buf.readUInt32LE(BASE_HEADER_BYTES + slot * 4);
+      if (ref === 0) return -1;
+      const at = start + ref - 1;
+      // bounds were checked at load; checked again here so that no offset is ever trusted blindly
+      if (at + FIXED_ENTRY_BYTES > buf.length) return -1;
+      if (buf.readUInt16LE(at) === n && at + FIXED_ENTRY_BYTES + n <= buf.length && (ascii ? sameAscii(buf, at + 2, path) : MemoBase.scratch.compare(buf, at + 2, at + 2 + n, 0, n) === 0)) return at;
+      slot = (slot + 1) & mask;
+    }
+    return -1;
+  }
+
+  matches(at: number, size: number, mtimeMs: number, ino: number): boolean {
+    const o = at + 2 + this.buf.readUInt16LE(at);
+    return this.buf.readDoubleLE(o) === size && this.buf.readDoubleLE(o + 8) === mtimeMs && this.buf.readDoubleLE(o + 16) === ino;
+  }
+
+  sha256(at: number): string {
+    const o = at + 2 + this.buf.readUInt16LE(at) + NUMS * 8;
+    return this.buf.toString('hex', o, o + SHA_BYTES);
+  }
+
+  entry(at: number): MemoEntry {
+    const o = at + 2 + this.buf.readUInt16LE(at);
+    return { size: this.buf.readDoubleLE(o), mtimeMs: this.buf.readDoubleLE(o + 8), ino: this.buf.readDoubleLE(o + 16), sha256: this.sha256(at) };
+  }
+
+  /** every entry's path and raw bytes (for a compaction, which copies them as they are) */
+  *raw(): IterableIterator<{ path: string; at: number; bytes: Buffer }> {
+    const buf = this.buf;
+    for (let o = this.entriesStart; o < buf.length; ) {
+      const pathLen = buf.readUInt16LE(o);
+      const end = o + FIXED_ENTRY_BYTES + pathLen;
+      yield { path: buf.toString('utf8', o + 2, o + 2 + pathLen), at: o, bytes: buf.subarray(o, end) };
+      o = end;
+    }
+  }
+
+  /** A base file's entries, or why it cannot be used. */
+  static decode(buf: Buffer): { base: MemoBase; problem?: undefined } | { base?: undefined; problem: string } {
+    if (buf.length < BASE_HEADER_BYTES || !buf.subarray(0, 8).equals(BASE_MAGIC)) return { problem: 'not a stat memo (bad header)' };
+    if (buf.readUInt32LE(8) !== FORMAT_VERSION) return { problem: `an unknown format version (${buf.readUInt32LE(8)})` };
+    const count = buf.readUInt32LE(12);
+    const slots = buf.readUInt32LE(16);
+    const bodyLength = buf.readUInt32LE(20);
+    if (bodyLength !== buf.length - BASE_HEADER_BYTES) return { problem: `a length field (${bodyLength}) that does not match the file (${buf.length - BASE_HEADER_BYTES} bytes)` };
+    if (slots === 0 || (slots & (slots - 1)) !== 0 || slots <= count || slots * 4 > bodyLength) return { problem: `a table size (${slots} slots) that does not fit` };
+    const entriesLength = bodyLength - slots * 4;
+    if (count > entriesLength / FIXED_ENTRY_BYTES) return { problem: `an entry count (${count}) too large for its size` };
+    if (crc32(buf.subarray(HEADER_CRC_AT + 4), crc32(buf.subarray(0, HEADER_CRC_AT))) !== buf.readUInt32LE(HEADER_CRC_AT)) return { problem: 'a checksum mismatch' };
+    const start = BASE_HEADER_BYTES + slots * 4;
+    if (!walkEntries(buf, start, buf.length, count, (at, pathLen) => saneAt(buf, at, pathLen))) return { problem: 'malformed entries' };
+    let used = 0;
+    for (let s = 0; s < slots; s++) {
+      const ref = buf.readUInt32LE(BASE_HEADER_BYTES + s * 4);
+      if (ref === 0) continue;
+      if (ref > entriesLength) return { problem: 'a table entry out of bounds' };
+      used++;
+    }
+    if (used !== count) return { problem: `a table of ${used} entries for ${count}` };
+    return { base: new MemoBase(buf, count, slots) };
+  }
+}
+
+/** `raw`: entries of an older base, copied as they are */
+function sameAscii(buf: Buffer, at: number, path: string): boolean {
+  for (let i = 0; i < path.length; i++) if (buf[at + i] !== path.charCodeAt(i)) return false;
+  return true;
+}
+
+export function encodeBase(entries: readonly [string, MemoEntry][], raw: readonly Buffer[] = []): Buffer {
+  const body = Buffer.concat([encodeEntries(entries), ...raw]);
+  const count = entries.length + raw.length;
+  // at most half full, so that probes stay short
+  let slots = 16;
+  while (slots < count * 2) slots *= 2;
+  const out = Buffer.alloc(BASE_HEADER_BYTES + slots * 4 + body.length);
+  const start = BASE_HEADER_BYTES + slots * 4;
+  body.copy(out, start);
+  const mask = slots - 1;
+  for (let i = 0, o = 0; i < count; i++, o += FIXED_ENTRY_BYTES + body.readUInt16LE(o)) {
+    // the path as its bytes decode: what a lookup of that path hashes
+    let slot = hashPath(body.toString('utf8', o + 2, o + 2 + body.readUInt16LE(o))).hash & mask;
+    while (out.readUInt32LE(BASE_HEADER_BYTES + slot * 4) !== 0) slot = (slot + 1) & mask;
+    out.writeUInt32LE(o + 1, BASE_HEADER_BYTES + slot * 4);
+  }
+  BASE_MAGIC.copy(out, 0);
+  out.writeUInt32LE(FORMAT_VERSION, 8);
+  out.writeUInt32LE(count, 12);
+  out.writeUInt32LE(slots, 16);
+  out.writeUInt32LE(out.length - BASE_HEADER_BYTES, 20);
+  out.writeUInt32LE(crc32(out.subarray(HEADER_CRC_AT + 4), crc32(out.subarray(0, HEADER_CRC_AT))), HEADER_CRC_AT);
+  return out;
 }
 
 export function journalHeader(): Buffer {
@@ -201,8 +331,9 @@ export function journalHeader(): Buffer {
 }
 
 /** one journal batch: its own length and checksum, so a torn or damaged one is never read */
-export function encodeBatch(entries: Iterable<[string, MemoEntry]>): Buffer {
-  const { body, count } = encodeEntries(entries);
+export function encodeBatch(entries: readonly [string, MemoEntry][]): Buffer {
+  const body = encodeEntries(entries);
+  const count = entries.length;
   const out = Buffer.allocUnsafe(BATCH_HEADER_BYTES + 4 + body.length);
   out.writeUInt32LE(4 + body.length, 0);
   out.writeUInt32LE(count, BATCH_HEADER_BYTES);

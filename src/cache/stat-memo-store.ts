@@ -10,12 +10,12 @@ import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { journalPathOf } from './layout.js';
 import { NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
-import { decodeBase, decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, savable, type MemoEntry } from './stat-memo-format.js';
+import { decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MemoBase, savable, type MemoEntry } from './stat-memo-format.js';
 
 /** compact once the journal is past this size ... */
 const COMPACT_MIN_BYTES = 64 * 1024;
 /** ... and past this fraction of the base (so compaction's O(dataset) write is amortized over many appends) */
-const COMPACT_FRACTION = 0.25;
+const COMPACT_FRACTION = 0.1;
 
 export interface StoreState {
   baseBytes: number;
@@ -32,6 +32,9 @@ export interface MemoProblem {
 }
 
 export interface StoreRead extends StoreState {
+  /** the base, when there is a sound one */
+  base?: MemoBase;
+  /** the journal's entries (newer than the base's) */
   table: EntryTable;
   problems: MemoProblem[];
 }
@@ -53,18 +56,18 @@ function readPart(path: string): Part {
 /** The entries of the base, then of every whole, checked journal batch; what was skipped is in `problems`. */
 export function readStatMemo(base: string): StoreRead {
   const problems: MemoProblem[] = [];
-  let table: EntryTable | undefined;
+  let sound: MemoBase | undefined;
   let baseBytes = 0;
   const b = readPart(base);
   if ('buf' in b) {
-    const decoded = decodeBase(b.buf);
-    if (decoded.problem) problems.push({ path: base, why: decoded.problem });
+    const decoded = MemoBase.decode(b.buf);
+    if (decoded.problem !== undefined) problems.push({ path: base, why: decoded.problem });
     else {
-      table = decoded.table;
+      sound = decoded.base;
       baseBytes = b.buf.length;
     }
   } else if ('problem' in b) problems.push(b.problem);
-  table ??= new EntryTable();
+  const table = new EntryTable();
 
   const journal = journalPathOf(base);
   let journalBytes = 0;
@@ -76,7 +79,7 @@ export function readStatMemo(base: string): StoreRead {
     appendable = read.problem === undefined;
     if (read.problem) problems.push({ path: journal, why: read.problem });
   } else if ('problem' in j) problems.push(j.problem);
-  return { table, problems, baseBytes, journalBytes, appendable };
+  return { base: sound, table, problems, baseBytes, journalBytes, appendable };
 }
 
 /**
@@ -102,12 +105,19 @@ export function compactStatMemo(base: string, added: Iterable<[string, MemoEntry
   const now = readStatMemo(base);
   for (const [path, e] of added) if (savable(path, e)) now.table.set(path, e);
   let removed = 0;
-  const kept: [string, MemoEntry][] = [];
+  const fresh: [string, MemoEntry][] = [];
   for (const [path, e] of now.table.entries()) {
-    if (keep(path)) kept.push([path, e]);
+    if (keep(path)) fresh.push([path, e]);
     else removed++;
   }
-  const bytes = encodeBase(kept);
+  // the base's entries that nothing newer replaces are copied as they are
+  const copied: Buffer[] = [];
+  for (const { path, bytes } of now.base?.raw() ?? []) {
+    if (now.table.slot(path) >= 0) continue;
+    if (keep(path)) copied.push(bytes);
+    else removed++;
+  }
+  const bytes = encodeBase(fresh, copied);
   const root = dirname(base);
   writeOwnedFileAtomic(root, base, bytes);
   writeOwnedFileAtomic(root, journalPathOf(base), journalHeader());
@@ -134,6 +144,15 @@ function appendTo(journal: string, batch: Buffer): boolean {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Every entry the memo's files hold now (newest per path); what is damaged is skipped. */
+export function statMemoEntries(base: string): Map<string, MemoEntry> {
+  const read = readStatMemo(base);
+  const all = new Map<string, MemoEntry>();
+  for (const { path, at } of read.base?.raw() ?? []) all.set(path, read.base!.entry(at));
+  for (const [path, e] of read.table.entries()) all.set(path, e);
+  return all;
 }
 
 /** For `cache verify`: what is wrong with the memo's files (nothing for files that are absent). */

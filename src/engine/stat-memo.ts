@@ -4,8 +4,8 @@
 // and an append-only journal (src/cache/stat-memo-store.ts); a save appends only this process's
 // new entries.
 import { statSync, type Stats } from 'node:fs';
-import { EntryTable, JOURNAL_HEADER_BYTES, type MemoEntry } from '../cache/stat-memo-format.js';
-import { compactStatMemo, readStatMemo, saveStatMemo, type StoreState } from '../cache/stat-memo-store.js';
+import { EntryTable, JOURNAL_HEADER_BYTES, MemoBase, type MemoEntry } from '../cache/stat-memo-format.js';
+import { compactStatMemo, readStatMemo, saveStatMemo, statMemoEntries, type StoreState } from '../cache/stat-memo-store.js';
 import { sha256File } from './file-hash.js';
 
 type Entry = MemoEntry;
@@ -42,8 +42,9 @@ export interface HashStats {
 }
 
 export class StatMemo {
-  /** as loaded from disk (never changed after the load) */
-  private disk = new EntryTable();
+  /** as loaded from disk (never changed after the load): the base, and the journal's newer entries */
+  private base: MemoBase | undefined;
+  private journal = new EntryTable();
   /** what this process recorded or forgot since (null: forgotten), ahead of `disk` */
   private readonly local = new Map<string, Entry | null>();
   /** recorded and not yet saved */
@@ -61,7 +62,8 @@ export class StatMemo {
     const memo = new StatMemo(file);
     // never throws: a damaged part is skipped (and replaced by the next save's compaction)
     const read = readStatMemo(file);
-    memo.disk = read.table;
+    memo.base = read.base;
+    memo.journal = read.table;
     memo.state = { baseBytes: read.baseBytes, journalBytes: read.journalBytes, appendable: read.appendable };
     return memo;
   }
@@ -106,18 +108,26 @@ export class StatMemo {
       this.stats.memoHits++;
       return mine.sha256;
     }
-    const slot = this.disk.slot(absPath);
-    if (slot < 0 || !this.disk.matches(slot, st.size, st.mtimeMs, st.ino)) return undefined;
+    const slot = this.journal.slot(absPath);
+    if (slot >= 0) {
+      if (!this.journal.matches(slot, st.size, st.mtimeMs, st.ino)) return undefined;
+      this.stats.memoHits++;
+      return this.journal.sha256(slot);
+    }
+    const at = this.base?.find(absPath) ?? -1;
+    if (at < 0 || !this.base!.matches(at, st.size, st.mtimeMs, st.ino)) return undefined;
     this.stats.memoHits++;
-    return this.disk.sha256(slot);
+    return this.base!.sha256(at);
   }
 
   /** this process's entry for the path, else the loaded one */
   private current(absPath: string): Entry | undefined {
     const mine = this.local.get(absPath);
     if (mine !== undefined) return mine ?? undefined;
-    const slot = this.disk.slot(absPath);
-    return slot < 0 ? undefined : this.disk.entry(slot);
+    const slot = this.journal.slot(absPath);
+    if (slot >= 0) return this.journal.entry(slot);
+    const at = this.base?.find(absPath) ?? -1;
+    return at < 0 ? undefined : this.base!.entry(at);
   }
 
   /** remember a hash we already know (e.g. a file we just copied out of the CAS) */
@@ -183,7 +193,7 @@ export class StatMemo {
   /** drops entries whose file is gone (cache gc); rewrites the memo compacted */
   static prune(file: string, exists: (path: string) => boolean): number {
     const now = readStatMemo(file);
-    const gone = [...now.table.paths()].filter((path) => !exists(path)).length;
+    const gone = [...statMemoEntries(file).keys()].filter((path) => !exists(path)).length;
     // nothing to drop and nothing to fold in: leave the files as they are
     if (gone === 0 && now.problems.length === 0 && now.journalBytes <= JOURNAL_HEADER_BYTES) return 0;
     return compactStatMemo(file, [], exists).removed;
