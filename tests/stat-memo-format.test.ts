@@ -322,6 +322,28 @@ describe('stat memo files: damage is dropped, never trusted', () => {
     expect(table.size).toBe(0);
   });
 
+  it('a base with a correct checksum but a table that does not match its entries is refused', () => {
+    const file = join(tmp.dir, 'statmemo.bin');
+    memoWith(file, 10);
+    const good = readFileSync(file);
+    const firstSlot = (b: Buffer) => {
+      for (let at = 32; ; at += 4) if (b.readUInt32LE(at) !== 0) return at;
+    };
+    const resealed = (b: Buffer) => (b.writeUInt32LE(crc32(b.subarray(28), crc32(b.subarray(0, 24))), 24), b);
+    const emptied = Buffer.from(good);
+    emptied.writeUInt32LE(0, firstSlot(emptied));
+    const outside = Buffer.from(good);
+    outside.writeUInt32LE(good.length, firstSlot(outside));
+    for (const [name, bytes] of [['a slot emptied', resealed(emptied)], ['a slot pointing past the end', resealed(outside)]] as const) {
+      writeFileSync(file, bytes);
+      expect(readStatMemo(file).problems.map((p) => p.why), name).toEqual([expect.stringMatching(/^a table/)]);
+      expect(StatMemo.load(file).lookup(pathOf(1), statOf(1)), name).toBeUndefined();
+    }
+    // the same resealing of an unchanged base is accepted (the test's checksum is the real one)
+    writeFileSync(file, resealed(Buffer.from(good)));
+    expect(readStatMemo(file).problems).toEqual([]);
+  });
+
   it('a folder or a FIFO where a memo file belongs: dropped, files hashed again, and the next save repairs it', async () => {
     const m = builtMemo();
     rmSync(m.file);
