@@ -84,8 +84,12 @@ function damages(cache: string): [string, Damage][] {
   cases.push(['the item store is a file', (c) => asFile(join(c, 'items'))]);
   cases.push(['a stray file in the blob store', (c) => writeFileSync(join(c, 'cas', shard, 'not-a-hash'), 'x')]);
   cases.push(['a stray folder in the blob store', (c) => mkdirSync(join(c, 'cas', 'zz'))]);
-  cases.push(['statmemo.json is garbage', (c) => asGarbage(join(c, 'statmemo.json'))]);
-  cases.push(['statmemo.json is a folder', (c) => asFolder(join(c, 'statmemo.json'))]);
+  cases.push(['statmemo.bin is garbage', (c) => asGarbage(join(c, 'statmemo.bin'))]);
+  cases.push(['statmemo.bin is truncated', (c) => truncated(join(c, 'statmemo.bin'))]);
+  cases.push(['statmemo.bin is a folder', (c) => asFolder(join(c, 'statmemo.bin'))]);
+  cases.push(['statmemo.bin.journal is a FIFO', (c) => asFifo(join(c, 'statmemo.bin.journal'))]);
+  cases.push(['statmemo.bin.journal has a torn tail', (c) => appended(join(c, 'statmemo.bin.journal'))]);
+  cases.push(['an old statmemo.json is left', (c) => asGarbage(join(c, 'statmemo.json'))]);
   cases.push(['a parsed-lock memo of the wrong shape', (c) => writeFileSync(join(c, 'lockjson', readdirSync(join(c, 'lockjson'))[0]), '{"version":1,"stages":{"x":{}}}')]);
   cases.push(['a config memo is garbage', (c) => asGarbage(join(c, 'config', readdirSync(join(c, 'config'))[0]))]);
   cases.push(['a run record is a folder', (c) => asFolder(join(c, 'runs', readdirSync(join(c, 'runs'))[0]))]);

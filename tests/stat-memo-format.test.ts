@@ -397,7 +397,18 @@ describe('cache verify and the stat memo', () => {
     expect((await verifyCache(root)).repaired).toEqual([]);
 
     mkdirSync(file);
-    expect((await verifyCache(root)).repaired).toEqual(['removed statmemo.bin: a folder where a file belongs']);
+    // a compaction killed between its write and its rename (pid 2^22 + 1 is above Linux's pid_max)
+    const leftover = join(root, '.statmemo.bin.4194305.0123abcd.tmp');
+    writeFileSync(leftover, 'x');
+    utimesSync(leftover, LONG_AGO, LONG_AGO);
+    const mine = join(root, `.statmemo.bin.${process.pid}.0123abcd.tmp`);
+    writeFileSync(mine, 'x');
+    utimesSync(mine, LONG_AGO, LONG_AGO);
+    expect((await verifyCache(root)).repaired).toEqual([
+      'removed statmemo.bin: a folder where a file belongs',
+      'removed .statmemo.bin.4194305.0123abcd.tmp: left by a stat memo compaction that was killed',
+    ]);
+    expect(existsSync(mine)).toBe(true);
   });
 
   function flipHash(path: string, sha256: string): void {

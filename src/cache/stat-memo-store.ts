@@ -6,12 +6,14 @@
 // wins a lookup for a newer stat) and every batch is checksummed: the worst a race can do is lose
 // entries (an append into a journal that a compaction is replacing, two compactions at once), and
 // a lost entry only costs hashing that file again.
-import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { journalPathOf } from './layout.js';
 import { NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MemoBase, savable, type MemoEntry } from './stat-memo-format.js';
 
+/** a compaction's temp file this old, of a process that is gone, was left by a kill -9 */
+const DEAD_TEMP_MS = 60_000;
 /** compact once the journal is past this size ... */
 const COMPACT_MIN_BYTES = 64 * 1024;
 /** ... and past this fraction of the base (so compaction's O(dataset) write is amortized over many appends) */
@@ -121,6 +123,7 @@ export function compactStatMemo(base: string, added: Iterable<[string, MemoEntry
   const root = dirname(base);
   writeOwnedFileAtomic(root, base, bytes);
   writeOwnedFileAtomic(root, journalPathOf(base), journalHeader());
+  for (const path of deadCompactionTemps(base)) rmSync(path, { force: true });
   return { baseBytes: bytes.length, journalBytes: JOURNAL_HEADER_BYTES, appendable: true, removed };
 }
 
@@ -153,6 +156,39 @@ export function statMemoEntries(base: string): Map<string, MemoEntry> {
   for (const { path, at } of read.base?.raw() ?? []) all.set(path, read.base!.entry(at));
   for (const [path, e] of read.table.entries()) all.set(path, e);
   return all;
+}
+
+/** Temp files of compactions killed between their write and their rename (see atomic.ts's tempName). */
+export function deadCompactionTemps(base: string): string[] {
+  const dir = dirname(base);
+  const ours = new Set([basename(base), basename(journalPathOf(base))]);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const dead: string[] = [];
+  for (const name of names) {
+    const m = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name);
+    if (!m || !ours.has(m[1]) || alive(Number(m[2]))) continue;
+    try {
+      // the age guards against a pid of another host sharing this cache folder
+      if (Date.now() - lstatSync(join(dir, name)).mtimeMs > DEAD_TEMP_MS) dead.push(join(dir, name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return dead;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** For `cache verify`: what is wrong with the memo's files (nothing for files that are absent). */

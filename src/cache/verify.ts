@@ -14,7 +14,7 @@ import type { ActionEntry } from './action-cache.js';
 import { hashStream } from './cas.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
-import { statMemoProblems } from './stat-memo-store.js';
+import { deadCompactionTemps, statMemoProblems } from './stat-memo-store.js';
 
 export interface VerifyReport {
   blobsChecked: number;
@@ -208,6 +208,7 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
     if (st && !st.isFile()) remove(path, `${what(st)} where a file belongs`);
   }
   for (const problem of statMemoProblems(layout.statMemo)) remove(problem.path, problem.why);
+  for (const path of deadCompactionTemps(layout.statMemo)) remove(path, 'left by a stat memo compaction that was killed');
   const legacy = lstatOrNull(layout.legacyStatMemo);
   if (legacy) remove(layout.legacyStatMemo, 'a stat memo of an older format');
   const records: [string, (v: unknown) => boolean][] = [[join(root, 'worker-hello.json'), isObj]];
