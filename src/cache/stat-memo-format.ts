@@ -368,10 +368,9 @@ export function decodeJournal(buf: Buffer, table: EntryTable): JournalRead {
     if (length < 4 || crc32(buf.subarray(start, end), crc32(buf.subarray(o, o + 4))) !== buf.readUInt32LE(o + 4)) return { goodBytes: o, batches, problem: `a checksum mismatch at byte ${o}` };
     const count = buf.readUInt32LE(start);
     if (count > (length - 4) / FIXED_ENTRY_BYTES) return { goodBytes: o, batches, problem: `an entry count (${count}) too large for its batch at byte ${o}` };
-    // decoded apart first: a batch is applied whole or not at all
-    const batch = new EntryTable(count);
-    if (!decodeEntries(buf, start + 4, end, count, batch)) return { goodBytes: o, batches, problem: `malformed entries at byte ${o}` };
-    for (const [path, e] of batch.entries()) table.set(path, e);
+    // checked whole before any of it is applied: a batch is used entirely or not at all
+    if (!walkEntries(buf, start + 4, end, count, (at, pathLen) => saneAt(buf, at, pathLen))) return { goodBytes: o, batches, problem: `malformed entries at byte ${o}` };
+    decodeEntries(buf, start + 4, end, count, table);
     o = end;
     batches++;
   }
