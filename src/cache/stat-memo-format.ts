@@ -187,13 +187,17 @@ function hashPath(path: string): { hash: number; ascii: boolean } {
     any |= c;
     if (i >= tail) h = Math.imul(h ^ c, 0x01000193);
   }
-  // FNV's low bits mix poorly and the table is indexed by them: finish with murmur3's fmix32
+  return { hash: fmix32(h), ascii: any < 0x80 };
+}
+
+/** FNV's low bits mix poorly and the table is indexed by them: finish with murmur3's fmix32 */
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return { hash: h >>> 0, ascii: any < 0x80 };
+  return h >>> 0;
 }
 
 /**
@@ -254,13 +258,15 @@ export class MemoBase {
     return { size: this.buf.readDoubleLE(o), mtimeMs: this.buf.readDoubleLE(o + 8), ino: this.buf.readDoubleLE(o + 16), sha256: this.sha256(at) };
   }
 
-  /** every entry's path and raw bytes (for a compaction, which copies them as they are) */
-  *raw(): IterableIterator<{ path: string; at: number; bytes: Buffer }> {
+  /** every entry's offset, raw bytes (a compaction copies them as they are) and, if asked for, path */
+  raw(withPaths: true): IterableIterator<{ path: string; at: number; bytes: Buffer }>;
+  raw(withPaths?: boolean): IterableIterator<{ path?: string; at: number; bytes: Buffer }>;
+  *raw(withPaths = false): IterableIterator<{ path?: string; at: number; bytes: Buffer }> {
     const buf = this.buf;
     for (let o = this.entriesStart; o < buf.length; ) {
       const pathLen = buf.readUInt16LE(o);
       const end = o + FIXED_ENTRY_BYTES + pathLen;
-      yield { path: buf.toString('utf8', o + 2, o + 2 + pathLen), at: o, bytes: buf.subarray(o, end) };
+      yield { path: withPaths ? buf.toString('utf8', o + 2, o + 2 + pathLen) : undefined, at: o, bytes: buf.subarray(o, end) };
       o = end;
     }
   }
@@ -292,6 +298,18 @@ export class MemoBase {
 }
 
 /** `raw`: entries of an older base, copied as they are */
+/** hashPath of the path stored in buf[start, end): ASCII bytes are their own code units, others are decoded */
+function hashStored(buf: Buffer, start: number, end: number): number {
+  const length = end - start;
+  let h = Math.imul(0x811c9dc5 ^ length, 0x01000193);
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c >= 0x80) return hashPath(buf.toString('utf8', start, end)).hash;
+    if (i >= end - HASHED_TAIL) h = Math.imul(h ^ c, 0x01000193);
+  }
+  return fmix32(h);
+}
+
 function sameAscii(buf: Buffer, at: number, path: string): boolean {
   for (let i = 0; i < path.length; i++) if (buf[at + i] !== path.charCodeAt(i)) return false;
   return true;
@@ -309,7 +327,7 @@ export function encodeBase(entries: readonly [string, MemoEntry][], raw: readonl
   const mask = slots - 1;
   for (let i = 0, o = 0; i < count; i++, o += FIXED_ENTRY_BYTES + body.readUInt16LE(o)) {
     // the path as its bytes decode: what a lookup of that path hashes
-    let slot = hashPath(body.toString('utf8', o + 2, o + 2 + body.readUInt16LE(o))).hash & mask;
+    let slot = hashStored(body, o + 2, o + 2 + body.readUInt16LE(o)) & mask;
     while (out.readUInt32LE(BASE_HEADER_BYTES + slot * 4) !== 0) slot = (slot + 1) & mask;
     out.writeUInt32LE(o + 1, BASE_HEADER_BYTES + slot * 4);
   }
@@ -328,6 +346,13 @@ export function journalHeader(): Buffer {
   header.writeUInt32LE(FORMAT_VERSION, 8);
   header.writeUInt32LE(crc32(header.subarray(0, 12)), 12);
   return header;
+}
+
+/** the bytes encodeBatch would give (without encoding anything) */
+export function batchBytes(entries: readonly [string, MemoEntry][]): number {
+  let total = BATCH_HEADER_BYTES + 4;
+  for (const [path] of entries) total += FIXED_ENTRY_BYTES + Buffer.byteLength(path);
+  return total;
 }
 
 /** one journal batch: its own length and checksum, so a torn or damaged one is never read */

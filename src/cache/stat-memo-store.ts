@@ -10,7 +10,7 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, rmSy
 import { basename, dirname, join } from 'node:path';
 import { journalPathOf } from './layout.js';
 import { NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
-import { decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MemoBase, savable, type MemoEntry } from './stat-memo-format.js';
+import { batchBytes, decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MemoBase, savable, type MemoEntry } from './stat-memo-format.js';
 
 /** a compaction's temp file this old, of a process that is gone, was left by a kill -9 */
 const DEAD_TEMP_MS = 60_000;
@@ -91,32 +91,37 @@ export function readStatMemo(base: string): StoreRead {
 export function saveStatMemo(base: string, added: Iterable<[string, MemoEntry]>, state: StoreState): StoreState {
   const entries = [...added].filter(([path, e]) => savable(path, e));
   if (entries.length === 0) return state;
-  const batch = encodeBatch(entries);
-  const journalAfter = state.journalBytes + batch.length;
+  const journalAfter = state.journalBytes + batchBytes(entries);
   const due = journalAfter > COMPACT_MIN_BYTES && journalAfter > state.baseBytes * COMPACT_FRACTION;
-  if (state.appendable && !due && appendTo(journalPathOf(base), batch)) return { ...state, journalBytes: journalAfter };
+  if (state.appendable && !due && appendTo(journalPathOf(base), encodeBatch(entries))) return { ...state, journalBytes: journalAfter };
   return compactStatMemo(base, entries);
 }
 
 /**
- * Rewrites the base from what is on disk now plus `added` (minus what `keep` rejects), then
+ * Rewrites the base from what is on disk now plus `added` (savable entries only: saveStatMemo
+ * checked them) minus what `keep` rejects, then
  * starts an empty journal. Both writes are tmp + rename: a reader, or a kill -9, sees old or new
  * files, never half of one (an old journal beside a new base only repeats entries the base has).
  */
-export function compactStatMemo(base: string, added: Iterable<[string, MemoEntry]> = [], keep: (path: string) => boolean = () => true): StoreState & { removed: number } {
+export function compactStatMemo(base: string, added: readonly [string, MemoEntry][] = [], keep?: (path: string) => boolean): StoreState & { removed: number } {
   const now = readStatMemo(base);
-  for (const [path, e] of added) if (savable(path, e)) now.table.set(path, e);
-  let removed = 0;
-  const fresh: [string, MemoEntry][] = [];
-  for (const [path, e] of now.table.entries()) {
-    if (keep(path)) fresh.push([path, e]);
-    else removed++;
+  // unique paths, newest entry each (`added` comes from a Map: unique already)
+  let newer: readonly [string, MemoEntry][] = added;
+  if (now.table.size > 0) {
+    const merged = new Map(now.table.entries());
+    for (const [path, e] of added) merged.set(path, e);
+    newer = [...merged];
   }
+  let removed = 0;
+  const fresh = keep ? newer.filter(([path]) => keep(path)) : newer;
+  removed += newer.length - fresh.length;
   // the base's entries that nothing newer replaces are copied as they are
+  const replaced = new Set<number>();
+  if (now.base) for (const [path] of newer) replaced.add(now.base.find(path));
   const copied: Buffer[] = [];
-  for (const { path, bytes } of now.base?.raw() ?? []) {
-    if (now.table.slot(path) >= 0) continue;
-    if (keep(path)) copied.push(bytes);
+  for (const { at, bytes, path } of now.base?.raw(keep !== undefined) ?? []) {
+    if (replaced.has(at)) continue;
+    if (!keep || keep(path!)) copied.push(bytes);
     else removed++;
   }
   const bytes = encodeBase(fresh, copied);
@@ -153,7 +158,7 @@ function appendTo(journal: string, batch: Buffer): boolean {
 export function statMemoEntries(base: string): Map<string, MemoEntry> {
   const read = readStatMemo(base);
   const all = new Map<string, MemoEntry>();
-  for (const { path, at } of read.base?.raw() ?? []) all.set(path, read.base!.entry(at));
+  for (const { path, at } of read.base?.raw(true) ?? []) all.set(path, read.base!.entry(at));
   for (const [path, e] of read.table.entries()) all.set(path, e);
   return all;
 }
