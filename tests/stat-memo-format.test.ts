@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { journalPathOf } from '../src/cache/layout.js';
-import { decodeJournal, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MAX_PATH_BYTES } from '../src/cache/stat-memo-format.js';
+import { decodeJournal, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MAX_PATH_BYTES, sameAscii } from '../src/cache/stat-memo-format.js';
 import { readStatMemo, statMemoEntries } from '../src/cache/stat-memo-store.js';
 import { verifyCache } from '../src/cache/verify.js';
 import { StatMemo } from '../src/engine/stat-memo.js';
@@ -69,6 +69,16 @@ describe('stat memo files: round trip and size of a save', () => {
     expect(again.lookup(pathOf(1), { ...statOf(0), ino: 7 })).toBeUndefined();
     expect(again.lookup(pathOf(1), { ...statOf(0), size: 8 })).toBeUndefined();
     expect(again.lookup('/data/not-there.png', statOf(0))).toBeUndefined();
+    // the utf8 bytes of "café" read as code units are "cafÃ©": another path, never a hit
+    expect(again.lookup('/data/cafÃ©/图像 01.png', statOf(1))).toBeUndefined();
+    const latin = StatMemo.load(join(tmp.dir, 'latin.bin'));
+    latin.record('/d/é', statOf(1), hashOf(1), true);
+    latin.save();
+    expect(StatMemo.load(join(tmp.dir, 'latin.bin')).lookup('/d/Ã©', statOf(1))).toBeUndefined();
+    expect(StatMemo.load(join(tmp.dir, 'latin.bin')).lookup('/d/é', statOf(1))).toBe(hashOf(1));
+    // (the two hash apart, so the compare itself is checked directly: a collision must not match either)
+    expect(sameAscii(Buffer.from('/d/é'), 0, '/d/Ã©')).toBe(false);
+    expect(sameAscii(Buffer.from('/d/e'), 0, '/d/e')).toBe(true);
     // a later save of a newer stat of the same path wins, through the journal
     again.record(pathOf(1), statOf(0, 5), hashOf(0, 5), true);
     again.save();

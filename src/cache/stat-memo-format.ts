@@ -175,19 +175,17 @@ const HASHED_TAIL = 48;
 
 /**
  * 32-bit FNV-1a of a path's length and last HASHED_TAIL UTF-16 code units (paths of one dataset
- * differ in their ends; sharing a tail only costs probes), and whether they are all ASCII (then the path's utf8
- * bytes are its code units, and a lookup compares them without encoding the path).
+ * differ in their ends; sharing a tail only costs probes).
  */
-function hashPath(path: string): { hash: number; ascii: boolean } {
+function hashPath(path: string): number {
   let h = Math.imul(0x811c9dc5 ^ path.length, 0x01000193);
-  let any = 0;
-  const tail = path.length - HASHED_TAIL;
-  for (let i = 0; i < path.length; i++) {
-    const c = path.charCodeAt(i);
-    any |= c;
-    if (i >= tail) h = Math.imul(h ^ c, 0x01000193);
-  }
-  return { hash: fmix32(h), ascii: any < 0x80 };
+  for (let i = Math.max(0, path.length - HASHED_TAIL); i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193);
+  return fmix32(h);
+}
+
+function isAscii(path: string): boolean {
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 /** FNV's low bits mix poorly and the table is indexed by them: finish with murmur3's fmix32 */
@@ -221,12 +219,16 @@ export class MemoBase {
   /** the entry of `path`: its offset in the file, or -1 */
   find(path: string): number {
     if (path.length === 0 || path.length > MAX_PATH_BYTES) return -1;
-    const { hash, ascii } = hashPath(path);
-    let n = path.length;
-    if (!ascii) {
-      n = MemoBase.scratch.write(path, 0, 'utf8');
-      if (n > MAX_PATH_BYTES) return -1;
-    }
+    const hash = hashPath(path);
+    // first as ASCII, as nearly every path is: no encoding, and no scan before the compare
+    const at = this.probe(hash, path, path.length, true);
+    if (at >= 0 || isAscii(path)) return at;
+    const n = MemoBase.scratch.write(path, 0, 'utf8');
+    return n > MAX_PATH_BYTES ? -1 : this.probe(hash, path, n, false);
+  }
+
+  /** the entry whose path is `path` (ascii: compared as code units; else: its n utf8 bytes in scratch) */
+  private probe(hash: number, path: string, n: number, ascii: boolean): number {
     const buf = this.buf;
     const mask = this.slots - 1;
     const start = this.entriesStart;
@@ -304,14 +306,19 @@ function hashStored(buf: Buffer, start: number, end: number): number {
   let h = Math.imul(0x811c9dc5 ^ length, 0x01000193);
   for (let i = start; i < end; i++) {
     const c = buf[i];
-    if (c >= 0x80) return hashPath(buf.toString('utf8', start, end)).hash;
+    if (c >= 0x80) return hashPath(buf.toString('utf8', start, end));
     if (i >= end - HASHED_TAIL) h = Math.imul(h ^ c, 0x01000193);
   }
   return fmix32(h);
 }
 
-function sameAscii(buf: Buffer, at: number, path: string): boolean {
-  for (let i = 0; i < path.length; i++) if (buf[at + i] !== path.charCodeAt(i)) return false;
+/** the bytes at `at` are `path`'s code units, all ASCII (so they are its utf8 bytes); exported for tests */
+export function sameAscii(buf: Buffer, at: number, path: string): boolean {
+  for (let i = path.length - 1; i >= 0; i--) {
+    const c = path.charCodeAt(i);
+    // a code unit >= 0x80 equal to a byte does not mean the same path ("Ã©" is not "é")
+    if (c >= 0x80 || buf[at + i] !== c) return false;
+  }
   return true;
 }
 
