@@ -102,13 +102,14 @@ export class StatMemo {
 
   /** the memoised hash if the file's stat still matches, without reading it */
   lookup(absPath: string, st: FileStat): string | undefined {
-    const mine = this.local.get(absPath);
+    // (empty Maps are skipped: a Map lookup hashes the path string, a cost per file on no-op runs)
+    const mine = this.local.size > 0 ? this.local.get(absPath) : undefined;
     if (mine !== undefined) {
       if (!entryMatches(mine, st)) return undefined;
       this.stats.memoHits++;
       return mine.sha256;
     }
-    const slot = this.journal.slot(absPath);
+    const slot = this.journal.size > 0 ? this.journal.slot(absPath) : -1;
     if (slot >= 0) {
       if (!this.journal.matches(slot, st.size, st.mtimeMs, st.ino)) return undefined;
       this.stats.memoHits++;
