@@ -29,8 +29,6 @@ export interface StoreState {
 export interface MemoProblem {
   path: string;
   why: string;
-  /** the path holds something else than a file */
-  notAFile?: boolean;
 }
 
 export interface StoreRead extends StoreState {
@@ -47,7 +45,7 @@ function readPart(path: string): Part {
   try {
     return { buf: readRegularFileSync(path) };
   } catch (err) {
-    if (err instanceof NotRegularFileError) return { problem: { path, why: `${err.kind} where a file belongs`, notAFile: true } };
+    if (err instanceof NotRegularFileError) return { problem: { path, why: `${err.kind} where a file belongs` } };
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { missing: true };
     // a FIFO opened for reading never blocks (O_NONBLOCK); anything else unreadable (EACCES, ENOTDIR, too big) is damage
