@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { gcCache } from '../src/cache/gc.js';
 import { journalPathOf } from '../src/cache/layout.js';
 import { decodeJournal, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MAX_PATH_BYTES, sameAscii } from '../src/cache/stat-memo-format.js';
 import { readStatMemo, statMemoEntries } from '../src/cache/stat-memo-store.js';
@@ -428,4 +429,13 @@ describe('cache verify and the stat memo', () => {
     bytes[at] ^= 0x80;
     writeFileSync(path, bytes);
   }
+
+  it('cache gc removes an old statmemo.json and leaves the new files to prune', () => {
+    const root = join(tmp.dir, 'cache');
+    memoWith(join(root, 'statmemo.bin'), 10);
+    writeFileSync(join(root, 'statmemo.json'), '{"version":1,"entries":{}}');
+    gcCache(root, { keepLast: 1 }, new Set());
+    expect(existsSync(join(root, 'statmemo.json'))).toBe(false);
+    expect(statMemoEntries(join(root, 'statmemo.bin')).size).toBe(10);
+  });
 });
