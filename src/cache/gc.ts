@@ -96,6 +96,8 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
     rmSync(item.path, { force: true });
     report.removedItems++;
   }
+  // the stat memo's old format: nothing reads it any more
+  rmSync(layout.legacyStatMemo, { recursive: true, force: true });
   if (report.removedActions + report.removedBlobs + report.removedItems > 0) bumpCacheGeneration(root);
   return report;
 }

@@ -6,7 +6,9 @@
 //   items/<kind>/ab/<keyhash>.json  per-item memo values
 //   logs/<fingerprint>.log    the log of the last run of that fingerprint
 //   runs/<stage>.json         which fingerprint a stage ran last (for `status --log`)
-//   statmemo.json             (path, size, mtime, inode) -> sha256
+//   statmemo.bin              (path, size, mtime, inode) -> sha256: a compacted base ...
+//   statmemo.bin.journal      ... and the batches appended since (src/cache/stat-memo-format.ts)
+//   statmemo.json             the memo's old format: ignored, removed by gc and verify
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
@@ -16,6 +18,11 @@
 //   writer.lock               pid of the process allowed to write
 //   generation                rewritten whenever gc or verify removes something
 import { join } from 'node:path';
+
+/** the stat memo's journal, beside its base */
+export function journalPathOf(statMemoBase: string): string {
+  return `${statMemoBase}.journal`;
+}
 
 export class CacheLayout {
   constructor(readonly root: string) {}
@@ -50,7 +57,14 @@ export class CacheLayout {
   lastRun(stageId: string): string {
     return join(this.root, 'runs', `${encodeURIComponent(stageId)}.json`);
   }
+  /** the stat memo's base; its journal is beside it (statMemoJournal) */
   get statMemo(): string {
+    return join(this.root, 'statmemo.bin');
+  }
+  get statMemoJournal(): string {
+    return journalPathOf(this.statMemo);
+  }
+  get legacyStatMemo(): string {
     return join(this.root, 'statmemo.json');
   }
   parsedLock(textHash: string): string {

@@ -3,8 +3,8 @@
 // blob belongs (a folder, a link, a FIFO, an unreadable file), is moved to quarantine/, and every
 // action entry and item memo that relies on it is dropped, so the next run rebuilds what it
 // belonged to. Store folders that are files, unreadable or malformed records (action entries, item
-// memos, parsed-lock and config memos, resume indexes, run records) and temp leftovers are removed:
-// everything in a cache can be rebuilt. Nothing is ever opened before lstat says it is a regular
+// memos, parsed-lock and config memos, resume indexes, run records, stat memo files that fail their
+// checks) and temp leftovers are removed: everything in a cache can be rebuilt. Nothing is ever opened before lstat says it is a regular
 // file (a FIFO would block). Call while holding the writer lock.
 import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { basename, join, relative } from 'node:path';
@@ -15,6 +15,7 @@ import { Cas, hashStream } from './cas.js';
 import { TreeDamage } from './chunk-tree.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
+import { deadCompactionTemps, statMemoProblems } from './stat-memo-store.js';
 
 export interface VerifyReport {
   blobsChecked: number;
@@ -213,10 +214,16 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
   }
 
   // memos and records that are only caches of something else: a damaged one is removed
-  const records: [string, (v: unknown) => boolean][] = [
-    [layout.statMemo, (v) => isObj(v) && v.version === 1 && isObj(v.entries)],
-    [join(root, 'worker-hello.json'), isObj],
-  ];
+  // the stat memo: a damaged base or journal (a torn tail included) is removed whole, and rebuilt by hashing
+  for (const path of [layout.statMemo, layout.statMemoJournal]) {
+    const st = lstatOrNull(path);
+    if (st && !st.isFile()) remove(path, `${what(st)} where a file belongs`);
+  }
+  for (const problem of statMemoProblems(layout.statMemo)) remove(problem.path, problem.why);
+  for (const path of deadCompactionTemps(layout.statMemo)) remove(path, 'left by a stat memo compaction that was killed');
+  const legacy = lstatOrNull(layout.legacyStatMemo);
+  if (legacy) remove(layout.legacyStatMemo, 'a stat memo of an older format');
+  const records: [string, (v: unknown) => boolean][] = [[join(root, 'worker-hello.json'), isObj]];
   for (const [path, ok] of records) {
     const st = lstatOrNull(path);
     if (st && !ok(readJsonFile(path))) remove(path, st.isFile() ? 'unreadable' : `${what(st)} where a file belongs`);

@@ -1,12 +1,14 @@
 // The stat memo: (path, size, mtime, inode) -> sha256, persisted in the cache, so that a run over
 // unchanged files reads no file contents (only stats). A changed mtime, size or inode means the
-// file is read and hashed again; content is never assumed from a name alone.
+// file is read and hashed again; content is never assumed from a name alone. On disk: a base file
+// and an append-only journal (src/cache/stat-memo-store.ts); a save appends only this process's
+// new entries.
 import { statSync, type Stats } from 'node:fs';
-import { dirname } from 'node:path';
-import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
+import { EntryTable, JOURNAL_HEADER_BYTES, MemoBase, type MemoEntry } from '../cache/stat-memo-format.js';
+import { compactStatMemo, readStatMemo, saveStatMemo, statMemoEntries, type StoreState } from '../cache/stat-memo-store.js';
 import { sha256File } from './file-hash.js';
 
-type Entry = [size: number, mtimeMs: number, ino: number, sha256: string];
+type Entry = MemoEntry;
 
 /**
  * A file modified within this many ms of being hashed could be modified again within the same
@@ -27,8 +29,8 @@ export function sameStat(a: FileStat, b: FileStat): boolean {
 }
 
 /** a memo entry recorded for exactly this stat */
-function entryMatches(entry: Entry | undefined, st: FileStat): entry is Entry {
-  return entry !== undefined && Array.isArray(entry) && typeof entry[3] === 'string' && sameStat({ size: entry[0], mtimeMs: entry[1], ino: entry[2] }, st);
+function entryMatches(entry: Entry | null | undefined, st: FileStat): entry is Entry {
+  return entry !== undefined && entry !== null && sameStat(entry, st);
 }
 
 export interface HashStats {
@@ -40,9 +42,14 @@ export interface HashStats {
 }
 
 export class StatMemo {
-  /** as parsed from disk: using JSON.parse's object directly is much cheaper than building a Map of 20,000 entries */
-  private entries: Record<string, Entry> = {};
-  private added = new Map<string, Entry>();
+  /** as loaded from disk (never changed after the load): the base, and the journal's newer entries */
+  private base: MemoBase | undefined;
+  private journal = new EntryTable();
+  /** what this process recorded or forgot since (null: forgotten), ahead of `disk` */
+  private readonly local = new Map<string, Entry | null>();
+  /** recorded and not yet saved */
+  private readonly added = new Map<string, Entry>();
+  private state: StoreState = { baseBytes: 0, journalBytes: 0, appendable: false };
   /** entries used by this run but never saved (see RACY_MS) */
   private readonly racy = new Set<string>();
   /** racy entries of past runs of a kept memo: never trusted, only compared against (recordedHash) */
@@ -53,7 +60,11 @@ export class StatMemo {
 
   static load(file: string): StatMemo {
     const memo = new StatMemo(file);
-    memo.entries = readEntries(file);
+    // never throws: a damaged part is skipped (and replaced by the next save's compaction)
+    const read = readStatMemo(file);
+    memo.base = read.base;
+    memo.journal = read.table;
+    memo.state = { baseBytes: read.baseBytes, journalBytes: read.journalBytes, appendable: read.appendable };
     return memo;
   }
 
@@ -91,18 +102,39 @@ export class StatMemo {
 
   /** the memoised hash if the file's stat still matches, without reading it */
   lookup(absPath: string, st: FileStat): string | undefined {
-    const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
-    if (entryMatches(entry, st)) {
+    // (empty Maps are skipped: a Map lookup hashes the path string, a cost per file on no-op runs)
+    const mine = this.local.size > 0 ? this.local.get(absPath) : undefined;
+    if (mine !== undefined) {
+      if (!entryMatches(mine, st)) return undefined;
       this.stats.memoHits++;
-      return entry[3];
+      return mine.sha256;
     }
-    return undefined;
+    const slot = this.journal.size > 0 ? this.journal.slot(absPath) : -1;
+    if (slot >= 0) {
+      if (!this.journal.matches(slot, st.size, st.mtimeMs, st.ino)) return undefined;
+      this.stats.memoHits++;
+      return this.journal.sha256(slot);
+    }
+    const at = this.base?.find(absPath) ?? -1;
+    if (at < 0 || !this.base!.matches(at, st.size, st.mtimeMs, st.ino)) return undefined;
+    this.stats.memoHits++;
+    return this.base!.sha256(at);
+  }
+
+  /** this process's entry for the path, else the loaded one */
+  private current(absPath: string): Entry | undefined {
+    const mine = this.local.get(absPath);
+    if (mine !== undefined) return mine ?? undefined;
+    const slot = this.journal.slot(absPath);
+    if (slot >= 0) return this.journal.entry(slot);
+    const at = this.base?.find(absPath) ?? -1;
+    return at < 0 ? undefined : this.base!.entry(at);
   }
 
   /** remember a hash we already know (e.g. a file we just copied out of the CAS) */
   record(absPath: string, st: FileStat, sha256: string, ownWrite = false): void {
-    const entry: Entry = [st.size, st.mtimeMs, st.ino, sha256];
-    this.entries[absPath] = entry;
+    const entry: Entry = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
+    this.local.set(absPath, entry);
     this.pastRacy.delete(absPath);
     if (ownWrite || !isRacy(st)) {
       this.added.set(absPath, entry);
@@ -119,8 +151,9 @@ export class StatMemo {
    */
   dropRacy(): void {
     for (const path of this.racy) {
-      this.pastRacy.set(path, this.entries[path]);
-      delete this.entries[path];
+      const entry = this.current(path);
+      if (entry) this.pastRacy.set(path, entry);
+      this.local.set(path, null);
     }
     this.racy.clear();
   }
@@ -130,15 +163,15 @@ export class StatMemo {
    * only reading the file again can tell whether it is still the same content).
    */
   recordedHash(absPath: string, st: FileStat): { sha256: string; racy: boolean } | undefined {
-    const entry = this.added.get(absPath) ?? (Object.hasOwn(this.entries, absPath) ? this.entries[absPath] : undefined);
-    if (entryMatches(entry, st)) return { sha256: entry[3], racy: this.racy.has(absPath) };
+    const entry = this.current(absPath);
+    if (entryMatches(entry, st)) return { sha256: entry.sha256, racy: this.racy.has(absPath) };
     const past = this.pastRacy.get(absPath);
-    if (entryMatches(past, st)) return { sha256: past[3], racy: true };
+    if (entryMatches(past, st)) return { sha256: past.sha256, racy: true };
     return undefined;
   }
 
   forget(absPath: string): void {
-    delete this.entries[absPath];
+    this.local.set(absPath, null);
     this.added.delete(absPath);
     this.racy.delete(absPath);
     this.pastRacy.delete(absPath);
@@ -148,27 +181,23 @@ export class StatMemo {
     return this.added.size > 0;
   }
 
-  /** Saves new entries, merged into what is on disk now (another process may have saved meanwhile). */
+  /**
+   * Saves this process's new entries: appended to the journal (O(new entries) bytes), or now and
+   * then a compaction that merges what is on disk now (another process may have saved meanwhile).
+   */
   save(): void {
     if (!this.file || this.added.size === 0) return;
-    const merged = readEntries(this.file);
-    for (const [path, entry] of this.added) merged[path] = entry;
-    writeOwnedFileAtomic(dirname(this.file), this.file, JSON.stringify({ version: 1, entries: merged }));
+    this.state = saveStatMemo(this.file, this.added, this.state);
     this.added.clear();
   }
 
-  /** drops entries whose file is gone (cache gc) */
+  /** drops entries whose file is gone (cache gc); rewrites the memo compacted */
   static prune(file: string, exists: (path: string) => boolean): number {
-    const entries = readEntries(file);
-    let removed = 0;
-    for (const path of Object.keys(entries)) {
-      if (!exists(path)) {
-        delete entries[path];
-        removed++;
-      }
-    }
-    if (removed > 0) writeOwnedFileAtomic(dirname(file), file, JSON.stringify({ version: 1, entries }));
-    return removed;
+    const now = readStatMemo(file);
+    const gone = [...statMemoEntries(file).keys()].filter((path) => !exists(path)).length;
+    // nothing to drop and nothing to fold in: leave the files as they are
+    if (gone === 0 && now.problems.length === 0 && now.journalBytes <= JOURNAL_HEADER_BYTES) return 0;
+    return compactStatMemo(file, [], exists).removed;
   }
 }
 
@@ -177,23 +206,4 @@ function isRacy(st: FileStat): boolean {
   if (age < RACY_MS) return true;
   // file systems with whole-second (FAT: two-second) mtimes
   return Number.isInteger(st.mtimeMs / 1000) && age < 2000;
-}
-
-function readEntries(file: string): Record<string, Entry> {
-  const empty = (): Record<string, Entry> => ({});
-  let text: string;
-  try {
-    text = readRegularFileSync(file, 'utf8');
-  } catch {
-    return empty();
-  }
-  try {
-    const parsed = JSON.parse(text) as { version?: number; entries?: Record<string, Entry> };
-    if (parsed.version !== 1 || !parsed.entries || typeof parsed.entries !== 'object' || Array.isArray(parsed.entries)) return empty();
-    // entries are checked when used (lookup compares all four fields), not one by one here
-    return parsed.entries;
-  } catch {
-    // a memo is only a cache: a damaged one is rebuilt by hashing
-    return empty();
-  }
 }
