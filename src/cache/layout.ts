@@ -7,6 +7,7 @@
 //   logs/<fingerprint>.log    the log of the last run of that fingerprint
 //   runs/<stage>.json         which fingerprint a stage ran last (for `status --log`)
 //   statmemo.json             (path, size, mtime, inode) -> sha256
+//   folders/<key>.memo        a dataset folder's names per subfolder and its layout (datasets/local/folder-memo.ts)
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
@@ -52,6 +53,10 @@ export class CacheLayout {
   }
   get statMemo(): string {
     return join(this.root, 'statmemo.json');
+  }
+  /** `key`: a hash of the dataset folder's absolute path */
+  folderMemo(key: string): string {
+    return join(this.root, 'folders', `${key}.memo`);
   }
   parsedLock(textHash: string): string {
     return join(this.root, 'lockjson', `${textHash}.json`);
