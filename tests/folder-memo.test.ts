@@ -139,6 +139,23 @@ describe('walk with remembered folder names', () => {
     expect(dirRecordFor(coarse, ['a'], 42_100)).toBeDefined();
   });
 
+  it('reads a folder again whose mtime was set back after a change (its ctime moved)', async () => {
+    const { root } = labDataset(3);
+    const text = join(root, 'text');
+    // whole seconds, which utimes sets exactly
+    fs.utimesSync(text, 1_600_000_000, 1_600_000_000);
+    await settle();
+    const first = walkDatasetFolderSync(root, 'data');
+    expect(first.dirs.get('text')?.mtimeMs).toBe(1_600_000_000_000);
+    writeFileSync(join(text, '8.txt'), 'added\n');
+    fs.utimesSync(text, 1_600_000_000, 1_600_000_000);
+    expect(fs.statSync(text).mtimeMs).toBe(1_600_000_000_000);
+    const io = countingFs();
+    const walk = walkDatasetFolderSync(root, 'data', first.dirs, io);
+    expect(io.reads.map((p) => p.slice(root.length))).toEqual(['/text']);
+    expect(walk.files.map((f) => f.rel)).toContain('text/8.txt');
+  });
+
   it('reads a folder again when a remembered name is gone although its stat matched (a wrong record)', async () => {
     const { root } = labDataset(3);
     await settle();
@@ -221,6 +238,11 @@ describe('listing with the folder memo', () => {
     await expectSameAsFresh(kohya, join(base, 'cache'));
     await expectSameAsFresh(kohya, join(base, 'cache'), 'kohya');
     await expectSameAsFresh(hf, join(base, 'cache'));
+    // the same paths read in another layout: another draft
+    const { root: lab, cache } = labDataset(3);
+    await expectSameAsFresh(lab, cache, 'auto');
+    await expectSameAsFresh(lab, cache, 'kohya');
+    expect((await listLocalDataset(source(lab, cache, 'kohya'))).listing.layout).toBe('kohya');
     // a caption edited in the metadata: the paths are the same, the entries are not
     writeFileSync(join(hf, 'metadata.jsonl'), '{"file_name": "0.png", "text": "ZERO"}\n{"file_name": "2.png", "text": "two"}\n');
     await expectSameAsFresh(hf, join(base, 'cache'));
@@ -253,6 +275,11 @@ describe('listing with the folder memo', () => {
       bytes[bytes.length - 20] ^= 0x01;
       writeFileSync(f, bytes);
     }],
+    ['an index changed, still valid JSON', (f) => {
+      const text = readFileSync(f, 'utf8');
+      expect(text).toContain('["1",1,7]');
+      writeFileSync(f, text.replace('["1",1,7]', '["1",2,7]'));
+    }],
     ['garbage', (f) => writeFileSync(f, Buffer.from([0xff, 0x00, 0x13, 0x37, 0x0a, 0x7b]))],
     ['empty', (f) => writeFileSync(f, '')],
     ['a folder in its place', (f) => (rmSync(f), mkdirSync(join(f, 'inside'), { recursive: true }))],
@@ -265,8 +292,8 @@ describe('listing with the folder memo', () => {
       await listLocalDataset(source(root, cache));
       const file = folderMemoPath(cache, root);
       damage(file);
-      // a change too, so that a trusted stale memo would show
-      writeFileSync(join(root, 'text', '6.txt'), 'new caption\n');
+      // a caption edit too (the same paths, so a trusted damaged draft would be used)
+      writeFileSync(join(root, 'text', '5.txt'), 'new caption\n');
       const expected = await listLocalDataset(source(root, undefined));
       expect(expected).not.toEqual(fresh);
       expect(await listLocalDataset(source(root, cache))).toEqual(expected);
