@@ -7,6 +7,7 @@
 // build and after the edits (Linux: /proc/PID/status).
 // Usage: node bench/watch.js [--images N | --items N] [--edits N] [--debounce MS] [--cpu-prof DIR]
 //   --cpu-prof DIR: the watch process writes a V8 CPU profile into DIR when it stops
+//   WATCH_NODE_ARGS='--max-old-space-size=200': extra node flags for the watch process (is RSS growth retained memory?)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,7 +51,8 @@ try {
   writeFileSync(join(project, 'lorafile.yaml'), 'version: 1\ndatasets:\n  bench:\n    folder: data\n    rules: { too_small: off }\n');
   execFileSync('find', [join(project, 'data'), '-type', 'f', '-exec', 'touch', '-d', '2024-01-01', '{}', '+']);
 
-  const args = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'watch', '--through', 'validate', '--json', ...(Number.isFinite(debounce) ? ['--debounce', String(debounce)] : [])];
+  const nodeArgs = (process.env.WATCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'watch', '--through', 'validate', '--json', ...(Number.isFinite(debounce) ? ['--debounce', String(debounce)] : [])];
   child = spawn(process.execPath, args, { cwd: project, env: { ...process.env, LORABUILD_CACHE: join(project, 'cache') }, stdio: ['ignore', 'pipe', 'inherit'] });
   const waiters = [];
   // the last events, printed when an edit is answered wrongly

@@ -11,6 +11,7 @@ import { folderMemoPath, formatFolderMemo, loadFolderMemo, parseFolderMemo } fro
 import { listLocalDataset, type LocalDatasetSource } from '../src/datasets/local/list.js';
 import { walkDatasetFolderSync, type WalkFs } from '../src/datasets/local/walk.js';
 import { StatMemo } from '../src/engine/stat-memo.js';
+import { WalkCache } from '../src/watch/walk-cache.js';
 import { makeTempDir, REPO_ROOT, writeFiles } from './helpers/cli.js';
 
 const tmp = makeTempDir('lorabuild-folder-memo-');
@@ -352,5 +353,26 @@ describe('listing with the folder memo', () => {
       expect([small, big]).toContain(text);
       expect(await listLocalDataset(source(root, cache))).toEqual(expected);
     }
+  });
+
+  it("watch's walk cache keeps its folder names in the same memo that `lorabuild run` reads", async () => {
+    const { root, cache } = labDataset(4);
+    await settle();
+    const walks = new WalkCache();
+    walks.useCache(cache);
+    await walks.walk(root, 'data');
+    const file = folderMemoPath(cache, root);
+    const io = countingFs();
+    walkDatasetFolderSync(root, 'data', loadFolderMemo(file, root).dirs, io);
+    expect(io.reads).toEqual([]);
+    // a file added: the watcher's notice drops the listing, the next walk sees the file and the memo follows
+    writeFileSync(join(root, 'text', '7.txt'), 'seven\n');
+    walks.changed(join(root, 'text', '7.txt'), 'add');
+    await settle();
+    expect((await walks.walk(root, 'data')).map((f) => f.rel)).toContain('text/7.txt');
+    await walks.walk(root, 'data');
+    walks.changed(join(root, 'text'), 'addDir');
+    expect(await walks.walk(root, 'data')).toEqual(walkDatasetFolderSync(root, 'data').files);
+    await expectSameAsFresh(root, cache);
   });
 });
