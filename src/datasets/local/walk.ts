@@ -41,6 +41,18 @@ export interface WalkFs {
   realpathSync: typeof fs.realpathSync;
 }
 
+/** what statAll found at a name */
+const SKIP = 0;
+const FILE = 1;
+/** a folder or a symbolic link: its Stats are kept */
+const OTHER = 2;
+interface FolderStats {
+  kinds: Uint8Array;
+  /** size, mtimeMs, ino of each file */
+  numbers: Float64Array;
+  others: Map<number, Stats>;
+}
+
 const MAX_FILES = 1_000_000;
 const MAX_DEPTH = 32;
 // Characters that would break one-line diagnostics or terminal output (and never appear in a
@@ -123,19 +135,29 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
     return { names, fromMemo: false };
   }
 
-  /** lstat of every name; undefined when a remembered name is gone (the memo was wrong: read the folder) */
-  function statAll(prefix: string, names: string[], fromMemo: boolean): Stats[] | undefined {
-    const stats: Stats[] = new Array(names.length);
+  /**
+   * lstat of every name, kept as numbers: a folder of 50,000 captions would otherwise hold 50,000
+   * Stats objects (and their Dates) at once, which outlive the young generation and make every
+   * garbage collection slower. Undefined when a remembered name is gone (the memo was wrong).
+   */
+  function statAll(prefix: string, names: string[], fromMemo: boolean): FolderStats | undefined {
+    const kinds = new Uint8Array(names.length);
+    const numbers = new Float64Array(names.length * 3);
+    const others = new Map<number, Stats>();
     for (let i = 0; i < names.length; i++) {
-      if (!fromMemo) {
-        stats[i] = io.lstatSync(prefix + names[i]);
-        continue;
-      }
-      const st = io.lstatSync(prefix + names[i], { throwIfNoEntry: false });
+      const st = io.lstatSync(prefix + names[i], { throwIfNoEntry: !fromMemo });
       if (!st) return undefined;
-      stats[i] = st;
+      if (st.isFile()) {
+        kinds[i] = FILE;
+        numbers[i * 3] = st.size;
+        numbers[i * 3 + 1] = st.mtimeMs;
+        numbers[i * 3 + 2] = st.ino;
+      } else if (st.isDirectory() || st.isSymbolicLink()) {
+        kinds[i] = OTHER;
+        others.set(i, st);
+      }
     }
-    return stats;
+    return { kinds, numbers, others };
   }
 
   function visit(dirAbs: string, dirRel: string, dirReal: string, dirStat: Stats, depth: number): void {
@@ -150,12 +172,19 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
       ({ names } = namesOf(dirAbs, dirRel, dirStat, false));
       stats = statAll(prefix, names, false)!;
     }
+    const { kinds, numbers, others } = stats;
     const relPrefix = dirRel ? `${dirRel}/` : '';
     for (let i = 0; i < names.length; i++) {
+      // Sockets, FIFOs and devices are skipped: reading a FIFO would block forever.
+      if (kinds[i] === SKIP) continue;
       const name = names[i];
       const rel = relPrefix + name;
       const abs = prefix + name;
-      let info = stats[i];
+      if (kinds[i] === FILE) {
+        addFile(rel, abs, numbers[i * 3], numbers[i * 3 + 1], numbers[i * 3 + 2]);
+        continue;
+      }
+      let info = others.get(i)!;
       let real: string;
       if (info.isSymbolicLink()) {
         followedLinks = true;
@@ -182,17 +211,17 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
       } else {
         // not a link: its real path is its folder's plus its name (no realpath call needed)
         real = withSep(dirReal) + name;
-        if (info.isDirectory()) visited.add(real);
+        visited.add(real);
       }
-      if (info.isDirectory()) {
-        visit(abs, rel, real, info, depth + 1);
-      } else if (info.isFile()) {
-        // Sockets, FIFOs and devices are skipped: reading a FIFO would block forever.
-        files.push({ rel, abs, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
-        if (files.length > MAX_FILES) {
-          throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
-        }
-      }
+      if (info.isDirectory()) visit(abs, rel, real, info, depth + 1);
+      else if (info.isFile()) addFile(rel, abs, info.size, info.mtimeMs, info.ino);
+    }
+  }
+
+  function addFile(rel: string, abs: string, size: number, mtimeMs: number, ino: number): void {
+    files.push({ rel, abs, size, mtimeMs, ino });
+    if (files.length > MAX_FILES) {
+      throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
     }
   }
 
