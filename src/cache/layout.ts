@@ -9,6 +9,7 @@
 //   statmemo.bin              (path, size, mtime, inode) -> sha256: a compacted base ...
 //   statmemo.bin.journal      ... and the batches appended since (src/cache/stat-memo-format.ts)
 //   statmemo.json             the memo's old format: ignored, removed by gc and verify
+//   folders/<key>.memo        a dataset folder's names per subfolder and its layout (datasets/local/folder-memo.ts)
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
@@ -66,6 +67,10 @@ export class CacheLayout {
   }
   get legacyStatMemo(): string {
     return join(this.root, 'statmemo.json');
+  }
+  /** `key`: a hash of the dataset folder's absolute path */
+  folderMemo(key: string): string {
+    return join(this.root, 'folders', `${key}.memo`);
   }
   parsedLock(textHash: string): string {
     return join(this.root, 'lockjson', `${textHash}.json`);

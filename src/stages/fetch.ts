@@ -46,6 +46,7 @@ async function listFolder(ctx: StageContext, spec: DatasetSpec): Promise<LocalLi
     hashFile: (abs, stat) => ctx.hashFile(abs, stat),
     ...(ctx.knownHash ? { knownHash: ctx.knownHash } : {}),
     ...(ctx.walkFolder ? { walk: ctx.walkFolder } : {}),
+    cacheDir: ctx.cacheDir,
   });
 }
 

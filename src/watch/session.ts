@@ -257,6 +257,7 @@ export class WatchSession {
       return false;
     }
     this.project = project;
+    this.walks.useCache(project.cacheDir);
     this.set = watchSetFor(project.config, boundPlan(project.plan, this.options.through), project.cacheDir, project.lockFile);
     const after = watchedPaths(this.set);
     if (this.watchers) {

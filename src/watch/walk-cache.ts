@@ -3,10 +3,14 @@
 // saved: a 'change' of a listed file re-stats that file only; anything else (a file added or
 // removed, a folder event, a path the listing does not know) drops the folder's listing and the
 // next build walks it again. Folders reached through symbolic links are never kept: the watcher
-// may report their files under another path.
+// may report their files under another path. A walk again reads only the subfolders whose stat
+// changed: their names come from the cache's folder memo (the one `lorabuild run` uses), or from
+// the last walk when no cache is given.
 import { lstatSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { walkDatasetFolderSync, type FolderFile } from '../datasets/local/walk.js';
+import type { DirNames } from '../datasets/local/dir-names.js';
+import { walkWithFolderMemo } from '../datasets/local/memo-walk.js';
+import { walkDatasetFolderSync, type FolderFile, type FolderWalk } from '../datasets/local/walk.js';
 import { sameStat } from '../engine/stat-memo.js';
 import { isInside } from './files.js';
 
@@ -20,14 +24,22 @@ interface KeptWalk {
 
 export class WalkCache {
   private readonly walks = new Map<string, KeptWalk>();
+  /** folder names of the last walk of each root (when no cache folder is set) */
+  private readonly dirs = new Map<string, DirNames>();
+  private cacheDir: string | undefined;
   /** walks done in full (for tests and the bench: a caption save should cause none) */
   fullWalks = 0;
+
+  /** keep folder names in this cache's folder memo (shared with `lorabuild run`) */
+  useCache(cacheDir: string): void {
+    this.cacheDir = cacheDir;
+  }
 
   async walk(rootAbs: string, display: string): Promise<FolderFile[]> {
     const kept = this.walks.get(rootAbs);
     if (kept && this.restat(kept)) return kept.files.slice();
     this.walks.delete(rootAbs);
-    const { files, followedLinks } = walkDatasetFolderSync(rootAbs, display);
+    const { files, followedLinks } = this.fullWalk(rootAbs, display);
     this.fullWalks++;
     if (!followedLinks) this.walks.set(rootAbs, { files, index: new Map(files.map((f, i) => [f.abs, i])), dirty: new Set() });
     return files.slice();
@@ -74,7 +86,7 @@ export class WalkCache {
     for (const [root, kept] of this.walks) {
       let files;
       try {
-        files = walkDatasetFolderSync(root, root).files;
+        files = this.fullWalk(root, root).files;
       } catch {
         files = undefined;
       }
@@ -106,6 +118,13 @@ export class WalkCache {
   /** the watcher's notice for `abs` turned out to change nothing: its listing entry is current again */
   confirm(abs: string): void {
     for (const kept of this.walks.values()) kept.dirty.delete(abs);
+  }
+
+  private fullWalk(rootAbs: string, display: string): FolderWalk {
+    if (this.cacheDir !== undefined) return walkWithFolderMemo(this.cacheDir, rootAbs, display);
+    const walk = walkDatasetFolderSync(rootAbs, display, this.dirs.get(rootAbs));
+    this.dirs.set(rootAbs, walk.dirs);
+    return walk;
   }
 
   /** re-stats the reported files; false when one is no longer a plain file (walk again) */

@@ -1,9 +1,13 @@
 // A local dataset folder as a Listing: walk it, read it in its layout, hash every file through the
-// stat memo (so an unchanged folder costs stats, not reads).
+// stat memo (so an unchanged folder costs stats, not reads). With a cache, the folder memo
+// (folder-memo.ts) spares the readdir of unchanged subfolders and the layout reading of an
+// unchanged list of paths; the result is the same as without it.
 import type { ListedFile, Listing, ListingEntry } from '../manifest.js';
+import type { Draft } from './draft.js';
 import { displayFolder, displayPath } from './folder.js';
+import { folderMemoPath, loadFolderMemo, pathsDigest, saveFolderMemo, type DraftMemo, type FolderMemo } from './folder-memo.js';
 import { detectLayout, readImagefolderLayout, readKohyaLayout, readLabLayout, type LayoutName } from './layouts.js';
-import { walkDatasetFolder, type FolderFile } from './walk.js';
+import { walkDatasetFolderSync, type FolderFile } from './walk.js';
 
 export interface LocalDatasetSource {
   /** absolute folder */
@@ -18,6 +22,8 @@ export interface LocalDatasetSource {
   knownHash?(absPath: string, stat: { size: number; mtimeMs: number; ino: number }): string | undefined;
   /** lists the folder (default: walkDatasetFolder); `lorabuild watch` passes its walk cache */
   walk?(rootAbs: string, display: string): Promise<FolderFile[]>;
+  /** the cache root: the folder memo is kept there (none: every run reads everything) */
+  cacheDir?: string;
 }
 
 export interface LocalListing {
@@ -28,53 +34,115 @@ export interface LocalListing {
 
 const HASH_CONCURRENCY = 8;
 
-async function hashAll(files: FolderFile[], source: LocalDatasetSource): Promise<Map<string, string>> {
-  const result = new Map<string, string>();
+/** hashes in the order of `files` */
+async function hashAll(files: FolderFile[], source: LocalDatasetSource): Promise<string[]> {
+  const result: string[] = new Array(files.length);
   // unchanged files first, synchronously: a thousand awaits cost more than the lookups themselves
-  const unknown: FolderFile[] = [];
-  for (const file of files) {
-    const known = source.knownHash?.(file.abs, file);
-    if (known === undefined) unknown.push(file);
-    else result.set(file.rel, known);
+  const unknown: number[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const known = source.knownHash?.(files[i].abs, files[i]);
+    if (known === undefined) unknown.push(i);
+    else result[i] = known;
   }
   let next = 0;
   const worker = async () => {
     while (next < unknown.length) {
-      const file = unknown[next++];
-      result.set(file.rel, await source.hashFile(file.abs, { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino }));
+      const i = unknown[next++];
+      const file = files[i];
+      result[i] = await source.hashFile(file.abs, { size: file.size, mtimeMs: file.mtimeMs, ino: file.ino });
     }
   };
   await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, unknown.length) }, worker));
   return result;
 }
 
-export async function listLocalDataset(source: LocalDatasetSource): Promise<LocalListing> {
-  const display = displayFolder(source.folder);
-  const walked = await (source.walk ?? walkDatasetFolder)(source.abs, display);
+/** a layout's draft with its paths as indices into the walked files */
+interface IndexedDraft {
+  layout: LayoutName;
+  entries: DraftMemo['entries'];
+  stray: number[];
+  /** imagefolder captions, by entry index */
+  captionTexts?: Map<number, NonNullable<Draft['entries'][number]['captionText']>>;
+}
+
+function indexed(draft: Draft, walked: FolderFile[]): IndexedDraft {
+  const index = new Map<string, number>();
+  for (let i = 0; i < walked.length; i++) index.set(walked[i].rel, i);
+  const at = (rel: string | undefined) => (rel === undefined ? -1 : index.get(rel)!);
+  const captionTexts = new Map<number, NonNullable<Draft['entries'][number]['captionText']>>();
+  const entries = draft.entries.map((e, i): DraftMemo['entries'][number] => {
+    if (e.captionText) captionTexts.set(i, e.captionText);
+    return [e.id, at(e.image), at(e.captionFile)];
+  });
+  return { layout: draft.layout, entries, stray: draft.stray.map(at), ...(captionTexts.size ? { captionTexts } : {}) };
+}
+
+async function readDraft(walked: FolderFile[], display: string, source: LocalDatasetSource): Promise<IndexedDraft> {
   const layout = source.layout === 'auto' ? detectLayout(walked, display) : source.layout;
   const draft =
     layout === 'lab' ? readLabLayout(walked, display)
     : layout === 'kohya' ? readKohyaLayout(walked, display)
     : await readImagefolderLayout(walked, display, source.captionColumn);
+  return indexed(draft, walked);
+}
+
+/** the memo's draft if it was made for these very paths (and points at files that exist) */
+function memoDraft(memo: FolderMemo, key: string, count: number): IndexedDraft | undefined {
+  const d = memo.draft;
+  if (d?.key !== key) return undefined;
+  const fits = (i: number) => i < count;
+  if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
+  return { layout: d.layout, entries: d.entries, stray: d.stray };
+}
+
+export async function listLocalDataset(source: LocalDatasetSource): Promise<LocalListing> {
+  const display = displayFolder(source.folder);
+  const memoFile = source.cacheDir === undefined ? undefined : folderMemoPath(source.cacheDir, source.abs);
+  const before: FolderMemo = memoFile ? loadFolderMemo(memoFile, source.abs) : { dirs: new Map() };
+  let walked: FolderFile[];
+  let dirs = before.dirs;
+  if (source.walk) {
+    walked = await source.walk(source.abs, display);
+  } else {
+    const walk = walkDatasetFolderSync(source.abs, display, before.dirs);
+    walked = walk.files;
+    dirs = walk.dirs;
+  }
+
+  // an imagefolder's entries depend on its metadata file's content as well: never memoised
+  const key = memoFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
+  let draft = key ? memoDraft(before, key, walked.length) : undefined;
+  let draftMemo = before.draft;
+  if (!draft) {
+    draft = await readDraft(walked, display, source);
+    if (key && draft.layout !== 'imagefolder') draftMemo = { key, layout: draft.layout, entries: draft.entries, stray: draft.stray };
+  }
 
   const hashes = await hashAll(walked, source);
-  const byRel = new Map(walked.map((f) => [f.rel, f]));
-  const listed = (rel: string): ListedFile => {
-    const file = byRel.get(rel)!;
-    return { path: displayPath(display, rel), abs: file.abs, sha256: hashes.get(rel)!, size: file.size };
-  };
-
-  const entries: ListingEntry[] = draft.entries.map((d) => {
-    const entry: ListingEntry = { id: d.id };
-    if (d.image) entry.image = listed(d.image);
-    if (d.captionFile) entry.captionFile = listed(d.captionFile);
-    if (d.captionText) entry.captionText = { text: d.captionText.text, path: displayPath(display, d.captionText.metadata), line: d.captionText.line, column: d.captionText.column };
-    return entry;
-  });
+  const shown = walked.map((f) => displayPath(display, f.rel));
+  const listed = (i: number): ListedFile => ({ path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size });
+  const entries: ListingEntry[] = new Array(draft.entries.length);
+  for (let i = 0; i < draft.entries.length; i++) {
+    const [id, image, caption] = draft.entries[i];
+    const entry: ListingEntry = { id };
+    if (image >= 0) entry.image = listed(image);
+    if (caption >= 0) entry.captionFile = listed(caption);
+    const text = draft.captionTexts?.get(i);
+    if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
+    entries[i] = entry;
+  }
   const files: Record<string, string> = {};
-  for (const f of walked) files[displayPath(display, f.rel)] = hashes.get(f.rel)!;
+  for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];
+
+  if (memoFile) {
+    try {
+      saveFolderMemo(source.cacheDir!, memoFile, source.abs, before, { dirs, ...(draftMemo ? { draft: draftMemo } : {}) });
+    } catch {
+      // only a cache: a read-only cache folder costs the next run a re-read, not this run its result
+    }
+  }
   return {
-    listing: { source: 'folder', layout: draft.layout, root: display, entries, stray: draft.stray.map((rel) => displayPath(display, rel)) },
+    listing: { source: 'folder', layout: draft.layout, root: display, entries, stray: draft.stray.map((i) => shown[i]) },
     files,
   };
 }

@@ -2,10 +2,16 @@
 // target lies elsewhere would let a dataset read (and a report show) arbitrary files.
 // Synchronous on purpose: every no-op run walks the folder, and one lstat per file through the
 // thread pool costs ten times more than the call itself (10,000 images: ~2 s vs ~0.1 s here).
-import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
+//
+// The names in each folder may come from a DirNames memo (dir-names.ts) instead of readdir: a
+// folder whose own stat is unchanged holds the same names, which were sorted and checked when they
+// were read. Every entry is still lstat-ed on every walk: editing a file does not touch its folder.
+import * as fs from 'node:fs';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { DatasetError } from './errors.js';
 import { printableLine } from '../../text/printable.js';
+import { dirRecordFor, reusableNames, type DirNames } from './dir-names.js';
 
 export interface FolderFile {
   /** path inside the dataset folder, '/' separators */
@@ -15,6 +21,36 @@ export interface FolderFile {
   /** with size and ino: the stat the engine's stat memo keys on, so hashing needs no second stat */
   mtimeMs: number;
   ino: number;
+}
+
+export interface FolderWalk {
+  files: FolderFile[];
+  /** whether any symbolic link was followed (a watcher's walk cache cannot patch those) */
+  followedLinks: boolean;
+  /** names of every folder walked whose record can be trusted next time (racy ones left out) */
+  dirs: DirNames;
+  /** folders listed with readdir (the rest came from the memo) */
+  dirsRead: number;
+}
+
+/** the file system calls a walk makes (tests count them) */
+export interface WalkFs {
+  statSync: typeof fs.statSync;
+  lstatSync: typeof fs.lstatSync;
+  readdirSync: typeof fs.readdirSync;
+  realpathSync: typeof fs.realpathSync;
+}
+
+/** what statAll found at a name */
+const SKIP = 0;
+const FILE = 1;
+/** a folder or a symbolic link: its Stats are kept */
+const OTHER = 2;
+interface FolderStats {
+  kinds: Uint8Array;
+  /** size, mtimeMs, ino of each file */
+  numbers: Float64Array;
+  others: Map<number, Stats>;
 }
 
 const MAX_FILES = 1_000_000;
@@ -33,6 +69,11 @@ function isInside(root: string, candidate: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
+/** `dir` + separator, without doubling the separator of a root ('/', 'C:\') */
+function withSep(dir: string): string {
+  return dir.endsWith(path.sep) ? dir : dir + path.sep;
+}
+
 /**
  * Every regular file under `rootAbs`, sorted by path. `display` is the folder as the user wrote it,
  * used in error messages. Symlinks are followed only while they stay inside the folder.
@@ -41,11 +82,11 @@ export async function walkDatasetFolder(rootAbs: string, display: string): Promi
   return walkDatasetFolderSync(rootAbs, display).files;
 }
 
-/** walkDatasetFolder, also saying whether any symbolic link was followed (a walk cache cannot patch those) */
-export function walkDatasetFolderSync(rootAbs: string, display: string): { files: FolderFile[]; followedLinks: boolean } {
-  let rootStat;
+/** walkDatasetFolder, reusing the names of unchanged folders from `known` */
+export function walkDatasetFolderSync(rootAbs: string, display: string, known?: DirNames, io: WalkFs = fs): FolderWalk {
+  let rootStat: Stats;
   try {
-    rootStat = statSync(rootAbs);
+    rootStat = io.statSync(rootAbs);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new DatasetError({
@@ -60,31 +101,96 @@ export function walkDatasetFolderSync(rootAbs: string, display: string): { files
   if (!rootStat.isDirectory()) {
     throw new DatasetError({ code: 'folder-not-directory', file: display, message: `dataset folder ${rootAbs} is a file, not a folder`, hint: '`folder:` must name a folder of images and captions' });
   }
-  const realRoot = realpathSync(rootAbs);
+  const realRoot = io.realpathSync(rootAbs);
   const files: FolderFile[] = [];
   const visited = new Set<string>([realRoot]);
+  const dirs: DirNames = new Map();
   let followedLinks = false;
+  let dirsRead = 0;
 
-  function visit(dirAbs: string, dirRel: string, depth: number): void {
+  /** the folder's names: from the memo when its stat is unchanged, else read, sorted and checked */
+  function namesOf(dirAbs: string, dirRel: string, dirStat: Stats, useMemo: boolean): { names: string[]; fromMemo: boolean } {
+    const kept = useMemo ? reusableNames(known, dirRel, dirStat) : undefined;
+    if (kept) {
+      dirs.set(dirRel, kept);
+      return { names: kept.names, fromMemo: true };
+    }
+    dirsRead++;
+    // taken before reading: a change after the read must find the folder's ctime past this instant
+    const now = Date.now();
+    const all = (io.readdirSync(dirAbs) as string[]).sort();
+    // a name that is not UTF-8 comes back with U+FFFD in place of its bytes, and no file has that name
+    if (all.some((n) => n.includes('\ufffd'))) checkUtf8Names(dirAbs, dirRel);
+    const names: string[] = [];
+    for (const name of all) {
+      if (isHidden(name)) continue;
+      if (CONTROL_CHARS.test(name)) {
+        const rel = dirRel ? `${dirRel}/${name}` : name;
+        throw new DatasetError({ code: 'bad-file-name', file: `${display}/${printableLine(rel)}`, message: `file name ${printableLine(JSON.stringify(name))} contains control characters`, hint: 'rename the file' });
+      }
+      names.push(name);
+    }
+    const record = dirRecordFor(dirStat, names, now);
+    if (record) dirs.set(dirRel, record);
+    return { names, fromMemo: false };
+  }
+
+  /**
+   * lstat of every name, kept as numbers: a folder of 50,000 captions would otherwise hold 50,000
+   * Stats objects (and their Dates) at once, which outlive the young generation and make every
+   * garbage collection slower. Undefined when a remembered name is gone (the memo was wrong).
+   */
+  function statAll(prefix: string, names: string[], fromMemo: boolean): FolderStats | undefined {
+    const kinds = new Uint8Array(names.length);
+    const numbers = new Float64Array(names.length * 3);
+    const others = new Map<number, Stats>();
+    for (let i = 0; i < names.length; i++) {
+      const st = io.lstatSync(prefix + names[i], { throwIfNoEntry: !fromMemo });
+      if (!st) return undefined;
+      if (st.isFile()) {
+        kinds[i] = FILE;
+        numbers[i * 3] = st.size;
+        numbers[i * 3 + 1] = st.mtimeMs;
+        numbers[i * 3 + 2] = st.ino;
+      } else if (st.isDirectory() || st.isSymbolicLink()) {
+        kinds[i] = OTHER;
+        others.set(i, st);
+      }
+    }
+    return { kinds, numbers, others };
+  }
+
+  function visit(dirAbs: string, dirRel: string, dirReal: string, dirStat: Stats, depth: number): void {
     if (depth > MAX_DEPTH) {
       throw new DatasetError({ code: 'folder-too-deep', file: `${display}/${dirRel}`, message: `folders nest more than ${MAX_DEPTH} levels deep`, hint: 'flatten the dataset folder' });
     }
-    const names = readdirSync(dirAbs).sort();
-    // a name that is not UTF-8 comes back with U+FFFD in place of its bytes, and no file has that name
-    if (names.some((n) => n.includes('\ufffd'))) checkUtf8Names(dirAbs, dirRel, display);
-    for (const name of names) {
-      if (isHidden(name)) continue;
-      const rel = dirRel ? `${dirRel}/${name}` : name;
-      if (CONTROL_CHARS.test(name)) {
-        throw new DatasetError({ code: 'bad-file-name', file: `${display}/${printableLine(rel)}`, message: `file name ${printableLine(JSON.stringify(name))} contains control characters`, hint: 'rename the file' });
+    const prefix = withSep(dirAbs);
+    let { names, fromMemo } = namesOf(dirAbs, dirRel, dirStat, true);
+    let stats = statAll(prefix, names, fromMemo);
+    if (!stats) {
+      dirs.delete(dirRel);
+      ({ names } = namesOf(dirAbs, dirRel, dirStat, false));
+      stats = statAll(prefix, names, false)!;
+    }
+    const { kinds, numbers, others } = stats;
+    const relPrefix = dirRel ? `${dirRel}/` : '';
+    for (let i = 0; i < names.length; i++) {
+      // Sockets, FIFOs and devices are skipped: reading a FIFO would block forever.
+      if (kinds[i] === SKIP) continue;
+      const name = names[i];
+      const rel = relPrefix + name;
+      const abs = prefix + name;
+      if (kinds[i] === FILE) {
+        addFile(rel, abs, numbers[i * 3], numbers[i * 3 + 1], numbers[i * 3 + 2]);
+        continue;
       }
-      const abs = path.join(dirAbs, name);
-      let info = lstatSync(abs);
+      let info = others.get(i)!;
+      let real: string;
       if (info.isSymbolicLink()) {
         followedLinks = true;
         let target: string;
         try {
-          target = realpathSync(abs);
+          target = io.realpathSync(abs);
         } catch {
           throw new DatasetError({ code: 'broken-link', file: `${display}/${rel}`, message: 'is a symbolic link whose target does not exist', hint: 'remove the link or restore its target' });
         }
@@ -96,29 +202,32 @@ export function walkDatasetFolderSync(rootAbs: string, display: string): { files
             hint: 'copy the file into the dataset folder instead of linking to it',
           });
         }
-        info = statSync(abs);
+        info = io.statSync(abs);
         if (info.isDirectory()) {
           if (visited.has(target)) continue;
           visited.add(target);
         }
-      } else if (info.isDirectory()) {
-        visited.add(realpathSync(abs));
+        real = target;
+      } else {
+        // not a link: its real path is its folder's plus its name (no realpath call needed)
+        real = withSep(dirReal) + name;
+        visited.add(real);
       }
-      if (info.isDirectory()) {
-        visit(abs, rel, depth + 1);
-      } else if (info.isFile()) {
-        // Sockets, FIFOs and devices are skipped: reading a FIFO would block forever.
-        files.push({ rel, abs, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
-        if (files.length > MAX_FILES) {
-          throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
-        }
-      }
+      if (info.isDirectory()) visit(abs, rel, real, info, depth + 1);
+      else if (info.isFile()) addFile(rel, abs, info.size, info.mtimeMs, info.ino);
     }
   }
 
-  function checkUtf8Names(dirAbs: string, dirRel: string, display: string): void {
+  function addFile(rel: string, abs: string, size: number, mtimeMs: number, ino: number): void {
+    files.push({ rel, abs, size, mtimeMs, ino });
+    if (files.length > MAX_FILES) {
+      throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
+    }
+  }
+
+  function checkUtf8Names(dirAbs: string, dirRel: string): void {
     const decoder = new TextDecoder('utf-8', { fatal: true });
-    for (const raw of readdirSync(dirAbs, { encoding: 'buffer' })) {
+    for (const raw of io.readdirSync(dirAbs, { encoding: 'buffer' })) {
       try {
         decoder.decode(raw);
       } catch {
@@ -133,7 +242,10 @@ export function walkDatasetFolderSync(rootAbs: string, display: string): { files
     }
   }
 
-  visit(rootAbs, '', 0);
+  // path.join's form of the root (normalised), so that every abs is what path.join would give
+  visit(path.join(rootAbs, '.'), '', realRoot, rootStat, 0);
+  // folders are visited in name order, which is path order unless a name sorts between a folder
+  // and its contents ('a.txt' < 'a/b'); sort() on sorted input is one pass
   files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-  return { files, followedLinks };
+  return { files, followedLinks, dirs, dirsRead };
 }
