@@ -387,3 +387,35 @@ describe('listing with the folder memo', () => {
     await expectSameAsFresh(root, cache);
   });
 });
+
+describe('folder memos in cache verify and gc', () => {
+  it('verify removes a damaged memo and gc the memo of a folder that is gone; runs rebuild them', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const base = join(tmp.dir, `case-${serial++}`);
+    const files: Record<string, string> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  a:\n    folder: a\n  b:\n    folder: b\n' };
+    for (const ds of ['a', 'b']) for (let i = 0; i < 3; i++) files[`${ds}/text/${i}.txt`] = `caption ${i}\n`;
+    writeFiles(base, files);
+    const env = { LORABUILD_CACHE: join(base, 'cache') };
+    // fetch only: these folders hold no images, which prepare would refuse
+    expect((await runCli(['run', 'fetch:a', 'fetch:b'], { cwd: base, env })).code).toBe(0);
+    const memoA = folderMemoPath(join(base, 'cache'), join(base, 'a'));
+    const memoB = folderMemoPath(join(base, 'cache'), join(base, 'b'));
+    expect(fs.existsSync(memoA) && fs.existsSync(memoB)).toBe(true);
+
+    writeFileSync(memoA, readFileSync(memoA, 'utf8').replace('caption', 'captioN').replace(/"0\.txt"/, '"9.txt"'));
+    const verify = await runCli(['cache', 'verify'], { cwd: base, env });
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/removed folders\/[0-9a-f]+\.memo: a damaged folder memo \(its checksum does not match its contents\)/);
+    expect(fs.existsSync(memoA)).toBe(false);
+    expect(fs.existsSync(memoB)).toBe(true);
+    expect((await runCli(['cache', 'verify'], { cwd: base, env })).code).toBe(0);
+
+    rmSync(join(base, 'b'), { recursive: true });
+    const gc = await runCli(['cache', 'gc'], { cwd: base, env });
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toContain('1 folder memos');
+    expect(fs.existsSync(memoB)).toBe(false);
+    expect((await runCli(['run', 'fetch:a'], { cwd: base, env })).code).toBe(0);
+    expect(fs.existsSync(memoA)).toBe(true);
+  }, 120_000);
+});

@@ -1,7 +1,8 @@
 // cache gc: drop old action entries (keep the last N per stage, or the newest that fit a size
 // budget; entries the current lorafile.lock names are always kept), then delete every blob, item
 // memo and log that no kept entry needs. Call while holding the writer lock.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { inspectFolderMemo } from '../datasets/local/folder-memo.js';
 import { join } from 'node:path';
 import { ActionCache, entryBlobs, entryItems, type ActionEntry } from './action-cache.js';
 import { Cas } from './cas.js';
@@ -19,6 +20,8 @@ export interface GcReport {
   removedBytes: number;
   keptBytes: number;
   removedItems: number;
+  /** memos of dataset folders that no longer exist, or damaged ones */
+  removedFolderMemos?: number;
 }
 
 export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): GcReport {
@@ -98,8 +101,33 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
   }
   // the stat memo's old format: nothing reads it any more
   rmSync(layout.legacyStatMemo, { recursive: true, force: true });
+  report.removedFolderMemos = removeStaleFolderMemos(root);
   if (report.removedActions + report.removedBlobs + report.removedItems > 0) bumpCacheGeneration(root);
   return report;
+}
+
+function removeStaleFolderMemos(root: string): number {
+  const dir = join(root, 'folders');
+  let removed = 0;
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    let seen: ReturnType<typeof inspectFolderMemo>;
+    try {
+      seen = inspectFolderMemo(readFileSync(path, 'utf8'));
+    } catch {
+      seen = { problem: 'unreadable' };
+    }
+    if ('root' in seen && statSync(seen.root, { throwIfNoEntry: false })?.isDirectory()) continue;
+    rmSync(path, { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
 }
 
 function lastRunFingerprints(layout: CacheLayout): Set<string> {

@@ -16,6 +16,7 @@ import { TreeDamage } from './chunk-tree.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
 import { deadCompactionTemps, statMemoProblems } from './stat-memo-store.js';
+import { inspectFolderMemo } from '../datasets/local/folder-memo.js';
 
 export interface VerifyReport {
   blobsChecked: number;
@@ -236,6 +237,27 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
   for (const [dir, ok] of recordFolders) {
     if (!storeFolder(dir)) continue;
     for (const name of listOrEmpty(dir)) if (!name.startsWith('.') && !ok(readJsonFile(join(dir, name)))) remove(join(dir, name), 'unreadable or malformed');
+  }
+  // folder memos (datasets/local/folder-memo.ts): only a cache of what a walk read
+  if (storeFolder(join(root, 'folders'))) {
+    for (const name of listOrEmpty(join(root, 'folders'))) {
+      const path = join(root, 'folders', name);
+      const st = lstatOrNull(path);
+      if (!st) continue;
+      if (!st.isFile()) {
+        remove(path, `${what(st)} where a folder memo belongs`);
+        continue;
+      }
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch {
+        remove(path, 'unreadable');
+        continue;
+      }
+      const seen = inspectFolderMemo(text);
+      if ('problem' in seen) remove(path, `a damaged folder memo (${seen.problem})`);
+    }
   }
   if (storeFolder(join(root, 'train-resume'))) {
     for (const shard of listOrEmpty(join(root, 'train-resume'))) {

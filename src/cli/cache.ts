@@ -158,7 +158,7 @@ async function gc(cacheDir: string, lorafile: string, policy: GcPolicy, json: bo
   if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else
     process.stdout.write(
-      `removed ${report.removedActions} cached builds, ${report.removedBlobs} blobs (${mb(report.removedBytes)}), ${report.removedItems} item results; kept ${report.keptActions} builds (${mb(report.keptBytes)})\n`,
+      `removed ${report.removedActions} cached builds, ${report.removedBlobs} blobs (${mb(report.removedBytes)}), ${report.removedItems} item results${report.removedFolderMemos ? `, ${report.removedFolderMemos} folder memos` : ""}; kept ${report.keptActions} builds (${mb(report.keptBytes)})\n`,
     );
   return 0;
 }

@@ -123,3 +123,17 @@ export function parseFolderMemo(text: string, rootAbs: string): FolderMemo | und
   }
   return memo;
 }
+
+/** the folder a memo file is about, or why it is not a memo this code wrote whole (cache verify and gc) */
+export function inspectFolderMemo(text: string): { root: string } | { problem: string } {
+  const eol = text.indexOf('\n');
+  if (eol < 0 || text.slice(0, eol) !== `${MAGIC} ${sha256(text.slice(eol + 1))}`) return { problem: 'its checksum does not match its contents' };
+  let root: unknown;
+  try {
+    root = (JSON.parse(text.slice(eol + 1)) as { root?: unknown }).root;
+  } catch {
+    return { problem: 'it is not valid JSON' };
+  }
+  if (typeof root !== 'string' || parseFolderMemo(text, root) === undefined) return { problem: 'it is malformed' };
+  return { root };
+}
