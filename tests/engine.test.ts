@@ -112,6 +112,12 @@ async function build(mode: 'run' | 'status' = 'run', cfg = config()) {
 }
 
 describe('executor', () => {
+  it('refuses a stage whose inputs name a file without a sha256, naming the file', async () => {
+    const bad: StageImpl = { ...listStage, inputs: async () => ({ params: {}, files: { 'ds/a.txt': 'a'.repeat(64), 'ds/b.txt': 'not-a-hash' } }) };
+    const result = await execute({ config: config(), plan: plan(), registry: async (k) => (k === 'fetch' ? bad : registry(k)), cacheDir: join(dir, 'cache'), lockFile: join(dir, 'lorafile.lock'), mode: 'run' });
+    expect(result.reports.get('fetch:ds')).toMatchObject({ outcome: 'failed', reason: 'fetch:ds: input file ds/b.txt has no sha256 (got "not-a-hash")' });
+  });
+
   it('builds everything once, then finds it all fresh without reading a file', async () => {
     const first = await build();
     expect([...first.result.reports.values()].map((r) => r.outcome)).toEqual(['ran', 'ran', 'ran']);

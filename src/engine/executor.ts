@@ -17,7 +17,7 @@ import type { FolderFile } from '../datasets/local/walk.js';
 import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
-import { filesDigest, isLong, withFilesRead, writeFilesTree } from './file-tree.js';
+import { badFileHash, filesDigest, isLong, withFilesRead, writeFilesTree } from './file-tree.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
 import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
@@ -459,10 +459,8 @@ function checkInputs(node: StageNode, inputs: StageInputs): StageInputs {
   if (!inputs || typeof inputs.params !== 'object' || inputs.params === null || typeof inputs.files !== 'object' || inputs.files === null) {
     throw new Error(`${node.id}: inputs() must return { params, files }`);
   }
-  for (const path in inputs.files) {
-    const sha = inputs.files[path];
-    if (typeof sha !== 'string' || !SHA256_RE.test(sha)) throw new Error(`${node.id}: input file ${path} has no sha256 (got ${JSON.stringify(sha)})`);
-  }
+  const bad = badFileHash(inputs.files);
+  if (bad !== undefined) throw new Error(`${node.id}: input file ${bad} has no sha256 (got ${JSON.stringify(inputs.files[bad])})`);
   return inputs;
 }
 

@@ -21,43 +21,74 @@ export interface FilesTree {
   root: string;
 }
 
-const digests = new WeakMap<Record<string, string>, string>();
+/** what one pass over a file map finds (a 200,000-key object is slow to walk: it is walked once) */
+interface FileMapFacts {
+  /** the paths, sorted */
+  paths: string[];
+  /** a path whose value is not a sha256, if any */
+  badPath?: string;
+  digest?: string;
+}
 
-function sortedPaths(files: Record<string, string>): string[] {
-  // the walk hands the map over in path order already: sorting a sorted list is one pass
-  return Object.keys(files).sort();
+const facts = new WeakMap<Record<string, string>, FileMapFacts>();
+
+function factsOf(files: Record<string, string>): FileMapFacts {
+  let found = facts.get(files);
+  if (found) return found;
+  const paths = Object.keys(files);
+  let badPath: string | undefined;
+  let sorted = true;
+  for (let i = 0; i < paths.length; i++) {
+    const path = paths[i];
+    if (i > 0 && paths[i - 1] > path) sorted = false;
+    if (badPath === undefined) {
+      const sha = files[path];
+      if (typeof sha !== 'string' || !SHA256_RE.test(sha)) badPath = path;
+    }
+  }
+  // the walk hands the map over in path order already
+  if (!sorted) paths.sort();
+  found = { paths, ...(badPath !== undefined ? { badPath } : {}) };
+  facts.set(files, found);
+  return found;
+}
+
+/** a path of the map whose value is not a sha256 (undefined: all are) */
+export function badFileHash(files: Record<string, string>): string | undefined {
+  return factsOf(files).badPath;
+}
+
+export function fileCount(files: Record<string, string>): number {
+  return factsOf(files).paths.length;
 }
 
 export function isLong(files: Record<string, string>): boolean {
-  let n = 0;
-  for (const _ in files) if (++n > FILES_INLINE_MAX) return true;
-  return false;
+  return factsOf(files).paths.length > FILES_INLINE_MAX;
 }
 
 /** the flat digest of a map (memoised per map object) */
 export function filesDigest(files: Record<string, string>): string {
-  let digest = digests.get(files);
-  if (digest === undefined) {
+  const f = factsOf(files);
+  if (f.digest === undefined) {
     const hash = createHash('sha256');
     // in slices: one string of a 100,000-file map would be ~10 MB
     let text = '';
-    for (const path of sortedPaths(files)) {
+    for (const path of f.paths) {
       text += `${path}\0${files[path]}\n`;
       if (text.length > 1 << 16) {
         hash.update(text);
         text = '';
       }
     }
-    digest = hash.update(text).digest('hex');
-    digests.set(files, digest);
+    f.digest = hash.update(text).digest('hex');
   }
-  return digest;
+  return f.digest;
 }
 
 /** the lock's record of a long map, its tree written to the cache; undefined for a short map */
 export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTree | undefined {
   if (!isLong(files)) return undefined;
-  const paths = sortedPaths(files);
+  const paths = factsOf(files).paths;
   const ref = writeTree(cas, paths.map((path): Json => [path, files[path]]));
   return { digest: filesDigest(files), count: paths.length, root: ref.root };
 }
