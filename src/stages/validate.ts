@@ -11,7 +11,6 @@ import { checkItem, type ItemCheck, type ValidationSettings } from '../text/chec
 import { writeJsonStreamed } from '../text/json-stream.js';
 import { tokenizerForDataset } from '../text/resolve.js';
 import { buildReport } from '../text/validation-report.js';
-import { modelPinParams, modelTokenizerHint } from './model.js';
 import { renderMarkdown } from '../text/validation-markdown.js';
 import { groupDiagnostics } from '../config/diagnostic-groups.js';
 
@@ -50,8 +49,11 @@ function captionBytes(ctx: StageContext, sha256: string): Buffer | null {
 
 /** The tokenizer of a dataset's model, from what the model's files say (architecture, own tokenizer). */
 function tokenizerOptions(ctx: StageContext) {
-  return { cacheDir: ctx.cacheDir, modelHint: (model: string) => modelTokenizerHint(ctx, model) };
+  return { cacheDir: ctx.cacheDir, modelHint: async (model: string) => (await modelStage()).modelTokenizerHint(ctx, model) };
 }
+
+// the model stage brings the hub and checkpoint code: loaded only for a dataset a LoRA trains on
+const modelStage = () => import('./model.js');
 
 /** tags kept in the stage's meta */
 const META_TAGS = 50;
@@ -79,7 +81,7 @@ export const stage: StageImpl = {
         min_size: minImageSize(ctx.config, name, spec),
         tokenizer: tokenizer.id,
         tokenizer_reason: reason,
-        ...(trainer ? await modelPinParams(ctx, trainer.model) : {}),
+        ...(trainer ? await (await modelStage()).modelPinParams(ctx, trainer.model) : {}),
       },
       files: {},
     };
