@@ -7,6 +7,7 @@ import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { CacheLayout } from './layout.js';
 import type { Cas } from './cas.js';
 import { isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
+import type { ItemRecord } from './item-memo.js';
 
 export interface ActionEntry {
   version: 1;
@@ -94,8 +95,24 @@ export class ActionCache {
 /** lists longer than this go into a chunk tree */
 export const INLINE_LIST_MAX = 256;
 
-/** an item record as an item pack holds it */
-export type PackedItem = [id: string, label: string, value: Json, refs: string[]];
+/** an item record as an item pack holds it: [id, label, value, refs] */
+export type PackedItem = [id: string, record: ItemRecord];
+
+/**
+ * Pack text of each record object: the records of a memo that outlives a run (`lorabuild watch`)
+ * are the same objects save after save, and serialising 10,000 of them again for every pack cost
+ * more than the rest of the save.
+ */
+const packTexts = new WeakMap<ItemRecord, string>();
+
+function packText([id, r]: PackedItem): string {
+  let text = packTexts.get(r);
+  if (text === undefined) {
+    text = JSON.stringify([id, r.label, r.value, r.refs]);
+    packTexts.set(r, text);
+  }
+  return text;
+}
 
 /** the entry's refs and item ids, long lists written to the CAS as chunk trees */
 export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
@@ -103,7 +120,9 @@ export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<A
   const sortedItems = [...items].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return {
     ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
-    ...(sortedItems.length > INLINE_LIST_MAX ? { items: [], itemPack: writeTree(cas, sortedItems as unknown as Json[]) } : { items: sortedItems.map((i) => i[0]) }),
+    ...(sortedItems.length > INLINE_LIST_MAX
+      ? { items: [], itemPack: writeTree(cas, sortedItems as unknown as Json[], (p) => packText(p as unknown as PackedItem)) }
+      : { items: sortedItems.map((i) => i[0]) }),
   };
 }
 

@@ -35,13 +35,23 @@ const MAX_FANOUT = AVG_FANOUT * 8;
 /** deeper than any real tree (16^8 leaves); a damaged or hostile node cannot recurse forever */
 const MAX_LEVEL = 8;
 
+/** a record's first and last this many characters decide whether it ends a leaf */
+const HASHED_ENDS = 64;
+
 /**
- * FNV-1a over UTF-16 code units, then murmur3's finaliser: FNV's low bits depend only on the low
- * bits of each character, so records differing in one digit would otherwise never cut a leaf.
+ * FNV-1a over the record's first and last HASHED_ENDS UTF-16 code units (its key and its tail:
+ * cheap for records of kilobytes, and as deterministic as hashing all of it), then murmur3's
+ * finaliser: FNV's low bits depend only on the low bits of each character.
  */
 function recordHash(text: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
+  const n = text.length;
+  const head = Math.min(n, HASHED_ENDS);
+  for (let i = 0; i < head; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  for (let i = Math.max(head, n - HASHED_ENDS); i < n; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
@@ -54,8 +64,8 @@ function recordHash(text: string): number {
 }
 
 /** Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written. */
-export function writeTree(cas: Cas, records: readonly Json[]): TreeRef {
-  return buildTree(records, (body) => cas.putBuffer(body).sha256);
+export function writeTree(cas: Cas, records: readonly Json[], textOf?: (record: Json) => string): TreeRef {
+  return buildTree(records, (body) => cas.putBuffer(body).sha256, textOf);
 }
 
 /** the tree's root as writeTree would make it, without writing anything (status, fingerprints) */
@@ -63,7 +73,7 @@ export function treeRoot(records: readonly Json[]): TreeRef {
   return buildTree(records, (body) => createHash('sha256').update(body).digest('hex'));
 }
 
-function buildTree(records: readonly Json[], put: (body: Buffer) => string): TreeRef {
+function buildTree(records: readonly Json[], put: (body: Buffer) => string, textOf: (record: Json) => string = (r) => JSON.stringify(r)): TreeRef {
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
   let chars = 0;
@@ -73,7 +83,7 @@ function buildTree(records: readonly Json[], put: (body: Buffer) => string): Tre
     texts = [];
   };
   for (const record of records) {
-    const text = JSON.stringify(record);
+    const text = textOf(record);
     texts.push(text);
     chars += text.length;
     const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, text.length)));

@@ -5,6 +5,7 @@ import type { Json } from '../engine/types.js';
 import type { Cas } from './cas.js';
 import { CacheLayout } from './layout.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
+import { deepFreeze } from './parsed-json.js';
 
 export interface ItemRecord {
   label: string;
@@ -57,8 +58,13 @@ export class ItemMemo {
     if (this.remembered) this.packs.add(packRoot);
     for (const r of records) {
       if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
-      if (!target.has(r[0])) target.set(r[0], { label: r[1], value: r[2], refs: r[3] as string[] });
+      if (!target.has(r[0])) target.set(r[0], deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
     }
+  }
+
+  /** a pack this process wrote from records it holds (a remembering memo needs no preload of it) */
+  packed(packRoot: string): void {
+    if (this.remembered) this.packs.add(packRoot);
   }
 
   hasPreloaded(packRoot: string): boolean {
@@ -97,6 +103,7 @@ export class ItemMemo {
         return undefined;
       }
       if (!Array.isArray(record.refs) || !('value' in record)) return undefined;
+      deepFreeze(record);
       this.remembered?.set(id, record);
     }
     // the blobs are checked every time: a gc between two runs may have removed them
@@ -106,7 +113,8 @@ export class ItemMemo {
 
   put(kind: string, keyHash: string, label: string, value: Json): ItemRecord {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
-    const record: ItemRecord = { label, value, refs };
+    // frozen: item packs keep each record's text (cache/action-cache.ts), so a record never changes
+    const record: ItemRecord = deepFreeze({ label, value, refs });
     writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
     this.remembered?.set(this.id(kind, keyHash), record);
     return record;

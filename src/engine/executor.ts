@@ -282,6 +282,9 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
       const out: StageOutputs = { files, meta: result.meta ?? null };
       const durationMs = Date.now() - started;
+      const lists = packLists(cas, [...record.refs], [...record.items] as PackedItem[]);
+      // a memo that remembers its records (watch) has this pack's records already
+      if (lists.itemPack) items.packed(lists.itemPack.root);
       const entry = {
         version: 1 as const,
         stage: node.id,
@@ -290,7 +293,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         params: inputs.params,
         upstream: upstreamFps,
         outputs: out,
-        ...packLists(cas, [...record.refs], [...record.items].map(([id, r]): PackedItem => [id, r.label, r.value, r.refs])),
+        ...lists,
         ...(record.trees.length > 0 ? { trees: record.trees } : {}),
         createdAt: new Date().toISOString(),
         durationMs,

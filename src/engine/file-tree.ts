@@ -86,8 +86,22 @@ export function filesDigest(files: Record<string, string>): string {
 }
 
 /** the lock's record of a long map, its tree written to the cache; undefined for a short map */
+/**
+ * The last maps this process wrote or read as trees, by digest: `lorabuild watch` names the edited
+ * file of a save from the map of the save before, without reading its tree back.
+ */
+const recent = new Map<string, Record<string, string>>();
+const RECENT_MAPS = 2;
+
+function remember(digest: string, files: Record<string, string>): void {
+  recent.delete(digest);
+  recent.set(digest, files);
+  while (recent.size > RECENT_MAPS) recent.delete(recent.keys().next().value!);
+}
+
 export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTree | undefined {
   if (!isLong(files)) return undefined;
+  remember(filesDigest(files), files);
   const paths = factsOf(files).paths;
   const ref = writeTree(cas, paths.map((path): Json => [path, files[path]]));
   return { digest: filesDigest(files), count: paths.length, root: ref.root };
@@ -95,13 +109,17 @@ export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTr
 
 /** the map a tree records, read back from the cache; undefined when its nodes are not there (a fresh clone) */
 export function readFilesTree(cas: Cas, tree: FilesTree): Record<string, string> | undefined {
+  const known = recent.get(tree.digest);
+  if (known) return known;
   try {
     const out: Record<string, string> = {};
     for (const pair of readTree(cas, tree)) {
       if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return undefined;
       out[pair[0]] = pair[1];
     }
-    return filesDigest(out) === tree.digest ? out : undefined;
+    if (filesDigest(out) !== tree.digest) return undefined;
+    remember(tree.digest, out);
+    return out;
   } catch {
     return undefined;
   }
