@@ -190,16 +190,30 @@ function filePlace(entry: ListingEntry): ItemPlace {
   return { id: entry.id, imageOrigin: entry.image?.path ?? null, caption };
 }
 
+/** progress at most this often (an item every 0.1 ms would otherwise be a line every 0.1 ms with --json) */
+const PROGRESS_MS = 200;
+
+/** ctx.progress, called at most every PROGRESS_MS, and always for the last item */
+function throttledProgress(ctx: StageContext, unit: string): (done: number, total: number) => void {
+  let shown = 0;
+  return (done, total) => {
+    if (done < total && Date.now() - shown < PROGRESS_MS) return;
+    shown = Date.now();
+    ctx.progress(done, total, undefined, unit);
+  };
+}
+
 async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: ListingEntry[]): Promise<void> {
   let next = 0;
   let done = 0;
+  const progress = throttledProgress(ctx, 'items');
   const worker = async () => {
     while (next < entries.length) {
       if (ctx.signal.aborted) throw new Error('interrupted');
       const index = next++;
       const entry = entries[index];
       await run.process(index, filePlace(entry), fileSources(entry));
-      ctx.progress(++done, entries.length, undefined, 'items');
+      progress(++done, entries.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
@@ -217,9 +231,6 @@ async function hubItems(): Promise<typeof import('../datasets/hub/items.js')> {
 /** rows in flight at once: their images decode in parallel on sharp's (libuv's) thread pool */
 const ROW_CONCURRENCY = 8;
 
-/** progress at most this often (a row every 2 ms would otherwise be a line every 2 ms with --json) */
-const PROGRESS_MS = 200;
-
 async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
   const mod = await hubItems();
   const inFlight = new Set<Promise<void>>();
@@ -227,13 +238,8 @@ async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listi
   let index = 0;
   let done = 0;
   let total = 0;
-  let shown = 0;
-  const progress = () => {
-    const all = Math.min(total, spec.max_items ?? total);
-    if (done < all && Date.now() - shown < PROGRESS_MS) return;
-    shown = Date.now();
-    ctx.progress(done, all, undefined, 'rows');
-  };
+  const rowProgress = throttledProgress(ctx, 'rows');
+  const progress = () => rowProgress(done, Math.min(total, spec.max_items ?? total));
   for await (const row of mod.readHubItems(listing, spec, ctx.signal, (rows) => (total = rows))) {
     if (spec.max_items !== undefined && index >= spec.max_items) break;
     const imageBytes = row.image;
