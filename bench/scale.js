@@ -12,7 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labCaption, writeLabDataset } from './lab-dataset.js';
 import { editedItem, watchLatency } from './watch-latency.js';
@@ -99,17 +99,18 @@ function snapshot(dir) {
 }
 
 /** what a run wrote into the cache: files that are new or whose size or mtime moved */
-function written(before, after) {
-  let bytes = 0;
-  let files = 0;
+function written(before, after, root) {
+  const changed = [];
   for (const [p, st] of after) {
     const old = before.get(p);
     if (old && old.size === st.size && old.mtimeMs === st.mtimeMs) continue;
-    bytes += st.size;
-    files++;
+    changed.push({ path: relative(root, p), bytes: st.size });
   }
   const removed = [...before.keys()].filter((p) => !after.has(p)).length;
-  return { bytes, files, removed };
+  const bytes = changed.reduce((sum, f) => sum + f.bytes, 0);
+  // the largest: where a one-item change still costs in proportion to the dataset
+  const largest = changed.sort((a, b) => b.bytes - a.bytes).slice(0, 6);
+  return { bytes, files: changed.length, removed, largest };
 }
 
 function restoreCaptions(project, items) {
@@ -184,10 +185,11 @@ async function measure(project, size, row) {
   const after = snapshot(join(project, 'cache'));
   if (!(summaryOf(edit.stdout)?.ran > 0)) throw new Error('the run after a caption edit ran no stage');
   row.one_edit_ms = Math.round(edit.ms);
-  const w = written(before, after);
+  const w = written(before, after, join(project, 'cache'));
   row.one_edit_cache_bytes = w.bytes;
   row.one_edit_cache_files = w.files;
   row.one_edit_cache_removed = w.removed;
+  row.one_edit_cache_largest = w.largest;
   row.cache_files = after.size;
 
   log(`${size}: watch, ${saves} saves`);
@@ -203,7 +205,7 @@ async function measure(project, size, row) {
 const FIELDS = [
   'size', 'generated', 'generate_s', 'load_before', 'cold_build_ms', 'cold_stage_ms', 'prepare_items', 'prepare_items_per_s',
   'noop_ms', 'noop_runs_ms', 'noop_rss_mb', 'noop_files_hashed', 'status_ms', 'plan_ms', 'one_edit_ms', 'one_edit_cache_bytes',
-  'one_edit_cache_files', 'one_edit_cache_removed', 'cache_files', 'watch_saves', 'watch_first_build_ms', 'watch_p50_ms',
+  'one_edit_cache_files', 'one_edit_cache_removed', 'one_edit_cache_largest', 'cache_files', 'watch_saves', 'watch_first_build_ms', 'watch_p50_ms',
   'watch_p95_ms', 'watch_max_ms', 'load_after', 'error',
 ];
 

@@ -46,6 +46,8 @@ describe('bench/scale.js', () => {
     // the edit wrote the changed item's records and the new outputs, not nothing
     expect(row.one_edit_cache_files).toBeGreaterThan(0);
     expect(row.one_edit_cache_bytes).toBeGreaterThan(0);
+    expect(row.one_edit_cache_largest.length).toBeGreaterThan(0);
+    expect(row.one_edit_cache_largest[0]).toEqual({ path: expect.any(String), bytes: expect.any(Number) });
     expect(row.watch_saves).toBe(4);
     expect(row.watch_p95_ms).toBeGreaterThanOrEqual(row.watch_p50_ms);
 
