@@ -277,4 +277,4 @@ const report = {
 };
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 2)}\n`);
 if (svgOut) writeFileSync(svgOut, scaleSvg(rows, { title: `lorabuild at scale (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, node ${process.version})` }));
-if (rows.some((r) => r.error)) process.exitCode = 1;
+// a failed size is in its row and in the JSON; the exit status stays 0 so that `npm run bench` goes on
