@@ -36,11 +36,14 @@ export function tinyPng(seed, size = 16) {
   return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
 }
 
+/** the caption writeLabDataset gives item `i` */
+export const labCaption = (i) => `one-line-art, shape ${i}, side view\n`;
+
 export function writeLabDataset(root, count) {
   mkdirSync(join(root, 'image'), { recursive: true });
   mkdirSync(join(root, 'text'), { recursive: true });
   for (let i = 0; i < count; i++) {
     writeFileSync(join(root, 'image', `${i}.png`), tinyPng(i));
-    writeFileSync(join(root, 'text', `${i}.txt`), `one-line-art, shape ${i}, side view\n`);
+    writeFileSync(join(root, 'text', `${i}.txt`), labCaption(i));
   }
 }

@@ -9,14 +9,14 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { decodeContent, type DecodedContent, type Store } from './decode-content.js';
+import { sourceBytes, type ImageSource } from './read-listed.js';
 
-export interface PoolRequest {
+export type PoolRequest = ImageSource & {
   id: number;
   cacheDir: string;
-  bytes: Uint8Array;
   /** center-crop to this square size as PNG, or null */
   resolution: number | null;
-}
+};
 
 export type PoolResponse = { id: number; result: DecodedContent } | { id: number; failure: string };
 
@@ -68,10 +68,17 @@ class DecodePool {
     pool = undefined;
   }
 
-  private async freeSlot(): Promise<Slot> {
+  /**
+   * The least busy slot, reserved (busy counted) in the same synchronous step that picks it: callers
+   * that start together would otherwise all see the same idle slot, and one thread got every image.
+   */
+  private async reserveSlot(): Promise<Slot> {
     for (;;) {
       const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-      if (slot.busy < PER_WORKER) return slot;
+      if (slot.busy < PER_WORKER) {
+        slot.busy++;
+        return slot;
+      }
       await new Promise<void>((resolve) => this.queue.push(resolve));
     }
   }
@@ -79,18 +86,17 @@ class DecodePool {
   private send(slot: Slot): void {
     const batch = slot.outbox;
     slot.outbox = [];
-    slot.worker.postMessage(batch, batch.map((r) => r.bytes.buffer as ArrayBuffer));
+    slot.worker.postMessage(batch, batch.flatMap((r) => ('bytes' in r ? [r.bytes.buffer as ArrayBuffer] : [])));
   }
 
-  async decode(cacheDir: string, bytes: Uint8Array, resolution: number | null): Promise<DecodedContent> {
-    const slot = await this.freeSlot();
-    slot.busy++;
+  async decode(cacheDir: string, source: ImageSource, resolution: number | null): Promise<DecodedContent> {
+    const slot = await this.reserveSlot();
     this.keepAlive ??= setInterval(() => undefined, 1 << 30);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, slot });
-      // a copy of its own, moved (not cloned) to the thread: the bytes may view a larger parquet page
-      const request: PoolRequest = { id, cacheDir, bytes: new Uint8Array(bytes), resolution };
+      // bytes: a copy of their own, moved (not cloned) to the thread: they may view a larger parquet page
+      const request: PoolRequest = 'bytes' in source ? { id, cacheDir, bytes: new Uint8Array(source.bytes), resolution } : { id, cacheDir, file: source.file, resolution };
       if (slot.outbox.push(request) === 1) setImmediate(() => this.send(slot));
     });
   }
@@ -109,11 +115,11 @@ function workerScript(): URL | undefined {
  * Decodes an image and stores it (and its crop) in the CAS at `cacheDir` on a worker thread; where
  * there is no worker script, on this thread through `store`.
  */
-export function decodeAndStore(cacheDir: string, bytes: Uint8Array, resolution: number | null, store: Store): Promise<DecodedContent> {
+export async function decodeAndStore(cacheDir: string, source: ImageSource, resolution: number | null, store: Store): Promise<DecodedContent> {
   if (!pool) {
     const script = workerScript();
-    if (!script) return decodeContent(store, bytes, resolution);
+    if (!script) return decodeContent(store, sourceBytes(source), resolution);
     pool = new DecodePool(script, Math.max(1, Math.min(4, availableParallelism())));
   }
-  return pool.decode(cacheDir, bytes, resolution);
+  return pool.decode(cacheDir, source, resolution);
 }

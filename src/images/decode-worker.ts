@@ -4,6 +4,7 @@ import { parentPort } from 'node:worker_threads';
 import { Cas } from '../cache/cas.js';
 import { decodeContent } from './decode-content.js';
 import type { PoolRequest, PoolResponse } from './decode-pool.js';
+import { sourceBytes } from './read-listed.js';
 
 const stores = new Map<string, Cas>();
 
@@ -12,7 +13,7 @@ async function handle(request: PoolRequest): Promise<PoolResponse> {
   if (!cas) stores.set(request.cacheDir, (cas = new Cas(request.cacheDir)));
   const store = cas;
   try {
-    return { id: request.id, result: await decodeContent((bytes) => store.putBuffer(bytes), request.bytes, request.resolution) };
+    return { id: request.id, result: await decodeContent((bytes) => store.putBuffer(bytes), sourceBytes(request), request.resolution) };
   } catch (err) {
     return { id: request.id, failure: err instanceof Error ? err.message : String(err) };
   }

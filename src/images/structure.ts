@@ -136,23 +136,69 @@ export function jpegProblem(b: Uint8Array): string | null | undefined {
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
+export interface PngHeader {
+  width: number;
+  height: number;
+  depth: number;
+  color: number;
+  compression: number;
+  filter: number;
+  interlace: number;
+}
+
+export interface PngStructure {
+  /** what is wrong; null when whole; undefined when only a decode can tell */
+  problem: string | null | undefined;
+  header?: PngHeader;
+  /** the types of the chunks before IEND */
+  chunks: Set<string>;
+}
+
 export function pngProblem(bytes: Uint8Array): string | null | undefined {
+  return pngStructure(bytes).problem;
+}
+
+/** RGB and RGBA: what a decoder reports for them needs nothing but IHDR */
+const PLAIN_COLOR_CHANNELS: Record<number, number> = { 2: 3, 6: 4 };
+/** chunks that can change the channels (tRNS) or the orientation (eXIf, or EXIF inside a text chunk) */
+const NOT_PLAIN_CHUNKS = ['tRNS', 'eXIf', 'tEXt', 'zTXt', 'iTXt'];
+
+/**
+ * Size and channels of a whole PNG (structure checked) of the commonest kind: 8 or 16-bit RGB or
+ * RGBA, not interlaced, no transparency chunk, nothing that could carry an EXIF orientation, at most
+ * `maxPixels`. Undefined for anything else (damaged ones too): let a decoder say.
+ */
+export function plainPngInfo(structure: PngStructure, maxPixels: number): { width: number; height: number; channels: number } | undefined {
+  const h = structure.header;
+  if (structure.problem !== null || !h) return undefined;
+  const channels = PLAIN_COLOR_CHANNELS[h.color];
+  if (channels === undefined || (h.depth !== 8 && h.depth !== 16) || h.compression !== 0 || h.filter !== 0 || h.interlace !== 0) return undefined;
+  if (h.width < 1 || h.height < 1 || h.width > 0x7fffffff || h.height > 0x7fffffff || h.width * h.height > maxPixels) return undefined;
+  if (NOT_PLAIN_CHUNKS.some((type) => structure.chunks.has(type))) return undefined;
+  return { width: h.width, height: h.height, channels };
+}
+
+/** pngProblem, with what was read on the way */
+export function pngStructure(bytes: Uint8Array): PngStructure {
+  const chunks = new Set<string>();
+  const done = (problem: string | null | undefined, header?: PngHeader): PngStructure => ({ problem, chunks, ...(header ? { header } : {}) });
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b.length < 8 || PNG_SIGNATURE.some((v, k) => b[k] !== v)) return 'PNG signature is missing';
+  if (b.length < 8 || PNG_SIGNATURE.some((v, k) => b[k] !== v)) return done('PNG signature is missing');
   let i = 8;
-  let header: { width: number; height: number; depth: number; color: number; interlace: number } | undefined;
+  let header: PngHeader | undefined;
   const data: Buffer[] = [];
   let ended = false;
   while (i + 8 <= b.length) {
     const length = b.readUInt32BE(i);
     const type = b.toString('latin1', i + 4, i + 8);
-    if (i + 12 + length > b.length) return `PNG chunk ${type} runs past the end of the file (truncated)`;
-    if (crc32(b.subarray(i + 4, i + 8 + length)) !== b.readUInt32BE(i + 8 + length)) return `PNG chunk ${type} has a bad CRC (the file is damaged)`;
+    if (i + 12 + length > b.length) return done(`PNG chunk ${type} runs past the end of the file (truncated)`);
+    if (crc32(b.subarray(i + 4, i + 8 + length)) !== b.readUInt32BE(i + 8 + length)) return done(`PNG chunk ${type} has a bad CRC (the file is damaged)`);
     const body = b.subarray(i + 8, i + 8 + length);
-    if (!header && type !== 'IHDR') return 'PNG does not start with IHDR';
+    if (!header && type !== 'IHDR') return done('PNG does not start with IHDR');
+    if (type !== 'IEND') chunks.add(type);
     if (type === 'IHDR') {
-      if (length !== 13) return 'PNG header has the wrong length';
-      header = { width: body.readUInt32BE(0), height: body.readUInt32BE(4), depth: body[8], color: body[9], interlace: body[12] };
+      if (length !== 13) return done('PNG header has the wrong length');
+      header = { width: body.readUInt32BE(0), height: body.readUInt32BE(4), depth: body[8], color: body[9], compression: body[10], filter: body[11], interlace: body[12] };
     } else if (type === 'IDAT') data.push(body);
     else if (type === 'IEND') {
       ended = true;
@@ -160,18 +206,18 @@ export function pngProblem(bytes: Uint8Array): string | null | undefined {
     }
     i += 12 + length;
   }
-  if (!header) return 'PNG has no header';
-  if (!ended) return 'PNG is truncated (no IEND chunk)';
-  if (data.length === 0) return 'PNG has no image data';
+  if (!header) return done('PNG has no header');
+  if (!ended) return done('PNG is truncated (no IEND chunk)', header);
+  if (data.length === 0) return done('PNG has no image data', header);
   const channels = CHANNELS[header.color];
-  if (channels === undefined || header.interlace !== 0 || ![1, 2, 4, 8, 16].includes(header.depth)) return undefined;
+  if (channels === undefined || header.interlace !== 0 || ![1, 2, 4, 8, 16].includes(header.depth)) return done(undefined, header);
   const expected = header.height * (1 + Math.ceil((header.width * channels * header.depth) / 8));
   let raw: Buffer;
   try {
     raw = inflateSync(Buffer.concat(data), { maxOutputLength: expected + 1 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return `PNG image data holds more than the ${expected} bytes its header announces`;
-    return `PNG image data does not inflate (${(err as Error).message})`;
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return done(`PNG image data holds more than the ${expected} bytes its header announces`, header);
+    return done(`PNG image data does not inflate (${(err as Error).message})`, header);
   }
-  return raw.length === expected ? null : `PNG image data holds ${raw.length} bytes, ${expected} expected (truncated or damaged)`;
+  return done(raw.length === expected ? null : `PNG image data holds ${raw.length} bytes, ${expected} expected (truncated or damaged)`, header);
 }

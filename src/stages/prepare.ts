@@ -3,7 +3,6 @@
 // `resolution:` a resized + center-cropped PNG. Per item through ctx.item, keyed by content, so
 // editing one caption re-runs that item only (and renaming a file re-runs none).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { DatasetSpec } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';
@@ -11,13 +10,14 @@ import type { ListedFile, Listing, ListingEntry, Manifest, ManifestItem } from '
 import { localListing } from '../datasets/listing-paths.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import { IMAGE_LIMITS } from '../images/formats.js';
+import { checkListedBytes, checkListedSize, readListedSync, type ListedSource } from '../images/read-listed.js';
 import type { CaptionChoice } from '../datasets/hub/caption-choice.js';
 import { datasetSpec } from './fetch.js';
 
 /** bump when the per-item result changes for the same bytes */
 const ITEM_VERSION = 1;
 const MAX_CAPTION_BYTES = 1024 * 1024;
-const CONCURRENCY = 4;
+const CONCURRENCY = 16;
 const SYNC_READ_BYTES = 64 * 1024;
 
 /** What an item's bytes give, independent of its name and place (the memoized part). */
@@ -47,16 +47,22 @@ function sha256(bytes: Uint8Array): string {
  * are read synchronously: one caption must not wait behind a thousand memoized items for the event loop.
  */
 async function readListed(file: ListedFile, limit: number): Promise<Buffer> {
-  if (file.size > limit) throw new Error(`${file.path}: ${file.size} bytes is more than the limit of ${limit}`);
-  if (!file.abs) throw new Error(`${file.path}: the listing says not where the file is`);
-  const bytes = file.size <= SYNC_READ_BYTES ? readFileSync(file.abs) : await readFile(file.abs);
-  if (bytes.length > limit) throw new Error(`${file.path}: ${bytes.length} bytes is more than the limit of ${limit}`);
-  if (sha256(bytes) !== file.sha256) throw new Error(`${file.path} changed after the dataset was listed; run lorabuild again`);
+  const source = listedSource(file, limit);
+  if (file.size <= SYNC_READ_BYTES) return readListedSync(source);
+  checkListedSize(source);
+  const bytes = await readFile(source.abs);
+  checkListedBytes(source, bytes);
   return bytes;
 }
 
+function listedSource(file: ListedFile, limit: number): ListedSource {
+  if (!file.abs) throw new Error(`${file.path}: the listing says not where the file is`);
+  return { path: file.path, abs: file.abs, sha256: file.sha256, size: file.size, limit };
+}
+
 interface Sources {
-  image: { sha256: string; load: () => Promise<Uint8Array> } | null;
+  /** `file`: a file on disk, read (and checked against the listing) by the thread that decodes it */
+  image: { sha256: string; load: () => Promise<Uint8Array>; file?: ListedSource } | null;
   caption: { sha256: string; load: () => Promise<Buffer> } | null;
 }
 
@@ -69,7 +75,8 @@ type ImageContent = Pick<ItemContent, 'image' | 'imageError' | 'prepared'>;
 async function computeImage(ctx: StageContext, image: NonNullable<Sources['image']>, resolution: number | null): Promise<ImageContent> {
   const { decodeAndStore } = await (imagePool ??= import('../images/decode-pool.js'));
   // decoded and stored on a worker thread; the blobs are referenced through the item's value
-  return decodeAndStore(ctx.cacheDir, await image.load(), resolution, (bytes) => ctx.putBlob(bytes));
+  const source = image.file ? { file: image.file } : { bytes: await image.load() };
+  return decodeAndStore(ctx.cacheDir, source, resolution, (bytes) => ctx.putBlob(bytes));
 }
 
 /**
@@ -170,7 +177,8 @@ function fileSources(entry: ListingEntry): Sources {
     const bytes = Buffer.from(captionText.text, 'utf8');
     caption = { sha256: sha256(bytes), load: async () => bytes };
   }
-  return { image: image ? { sha256: image.sha256, load: () => readListed(image, IMAGE_LIMITS.maxBytes) } : null, caption };
+  if (!image) return { image: null, caption };
+  return { image: { sha256: image.sha256, load: () => readListed(image, IMAGE_LIMITS.maxBytes), ...(image.abs ? { file: listedSource(image, IMAGE_LIMITS.maxBytes) } : {}) }, caption };
 }
 
 function filePlace(entry: ListingEntry): ItemPlace {
@@ -182,16 +190,30 @@ function filePlace(entry: ListingEntry): ItemPlace {
   return { id: entry.id, imageOrigin: entry.image?.path ?? null, caption };
 }
 
+/** progress at most this often (an item every 0.1 ms would otherwise be a line every 0.1 ms with --json) */
+const PROGRESS_MS = 200;
+
+/** ctx.progress, called at most every PROGRESS_MS, and always for the last item */
+function throttledProgress(ctx: StageContext, unit: string): (done: number, total: number) => void {
+  let shown = 0;
+  return (done, total) => {
+    if (done < total && Date.now() - shown < PROGRESS_MS) return;
+    shown = Date.now();
+    ctx.progress(done, total, undefined, unit);
+  };
+}
+
 async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: ListingEntry[]): Promise<void> {
   let next = 0;
   let done = 0;
+  const progress = throttledProgress(ctx, 'items');
   const worker = async () => {
     while (next < entries.length) {
       if (ctx.signal.aborted) throw new Error('interrupted');
       const index = next++;
       const entry = entries[index];
       await run.process(index, filePlace(entry), fileSources(entry));
-      ctx.progress(++done, entries.length, undefined, 'items');
+      progress(++done, entries.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
@@ -209,9 +231,6 @@ async function hubItems(): Promise<typeof import('../datasets/hub/items.js')> {
 /** rows in flight at once: their images decode in parallel on sharp's (libuv's) thread pool */
 const ROW_CONCURRENCY = 8;
 
-/** progress at most this often (a row every 2 ms would otherwise be a line every 2 ms with --json) */
-const PROGRESS_MS = 200;
-
 async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listing, spec: DatasetSpec): Promise<void> {
   const mod = await hubItems();
   const inFlight = new Set<Promise<void>>();
@@ -219,13 +238,8 @@ async function prepareHubRows(ctx: StageContext, run: PrepareRun, listing: Listi
   let index = 0;
   let done = 0;
   let total = 0;
-  let shown = 0;
-  const progress = () => {
-    const all = Math.min(total, spec.max_items ?? total);
-    if (done < all && Date.now() - shown < PROGRESS_MS) return;
-    shown = Date.now();
-    ctx.progress(done, all, undefined, 'rows');
-  };
+  const rowProgress = throttledProgress(ctx, 'rows');
+  const progress = () => rowProgress(done, Math.min(total, spec.max_items ?? total));
   for await (const row of mod.readHubItems(listing, spec, ctx.signal, (rows) => (total = rows))) {
     if (spec.max_items !== undefined && index >= spec.max_items) break;
     const imageBytes = row.image;
