@@ -130,14 +130,14 @@ export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<A
 export function entryBlobs(entry: ActionEntry, cas: Cas): string[] {
   const out = [...Object.values(entry.outputs.files).map((f) => f.sha256), ...entry.refs];
   if (entry.refsTree) {
-    out.push(...treeNodes(cas, entry.refsTree));
+    for (const sha of treeNodes(cas, entry.refsTree)) out.push(sha);
     for (const sha of readTree(cas, entry.refsTree)) if (typeof sha === 'string') out.push(sha);
   }
   if (entry.itemPack) {
-    out.push(...treeNodes(cas, entry.itemPack));
+    for (const sha of treeNodes(cas, entry.itemPack)) out.push(sha);
     for (const record of readTree(cas, entry.itemPack)) if (Array.isArray(record) && Array.isArray(record[3])) for (const sha of record[3]) if (typeof sha === 'string') out.push(sha);
   }
-  for (const tree of entry.trees ?? []) out.push(...treeNodes(cas, tree));
+  for (const tree of entry.trees ?? []) for (const sha of treeNodes(cas, tree)) out.push(sha);
   return out;
 }
 

@@ -135,7 +135,8 @@ export class WatchSession {
       const listed = this.walks.filesOf(root) ?? this.listedFiles.get(root);
       if (listed) {
         this.listedFiles.set(root, listed);
-        files.push(...listed);
+        // not push(...listed): 200,000 arguments overflow the stack
+        for (const file of listed) files.push(file);
         folders.push(root);
       } else {
         files.push(root);
