@@ -192,7 +192,7 @@ describe('ItemMemo { remember: true } (kept across watch builds)', () => {
       memo.put('prepare', key, '3', { image: blob.sha256 });
       // the record on disk goes away (another process's gc): the remembered one still answers
       rmSync(memo.layout.item('prepare', key));
-      expect(memo.get('prepare', key)).toEqual({ value: { image: blob.sha256 }, refs: [blob.sha256] });
+      expect(memo.get('prepare', key)).toEqual({ label: '3', value: { image: blob.sha256 }, refs: [blob.sha256] });
       // a fresh memo reads only the disk
       expect(new ItemMemo(dir, cas).get('prepare', key)).toBeUndefined();
       // the blob goes away: the remembered record is no longer served
