@@ -9,6 +9,7 @@
 //   inner: {"tree":1,"level":N,"children":[{"sha":..., "count": n}, ...]}   (N >= 1; children of level 1 are leaves)
 import { createHash } from 'node:crypto';
 import { SHA256_RE } from '../engine/canonical.js';
+import { fmix32 } from './hash32.js';
 import type { Json } from '../engine/types.js';
 import type { Cas } from './cas.js';
 import { readRegularFileSync } from './safe-fs.js';
@@ -55,12 +56,7 @@ function recordHash(text: string): number {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 /** Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written. */

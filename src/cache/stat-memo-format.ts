@@ -10,6 +10,7 @@
 //   entry:   u16 pathLength, path (utf8), f64 size, f64 mtimeMs, f64 ino, 32 bytes sha256
 // All integers little-endian.
 import { crc32 } from 'node:zlib';
+import { fmix32 } from './hash32.js';
 
 export const FORMAT_VERSION = 1;
 const BASE_MAGIC = Buffer.from('LBSMEMOB', 'latin1');
@@ -188,15 +189,6 @@ function isAscii(path: string): boolean {
   return true;
 }
 
-/** FNV's low bits mix poorly and the table is indexed by them: finish with murmur3's fmix32 */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * A base file kept as loaded: entries are found through the open-addressing table written into it

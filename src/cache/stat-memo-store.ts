@@ -11,6 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { journalPathOf } from './layout.js';
 import { NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { batchBytes, decodeJournal, encodeBase, encodeBatch, EntryTable, JOURNAL_HEADER_BYTES, journalHeader, MemoBase, savable, type MemoEntry } from './stat-memo-format.js';
+import { pidAlive } from './pid-alive.js';
 
 /** a compaction's temp file this old, of a process that is gone, was left by a kill -9 */
 const DEAD_TEMP_MS = 60_000;
@@ -174,7 +175,7 @@ export function deadCompactionTemps(base: string): string[] {
   const dead: string[] = [];
   for (const name of names) {
     const m = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name);
-    if (!m || !ours.has(m[1]) || alive(Number(m[2]))) continue;
+    if (!m || !ours.has(m[1]) || pidAlive(Number(m[2]))) continue;
     try {
       // the age guards against a pid of another host sharing this cache folder
       if (Date.now() - lstatSync(join(dir, name)).mtimeMs > DEAD_TEMP_MS) dead.push(join(dir, name));
@@ -185,14 +186,6 @@ export function deadCompactionTemps(base: string): string[] {
   return dead;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** For `cache verify`: what is wrong with the memo's files (nothing for files that are absent). */
 export function statMemoProblems(base: string): MemoProblem[] {

@@ -9,6 +9,7 @@ import { openSync, closeSync, writeSync, readFileSync, rmSync, mkdirSync, statSy
 import { hostname } from 'node:os';
 import { CacheLayout } from './layout.js';
 import { readRegularFileSync } from './safe-fs.js';
+import { pidAlive } from './pid-alive.js';
 
 export interface LockHolder {
   pid: number;
@@ -188,7 +189,7 @@ function isStale(holder: LockHolder, ageMs: number): boolean {
   if (holder.host !== hostname()) return ageMs > HEARTBEAT_STALE_MS;
   const boot = bootId();
   if (holder.boot && boot && holder.boot !== boot) return true;
-  if (!alive(holder.pid)) return true;
+  if (!pidAlive(holder.pid)) return true;
   const start = processStart(holder.pid);
   if (start === undefined) return ageMs > HEARTBEAT_STALE_MS;
   if (holder.start !== undefined) return start !== holder.start;
@@ -197,14 +198,6 @@ function isStale(holder: LockHolder, ageMs: number): boolean {
   return startedAt !== undefined && startedAt > Date.now() - ageMs + 2_000;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
 
 /**
  * Two waiters may both see the same stale lock; only one may remove it, or the second would

@@ -3,15 +3,8 @@
 // taken over, so a killed run never blocks the next one.
 import { open, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pidAlive } from '../../cache/pid-alive.js';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export async function lockBlob(lockPath: string, signal: AbortSignal): Promise<() => Promise<void>> {
   for (;;) {
@@ -25,7 +18,7 @@ export async function lockBlob(lockPath: string, signal: AbortSignal): Promise<(
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
+    if (!Number.isInteger(owner) || owner <= 0 || !pidAlive(owner)) {
       await rm(lockPath, { force: true });
       continue;
     }
