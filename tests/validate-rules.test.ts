@@ -9,6 +9,7 @@ import type { Manifest, ManifestItem } from '../src/datasets/manifest.js';
 import { cleanCaption } from '../src/stages/prepare.js';
 import { checkItem, type ValidationSettings } from '../src/text/check-item.js';
 import { loadClipTokenizer } from '../src/text/load.js';
+import { renderMarkdown } from '../src/text/validation-markdown.js';
 import { firstInvalidUtf8 } from '../src/text/rules/caption-bytes.js';
 import type { Tokenizer } from '../src/text/tokenizer.js';
 import { buildReport } from '../src/text/validation-report.js';
@@ -149,6 +150,18 @@ describe('dataset-wide report', () => {
       { code: 'numbering', message: "'x' is not a number: the lab layout names files image/0.png, image/1.png ... with captions text/0.txt, text/1.txt ...", where: 'ds/text/x.txt' },
     ]);
     expect(report.tagFrequency).toEqual({ b: 3, c: 2, a: 1, A: 1, d: 1 });
+    expect(report.tagsDistinct).toBe(5);
     expect(report.diagnostics.every((d) => d.severity === 'warning')).toBe(true);
+  });
+
+  it('keeps the 1,000 most frequent tags in the report and counts them all (unique captions stay O(1) per edit)', () => {
+    const items = Array.from({ length: 1500 }, (_, i) => item(String(i), `lineart, pose ${i}`));
+    const manifest: Manifest = { dataset: 'ds', source: 'folder', layout: 'lab', items, stray: [], skipped: [] };
+    const s = settings();
+    const report = buildReport(manifest, items.map((i) => checkItem(i, null, clip, s)), s, { id: clip.id, reason: 'test' });
+    expect(report.tagsDistinct).toBe(1501);
+    expect(Object.keys(report.tagFrequency!)).toHaveLength(1000);
+    expect(Object.entries(report.tagFrequency!)[0]).toEqual(['lineart', 1500]);
+    expect(renderMarkdown(report)).toContain('1501 distinct tags (top 50 shown; the 1,000 most frequent in validation.json)');
   });
 });

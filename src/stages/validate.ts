@@ -123,7 +123,7 @@ export const stage: StageImpl = {
       // the most frequent tags only: meta goes into every lock entry and fingerprint downstream,
       // and 100,000 unique captions would make it O(dataset) (validation.json has every tag)
       tag_frequency: report.tagFrequency ? topTags(report.tagFrequency, META_TAGS) : null,
-      tags: report.tagFrequency ? Object.keys(report.tagFrequency).length : null,
+      tags: report.tagsDistinct,
     };
     if (report.errors > 0) {
       // a failed stage records no outputs, but the user needs the report most then: the executor

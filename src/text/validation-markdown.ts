@@ -39,7 +39,9 @@ export function renderMarkdown(report: ValidationReport, tagRows = 50): string {
   out.push('');
   if (report.tagFrequency) {
     const tags = Object.entries(report.tagFrequency);
-    out.push('## Tag frequency', '', `${tags.length} distinct tags${tags.length > tagRows ? ` (top ${tagRows} shown; all in validation.json)` : ''}.`, '', '| tag | count |', '|---|---|');
+    const distinct = report.tagsDistinct ?? tags.length;
+    const where = distinct > tags.length ? `the ${tags.length.toLocaleString('en-US')} most frequent in validation.json` : 'all in validation.json';
+    out.push('## Tag frequency', '', `${distinct} distinct tags${distinct > tagRows ? ` (top ${tagRows} shown; ${where})` : ''}.`, '', '| tag | count |', '|---|---|');
     for (const [tag, count] of tags.slice(0, tagRows)) out.push(`| ${cell(tag)} | ${count} |`);
     out.push('');
   }

@@ -7,6 +7,9 @@ import { checkDuplicates, checkNumbering, checkStray } from './rules/dataset.js'
 import { Findings } from './rules/findings.js';
 import { isTagStyle, tagFrequency } from './rules/tags.js';
 
+/** tags kept in validation.json, most frequent first (validation.md shows fewer) */
+export const REPORT_TAGS = 1000;
+
 export interface ValidationReport {
   dataset: string;
   tokenizer: { id: string; reason: string };
@@ -17,8 +20,13 @@ export interface ValidationReport {
   diagnostics: Diagnostic[];
   trigger: { phrase: string; present: number; of: number; missing: string[]; cut: string[] } | null;
   tokens: { max: number; mean: number; over: number; histogram: { range: string; count: number }[] };
-  /** like kohya's ss_tag_frequency; null when the captions are not tag lists */
+  /**
+   * like kohya's ss_tag_frequency, the REPORT_TAGS most frequent; null when the captions are not
+   * tag lists (100,000 unique captions would make the report, rewritten on every edit, O(dataset))
+   */
   tagFrequency: Record<string, number> | null;
+  /** how many distinct tags there are (tagFrequency may hold fewer) */
+  tagsDistinct: number | null;
 }
 
 function histogram(counts: number[], limit: number): { range: string; count: number }[] {
@@ -75,6 +83,7 @@ export function buildReport(
   const counts = checks.flatMap((c) => (c.tokens === null ? [] : [c.tokens]));
   const limit = settings.rules.max_tokens;
   const tagLists = checks.filter((c) => c.tokens !== null).map((c) => c.tags);
+  const frequency = isTagStyle(tagLists, counts.length) ? tagFrequency(tagLists) : null;
   return {
     dataset: manifest.dataset,
     tokenizer,
@@ -85,11 +94,12 @@ export function buildReport(
     diagnostics,
     trigger,
     tokens: {
-      max: counts.length ? Math.max(...counts) : 0,
+      max: counts.reduce((m, c) => Math.max(m, c), 0),
       mean: counts.length ? Math.round((counts.reduce((a, b) => a + b, 0) / counts.length) * 10) / 10 : 0,
       over: counts.filter((c) => c > limit).length,
       histogram: histogram(counts, limit),
     },
-    tagFrequency: isTagStyle(tagLists, counts.length) ? tagFrequency(tagLists) : null,
+    tagFrequency: frequency ? Object.fromEntries(Object.entries(frequency).slice(0, REPORT_TAGS)) : null,
+    tagsDistinct: frequency ? Object.keys(frequency).length : null,
   };
 }
