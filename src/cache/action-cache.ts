@@ -6,7 +6,7 @@ import type { Json, StageOutputs } from '../engine/types.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { CacheLayout } from './layout.js';
 import type { Cas } from './cas.js';
-import { isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
+import { INLINE_LIST_MAX, isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
 import type { ItemRecord } from './item-memo.js';
 
 export interface ActionEntry {
@@ -92,9 +92,6 @@ export class ActionCache {
   }
 }
 
-/** lists longer than this go into a chunk tree */
-export const INLINE_LIST_MAX = 256;
-
 /** an item record as an item pack holds it: [id, label, value, refs] */
 export type PackedItem = [id: string, record: ItemRecord];
 
@@ -129,13 +126,9 @@ export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<A
 /** every blob an entry needs kept: outputs, refs (inline or in their tree) and the nodes of its trees */
 export function entryBlobs(entry: ActionEntry, cas: Cas): string[] {
   const out = [...Object.values(entry.outputs.files).map((f) => f.sha256), ...entry.refs];
-  if (entry.refsTree) {
-    for (const sha of treeNodes(cas, entry.refsTree)) out.push(sha);
-    for (const sha of readTree(cas, entry.refsTree)) if (typeof sha === 'string') out.push(sha);
-  }
+  if (entry.refsTree) for (const sha of readTree(cas, entry.refsTree, out)) if (typeof sha === 'string') out.push(sha);
   if (entry.itemPack) {
-    for (const sha of treeNodes(cas, entry.itemPack)) out.push(sha);
-    for (const record of readTree(cas, entry.itemPack)) if (Array.isArray(record) && Array.isArray(record[3])) for (const sha of record[3]) if (typeof sha === 'string') out.push(sha);
+    for (const record of readTree(cas, entry.itemPack, out)) if (Array.isArray(record) && Array.isArray(record[3])) for (const sha of record[3]) if (typeof sha === 'string') out.push(sha);
   }
   for (const tree of entry.trees ?? []) for (const sha of treeNodes(cas, tree)) out.push(sha);
   return out;
@@ -146,6 +139,14 @@ export function entryItems(entry: ActionEntry, cas: Cas): string[] {
   const out = [...entry.items];
   if (entry.itemPack) for (const record of readTree(cas, entry.itemPack)) if (Array.isArray(record) && typeof record[0] === 'string') out.push(record[0]);
   return out;
+}
+
+/**
+ * The entry as another cache gets it (the remote cache): its outputs only. Refs and item records
+ * name this cache's blobs and item memos.
+ */
+export function withoutLocalLists(entry: ActionEntry): ActionEntry {
+  return { ...entry, refs: [], items: [], refsTree: undefined, itemPack: undefined, trees: undefined };
 }
 
 /** the optional tree fields are well-formed where present */

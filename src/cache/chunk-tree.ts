@@ -7,7 +7,6 @@
 //
 //   leaf:  {"tree":1,"leaf":[record, record, ...]}
 //   inner: {"tree":1,"level":N,"children":[{"sha":..., "count": n}, ...]}   (N >= 1; children of level 1 are leaves)
-import { createHash } from 'node:crypto';
 import { SHA256_RE } from '../engine/canonical.js';
 import { fmix32 } from './hash32.js';
 import type { Json } from '../engine/types.js';
@@ -59,17 +58,15 @@ function recordHash(text: string): number {
   return fmix32(h);
 }
 
-/** Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written. */
-export function writeTree(cas: Cas, records: readonly Json[], textOf?: (record: Json) => string): TreeRef {
-  return buildTree(records, (body) => cas.putBuffer(body).sha256, textOf);
-}
+/** lists longer than this are stored as chunk trees (action entries, JSON outputs) */
+export const INLINE_LIST_MAX = 256;
 
-/** the tree's root as writeTree would make it, without writing anything (status, fingerprints) */
-export function treeRoot(records: readonly Json[]): TreeRef {
-  return buildTree(records, (body) => createHash('sha256').update(body).digest('hex'));
-}
-
-function buildTree(records: readonly Json[], put: (body: Buffer) => string, textOf: (record: Json) => string = (r) => JSON.stringify(r)): TreeRef {
+/**
+ * Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written.
+ * `textOf`: each record's JSON text, when the caller keeps it.
+ */
+export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = (r) => JSON.stringify(r)): TreeRef {
+  const put = (body: Buffer) => cas.putBuffer(body).sha256;
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
   let chars = 0;
@@ -136,11 +133,15 @@ function readNode(cas: Cas, sha: string, expectLevel: number | undefined): Node 
   return n;
 }
 
-/** every record of the tree, in order; throws TreeDamage naming the node that is missing or bad */
-export function readTree(cas: Cas, ref: TreeRef): Json[] {
+/**
+ * every record of the tree, in order; throws TreeDamage naming the node that is missing or bad.
+ * `nodes`: collects the blob of every node read (gc and verify keep them).
+ */
+export function readTree(cas: Cas, ref: TreeRef, nodes?: string[]): Json[] {
   const out: Json[] = [];
   const visit = (sha: string, expectLevel: number | undefined, expectCount: number) => {
     const node = readNode(cas, sha, expectLevel);
+    nodes?.push(sha);
     const before = out.length;
     if (node.leaf) {
       for (const r of node.leaf) out.push(r);

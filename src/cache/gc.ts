@@ -30,6 +30,7 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
   const cas = new Cas(root);
   const entries = [...actions.all()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   // an entry whose trees cannot be read keeps nothing alive: it is dropped like an entry whose blobs are gone
+  const damaged = new Set<string>();
   const blobsOfEntry = new Map<string, string[]>();
   const blobsOf = (e: ActionEntry): string[] => {
     let found = blobsOfEntry.get(e.fingerprint);
@@ -45,7 +46,6 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
     }
     return found;
   };
-  const damaged = new Set<string>();
   const sizes = new Map<string, number>();
   for (const blob of allBlobs(root)) sizes.set(blob.sha256, blob.size);
 

@@ -4,9 +4,8 @@
 // so that a one-item change writes one leaf, not the whole list again. Readers see the whole
 // value: joinTrees puts the lists back.
 import type { Json } from '../engine/types.js';
-import { INLINE_LIST_MAX } from './action-cache.js';
 import type { Cas } from './cas.js';
-import { isTreeRef, readTree, writeTree, type TreeRef } from './chunk-tree.js';
+import { INLINE_LIST_MAX, isTreeRef, readTree, writeTree, type TreeRef } from './chunk-tree.js';
 
 const MARK = '$tree';
 
@@ -25,28 +24,32 @@ export function splitTrees(cas: Cas, value: Json, fields: readonly string[]): { 
   return { stored, trees };
 }
 
-/** the value with its tree references read back into lists (throws TreeDamage when a node is bad) */
-export function joinTrees(cas: Cas, parsed: Json): Json {
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return parsed;
-  let out: Record<string, Json> | undefined;
-  for (const [key, v] of Object.entries(parsed)) {
-    if (!v || typeof v !== 'object' || Array.isArray(v) || !(MARK in v)) continue;
-    const ref = { root: (v as Record<string, Json>)[MARK], count: (v as Record<string, Json>).count };
-    if (!isTreeRef(ref)) continue;
-    out ??= { ...parsed };
-    out[key] = readTree(cas, ref as TreeRef);
-  }
-  return out ?? parsed;
+/** the tree a field's value names ({"$tree": root, "count": n}), if it names one */
+function refOf(v: Json): TreeRef | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v) || !(MARK in v)) return undefined;
+  const ref = { root: v[MARK], count: v.count };
+  return isTreeRef(ref) ? ref : undefined;
 }
 
-/** the tree references a stored value names (for gc: the nodes are kept with the entry) */
-export function treesOf(parsed: Json): TreeRef[] {
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return [];
-  const out: TreeRef[] = [];
-  for (const v of Object.values(parsed)) {
-    if (!v || typeof v !== 'object' || Array.isArray(v) || !(MARK in v)) continue;
-    const ref = { root: (v as Record<string, Json>)[MARK], count: (v as Record<string, Json>).count };
-    if (isTreeRef(ref)) out.push(ref);
+/**
+ * The value with its tree references read back into lists (throws TreeDamage when a node is bad),
+ * and the trees it read.
+ */
+export function joinTrees(cas: Cas, parsed: Json): { value: Json; trees: TreeRef[] } {
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { value: parsed, trees: [] };
+  let out: Record<string, Json> | undefined;
+  const trees: TreeRef[] = [];
+  for (const [key, v] of Object.entries(parsed)) {
+    const ref = refOf(v);
+    if (!ref) continue;
+    out ??= { ...parsed };
+    out[key] = readTree(cas, ref);
+    trees.push(ref);
   }
-  return out;
+  return { value: out ?? parsed, trees };
+}
+
+/** about how many characters of JSON the trees' records take (parsed-json.ts bounds its memory by that) */
+export function treeChars(trees: readonly TreeRef[]): number {
+  return trees.reduce((n, t) => n + t.count * 256, 0);
 }

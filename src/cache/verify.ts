@@ -173,23 +173,22 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
           report.droppedActions.push({ stage: isObj(entry) && typeof entry.stage === 'string' ? entry.stage : '?', fingerprint, why: 'its record is unreadable or malformed' });
           continue;
         }
+        const drop = (why: string) => {
+          rmSync(path, { force: true });
+          rmSync(layout.log(fingerprint), { recursive: true, force: true });
+          report.droppedActions.push({ stage: entry.stage, fingerprint, why });
+        };
         const outputNames = new Map(Object.entries(entry.outputs.files).map(([n, f]) => [f.sha256, n]));
         let named: { name: string; sha: string }[];
         try {
           named = entryBlobs(entry, cas).map((sha) => ({ name: outputNames.get(sha) ?? 'a referenced blob', sha }));
         } catch (err) {
           if (!(err instanceof TreeDamage)) throw err;
-          rmSync(path, { force: true });
-          rmSync(layout.log(fingerprint), { recursive: true, force: true });
-          report.droppedActions.push({ stage: entry.stage, fingerprint, why: err.message.replace(/; run `lorabuild cache verify`$/, '') });
+          drop(err.message.replace(/; run `lorabuild cache verify`$/, ''));
           continue;
         }
         const missing = named.find((n) => !present.has(n.sha));
-        if (missing) {
-          rmSync(path, { force: true });
-          rmSync(layout.log(fingerprint), { recursive: true, force: true });
-          report.droppedActions.push({ stage: entry.stage, fingerprint, why: `${missing.name} (${missing.sha.slice(0, 12)}) is ${bad.has(missing.sha) ? 'corrupted' : 'missing'}` });
-        }
+        if (missing) drop(`${missing.name} (${missing.sha.slice(0, 12)}) is ${bad.has(missing.sha) ? 'corrupted' : 'missing'}`);
       }
     }
   }

@@ -6,7 +6,7 @@ import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
 import type { ItemMemo, ItemRecord } from '../cache/item-memo.js';
 import type { TreeRef } from '../cache/chunk-tree.js';
-import { joinTrees, splitTrees, treesOf } from '../cache/tree-json.js';
+import { joinTrees, splitTrees, treeChars } from '../cache/tree-json.js';
 import type { Config } from '../config/schema.js';
 import type { FolderFile } from '../datasets/local/walk.js';
 import { checkOutputName } from './outputs.js';
@@ -112,7 +112,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
       const text = `${JSON.stringify(stored)}\n`;
       const blob = cas.putBuffer(Buffer.from(text, 'utf8'));
       ctx.addOutput(name, blob);
-      parsedJson.set(blob.sha256, value, text.length + trees.reduce((n, t) => n + t.count * 256, 0));
+      parsedJson.set(blob.sha256, value, text.length + treeChars(trees));
       return blob;
     },
     readJson(stageId, name) {
@@ -120,22 +120,20 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
       const kept = parsedJson.get(file.sha256);
       if (kept !== undefined) return kept;
       const text = readFileSync(cas.path(file.sha256), 'utf8');
-      let value: Json;
-      let chars = text.length;
+      let parsed: Json;
       try {
-        value = JSON.parse(text) as Json;
+        parsed = JSON.parse(text) as Json;
       } catch (err) {
         throw new Error(`${stageId} ${name} is not valid JSON (${(err as Error).message}); run \`lorabuild cache verify\``);
       }
+      let joined: ReturnType<typeof joinTrees>;
       try {
-        const joined = joinTrees(cas, value);
-        if (joined !== value) chars += treesOf(value).reduce((n, t) => n + t.count * 256, 0);
-        value = joined;
+        joined = joinTrees(cas, parsed);
       } catch (err) {
         throw new Error(`${stageId} ${name}: ${(err as Error).message}`);
       }
-      parsedJson.set(file.sha256, value, chars);
-      return value;
+      parsedJson.set(file.sha256, joined.value, text.length + treeChars(joined.trees));
+      return joined.value;
     },
     async putBlob(data) {
       runOnly('putBlob');

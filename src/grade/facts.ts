@@ -156,7 +156,7 @@ function imageSizes(check: CheckResult, prepared: StageOutputs): Json {
   try {
     const path = check.blobPath(manifest.sha256);
     if (statSync(path).size > MAX_JSON * 16) return null;
-    data = joinTrees(check.cas, JSON.parse(readFileSync(path, 'utf8')) as Json);
+    data = joinTrees(check.cas, JSON.parse(readFileSync(path, 'utf8')) as Json).value;
   } catch {
     return null;
   }

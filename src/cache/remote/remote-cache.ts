@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { SHA256_RE } from '../../engine/canonical.js';
 import { checkOutputName } from '../../engine/outputs.js';
 import type { StageNode, StageOutputs } from '../../engine/types.js';
-import type { ActionCache, ActionEntry } from '../action-cache.js';
+import { withoutLocalLists, type ActionCache, type ActionEntry } from '../action-cache.js';
 import type { Cas } from '../cas.js';
 import { getBuffer, getToFile, head, put, RemoteHttpError, type RequestOptions } from './http.js';
 import { remoteCredentials, remoteSettings, type RemoteSettings } from './settings.js';
@@ -117,7 +117,7 @@ export class RemoteCache {
       if (ok !== true) return ok === false ? undefined : this.reject(node, ok);
     }
     this.stats.hits++;
-    actions.put({ ...entry, refs: [], items: [], refsTree: undefined, itemPack: undefined, trees: undefined, createdAt: new Date().toISOString() });
+    actions.put({ ...withoutLocalLists(entry), createdAt: new Date().toISOString() });
     return entry.outputs;
   }
 
@@ -170,7 +170,7 @@ export class RemoteCache {
     for (const [name, blob] of Object.entries(entry.outputs.files)) {
       if (!(await this.uploadBlob(entry.stage, name, blob.sha256, blob.size, cas))) return;
     }
-    const body = Buffer.from(JSON.stringify({ ...entry, refs: [], items: [], refsTree: undefined, itemPack: undefined, trees: undefined }));
+    const body = Buffer.from(JSON.stringify(withoutLocalLists(entry)));
     await this.putChecked(`${this.url}/ac/${entry.fingerprint}`, body, `uploading the action entry of ${entry.stage}`);
   }
 
