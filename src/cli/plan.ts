@@ -1,8 +1,6 @@
 // lorabuild plan [targets...] [-f lorafile] [--json | --mermaid]: print the stage graph.
 import { lorafileOption, parseCommandArgs, UsageError } from './args.js';
-import { dirname, join, resolve } from 'node:path';
-import { loadConfigCached } from '../config/memo.js';
-import { cacheDirFor } from '../engine/project.js';
+import { loadProjectConfig } from '../engine/project.js';
 import { reportConfigError } from '../config/format.js';
 import { planStages, toMermaid } from '../graph/plan.js';
 import type { Plan } from '../engine/types.js';
@@ -53,9 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    // the memoised parse, as run and status use (an unchanged lorafile loads neither yaml nor zod)
-    const lorafile = resolve(args.values.file ?? 'lorafile.yaml');
-    const config = await loadConfigCached(lorafile, join(cacheDirFor(dirname(lorafile)), 'config'));
+    const config = await loadProjectConfig(args.values.file);
     const plan = planStages(config, args.positionals);
     process.stdout.write(args.values.json ? jsonPlan(plan) : args.values.mermaid ? toMermaid(plan) : humanPlan(plan));
     return 0;

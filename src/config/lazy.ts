@@ -25,6 +25,11 @@ export function rememberLocator(config: Config, locator: YamlLocator): void {
   locators.set(config, locator);
 }
 
+/** the zod package, loaded on first use */
+export function zodModule(): typeof import('zod') {
+  return createRequire(import.meta.url)('zod') as typeof import('zod');
+}
+
 /** config/schema.ts (zod schemas), loaded on first use; only compiled code (dist/) can load it this way */
 export function schemaModule(): typeof import('./schema.js') {
   return createRequire(import.meta.url)('./schema.js') as typeof import('./schema.js');

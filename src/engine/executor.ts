@@ -17,7 +17,7 @@ import type { FolderFile } from '../datasets/local/walk.js';
 import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
-import { badFileHash, filesDigest, isLong, withFilesRead, writeFilesTree } from './file-tree.js';
+import { badFileHash, longFilesDigest, withFilesRead, writeFilesTree } from './file-tree.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
 import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
@@ -179,27 +179,26 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       upstreamDigests[dep] = outputsDigest(outputs.get(dep)!);
       upstreamFps[dep] = fingerprints.get(dep)!;
     }
-    const longFiles = isLong(inputs.files);
     const fp = fingerprint({ kind: node.kind, version: impl.version, params: inputs.params, files: inputs.files, upstream: upstreamDigests });
     const materializedDir = materializedFolder(impl, node, config);
     const lockEntry = (out: StageOutputs): LockEntry => {
       // a long file map: the lock keeps its digest and tree root; the tree is written (to this
-      // cache) only when the entry's files changed, so a no-op run never builds it
-      // (status writes no lock, and no tree)
-      const same = previous?.filesTree !== undefined && previous.filesTree.digest === filesDigest(inputs.files) && (mode !== 'run' || cas.has(previous.filesTree.root));
-      const filesTree = !longFiles ? undefined : same ? previous!.filesTree : mode === 'run' ? writeFilesTree(inputs.files, cas) : undefined;
-      return lockEntryOf(out, filesTree);
+      // cache) only when the entry's files changed, so a no-op run never builds it (status
+      // writes no lock, and no tree)
+      const digest = longFilesDigest(inputs.files);
+      const kept = previous?.filesTree !== undefined && previous.filesTree.digest === digest && (mode !== 'run' || cas.has(previous.filesTree.root));
+      const filesTree = digest === undefined ? undefined : kept ? previous!.filesTree : mode === 'run' ? writeFilesTree(inputs.files, cas) : undefined;
+      return {
+        fingerprint: fp,
+        params: inputs.params,
+        files: filesTree ? {} : inputs.files,
+        ...(filesTree ? { filesTree } : {}),
+        upstream: upstreamFps,
+        outputs: out.files,
+        meta: out.meta,
+        implVersion: impl.version,
+      };
     };
-    const lockEntryOf = (out: StageOutputs, filesTree: LockEntry['filesTree']): LockEntry => ({
-      fingerprint: fp,
-      params: inputs.params,
-      files: filesTree ? {} : inputs.files,
-      ...(filesTree ? { filesTree } : {}),
-      upstream: upstreamFps,
-      outputs: out.files,
-      meta: out.meta,
-      implVersion: impl.version,
-    });
 
     let reasons: string[];
     if (previous?.fingerprint === fp && actions.has(fp)) {

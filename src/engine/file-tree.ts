@@ -66,6 +66,11 @@ export function isLong(files: Record<string, string>): boolean {
   return factsOf(files).paths.length > FILES_INLINE_MAX;
 }
 
+/** the digest a lock would record for the map: undefined for a map short enough to be inline */
+export function longFilesDigest(files: Record<string, string>): string | undefined {
+  return isLong(files) ? filesDigest(files) : undefined;
+}
+
 /** the flat digest of a map (memoised per map object) */
 export function filesDigest(files: Record<string, string>): string {
   const f = factsOf(files);
@@ -85,7 +90,6 @@ export function filesDigest(files: Record<string, string>): string {
   return f.digest;
 }
 
-/** the lock's record of a long map, its tree written to the cache; undefined for a short map */
 /**
  * The last maps this process wrote or read as trees, by digest: `lorabuild watch` names the edited
  * file of a save from the map of the save before, without reading its tree back.
@@ -99,12 +103,14 @@ function remember(digest: string, files: Record<string, string>): void {
   while (recent.size > RECENT_MAPS) recent.delete(recent.keys().next().value!);
 }
 
+/** the lock's record of a long map, its tree written to the cache; undefined for a short map */
 export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTree | undefined {
   if (!isLong(files)) return undefined;
-  remember(filesDigest(files), files);
+  const digest = filesDigest(files);
+  remember(digest, files);
   const paths = factsOf(files).paths;
   const ref = writeTree(cas, paths.map((path): Json => [path, files[path]]));
-  return { digest: filesDigest(files), count: paths.length, root: ref.root };
+  return { digest, count: paths.length, root: ref.root };
 }
 
 /** the map a tree records, read back from the cache; undefined when its nodes are not there (a fresh clone) */

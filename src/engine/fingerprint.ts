@@ -1,7 +1,7 @@
 // A stage's fingerprint: sha256 of the canonical JSON of everything that decides its outputs
 // (DESIGN.md §5). Compute stages put worker/torch versions and device class into params.
 import { canonicalHash } from './canonical.js';
-import { fileCount, filesDigest, isLong } from './file-tree.js';
+import { fileCount, longFilesDigest } from './file-tree.js';
 import type { Json, StageKind, StageOutputs } from './types.js';
 
 export interface FingerprintInput {
@@ -25,10 +25,11 @@ export function fingerprint(input: FingerprintInput): string {
   });
 }
 
-/** what a fingerprint hashes of the input files: the map itself, or a long map's tree root */
+/** what a fingerprint hashes of the input files: the map itself, or a long map's digest */
 export function filesForm(files: Record<string, string>, tree?: { digest: string; count: number }): Json {
   if (tree) return { $digest: tree.digest, count: tree.count };
-  return isLong(files) ? { $digest: filesDigest(files), count: fileCount(files) } : files;
+  const digest = longFilesDigest(files);
+  return digest === undefined ? files : { $digest: digest, count: fileCount(files) };
 }
 
 /** What downstream fingerprints see of a stage: its output hashes and meta (not how they were made). */

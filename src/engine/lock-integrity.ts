@@ -6,7 +6,7 @@
 // differ from them are exactly the edited ones, and they are named.
 import { canonicalJson } from './canonical.js';
 import { fingerprint } from './fingerprint.js';
-import { filesDigest, isLong } from './file-tree.js';
+import { fileCount, longFilesDigest } from './file-tree.js';
 import type { Json, LockEntry, StageKind } from './types.js';
 
 export interface EntryEdit {
@@ -46,9 +46,9 @@ export function entryIntegrity(input: IntegrityInputs): EntryEdit {
 
 function fileDifferences(entry: LockEntry, now: Record<string, string>): string[] {
   if (!entry.filesTree) return differences('files', entry.files, now);
-  const digest = isLong(now) ? filesDigest(now) : undefined;
+  const digest = longFilesDigest(now);
   if (digest === entry.filesTree.digest) return [];
-  return [`files (${entry.filesTree.count} files with digest ${entry.filesTree.digest.slice(0, 12)} in the lock, ${Object.keys(now).length} files${digest ? ` with digest ${digest.slice(0, 12)}` : ''} here)`];
+  return [`files (${entry.filesTree.count} files with digest ${entry.filesTree.digest.slice(0, 12)} in the lock, ${fileCount(now)} files${digest ? ` with digest ${digest.slice(0, 12)}` : ''} here)`];
 }
 
 function safeFingerprint(input: Parameters<typeof fingerprint>[0]): string | null {

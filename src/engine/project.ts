@@ -22,11 +22,15 @@ export function cacheDirFor(lorafileDir: string, env: NodeJS.ProcessEnv = proces
   return fromEnv ? resolve(fromEnv) : resolve(lorafileDir, 'cache');
 }
 
+/** The lorafile, through the memo in its cache: an unchanged one is not parsed again (yaml + zod are most of a no-op run's start-up). */
+export async function loadProjectConfig(file: string | undefined): Promise<Config> {
+  const lorafile = resolve(file ?? 'lorafile.yaml');
+  return loadConfigCached(lorafile, join(cacheDirFor(dirname(lorafile)), 'config'));
+}
+
 /** Throws ConfigError (exit 2) for an invalid lorafile, an `out:` that is not a folder of its own, or an unknown target. */
 export async function openProject(file: string | undefined, targets: string[]): Promise<Project> {
-  const lorafile = resolve(file ?? 'lorafile.yaml');
-  // an unchanged lorafile is not parsed again (yaml + zod are most of a no-op run's start-up)
-  const config = await loadConfigCached(lorafile, join(cacheDirFor(dirname(lorafile)), 'config'));
+  const config = await loadProjectConfig(file);
   const cacheDir = cacheDirFor(config.root);
   await checkOutFolder(config, cacheDir);
   const plan = planStages(config, targets);

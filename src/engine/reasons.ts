@@ -1,7 +1,7 @@
 // Why a stage is stale, in words a person can act on: "datasets/x/text/3.txt changed",
 // "learning_rate 0.0001 -> 0.0002", "upstream prepare:ds changed", "never built".
 import { canonicalJson } from './canonical.js';
-import { filesDigest, isLong } from './file-tree.js';
+import { fileCount, longFilesDigest } from './file-tree.js';
 import type { Json, LockEntry } from './types.js';
 
 const MAX_LISTED = 5;
@@ -23,9 +23,8 @@ export function staleReasons(previous: LockEntry | undefined, current: CurrentIn
   reasons.push(...paramChanges(previous.params ?? {}, current.params));
   const unread = previous.filesTree && Object.keys(previous.files ?? {}).length === 0 ? previous.filesTree : undefined;
   if (unread) {
-    // the lock holds only the tree root of a long file list, and this cache lacks the tree
-    const now = isLong(current.files) ? filesDigest(current.files) : undefined;
-    if (now !== unread.digest) reasons.push(`input files changed (${unread.count} -> ${Object.keys(current.files).length} files; this cache does not hold the previous list to say which)`);
+    // the lock holds only the digest of a long file list, and this cache lacks its tree
+    if (longFilesDigest(current.files) !== unread.digest) reasons.push(`input files changed (${unread.count} -> ${fileCount(current.files)} files; this cache does not hold the previous list to say which)`);
   } else reasons.push(...fileChanges(previous.files ?? {}, current.files));
   for (const id of Object.keys({ ...previous.upstream, ...current.upstream }).sort()) {
     const before = previous.upstream?.[id];

@@ -8,12 +8,12 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { createRequire } from 'node:module';
 import type { Diagnostic } from '../../config/diagnostic.js';
 import { ConfigError } from '../../config/errors.js';
 import type { PathSegment } from '../../config/locate.js';
 import { YamlLocator } from '../../config/locate.js';
 import { yamlModule } from '../../config/yaml-module.js';
+import { zodModule } from '../../config/lazy.js';
 import { netrcLogin, netrcPath } from './netrc.js';
 
 export type RemoteSource = '--remote-cache' | 'LORABUILD_REMOTE_CACHE' | 'user config';
@@ -34,7 +34,7 @@ export interface RemoteFlags {
 
 // built on first use: most runs have no user config, and zod is slow to load
 const userConfigSchema = () => {
-  const z = (createRequire(import.meta.url)('zod') as typeof import('zod')).z;
+  const { z } = zodModule();
   return z.strictObject({
     cache: z
       .strictObject({
