@@ -52,7 +52,7 @@ const MUTANTS = [
   // issue 20: the chunk trees and the digest of long file maps
   ['tree-positional-cuts', 'src/cache/chunk-tree.ts', 'if (recordHash(text) % every === 0 ||', 'if (texts.length % 32 === 0 ||', vitest('tests/chunk-tree.test.ts', 'a one-record edit, insert or delete writes a handful of nodes')],
   ['tree-count-unchecked', 'src/cache/chunk-tree.ts', 'if (out.length - before !== expectCount) throw', 'if (false) throw', vitest('tests/chunk-tree.test.ts', 'a missing, garbled or lying node')],
-  ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\0${files[path]}\n`;', 'text += `${path}\n`;', cli('tests/scale-trees-cli.test.ts')],
+  ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });
