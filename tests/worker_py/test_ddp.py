@@ -128,16 +128,19 @@ class DdpTrainTest(unittest.TestCase):
             self.assertAlmostEqual(l1, l2, places=5)
 
     def test_a_cancelled_ddp_run_resumes_under_ddp_to_the_same_bytes(self):
-        full, _ = self.train(12, devices=2)
+        STEPS = 30
+        # 30 steps: the relay polls every 0.1 s and the stop travels through torchrun, while the
+        # tiny model trains a step in a few ms; with 12 steps the run sometimes ended first
+        full, _ = self.train(STEPS, devices=2)
         # cancel once a step past the first checkpoint has been reported
         ctx = Ctx(cancel_when=lambda c: any(step >= 6 for step, _, _ in c.progress_events))
         with self.assertRaises(WorkerError) as caught:
-            self.train(12, devices=2, ctx=ctx)
+            self.train(STEPS, devices=2, ctx=ctx)
         self.assertEqual(caught.exception.code, "cancelled")
         state = os.path.join(self.dir, f"run{DdpTrainTest.runs}", "state.safetensors")
         stopped_at = json.loads(read_header(state)[1]["lorabuild.state"])["step"]
-        self.assertTrue(6 <= stopped_at < 12, stopped_at)
-        resumed, _ = self.train(12, devices=2, resume=state)
+        self.assertTrue(6 <= stopped_at < STEPS, stopped_at)
+        resumed, _ = self.train(STEPS, devices=2, resume=state)
         self.assertEqual(sha(resumed["final"]), sha(full["final"]))
         self.assertEqual(resumed["loss_curve"], full["loss_curve"])
 
