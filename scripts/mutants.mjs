@@ -52,6 +52,11 @@ const MUTANTS = [
   // issue 20: the chunk trees and the digest of long file maps
   ['tree-positional-cuts', 'src/cache/chunk-tree.ts', 'if (recordHash(text) % every === 0 ||', 'if (texts.length % 32 === 0 ||', vitest('tests/chunk-tree.test.ts', 'a one-record edit, insert or delete writes a handful of nodes')],
   ['tree-count-unchecked', 'src/cache/chunk-tree.ts', 'if (out.length - before !== expectCount) throw', 'if (false) throw', vitest('tests/chunk-tree.test.ts', 'a missing, garbled or lying node')],
+  // the listing snapshot (issue 20): what its key covers, when it is taken, the map it serves
+  ['snapshot-key-no-mtime', 'src/datasets/local/listing-snapshot.ts', 'numbers[i * 3 + 1] = f.mtimeMs;', 'numbers[i * 3 + 1] = 0;', vitest('tests/listing-snapshot.test.ts', 'a caption edited to the same size')],
+  ['snapshot-key-no-folder', 'src/datasets/local/listing-snapshot.ts', '`${MAGIC}\\n${display}\\n${layout}\\n${walked.length}\\n`', '`${MAGIC}\\n${layout}\\n${walked.length}\\n`', vitest('tests/listing-snapshot.test.ts', 'keys the snapshot on the folder')],
+  ['snapshot-racy-taken', 'src/datasets/local/listing-snapshot.ts', '    if (age < RACY_MS) return false;\n', '', vitest('tests/listing-snapshot.test.ts', 'takes no snapshot of a folder with a file modified just now')],
+  ['snapshot-map-unchecked', 'src/engine/file-tree.ts', 'if (filesDigest(map) !== digest || fileCount(map) !== count) throw changed();', '', vitest('tests/listing-snapshot.test.ts', 'refuses a map that no longer has')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

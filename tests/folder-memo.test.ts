@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, w
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dirRecordFor } from '../src/datasets/local/dir-names.js';
-import { folderMemoPath, formatFolderMemo, loadFolderMemo, parseFolderMemo } from '../src/datasets/local/folder-memo.js';
+import { draftMemoPath, folderMemoPath, formatDraftMemo, formatFolderMemo, loadFolderMemo, parseDraftMemo, parseFolderMemo } from '../src/datasets/local/folder-memo.js';
 import { listLocalDataset, type LocalDatasetSource } from '../src/datasets/local/list.js';
 import { walkDatasetFolderSync, type WalkFs } from '../src/datasets/local/walk.js';
 import { StatMemo } from '../src/engine/stat-memo.js';
@@ -267,53 +267,65 @@ describe('listing with the folder memo', () => {
     await settle();
     await listLocalDataset(source(root, cache));
     const file = folderMemoPath(cache, root);
-    const written = fs.statSync(file);
+    const draftFile = draftMemoPath(cache, root);
+    const written = [fs.statSync(file), fs.statSync(draftFile)];
     await listLocalDataset(source(root, cache));
     writeFileSync(join(root, 'text', '1.txt'), 'a caption edit changes no folder\n');
     await listLocalDataset(source(root, cache));
-    const after = fs.statSync(file);
-    expect([after.ino, after.mtimeMs]).toEqual([written.ino, written.mtimeMs]);
+    const after = [fs.statSync(file), fs.statSync(draftFile)];
+    expect(after.map((st) => [st.ino, st.mtimeMs])).toEqual(written.map((st) => [st.ino, st.mtimeMs]));
     // and what it holds is what the next run trusts
     const memo = parseFolderMemo(readFileSync(file, 'utf8'), root)!;
     expect([...memo.dirs.keys()].sort()).toEqual(['', 'image', 'text']);
-    expect(memo.draft?.layout).toBe('lab');
+    expect(memo.dirs.get('text')!.names).toEqual(['0.txt', '1.txt', '2.txt']);
+    expect(parseDraftMemo(readFileSync(draftFile, 'utf8'), root)?.layout).toBe('lab');
     expect(parseFolderMemo(readFileSync(file, 'utf8'), `${root}-elsewhere`)).toBeUndefined();
+    expect(parseDraftMemo(readFileSync(draftFile, 'utf8'), `${root}-elsewhere`)).toBeUndefined();
   });
 
-  const damages: [string, (file: string) => void][] = [
-    ['truncated', (f) => writeFileSync(f, readFileSync(f).subarray(0, Math.floor(readFileSync(f).length / 2)))],
+  type MemoFile = 'memo' | 'draft';
+  const damages: [string, (file: string) => void, MemoFile[]][] = [
+    ['truncated', (f) => writeFileSync(f, readFileSync(f).subarray(0, Math.floor(readFileSync(f).length / 2))), ['memo', 'draft']],
     ['one byte flipped', (f) => {
       const bytes = readFileSync(f);
       bytes[bytes.length - 20] ^= 0x01;
       writeFileSync(f, bytes);
-    }],
+    }, ['memo', 'draft']],
     ['an index changed, still valid JSON', (f) => {
       const text = readFileSync(f, 'utf8');
       expect(text).toContain('["1",1,7]');
       writeFileSync(f, text.replace('["1",1,7]', '["1",2,7]'));
-    }],
-    ['garbage', (f) => writeFileSync(f, Buffer.from([0xff, 0x00, 0x13, 0x37, 0x0a, 0x7b]))],
-    ['empty', (f) => writeFileSync(f, '')],
-    ['a folder in its place', (f) => (rmSync(f), mkdirSync(join(f, 'inside'), { recursive: true }))],
+    }, ['draft']],
+    ['a name changed, still valid JSON', (f) => {
+      const text = readFileSync(f, 'utf8');
+      expect(text).toContain('4.txt\\n5.txt');
+      writeFileSync(f, text.replace('4.txt\\n5.txt', '4.txt\\n6.txt'));
+    }, ['memo']],
+    ['garbage', (f) => writeFileSync(f, Buffer.from([0xff, 0x00, 0x13, 0x37, 0x0a, 0x7b])), ['memo', 'draft']],
+    ['empty', (f) => writeFileSync(f, ''), ['memo', 'draft']],
+    ['a folder in its place', (f) => (rmSync(f), mkdirSync(join(f, 'inside'), { recursive: true })), ['memo', 'draft']],
   ];
-  for (const [what, damage] of damages) {
-    it(`discards a damaged memo (${what}), lists correctly and writes a good one`, async () => {
-      const { root, cache } = labDataset(6);
-      await settle();
-      const fresh = await listLocalDataset(source(root, undefined));
-      await listLocalDataset(source(root, cache));
-      const file = folderMemoPath(cache, root);
-      damage(file);
-      // a caption edit too (the same paths, so a trusted damaged draft would be used)
-      writeFileSync(join(root, 'text', '5.txt'), 'new caption\n');
-      const expected = await listLocalDataset(source(root, undefined));
-      expect(expected).not.toEqual(fresh);
-      expect(await listLocalDataset(source(root, cache))).toEqual(expected);
-      await settle();
-      expect(await listLocalDataset(source(root, cache))).toEqual(expected);
-      expect(fs.lstatSync(file).isFile()).toBe(true);
-      expect(parseFolderMemo(readFileSync(file, 'utf8'), root)).toBeDefined();
-    });
+  for (const [what, damage, targets] of damages) {
+    for (const target of targets) {
+      it(`discards a damaged ${target} file (${what}), lists correctly and writes a good one`, async () => {
+        const { root, cache } = labDataset(6);
+        await settle();
+        const fresh = await listLocalDataset(source(root, undefined));
+        await listLocalDataset(source(root, cache));
+        const file = target === 'memo' ? folderMemoPath(cache, root) : draftMemoPath(cache, root);
+        damage(file);
+        // a caption edit too (the same paths, so a trusted damaged draft would be used)
+        writeFileSync(join(root, 'text', '5.txt'), 'new caption\n');
+        const expected = await listLocalDataset(source(root, undefined));
+        expect(expected).not.toEqual(fresh);
+        expect(await listLocalDataset(source(root, cache))).toEqual(expected);
+        await settle();
+        expect(await listLocalDataset(source(root, cache))).toEqual(expected);
+        expect(fs.lstatSync(file).isFile()).toBe(true);
+        const parse = target === 'memo' ? parseFolderMemo : parseDraftMemo;
+        expect(parse(readFileSync(file, 'utf8'), root)).toBeDefined();
+      });
+    }
   }
 
   it('never trusts a memo whose checksum matches but whose draft does not fit the folder', async () => {
@@ -323,8 +335,10 @@ describe('listing with the folder memo', () => {
     await listLocalDataset(source(root, cache));
     const file = folderMemoPath(cache, root);
     const memo = parseFolderMemo(readFileSync(file, 'utf8'), root)!;
+    const draftFile = draftMemoPath(cache, root);
+    const draft = parseDraftMemo(readFileSync(draftFile, 'utf8'), root)!;
     // entries pointing past the end of the walk (as from another folder with the same digest: impossible, but checked)
-    writeFileSync(file, formatFolderMemo(root, { ...memo, draft: { ...memo.draft!, entries: [['0', 99, 98]] } }));
+    writeFileSync(draftFile, formatDraftMemo(root, { ...draft, entries: [['0', 99, 98]] }));
     expect(await listLocalDataset(source(root, cache))).toEqual(expected);
     // names that are not names (a path, a hidden file): the memo is refused as a whole
     writeFileSync(file, formatFolderMemo(root, { dirs: new Map([['', { ...memo.dirs.get('')!, names: ['../etc'] }]]) }));
@@ -341,7 +355,7 @@ describe('listing with the folder memo', () => {
     const memo = parseFolderMemo(readFileSync(file, 'utf8'), root)!;
     // two memos of very different sizes, saved over each other as fast as possible
     const small = formatFolderMemo(root, { dirs: new Map() });
-    const big = formatFolderMemo(root, { ...memo, draft: { ...memo.draft!, key: 'x'.repeat(64), stray: Array.from({ length: 200_000 }, (_, i) => i) } });
+    const big = formatFolderMemo(root, { dirs: new Map([...memo.dirs, ['many', { ...memo.dirs.get('')!, names: Array.from({ length: 200_000 }, (_, i) => `n${i}`) }]]) });
     const sources = [join(tmp.dir, `small-${serial}`), join(tmp.dir, `big-${serial++}`)];
     writeFileSync(sources[0], small);
     writeFileSync(sources[1], big);
@@ -402,7 +416,7 @@ describe('folder memos in cache verify and gc', () => {
     const memoB = folderMemoPath(join(base, 'cache'), join(base, 'b'));
     expect(fs.existsSync(memoA) && fs.existsSync(memoB)).toBe(true);
 
-    writeFileSync(memoA, readFileSync(memoA, 'utf8').replace('caption', 'captioN').replace(/"0\.txt"/, '"9.txt"'));
+    writeFileSync(memoA, readFileSync(memoA, 'utf8').replace(/0\.txt/, '9.txt'));
     const verify = await runCli(['cache', 'verify'], { cwd: base, env });
     expect(verify.code).toBe(1);
     expect(verify.stdout).toMatch(/removed folders\/[0-9a-f]+\.memo: a damaged folder memo \(its checksum does not match its contents\)/);
@@ -410,11 +424,15 @@ describe('folder memos in cache verify and gc', () => {
     expect(fs.existsSync(memoB)).toBe(true);
     expect((await runCli(['cache', 'verify'], { cwd: base, env })).code).toBe(0);
 
+    const draftB = draftMemoPath(join(base, 'cache'), join(base, 'b'));
+    expect(fs.existsSync(draftB)).toBe(true);
     rmSync(join(base, 'b'), { recursive: true });
     const gc = await runCli(['cache', 'gc'], { cwd: base, env });
     expect(gc.code, gc.stderr).toBe(0);
-    expect(gc.stdout).toContain('1 folder memos');
-    expect(fs.existsSync(memoB)).toBe(false);
+    // b's names and its draft
+    expect(gc.stdout).toContain('2 folder memos');
+    expect(fs.existsSync(memoB) || fs.existsSync(draftB)).toBe(false);
+    expect(fs.existsSync(draftMemoPath(join(base, 'cache'), join(base, 'a')))).toBe(true);
     expect((await runCli(['run', 'fetch:a'], { cwd: base, env })).code).toBe(0);
     expect(fs.existsSync(memoA)).toBe(true);
   }, 120_000);

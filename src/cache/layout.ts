@@ -9,7 +9,9 @@
 //   statmemo.bin              (path, size, mtime, inode) -> sha256: a compacted base ...
 //   statmemo.bin.journal      ... and the batches appended since (src/cache/stat-memo-format.ts)
 //   statmemo.json             the memo's old format: ignored, removed by gc and verify
-//   folders/<key>.memo        a dataset folder's names per subfolder and its layout (datasets/local/folder-memo.ts)
+//   folders/<key>.memo        a dataset folder's names per subfolder (datasets/local/folder-memo.ts)
+//   folders/<key>.draft       its layout's entries for one list of paths (the same)
+//   folders/<key>.snap        a big dataset folder's file map by digest, for its files' stats (datasets/local/listing-snapshot.ts)
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic
@@ -71,6 +73,14 @@ export class CacheLayout {
   /** `key`: a hash of the dataset folder's absolute path */
   folderMemo(key: string): string {
     return join(this.root, 'folders', `${key}.memo`);
+  }
+  /** beside folderMemo(key): the layout's entries */
+  folderDraft(key: string): string {
+    return join(this.root, 'folders', `${key}.draft`);
+  }
+  /** beside folderMemo(key): the folder's listing snapshot */
+  folderSnapshot(key: string): string {
+    return join(this.root, 'folders', `${key}.snap`);
   }
   parsedLock(textHash: string): string {
     return join(this.root, 'lockjson', `${textHash}.json`);

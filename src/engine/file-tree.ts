@@ -23,8 +23,9 @@ export interface FilesTree {
 
 /** what one pass over a file map finds (a 200,000-key object is slow to walk: it is walked once) */
 interface FileMapFacts {
-  /** the paths, sorted */
-  paths: string[];
+  count: number;
+  /** the paths, sorted (a lazy map's: only once it is loaded) */
+  paths?: string[];
   /** a path whose value is not a sha256, if any */
   badPath?: string;
   digest?: string;
@@ -35,22 +36,32 @@ const facts = new WeakMap<Record<string, string>, FileMapFacts>();
 function factsOf(files: Record<string, string>): FileMapFacts {
   let found = facts.get(files);
   if (found) return found;
-  const paths = Object.keys(files);
+  const paths = sortedPaths(files);
   let badPath: string | undefined;
-  let sorted = true;
-  for (let i = 0; i < paths.length; i++) {
-    const path = paths[i];
-    if (i > 0 && paths[i - 1] > path) sorted = false;
-    if (badPath === undefined) {
-      const sha = files[path];
-      if (typeof sha !== 'string' || !SHA256_RE.test(sha)) badPath = path;
+  for (const path of paths) {
+    const sha = files[path];
+    if (typeof sha !== 'string' || !SHA256_RE.test(sha)) {
+      badPath = path;
+      break;
     }
   }
-  // the walk hands the map over in path order already
-  if (!sorted) paths.sort();
-  found = { paths, ...(badPath !== undefined ? { badPath } : {}) };
+  found = { count: paths.length, paths, ...(badPath !== undefined ? { badPath } : {}) };
   facts.set(files, found);
   return found;
+}
+
+function sortedPaths(files: Record<string, string>): string[] {
+  const paths = Object.keys(files);
+  // the walk hands the map over in path order already: check before sorting
+  for (let i = 1; i < paths.length; i++) {
+    if (paths[i - 1] > paths[i]) return paths.sort();
+  }
+  return paths;
+}
+
+function pathsOf(files: Record<string, string>): string[] {
+  const f = factsOf(files);
+  return (f.paths ??= sortedPaths(files));
 }
 
 /** a path of the map whose value is not a sha256 (undefined: all are) */
@@ -59,11 +70,11 @@ export function badFileHash(files: Record<string, string>): string | undefined {
 }
 
 export function fileCount(files: Record<string, string>): number {
-  return factsOf(files).paths.length;
+  return factsOf(files).count;
 }
 
 export function isLong(files: Record<string, string>): boolean {
-  return factsOf(files).paths.length > FILES_INLINE_MAX;
+  return factsOf(files).count > FILES_INLINE_MAX;
 }
 
 /** the digest a lock would record for the map: undefined for a map short enough to be inline */
@@ -78,7 +89,7 @@ export function filesDigest(files: Record<string, string>): string {
     const hash = createHash('sha256');
     // in slices: one string of a 100,000-file map would be ~10 MB
     let text = '';
-    for (const path of f.paths) {
+    for (const path of pathsOf(files)) {
       text += `${path}\0${files[path]}\n`;
       if (text.length > 1 << 16) {
         hash.update(text);
@@ -88,6 +99,38 @@ export function filesDigest(files: Record<string, string>): string {
     f.digest = hash.update(text).digest('hex');
   }
   return f.digest;
+}
+
+/**
+ * A file map known by its digest and count (a folder whose every file has the stat it had when the
+ * map was made: datasets/local/listing-snapshot.ts), built only if something reads its paths: a
+ * no-op run fingerprints and locks it by digest alone. `load` must give the map with that digest;
+ * one that does not (a file changed since the walk) is an error, not a silently different map.
+ */
+export function lazyFileMap(digest: string, count: number, load: () => Record<string, string>, changed: () => Error): Record<string, string> {
+  const target: Record<string, string> = {};
+  let loaded = false;
+  const ensure = (): Record<string, string> => {
+    if (!loaded) {
+      const map = load();
+      if (filesDigest(map) !== digest || fileCount(map) !== count) throw changed();
+      Object.assign(target, map);
+      loaded = true;
+    }
+    return target;
+  };
+  const proxy = new Proxy(target, {
+    get: (_t, key) => Reflect.get(ensure(), key),
+    has: (_t, key) => Reflect.has(ensure(), key),
+    ownKeys: () => Reflect.ownKeys(ensure()),
+    getOwnPropertyDescriptor: (_t, key) => Reflect.getOwnPropertyDescriptor(ensure(), key),
+    set: (_t, key, value) => Reflect.set(ensure(), key, value),
+    defineProperty: (_t, key, attributes) => Reflect.defineProperty(ensure(), key, attributes),
+    deleteProperty: (_t, key) => Reflect.deleteProperty(ensure(), key),
+  });
+  // a snapshot is saved only for a map of sha256s (the run that made it checked them all)
+  facts.set(proxy, { count, digest });
+  return proxy;
 }
 
 /**
@@ -108,7 +151,7 @@ export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTr
   if (!isLong(files)) return undefined;
   const digest = filesDigest(files);
   remember(digest, files);
-  const paths = factsOf(files).paths;
+  const paths = pathsOf(files);
   const ref = writeTree(cas, paths.map((path): Json => [path, files[path]]));
   return { digest, count: paths.length, root: ref.root };
 }

@@ -43,8 +43,10 @@ export interface HashStats {
 
 export class StatMemo {
   /** as loaded from disk (never changed after the load): the base, and the journal's newer entries */
-  private base: MemoBase | undefined;
-  private journal = new EntryTable();
+  private loadedBase: MemoBase | undefined;
+  private loadedJournal = new EntryTable();
+  /** the file is read on first use: a no-op run over big folders may never look a file up */
+  private pending = false;
   /** what this process recorded or forgot since (null: forgotten), ahead of `disk` */
   private readonly local = new Map<string, Entry | null>();
   /** recorded and not yet saved */
@@ -60,12 +62,28 @@ export class StatMemo {
 
   static load(file: string): StatMemo {
     const memo = new StatMemo(file);
-    // never throws: a damaged part is skipped (and replaced by the next save's compaction)
-    const read = readStatMemo(file);
-    memo.base = read.base;
-    memo.journal = read.table;
-    memo.state = { baseBytes: read.baseBytes, journalBytes: read.journalBytes, appendable: read.appendable };
+    memo.pending = true;
     return memo;
+  }
+
+  private readDisk(): void {
+    if (!this.pending) return;
+    this.pending = false;
+    // never throws: a damaged part is skipped (and replaced by the next save's compaction)
+    const read = readStatMemo(this.file!);
+    this.loadedBase = read.base;
+    this.loadedJournal = read.table;
+    this.state = { baseBytes: read.baseBytes, journalBytes: read.journalBytes, appendable: read.appendable };
+  }
+
+  private get base(): MemoBase | undefined {
+    this.readDisk();
+    return this.loadedBase;
+  }
+
+  private get journal(): EntryTable {
+    this.readDisk();
+    return this.loadedJournal;
   }
 
   /** a memo that is never saved (tests, read-only tools) */
@@ -187,6 +205,7 @@ export class StatMemo {
    */
   save(): void {
     if (!this.file || this.added.size === 0) return;
+    this.readDisk();
     this.state = saveStatMemo(this.file, this.added, this.state);
     this.added.clear();
   }

@@ -28,12 +28,12 @@ export function datasetSpec(ctx: StageContext): { name: string; spec: DatasetSpe
 }
 
 /** Listings found by inputs(), handed to run() so the folder is walked once per build. */
-const listed = new WeakMap<StageInputs, Listing>();
+const listed = new WeakMap<StageInputs, LocalListing>();
 
-function folderParams(spec: DatasetSpec, listing: Listing): Record<string, Json> {
+function folderParams(spec: DatasetSpec, found: LocalListing): Record<string, Json> {
   const params: Record<string, Json> = { source: 'folder', folder: spec.folder!, layout: spec.layout };
   // Only an imagefolder reads a caption column; other layouts ignore the setting.
-  if (listing.layout === 'imagefolder') params.caption_column = spec.caption_column ?? 'text';
+  if (found.layout === 'imagefolder') params.caption_column = spec.caption_column ?? 'text';
   return params;
 }
 
@@ -79,9 +79,9 @@ export const stage: StageImpl = {
     const { name, spec } = datasetSpec(ctx);
     if (spec.hub) return (await loadHub(name)).hubFetchInputs(ctx, name, spec);
     if (!spec.folder) throw new Error(`dataset '${name}' names no source: set \`folder:\` or \`hub:\``);
-    const { listing, files } = await listFolder(ctx, spec);
-    const inputs: StageInputs = { params: folderParams(spec, listing), files };
-    listed.set(inputs, listing);
+    const found = await listFolder(ctx, spec);
+    const inputs: StageInputs = { params: folderParams(spec, found), files: found.files };
+    listed.set(inputs, found);
     return inputs;
   },
 
@@ -91,7 +91,7 @@ export const stage: StageImpl = {
     if (spec.hub) {
       listing = await (await loadHub(name)).hubFetchRun(ctx, name, spec, inputs);
     } else {
-      let found = listed.get(inputs);
+      let found = listed.get(inputs)?.listing;
       if (!found) {
         const again = await listFolder(ctx, spec);
         if (!sameFiles(again.files, inputs.files)) {

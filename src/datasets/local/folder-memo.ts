@@ -1,15 +1,17 @@
-// What a walk and a layout reader learnt about a dataset folder, kept in the cache for the next run
-// (folders/<key>.memo): the names of each subfolder (dir-names.ts) and the layout's entries for the
-// exact list of paths walked. One file per dataset folder, written atomically, led by a checksum of
-// its body: a damaged, truncated or foreign memo is discarded (the folder is read again), never
-// trusted. Everything in it is checked again before use (stats, the paths' digest), so a memo
-// written by another process, or an older one, can only cost a re-read.
+// What a walk and a layout reader learnt about a dataset folder, kept in the cache for the next run:
+// the names of each subfolder (dir-names.ts) in folders/<key>.memo, and the layout's entries for
+// the exact list of paths walked in folders/<key>.draft (apart: a no-op run over an unchanged big
+// folder reads only the names). Each file is written atomically and led by a checksum of its body:
+// a damaged, truncated or foreign one is discarded (the folder is read again), never trusted.
+// Everything in them is checked again before use (stats, the paths' digest), so a memo written by
+// another process, or an older one, can only cost a re-read.
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { CacheLayout } from '../../cache/layout.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.js';
 import { sameDirNames, type DirNames, type DirRecord } from './dir-names.js';
 import type { LayoutName } from './layouts.js';
+import { isSnapshotText, parseSnapshot } from './listing-snapshot.js';
 
 /** entries of a layout as indices into the walked files (-1: none), for one list of paths */
 export interface DraftMemo {
@@ -22,10 +24,10 @@ export interface DraftMemo {
 
 export interface FolderMemo {
   dirs: DirNames;
-  draft?: DraftMemo;
 }
 
-const MAGIC = 'lorabuild-folder-memo 1';
+const MAGIC = 'lorabuild-folder-memo 2';
+const DRAFT_MAGIC = 'lorabuild-folder-draft 1';
 const LAYOUTS: readonly string[] = ['lab', 'kohya', 'imagefolder'];
 
 function sha256(text: string): string {
@@ -34,6 +36,10 @@ function sha256(text: string): string {
 
 export function folderMemoPath(cacheDir: string, rootAbs: string): string {
   return new CacheLayout(cacheDir).folderMemo(sha256(rootAbs).slice(0, 32));
+}
+
+export function draftMemoPath(cacheDir: string, rootAbs: string): string {
+  return new CacheLayout(cacheDir).folderDraft(sha256(rootAbs).slice(0, 32));
 }
 
 /** the key of a draft: the layout asked for and every walked path, in order */
@@ -74,66 +80,95 @@ export function loadFolderMemo(file: string, rootAbs: string): FolderMemo {
 
 /** writes `next` unless it says nothing `before` did not */
 export function saveFolderMemo(cacheDir: string, file: string, rootAbs: string, before: FolderMemo, next: FolderMemo): void {
-  if (sameDirNames(before.dirs, next.dirs) && before.draft?.key === next.draft?.key) return;
+  if (sameDirNames(before.dirs, next.dirs)) return;
   writeOwnedFileAtomic(cacheDir, file, formatFolderMemo(rootAbs, next));
   const sig = signatureOf(file);
   if (sig) kept.set(file, { sig, memo: next, root: rootAbs });
 }
 
-export function formatFolderMemo(rootAbs: string, memo: FolderMemo): string {
-  const dirs = [...memo.dirs].map(([rel, r]) => [rel, r.dev, r.ino, r.mtimeMs, r.ctimeMs, r.names]);
-  const draft = memo.draft ? [memo.draft.key, memo.draft.layout, memo.draft.entries, memo.draft.stray] : null;
-  const body = JSON.stringify({ root: rootAbs, dirs, draft });
-  return `${MAGIC} ${sha256(body)}\n${body}`;
-}
-
-const isIndex = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= -1;
-const isName = (v: unknown): v is string => typeof v === 'string' && v !== '' && !v.startsWith('.') && !v.includes('/') && !v.includes('\0');
-
-/** the memo in `text` if it is whole, ours and about `rootAbs`; undefined otherwise */
-export function parseFolderMemo(text: string, rootAbs: string): FolderMemo | undefined {
-  const eol = text.indexOf('\n');
-  if (eol < 0 || text.slice(0, eol) !== `${MAGIC} ${sha256(text.slice(eol + 1))}`) return undefined;
-  let parsed: { root?: unknown; dirs?: unknown; draft?: unknown };
+/** the draft of the folder `rootAbs`, if there is a whole one */
+export function loadDraftMemo(file: string, rootAbs: string): DraftMemo | undefined {
   try {
-    parsed = JSON.parse(text.slice(eol + 1)) as typeof parsed;
+    return parseDraftMemo(readRegularFileSync(file, 'utf8'), rootAbs);
   } catch {
     return undefined;
   }
-  if (parsed.root !== rootAbs || !Array.isArray(parsed.dirs)) return undefined;
+}
+
+export function saveDraftMemo(cacheDir: string, file: string, rootAbs: string, draft: DraftMemo): void {
+  writeOwnedFileAtomic(cacheDir, file, formatDraftMemo(rootAbs, draft));
+}
+
+// A folder's names are kept joined by '\n' (one JSON string per folder parses many times faster
+// than 100,000 small ones); a name never holds a '\n': the walk refuses control characters.
+export function formatFolderMemo(rootAbs: string, memo: FolderMemo): string {
+  const dirs = [...memo.dirs].map(([rel, r]) => [rel, r.dev, r.ino, r.mtimeMs, r.ctimeMs, r.names.join('\n')]);
+  const body = JSON.stringify({ root: rootAbs, dirs });
+  return `${MAGIC} ${sha256(body)}\n${body}`;
+}
+
+export function formatDraftMemo(rootAbs: string, draft: DraftMemo): string {
+  const body = JSON.stringify({ root: rootAbs, key: draft.key, layout: draft.layout, entries: draft.entries, stray: draft.stray });
+  return `${DRAFT_MAGIC} ${sha256(body)}\n${body}`;
+}
+
+const isIndex = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= -1;
+/** joined names hold a name that is not one: empty, hidden, or with '/' or NUL in it */
+const BAD_NAMES = /(?:^|\n)(?:\.|\n|$)|[/\0]/;
+
+/** the JSON body of `text` if it is whole and led by `magic` */
+function checkedBody(text: string, magic: string): Record<string, unknown> | undefined {
+  const eol = text.indexOf('\n');
+  if (eol < 0 || text.slice(0, eol) !== `${magic} ${sha256(text.slice(eol + 1))}`) return undefined;
+  try {
+    const parsed = JSON.parse(text.slice(eol + 1)) as unknown;
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** the memo in `text` if it is whole, ours and about `rootAbs`; undefined otherwise */
+export function parseFolderMemo(text: string, rootAbs: string): FolderMemo | undefined {
+  const parsed = checkedBody(text, MAGIC);
+  if (!parsed || parsed.root !== rootAbs || !Array.isArray(parsed.dirs)) return undefined;
   const dirs: DirNames = new Map();
   for (const d of parsed.dirs as unknown[]) {
     if (!Array.isArray(d) || d.length !== 6) return undefined;
-    const [rel, dev, ino, mtimeMs, ctimeMs, names] = d as [unknown, unknown, unknown, unknown, unknown, unknown];
+    const [rel, dev, ino, mtimeMs, ctimeMs, joined] = d as [unknown, unknown, unknown, unknown, unknown, unknown];
     if (typeof rel !== 'string' || ![dev, ino, mtimeMs, ctimeMs].every((n) => typeof n === 'number' && Number.isFinite(n))) return undefined;
-    if (!Array.isArray(names) || !names.every(isName)) return undefined;
-    dirs.set(rel, { dev, ino, mtimeMs, ctimeMs, names } as DirRecord);
+    if (typeof joined !== 'string' || (joined !== '' && BAD_NAMES.test(joined))) return undefined;
+    dirs.set(rel, { dev, ino, mtimeMs, ctimeMs, names: joined === '' ? [] : joined.split('\n') } as DirRecord);
   }
-  const memo: FolderMemo = { dirs };
-  if (parsed.draft !== null) {
-    const d = parsed.draft;
-    if (!Array.isArray(d) || d.length !== 4) return undefined;
-    const [key, layout, entries, stray] = d as [unknown, unknown, unknown, unknown];
-    if (typeof key !== 'string' || typeof layout !== 'string' || !LAYOUTS.includes(layout)) return undefined;
-    if (!Array.isArray(entries) || !Array.isArray(stray) || !stray.every((i) => isIndex(i) && i >= 0)) return undefined;
-    for (const e of entries as unknown[]) {
-      if (!Array.isArray(e) || e.length !== 3 || typeof e[0] !== 'string' || !isIndex(e[1]) || !isIndex(e[2])) return undefined;
-    }
-    memo.draft = { key, layout: layout as LayoutName, entries: entries as DraftMemo['entries'], stray: stray as number[] };
-  }
-  return memo;
+  return { dirs };
 }
 
-/** the folder a memo file is about, or why it is not a memo this code wrote whole (cache verify and gc) */
-export function inspectFolderMemo(text: string): { root: string } | { problem: string } {
-  const eol = text.indexOf('\n');
-  if (eol < 0 || text.slice(0, eol) !== `${MAGIC} ${sha256(text.slice(eol + 1))}`) return { problem: 'its checksum does not match its contents' };
-  let root: unknown;
-  try {
-    root = (JSON.parse(text.slice(eol + 1)) as { root?: unknown }).root;
-  } catch {
-    return { problem: 'it is not valid JSON' };
+/** the draft in `text` if it is whole, ours and about `rootAbs`; undefined otherwise */
+export function parseDraftMemo(text: string, rootAbs: string): DraftMemo | undefined {
+  const parsed = checkedBody(text, DRAFT_MAGIC);
+  if (!parsed || parsed.root !== rootAbs) return undefined;
+  const { key, layout, entries, stray } = parsed;
+  if (typeof key !== 'string' || typeof layout !== 'string' || !LAYOUTS.includes(layout)) return undefined;
+  if (!Array.isArray(entries) || !Array.isArray(stray) || !stray.every((i) => isIndex(i) && i >= 0)) return undefined;
+  for (const e of entries as unknown[]) {
+    if (!Array.isArray(e) || e.length !== 3 || typeof e[0] !== 'string' || !isIndex(e[1]) || !isIndex(e[2])) return undefined;
   }
-  if (typeof root !== 'string' || parseFolderMemo(text, root) === undefined) return { problem: 'it is malformed' };
+  return { key, layout: layout as LayoutName, entries: entries as DraftMemo['entries'], stray: stray as number[] };
+}
+
+/** the folder a file of folders/ is about, or why it is not one this code wrote whole (cache verify and gc) */
+export function inspectFolderMemo(text: string): { root: string } | { problem: string } {
+  if (isSnapshotText(text)) {
+    const seen = parseSnapshot(text);
+    return 'problem' in seen ? seen : { root: seen.root };
+  }
+  if (text.startsWith('lorabuild-folder-memo 1 ')) return { problem: 'an older format' };
+  const magic = text.startsWith(`${DRAFT_MAGIC} `) ? DRAFT_MAGIC : MAGIC;
+  const eol = text.indexOf('\n');
+  if (eol < 0 || text.slice(0, eol) !== `${magic} ${sha256(text.slice(eol + 1))}`) return { problem: 'its checksum does not match its contents' };
+  const root = checkedBody(text, magic)?.root;
+  if (typeof root !== 'string') return { problem: 'it is not valid JSON' };
+  const whole = magic === DRAFT_MAGIC ? parseDraftMemo(text, root) : parseFolderMemo(text, root);
+  if (whole === undefined) return { problem: 'it is malformed' };
   return { root };
 }

@@ -5,9 +5,12 @@
 import type { ListedFile, Listing, ListingEntry } from '../manifest.js';
 import type { Draft } from './draft.js';
 import { displayFolder, displayPath } from './folder.js';
-import { folderMemoPath, loadFolderMemo, pathsDigest, saveFolderMemo, type DraftMemo, type FolderMemo } from './folder-memo.js';
+import { draftMemoPath, folderMemoPath, loadDraftMemo, loadFolderMemo, pathsDigest, saveDraftMemo, saveFolderMemo, type DraftMemo, type FolderMemo } from './folder-memo.js';
 import { detectLayout, readImagefolderLayout, readKohyaLayout, readLabLayout, type LayoutName } from './layouts.js';
 import { walkDatasetFolderSync, type FolderFile } from './walk.js';
+import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
+import { FILES_INLINE_MAX, filesDigest, lazyFileMap } from '../../engine/file-tree.js';
+import { sha256FileSync } from '../../engine/file-hash.js';
 
 export interface LocalDatasetSource {
   /** absolute folder */
@@ -27,6 +30,8 @@ export interface LocalDatasetSource {
 }
 
 export interface LocalListing {
+  /** the layout it was read in (listing.layout, known without building the listing) */
+  layout: LayoutName;
   listing: Listing;
   /** every file of the folder (entries, metadata and stray): display path -> sha256 */
   files: Record<string, string>;
@@ -79,16 +84,16 @@ function indexed(draft: Draft, walked: FolderFile[]): IndexedDraft {
 
 async function readDraft(walked: FolderFile[], display: string, source: LocalDatasetSource): Promise<IndexedDraft> {
   const layout = source.layout === 'auto' ? detectLayout(walked, display) : source.layout;
-  const draft =
-    layout === 'lab' ? readLabLayout(walked, display)
-    : layout === 'kohya' ? readKohyaLayout(walked, display)
-    : await readImagefolderLayout(walked, display, source.captionColumn);
-  return indexed(draft, walked);
+  if (layout !== 'imagefolder') return readDraftSync(walked, display, layout);
+  return indexed(await readImagefolderLayout(walked, display, source.captionColumn), walked);
+}
+
+function readDraftSync(walked: FolderFile[], display: string, layout: 'lab' | 'kohya'): IndexedDraft {
+  return indexed(layout === 'lab' ? readLabLayout(walked, display) : readKohyaLayout(walked, display), walked);
 }
 
 /** the memo's draft if it was made for these very paths (and points at files that exist) */
-function memoDraft(memo: FolderMemo, key: string, count: number): IndexedDraft | undefined {
-  const d = memo.draft;
+function memoDraft(d: DraftMemo | undefined, key: string, count: number): IndexedDraft | undefined {
   if (d?.key !== key) return undefined;
   const fits = (i: number) => i < count;
   if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
@@ -99,6 +104,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   const display = displayFolder(source.folder);
   const memoFile = source.cacheDir === undefined ? undefined : folderMemoPath(source.cacheDir, source.abs);
   const before: FolderMemo = memoFile ? loadFolderMemo(memoFile, source.abs) : { dirs: new Map() };
+  const walkStartedAt = Date.now();
   let walked: FolderFile[];
   let dirs = before.dirs;
   if (source.walk) {
@@ -108,17 +114,46 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
     walked = walk.files;
     dirs = walk.dirs;
   }
+  const draftFile = source.cacheDir === undefined ? undefined : draftMemoPath(source.cacheDir, source.abs);
+  // only a cache: a read-only cache folder costs the next run a re-read, not this run its result
+  const quietly = (save: () => void) => {
+    try {
+      save();
+    } catch {
+      // (see above)
+    }
+  };
+  if (memoFile) quietly(() => saveFolderMemo(source.cacheDir!, memoFile, source.abs, before, { dirs }));
 
-  // an imagefolder's entries depend on its metadata file's content as well: never memoised
-  const key = memoFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
-  let draft = key ? memoDraft(before, key, walked.length) : undefined;
-  let draftMemo = before.draft;
-  if (!draft) {
-    draft = await readDraft(walked, display, source);
-    if (key && draft.layout !== 'imagefolder') draftMemo = { key, layout: draft.layout, entries: draft.entries, stray: draft.stray };
+  // a big folder whose files all have the stats of its last listing (lorabuild watch has its own
+  // memo of the walk, and an imagefolder's entries depend on its metadata content)
+  const snapFile = source.cacheDir !== undefined && !source.walk && source.layout !== 'imagefolder' && walked.length > FILES_INLINE_MAX ? snapshotPath(source.cacheDir, source.abs) : undefined;
+  const snapKey = snapFile ? snapshotKey(display, source.layout, walked) : undefined;
+  if (snapFile) {
+    const snap = loadSnapshot(snapFile, source.abs);
+    if (snap && snap.key === snapKey && snap.count === walked.length) return fromSnapshot(snap, walked, display, source, draftFile!);
   }
 
-  const hashes = await hashAll(walked, source);
+  // an imagefolder's entries depend on its metadata file's content as well: never memoised
+  const key = draftFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
+  let draft = key ? memoDraft(loadDraftMemo(draftFile!, source.abs), key, walked.length) : undefined;
+  if (!draft) {
+    draft = await readDraft(walked, display, source);
+    if (key && draft.layout !== 'imagefolder') {
+      const memo: DraftMemo = { key, layout: draft.layout, entries: draft.entries, stray: draft.stray };
+      quietly(() => saveDraftMemo(source.cacheDir!, draftFile!, source.abs, memo));
+    }
+  }
+  const result = assemble(walked, display, draft, await hashAll(walked, source));
+  if (snapFile && draft.layout !== 'imagefolder' && settled(walked, walkStartedAt)) {
+    const snap: ListingSnapshot = { key: snapKey!, layout: draft.layout, count: walked.length, digest: filesDigest(result.files) };
+    quietly(() => saveSnapshot(source.cacheDir!, snapFile, source.abs, snap));
+  }
+  return result;
+}
+
+/** the listing and file map of a walk read in `draft`, with the files' hashes */
+function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[]): LocalListing {
   const shown = walked.map((f) => displayPath(display, f.rel));
   const listed = (i: number): ListedFile => ({ path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size });
   const entries: ListingEntry[] = new Array(draft.entries.length);
@@ -133,16 +168,40 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   }
   const files: Record<string, string> = {};
   for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];
-
-  if (memoFile) {
-    try {
-      saveFolderMemo(source.cacheDir!, memoFile, source.abs, before, { dirs, ...(draftMemo ? { draft: draftMemo } : {}) });
-    } catch {
-      // only a cache: a read-only cache folder costs the next run a re-read, not this run its result
-    }
-  }
   return {
+    layout: draft.layout,
     listing: { source: 'folder', layout: draft.layout, root: display, entries, stray: draft.stray.map((i) => shown[i]) },
     files,
+  };
+}
+
+/**
+ * The listing of a folder unchanged since its snapshot: the file map by digest, and the listing
+ * itself built (synchronously, from the stat memo's hashes) only when something reads it, which a
+ * fresh fetch never does.
+ */
+function fromSnapshot(snap: ListingSnapshot, walked: FolderFile[], display: string, source: LocalDatasetSource, draftFile: string): LocalListing {
+  let built: LocalListing | undefined;
+  const build = (): LocalListing => {
+    if (!built) {
+      const memoised = memoDraft(loadDraftMemo(draftFile, source.abs), pathsDigest(source.layout, walked.map((f) => f.rel)), walked.length);
+      const draft = memoised?.layout === snap.layout ? memoised : readDraftSync(walked, display, snap.layout);
+      // a hash the stat memo lost (a damaged memo) is read again, with the walk's stat
+      const hashes = walked.map((f) => source.knownHash?.(f.abs, f) ?? sha256FileSync(f.abs));
+      built = assemble(walked, display, draft, hashes);
+    }
+    return built;
+  };
+  const changed = () => new Error(`files in ${display} changed while lorabuild was running; run it again`);
+  const files = lazyFileMap(snap.digest, snap.count, () => build().files, changed);
+  return {
+    layout: snap.layout,
+    files,
+    get listing(): Listing {
+      const { listing } = build();
+      // the listing must be the one of the map the fingerprint hashed
+      if (filesDigest(build().files) !== snap.digest) throw changed();
+      return listing;
+    },
   };
 }

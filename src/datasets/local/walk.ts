@@ -12,6 +12,8 @@ import path from 'node:path';
 import { DatasetError } from './errors.js';
 import { printableLine } from '../../text/printable.js';
 import { dirRecordFor, reusableNames, type DirNames } from './dir-names.js';
+import { FILE, GONE, OTHER, SKIP } from './stat-share.js';
+import { shareWithHelper } from './parallel-lstat.js';
 
 export interface FolderFile {
   /** path inside the dataset folder, '/' separators */
@@ -41,11 +43,7 @@ export interface WalkFs {
   realpathSync: typeof fs.realpathSync;
 }
 
-/** what statAll found at a name */
-const SKIP = 0;
-const FILE = 1;
-/** a folder or a symbolic link: its Stats are kept */
-const OTHER = 2;
+/** what statAll found at a name (OTHER: a folder or a symbolic link, whose Stats are kept) */
 interface FolderStats {
   kinds: Uint8Array;
   /** size, mtimeMs, ino of each file */
@@ -144,9 +142,9 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
     const kinds = new Uint8Array(names.length);
     const numbers = new Float64Array(names.length * 3);
     const others = new Map<number, Stats>();
-    for (let i = 0; i < names.length; i++) {
+    const statOne = (i: number): boolean => {
       const st = io.lstatSync(prefix + names[i], { throwIfNoEntry: !fromMemo });
-      if (!st) return undefined;
+      if (!st) return false;
       if (st.isFile()) {
         kinds[i] = FILE;
         numbers[i * 3] = st.size;
@@ -155,6 +153,24 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
       } else if (st.isDirectory() || st.isSymbolicLink()) {
         kinds[i] = OTHER;
         others.set(i, st);
+      }
+      return true;
+    };
+    // a big folder: a helper thread stats the tail meanwhile (only with the real file system)
+    const share = io === fs ? shareWithHelper(prefix, names) : undefined;
+    const mine = share ? share.from : names.length;
+    for (let i = 0; i < mine; i++) if (!statOne(i)) return undefined;
+    if (share) {
+      const theirs = share.wait();
+      for (let i = mine; i < names.length; i++) {
+        const kind = theirs?.kinds[i - mine];
+        if (kind === FILE) {
+          kinds[i] = FILE;
+          numbers.set(theirs!.numbers.subarray((i - mine) * 3, (i - mine) * 3 + 3), i * 3);
+        } else if (kind === SKIP) continue;
+        else if (kind === GONE && fromMemo) return undefined;
+        // folders and links (their Stats are needed), errors (thrown from here), no answer
+        else if (!statOne(i)) return undefined;
       }
     }
     return { kinds, numbers, others };
