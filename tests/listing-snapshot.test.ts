@@ -247,5 +247,21 @@ describe('listing snapshot through the CLI', () => {
     writeFileSync(join(root, 'text', '42.txt'), 'edited\n');
     const status = await runCli(['status'], { cwd: base, env });
     expect(status.stdout).toContain('data/text/42.txt');
+
+    // cache verify keeps a whole snapshot and removes a damaged one; gc removes the snapshot of a folder that is gone
+    const snap = snapshotPath(join(base, 'cache'), root);
+    expect((await runCli(['cache', 'verify'], { cwd: base, env })).code).toBe(0);
+    expect(fs.existsSync(snap)).toBe(true);
+    writeFileSync(snap, readFileSync(snap, 'utf8').replace('"count":', '"count":1'));
+    const verify = await runCli(['cache', 'verify'], { cwd: base, env });
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(/removed folders\/[0-9a-f]+\.snap: a damaged folder memo \(its checksum does not match its contents\)/);
+    expect(fs.existsSync(snap)).toBe(false);
+    expect((await runCli(['run', 'fetch:ds'], { cwd: base, env })).code).toBe(0);
+    expect(fs.existsSync(snap)).toBe(true);
+    rmSync(root, { recursive: true });
+    const gc = await runCli(['cache', 'gc'], { cwd: base, env });
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(fs.existsSync(snap)).toBe(false);
   }, 120_000);
 });

@@ -48,16 +48,18 @@ describe('parallel lstat', () => {
     const st = fs.statSync(join(text, '034567.txt'));
     expect(parallel.files.find((f) => f.rel === 'text/034567.txt')).toMatchObject({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
 
-    // remembered names, one of them gone from the helper's share (as after a removal within the
-    // folder's timestamp tick): the folder is read again, as on one thread
+    // remembered names, one of them gone from the helper's share and a new one not remembered (as
+    // after changes within the folder's timestamp tick): the folder is read again, as on one thread
     const names = fs.readdirSync(text).filter((name) => !name.startsWith('.')).sort();
     const gone = `${String(n - 3).padStart(6, '0')}.txt`;
     rmSync(join(text, gone));
+    writeFileSync(join(text, 'zz-new.txt'), 'new');
     const record = dirRecordFor(fs.statSync(text), names, Date.now() + 60_000)!;
     const beforeAgain = helperCounts.names;
     const again = walkDatasetFolderSync(root, 'data', new Map([['text', record]]));
     expect(helperCounts.names).toBeGreaterThan(beforeAgain);
     expect(again.files.map((f) => f.rel)).not.toContain(`text/${gone}`);
+    expect(again.files.map((f) => f.rel)).toContain('text/zz-new.txt');
     sameFiles(again, walkDatasetFolderSync(root, 'data', undefined, oneThread));
   }, 120_000);
 });
