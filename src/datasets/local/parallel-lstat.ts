@@ -1,22 +1,24 @@
 // lstat of a big folder on two threads. Every file of a dataset is lstat-ed on every run (a content
 // edit does not touch its folder); at 100,000 images that is 200,000 calls, most of a no-op run.
-// Synchronous calls on this thread stay the fastest way to make them (see walk.ts), so a folder of
-// more than PARALLEL_MIN names gives a share to one helper thread, started on first need and kept,
-// and this thread waits for it (Atomics.wait) after doing its own share. Without the helper script
-// (tests run from src/ without a build), or if it does not answer, this thread does it all.
+// Synchronous calls stay the fastest way to make them (see walk.ts), so a folder of PARALLEL_MIN
+// names or more is a job in shared memory (stat-share.ts): this thread (from the front) and one
+// helper thread (from the back; started on first need, then kept) claim chunks of names until none
+// is left, and this thread
+// waits (Atomics.wait) for the helper's last chunk. A helper still starting up takes fewer chunks,
+// or none. Without the helper script (tests run from src/ without a build), or if it does not
+// answer in time, this thread stats everything itself.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { jobBytes, jobViews, type StatJob } from './stat-share.js';
+import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, HELPER, jobBytes, jobViews, MAIN, TICKETS, type StatJob } from './stat-share.js';
 
-/** below this many names a folder is stat-ed here: a thread costs ~30 ms to start */
-export const PARALLEL_MIN = 32_768;
-/** the most a walk waits for the helper's share before doing it itself (a share takes ~3 us a name) */
-const waitMs = (count: number) => 5_000 + count * 0.05;
+/** below this many names a folder is stat-ed on this thread alone */
+export const PARALLEL_MIN = 4_096;
+/** the most the walk waits for the helper's last chunk (a chunk takes ~1 ms) */
+const WAIT_MS = 5_000;
 
 let helper: Worker | null | undefined;
-let helperReady = false;
-/** names the helper answered for (tests check that it did the work) */
+/** names the helper stat-ed (tests check that it did some of the work) */
 export const helperCounts = { names: 0 };
 
 function helperScript(): URL | undefined {
@@ -31,40 +33,61 @@ function theHelper(): Worker | null {
   const script = helperScript();
   if (!script) return (helper = null);
   const worker = new Worker(script);
-  // it never keeps the process alive, and a failure only costs this thread the helper's shares
+  // it never keeps the process alive, and a failure only costs the walk the helper's chunks
   worker.unref();
-  worker.on('online', () => (helperReady = true));
   worker.on('error', () => (helper = null));
   worker.on('exit', () => (helper = null));
   return (helper = worker);
 }
 
-export interface HelperShare {
-  /** where the helper's share starts: this thread stats names[0, from) */
-  from: number;
-  /** the helper's kinds and numbers for names[from...], or undefined when it did not answer */
-  wait(): { kinds: Uint8Array; numbers: Float64Array } | undefined;
+export interface StatJobHandle {
+  numbers: Float64Array;
+  kinds: Uint8Array;
+  /** the next chunk for this thread: [start, end) of names, or undefined when none is left */
+  claim(): [number, number] | undefined;
+  /** stops handing out chunks (the walk gave up on this folder) */
+  abandon(): void;
+  /**
+   * Waits for the helper's chunks; then every index they cover, to be read from kinds/numbers.
+   * Undefined when the helper did not finish in time: those chunks are not to be trusted (it may
+   * still be writing them), so the caller stats them itself into arrays of its own.
+   */
+  helperIndices(): number[] | undefined;
 }
 
-/** hands the tail of `names` to the helper thread, or undefined (a small folder, no helper) */
-export function shareWithHelper(prefix: string, names: readonly string[]): HelperShare | undefined {
+/** a shared job for this folder's names, or undefined (a small folder, no helper) */
+export function startStatJob(prefix: string, names: readonly string[]): StatJobHandle | undefined {
   if (names.length < PARALLEL_MIN) return undefined;
   const worker = theHelper();
   if (!worker) return undefined;
-  // a helper still starting up gets the smaller share
-  const from = Math.floor(names.length * (helperReady ? 0.5 : 0.6));
-  const count = names.length - from;
+  const count = names.length;
+  const chunks = chunksOf(count);
   const buffer = new SharedArrayBuffer(jobBytes(count));
-  const job: StatJob = { prefix, names: names.slice(from).join('\n'), buffer };
+  const { numbers, kinds, owners, control } = jobViews(buffer, count);
+  const job: StatJob = { prefix, names: names.join('\n'), count, buffer };
   worker.postMessage(job);
   return {
-    from,
-    wait() {
-      const { kinds, numbers, done } = jobViews(buffer, count);
-      if (Atomics.wait(done, 0, 0, waitMs(count)) === 'timed-out') return undefined;
-      helperReady = true;
-      helperCounts.names += count;
-      return { kinds, numbers };
+    numbers,
+    kinds,
+    claim() {
+      const k = claimChunk(control, chunks, FRONT);
+      if (k < 0) return undefined;
+      owners[k] = MAIN;
+      return [k * CHUNK, Math.min(count, (k + 1) * CHUNK)];
+    },
+    abandon() {
+      Atomics.store(control, TICKETS, chunks);
+    },
+    helperIndices() {
+      // a helper that announced itself before this thread's last claim finishes its chunks
+      if (Atomics.load(control, ACTIVE) === 1 && Atomics.wait(control, ACTIVE, 1, WAIT_MS) === 'timed-out') return undefined;
+      const indices: number[] = [];
+      for (let k = 0; k < chunks; k++) {
+        if (owners[k] !== HELPER) continue;
+        for (let i = k * CHUNK; i < Math.min(count, (k + 1) * CHUNK); i++) indices.push(i);
+      }
+      helperCounts.names += indices.length;
+      return indices;
     },
   };
 }

@@ -13,7 +13,7 @@ import { DatasetError } from './errors.js';
 import { printableLine } from '../../text/printable.js';
 import { dirRecordFor, reusableNames, type DirNames } from './dir-names.js';
 import { FILE, GONE, OTHER, SKIP } from './stat-share.js';
-import { shareWithHelper } from './parallel-lstat.js';
+import { startStatJob } from './parallel-lstat.js';
 
 export interface FolderFile {
   /** path inside the dataset folder, '/' separators */
@@ -139,8 +139,10 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
    * garbage collection slower. Undefined when a remembered name is gone (the memo was wrong).
    */
   function statAll(prefix: string, names: string[], fromMemo: boolean): FolderStats | undefined {
-    const kinds = new Uint8Array(names.length);
-    const numbers = new Float64Array(names.length * 3);
+    // a big folder: this thread and a helper thread claim chunks of it (only on the real file system)
+    const job = io === fs ? startStatJob(prefix, names) : undefined;
+    let kinds = job?.kinds ?? new Uint8Array(names.length);
+    let numbers = job?.numbers ?? new Float64Array(names.length * 3);
     const others = new Map<number, Stats>();
     const statOne = (i: number): boolean => {
       const st = io.lstatSync(prefix + names[i], { throwIfNoEntry: !fromMemo });
@@ -153,25 +155,41 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
       } else if (st.isDirectory() || st.isSymbolicLink()) {
         kinds[i] = OTHER;
         others.set(i, st);
-      }
+      } else kinds[i] = SKIP;
       return true;
     };
-    // a big folder: a helper thread stats the tail meanwhile (only with the real file system)
-    const share = io === fs ? shareWithHelper(prefix, names) : undefined;
-    const mine = share ? share.from : names.length;
-    for (let i = 0; i < mine; i++) if (!statOne(i)) return undefined;
-    if (share) {
-      const theirs = share.wait();
-      for (let i = mine; i < names.length; i++) {
-        const kind = theirs?.kinds[i - mine];
-        if (kind === FILE) {
-          kinds[i] = FILE;
-          numbers.set(theirs!.numbers.subarray((i - mine) * 3, (i - mine) * 3 + 3), i * 3);
-        } else if (kind === SKIP) continue;
-        else if (kind === GONE && fromMemo) return undefined;
-        // folders and links (their Stats are needed), errors (thrown from here), no answer
-        else if (!statOne(i)) return undefined;
+    if (!job) {
+      for (let i = 0; i < names.length; i++) if (!statOne(i)) return undefined;
+      return { kinds, numbers, others };
+    }
+    const mine: [number, number][] = [];
+    try {
+      for (let range = job.claim(); range; range = job.claim()) {
+        mine.push(range);
+        for (let i = range[0]; i < range[1]; i++) if (!statOne(i)) return undefined;
       }
+    } finally {
+      job.abandon();
+    }
+    const theirs = job.helperIndices();
+    if (!theirs) {
+      // the helper did not finish: its chunks are stat-ed here, into arrays it cannot still be writing
+      ({ kinds, numbers } = { kinds: new Uint8Array(names.length), numbers: new Float64Array(names.length * 3) });
+      for (const [start, end] of mine) {
+        kinds.set(job.kinds.subarray(start, end), start);
+        numbers.set(job.numbers.subarray(start * 3, end * 3), start * 3);
+      }
+      const done = new Uint8Array(names.length);
+      for (const [start, end] of mine) done.fill(1, start, end);
+      for (let i = 0; i < names.length; i++) if (!done[i] && !statOne(i)) return undefined;
+      return { kinds, numbers, others };
+    }
+    for (const i of theirs) {
+      const kind = kinds[i];
+      if (kind === FILE || kind === SKIP) continue;
+      if (kind === GONE && fromMemo) return undefined;
+      // folders and links (their Stats are needed), errors (thrown from here)
+      if (!statOne(i)) return undefined;
     }
     return { kinds, numbers, others };
   }
