@@ -3,7 +3,7 @@
 import type { StageImpl, StageKind } from '../engine/types.js';
 import type { StageRegistry } from '../engine/executor.js';
 
-// literal import() calls (not a template) so that a bundler sees every stage module
+// one literal import() per stage (not a template): tsc checks each path, and a bundler can follow them
 const MODULES: Record<StageKind, () => Promise<{ stage?: StageImpl }>> = {
   fetch: () => import('./fetch.js'),
   prepare: () => import('./prepare.js'),
