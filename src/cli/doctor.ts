@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { parseCommandArgs, UsageError, lorafileOption } from './args.js';
 import { findPython, onPythonProbe, pythonNotice, PythonNotFoundError, type PythonInfo, type PythonSource } from '../worker/python.js';
 import { WorkerClient, type HelloResult } from '../worker/client.js';
-import { expandUserPath, modelPathsOf } from '../worker/start.js';
+import { expandUserPath, modelPathsOf } from '../worker/selection.js';
 import { workerBlas, type BlasVerdict } from '../worker/blas.js';
 import type { Config } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostic.js';

@@ -17,7 +17,7 @@ import { CacheLayout } from '../cache/layout.js';
 import type { Config } from '../config/schema.js';
 import { renderModelName } from '../config/render-loras.js';
 import type { ComputeWorker } from '../worker/client.js';
-import { expandUserPath } from '../worker/start.js';
+import { expandUserPath } from '../worker/selection.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import type { StageRegistry } from './executor.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';

@@ -11,7 +11,6 @@ import { sha256Hex, SHA256_RE } from './canonical.js';
 import { checkOutputName } from './outputs.js';
 import { FILES_INLINE_MAX, isFilesTree } from './file-tree.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
-import { lockYaml } from './lock-yaml.js';
 import { firstAlias } from '../config/yaml-aliases.js';
 import { kindOf, NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 
@@ -90,6 +89,7 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
 
 export async function renderLockfile(lock: Lockfile): Promise<string> {
   const header = '# lorafile.lock: written by `lorabuild run`; commit it. Do not edit by hand.\n';
+  const { lockYaml } = await import('./lock-yaml.js'); // only a changed lock is written
   return header + lockYaml(lock as unknown as Record<string, Json>);
 }
 

@@ -14,11 +14,9 @@ import { portablePath, resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import { renderLoraEntries, renderModelName } from '../config/render-loras.js';
 import { didYouMean } from '../config/suggest.js';
-import { publishFolderProblem } from '../safetensors/publish.js';
 import { kindOf } from '../cache/safe-fs.js';
-import { toyModelProblem, TOY_HINT } from '../stages/toy-model.js';
 import { clipTokenizerFiles, TokenizerNotFoundError } from '../text/resolve.js';
-import { modelPathsOf, rememberedHello } from '../worker/start.js';
+import { modelPathsOf, rememberedHello } from '../worker/selection.js';
 import { findPython, PythonNotFoundError } from '../worker/python.js';
 import type { Plan } from './types.js';
 
@@ -162,6 +160,7 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
       found.needPath(['models', name, 'checkpoint'], spec.checkpoint, 'file or folder', stages, `model '${name}': checkpoint`, 'fix `checkpoint:` (relative to the lorafile, or ~/...), or put the file there');
     }
     if (spec.builtin === 'toy') {
+      const { toyModelProblem, TOY_HINT } = await import('../stages/toy-model.js');
       const problem = toyModelProblem();
       if (problem) found.add(['models', name, 'builtin'], stages, `model '${name}': ${problem}`, TOY_HINT);
     }
@@ -212,6 +211,7 @@ export async function preflight(config: Config, plan: Plan, options: PreflightOp
     if (!spec.publish || !planned('train', name)) continue;
     const target = found.resolve(spec.publish, [`train:${name}`]);
     if (target === null) continue;
+    const { publishFolderProblem } = await import('../safetensors/publish.js'); // safetensors code loads only for `publish:`
     const problem = publishFolderProblem(target, portablePath(config, target), name);
     if (problem) found.add(['loras', name, 'publish'], [`train:${name}`], `lora '${name}': ${problem.message}`, problem.hint);
   }

@@ -2,10 +2,8 @@
 // the lock path. LORABUILD_CACHE overrides the cache root (<lorafile dir>/cache by default).
 import { dirname, join, resolve } from 'node:path';
 import { loadConfigCached } from '../config/memo.js';
-import { checkOutFolder } from '../config/out-folder.js';
 import type { Config } from '../config/schema.js';
 import { planStages } from '../graph/plan.js';
-import { lockPathFor } from './lockfile.js';
 import type { Plan } from './types.js';
 
 export interface Project {
@@ -31,6 +29,8 @@ export async function loadProjectConfig(file: string | undefined): Promise<Confi
 /** Throws ConfigError (exit 2) for an invalid lorafile, an `out:` that is not a folder of its own, or an unknown target. */
 export async function openProject(file: string | undefined, targets: string[]): Promise<Project> {
   const config = await loadProjectConfig(file);
+  // loaded here, not at the top: `plan` needs only the lorafile and would pay for the lock's code
+  const [{ checkOutFolder }, { lockPathFor }] = await Promise.all([import('../config/out-folder.js'), import('./lockfile.js')]);
   const cacheDir = cacheDirFor(config.root);
   await checkOutFolder(config, cacheDir);
   const plan = planStages(config, targets);

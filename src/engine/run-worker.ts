@@ -19,7 +19,7 @@ export function clusterWorker(config: Config, cacheDir: string, cluster: Cluster
     get() {
       worker ??= (async () => {
         const { SlurmWorker } = await import('../cluster/slurm-worker.js');
-        const { expandUserPath, modelPathsOf } = await import('../worker/start.js');
+        const { expandUserPath, modelPathsOf } = await import('../worker/selection.js');
         const { findPython } = await import('../worker/python.js');
         const python = async () =>
           cluster.python ? expandUserPath(config.root, cluster.python) : (await findPython({ configured: config.python ? expandUserPath(config.root, config.python) : undefined, modelPaths: modelPathsOf(config) })).path;

@@ -5,8 +5,6 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Json, OutputFile, StageContext, StageImpl, StageInputs, StageKind, StageNode, StageResult } from '../engine/types.js';
-import { reportHtml } from '../report/html.js';
-import { reportMarkdown } from '../report/markdown.js';
 import type { ReportImage, ReportLora, ReportModel, ReportRender, ReportRenderLora, ReportScores, ReportValidation } from '../report/model.js';
 import { stageRegistry } from './index.js';
 
@@ -188,6 +186,8 @@ export async function buildReportModel(ctx: StageContext): Promise<ReportModel> 
 
 async function run(ctx: StageContext): Promise<StageResult> {
   const model = await buildReportModel(ctx);
+  // the writers load only when the report is built (status and no-op runs only fingerprint it)
+  const [{ reportHtml }, { reportMarkdown }] = await Promise.all([import('../report/html.js'), import('../report/markdown.js')]);
   await writeFile(join(ctx.outDir, 'report.html'), reportHtml(model));
   await writeFile(join(ctx.outDir, 'report.md'), reportMarkdown(model));
   return {

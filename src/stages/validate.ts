@@ -7,12 +7,8 @@ import type { Config, DatasetSpec } from '../config/schema.js';
 import type { Manifest } from '../datasets/manifest.js';
 import { canonicalHash } from '../engine/canonical.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
-import { checkItem, type ItemCheck, type ValidationSettings } from '../text/check-item.js';
-import { writeJsonStreamed } from '../text/json-stream.js';
+import type { ItemCheck, ValidationSettings } from '../text/check-item.js';
 import { tokenizerForDataset } from '../text/resolve.js';
-import { buildReport } from '../text/validation-report.js';
-import { renderMarkdown } from '../text/validation-markdown.js';
-import { groupDiagnostics } from '../config/diagnostic-groups.js';
 
 /** bump when a per-item result changes for the same item and settings */
 const ITEM_VERSION = 2;
@@ -88,6 +84,14 @@ export const stage: StageImpl = {
   },
 
   async run(ctx) {
+    // the rules and report writers load only when the stage runs (a fresh one only fingerprints)
+    const [{ checkItem }, { writeJsonStreamed }, { buildReport }, { renderMarkdown }, { groupDiagnostics }] = await Promise.all([
+      import('../text/check-item.js'),
+      import('../text/json-stream.js'),
+      import('../text/validation-report.js'),
+      import('../text/validation-markdown.js'),
+      import('../config/diagnostic-groups.js'),
+    ]);
     const { name, spec } = datasetOf(ctx);
     const manifest = readManifest(ctx, `prepare:${name}`);
     const { tokenizer, reason } = await tokenizerForDataset(ctx.config, name, tokenizerOptions(ctx));

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config, ModelSpec } from '../config/schema.js';
 import { hubEnv } from '../datasets/hub/env.js';
 import type { ModelArch } from '../models/arch.js';
-import { expandUserPath } from '../worker/start.js';
+import { expandUserPath } from '../worker/selection.js';
 import { findTokenizerFiles, loadClipTokenizer, OPENAI_BPE_FILE, type TokenizerFiles } from './load.js';
 import type { Tokenizer } from './tokenizer.js';
 

@@ -37,7 +37,9 @@ function histogram(counts: number[], limit: number): { range: string; count: num
   return bins;
 }
 
-const naturalOrder = new Intl.Collator('en', { numeric: true }).compare;
+// made on first use: creating an ICU collator costs milliseconds, and a no-op run never sorts
+let collator: Intl.Collator | undefined;
+const naturalOrder = (a: string, b: string): number => (collator ??= new Intl.Collator('en', { numeric: true })).compare(a, b);
 
 /** Diagnostics by file (image/2 before image/10), then line and column. */
 function sortByPlace(diagnostics: Diagnostic[]): Diagnostic[] {

@@ -2,7 +2,6 @@
 // lorafile's `python:`, then LORABUILD_PYTHON, then candidates: a ComfyUI portable install's
 // python_embeded next to the model file, Debian's /usr/bin/python3, python3/python on PATH.
 // An interpreter the user named explicitly is never silently replaced by another one.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +58,9 @@ export function workerPackageDir(): string {
 const PROBE = 'import sys, torch; print(sys.version.split()[0]); print(torch.__version__); print(torch.__file__)';
 
 /** Runs the interpreter once to read its python and torch versions; the problem text on failure. */
-export function probePython(path: string, timeoutMs = 60_000): Promise<{ python: string; torch: string; torchFile: string } | { problem: string }> {
+export async function probePython(path: string, timeoutMs = 60_000): Promise<{ python: string; torch: string; torchFile: string } | { problem: string }> {
+  // node:child_process loads only when an interpreter is probed (never on a no-op run)
+  const { execFile } = await import('node:child_process');
   return new Promise((done) => {
     execFile(path, ['-c', PROBE], { timeout: timeoutMs, windowsHide: true }, (err, stdout, stderr) => {
       if (err) {

@@ -2,25 +2,14 @@
 // location (python.ts), then the client (client.ts). The engine builds one SharedWorker per run:
 //   const worker = sharedWorkerFor(config, { cacheDir }); ctx.worker = () => worker.get(); ... await worker.close();
 // With cacheDir, a remembered hello (hello-memo.ts) lets fingerprinting go without starting Python.
-import { resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import type { StageContext } from '../engine/types.js';
 import { SharedWorker, WorkerClient, type HelloResult } from './client.js';
 import { findPython, pythonNotice } from './python.js';
-import { HelloMemo, type InterpreterSelection } from './hello-memo.js';
+import { HelloMemo } from './hello-memo.js';
+import { selectionOf } from './selection.js';
 
-/** A path written in the lorafile, made absolute (config/paths.ts rules: `~`, relative, Windows). */
-export function expandUserPath(root: string, path: string): string {
-  return resolveUserPath({ root }, path);
-}
-
-/** Model files named by the lorafile (where a ComfyUI install, and its python, may be found). */
-export function modelPathsOf(config: Config): string[] {
-  return Object.values(config.models)
-    .map((m) => m.checkpoint)
-    .filter((p): p is string => typeof p === 'string')
-    .map((p) => expandUserPath(config.root, p));
-}
+export { expandUserPath, modelPathsOf, rememberedHello } from './selection.js';
 
 export interface StartOptions {
   env?: NodeJS.ProcessEnv;
@@ -28,20 +17,6 @@ export interface StartOptions {
   cacheDir?: string;
   log?: (line: string) => void;
   cancelGraceMs?: number;
-}
-
-function selectionOf(config: Config, env: NodeJS.ProcessEnv): InterpreterSelection {
-  return {
-    configured: config.python ? expandUserPath(config.root, config.python) : null,
-    envPython: env.LORABUILD_PYTHON || null,
-    modelPaths: modelPathsOf(config),
-    path: env.PATH ?? null,
-  };
-}
-
-/** The worker's hello remembered for this lorafile's interpreter selection, or null (Python would be probed). */
-export function rememberedHello(config: Config, cacheDir: string, env: NodeJS.ProcessEnv = process.env): HelloResult | null {
-  return new HelloMemo(cacheDir).lookup(selectionOf(config, env))?.hello ?? null;
 }
 
 export async function startWorker(config: Config, options: StartOptions = {}): Promise<WorkerClient> {

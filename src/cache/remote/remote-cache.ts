@@ -13,11 +13,14 @@ import { checkOutputName } from '../../engine/outputs.js';
 import type { StageNode, StageOutputs } from '../../engine/types.js';
 import { withoutLocalLists, type ActionCache, type ActionEntry } from '../action-cache.js';
 import type { Cas } from '../cas.js';
-import { getBuffer, getToFile, head, put, RemoteHttpError, type RequestOptions } from './http.js';
+import type { RemoteHttpError, RequestOptions } from './http.js';
 import { remoteCredentials, remoteSettings, type RemoteSettings } from './settings.js';
 
 /** action entries are small JSON; anything bigger is not ours */
 const MAX_ACTION_BYTES = 16 * 1024 * 1024;
+
+/** the HTTP client (node:http and node:https) loads only when a remote cache is used */
+const http = () => import('./http.js');
 
 export interface RemoteStats {
   hits: number;
@@ -68,7 +71,7 @@ export class RemoteCache {
   /** a failure to talk to the server: off for the rest of the command, one warning */
   private down(err: unknown, doing: string): void {
     if (this.off !== undefined || this.options.signal?.aborted) return;
-    const why = err instanceof RemoteHttpError ? err.message : (err as Error).message;
+    const why = (err as Error).message;
     this.off = why;
     this.options.warn(`warning: remote cache ${this.url} unreachable while ${doing} (${why}); building locally without it`);
   }
@@ -94,7 +97,7 @@ export class RemoteCache {
     if (this.off !== undefined) return undefined;
     let answer;
     try {
-      answer = await getBuffer(`${this.url}/ac/${fingerprint}`, MAX_ACTION_BYTES, this.request());
+      answer = await (await http()).getBuffer(`${this.url}/ac/${fingerprint}`, MAX_ACTION_BYTES, this.request());
     } catch (err) {
       if ((err as RemoteHttpError).code === 'E2BIG') return this.reject(node, `its action entry is larger than ${MAX_ACTION_BYTES} bytes`);
       this.down(err, `looking up ${node.id}`);
@@ -141,7 +144,7 @@ export class RemoteCache {
     try {
       let got;
       try {
-        got = await getToFile(`${this.url}/cas/${sha256}`, tmp, size, this.request());
+        got = await (await http()).getToFile(`${this.url}/cas/${sha256}`, tmp, size, this.request());
       } catch (err) {
         this.down(err, `downloading ${label}`);
         return false;
@@ -178,7 +181,7 @@ export class RemoteCache {
     const url = `${this.url}/cas/${sha256}`;
     if (!this.suspect.has(sha256)) {
       try {
-        const there = await head(url, this.request());
+        const there = await (await http()).head(url, this.request());
         if (there.status === 200 && there.size === size) return true;
       } catch (err) {
         this.down(err, `uploading ${name} of ${stage}`);
@@ -197,7 +200,7 @@ export class RemoteCache {
   private async putChecked(url: string, body: Buffer | { file: string; size: number }, doing: string): Promise<boolean> {
     let status;
     try {
-      status = await put(url, { ...this.request(), body });
+      status = await (await http()).put(url, { ...this.request(), body });
     } catch (err) {
       this.down(err, doing);
       return false;
