@@ -7,6 +7,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { formatDiagnostics, reportConfigError, stderrWantsColor } from '../config/format.js';
 import { execute, type ExecuteResult } from '../engine/executor.js';
 import { openProject, type Project } from '../engine/project.js';
+import { prestartStatHelper } from '../datasets/local/parallel-lstat.js';
 import { preflight, type PreflightResult } from '../engine/preflight.js';
 import { onPythonProbe } from '../worker/python.js';
 import { REPORT_STAGE } from '../graph/plan.js';
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   let cluster: ClusterSpec | null;
   try {
     project = await openProject(args.values.file, args.positionals);
+    prestartStatHelper(project.cacheDir);
     cluster = clusterSettings(project.config, args.values);
   } catch (err) {
     return reportConfigError(err);

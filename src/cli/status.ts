@@ -4,6 +4,7 @@ import { CacheLayout } from '../cache/layout.js';
 import { reportConfigError } from '../config/format.js';
 import { execute } from '../engine/executor.js';
 import { openProject } from '../engine/project.js';
+import { prestartStatHelper } from '../datasets/local/parallel-lstat.js';
 import { onPythonProbe } from '../worker/python.js';
 import { stageStatusLine } from '../engine/status-format.js';
 import { stageRegistry } from '../stages/index.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return reportConfigError(err);
   }
+  if (!args.values.log) prestartStatHelper(project.cacheDir);
   // finding Python again (PATH or LORABUILD_PYTHON changed) takes seconds: say so on stderr
   onPythonProbe((message) => process.stderr.write(`${message}\n`));
 

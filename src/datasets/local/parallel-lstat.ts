@@ -7,7 +7,8 @@
 // waits (Atomics.wait) for the helper's last chunk. A helper still starting up takes fewer chunks,
 // or none. Without the helper script (tests run from src/ without a build), or if it does not
 // answer in time, this thread stats everything itself.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, HELPER, jobBytes, jobViews, MAIN, TICKETS, type StatJob } from './stat-share.js';
@@ -38,6 +39,20 @@ function theHelper(): Worker | null {
   worker.on('error', () => (helper = null));
   worker.on('exit', () => (helper = null));
   return (helper = worker);
+}
+
+/**
+ * Starts the helper now when the cache has a listing snapshot (folders/*.snap: a folder of more
+ * than 4,096 files was listed before), so that it has started by the time the walk needs it: a
+ * thread takes ~30 ms to start, about what a command does before its first walk.
+ */
+export function prestartStatHelper(cacheDir: string): void {
+  if (helper !== undefined) return;
+  try {
+    if (readdirSync(join(cacheDir, 'folders')).some((name) => name.endsWith('.snap'))) theHelper();
+  } catch {
+    // no folders/ yet: nothing big was listed
+  }
 }
 
 export interface StatJobHandle {
