@@ -61,28 +61,74 @@ function recordHash(text: string): number {
 /** lists longer than this are stored as chunk trees (action entries, JSON outputs) */
 export const INLINE_LIST_MAX = 256;
 
+/** a leaf written before: its very record objects, its blob and the blob's size */
+interface KeptLeaf {
+  records: readonly Json[];
+  sha: string;
+  size: number;
+}
+
+/**
+ * First record object of a leaf -> that leaf, for writers that hand the same (never changed) record
+ * objects again (`lorabuild watch` after a save): a run of the same objects from a leaf boundary on
+ * ends at the same boundary, so its blob is known without joining and hashing its text again.
+ * Weak: a leaf is forgotten with its first record.
+ */
+const keptLeaves = new WeakMap<(record: Json) => string, WeakMap<object, KeptLeaf>>();
+
+const stringify = (record: Json): string => JSON.stringify(record);
+
+/** the kept leaf that `records` continue at `start` with the very same objects, if its blob is still there */
+function keptLeafAt(cas: Cas, leaves: WeakMap<object, KeptLeaf>, records: readonly Json[], start: number): KeptLeaf | undefined {
+  const first = records[start];
+  if (first === null || typeof first !== 'object') return undefined;
+  const kept = leaves.get(first);
+  if (!kept || start + kept.records.length > records.length) return undefined;
+  for (let k = 1; k < kept.records.length; k++) if (records[start + k] !== kept.records[k]) return undefined;
+  return cas.has(kept.sha, kept.size) ? kept : undefined;
+}
+
 /**
  * Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written.
- * `textOf`: each record's JSON text, when the caller keeps it.
+ * `textOf`: each record's JSON text, when the caller keeps it. Record objects must not change once
+ * written: their leaves are remembered by identity (keptLeaves), per textOf.
  */
-export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = (r) => JSON.stringify(r)): TreeRef {
+export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = stringify): TreeRef {
+  let leaves = keptLeaves.get(textOf);
+  if (!leaves) keptLeaves.set(textOf, (leaves = new WeakMap()));
   const put = (body: Buffer) => cas.putBuffer(body).sha256;
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
   let chars = 0;
-  const flushLeaf = () => {
+  let leafStart = 0;
+  const flushLeaf = (end: number, cut: boolean) => {
     chars = 0;
-    nodes.push({ sha: put(Buffer.from(`{"tree":1,"leaf":[${texts.join(',')}]}`, 'utf8')), count: texts.length });
+    const body = Buffer.from(`{"tree":1,"leaf":[${texts.join(',')}]}`, 'utf8');
+    const sha = put(body);
+    nodes.push({ sha, count: texts.length });
     texts = [];
+    // a leaf that ends at a cut ends there again; the last one may grow when records are appended
+    const first = records[leafStart];
+    if (cut && first !== null && typeof first === 'object') leaves.set(first, { records: records.slice(leafStart, end), sha, size: body.length });
+    leafStart = end;
   };
-  for (const record of records) {
-    const text = textOf(record);
+  for (let i = 0; i < records.length; i++) {
+    if (texts.length === 0) {
+      const kept = keptLeafAt(cas, leaves, records, i);
+      if (kept) {
+        nodes.push({ sha: kept.sha, count: kept.records.length });
+        i += kept.records.length - 1;
+        leafStart = i + 1;
+        continue;
+      }
+    }
+    const text = textOf(records[i]);
     texts.push(text);
     chars += text.length;
     const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, text.length)));
-    if (recordHash(text) % every === 0 || texts.length >= MAX_LEAF || chars >= MAX_LEAF_CHARS) flushLeaf();
+    if (recordHash(text) % every === 0 || texts.length >= MAX_LEAF || chars >= MAX_LEAF_CHARS) flushLeaf(i + 1, true);
   }
-  if (texts.length > 0 || nodes.length === 0) flushLeaf();
+  if (texts.length > 0 || nodes.length === 0) flushLeaf(records.length, false);
   let level = 0;
   while (nodes.length > 1) {
     level++;

@@ -27,6 +27,11 @@ export class ItemMemo {
    * stringify text means an equal value, so the canonical hash is the same.)
    */
   private readonly keyHashes: Map<string, string> | undefined;
+  /**
+   * key object -> its hash: a stage that hands the very same (never changed) key object build
+   * after build, as prepare and validate do for unchanged items, skips even the stringify
+   */
+  private readonly keyObjects = new WeakMap<object, string>();
   /** records of the previous run of a stage (its action entry's item pack), for this run only */
   private preloaded = new Map<string, ItemRecord>();
   /** packs already preloaded (a remembering memo keeps their records across runs) */
@@ -76,8 +81,14 @@ export class ItemMemo {
     this.preloaded.clear();
   }
 
+  /** a key object must not be changed once hashed (its hash is remembered by identity) */
   keyHash(key: Json): string {
     if (!this.keyHashes) return canonicalHash(key);
+    const isObject = key !== null && typeof key === 'object';
+    if (isObject) {
+      const known = this.keyObjects.get(key);
+      if (known !== undefined) return known;
+    }
     const text = JSON.stringify(key);
     let hash = this.keyHashes.get(text);
     if (hash === undefined) {
@@ -85,6 +96,7 @@ export class ItemMemo {
       if (this.keyHashes.size >= MAX_REMEMBERED_KEYS) this.keyHashes.clear();
       this.keyHashes.set(text, hash);
     }
+    if (isObject) this.keyObjects.set(key, hash);
     return hash;
   }
 

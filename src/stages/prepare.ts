@@ -124,6 +124,23 @@ function toManifestItem(place: ItemPlace, content: ItemContent): ManifestItem {
   return item;
 }
 
+/**
+ * What a listing entry gave the last time, kept with the entry object: `lorabuild watch` hands the
+ * very same entry objects save after save (datasets/listing-paths.ts), so an unchanged item costs
+ * a memo lookup by the same key object and gives the very same manifest item, which validate and
+ * the manifest's chunk tree then know by identity. Entries and manifest items are never changed.
+ */
+interface KeptEntry {
+  resolution: number | null;
+  place: ItemPlace;
+  sources: Sources;
+  key?: Json;
+  content?: ItemContent;
+  item?: ManifestItem;
+}
+
+const keptEntries = new WeakMap<ListingEntry, KeptEntry>();
+
 class PrepareRun {
   readonly items: (ManifestItem | null)[] = [];
   /** by item index: items are prepared concurrently, the manifest lists them in order */
@@ -135,12 +152,30 @@ class PrepareRun {
     private readonly hubRows: boolean,
   ) {}
 
-  /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
-  async process(index: number, place: ItemPlace, sources: Sources, rowError?: string): Promise<void> {
+  /** a listing entry; the work for it is kept with the entry object (KeptEntry) */
+  async processEntry(index: number, entry: ListingEntry): Promise<void> {
     const resolution = this.spec.resolution ?? null;
-    const key: Json = { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
+    let kept = keptEntries.get(entry);
+    if (kept?.resolution !== resolution) {
+      kept = { resolution, place: filePlace(entry), sources: fileSources(entry) };
+      keptEntries.set(entry, kept);
+    }
+    await this.process(index, kept.place, kept.sources, undefined, kept);
+  }
+
+  /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
+  async process(index: number, place: ItemPlace, sources: Sources, rowError?: string, kept?: KeptEntry): Promise<void> {
+    const resolution = this.spec.resolution ?? null;
+    const key: Json = kept?.key ?? { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
     const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution, this.hubRows));
-    const item = toManifestItem(place, content);
+    let item: ManifestItem;
+    if (kept) {
+      // the same record value (an unchanged item): the very same manifest item as the last build
+      if (kept.content !== content || !kept.item) Object.assign(kept, { key, content, item: toManifestItem(place, content) });
+      item = kept.item!;
+    } else {
+      item = toManifestItem(place, content);
+    }
     if (rowError !== undefined) item.error = { code: 'undecodable', message: rowError, origin: place.imageOrigin ?? place.id };
     if (item.error && this.spec.bad_images === 'skip') {
       const origin = item.error.origin ?? item.id;
@@ -211,8 +246,7 @@ async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: Listi
     while (next < entries.length) {
       if (ctx.signal.aborted) throw new Error('interrupted');
       const index = next++;
-      const entry = entries[index];
-      await run.process(index, filePlace(entry), fileSources(entry));
+      await run.processEntry(index, entries[index]);
       progress(++done, entries.length);
     }
   };

@@ -95,6 +95,23 @@ function memoDraft(memo: FolderMemo, key: string, count: number): IndexedDraft |
   return { layout: d.layout, entries: d.entries, stray: d.stray };
 }
 
+/**
+ * The listing objects of the last listing that are still true (walked file object -> its listed
+ * file; listed file -> its entry): `lorabuild watch` walks the same file objects save after save,
+ * and unchanged entries that are the very same objects spare every later stage its per-item work.
+ */
+const keptFiles = new WeakMap<FolderFile, ListedFile>();
+const keptEntries = new WeakMap<ListedFile, ListingEntry>();
+
+function keptEntry(entry: ListingEntry): ListingEntry {
+  const by = entry.image ?? entry.captionFile;
+  if (!by) return entry;
+  const kept = keptEntries.get(by);
+  if (kept && kept.id === entry.id && kept.image === entry.image && kept.captionFile === entry.captionFile && !kept.captionText) return kept;
+  keptEntries.set(by, entry);
+  return entry;
+}
+
 export async function listLocalDataset(source: LocalDatasetSource): Promise<LocalListing> {
   const display = displayFolder(source.folder);
   const memoFile = source.cacheDir === undefined ? undefined : folderMemoPath(source.cacheDir, source.abs);
@@ -120,7 +137,13 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
 
   const hashes = await hashAll(walked, source);
   const shown = walked.map((f) => displayPath(display, f.rel));
-  const listed = (i: number): ListedFile => ({ path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size });
+  const listed = (i: number): ListedFile => {
+    const kept = keptFiles.get(walked[i]);
+    if (kept?.path === shown[i] && kept.sha256 === hashes[i]) return kept;
+    const file = { path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size };
+    keptFiles.set(walked[i], file);
+    return file;
+  };
   const entries: ListingEntry[] = new Array(draft.entries.length);
   for (let i = 0; i < draft.entries.length; i++) {
     const [id, image, caption] = draft.entries[i];
@@ -129,7 +152,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
     if (caption >= 0) entry.captionFile = listed(caption);
     const text = draft.captionTexts?.get(i);
     if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
-    entries[i] = entry;
+    entries[i] = text ? entry : keptEntry(entry);
   }
   const files: Record<string, string> = {};
   for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];
