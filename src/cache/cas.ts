@@ -43,9 +43,10 @@ export class Cas {
 
   /** true if a blob with this hash and (when given) size is present */
   has(sha256: string, size?: number): boolean {
-    if (!SHA256_RE.test(sha256)) return false;
+    // only well-formed names are ever remembered present
     const known = this.present?.get(sha256);
     if (known !== undefined && (size === undefined || known === size)) return true;
+    if (!SHA256_RE.test(sha256)) return false;
     try {
       const st = statSync(this.path(sha256));
       if (!st.isFile()) return false;

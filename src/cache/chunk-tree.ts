@@ -61,41 +61,63 @@ function recordHash(text: string): number {
 /** lists longer than this are stored as chunk trees (action entries, JSON outputs) */
 export const INLINE_LIST_MAX = 256;
 
-/** a leaf written before: its very record objects, its blob and the blob's size */
+/** a leaf written before: what its records are known by (identityOf), its blob and the blob's size */
 interface KeptLeaf {
-  records: readonly Json[];
+  ids: readonly unknown[];
   sha: string;
   size: number;
 }
 
+/** kept leaves by what their first record is known by: objects weakly, strings (sha lists) in a bounded map */
+interface KeptLeaves {
+  objects: WeakMap<object, KeptLeaf>;
+  strings: Map<string, KeptLeaf>;
+}
+
+/** string-keyed kept leaves per textOf (a new list of 100,000 hashes makes ~1,000 leaves) */
+const MAX_KEPT_STRING_LEAVES = 20_000;
+
 /**
- * First record object of a leaf -> that leaf, for writers that hand the same (never changed) record
- * objects again (`lorabuild watch` after a save): a run of the same objects from a leaf boundary on
- * ends at the same boundary, so its blob is known without joining and hashing its text again.
- * Weak: a leaf is forgotten with its first record.
+ * Leaves written before, by the record their first is known by: a writer that hands the same (never
+ * changed) record objects again (`lorabuild watch` after a save) has a run of them from a leaf
+ * boundary on end at the same boundary, so the leaf's blob is known without joining and hashing its
+ * text again. Per textOf: the same records written as other text make other leaves.
  */
-const keptLeaves = new WeakMap<(record: Json) => string, WeakMap<object, KeptLeaf>>();
+const keptLeaves = new WeakMap<(record: Json) => string, KeptLeaves>();
 
 const stringify = (record: Json): string => JSON.stringify(record);
+const itself = (record: Json): unknown => record;
 
-/** the kept leaf that `records` continue at `start` with the very same objects, if its blob is still there */
-function keptLeafAt(cas: Cas, leaves: WeakMap<object, KeptLeaf>, records: readonly Json[], start: number): KeptLeaf | undefined {
-  const first = records[start];
-  if (first === null || typeof first !== 'object') return undefined;
-  const kept = leaves.get(first);
-  if (!kept || start + kept.records.length > records.length) return undefined;
-  for (let k = 1; k < kept.records.length; k++) if (records[start + k] !== kept.records[k]) return undefined;
-  return cas.has(kept.sha, kept.size) ? kept : undefined;
+function keptLeaf(leaves: KeptLeaves, id: unknown): KeptLeaf | undefined {
+  if (typeof id === 'string') return leaves.strings.get(id);
+  return id !== null && typeof id === 'object' ? leaves.objects.get(id) : undefined;
+}
+
+function keepLeaf(leaves: KeptLeaves, leaf: KeptLeaf): void {
+  const id = leaf.ids[0];
+  if (typeof id === 'string') {
+    if (leaves.strings.size >= MAX_KEPT_STRING_LEAVES) leaves.strings.clear();
+    leaves.strings.set(id, leaf);
+  } else if (id !== null && typeof id === 'object') leaves.objects.set(id, leaf);
 }
 
 /**
  * Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written.
- * `textOf`: each record's JSON text, when the caller keeps it. Record objects must not change once
- * written: their leaves are remembered by identity (keptLeaves), per textOf.
+ * `textOf`: each record's JSON text, when the caller keeps it (pass the same function every time:
+ * leaves are kept per textOf). `identityOf`: what a record is known by (default: the record
+ * itself); records known by the same object or string must have the same text. Record objects must
+ * not change once written.
  */
-export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = stringify): TreeRef {
+export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = stringify, identityOf: (record: Json) => unknown = itself): TreeRef {
   let leaves = keptLeaves.get(textOf);
-  if (!leaves) keptLeaves.set(textOf, (leaves = new WeakMap()));
+  if (!leaves) keptLeaves.set(textOf, (leaves = { objects: new WeakMap(), strings: new Map() }));
+  /** the kept leaf that `records` continue at `start` with, if its blob is still there */
+  const keptAt = (start: number): KeptLeaf | undefined => {
+    const kept = keptLeaf(leaves, identityOf(records[start]));
+    if (!kept || start + kept.ids.length > records.length) return undefined;
+    for (let k = 1; k < kept.ids.length; k++) if (identityOf(records[start + k]) !== kept.ids[k]) return undefined;
+    return cas.has(kept.sha, kept.size) ? kept : undefined;
+  };
   const put = (body: Buffer) => cas.putBuffer(body).sha256;
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
@@ -108,16 +130,15 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
     nodes.push({ sha, count: texts.length });
     texts = [];
     // a leaf that ends at a cut ends there again; the last one may grow when records are appended
-    const first = records[leafStart];
-    if (cut && first !== null && typeof first === 'object') leaves.set(first, { records: records.slice(leafStart, end), sha, size: body.length });
+    if (cut) keepLeaf(leaves, { ids: records.slice(leafStart, end).map(identityOf), sha, size: body.length });
     leafStart = end;
   };
   for (let i = 0; i < records.length; i++) {
     if (texts.length === 0) {
-      const kept = keptLeafAt(cas, leaves, records, i);
+      const kept = keptAt(i);
       if (kept) {
-        nodes.push({ sha: kept.sha, count: kept.records.length });
-        i += kept.records.length - 1;
+        nodes.push({ sha: kept.sha, count: kept.ids.length });
+        i += kept.ids.length - 1;
         leafStart = i + 1;
         continue;
       }

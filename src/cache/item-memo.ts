@@ -32,6 +32,8 @@ export class ItemMemo {
    * after build, as prepare and validate do for unchanged items, skips even the stringify
    */
   private readonly keyObjects = new WeakMap<object, string>();
+  /** key object -> its memo id for the stage kind it was last looked up for (ids are Map keys: made once) */
+  private readonly keyIds = new WeakMap<object, { kind: string; keyHash: string; id: string }>();
   /** records of the previous run of a stage (its action entry's item pack), for this run only */
   private preloaded = new Map<string, ItemRecord>();
   /** packs already preloaded (a remembering memo keeps their records across runs) */
@@ -100,13 +102,22 @@ export class ItemMemo {
     return hash;
   }
 
+  /** keyHash and id of a key for a stage kind (kept by key object, see keyHash) */
+  ref(kind: string, key: Json): { keyHash: string; id: string } {
+    const kept = key !== null && typeof key === 'object' ? this.keyIds.get(key) : undefined;
+    if (kept?.kind === kind) return kept;
+    const keyHash = this.keyHash(key);
+    const ref = { kind, keyHash, id: this.id(kind, keyHash) };
+    if (this.keyHashes && key !== null && typeof key === 'object') this.keyIds.set(key, ref);
+    return ref;
+  }
+
   /** "kind/keyhash", the id an action entry records */
   id(kind: string, keyHash: string): string {
     return `${kind}/${keyHash}`;
   }
 
-  get(kind: string, keyHash: string): ItemRecord | undefined {
-    const id = this.id(kind, keyHash);
+  get(kind: string, keyHash: string, id = this.id(kind, keyHash)): ItemRecord | undefined {
     let record = this.remembered?.get(id) ?? this.preloaded.get(id);
     if (!record) {
       try {

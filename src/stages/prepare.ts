@@ -134,12 +134,17 @@ interface KeptEntry {
   resolution: number | null;
   place: ItemPlace;
   sources: Sources;
-  key?: Json;
+  key: Json;
   content?: ItemContent;
   item?: ManifestItem;
 }
 
 const keptEntries = new WeakMap<ListingEntry, KeptEntry>();
+
+/** an item's memo key: what its bytes are (not its name or place) and how it is prepared */
+function itemKey(sources: Sources, resolution: number | null): Json {
+  return { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
+}
 
 class PrepareRun {
   readonly items: (ManifestItem | null)[] = [];
@@ -152,26 +157,45 @@ class PrepareRun {
     private readonly hubRows: boolean,
   ) {}
 
-  /** a listing entry; the work for it is kept with the entry object (KeptEntry) */
-  async processEntry(index: number, entry: ListingEntry): Promise<void> {
+  /** the work for a listing entry, kept with the entry object (KeptEntry) */
+  private keptFor(entry: ListingEntry): KeptEntry {
     const resolution = this.spec.resolution ?? null;
     let kept = keptEntries.get(entry);
     if (kept?.resolution !== resolution) {
-      kept = { resolution, place: filePlace(entry), sources: fileSources(entry) };
+      const sources = fileSources(entry);
+      kept = { resolution, place: filePlace(entry), sources, key: itemKey(sources, resolution) };
       keptEntries.set(entry, kept);
     }
+    return kept;
+  }
+
+  /** a listing entry the item memo holds, at once (no await); false when it must be computed */
+  known(index: number, entry: ListingEntry): boolean {
+    const kept = this.keptFor(entry);
+    const content = this.ctx.memoized?.<ItemContent>(kept.place.id, kept.key);
+    if (content === undefined) return false;
+    this.finish(index, kept.place, content, undefined, kept);
+    return true;
+  }
+
+  async processEntry(index: number, entry: ListingEntry): Promise<void> {
+    const kept = this.keptFor(entry);
     await this.process(index, kept.place, kept.sources, undefined, kept);
   }
 
   /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
   async process(index: number, place: ItemPlace, sources: Sources, rowError?: string, kept?: KeptEntry): Promise<void> {
     const resolution = this.spec.resolution ?? null;
-    const key: Json = kept?.key ?? { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
+    const key = kept?.key ?? itemKey(sources, resolution);
     const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution, this.hubRows));
+    this.finish(index, place, content, rowError, kept);
+  }
+
+  private finish(index: number, place: ItemPlace, content: ItemContent, rowError: string | undefined, kept: KeptEntry | undefined): void {
     let item: ManifestItem;
     if (kept) {
       // the same record value (an unchanged item): the very same manifest item as the last build
-      if (kept.content !== content || !kept.item) Object.assign(kept, { key, content, item: toManifestItem(place, content) });
+      if (kept.content !== content || !kept.item) Object.assign(kept, { content, item: toManifestItem(place, content) });
       item = kept.item!;
     } else {
       item = toManifestItem(place, content);
@@ -239,18 +263,25 @@ function throttledProgress(ctx: StageContext, unit: string): (done: number, tota
 }
 
 async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: ListingEntry[]): Promise<void> {
+  // memoized items first, without an await each; then the rest, CONCURRENCY at a time
+  const pending: number[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    if (ctx.signal.aborted) throw new Error('interrupted');
+    if (!run.known(i, entries[i])) pending.push(i);
+  }
   let next = 0;
-  let done = 0;
+  let done = entries.length - pending.length;
   const progress = throttledProgress(ctx, 'items');
+  if (done > 0) progress(done, entries.length);
   const worker = async () => {
-    while (next < entries.length) {
+    while (next < pending.length) {
       if (ctx.signal.aborted) throw new Error('interrupted');
-      const index = next++;
+      const index = pending[next++];
       await run.processEntry(index, entries[index]);
       progress(++done, entries.length);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, pending.length) }, worker));
 }
 
 async function hubItems(): Promise<typeof import('../datasets/hub/items.js')> {

@@ -115,7 +115,7 @@ export const stage: StageImpl = {
     for (const [i, item] of manifest.items.entries()) {
       if (ctx.signal.aborted) throw new Error('interrupted');
       const key = itemKey(item, settingsHash, tokenizer.id);
-      const check = await ctx.item(item.id, key, async () => {
+      const check = ctx.memoized?.<Json>(item.id, key) ?? await ctx.item(item.id, key, async () => {
         const bytes = item.caption ? captionBytes(ctx, item.caption.sha256) : null;
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
       });

@@ -100,7 +100,7 @@ function memoDraft(memo: FolderMemo, key: string, count: number): IndexedDraft |
  * file; listed file -> its entry): `lorabuild watch` walks the same file objects save after save,
  * and unchanged entries that are the very same objects spare every later stage its per-item work.
  */
-const keptFiles = new WeakMap<FolderFile, ListedFile>();
+const keptFiles = new WeakMap<FolderFile, { display: string; file: ListedFile }>();
 const keptEntries = new WeakMap<ListedFile, ListingEntry>();
 
 function keptEntry(entry: ListingEntry): ListingEntry {
@@ -136,13 +136,21 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   }
 
   const hashes = await hashAll(walked, source);
-  const shown = walked.map((f) => displayPath(display, f.rel));
+  const kept: (ListedFile | undefined)[] = new Array(walked.length);
+  const shown: string[] = new Array(walked.length);
+  for (let i = 0; i < walked.length; i++) {
+    const k = keptFiles.get(walked[i]);
+    // the very path string of the last listing: a string made once is hashed once as a key
+    if (k?.display === display) {
+      shown[i] = k.file.path;
+      if (k.file.sha256 === hashes[i]) kept[i] = k.file;
+    } else shown[i] = displayPath(display, walked[i].rel);
+  }
   const listed = (i: number): ListedFile => {
-    const kept = keptFiles.get(walked[i]);
-    if (kept?.path === shown[i] && kept.sha256 === hashes[i]) return kept;
+    if (kept[i]) return kept[i];
     const file = { path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size };
-    keptFiles.set(walked[i], file);
-    return file;
+    keptFiles.set(walked[i], { display, file });
+    return (kept[i] = file);
   };
   const entries: ListingEntry[] = new Array(draft.entries.length);
   for (let i = 0; i < draft.entries.length; i++) {
