@@ -19,8 +19,12 @@ const MAX_REMEMBERED_KEYS = 200_000;
 
 export class ItemMemo {
   readonly layout: CacheLayout;
-  /** records read or written, kept in memory when the memo outlives one run (`lorabuild watch`) */
-  private readonly remembered: Map<string, ItemRecord> | undefined;
+  /**
+   * records read or written, kept in memory when the memo outlives one run (`lorabuild watch`):
+   * those of the last run and of this one (`used`), not every record of every build since the start
+   */
+  private remembered: Map<string, ItemRecord> | undefined;
+  private used: Map<string, ItemRecord> | undefined;
   /**
    * JSON.stringify(key) -> canonical hash, for a memo that outlives one run: the same key comes
    * back on every build, and native stringify costs a fraction of canonical JSON + sha256. (Equal
@@ -36,8 +40,9 @@ export class ItemMemo {
   private readonly keyIds = new WeakMap<object, { kind: string; keyHash: string; id: string }>();
   /** records of the previous run of a stage (its action entry's item pack), for this run only */
   private preloaded = new Map<string, ItemRecord>();
-  /** packs already preloaded (a remembering memo keeps their records across runs) */
-  private readonly packs = new Set<string>();
+  /** packs whose records a remembering memo holds (preloaded or written by the last run or this one) */
+  private packs = new Set<string>();
+  private packsUsed = new Set<string>();
   constructor(
     root: string,
     private readonly cas: Cas,
@@ -46,6 +51,7 @@ export class ItemMemo {
     this.layout = new CacheLayout(root);
     if (options.remember) {
       this.remembered = new Map();
+      this.used = new Map();
       this.keyHashes = new Map();
     }
   }
@@ -62,25 +68,40 @@ export class ItemMemo {
    */
   preload(records: readonly Json[], packRoot: string): void {
     const target = this.remembered ?? this.preloaded;
-    if (this.remembered) this.packs.add(packRoot);
+    if (this.remembered) this.packed(packRoot);
     for (const r of records) {
       if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
-      if (!target.has(r[0])) target.set(r[0], deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
+      let record = target.get(r[0]);
+      if (!record) target.set(r[0], (record = deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] })));
+      // a pack held counts as used: its records stay as long as the pack is known held
+      this.used?.set(r[0], record);
     }
   }
 
   /** a pack this process wrote from records it holds (a remembering memo needs no preload of it) */
   packed(packRoot: string): void {
-    if (this.remembered) this.packs.add(packRoot);
+    if (!this.remembered) return;
+    this.packs.add(packRoot);
+    this.packsUsed.add(packRoot);
   }
 
   hasPreloaded(packRoot: string): boolean {
     return this.packs.has(packRoot);
   }
 
-  /** done with this run's preloaded records */
+  /**
+   * done with this run's preloaded records. A remembering memo keeps the records this run used
+   * (and the packs it held) and lets the others go: memory follows the dataset as it is now, not
+   * every record every save ever made (a record let go is read from its file if it comes back).
+   */
   endRun(): void {
     this.preloaded.clear();
+    if (this.remembered && this.used) {
+      this.remembered = this.used;
+      this.used = new Map();
+      this.packs = this.packsUsed;
+      this.packsUsed = new Set();
+    }
   }
 
   /** a key object must not be changed once hashed (its hash is remembered by identity) */
@@ -131,6 +152,7 @@ export class ItemMemo {
     }
     // the blobs are checked every time: a gc between two runs may have removed them
     if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
+    this.used?.set(id, record);
     return record;
   }
 
@@ -140,6 +162,7 @@ export class ItemMemo {
     const record: ItemRecord = deepFreeze({ label, value, refs });
     writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
     this.remembered?.set(this.id(kind, keyHash), record);
+    this.used?.set(this.id(kind, keyHash), record);
     return record;
   }
 }
