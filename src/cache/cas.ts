@@ -31,8 +31,18 @@ export class Cas {
   refreshPresence(): void {
     if (!this.present) return;
     const now = readCacheGeneration(this.layout.root);
-    if (now !== this.generation) this.present.clear();
+    if (now !== this.generation) {
+      this.present.clear();
+      this.presenceEpoch++;
+    }
     this.generation = now;
+  }
+
+  /** moves whenever remembered presence is forgotten: what was found present before may be gone */
+  presenceEpoch = 0;
+
+  get remembersPresence(): boolean {
+    return this.present !== undefined;
   }
 
   /** the blob's path; the hash may come from untrusted JSON (a manifest), so it is checked */

@@ -38,6 +38,9 @@ export class ItemMemo {
   private readonly keyObjects = new WeakMap<object, string>();
   /** key object -> its memo id for the stage kind it was last looked up for (ids are Map keys: made once) */
   private readonly keyIds = new WeakMap<object, { kind: string; keyHash: string; id: string }>();
+  /** records whose blobs were all found present since the Cas last forgot presence (a remembering memo) */
+  private verified = new WeakSet<ItemRecord>();
+  private verifiedEpoch = -1;
   /** records of the previous run of a stage (its action entry's item pack), for this run only */
   private preloaded = new Map<string, ItemRecord>();
   /** packs whose records a remembering memo holds (preloaded or written by the last run or this one) */
@@ -59,6 +62,10 @@ export class ItemMemo {
   /** at the start of each run (writer lock held): drop what gc or verify may have removed meanwhile */
   refresh(): void {
     this.cas.refreshPresence();
+    if (this.cas.presenceEpoch !== this.verifiedEpoch) {
+      this.verified = new WeakSet();
+      this.verifiedEpoch = this.cas.presenceEpoch;
+    }
     this.preloaded.clear();
   }
 
@@ -150,8 +157,12 @@ export class ItemMemo {
       deepFreeze(record);
       this.remembered?.set(id, record);
     }
-    // the blobs are checked every time: a gc between two runs may have removed them
-    if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
+    // the blobs are checked every time (a gc between two runs may have removed them); a
+    // remembering memo's Cas remembers presence until gc or verify moves the cache generation
+    if (!this.verified.has(record)) {
+      if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
+      if (this.remembered && this.cas.remembersPresence) this.verified.add(record);
+    }
     this.used?.set(id, record);
     return record;
   }
