@@ -17,9 +17,9 @@ const tmp = makeTempDir('lorabuild-watch-incremental-');
 afterAll(tmp.cleanup);
 
 const ITEMS = 300;
-const LORAFILE = `version: 1
+const lorafile = (trigger: string) => `version: 1
 datasets:
-  ds: { folder: data, trigger: one-line-art, rules: { too_small: off } }
+  ds: { folder: data, trigger: ${trigger}, rules: { too_small: off } }
 `;
 
 /** the watch's outputs: lock and the materialised reports */
@@ -29,9 +29,9 @@ function outputsOf(dir: string): Record<string, string> {
 }
 
 describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
-  it('writes the lock and reports a fresh run writes, after edits, a duplicate, an added and a removed item', async () => {
+  it('writes the lock and reports a fresh run writes, after edits, a duplicate, an added and a removed item and a new trigger', async () => {
     const dir = join(tmp.dir, 'watched');
-    const files: Record<string, string | Buffer> = { 'lorafile.yaml': LORAFILE };
+    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
     for (let i = 0; i < ITEMS; i++) {
       files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
       files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
@@ -45,7 +45,7 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
       const paths = write();
       const last = paths.at(-1)!;
       // an added or removed file may come as its folder's notice
-      const seen = [last, last.slice(0, last.lastIndexOf('/'))];
+      const seen = [last, last.includes('/') ? last.slice(0, last.lastIndexOf('/')) : last];
       await w.next(isWatch('build', (e) => (e.changes as string[]).some((c) => seen.includes(c))), `a build of ${what}`);
       await w.next(isWatch('idle'), `the end of the build of ${what}`);
     };
@@ -69,20 +69,25 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
     });
     await step('the empty caption fixed', () => caption(7, 'one-line-art, shape 7, side view\n'));
     await step('the edit undone', () => caption(5, 'one-line-art, shape 5, side view\n'));
+    // other settings: every item's check is looked up under a new key
+    await step('another trigger', () => {
+      writeFileSync(join(dir, 'lorafile.yaml'), lorafile('shape'));
+      return ['lorafile.yaml'];
+    });
     const result = await w.interrupt();
     expect(result.code).toBe(130);
     const watched = outputsOf(dir);
 
     const fresh = join(tmp.dir, 'fresh');
     cpSync(join(dir, 'data'), join(fresh, 'data'), { recursive: true });
-    writeFileSync(join(fresh, 'lorafile.yaml'), LORAFILE);
+    writeFileSync(join(fresh, 'lorafile.yaml'), lorafile('shape'));
     const run = await runCli(['run', 'validate:ds'], { cwd: fresh, env: ENV });
     expect(run.code, run.stderr).toBe(0);
     const expected = outputsOf(fresh);
     // the report saw every change: the duplicate, the missing trigger, the added and removed items
     const report = JSON.parse(expected.json) as { items: number; diagnostics: { code: string; file?: string }[] };
     expect(report.items).toBe(ITEMS);
-    expect(report.diagnostics.map((d) => `${d.file} ${d.code}`).sort()).toEqual(['data/image/3.png numbering', 'data/text/10.txt duplicate_caption', 'data/text/8.txt trigger_missing']);
+    expect(report.diagnostics.map((d) => `${d.file} ${d.code}`).sort()).toEqual(['data/image/3.png numbering', 'data/text/10.txt duplicate_caption', 'data/text/300.txt trigger_missing']);
     expect(watched.json).toBe(expected.json);
     expect(watched.md).toBe(expected.md);
     expect(watched.lock).toBe(expected.lock);
