@@ -17,9 +17,9 @@ const tmp = makeTempDir('lorabuild-watch-incremental-');
 afterAll(tmp.cleanup);
 
 const ITEMS = 300;
-const lorafile = (trigger: string) => `version: 1
+const lorafile = (trigger: string, resolution = '') => `version: 1
 datasets:
-  ds: { folder: data, trigger: ${trigger}, rules: { too_small: off } }
+  ds: { folder: data, trigger: ${trigger}, ${resolution}rules: { too_small: off } }
 `;
 
 /** the watch's outputs: lock and the materialised reports */
@@ -29,7 +29,7 @@ function outputsOf(dir: string): Record<string, string> {
 }
 
 describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
-  it('writes the lock and reports a fresh run writes, after edits, a duplicate, an added and a removed item and a new trigger', async () => {
+  it('writes the lock and reports a fresh run writes, after edits, a duplicate, an added and a removed item and new settings', async () => {
     const dir = join(tmp.dir, 'watched');
     const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
     for (let i = 0; i < ITEMS; i++) {
@@ -69,9 +69,9 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
     });
     await step('the empty caption fixed', () => caption(7, 'one-line-art, shape 7, side view\n'));
     await step('the edit undone', () => caption(5, 'one-line-art, shape 5, side view\n'));
-    // other settings: every item's check is looked up under a new key
-    await step('another trigger', () => {
-      writeFileSync(join(dir, 'lorafile.yaml'), lorafile('shape'));
+    // other settings: every item is prepared and checked under a new key
+    await step('another trigger and a resolution', () => {
+      writeFileSync(join(dir, 'lorafile.yaml'), lorafile('shape', 'resolution: 64, '));
       return ['lorafile.yaml'];
     });
     const result = await w.interrupt();
@@ -80,7 +80,7 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
 
     const fresh = join(tmp.dir, 'fresh');
     cpSync(join(dir, 'data'), join(fresh, 'data'), { recursive: true });
-    writeFileSync(join(fresh, 'lorafile.yaml'), lorafile('shape'));
+    writeFileSync(join(fresh, 'lorafile.yaml'), lorafile('shape', 'resolution: 64, '));
     const run = await runCli(['run', 'validate:ds'], { cwd: fresh, env: ENV });
     expect(run.code, run.stderr).toBe(0);
     const expected = outputsOf(fresh);
