@@ -21,7 +21,8 @@ export class ItemMemo {
   readonly layout: CacheLayout;
   /**
    * records read or written, kept in memory when the memo outlives one run (`lorabuild watch`):
-   * those of the last run and of this one (`used`), not every record of every build since the start
+   * those the last run used or held in a pack, and this run's (`used`), not every record of every
+   * build since the start
    */
   private remembered: Map<string, ItemRecord> | undefined;
   private used: Map<string, ItemRecord> | undefined;
@@ -43,9 +44,12 @@ export class ItemMemo {
   private verifiedEpoch = -1;
   /** records of the previous run of a stage (its action entry's item pack), for this run only */
   private preloaded = new Map<string, ItemRecord>();
-  /** packs whose records a remembering memo holds (preloaded or written by the last run or this one) */
-  private packs = new Set<string>();
-  private packsUsed = new Set<string>();
+  /**
+   * packs whose records a remembering memo holds (root -> its record ids): those preloaded, written
+   * or asked about by the last run or this one (`packsUsed`), whose records are kept with them
+   */
+  private packs = new Map<string, readonly string[]>();
+  private packsUsed = new Map<string, readonly string[]>();
   constructor(
     root: string,
     private readonly cas: Cas,
@@ -75,25 +79,31 @@ export class ItemMemo {
    */
   preload(records: readonly Json[], packRoot: string): void {
     const target = this.remembered ?? this.preloaded;
-    if (this.remembered) this.packed(packRoot);
+    const ids: string[] = [];
     for (const r of records) {
       if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
-      let record = target.get(r[0]);
-      if (!record) target.set(r[0], (record = deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] })));
-      // a pack held counts as used: its records stay as long as the pack is known held
-      this.used?.set(r[0], record);
+      if (!target.has(r[0])) target.set(r[0], deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
+      ids.push(r[0]);
     }
+    this.packed(packRoot, ids);
   }
 
-  /** a pack this process wrote from records it holds (a remembering memo needs no preload of it) */
-  packed(packRoot: string): void {
+  /**
+   * a pack this process wrote from records it holds, by their ids (a remembering memo needs no
+   * preload of it)
+   */
+  packed(packRoot: string, ids: Iterable<string>): void {
     if (!this.remembered) return;
-    this.packs.add(packRoot);
-    this.packsUsed.add(packRoot);
+    const list = [...ids];
+    this.packs.set(packRoot, list);
+    this.packsUsed.set(packRoot, list);
   }
 
+  /** true when this memo holds the pack's records (and then keeps holding them for another run) */
   hasPreloaded(packRoot: string): boolean {
-    return this.packs.has(packRoot);
+    const ids = this.packs.get(packRoot);
+    if (ids) this.packsUsed.set(packRoot, ids);
+    return ids !== undefined;
   }
 
   /**
@@ -104,10 +114,17 @@ export class ItemMemo {
   endRun(): void {
     this.preloaded.clear();
     if (this.remembered && this.used) {
+      // the records of the packs still held stay: a pack is trusted to be in memory whole
+      for (const ids of this.packsUsed.values()) {
+        for (const id of ids) {
+          const record = this.remembered.get(id);
+          if (record && !this.used.has(id)) this.used.set(id, record);
+        }
+      }
       this.remembered = this.used;
       this.used = new Map();
       this.packs = this.packsUsed;
-      this.packsUsed = new Set();
+      this.packsUsed = new Map();
     }
   }
 

@@ -283,7 +283,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const durationMs = Date.now() - started;
       const lists = packLists(cas, [...record.refs], [...record.items] as PackedItem[]);
       // a memo that remembers its records (watch) has this pack's records already
-      if (lists.itemPack) items.packed(lists.itemPack.root);
+      if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
       const entry = {
         version: 1 as const,
         stage: node.id,
