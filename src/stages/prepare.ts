@@ -345,6 +345,20 @@ function readListing(ctx: StageContext, upstream: string): Listing {
   return localListing(ctx.config, listing);
 }
 
+/** the manifest's counts for the stage's meta, in one pass */
+function countItems(items: ManifestItem[]): Record<string, number> {
+  const n = { items: items.length, images: 0, captions: 0, prepared: 0, errors: 0, images_without_caption: 0, captions_without_image: 0 };
+  for (const i of items) {
+    if (i.image) n.images++;
+    if (i.caption) n.captions++;
+    if (i.prepared) n.prepared++;
+    if (i.error) n.errors++;
+    if ((i.image || i.error) && !i.caption) n.images_without_caption++;
+    if (i.caption && !i.image && !i.error) n.captions_without_image++;
+  }
+  return n;
+}
+
 export const stage: StageImpl = {
   kind: 'prepare',
   version: 1,
@@ -383,18 +397,6 @@ export const stage: StageImpl = {
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
     ctx.writeJson('manifest.json', manifest as unknown as Json, { trees: ['items', 'stray'] });
-    return {
-      meta: {
-        items: items.length,
-        images: items.filter((i) => i.image).length,
-        captions: items.filter((i) => i.caption).length,
-        prepared: items.filter((i) => i.prepared).length,
-        errors: items.filter((i) => i.error).length,
-        images_without_caption: items.filter((i) => (i.image || i.error) && !i.caption).length,
-        captions_without_image: items.filter((i) => i.caption && !i.image && !i.error).length,
-        skipped: run.skipped.length,
-        stray: manifest.stray.length,
-      },
-    };
+    return { meta: { ...countItems(items), skipped: run.skipped.length, stray: manifest.stray.length } };
   },
 };
