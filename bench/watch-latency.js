@@ -45,11 +45,14 @@ export const cpuMs = (pid) => {
 
 /**
  * nodeArgs: extra node flags for the watch process (WATCH_NODE_ARGS='--max-old-space-size=200');
- * profDir: the watch process writes a V8 CPU profile there when it stops.
+ * profDir: the watch process writes a V8 CPU profile there when it stops; editsProfDir: one of the
+ * edits only (bench/cpu-prof-edits.js).
  */
-export async function watchLatency({ project, images, edits, debounce = NaN, timeoutMs = Infinity, log = (line) => console.error(line), nodeArgs = [], profDir }) {
-  const args = [...nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'watch', '--through', 'validate', '--json', ...(Number.isFinite(debounce) ? ['--debounce', String(debounce)] : [])];
-  const child = spawn(process.execPath, args, { cwd: project, env: { ...process.env, LORABUILD_CACHE: join(project, 'cache') }, stdio: ['ignore', 'pipe', 'inherit'] });
+export async function watchLatency({ project, images, edits, debounce = NaN, timeoutMs = Infinity, log = (line) => console.error(line), nodeArgs = [], profDir, editsProfDir }) {
+  const hook = join(dirname(fileURLToPath(import.meta.url)), 'cpu-prof-edits.js');
+  const args = [...nodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(editsProfDir ? ['--import', hook] : []), cli, 'watch', '--through', 'validate', '--json', ...(Number.isFinite(debounce) ? ['--debounce', String(debounce)] : [])];
+  const env = { ...process.env, LORABUILD_CACHE: join(project, 'cache'), ...(editsProfDir ? { LORABUILD_BENCH_PROF_DIR: editsProfDir } : {}) };
+  const child = spawn(process.execPath, args, { cwd: project, env, stdio: ['ignore', 'pipe', 'inherit'] });
   let closed = false;
   let timedOut = false;
   // past the time limit the watch is stopped: its close rejects whatever the bench waits for
@@ -98,6 +101,7 @@ export async function watchLatency({ project, images, edits, debounce = NaN, tim
     const firstBuildMs = performance.now() - t0;
     const rssFirst = rssMb(child.pid);
     const cpuFirst = cpuMs(child.pid);
+    if (editsProfDir) child.kill('SIGUSR2');
 
     const latencies = [];
     const builds = [];
@@ -127,6 +131,10 @@ export async function watchLatency({ project, images, edits, debounce = NaN, tim
         throw new Error(`edit ${i}: expected ${expectErrors} errors, watch reported ${got.event.errors}`);
       }
       builds.push((await idle).event.durationMs);
+    }
+    if (editsProfDir) {
+      child.kill('SIGUSR2');
+      await new Promise((r) => setTimeout(r, 1000));
     }
     return {
       images,

@@ -111,6 +111,10 @@ function packText([id, r]: PackedItem): string {
   return text;
 }
 
+/** one function each (chunk trees keep their leaves per textOf): a pack's records are known by their ItemRecord */
+const packRecordText = (p: Json): string => packText(p as unknown as PackedItem);
+const packRecordIdentity = (p: Json): unknown => (p as unknown as PackedItem)[1];
+
 /** the entry's refs and item ids, long lists written to the CAS as chunk trees */
 export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
   const sortedRefs = [...refs].sort();
@@ -118,7 +122,7 @@ export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<A
   return {
     ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
     ...(sortedItems.length > INLINE_LIST_MAX
-      ? { items: [], itemPack: writeTree(cas, sortedItems as unknown as Json[], (p) => packText(p as unknown as PackedItem)) }
+      ? { items: [], itemPack: writeTree(cas, sortedItems as unknown as Json[], packRecordText, packRecordIdentity) }
       : { items: sortedItems.map((i) => i[0]) }),
   };
 }

@@ -31,8 +31,18 @@ export class Cas {
   refreshPresence(): void {
     if (!this.present) return;
     const now = readCacheGeneration(this.layout.root);
-    if (now !== this.generation) this.present.clear();
+    if (now !== this.generation) {
+      this.present.clear();
+      this.presenceEpoch++;
+    }
     this.generation = now;
+  }
+
+  /** moves whenever remembered presence is forgotten: what was found present before may be gone */
+  presenceEpoch = 0;
+
+  get remembersPresence(): boolean {
+    return this.present !== undefined;
   }
 
   /** the blob's path; the hash may come from untrusted JSON (a manifest), so it is checked */
@@ -43,9 +53,10 @@ export class Cas {
 
   /** true if a blob with this hash and (when given) size is present */
   has(sha256: string, size?: number): boolean {
-    if (!SHA256_RE.test(sha256)) return false;
+    // only well-formed names are ever remembered present
     const known = this.present?.get(sha256);
     if (known !== undefined && (size === undefined || known === size)) return true;
+    if (!SHA256_RE.test(sha256)) return false;
     try {
       const st = statSync(this.path(sha256));
       if (!st.isFile()) return false;

@@ -61,28 +61,95 @@ function recordHash(text: string): number {
 /** lists longer than this are stored as chunk trees (action entries, JSON outputs) */
 export const INLINE_LIST_MAX = 256;
 
+/** a leaf written before: what its records are known by (identityOf), its blob and the blob's size */
+interface KeptLeaf {
+  ids: readonly unknown[];
+  sha: string;
+  size: number;
+}
+
+/** kept leaves by what their first record is known by: objects weakly, strings (sha lists) in a bounded map */
+interface KeptLeaves {
+  objects: WeakMap<object, KeptLeaf>;
+  strings: Map<string, KeptLeaf>;
+}
+
+/** string-keyed kept leaves per textOf (a new list of 100,000 hashes makes ~1,000 leaves) */
+const MAX_KEPT_STRING_LEAVES = 20_000;
+
+/**
+ * Leaves written before, by the record their first is known by: a writer that hands the same (never
+ * changed) record objects again (`lorabuild watch` after a save) has a run of them from a leaf
+ * boundary on end at the same boundary, so the leaf's blob is known without joining and hashing its
+ * text again. Per textOf: the same records written as other text make other leaves.
+ */
+const keptLeaves = new WeakMap<(record: Json) => string, KeptLeaves>();
+
+const stringify = (record: Json): string => JSON.stringify(record);
+const itself = (record: Json): unknown => record;
+
+function keptLeaf(leaves: KeptLeaves, id: unknown): KeptLeaf | undefined {
+  if (typeof id === 'string') return leaves.strings.get(id);
+  return id !== null && typeof id === 'object' ? leaves.objects.get(id) : undefined;
+}
+
+function keepLeaf(leaves: KeptLeaves, leaf: KeptLeaf): void {
+  const id = leaf.ids[0];
+  if (typeof id === 'string') {
+    if (leaves.strings.size >= MAX_KEPT_STRING_LEAVES) leaves.strings.clear();
+    leaves.strings.set(id, leaf);
+  } else if (id !== null && typeof id === 'object') leaves.objects.set(id, leaf);
+}
+
 /**
  * Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written.
- * `textOf`: each record's JSON text, when the caller keeps it.
+ * `textOf`: each record's JSON text, when the caller keeps it (pass the same function every time:
+ * leaves are kept per textOf). `identityOf`: what a record is known by (default: the record
+ * itself); records known by the same object or string must have the same text. Record objects must
+ * not change once written.
  */
-export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = (r) => JSON.stringify(r)): TreeRef {
+export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = stringify, identityOf: (record: Json) => unknown = itself): TreeRef {
+  let leaves = keptLeaves.get(textOf);
+  if (!leaves) keptLeaves.set(textOf, (leaves = { objects: new WeakMap(), strings: new Map() }));
+  /** the kept leaf that `records` continue at `start` with, if its blob is still there */
+  const keptAt = (start: number): KeptLeaf | undefined => {
+    const kept = keptLeaf(leaves, identityOf(records[start]));
+    if (!kept || start + kept.ids.length > records.length) return undefined;
+    for (let k = 1; k < kept.ids.length; k++) if (identityOf(records[start + k]) !== kept.ids[k]) return undefined;
+    return cas.has(kept.sha, kept.size) ? kept : undefined;
+  };
   const put = (body: Buffer) => cas.putBuffer(body).sha256;
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
   let chars = 0;
-  const flushLeaf = () => {
+  let leafStart = 0;
+  const flushLeaf = (end: number, cut: boolean) => {
     chars = 0;
-    nodes.push({ sha: put(Buffer.from(`{"tree":1,"leaf":[${texts.join(',')}]}`, 'utf8')), count: texts.length });
+    const body = Buffer.from(`{"tree":1,"leaf":[${texts.join(',')}]}`, 'utf8');
+    const sha = put(body);
+    nodes.push({ sha, count: texts.length });
     texts = [];
+    // a leaf that ends at a cut ends there again; the last one may grow when records are appended
+    if (cut) keepLeaf(leaves, { ids: records.slice(leafStart, end).map(identityOf), sha, size: body.length });
+    leafStart = end;
   };
-  for (const record of records) {
-    const text = textOf(record);
+  for (let i = 0; i < records.length; i++) {
+    if (texts.length === 0) {
+      const kept = keptAt(i);
+      if (kept) {
+        nodes.push({ sha: kept.sha, count: kept.ids.length });
+        i += kept.ids.length - 1;
+        leafStart = i + 1;
+        continue;
+      }
+    }
+    const text = textOf(records[i]);
     texts.push(text);
     chars += text.length;
     const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, text.length)));
-    if (recordHash(text) % every === 0 || texts.length >= MAX_LEAF || chars >= MAX_LEAF_CHARS) flushLeaf();
+    if (recordHash(text) % every === 0 || texts.length >= MAX_LEAF || chars >= MAX_LEAF_CHARS) flushLeaf(i + 1, true);
   }
-  if (texts.length > 0 || nodes.length === 0) flushLeaf();
+  if (texts.length > 0 || nodes.length === 0) flushLeaf(records.length, false);
   let level = 0;
   while (nodes.length > 1) {
     level++;

@@ -3,28 +3,46 @@
 // listing and the same lock. prepare turns them back into absolute paths before reading any file.
 // Hub listings hold no paths at all (repo paths and sha256s; prepare finds the files in its own
 // HF cache): nothing to map.
+import { homedir } from 'node:os';
 import { portablePath, resolveUserPath } from '../config/paths.js';
 import type { Config } from '../config/schema.js';
 import type { Listing, ListingEntry } from './manifest.js';
 
 type PathMap = (path: string) => string;
 
-function mapListing(listing: Listing, map: PathMap): Listing {
+/**
+ * entry -> the entry mapped, per direction, lorafile folder and home folder: `lorabuild watch` maps the very same
+ * entry objects save after save (datasets/local/list.ts keeps them), and an unchanged entry then
+ * maps to the very same object again, which the stages after keep their own per-item work by.
+ * Entries are never changed once listed.
+ */
+const mapped = new Map<string, WeakMap<ListingEntry, ListingEntry>>();
+
+function mapListing(listing: Listing, map: PathMap, memoKey: string): Listing {
+  let memo = mapped.get(memoKey);
+  if (!memo) mapped.set(memoKey, (memo = new WeakMap()));
   const file = <F extends { abs?: string }>(f: F): F => (f.abs === undefined ? f : { ...f, abs: map(f.abs) });
-  const entry = (e: ListingEntry): ListingEntry => ({
-    ...e,
-    ...(e.image ? { image: file(e.image) } : {}),
-    ...(e.captionFile ? { captionFile: file(e.captionFile) } : {}),
-  });
+  const entry = (e: ListingEntry): ListingEntry => {
+    let out = memo.get(e);
+    if (out === undefined) {
+      out = {
+        ...e,
+        ...(e.image ? { image: file(e.image) } : {}),
+        ...(e.captionFile ? { captionFile: file(e.captionFile) } : {}),
+      };
+      memo.set(e, out);
+    }
+    return out;
+  };
   return { ...listing, entries: listing.entries.map(entry) };
 }
 
 /** The listing as fetch writes it: every `abs` relative to the lorafile or under `~`. */
 export function portableListing(config: Pick<Config, 'root'>, listing: Listing): Listing {
-  return mapListing(listing, (abs) => portablePath(config, abs));
+  return mapListing(listing, (abs) => portablePath(config, abs), `portable\0${config.root}\0${homedir()}`);
 }
 
 /** The listing as prepare reads files from it: every `abs` absolute on this machine. */
 export function localListing(config: Pick<Config, 'root'>, listing: Listing): Listing {
-  return mapListing(listing, (p) => resolveUserPath(config, p));
+  return mapListing(listing, (p) => resolveUserPath(config, p), `local\0${config.root}\0${homedir()}`);
 }

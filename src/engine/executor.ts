@@ -50,6 +50,11 @@ export interface ExecuteOptions {
    * { remember: true }, its records are not re-read from disk for every run.
    */
   items?: ItemMemo;
+  /**
+   * the store, kept across runs by a long-lived process: one that remembers presence
+   * (refreshed at the start of each run) writes an unchanged chunk-tree leaf without a stat
+   */
+  cas?: Cas;
   /** a stat memo kept across runs by a long-lived process; its racy entries are dropped after each run */
   statMemo?: StatMemo;
   /** lists dataset folders; `lorabuild watch` passes its walk cache (default: a full walk per build) */
@@ -102,7 +107,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   mkdirSync(opts.cacheDir, { recursive: true });
   if (mode === 'run') rmSync(layout.tmp, { recursive: true, force: true });
   const memo = opts.statMemo ?? StatMemo.load(layout.statMemo);
-  const cas = new Cas(opts.cacheDir);
+  const cas = opts.cas ?? new Cas(opts.cacheDir);
+  cas.refreshPresence();
   const actions = new ActionCache(opts.cacheDir);
   const items = opts.items ?? new ItemMemo(opts.cacheDir, cas);
   items.refresh();
@@ -283,7 +289,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const durationMs = Date.now() - started;
       const lists = packLists(cas, [...record.refs], [...record.items] as PackedItem[]);
       // a memo that remembers its records (watch) has this pack's records already
-      if (lists.itemPack) items.packed(lists.itemPack.root);
+      if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
       const entry = {
         version: 1 as const,
         stage: node.id,

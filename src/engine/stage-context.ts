@@ -61,6 +61,22 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(files).join(', ') || 'none'})`);
     return file;
   };
+  /** the memo's record for an item key; a hit is recorded and reported as ctx.item does */
+  const lookup = (label: string, key: Json, quiet: boolean): { keyHash: string; id: string; hit: ItemRecord | undefined } => {
+    const { keyHash, id } = items.ref(node.kind, key);
+    const hit = items.get(node.kind, keyHash, id);
+    // a quiet part (an image decoded once for every caption it gets) is looked up only when its
+    // item is not cached, so it would come and go from the item pack run to run: it stays out
+    if (hit) {
+      if (!quiet) record.items.set(id, hit);
+      for (const sha of hit.refs) record.refs.add(sha);
+      if (!quiet) {
+        record.itemCounts.cached++;
+        deps.emit({ stage: node.id, item: label, outcome: 'cached' });
+      }
+    }
+    return { keyHash, id, hit };
+  };
   // one meter per unit: a stage that encodes items, then trains steps, measures each phase apart
   const meters = new Map<string, RateMeter>();
   const ctx: StageContext = {
@@ -78,23 +94,15 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     upstream: upstreamOf,
     upstreamPath: (stageId, name) => cas.path(upstreamFile(stageId, name).sha256),
     blobPath: (sha256) => cas.path(sha256),
+    memoized<T extends Json>(label: string, key: Json, options?: { quiet?: boolean }): T | undefined {
+      runOnly('memoized');
+      return lookup(label, key, options?.quiet === true).hit?.value as T | undefined;
+    },
     async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T> {
       runOnly('item');
       const quiet = options?.quiet === true;
-      const keyHash = items.keyHash(key);
-      const id = items.id(node.kind, keyHash);
-      const hit = items.get(node.kind, keyHash);
-      // a quiet part (an image decoded once for every caption it gets) is looked up only when its
-      // item is not cached, so it would come and go from the item pack run to run: it stays out
-      if (hit) {
-        if (!quiet) record.items.set(id, hit);
-        for (const sha of hit.refs) record.refs.add(sha);
-        if (!quiet) {
-          record.itemCounts.cached++;
-          deps.emit({ stage: node.id, item: label, outcome: 'cached' });
-        }
-        return hit.value as T;
-      }
+      const { keyHash, id, hit } = lookup(label, key, quiet);
+      if (hit) return hit.value as T;
       const value = await compute();
       const made = items.put(node.kind, keyHash, label, value);
       if (!quiet) record.items.set(id, made);

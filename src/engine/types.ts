@@ -108,6 +108,11 @@ export interface StageContext {
    */
   item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T>;
   /**
+   * ctx.item without computing, at once: the memoized value (recorded and reported as ctx.item
+   * does), or undefined. A stage of thousands of unchanged items skips an await per item.
+   */
+  memoized?<T extends Json>(label: string, key: Json, options?: { quiet?: boolean }): T | undefined;
+  /**
    * Writes a JSON output (compact, one trailing newline) straight into the CAS. The value must be
    * plain JSON; it is frozen and handed as is to downstream stages that readJson() it. `trees`:
    * top-level list fields stored as chunk trees when long (cache/tree-json.ts), so that a one-item

@@ -124,6 +124,28 @@ function toManifestItem(place: ItemPlace, content: ItemContent): ManifestItem {
   return item;
 }
 
+/**
+ * What a listing entry gave the last time, kept with the entry object: `lorabuild watch` hands the
+ * very same entry objects save after save (datasets/listing-paths.ts), so an unchanged item costs
+ * a memo lookup by the same key object and gives the very same manifest item, which validate and
+ * the manifest's chunk tree then know by identity. Entries and manifest items are never changed.
+ */
+interface KeptEntry {
+  resolution: number | null;
+  place: ItemPlace;
+  sources: Sources;
+  key: Json;
+  content?: ItemContent;
+  item?: ManifestItem;
+}
+
+const keptEntries = new WeakMap<ListingEntry, KeptEntry>();
+
+/** an item's memo key: what its bytes are (not its name or place) and how it is prepared */
+function itemKey(sources: Sources, resolution: number | null): Json {
+  return { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
+}
+
 class PrepareRun {
   readonly items: (ManifestItem | null)[] = [];
   /** by item index: items are prepared concurrently, the manifest lists them in order */
@@ -135,12 +157,49 @@ class PrepareRun {
     private readonly hubRows: boolean,
   ) {}
 
-  /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
-  async process(index: number, place: ItemPlace, sources: Sources, rowError?: string): Promise<void> {
+  /** the work for a listing entry, kept with the entry object (KeptEntry) */
+  private keptFor(entry: ListingEntry): KeptEntry {
     const resolution = this.spec.resolution ?? null;
-    const key: Json = { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
+    let kept = keptEntries.get(entry);
+    if (kept?.resolution !== resolution) {
+      const sources = fileSources(entry);
+      kept = { resolution, place: filePlace(entry), sources, key: itemKey(sources, resolution) };
+      keptEntries.set(entry, kept);
+    }
+    return kept;
+  }
+
+  /** a listing entry the item memo holds, at once (no await); false when it must be computed */
+  known(index: number, entry: ListingEntry): boolean {
+    const kept = this.keptFor(entry);
+    const content = this.ctx.memoized?.<ItemContent>(kept.place.id, kept.key);
+    if (content === undefined) return false;
+    this.finish(index, kept.place, content, undefined, kept);
+    return true;
+  }
+
+  async processEntry(index: number, entry: ListingEntry): Promise<void> {
+    const kept = this.keptFor(entry);
+    await this.process(index, kept.place, kept.sources, undefined, kept);
+  }
+
+  /** `rowError`: a parquet row whose image could not even be read (no bytes to decode) */
+  async process(index: number, place: ItemPlace, sources: Sources, rowError?: string, kept?: KeptEntry): Promise<void> {
+    const resolution = this.spec.resolution ?? null;
+    const key = kept?.key ?? itemKey(sources, resolution);
     const content = await this.ctx.item(place.id, key, () => computeContent(this.ctx, place.id, sources, resolution, this.hubRows));
-    const item = toManifestItem(place, content);
+    this.finish(index, place, content, rowError, kept);
+  }
+
+  private finish(index: number, place: ItemPlace, content: ItemContent, rowError: string | undefined, kept: KeptEntry | undefined): void {
+    let item: ManifestItem;
+    if (kept) {
+      // the same record value (an unchanged item): the very same manifest item as the last build
+      if (kept.content !== content || !kept.item) Object.assign(kept, { content, item: toManifestItem(place, content) });
+      item = kept.item!;
+    } else {
+      item = toManifestItem(place, content);
+    }
     if (rowError !== undefined) item.error = { code: 'undecodable', message: rowError, origin: place.imageOrigin ?? place.id };
     if (item.error && this.spec.bad_images === 'skip') {
       const origin = item.error.origin ?? item.id;
@@ -204,19 +263,25 @@ function throttledProgress(ctx: StageContext, unit: string): (done: number, tota
 }
 
 async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: ListingEntry[]): Promise<void> {
+  // memoized items first, without an await each; then the rest, CONCURRENCY at a time
+  const pending: number[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    if (ctx.signal.aborted) throw new Error('interrupted');
+    if (!run.known(i, entries[i])) pending.push(i);
+  }
   let next = 0;
-  let done = 0;
+  let done = entries.length - pending.length;
   const progress = throttledProgress(ctx, 'items');
+  if (done > 0) progress(done, entries.length);
   const worker = async () => {
-    while (next < entries.length) {
+    while (next < pending.length) {
       if (ctx.signal.aborted) throw new Error('interrupted');
-      const index = next++;
-      const entry = entries[index];
-      await run.process(index, filePlace(entry), fileSources(entry));
+      const index = pending[next++];
+      await run.processEntry(index, entries[index]);
       progress(++done, entries.length);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, pending.length) }, worker));
 }
 
 async function hubItems(): Promise<typeof import('../datasets/hub/items.js')> {
@@ -280,6 +345,20 @@ function readListing(ctx: StageContext, upstream: string): Listing {
   return localListing(ctx.config, listing);
 }
 
+/** the manifest's counts for the stage's meta, in one pass */
+function countItems(items: ManifestItem[]): Record<string, number> {
+  const n = { items: items.length, images: 0, captions: 0, prepared: 0, errors: 0, images_without_caption: 0, captions_without_image: 0 };
+  for (const i of items) {
+    if (i.image) n.images++;
+    if (i.caption) n.captions++;
+    if (i.prepared) n.prepared++;
+    if (i.error) n.errors++;
+    if ((i.image || i.error) && !i.caption) n.images_without_caption++;
+    if (i.caption && !i.image && !i.error) n.captions_without_image++;
+  }
+  return n;
+}
+
 export const stage: StageImpl = {
   kind: 'prepare',
   version: 1,
@@ -318,18 +397,6 @@ export const stage: StageImpl = {
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
     ctx.writeJson('manifest.json', manifest as unknown as Json, { trees: ['items', 'stray'] });
-    return {
-      meta: {
-        items: items.length,
-        images: items.filter((i) => i.image).length,
-        captions: items.filter((i) => i.caption).length,
-        prepared: items.filter((i) => i.prepared).length,
-        errors: items.filter((i) => i.error).length,
-        images_without_caption: items.filter((i) => (i.image || i.error) && !i.caption).length,
-        captions_without_image: items.filter((i) => i.caption && !i.image && !i.error).length,
-        skipped: run.skipped.length,
-        stray: manifest.stray.length,
-      },
-    };
+    return { meta: { ...countItems(items), skipped: run.skipped.length, stray: manifest.stray.length } };
   },
 };

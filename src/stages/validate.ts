@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config, DatasetSpec } from '../config/schema.js';
-import type { Manifest } from '../datasets/manifest.js';
+import type { Manifest, ManifestItem } from '../datasets/manifest.js';
 import { canonicalHash } from '../engine/canonical.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import type { ItemCheck, ValidationSettings } from '../text/check-item.js';
@@ -50,6 +50,23 @@ function tokenizerOptions(ctx: StageContext) {
 
 // the model stage brings the hub and checkpoint code: loaded only for a dataset a LoRA trains on
 const modelStage = () => import('./model.js');
+
+type ItemKey = { v: number; item: ManifestItem; settings: string; tokenizer: string };
+
+/**
+ * manifest item -> its last key: prepare hands the very same (frozen) item objects save after save
+ * in `lorabuild watch`, and the same key object is hashed once (cache/item-memo.ts keyHash)
+ */
+const keptKeys = new WeakMap<ManifestItem, ItemKey>();
+
+function itemKey(item: ManifestItem, settings: string, tokenizer: string): Json {
+  let key = keptKeys.get(item);
+  if (key?.settings !== settings || key.tokenizer !== tokenizer) {
+    key = { v: ITEM_VERSION, item, settings, tokenizer };
+    keptKeys.set(item, key);
+  }
+  return key as unknown as Json;
+}
 
 /** tags kept in the stage's meta */
 const META_TAGS = 50;
@@ -101,8 +118,8 @@ export const stage: StageImpl = {
     const settingsHash = canonicalHash(settings as unknown as Json);
     for (const [i, item] of manifest.items.entries()) {
       if (ctx.signal.aborted) throw new Error('interrupted');
-      const key = { v: ITEM_VERSION, item, settings: settingsHash, tokenizer: tokenizer.id } as unknown as Json;
-      const check = await ctx.item(item.id, key, async () => {
+      const key = itemKey(item, settingsHash, tokenizer.id);
+      const check = ctx.memoized?.<Json>(item.id, key) ?? await ctx.item(item.id, key, async () => {
         const bytes = item.caption ? captionBytes(ctx, item.caption.sha256) : null;
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
       });

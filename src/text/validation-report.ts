@@ -5,7 +5,7 @@ import type { Manifest } from '../datasets/manifest.js';
 import type { ItemCheck, ValidationSettings } from './check-item.js';
 import { checkDuplicates, checkNumbering, checkStray } from './rules/dataset.js';
 import { Findings } from './rules/findings.js';
-import { isTagStyle, tagFrequency } from './rules/tags.js';
+import { isTagStyle, tagCounts } from './rules/tags.js';
 
 /** tags kept in validation.json, most frequent first (validation.md shows fewer) */
 export const REPORT_TAGS = 1000;
@@ -48,6 +48,23 @@ function sortByPlace(diagnostics: Diagnostic[]): Diagnostic[] {
   return keyed.map((k) => k.d);
 }
 
+/** an array index as a property key ('0', '17'; not '01' or '-1'): objects list these first, ascending */
+function isIndexKey(key: string): boolean {
+  return /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4294967295;
+}
+
+/**
+ * `entries` (distinct keys) in the order Object.entries would give them back from
+ * Object.fromEntries(entries): array-index keys first, ascending, then the rest as given. The
+ * report's tags keep exactly the order they had when they went through an object of every tag.
+ */
+function inPropertyOrder(entries: [string, number][]): [string, number][] {
+  const index = entries.filter(([k]) => isIndexKey(k));
+  if (index.length === 0) return entries;
+  index.sort((a, b) => Number(a[0]) - Number(b[0]));
+  return [...index, ...entries.filter(([k]) => !isIndexKey(k))];
+}
+
 export function buildReport(
   manifest: Manifest,
   checks: ItemCheck[],
@@ -68,24 +85,40 @@ export function buildReport(
       hint: 'replace or remove the image (bad_images: skip drops it from training)',
     });
   }
-  const diagnostics = sortByPlace([...checks.flatMap((c) => c.diagnostics), ...datasetFindings.diagnostics]);
-
-  const where = (i: number) => manifest.items[i].caption?.origin ?? manifest.items[i].id;
-  let trigger: ValidationReport['trigger'] = null;
-  if (settings.trigger !== null) {
-    const withCaption = checks.filter((c) => c.trigger !== null);
-    trigger = {
-      phrase: settings.trigger,
-      present: withCaption.filter((c) => c.trigger === 'present').length,
-      of: withCaption.length,
-      missing: checks.flatMap((c, i) => (c.trigger === 'missing' ? [where(i)] : [])),
-      cut: checks.flatMap((c, i) => (c.trigger === 'cut' ? [where(i)] : [])),
-    };
-  }
-  const counts = checks.flatMap((c) => (c.tokens === null ? [] : [c.tokens]));
+  // one pass over the items' checks (a save in `lorabuild watch` builds this report for every item)
+  const itemDiagnostics: Diagnostic[] = [];
+  const counts: number[] = [];
+  const tagLists: string[][] = [];
+  const missing: string[] = [];
+  const cut: string[] = [];
+  let withTrigger = 0;
+  let present = 0;
+  let tokenMax = 0;
+  let tokenSum = 0;
+  let over = 0;
   const limit = settings.rules.max_tokens;
-  const tagLists = checks.filter((c) => c.tokens !== null).map((c) => c.tags);
-  const frequency = isTagStyle(tagLists, counts.length) ? tagFrequency(tagLists) : null;
+  const where = (i: number) => manifest.items[i].caption?.origin ?? manifest.items[i].id;
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i];
+    for (const d of c.diagnostics) itemDiagnostics.push(d);
+    if (c.trigger !== null) {
+      withTrigger++;
+      if (c.trigger === 'present') present++;
+      else if (c.trigger === 'missing') missing.push(where(i));
+      else if (c.trigger === 'cut') cut.push(where(i));
+    }
+    if (c.tokens !== null) {
+      counts.push(c.tokens);
+      tagLists.push(c.tags);
+      if (c.tokens > tokenMax) tokenMax = c.tokens;
+      tokenSum += c.tokens;
+      if (c.tokens > limit) over++;
+    }
+  }
+  for (const d of datasetFindings.diagnostics) itemDiagnostics.push(d);
+  const diagnostics = sortByPlace(itemDiagnostics);
+  const trigger: ValidationReport['trigger'] = settings.trigger === null ? null : { phrase: settings.trigger, present, of: withTrigger, missing, cut };
+  const tags = isTagStyle(tagLists, counts.length) ? tagCounts(tagLists) : null;
   return {
     dataset: manifest.dataset,
     tokenizer,
@@ -96,12 +129,12 @@ export function buildReport(
     diagnostics,
     trigger,
     tokens: {
-      max: counts.reduce((m, c) => Math.max(m, c), 0),
-      mean: counts.length ? Math.round((counts.reduce((a, b) => a + b, 0) / counts.length) * 10) / 10 : 0,
-      over: counts.filter((c) => c > limit).length,
+      max: tokenMax,
+      mean: counts.length ? Math.round((tokenSum / counts.length) * 10) / 10 : 0,
+      over,
       histogram: histogram(counts, limit),
     },
-    tagFrequency: frequency ? Object.fromEntries(Object.entries(frequency).slice(0, REPORT_TAGS)) : null,
-    tagsDistinct: frequency ? Object.keys(frequency).length : null,
+    tagFrequency: tags ? Object.fromEntries(inPropertyOrder(tags).slice(0, REPORT_TAGS)) : null,
+    tagsDistinct: tags ? tags.length : null,
   };
 }

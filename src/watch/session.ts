@@ -75,7 +75,7 @@ export class WatchSession {
   private everythingChangedDuringBuild = false;
   private stopRequested = false;
   private readonly rechecks = new Set<NodeJS.Timeout>();
-  private items: { cacheDir: string; memo: ItemMemo; stats: StatMemo } | undefined;
+  private items: { cacheDir: string; cas: Cas; memo: ItemMemo; stats: StatMemo } | undefined;
   /** dataset folder listings, patched from watcher events instead of walked on every build */
   readonly walks = new WalkCache();
 
@@ -308,6 +308,7 @@ export class WatchSession {
         options: { update: [], keepGoing: false },
         knownStageIds: project.allStageIds,
         items: kept.memo,
+        cas: kept.cas,
         statMemo: kept.stats,
         walkFolder: (rootAbs, display) => this.walks.walk(rootAbs, display),
         onEvent: (e) => this.onStageEvent(e, collected, signal, project),
@@ -356,13 +357,11 @@ export class WatchSession {
   }
 
   /** memos kept across builds, one set per cache folder: unchanged items and files are not re-read from disk */
-  private memosFor(cacheDir: string): { memo: ItemMemo; stats: StatMemo } {
+  private memosFor(cacheDir: string): { cas: Cas; memo: ItemMemo; stats: StatMemo } {
     if (this.items?.cacheDir !== cacheDir) {
-      this.items = {
-        cacheDir,
-        memo: new ItemMemo(cacheDir, new Cas(cacheDir, { rememberPresence: true }), { remember: true }),
-        stats: StatMemo.load(new CacheLayout(cacheDir).statMemo),
-      };
+      // blobs found present are trusted until gc or verify moves the cache generation
+      const cas = new Cas(cacheDir, { rememberPresence: true });
+      this.items = { cacheDir, cas, memo: new ItemMemo(cacheDir, cas, { remember: true }), stats: StatMemo.load(new CacheLayout(cacheDir).statMemo) };
     }
     return this.items;
   }

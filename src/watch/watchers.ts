@@ -78,6 +78,8 @@ export class InputWatchers {
 }
 
 function sync(watcher: FSWatcher | undefined, watched: Set<string>, wanted: string[]): void {
+  // after a caption save the paths are the same (wanted holds no duplicates: see WatchSession.watchPlan)
+  if (wanted.length === watched.size && wanted.every((p) => watched.has(p))) return;
   const next = new Set(wanted);
   const removed = [...watched].filter((p) => !next.has(p));
   const added = wanted.filter((p) => !watched.has(p));

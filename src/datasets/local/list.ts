@@ -100,6 +100,23 @@ function memoDraft(d: DraftMemo | undefined, key: string, count: number): Indexe
   return { layout: d.layout, entries: d.entries, stray: d.stray };
 }
 
+/**
+ * The listing objects of the last listing that are still true (walked file object -> its listed
+ * file; listed file -> its entry): `lorabuild watch` walks the same file objects save after save,
+ * and unchanged entries that are the very same objects spare every later stage its per-item work.
+ */
+const keptFiles = new WeakMap<FolderFile, { display: string; file: ListedFile }>();
+const keptEntries = new WeakMap<ListedFile, ListingEntry>();
+
+function keptEntry(entry: ListingEntry): ListingEntry {
+  const by = entry.image ?? entry.captionFile;
+  if (!by) return entry;
+  const kept = keptEntries.get(by);
+  if (kept && kept.id === entry.id && kept.image === entry.image && kept.captionFile === entry.captionFile && !kept.captionText) return kept;
+  keptEntries.set(by, entry);
+  return entry;
+}
+
 export async function listLocalDataset(source: LocalDatasetSource): Promise<LocalListing> {
   const display = displayFolder(source.folder);
   const memoFile = source.cacheDir === undefined ? undefined : folderMemoPath(source.cacheDir, source.abs);
@@ -154,8 +171,22 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
 
 /** the listing and file map of a walk read in `draft`, with the files' hashes */
 function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[]): LocalListing {
-  const shown = walked.map((f) => displayPath(display, f.rel));
-  const listed = (i: number): ListedFile => ({ path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size });
+  const kept: (ListedFile | undefined)[] = new Array(walked.length);
+  const shown: string[] = new Array(walked.length);
+  for (let i = 0; i < walked.length; i++) {
+    const k = keptFiles.get(walked[i]);
+    // the very path string of the last listing: a string made once is hashed once as a key
+    if (k?.display === display) {
+      shown[i] = k.file.path;
+      if (k.file.sha256 === hashes[i]) kept[i] = k.file;
+    } else shown[i] = displayPath(display, walked[i].rel);
+  }
+  const listed = (i: number): ListedFile => {
+    if (kept[i]) return kept[i];
+    const file = { path: shown[i], abs: walked[i].abs, sha256: hashes[i], size: walked[i].size };
+    keptFiles.set(walked[i], { display, file });
+    return (kept[i] = file);
+  };
   const entries: ListingEntry[] = new Array(draft.entries.length);
   for (let i = 0; i < draft.entries.length; i++) {
     const [id, image, caption] = draft.entries[i];
@@ -164,7 +195,7 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     if (caption >= 0) entry.captionFile = listed(caption);
     const text = draft.captionTexts?.get(i);
     if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
-    entries[i] = entry;
+    entries[i] = text ? entry : keptEntry(entry);
   }
   const files: Record<string, string> = {};
   for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];

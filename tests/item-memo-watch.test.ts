@@ -1,0 +1,75 @@
+// The item memo of `lorabuild watch` (src/cache/item-memo.ts with { remember: true }): records stay
+// in memory while a run uses them or a pack held holds them, and are let go otherwise (read from
+// their files again if they come back); a record's blobs are re-checked once gc or verify moved
+// the cache generation.
+import { rmSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cas } from '../src/cache/cas.js';
+import { bumpCacheGeneration } from '../src/cache/generation.js';
+import { ItemMemo } from '../src/cache/item-memo.js';
+import { makeTempDir } from './helpers/cli.js';
+
+const temps: (() => void)[] = [];
+afterEach(() => temps.splice(0).forEach((c) => c()));
+function memo(): { memo: ItemMemo; cas: Cas; root: string } {
+  const { dir, cleanup } = makeTempDir('lorabuild-item-memo-');
+  temps.push(cleanup);
+  const cas = new Cas(dir, { rememberPresence: true });
+  return { memo: new ItemMemo(dir, cas, { remember: true }), cas, root: dir };
+}
+const hash = (i: number) => i.toString(16).padStart(64, '0');
+
+describe('remembering item memo', () => {
+  it('keeps the records the last run used, lets the others go, and reads a let-go record from its file', () => {
+    const { memo: m } = memo();
+    m.refresh();
+    for (const i of [1, 2, 3]) m.put('validate', hash(i), `item ${i}`, { ok: i });
+    m.endRun();
+    m.refresh();
+    expect(m.get('validate', hash(1))?.value).toEqual({ ok: 1 });
+    m.endRun();
+    // files gone: what is still answered comes from memory
+    for (const i of [1, 2, 3]) rmSync(m.layout.item('validate', hash(i)));
+    m.refresh();
+    expect(m.get('validate', hash(1))?.value).toEqual({ ok: 1 });
+    expect(m.get('validate', hash(2))).toBeUndefined();
+    expect(m.get('validate', hash(3))).toBeUndefined();
+  });
+
+  it('holds the records of a pack while runs ask for it, and forgets pack and records after a run that does not', () => {
+    const { memo: m } = memo();
+    m.refresh();
+    m.preload([['validate/a', 'a', { ok: 'a' }, []], ['validate/b', 'b', { ok: 'b' }, []], ['broken'] as unknown as string], 'pack1');
+    m.endRun();
+    for (let run = 0; run < 3; run++) {
+      m.refresh();
+      expect(m.hasPreloaded('pack1')).toBe(true);
+      m.endRun();
+    }
+    m.refresh();
+    // the records were never written as files: only the pack held them
+    expect(m.get('validate', 'a')?.value).toEqual({ ok: 'a' });
+    expect(m.get('validate', 'b')?.value).toEqual({ ok: 'b' });
+    m.endRun();
+    m.refresh();
+    m.endRun();
+    m.refresh();
+    expect(m.hasPreloaded('pack1')).toBe(false);
+    expect(m.get('validate', 'a')).toBeUndefined();
+  });
+
+  it('a record whose blob gc removed is a miss once the cache generation moved', () => {
+    const { memo: m, cas, root } = memo();
+    m.refresh();
+    const blob = cas.putBuffer(Buffer.from('caption bytes'));
+    m.put('prepare', hash(7), 'item 7', { caption: blob.sha256 });
+    m.endRun();
+    m.refresh();
+    expect(m.get('prepare', hash(7))).toBeDefined();
+    m.endRun();
+    rmSync(cas.path(blob.sha256));
+    bumpCacheGeneration(root);
+    m.refresh();
+    expect(m.get('prepare', hash(7))).toBeUndefined();
+  });
+});

@@ -1,0 +1,96 @@
+// `lorabuild watch` keeps the work of unchanged items between builds (the same listing entries,
+// manifest items, item keys and chunk-tree leaves, object for object). Whatever it kept, the
+// outputs after a series of saves must be exactly those of a fresh `lorabuild run` in a clean
+// cache: the lock (every output's hash: listing, manifest, validation report) and the reports in
+// out/, byte for byte. The dataset is longer than the inline limit, so listing, manifest and item
+// packs are chunk trees.
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+import { isWatch, WatchProcess } from './watch-stream.js';
+// @ts-expect-error the bench helpers are plain JavaScript
+import { tinyPng } from '../bench/lab-dataset.js';
+
+const ENV = { LORABUILD_PYTHON: '/usr/bin/python3', OMP_NUM_THREADS: '1', LORABUILD_THREADS: '1' };
+const tmp = makeTempDir('lorabuild-watch-incremental-');
+afterAll(tmp.cleanup);
+
+const ITEMS = 300;
+const lorafile = (trigger: string, resolution = '') => `version: 1
+datasets:
+  ds: { folder: data, trigger: ${trigger}, ${resolution}rules: { too_small: off } }
+`;
+
+/** the watch's outputs: lock and the materialised reports */
+function outputsOf(dir: string): Record<string, string> {
+  const read = (rel: string) => readFileSync(join(dir, rel), 'utf8');
+  return { lock: read('lorafile.lock'), json: read('out/datasets/ds/validation.json'), md: read('out/datasets/ds/validation.md') };
+}
+
+describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
+  it('writes the lock and reports a fresh run writes, after edits, a duplicate, an added and a removed item and new settings', async () => {
+    const dir = join(tmp.dir, 'watched');
+    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
+    for (let i = 0; i < ITEMS; i++) {
+      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
+      files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
+    }
+    writeFiles(dir, files);
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+
+    // each step: write, wait for a build to start (a few seconds at most), then until the watch
+    // has been idle for a while. Not for a build naming the path: a build that started just before
+    // the write may read the new content, and the notice arriving after it is then rightly dropped.
+    const step = async (what: string, write: () => void) => {
+      const before = w.events.length;
+      write();
+      const deadline = Date.now() + 90_000;
+      for (let waited = 0; waited < 5000 && !w.events.slice(before).some((e) => e.watch === 'build'); waited += 100) await new Promise((r) => setTimeout(r, 100));
+      for (;;) {
+        const seen = w.events.length;
+        await new Promise((r) => setTimeout(r, 1500));
+        const last = w.events.findLast((e) => e.watch === 'build' || e.watch === 'idle');
+        if (w.events.length === seen && last?.watch === 'idle') return;
+        if (Date.now() > deadline) throw new Error(`the watch did not settle after ${what}; last events:\n${w.events.slice(-10).map((e) => JSON.stringify(e)).join('\n')}`);
+      }
+    };
+    const caption = (i: number, text: string) => writeFileSync(join(dir, `data/text/${i}.txt`), text);
+    await step('an edit', () => caption(5, 'one-line-art, a brand new tag, side view\n'));
+    await step('a duplicate caption', () => caption(9, 'one-line-art, shape 10, front view\n'));
+    await step('an empty caption', () => caption(7, '  \n'));
+    await step('a caption without the trigger', () => caption(8, 'shape 8, front view\n'));
+    await step('an added item', () => {
+      writeFileSync(join(dir, `data/image/${ITEMS}.png`), tinyPng(ITEMS) as Buffer);
+      writeFileSync(join(dir, `data/text/${ITEMS}.txt`), 'one-line-art, added, side view\n');
+    });
+    await step('a removed item', () => {
+      rmSync(join(dir, 'data/image/2.png'));
+      rmSync(join(dir, 'data/text/2.txt'));
+    });
+    await step('the empty caption fixed', () => caption(7, 'one-line-art, shape 7, side view\n'));
+    await step('the edit undone', () => caption(5, 'one-line-art, shape 5, side view\n'));
+    // other settings: every item is prepared and checked under a new key
+    await step('another trigger and a resolution', () => {
+      writeFileSync(join(dir, 'lorafile.yaml'), lorafile('shape', 'resolution: 64, '));
+    });
+    const result = await w.interrupt();
+    expect(result.code).toBe(130);
+    const watched = outputsOf(dir);
+
+    const fresh = join(tmp.dir, 'fresh');
+    cpSync(join(dir, 'data'), join(fresh, 'data'), { recursive: true });
+    writeFileSync(join(fresh, 'lorafile.yaml'), lorafile('shape', 'resolution: 64, '));
+    const run = await runCli(['run', 'validate:ds'], { cwd: fresh, env: ENV });
+    expect(run.code, run.stderr).toBe(0);
+    const expected = outputsOf(fresh);
+    // the report saw every change: the duplicate, the missing trigger, the added and removed items
+    const report = JSON.parse(expected.json) as { items: number; diagnostics: { code: string; file?: string }[] };
+    expect(report.items).toBe(ITEMS);
+    expect(report.diagnostics.map((d) => `${d.file} ${d.code}`).sort()).toEqual(['data/image/3.png numbering', 'data/text/10.txt duplicate_caption', 'data/text/300.txt trigger_missing']);
+    expect(watched.json).toBe(expected.json);
+    expect(watched.md).toBe(expected.md);
+    expect(watched.lock).toBe(expected.lock);
+  });
+});
