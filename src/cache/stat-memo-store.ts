@@ -55,13 +55,14 @@ function readPart(path: string): Part {
 }
 
 /** The entries of the base, then of every whole, checked journal batch; what was skipped is in `problems`. */
-export function readStatMemo(base: string): StoreRead {
+/** `checkEntries` false: for lookups only (see MemoBase.decode) */
+export function readStatMemo(base: string, checkEntries = true): StoreRead {
   const problems: MemoProblem[] = [];
   let sound: MemoBase | undefined;
   let baseBytes = 0;
   const b = readPart(base);
   if ('buf' in b) {
-    const decoded = MemoBase.decode(b.buf);
+    const decoded = MemoBase.decode(b.buf, checkEntries);
     if (decoded.problem !== undefined) problems.push({ path: base, why: decoded.problem });
     else {
       sound = decoded.base;

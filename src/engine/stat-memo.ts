@@ -70,7 +70,7 @@ export class StatMemo {
     if (!this.pending) return;
     this.pending = false;
     // never throws: a damaged part is skipped (and replaced by the next save's compaction)
-    const read = readStatMemo(this.file!);
+    const read = readStatMemo(this.file!, false);
     this.loadedBase = read.base;
     this.loadedJournal = read.table;
     this.state = { baseBytes: read.baseBytes, journalBytes: read.journalBytes, appendable: read.appendable };
