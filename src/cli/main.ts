@@ -51,6 +51,12 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`lorabuild: unknown ${what} '${command}'; ${hint}\n\n${usage()}`);
     return 2;
   }
+  // a command that walks dataset folders: its stat helper thread starts while the command's code
+  // loads (the cache of a lorafile in this folder; run and status start it again from the real one)
+  if (command === 'run' || command === 'status') {
+    const cache = process.env.LORABUILD_CACHE || 'cache';
+    void import('../datasets/local/parallel-lstat.js').then((m) => m.prestartStatHelper(cache), () => {});
+  }
   let mod;
   try {
     mod = await entry.load();
