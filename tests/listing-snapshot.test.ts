@@ -97,6 +97,12 @@ describe('listing snapshot', () => {
     // read, the map is built from the stat memo (nothing hashed) and is the full listing's
     await expectSame(again.listed, root);
     expect(again.asked).toEqual({ known: 2 * ITEMS, hashed: 0 });
+
+    // a map frozen before anything read it is built first, and is the same map
+    const frozen = (await list(root, cache)).listed.files;
+    Object.freeze(frozen);
+    expect(Object.isFrozen(frozen)).toBe(true);
+    expect({ ...frozen }).toEqual({ ...again.listed.files });
   });
 
   const changes: [string, (root: string) => void][] = [

@@ -127,6 +127,9 @@ export function lazyFileMap(digest: string, count: number, load: () => Record<st
     set: (_t, key, value) => Reflect.set(ensure(), key, value),
     defineProperty: (_t, key, attributes) => Reflect.defineProperty(ensure(), key, attributes),
     deleteProperty: (_t, key) => Reflect.deleteProperty(ensure(), key),
+    // freezing the map (Object.freeze) builds it first: a frozen empty target could not be filled
+    preventExtensions: () => Reflect.preventExtensions(ensure()),
+    isExtensible: () => Reflect.isExtensible(ensure()),
   });
   // a snapshot is saved only for a map of sha256s (the run that made it checked them all)
   facts.set(proxy, { count, digest });
