@@ -132,12 +132,11 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
     dirs = walk.dirs;
   }
   const draftFile = source.cacheDir === undefined ? undefined : draftMemoPath(source.cacheDir, source.abs);
-  // only a cache: a read-only cache folder costs the next run a re-read, not this run its result
   const quietly = (save: () => void) => {
     try {
       save();
     } catch {
-      // (see above)
+      // only a cache: a read-only cache folder costs the next run a re-read, not this run its result
     }
   };
   if (memoFile) quietly(() => saveFolderMemo(source.cacheDir!, memoFile, source.abs, before, { dirs }));
