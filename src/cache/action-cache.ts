@@ -60,7 +60,8 @@ export class ActionCache {
   }
 
   put(entry: ActionEntry): void {
-    writeOwnedFileAtomic(this.layout.root, this.layout.action(entry.fingerprint), JSON.stringify(entry));
+    // a lost entry is a miss (the stage runs again): no need for ext4's flush on a replacing rename
+    writeOwnedFileAtomic(this.layout.root, this.layout.action(entry.fingerprint), JSON.stringify(entry), { missingIsAbsent: true });
   }
 
   remove(fingerprint: string): void {
