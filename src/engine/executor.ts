@@ -296,7 +296,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
       const out: StageOutputs = { files, meta: result.meta ?? null };
       const durationMs = Date.now() - started;
-      const lists = packLists(cas, [...record.refs], [...record.items] as PackedItem[]);
+      const lists = packLists(cas, record.refs, record.items, node.id);
       // a memo that remembers its records (watch) has this pack's records already
       if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
       const entry = {
