@@ -124,10 +124,11 @@ const sortMemo = new SortMemo();
  * The entry's refs and item ids, long lists written to the CAS as chunk trees. `slot` (the stage
  * id) lets a long list be sorted by merging into the order the stage's previous pack had.
  */
-export function packLists(cas: Cas, refs: Set<string> | string[], items: Map<string, ItemRecord>, slot?: string): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
-  const sort = (what: string, keys: string[]) => (slot !== undefined && keys.length > INLINE_LIST_MAX ? sortMemo.sort(`${slot}\0${what}`, keys) : keys.sort());
-  const sortedRefs = sort('refs', [...refs]);
-  const sortedItems = sort('items', [...items.keys()]).map((id): PackedItem => [id, items.get(id)!]);
+export function packLists(cas: Cas, refs: ReadonlySet<string>, items: ReadonlyMap<string, ItemRecord>, slot?: string): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
+  const sort = (what: string, keys: ReadonlySet<string> | ReadonlyMap<string, unknown>) =>
+    slot !== undefined && keys.size > INLINE_LIST_MAX ? sortMemo.sort(`${slot}\0${what}`, keys) : [...keys.keys()].sort();
+  const sortedRefs = sort('refs', refs);
+  const sortedItems = sort('items', items).map((id): PackedItem => [id, items.get(id)!]);
   return {
     ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
     ...(sortedItems.length > INLINE_LIST_MAX

@@ -6,7 +6,7 @@
 
 interface Sorted {
   keys: string[];
-  set: Set<string>;
+  set: ReadonlySet<string> | ReadonlyMap<string, unknown>;
 }
 
 /** sorts unique keys, reusing the order kept under `slot` by the previous call */
@@ -15,23 +15,23 @@ export class SortMemo {
 
   constructor(private readonly slots = 16) {}
 
-  /** `keys` must be unique (a Set's or a Map's keys) */
-  sort(slot: string, keys: string[]): string[] {
-    const set = new Set(keys);
-    if (set.size !== keys.length) throw new Error('SortMemo.sort: keys are not unique');
+  /** the keys of a Set or Map, sorted; the collection is kept until the slot's next call and must not change meanwhile */
+  sort(slot: string, keys: ReadonlySet<string> | ReadonlyMap<string, unknown>): string[] {
     const prev = this.kept.get(slot);
-    const sorted = prev === undefined ? [...keys].sort() : mergeSorted(prev, keys, set);
+    const sorted = prev === undefined ? [...keys.keys()].sort() : mergeSorted(prev, keys);
     this.kept.delete(slot);
-    this.kept.set(slot, { keys: sorted, set });
+    this.kept.set(slot, { keys: sorted, set: keys });
     if (this.kept.size > this.slots) this.kept.delete(this.kept.keys().next().value!);
     return sorted;
   }
 }
 
-function mergeSorted(prev: Sorted, keys: string[], now: Set<string>): string[] {
+function mergeSorted(prev: Sorted, now: ReadonlySet<string> | ReadonlyMap<string, unknown>): string[] {
   const stay = prev.keys.filter((k) => now.has(k));
-  const added = keys.filter((k) => !prev.set.has(k)).sort();
+  const added: string[] = [];
+  for (const k of now.keys()) if (!prev.set.has(k)) added.push(k);
   if (added.length === 0) return stay;
+  added.sort();
   const out = new Array<string>(stay.length + added.length);
   let i = 0;
   let j = 0;
