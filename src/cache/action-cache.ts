@@ -8,6 +8,7 @@ import { CacheLayout } from './layout.js';
 import type { Cas } from './cas.js';
 import { INLINE_LIST_MAX, isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
 import type { ItemRecord } from './item-memo.js';
+import { SortMemo } from './sorted-memo.js';
 
 export interface ActionEntry {
   version: 1;
@@ -60,7 +61,8 @@ export class ActionCache {
   }
 
   put(entry: ActionEntry): void {
-    writeOwnedFileAtomic(this.layout.root, this.layout.action(entry.fingerprint), JSON.stringify(entry));
+    // a lost entry is a miss (the stage runs again): no need for ext4's flush on a replacing rename
+    writeOwnedFileAtomic(this.layout.root, this.layout.action(entry.fingerprint), JSON.stringify(entry), { missingIsAbsent: true });
   }
 
   remove(fingerprint: string): void {
@@ -115,10 +117,18 @@ function packText([id, r]: PackedItem): string {
 const packRecordText = (p: Json): string => packText(p as unknown as PackedItem);
 const packRecordIdentity = (p: Json): unknown => (p as unknown as PackedItem)[1];
 
-/** the entry's refs and item ids, long lists written to the CAS as chunk trees */
-export function packLists(cas: Cas, refs: string[], items: PackedItem[]): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
-  const sortedRefs = [...refs].sort();
-  const sortedItems = [...items].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+/** the last sorted refs and item ids of each stage (a watch packs nearly the same lists save after save) */
+const sortMemo = new SortMemo();
+
+/**
+ * The entry's refs and item ids, long lists written to the CAS as chunk trees. `slot` (the stage
+ * id) lets a long list be sorted by merging into the order the stage's previous pack had.
+ */
+export function packLists(cas: Cas, refs: ReadonlySet<string>, items: ReadonlyMap<string, ItemRecord>, slot?: string): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
+  const sort = (what: string, keys: ReadonlySet<string> | ReadonlyMap<string, unknown>) =>
+    slot !== undefined && keys.size > INLINE_LIST_MAX ? sortMemo.sort(`${slot}\0${what}`, keys) : [...keys.keys()].sort();
+  const sortedRefs = sort('refs', refs);
+  const sortedItems = sort('items', items).map((id): PackedItem => [id, items.get(id)!]);
   return {
     ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
     ...(sortedItems.length > INLINE_LIST_MAX

@@ -3,7 +3,7 @@
 // records, memos, the lock, the lorafile) and writes into its own cache.
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, relative, isAbsolute } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
+import { writeCacheFileAtomic, writeFileAtomic } from './atomic.js';
 
 export class NotRegularFileError extends Error {
   readonly code = 'ENOTREG';
@@ -49,7 +49,7 @@ export function readRegularFileSync(path: string, encoding?: BufferEncoding): Bu
  * FIFO), or a file where one of its folders belongs, is damage and is removed first. Nothing outside
  * `root` is ever removed.
  */
-export function writeOwnedFileAtomic(root: string, target: string, data: string | Buffer): void {
+export function writeOwnedFileAtomic(root: string, target: string, data: string | Buffer, options?: { missingIsAbsent?: boolean }): void {
   const inside = (p: string) => {
     const rel = relative(root, p);
     return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
@@ -71,5 +71,7 @@ export function writeOwnedFileAtomic(root: string, target: string, data: string 
     // nothing there yet
   }
   mkdirSync(dirname(target), { recursive: true });
-  writeFileAtomic(target, data);
+  // missingIsAbsent: a file whose loss only means a miss (see writeCacheFileAtomic)
+  if (options?.missingIsAbsent) writeCacheFileAtomic(target, data);
+  else writeFileAtomic(target, data);
 }

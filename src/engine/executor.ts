@@ -105,7 +105,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const emit = opts.onEvent ?? (() => {});
   const layout = new CacheLayout(opts.cacheDir);
   mkdirSync(opts.cacheDir, { recursive: true });
-  if (mode === 'run') rmSync(layout.tmp, { recursive: true, force: true });
+  // leftovers of killed runs go; the folder itself stays (the watch runs a build per save)
+  if (mode === 'run') cleanTemp(opts.cacheDir);
   const memo = opts.statMemo ?? StatMemo.load(layout.statMemo);
   const cas = opts.cas ?? new Cas(opts.cacheDir);
   cas.refreshPresence();
@@ -253,12 +254,20 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     // run it
     if (signal.aborted) throw new Interrupted();
     emit({ stage: node.id, outcome: 'started', reason: summarize(reasons) });
-    mkdirSync(layout.tmp, { recursive: true });
-    const staging = mkdtempSync(join(layout.tmp, 'stage-'));
-    const { ctx, record } = makeStageContext(contextDeps, staging);
+    // made when the stage first asks for it (a folder made and removed costs ~1 ms on ext4)
+    let staging: string | undefined;
+    const stagingDir = (): string => {
+      if (staging === undefined) {
+        mkdirSync(layout.tmp, { recursive: true });
+        staging = mkdtempSync(join(layout.tmp, 'stage-'));
+      }
+      return staging;
+    };
+    const { ctx, record } = makeStageContext(contextDeps, stagingDir);
     preloadItems(items, actions, cas, previous?.fingerprint);
     const recordRun = (outcome: string, reason: string, kept: string[] = []) => {
-      writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '');
+      // a log lost in a crash is only a missing log; the last-run record names the reports kept in out/, so it is replaced plainly
+      writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '', { missingIsAbsent: true });
       writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString(), ...(kept.length ? { kept } : {}) }));
     };
     try {
@@ -276,18 +285,18 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       if (result.failed) {
         // what a failed stage wrote (validation.md with the caption errors) is what the user needs
         // most: it goes to out/ like outputs do, but into no lock entry
-        const kept = materializedDir ? await keepFailureReports(staging, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
+        const kept = materializedDir && staging !== undefined ? await keepFailureReports(staging, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
         recordRun('failed', result.failed.reason, kept);
         return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
       }
       const files: StageOutputs['files'] = {};
-      for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+      if (staging !== undefined) for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
       for (const [name, blob] of record.added) files[name] = blob;
       // we know these hashes: the next freshness check need not read the blobs
       for (const blob of Object.values(files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
       const out: StageOutputs = { files, meta: result.meta ?? null };
       const durationMs = Date.now() - started;
-      const lists = packLists(cas, [...record.refs], [...record.items] as PackedItem[]);
+      const lists = packLists(cas, record.refs, record.items, node.id);
       // a memo that remembers its records (watch) has this pack's records already
       if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
       const entry = {
@@ -310,7 +319,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       recordRun('ran', reason);
       return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out) };
     } finally {
-      rmSync(staging, { recursive: true, force: true });
+      if (staging !== undefined) rmSync(staging, { recursive: true, force: true });
     }
   };
 

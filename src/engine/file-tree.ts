@@ -29,6 +29,8 @@ interface FileMapFacts {
   /** a path whose value is not a sha256, if any */
   badPath?: string;
   digest?: string;
+  /** files[paths[i]], when the map's maker handed them over (registerFileMap) */
+  shas?: string[];
 }
 
 const facts = new WeakMap<Record<string, string>, FileMapFacts>();
@@ -48,6 +50,46 @@ function factsOf(files: Record<string, string>): FileMapFacts {
   found = { count: paths.length, paths, ...(badPath !== undefined ? { badPath } : {}) };
   facts.set(files, found);
   return found;
+}
+
+/** the paths and hashes of the map registered last: order and form already checked, known by identity */
+let lastRegistered: { paths: string[]; shas: string[] } | undefined;
+
+/**
+ * Registers a map its maker built from parallel arrays (files[paths[i]] = shas[i], nothing else in
+ * it): the one pass over the map is done here on the arrays, with no lookup of 10,000 keys. The
+ * order and the hashes are still checked, but a path or hash that is the very string the last
+ * registered map had at the same place (a watch save changes one file) needs no comparison.
+ * Neither the map nor the arrays may change afterwards.
+ */
+export function registerFileMap(files: Record<string, string>, paths: string[], shas: string[]): void {
+  if (facts.has(files) || paths.length !== shas.length) return;
+  const last = lastRegistered;
+  const same = (i: number) => last !== undefined && last.paths[i] === paths[i];
+  let sorted = true;
+  for (let i = 1; i < paths.length && sorted; i++) {
+    if (same(i) && same(i - 1)) continue;
+    if (paths[i - 1] >= paths[i]) sorted = false;
+  }
+  if (!sorted) return; // the general pass sorts them
+  let badPath: string | undefined;
+  for (let i = 0; i < paths.length; i++) {
+    const sha = shas[i];
+    if (last !== undefined && last.shas[i] === sha) continue;
+    if (typeof sha !== 'string' || !SHA256_RE.test(sha)) {
+      badPath = paths[i];
+      break;
+    }
+  }
+  facts.set(files, { count: paths.length, paths, shas, ...(badPath !== undefined ? { badPath } : {}) });
+  if (badPath === undefined) lastRegistered = { paths, shas };
+}
+
+/** the map's sorted paths and their hashes (the hashes looked up unless the map was registered) */
+export function sortedPairs(files: Record<string, string>): { paths: string[]; shas: string[] } {
+  const f = factsOf(files);
+  const paths = (f.paths ??= sortedPaths(files));
+  return { paths, shas: (f.shas ??= paths.map((path) => files[path])) };
 }
 
 function sortedPaths(files: Record<string, string>): string[] {
@@ -89,8 +131,9 @@ export function filesDigest(files: Record<string, string>): string {
     const hash = createHash('sha256');
     // in slices: one string of a 100,000-file map would be ~10 MB
     let text = '';
-    for (const path of pathsOf(files)) {
-      text += `${path}\0${files[path]}\n`;
+    const { paths, shas } = sortedPairs(files);
+    for (let i = 0; i < paths.length; i++) {
+      text += `${paths[i]}\0${shas[i]}\n`;
       if (text.length > 1 << 16) {
         hash.update(text);
         text = '';
@@ -154,10 +197,30 @@ export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTr
   if (!isLong(files)) return undefined;
   const digest = filesDigest(files);
   remember(digest, files);
-  const paths = pathsOf(files);
-  const ref = writeTree(cas, paths.map((path): Json => [path, files[path]]));
+  const { paths, shas } = sortedPairs(files);
+  const ref = writeTree(cas, paths.map((path, i) => pairOf(path, shas[i])));
   return { digest, count: paths.length, root: ref.root };
 }
+
+/**
+ * The [path, sha256] record of each path, the same array while the file's hash stays the same: the
+ * chunk tree knows records by identity, so the leaves of the unchanged files of a watch save are
+ * reused instead of serialised and hashed again. Cleared when it holds many more paths than the
+ * maps written lately (files deleted, other datasets).
+ */
+const pairs = new Map<string, [string, string]>();
+
+function pairOf(path: string, sha: string): Json {
+  let pair = pairs.get(path);
+  if (pair === undefined || pair[1] !== sha) {
+    if (pair === undefined && pairs.size >= MAX_PAIRS) pairs.clear();
+    pair = [path, sha];
+    pairs.set(path, pair);
+  }
+  return pair;
+}
+
+const MAX_PAIRS = 400_000;
 
 /** the map a tree records, read back from the cache; undefined when its nodes are not there (a fresh clone) */
 export function readFilesTree(cas: Cas, tree: FilesTree): Record<string, string> | undefined {

@@ -83,7 +83,7 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   const problem = lockShapeProblem(value);
   if (problem) return { lock: emptyLock(), textHash, problem: `${file}: ${problem} — the lock is ignored and rewritten by the next successful run` };
   const lock = value as Lockfile;
-  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock));
+  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock), { missingIsAbsent: true }); // a lost memo: the YAML is parsed again
   return { lock, textHash };
 }
 
@@ -108,7 +108,7 @@ export async function writeLockfile(file: string, lock: Lockfile, previousTextHa
   writeFileAtomic(file, text);
   const layout = new CacheLayout(cacheRoot);
   const memo = layout.parsedLock(textHash);
-  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock));
+  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock), { missingIsAbsent: true }); // a lost memo: the YAML is parsed again
   pruneMemos(dirname(memo), basename(memo));
   return textHash;
 }

@@ -1,7 +1,7 @@
 // Why a stage is stale, in words a person can act on: "datasets/x/text/3.txt changed",
 // "learning_rate 0.0001 -> 0.0002", "upstream prepare:ds changed", "never built".
 import { canonicalJson } from './canonical.js';
-import { fileCount, longFilesDigest } from './file-tree.js';
+import { fileCount, longFilesDigest, sortedPairs } from './file-tree.js';
 import type { Json, LockEntry } from './types.js';
 
 const MAX_LISTED = 5;
@@ -54,17 +54,31 @@ function show(v: Json | undefined): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/** one walk over both maps' sorted paths (a 10,000-key object is slow to look keys up in) */
 function fileChanges(before: Record<string, string>, now: Record<string, string>): string[] {
   const changed: string[] = [];
   const added: string[] = [];
   const removed: string[] = [];
-  for (const [path, sha] of Object.entries(now)) {
-    const old = before[path];
-    if (old === undefined) added.push(path);
-    else if (old !== sha) changed.push(path);
+  const a = sortedPairs(before);
+  const b = sortedPairs(now);
+  let i = 0;
+  let j = 0;
+  while (i < a.paths.length || j < b.paths.length) {
+    const p = a.paths[i];
+    const q = b.paths[j];
+    if (j >= b.paths.length || (i < a.paths.length && p < q)) {
+      removed.push(p);
+      i++;
+    } else if (i >= a.paths.length || q < p) {
+      added.push(q);
+      j++;
+    } else {
+      if (a.shas[i] !== b.shas[j]) changed.push(q);
+      i++;
+      j++;
+    }
   }
-  for (const path of Object.keys(before)) if (!(path in now)) removed.push(path);
-  return [...listed(changed.sort(), 'changed'), ...listed(added.sort(), 'added'), ...listed(removed.sort(), 'removed')];
+  return [...listed(changed, 'changed'), ...listed(added, 'added'), ...listed(removed, 'removed')];
 }
 
 function listed(paths: string[], verb: string): string[] {

@@ -42,8 +42,12 @@ export interface RunRecord {
   itemCounts: { ran: number; cached: number };
 }
 
-/** `outDir` null: inputs only (status); item/putBlob/addOutput then refuse. */
-export function makeStageContext(deps: ContextDeps, outDir: string | null): { ctx: StageContext; record: RunRecord } {
+/**
+ * `outDir` null: inputs only (status); item/putBlob/addOutput then refuse. A function is called the
+ * first time the stage reads ctx.outDir: most stages (fetch, prepare) write only blobs, so their
+ * staging folder is never made.
+ */
+export function makeStageContext(deps: ContextDeps, outDir: string | (() => string) | null): { ctx: StageContext; record: RunRecord } {
   const { node, cas, items } = deps;
   const record: RunRecord = { refs: new Set(), items: new Map(), trees: [], added: new Map(), log: [], itemCounts: { ran: 0, cached: 0 } };
   const runOnly = (what: string) => {
@@ -87,7 +91,9 @@ export function makeStageContext(deps: ContextDeps, outDir: string | null): { ct
     signal: deps.signal,
     previous: deps.previous,
     options: deps.options,
-    outDir: outDir ?? '',
+    get outDir(): string {
+      return typeof outDir === 'function' ? outDir() : (outDir ?? '');
+    },
     hashFile: (absPath, stat) => deps.memo.hashFile(absPath, { stat }),
     knownHash: (absPath, stat) => deps.memo.lookup(absPath, stat),
     ...(deps.walkFolder ? { walkFolder: deps.walkFolder } : {}),

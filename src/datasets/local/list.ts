@@ -9,7 +9,7 @@ import { draftMemoPath, folderMemoPath, loadDraftMemo, loadFolderMemo, pathsDige
 import { detectLayout, readImagefolderLayout, readKohyaLayout, readLabLayout, type LayoutName } from './layouts.js';
 import { walkDatasetFolderSync, type FolderFile } from './walk.js';
 import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
-import { FILES_INLINE_MAX, filesDigest, lazyFileMap } from '../../engine/file-tree.js';
+import { FILES_INLINE_MAX, filesDigest, lazyFileMap, registerFileMap } from '../../engine/file-tree.js';
 import { sha256FileSync } from '../../engine/file-hash.js';
 
 export interface LocalDatasetSource {
@@ -198,6 +198,8 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
   }
   const files: Record<string, string> = {};
   for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];
+  // its paths and hashes as arrays: fingerprints, stale reasons and the lock's tree read those
+  registerFileMap(files, shown, hashes);
   return {
     layout: draft.layout,
     listing: { source: 'folder', layout: draft.layout, root: display, entries, stray: draft.stray.map((i) => shown[i]) },
