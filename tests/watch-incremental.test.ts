@@ -4,7 +4,7 @@
 // cache: the lock (every output's hash: listing, manifest, validation report) and the reports in
 // out/, byte for byte. The dataset is longer than the inline limit, so listing, manifest and item
 // packs are chunk trees.
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
@@ -78,6 +78,9 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
     const result = await w.interrupt();
     expect(result.code).toBe(130);
     const watched = outputsOf(dir);
+    // the watch kept each lock it wrote in memory: no parsed copy per save in the cache
+    const lockMemos = join(dir, 'cache', 'lockjson');
+    expect(existsSync(lockMemos) ? readdirSync(lockMemos) : []).toEqual([]);
 
     const fresh = join(tmp.dir, 'fresh');
     cpSync(join(dir, 'data'), join(fresh, 'data'), { recursive: true });

@@ -387,7 +387,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     // rendering 20,000 file hashes as YAML costs more than a whole no-op run: skip it when nothing changed
     let written: string | null = null;
     try {
-      written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir) : null;
+      // a long-lived process (watch: its stat memo is kept across builds) keeps its lock's parse in memory
+      written = changed ? await writeLockfile(opts.lockFile, { version: 1, stages }, loaded.textHash, opts.cacheDir, opts.statMemo === undefined) : null;
     } catch (err) {
       // a folder (or a FIFO) where the lock belongs: say so instead of failing the whole run
       lockWriteProblem = `could not write ${opts.lockFile}: ${err instanceof Error ? err.message : String(err)}`;

@@ -42,6 +42,7 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   } catch {
     // no such file: handled below
   }
+  if (textHash && lastWritten?.file === file && lastWritten.textHash === textHash) return { lock: JSON.parse(lastWritten.json) as Lockfile, textHash };
   if (textHash) {
     try {
       return { lock: JSON.parse(readRegularFileSync(layout.parsedLock(textHash), 'utf8')) as Lockfile, textHash };
@@ -93,8 +94,18 @@ export async function renderLockfile(lock: Lockfile): Promise<string> {
   return header + lockYaml(lock as unknown as Record<string, Json>);
 }
 
-/** Writes the lock atomically if its text changed; memoises the parsed form. Returns the new text's hash, or null if unchanged. */
-export async function writeLockfile(file: string, lock: Lockfile, previousTextHash: string, cacheRoot: string): Promise<string | null> {
+/**
+ * The last lock this process wrote, parsed: `lorabuild watch` reads its own lock back on every
+ * save, and keeps it here instead of memoising every version in the cache (a 1,000-image lock is
+ * ~180 KB; with its memo, most of what a save writes).
+ */
+let lastWritten: { file: string; textHash: string; json: string } | undefined;
+
+/**
+ * Writes the lock atomically if its text changed; memoises the parsed form (in the cache unless
+ * `memoInCache` is false: then only in this process). Returns the new text's hash, or null if unchanged.
+ */
+export async function writeLockfile(file: string, lock: Lockfile, previousTextHash: string, cacheRoot: string, memoInCache = true): Promise<string | null> {
   const text = await renderLockfile(lock);
   const textHash = sha256Hex(text);
   if (textHash === previousTextHash) return null;
@@ -106,10 +117,13 @@ export async function writeLockfile(file: string, lock: Lockfile, previousTextHa
   }
   if (existing && !existing.isFile() && !existing.isSymbolicLink()) throw new Error(`${file} is ${kindOf(existing)}, where lorabuild writes the lock; move it away`);
   writeFileAtomic(file, text);
-  const layout = new CacheLayout(cacheRoot);
-  const memo = layout.parsedLock(textHash);
-  writeOwnedFileAtomic(cacheRoot, memo, JSON.stringify(lock), { missingIsAbsent: true }); // a lost memo: the YAML is parsed again
-  pruneMemos(dirname(memo), basename(memo));
+  const json = JSON.stringify(lock);
+  lastWritten = { file, textHash, json };
+  if (memoInCache) {
+    const memo = new CacheLayout(cacheRoot).parsedLock(textHash);
+    writeOwnedFileAtomic(cacheRoot, memo, json, { missingIsAbsent: true }); // a lost memo: the YAML is parsed again
+    pruneMemos(dirname(memo), basename(memo));
+  }
   return textHash;
 }
 
