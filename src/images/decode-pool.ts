@@ -4,12 +4,11 @@
 // the item memo (a no-op run starts no thread); the threads hold the process only while they work.
 // Where the worker script is not built (tests running the TypeScript sources before a build), the
 // main thread decodes.
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { decodeContent, type DecodedContent, type Store } from './decode-content.js';
 import { sourceBytes, type ImageSource } from './read-listed.js';
+import { workerScript } from '../engine/worker-script.js';
 
 export type PoolRequest = ImageSource & {
   id: number;
@@ -104,20 +103,13 @@ class DecodePool {
 
 let pool: DecodePool | undefined;
 
-function workerScript(): URL | undefined {
-  const beside = new URL('./decode-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
-  const built = new URL('../../dist/images/decode-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(built)) ? built : undefined;
-}
-
 /**
  * Decodes an image and stores it (and its crop) in the CAS at `cacheDir` on a worker thread; where
  * there is no worker script, on this thread through `store`.
  */
 export async function decodeAndStore(cacheDir: string, source: ImageSource, resolution: number | null, store: Store): Promise<DecodedContent> {
   if (!pool) {
-    const script = workerScript();
+    const script = workerScript(new URL('./decode-worker.js', import.meta.url), new URL('../../dist/images/decode-worker.js', import.meta.url));
     if (!script) return decodeContent(store, sourceBytes(source), resolution);
     pool = new DecodePool(script, Math.max(1, Math.min(4, availableParallelism())));
   }

@@ -7,11 +7,11 @@
 // waits (Atomics.wait) for the helper's last chunk. A helper still starting up takes fewer chunks,
 // or none. Without the helper script (tests run from src/ without a build), or if it does not
 // answer in time, this thread stats everything itself.
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, HELPER, jobBytes, jobViews, MAIN, TICKETS, type StatJob } from './stat-share.js';
+import { workerScript } from '../../engine/worker-script.js';
+import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, jobBytes, jobViews, TICKETS, type StatJob } from './stat-share.js';
 
 /** below this many names a folder is stat-ed on this thread alone */
 export const PARALLEL_MIN = 4_096;
@@ -22,16 +22,9 @@ let helper: Worker | null | undefined;
 /** names the helper stat-ed (tests check that it did some of the work) */
 export const helperCounts = { names: 0 };
 
-function helperScript(): URL | undefined {
-  const beside = new URL('./stat-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
-  const built = new URL('../../../dist/datasets/local/stat-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(built)) ? built : undefined;
-}
-
 function theHelper(): Worker | null {
   if (helper !== undefined) return helper;
-  const script = helperScript();
+  const script = workerScript(new URL('./stat-worker.js', import.meta.url), new URL('../../../dist/datasets/local/stat-worker.js', import.meta.url));
   if (!script) return (helper = null);
   const worker = new Worker(script);
   // it never keeps the process alive, and a failure only costs the walk the helper's chunks
@@ -58,16 +51,19 @@ export function prestartStatHelper(cacheDir: string): void {
 export interface StatJobHandle {
   numbers: Float64Array;
   kinds: Uint8Array;
-  /** the next chunk for this thread: [start, end) of names, or undefined when none is left */
+  /**
+   * The next chunk for this thread, [start, end), or undefined when none is left. Chunks come from
+   * the front in order, so this thread's share is always the names before the end of its last one.
+   */
   claim(): [number, number] | undefined;
   /** stops handing out chunks (the walk gave up on this folder) */
   abandon(): void;
   /**
-   * Waits for the helper's chunks; then every index they cover, to be read from kinds/numbers.
-   * Undefined when the helper did not finish in time: those chunks are not to be trusted (it may
-   * still be writing them), so the caller stats them itself into arrays of its own.
+   * Once claim() has run out: waits for the helper's share, the rest of the names. False when the
+   * helper did not finish in time: its entries are not to be trusted (it may still be writing
+   * them), so the caller stats them itself into arrays of its own.
    */
-  helperIndices(): number[] | undefined;
+  helperDone(): boolean;
 }
 
 /** a shared job for this folder's names, or undefined (a small folder, no helper) */
@@ -78,7 +74,7 @@ export function startStatJob(prefix: string, names: readonly string[]): StatJobH
   const count = names.length;
   const chunks = chunksOf(count);
   const buffer = new SharedArrayBuffer(jobBytes(count));
-  const { numbers, kinds, owners, control } = jobViews(buffer, count);
+  const { numbers, kinds, control } = jobViews(buffer, count);
   const job: StatJob = { prefix, names: names.join('\n'), count, buffer };
   worker.postMessage(job);
   return {
@@ -86,23 +82,16 @@ export function startStatJob(prefix: string, names: readonly string[]): StatJobH
     kinds,
     claim() {
       const k = claimChunk(control, chunks, FRONT);
-      if (k < 0) return undefined;
-      owners[k] = MAIN;
-      return [k * CHUNK, Math.min(count, (k + 1) * CHUNK)];
+      return k < 0 ? undefined : [k * CHUNK, Math.min(count, (k + 1) * CHUNK)];
     },
     abandon() {
       Atomics.store(control, TICKETS, chunks);
     },
-    helperIndices() {
+    helperDone() {
       // a helper that announced itself before this thread's last claim finishes its chunks
-      if (Atomics.load(control, ACTIVE) === 1 && Atomics.wait(control, ACTIVE, 1, WAIT_MS) === 'timed-out') return undefined;
-      const indices: number[] = [];
-      for (let k = 0; k < chunks; k++) {
-        if (owners[k] !== HELPER) continue;
-        for (let i = k * CHUNK; i < Math.min(count, (k + 1) * CHUNK); i++) indices.push(i);
-      }
-      helperCounts.names += indices.length;
-      return indices;
+      if (Atomics.load(control, ACTIVE) === 1 && Atomics.wait(control, ACTIVE, 1, WAIT_MS) === 'timed-out') return false;
+      helperCounts.names += count - Math.min(count, Atomics.load(control, FRONT) * CHUNK);
+      return true;
     },
   };
 }

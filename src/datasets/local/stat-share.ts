@@ -2,7 +2,8 @@
 // the kinds of entry, and the layout of one job's shared buffer. A job is one folder's names in
 // chunks; each claim takes a ticket (an atomic add) and, while tickets last, the walk takes the next
 // chunk from the front and the helper from the back: a helper still starting up, or busy, simply
-// takes fewer, and the two never meet.
+// takes fewer, and the two never meet. Once every chunk is claimed, the walk's share is the names
+// before the end of its last chunk and the helper's all the rest.
 
 /** a socket, FIFO or device: skipped */
 export const SKIP = 0;
@@ -16,9 +17,6 @@ export const ERROR = 4;
 
 /** names per claim */
 export const CHUNK = 256;
-/** owner of a chunk */
-export const MAIN = 1;
-export const HELPER = 2;
 /** control[TICKETS]: claims made; [FRONT], [BACK]: chunks taken from each end; [ACTIVE]: 1 while the helper claims or works */
 export const TICKETS = 0;
 export const FRONT = 1;
@@ -37,8 +35,6 @@ export interface JobViews {
   /** size, mtimeMs, ino per name */
   numbers: Float64Array;
   kinds: Uint8Array;
-  /** which thread claimed each chunk */
-  owners: Uint8Array;
   control: Int32Array;
 }
 
@@ -46,17 +42,15 @@ const pad8 = (n: number) => Math.ceil(n / 8) * 8;
 export const chunksOf = (count: number) => Math.ceil(count / CHUNK);
 
 export function jobBytes(count: number): number {
-  return count * 24 + pad8(count) + pad8(chunksOf(count)) + 16;
+  return count * 24 + pad8(count) + 16;
 }
 
 export function jobViews(buffer: SharedArrayBuffer, count: number): JobViews {
   const kindsAt = count * 24;
-  const ownersAt = kindsAt + pad8(count);
-  const controlAt = ownersAt + pad8(chunksOf(count));
+  const controlAt = kindsAt + pad8(count);
   return {
     numbers: new Float64Array(buffer, 0, count * 3),
     kinds: new Uint8Array(buffer, kindsAt, count),
-    owners: new Uint8Array(buffer, ownersAt, chunksOf(count)),
     control: new Int32Array(buffer, controlAt, 4),
   };
 }

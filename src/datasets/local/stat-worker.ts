@@ -2,17 +2,16 @@
 // memory shared with the walk (stat-share.ts). Only node builtins: it must start in milliseconds.
 import { lstatSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { ACTIVE, BACK, chunksOf, CHUNK, claimChunk, ERROR, FILE, GONE, HELPER, jobViews, OTHER, SKIP, type StatJob } from './stat-share.js';
+import { ACTIVE, BACK, chunksOf, CHUNK, claimChunk, ERROR, FILE, GONE, jobViews, OTHER, SKIP, type StatJob } from './stat-share.js';
 
 parentPort!.on('message', (job: StatJob) => {
-  const { numbers, kinds, owners, control } = jobViews(job.buffer, job.count);
+  const { numbers, kinds, control } = jobViews(job.buffer, job.count);
   const chunks = chunksOf(job.count);
   // announced before the first claim: the walk, done with its own claims, waits while this is 1
   Atomics.store(control, ACTIVE, 1);
   let names: string[] | undefined;
   for (let k = claimChunk(control, chunks, BACK); k >= 0; k = claimChunk(control, chunks, BACK)) {
     names ??= job.names.split('\n');
-    owners[k] = HELPER;
     const end = Math.min(job.count, (k + 1) * CHUNK);
     for (let i = k * CHUNK; i < end; i++) {
       try {

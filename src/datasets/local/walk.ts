@@ -162,29 +162,24 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
       for (let i = 0; i < names.length; i++) if (!statOne(i)) return undefined;
       return { kinds, numbers, others };
     }
-    const mine: [number, number][] = [];
+    // this thread's share: names[0, mine)
+    let mine = 0;
     try {
       for (let range = job.claim(); range; range = job.claim()) {
-        mine.push(range);
         for (let i = range[0]; i < range[1]; i++) if (!statOne(i)) return undefined;
+        mine = range[1];
       }
     } finally {
       job.abandon();
     }
-    const theirs = job.helperIndices();
-    if (!theirs) {
-      // the helper did not finish: its chunks are stat-ed here, into arrays it cannot still be writing
-      ({ kinds, numbers } = { kinds: new Uint8Array(names.length), numbers: new Float64Array(names.length * 3) });
-      for (const [start, end] of mine) {
-        kinds.set(job.kinds.subarray(start, end), start);
-        numbers.set(job.numbers.subarray(start * 3, end * 3), start * 3);
-      }
-      const done = new Uint8Array(names.length);
-      for (const [start, end] of mine) done.fill(1, start, end);
-      for (let i = 0; i < names.length; i++) if (!done[i] && !statOne(i)) return undefined;
+    if (!job.helperDone()) {
+      // the helper did not finish: the rest is stat-ed here, into copies it cannot still be writing
+      kinds = kinds.slice();
+      numbers = numbers.slice();
+      for (let i = mine; i < names.length; i++) if (!statOne(i)) return undefined;
       return { kinds, numbers, others };
     }
-    for (const i of theirs) {
+    for (let i = mine; i < names.length; i++) {
       const kind = kinds[i];
       if (kind === FILE || kind === SKIP) continue;
       if (kind === GONE && fromMemo) return undefined;
