@@ -55,8 +55,8 @@ const MUTANTS = [
   // the listing snapshot (issue 20): what its key covers, when it is taken, the map it serves
   ['snapshot-key-no-mtime', 'src/datasets/local/listing-snapshot.ts', 'numbers[i * 3 + 1] = f.mtimeMs;', 'numbers[i * 3 + 1] = 0;', vitest('tests/listing-snapshot.test.ts', 'a caption edited to the same size')],
   ['snapshot-key-no-folder', 'src/datasets/local/listing-snapshot.ts', '`${MAGIC}\\n${display}\\n${layout}\\n${walked.length}\\n`', '`${MAGIC}\\n${layout}\\n${walked.length}\\n`', vitest('tests/listing-snapshot.test.ts', 'keys the snapshot on the folder')],
-  ['snapshot-racy-taken', 'src/datasets/local/listing-snapshot.ts', '    if (age < RACY_MS) return false;\n', '', vitest('tests/listing-snapshot.test.ts', 'takes no snapshot of a folder with a file modified just now')],
-  ['snapshot-map-unchecked', 'src/engine/file-tree.ts', 'if (filesDigest(map) !== digest || fileCount(map) !== count) throw changed();', '', vitest('tests/listing-snapshot.test.ts', 'refuses a map that no longer has')],
+  ['snapshot-racy-taken', 'src/datasets/local/listing-snapshot.ts', '    if (racy(f.mtimeMs, walkStartedAt)) return false;\n', '', vitest('tests/listing-snapshot.test.ts', 'takes no snapshot of a folder with a file modified just now')],
+  ['snapshot-map-unchecked', 'src/datasets/local/list.ts', 'if (filesDigest(made.files) !== snap.digest) throw new Error(', 'if (false) throw new Error(', vitest('tests/listing-snapshot.test.ts', 'refuses a map that no longer has')],
   ['parallel-lstat-one-end', 'src/datasets/local/stat-share.ts', 'return side === FRONT ? taken : chunks - 1 - taken;', 'return taken;', cli('tests/parallel-lstat.test.ts')],
   ['parallel-lstat-gone-kept', 'src/datasets/local/walk.ts', 'if (kind === GONE && fromMemo) return undefined;', 'if (kind === GONE && fromMemo) continue;', cli('tests/parallel-lstat.test.ts')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],

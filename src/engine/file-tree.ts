@@ -101,11 +101,6 @@ function sortedPaths(files: Record<string, string>): string[] {
   return paths;
 }
 
-function pathsOf(files: Record<string, string>): string[] {
-  const f = factsOf(files);
-  return (f.paths ??= sortedPaths(files));
-}
-
 /** a path of the map whose value is not a sha256 (undefined: all are) */
 export function badFileHash(files: Record<string, string>): string | undefined {
   return factsOf(files).badPath;
@@ -147,17 +142,16 @@ export function filesDigest(files: Record<string, string>): string {
 /**
  * A file map known by its digest and count (a folder whose every file has the stat it had when the
  * map was made: datasets/local/listing-snapshot.ts), built only if something reads its paths: a
- * no-op run fingerprints and locks it by digest alone. `load` must give the map with that digest;
- * one that does not (a file changed since the walk) is an error, not a silently different map.
+ * no-op run fingerprints and locks it by digest alone. `load` must give the map with that digest
+ * and count, or throw (the caller checks it: a file changed since the walk is an error, not a
+ * silently different map).
  */
-export function lazyFileMap(digest: string, count: number, load: () => Record<string, string>, changed: () => Error): Record<string, string> {
+export function lazyFileMap(digest: string, count: number, load: () => Record<string, string>): Record<string, string> {
   const target: Record<string, string> = {};
   let loaded = false;
   const ensure = (): Record<string, string> => {
     if (!loaded) {
-      const map = load();
-      if (filesDigest(map) !== digest || fileCount(map) !== count) throw changed();
-      Object.assign(target, map);
+      Object.assign(target, load());
       loaded = true;
     }
     return target;

@@ -7,14 +7,10 @@ import { statSync, type Stats } from 'node:fs';
 import { EntryTable, JOURNAL_HEADER_BYTES, MemoBase, type MemoEntry } from '../cache/stat-memo-format.js';
 import { compactStatMemo, readStatMemo, saveStatMemo, statMemoEntries, type StoreState } from '../cache/stat-memo-store.js';
 import { sha256File } from './file-hash.js';
+import { racy } from './racy.js';
 
 type Entry = MemoEntry;
 
-/**
- * A file modified within this many ms of being hashed could be modified again within the same
- * mtime tick without changing its stat; such "racy" entries are used for this run but not saved.
- */
-const RACY_MS = 100;
 
 /** the fields of fs.Stats the memo keys on */
 export interface FileStat {
@@ -52,7 +48,7 @@ export class StatMemo {
   /** recorded and not yet saved */
   private readonly added = new Map<string, Entry>();
   private state: StoreState = { baseBytes: 0, journalBytes: 0, appendable: false };
-  /** entries used by this run but never saved (see RACY_MS) */
+  /** entries used by this run but never saved: hashed while racy (engine/racy.ts) */
   private readonly racy = new Set<string>();
   /** racy entries of past runs of a kept memo: never trusted, only compared against (recordedHash) */
   private readonly pastRacy = new Map<string, Entry>();
@@ -154,7 +150,7 @@ export class StatMemo {
     const entry: Entry = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
     this.local.set(absPath, entry);
     this.pastRacy.delete(absPath);
-    if (ownWrite || !isRacy(st)) {
+    if (ownWrite || !racy(st.mtimeMs, Date.now())) {
       this.added.set(absPath, entry);
       this.racy.delete(absPath);
     } else {
@@ -218,11 +214,4 @@ export class StatMemo {
     if (gone === 0 && now.problems.length === 0 && now.journalBytes <= JOURNAL_HEADER_BYTES) return 0;
     return compactStatMemo(file, [], exists).removed;
   }
-}
-
-function isRacy(st: FileStat): boolean {
-  const age = Date.now() - st.mtimeMs;
-  if (age < RACY_MS) return true;
-  // file systems with whole-second (FAT: two-second) mtimes
-  return Number.isInteger(st.mtimeMs / 1000) && age < 2000;
 }

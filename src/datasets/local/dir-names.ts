@@ -2,6 +2,7 @@
 // removing or renaming an entry changes the folder's mtime and ctime; ctime cannot be set back by
 // anyone (touch -d sets mtime only), so an unchanged (dev, ino, mtime, ctime) means unchanged names.
 import type { Stats } from 'node:fs';
+import { racy } from '../../engine/racy.js';
 
 export interface DirRecord {
   dev: number;
@@ -15,12 +16,6 @@ export interface DirRecord {
 /** folder path inside the dataset folder ('' for the folder itself) -> its record */
 export type DirNames = Map<string, DirRecord>;
 
-/**
- * A folder changed within this many ms before it was read could change again within the same
- * timestamp tick: its record is not kept (the stat memo's rule for files, src/engine/stat-memo.ts).
- */
-const RACY_MS = 100;
-
 /** the record of `rel` if it was made for exactly this stat */
 export function reusableNames(known: DirNames | undefined, rel: string, st: Stats): DirRecord | undefined {
   const kept = known?.get(rel);
@@ -28,13 +23,12 @@ export function reusableNames(known: DirNames | undefined, rel: string, st: Stat
   return undefined;
 }
 
-/** the record for names read at `readAt` (Date.now() taken before the read), or undefined when racy */
+/**
+ * The record for names read at `readAt` (Date.now() taken before the read), or undefined when the
+ * folder was racy then (engine/racy.ts): it could change again within the same timestamp tick.
+ */
 export function dirRecordFor(st: Stats, names: string[], readAt: number): DirRecord | undefined {
-  const changed = Math.max(st.mtimeMs, st.ctimeMs);
-  const age = readAt - changed;
-  if (age < RACY_MS) return undefined;
-  // file systems with whole-second (FAT: two-second) timestamps
-  if (Number.isInteger(changed / 1000) && age < 2000) return undefined;
+  if (racy(Math.max(st.mtimeMs, st.ctimeMs), readAt)) return undefined;
   return { dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, names };
 }
 

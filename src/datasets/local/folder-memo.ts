@@ -6,6 +6,7 @@
 // Everything in them is checked again before use (stats, the paths' digest), so a memo written by
 // another process, or an older one, can only cost a re-read.
 import { createHash } from 'node:crypto';
+import { folderKey, framed, unframed } from './folder-cache-file.js';
 import { lstatSync } from 'node:fs';
 import { CacheLayout } from '../../cache/layout.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.js';
@@ -30,16 +31,12 @@ const MAGIC = 'lorabuild-folder-memo 2';
 const DRAFT_MAGIC = 'lorabuild-folder-draft 1';
 const LAYOUTS: readonly string[] = ['lab', 'kohya', 'imagefolder'];
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
 export function folderMemoPath(cacheDir: string, rootAbs: string): string {
-  return new CacheLayout(cacheDir).folderMemo(sha256(rootAbs).slice(0, 32));
+  return new CacheLayout(cacheDir).folderMemo(folderKey(rootAbs));
 }
 
 export function draftMemoPath(cacheDir: string, rootAbs: string): string {
-  return new CacheLayout(cacheDir).folderDraft(sha256(rootAbs).slice(0, 32));
+  return new CacheLayout(cacheDir).folderDraft(folderKey(rootAbs));
 }
 
 /** the key of a draft: the layout asked for and every walked path, in order */
@@ -103,35 +100,22 @@ export function saveDraftMemo(cacheDir: string, file: string, rootAbs: string, d
 // than 100,000 small ones); a name never holds a '\n': the walk refuses control characters.
 export function formatFolderMemo(rootAbs: string, memo: FolderMemo): string {
   const dirs = [...memo.dirs].map(([rel, r]) => [rel, r.dev, r.ino, r.mtimeMs, r.ctimeMs, r.names.join('\n')]);
-  const body = JSON.stringify({ root: rootAbs, dirs });
-  return `${MAGIC} ${sha256(body)}\n${body}`;
+  return framed(MAGIC, { root: rootAbs, dirs });
 }
 
 export function formatDraftMemo(rootAbs: string, draft: DraftMemo): string {
-  const body = JSON.stringify({ root: rootAbs, key: draft.key, layout: draft.layout, entries: draft.entries, stray: draft.stray });
-  return `${DRAFT_MAGIC} ${sha256(body)}\n${body}`;
+  return framed(DRAFT_MAGIC, { root: rootAbs, key: draft.key, layout: draft.layout, entries: draft.entries, stray: draft.stray });
 }
 
 const isIndex = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= -1;
 /** joined names hold a name that is not one: empty, hidden, or with '/' or NUL in it */
 const BAD_NAMES = /(?:^|\n)(?:\.|\n|$)|[/\0]/;
 
-/** the JSON body of `text` if it is whole and led by `magic` */
-function checkedBody(text: string, magic: string): Record<string, unknown> | undefined {
-  const eol = text.indexOf('\n');
-  if (eol < 0 || text.slice(0, eol) !== `${magic} ${sha256(text.slice(eol + 1))}`) return undefined;
-  try {
-    const parsed = JSON.parse(text.slice(eol + 1)) as unknown;
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** the memo in `text` if it is whole, ours and about `rootAbs`; undefined otherwise */
 export function parseFolderMemo(text: string, rootAbs: string): FolderMemo | undefined {
-  const parsed = checkedBody(text, MAGIC);
-  if (!parsed || parsed.root !== rootAbs || !Array.isArray(parsed.dirs)) return undefined;
+  const seen = unframed(text, MAGIC);
+  if ('problem' in seen || seen.body.root !== rootAbs || !Array.isArray(seen.body.dirs)) return undefined;
+  const parsed = seen.body;
   const dirs: DirNames = new Map();
   for (const d of parsed.dirs as unknown[]) {
     if (!Array.isArray(d) || d.length !== 6) return undefined;
@@ -145,9 +129,9 @@ export function parseFolderMemo(text: string, rootAbs: string): FolderMemo | und
 
 /** the draft in `text` if it is whole, ours and about `rootAbs`; undefined otherwise */
 export function parseDraftMemo(text: string, rootAbs: string): DraftMemo | undefined {
-  const parsed = checkedBody(text, DRAFT_MAGIC);
-  if (!parsed || parsed.root !== rootAbs) return undefined;
-  const { key, layout, entries, stray } = parsed;
+  const seen = unframed(text, DRAFT_MAGIC);
+  if ('problem' in seen || seen.body.root !== rootAbs) return undefined;
+  const { key, layout, entries, stray } = seen.body;
   if (typeof key !== 'string' || typeof layout !== 'string' || !LAYOUTS.includes(layout)) return undefined;
   if (!Array.isArray(entries) || !Array.isArray(stray) || !stray.every((i) => isIndex(i) && i >= 0)) return undefined;
   for (const e of entries as unknown[]) {
@@ -164,10 +148,10 @@ export function inspectFolderMemo(text: string): { root: string } | { problem: s
   }
   if (text.startsWith('lorabuild-folder-memo 1 ')) return { problem: 'an older format' };
   const magic = text.startsWith(`${DRAFT_MAGIC} `) ? DRAFT_MAGIC : MAGIC;
-  const eol = text.indexOf('\n');
-  if (eol < 0 || text.slice(0, eol) !== `${magic} ${sha256(text.slice(eol + 1))}`) return { problem: 'its checksum does not match its contents' };
-  const root = checkedBody(text, magic)?.root;
-  if (typeof root !== 'string') return { problem: 'it is not valid JSON' };
+  const seen = unframed(text, magic);
+  if ('problem' in seen) return seen;
+  const root = seen.body.root;
+  if (typeof root !== 'string') return { problem: 'it is malformed' };
   const whole = magic === DRAFT_MAGIC ? parseDraftMemo(text, root) : parseFolderMemo(text, root);
   if (whole === undefined) return { problem: 'it is malformed' };
   return { root };

@@ -92,8 +92,9 @@ function readDraftSync(walked: FolderFile[], display: string, layout: 'lab' | 'k
   return indexed(layout === 'lab' ? readLabLayout(walked, display) : readKohyaLayout(walked, display), walked);
 }
 
-/** the memo's draft if it was made for these very paths (and points at files that exist) */
-function memoDraft(d: DraftMemo | undefined, key: string, count: number): IndexedDraft | undefined {
+/** the draft memo's entries if they were made for these very paths (and point at files that exist) */
+function memoDraft(draftFile: string, source: LocalDatasetSource, key: string, count: number): IndexedDraft | undefined {
+  const d = loadDraftMemo(draftFile, source.abs);
   if (d?.key !== key) return undefined;
   const fits = (i: number) => i < count;
   if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
@@ -152,7 +153,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
 
   // an imagefolder's entries depend on its metadata file's content as well: never memoised
   const key = draftFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
-  let draft = key ? memoDraft(loadDraftMemo(draftFile!, source.abs), key, walked.length) : undefined;
+  let draft = key ? memoDraft(draftFile!, source, key, walked.length) : undefined;
   if (!draft) {
     draft = await readDraft(walked, display, source);
     if (key && draft.layout !== 'imagefolder') {
@@ -216,24 +217,22 @@ function fromSnapshot(snap: ListingSnapshot, walked: FolderFile[], display: stri
   let built: LocalListing | undefined;
   const build = (): LocalListing => {
     if (!built) {
-      const memoised = memoDraft(loadDraftMemo(draftFile, source.abs), pathsDigest(source.layout, walked.map((f) => f.rel)), walked.length);
+      const memoised = memoDraft(draftFile, source, pathsDigest(source.layout, walked.map((f) => f.rel)), walked.length);
       const draft = memoised?.layout === snap.layout ? memoised : readDraftSync(walked, display, snap.layout);
       // a hash the stat memo lost (a damaged memo) is read again, with the walk's stat
       const hashes = walked.map((f) => source.knownHash?.(f.abs, f) ?? sha256FileSync(f.abs));
-      built = assemble(walked, display, draft, hashes);
+      const made = assemble(walked, display, draft, hashes);
+      // the listing and map must be those of the map the fingerprint hashed (the digest covers the count)
+      if (filesDigest(made.files) !== snap.digest) throw new Error(`files in ${display} changed while lorabuild was running; run it again`);
+      built = made;
     }
     return built;
   };
-  const changed = () => new Error(`files in ${display} changed while lorabuild was running; run it again`);
-  const files = lazyFileMap(snap.digest, snap.count, () => build().files, changed);
   return {
     layout: snap.layout,
-    files,
+    files: lazyFileMap(snap.digest, snap.count, () => build().files),
     get listing(): Listing {
-      const { listing } = build();
-      // the listing must be the one of the map the fingerprint hashed
-      if (filesDigest(build().files) !== snap.digest) throw changed();
-      return listing;
+      return build().listing;
     },
   };
 }

@@ -8,9 +8,12 @@
 // discarded, never trusted. Saved only when no file was modified within the racy window.
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
+import { folderKey, framed, unframed } from './folder-cache-file.js';
 import { CacheLayout } from '../../cache/layout.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.js';
 import type { FolderFile } from './walk.js';
+import { SHA256_RE } from '../../engine/canonical.js';
+import { racy } from '../../engine/racy.js';
 
 export interface ListingSnapshot {
   /** snapshotKey() of the walk it was made for */
@@ -24,16 +27,9 @@ export interface ListingSnapshot {
 }
 
 const MAGIC = 'lorabuild-folder-snapshot 1';
-const HEX64 = /^[0-9a-f]{64}$/;
-/** the stat memo's racy rule (engine/stat-memo.ts RACY_MS) */
-const RACY_MS = 100;
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
 
 export function snapshotPath(cacheDir: string, rootAbs: string): string {
-  return new CacheLayout(cacheDir).folderSnapshot(sha256(rootAbs).slice(0, 32));
+  return new CacheLayout(cacheDir).folderSnapshot(folderKey(rootAbs));
 }
 
 /**
@@ -58,34 +54,24 @@ export function snapshotKey(display: string, layout: string, walked: readonly Fo
   return hash.digest('hex');
 }
 
-/** whether no file was modified so recently (before `walkStartedAt`) that it could change again unseen */
+/** whether no file was racy when the walk started (engine/racy.ts): modified so recently that it could change again unseen */
 export function settled(walked: readonly FolderFile[], walkStartedAt: number): boolean {
   for (const f of walked) {
-    const age = walkStartedAt - f.mtimeMs;
-    if (age < RACY_MS) return false;
-    // file systems with whole-second (FAT: two-second) mtimes
-    if (age < 2000 && Number.isInteger(f.mtimeMs / 1000)) return false;
+    if (racy(f.mtimeMs, walkStartedAt)) return false;
   }
   return true;
 }
 
 export function formatSnapshot(rootAbs: string, snap: ListingSnapshot): string {
-  const body = JSON.stringify({ root: rootAbs, key: snap.key, layout: snap.layout, count: snap.count, digest: snap.digest });
-  return `${MAGIC} ${sha256(body)}\n${body}`;
+  return framed(MAGIC, { root: rootAbs, key: snap.key, layout: snap.layout, count: snap.count, digest: snap.digest });
 }
 
 /** the snapshot in `text` with the folder it is about, or why it is not one this code wrote whole */
 export function parseSnapshot(text: string): { root: string; snapshot: ListingSnapshot } | { problem: string } {
-  const eol = text.indexOf('\n');
-  if (eol < 0 || text.slice(0, eol) !== `${MAGIC} ${sha256(text.slice(eol + 1))}`) return { problem: 'its checksum does not match its contents' };
-  let v: Record<string, unknown>;
-  try {
-    v = JSON.parse(text.slice(eol + 1)) as Record<string, unknown>;
-  } catch {
-    return { problem: 'it is not valid JSON' };
-  }
-  const { root, key, layout, count, digest } = v;
-  if (typeof root !== 'string' || typeof key !== 'string' || !HEX64.test(key) || typeof digest !== 'string' || !HEX64.test(digest)) return { problem: 'it is malformed' };
+  const seen = unframed(text, MAGIC);
+  if ('problem' in seen) return seen;
+  const { root, key, layout, count, digest } = seen.body;
+  if (typeof root !== 'string' || typeof key !== 'string' || !SHA256_RE.test(key) || typeof digest !== 'string' || !SHA256_RE.test(digest)) return { problem: 'it is malformed' };
   if ((layout !== 'lab' && layout !== 'kohya') || !Number.isSafeInteger(count) || (count as number) < 1) return { problem: 'it is malformed' };
   return { root, snapshot: { key, layout, count: count as number, digest } };
 }
