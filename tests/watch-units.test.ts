@@ -14,7 +14,9 @@ function harness(options: { cancel?: (c: Change) => boolean } = {}) {
   const builds: { changes: string[]; signal: AbortSignal; finish: () => void }[] = [];
   const states: WatchState[] = [];
   const cancels: string[] = [];
+  const clock = { ms: 0 };
   const loop = new WatchLoop({
+    now: () => clock.ms,
     debounceMs: 25,
     run: (signal, changes) =>
       new Promise<void>((finish) => builds.push({ changes: changes.map((c) => c.path), signal, finish })),
@@ -38,7 +40,7 @@ function harness(options: { cancel?: (c: Change) => boolean } = {}) {
     for (const t of pending) t.fn();
   };
   const settle = () => new Promise((r) => setTimeout(r, 0));
-  return { loop, timers, builds, states, cancels, fire, settle };
+  return { loop, timers, builds, states, cancels, fire, settle, clock };
 }
 
 const change = (path: string): Change => ({ path, event: 'change' });
@@ -58,6 +60,34 @@ describe('WatchLoop', () => {
     h.fire();
     expect(h.builds).toHaveLength(2);
     expect(h.builds[1].changes).toHaveLength(50);
+  });
+
+  it('starts a lone change after a quiet spell at once; a change soon after another waits for quiet', async () => {
+    const h = harness();
+    h.loop.start();
+    h.builds[0].finish();
+    await h.settle();
+    h.clock.ms = 1000;
+    h.loop.change(change('a'));
+    expect(h.timers.map((t) => t.ms)).toEqual([0]);
+    h.fire();
+    expect(h.builds[1].changes).toEqual(['a']);
+    h.builds[1].finish();
+    await h.settle();
+    // 10 ms after the last change (debounce 25): a burst may be under way, so wait for quiet
+    h.clock.ms = 1010;
+    h.loop.change(change('b'));
+    expect(h.timers.map((t) => t.ms)).toEqual([25]);
+    h.fire();
+    h.builds[2].finish();
+    await h.settle();
+    // a second change before the lone one's turn: the burst rule again
+    h.clock.ms = 2000;
+    h.loop.change(change('c'));
+    h.loop.change(change('d'));
+    expect(h.timers.map((t) => t.ms)).toEqual([25]);
+    h.fire();
+    expect(h.builds[3].changes).toEqual(['c', 'd']);
   });
 
   it('queues one rerun for any number of changes during a build', async () => {

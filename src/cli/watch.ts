@@ -24,7 +24,8 @@ every save; results being rebuilt are marked stale until they are current again.
   --no-cancel         let a running train or render finish when its inputs change, then rerun
                       (default: stop it at the next step with a resumable state, and rerun)
   --json              one JSON object per line per event
-  --debounce MS       quiet time after the last change before a rebuild (default ${DEFAULT_DEBOUNCE_MS})
+  --debounce MS       quiet time after a burst of changes before a rebuild (default ${DEFAULT_DEBOUNCE_MS});
+                      a lone change after a quiet spell is rebuilt at once
 
 Ctrl-C stops the running stages (nothing is left half-written) and exits with code 130.
 `;

@@ -6,6 +6,10 @@
 //                        ▼                                        (debouncing)
 //                      queued ──done──▶ debouncing
 //
+// A lone change after a quiet spell (no change for debounceMs) starts its build on the next turn
+// of the event loop instead of after the full debounce: a caption save is answered at once. A
+// second change before that turn, or a burst, falls back to waiting for debounceMs of quiet.
+//
 // Changes during a run never start a second run beside it: they move `running` to `queued` once,
 // however many arrive, and the run that follows sees all of them. A change may also ask the
 // current run to stop early (a training whose inputs changed); it then ends and the queued rerun
@@ -32,6 +36,8 @@ export interface LoopHooks {
   /** a run threw: the loop goes on watching */
   onError?(err: unknown): void;
   timers?: { set(fn: () => void, ms: number): unknown; clear(handle: unknown): void };
+  /** a monotonic clock in ms (tests drive it by hand) */
+  now?(): number;
 }
 
 export class WatchLoop {
@@ -43,9 +49,12 @@ export class WatchLoop {
   private stoppedPromise: Promise<void>;
   private resolveStopped!: () => void;
   private readonly timers: NonNullable<LoopHooks['timers']>;
+  private readonly now: () => number;
+  private lastChangeAt = -Infinity;
 
   constructor(private readonly hooks: LoopHooks) {
     this.timers = hooks.timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) };
+    this.now = hooks.now ?? (() => performance.now());
     this.stoppedPromise = new Promise((resolve) => (this.resolveStopped = resolve));
   }
 
@@ -65,12 +74,19 @@ export class WatchLoop {
   }
 
   change(change: Change): void {
+    const at = this.now();
+    const quietBefore = at - this.lastChangeAt >= this.hooks.debounceMs;
+    this.lastChangeAt = at;
     switch (this.state) {
       case 'initial':
-      case 'watching':
         this.pending.push(change);
         this.to('debouncing');
         this.armTimer();
+        return;
+      case 'watching':
+        this.pending.push(change);
+        this.to('debouncing');
+        this.armTimer(quietBefore ? 0 : this.hooks.debounceMs);
         return;
       case 'debouncing':
         this.pending.push(change);
@@ -116,12 +132,12 @@ export class WatchLoop {
     this.controller.abort();
   }
 
-  private armTimer(): void {
+  private armTimer(ms = this.hooks.debounceMs): void {
     this.clearTimer();
     this.timer = this.timers.set(() => {
       this.timer = undefined;
       if (this.state === 'debouncing') this.startRun();
-    }, this.hooks.debounceMs);
+    }, ms);
   }
 
   private clearTimer(): void {
