@@ -12,6 +12,7 @@
 //   folders/<key>.memo        a dataset folder's names per subfolder (datasets/local/folder-memo.ts)
 //   folders/<key>.draft       its layout's entries for one list of paths (the same)
 //   folders/<key>.snap        a big dataset folder's file map by digest, for its files' stats (datasets/local/listing-snapshot.ts)
+//   folders/stat-hint         the big folders the last walk stat-ed, with their names (datasets/local/stat-hint.ts)
 //   lockjson/<sha>.json       parsed lorafile.lock, keyed by the lock text's hash
 //   quarantine/               blobs that failed `cache verify`
 //   tmp/                      staging area; same file system, so rename is atomic

@@ -13,6 +13,7 @@ import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.j
 import { sameDirNames, type DirNames, type DirRecord } from './dir-names.js';
 import type { LayoutName } from './layouts.js';
 import { isSnapshotText, parseSnapshot } from './listing-snapshot.js';
+import { parseStatHint, STAT_HINT_MAGIC } from './stat-hint.js';
 
 /** entries of a layout as indices into the walked files (-1: none), for one list of paths */
 export interface DraftMemo {
@@ -142,6 +143,13 @@ export function parseDraftMemo(text: string, rootAbs: string): DraftMemo | undef
 
 /** the folder a file of folders/ is about, or why it is not one this code wrote whole (cache verify and gc) */
 export function inspectFolderMemo(text: string): { root: string } | { problem: string } {
+  if (text.startsWith(`${STAT_HINT_MAGIC} `)) {
+    const seen = parseStatHint(text);
+    if ('problem' in seen) return seen;
+    // about the folders it names: gone once the first of them is
+    const first = seen.folders[0]?.prefix;
+    return first ? { root: first.length > 1 ? first.replace(/[\\/]$/, '') : first } : { problem: 'it is malformed' };
+  }
   if (isSnapshotText(text)) {
     const seen = parseSnapshot(text);
     return 'problem' in seen ? seen : { root: seen.root };

@@ -11,6 +11,7 @@ import { walkDatasetFolderSync, type FolderFile } from './walk.js';
 import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
 import { FILES_INLINE_MAX, filesDigest, lazyFileMap, registerFileMap } from '../../engine/file-tree.js';
 import { sha256FileSync } from '../../engine/file-hash.js';
+import { rememberBigFolders, type BigFolder } from './parallel-lstat.js';
 
 export interface LocalDatasetSource {
   /** absolute folder */
@@ -38,6 +39,14 @@ export interface LocalListing {
 }
 
 const HASH_CONCURRENCY = 8;
+
+function quietlyRemember(cacheDir: string, folders: readonly BigFolder[]): void {
+  try {
+    rememberBigFolders(cacheDir, folders);
+  } catch {
+    // only a hint: a read-only cache costs the next run its head start
+  }
+}
 
 /** hashes in the order of `files` */
 async function hashAll(files: FolderFile[], source: LocalDatasetSource): Promise<string[]> {
@@ -122,7 +131,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   const display = displayFolder(source.folder);
   const memoFile = source.cacheDir === undefined ? undefined : folderMemoPath(source.cacheDir, source.abs);
   const before: FolderMemo = memoFile ? loadFolderMemo(memoFile, source.abs) : { dirs: new Map() };
-  const walkStartedAt = Date.now();
+  let walkStartedAt = Date.now();
   let walked: FolderFile[];
   let dirs = before.dirs;
   if (source.walk) {
@@ -131,6 +140,9 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
     const walk = walkDatasetFolderSync(source.abs, display, before.dirs);
     walked = walk.files;
     dirs = walk.dirs;
+    // stats a prestarted job took before the walk (parallel-lstat.ts) are as old as that job
+    walkStartedAt = Math.min(walkStartedAt, walk.statsFrom ?? Infinity);
+    if (source.cacheDir !== undefined) quietlyRemember(source.cacheDir, walk.bigFolders);
   }
   const draftFile = source.cacheDir === undefined ? undefined : draftMemoPath(source.cacheDir, source.abs);
   const quietly = (save: () => void) => {

@@ -7,11 +7,16 @@
 // waits (Atomics.wait) for the helper's last chunk. A helper still starting up takes fewer chunks,
 // or none. Without the helper script (tests run from src/ without a build), or if it does not
 // answer in time, this thread stats everything itself.
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// A head start: a run or status hands the helper the big folders of the last walk (stat-hint.ts)
+// as soon as it starts, and the helper stats them while the command's code loads. The walk takes
+// over such a prestarted job only when it lists the very same names in that folder; its stats are
+// then older than the walk (FolderWalk.statsFrom: the racy rule counts from the older instant).
+import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { workerScript } from '../../engine/worker-script.js';
 import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, jobBytes, jobViews, TICKETS, type StatJob } from './stat-share.js';
+import { readStatHint, writeStatHint, type HintedFolder } from './stat-hint.js';
 
 /** below this many names a folder is stat-ed on this thread alone */
 export const PARALLEL_MIN = 4_096;
@@ -20,7 +25,23 @@ const WAIT_MS = 5_000;
 
 let helper: Worker | null | undefined;
 /** names the helper stat-ed (tests check that it did some of the work) */
-export const helperCounts = { names: 0 };
+export const helperCounts = { names: 0, prestartedUsed: 0 };
+
+/** the cache the helper was prestarted from */
+let prestartedFrom: string | undefined;
+/** the cache whose hint was read, and that hint's folders */
+let hintFrom: string | undefined;
+let hinted: HintedFolder[] = [];
+/** jobs handed to the helper from the hint, by prefix, until the walk takes them */
+const prestarted = new Map<string, { names: string; job: StatJobHandle }>();
+/** per cache, the big folders walked by this process, in order (prefix -> names joined): its next hint */
+const walkedBig = new Map<string, Map<string, string>>();
+
+/** a folder the walk stat-ed as a job (see FolderWalk.bigFolders) */
+export interface BigFolder {
+  prefix: string;
+  names: string;
+}
 
 function theHelper(): Worker | null {
   if (helper !== undefined) return helper;
@@ -35,20 +56,50 @@ function theHelper(): Worker | null {
 }
 
 /**
- * Starts the helper now when the cache has a listing snapshot (folders/*.snap: a folder of more
- * than 4,096 files was listed before), so that it has started by the time the walk needs it: a
- * thread takes ~30 ms to start, about what a command does before its first walk.
+ * Hands the helper the big folders of the last walk under `cacheDir` (none without a hint), so
+ * that their lstats start now: a thread takes ~30 ms to start, and a command ~50 more to load its
+ * code and read its lock before the first walk. Called again with the project's real cache; a
+ * different one than guessed at start drops the guessed jobs.
  */
 export function prestartStatHelper(cacheDir: string): void {
-  if (helper !== undefined) return;
-  try {
-    if (readdirSync(join(cacheDir, 'folders')).some((name) => name.endsWith('.snap'))) theHelper();
-  } catch {
-    // no folders/ yet: nothing big was listed
+  const from = resolve(cacheDir);
+  if (prestartedFrom === from) return;
+  for (const { job } of prestarted.values()) job.abandon();
+  prestarted.clear();
+  prestartedFrom = hintFrom = from;
+  hinted = readStatHint(from);
+  if (!hinted.length) return;
+  const worker = theHelper();
+  if (!worker) return;
+  for (const folder of hinted) prestarted.set(folder.prefix, { names: folder.names, job: newJob(worker, folder.prefix, folder.names, folder.count) });
+}
+
+/**
+ * After a walk: rewrites the hint under `cacheDir` when the big folders walked so far are not the
+ * head of the one read (so a project of several datasets writes it once, not once per dataset).
+ */
+export function rememberBigFolders(cacheDir: string, folders: readonly BigFolder[]): void {
+  if (!folders.length) return;
+  const from = resolve(cacheDir);
+  let walkedHere = walkedBig.get(from);
+  if (!walkedHere) walkedBig.set(from, (walkedHere = new Map()));
+  for (const { prefix, names } of folders) {
+    walkedHere.delete(prefix);
+    walkedHere.set(prefix, names);
   }
+  if (hintFrom !== from) {
+    hintFrom = from;
+    hinted = readStatHint(from);
+  }
+  const walked = [...walkedHere].map(([prefix, names]) => ({ prefix, names, count: 0 }));
+  if (walked.length <= hinted.length && walked.every((f, i) => hinted[i].prefix === f.prefix && hinted[i].names === f.names)) return;
+  writeStatHint(from, walked);
+  hinted = walked;
 }
 
 export interface StatJobHandle {
+  /** when the job was handed out (Date.now()): no stat in it is older */
+  startedAt: number;
   numbers: Float64Array;
   kinds: Uint8Array;
   /**
@@ -66,18 +117,31 @@ export interface StatJobHandle {
   helperDone(): boolean;
 }
 
-/** a shared job for this folder's names, or undefined (a small folder, no helper) */
-export function startStatJob(prefix: string, names: readonly string[]): StatJobHandle | undefined {
-  if (names.length < PARALLEL_MIN) return undefined;
+/** a shared job for this folder's names (`joined`: by '\n'; prestarted if the hint had them), or undefined (no helper) */
+export function startStatJob(prefix: string, joined: string, count: number): StatJobHandle | undefined {
+  const pre = prestarted.get(prefix);
+  if (pre) {
+    prestarted.delete(prefix);
+    if (pre.names === joined) {
+      helperCounts.prestartedUsed++;
+      return pre.job;
+    }
+    pre.job.abandon();
+  }
   const worker = theHelper();
   if (!worker) return undefined;
-  const count = names.length;
+  return newJob(worker, prefix, joined, count);
+}
+
+function newJob(worker: Worker, prefix: string, names: string, count: number): StatJobHandle {
   const chunks = chunksOf(count);
   const buffer = new SharedArrayBuffer(jobBytes(count));
   const { numbers, kinds, control } = jobViews(buffer, count);
-  const job: StatJob = { prefix, names: names.join('\n'), count, buffer };
+  const job: StatJob = { prefix, names, count, buffer };
+  const startedAt = Date.now();
   worker.postMessage(job);
   return {
+    startedAt,
     numbers,
     kinds,
     claim() {

@@ -13,7 +13,7 @@ import { DatasetError } from './errors.js';
 import { printableLine } from '../../text/printable.js';
 import { dirRecordFor, reusableNames, type DirNames } from './dir-names.js';
 import { FILE, GONE, OTHER, SKIP } from './stat-share.js';
-import { startStatJob } from './parallel-lstat.js';
+import { PARALLEL_MIN, startStatJob, type BigFolder, type StatJobHandle } from './parallel-lstat.js';
 
 export interface FolderFile {
   /** path inside the dataset folder, '/' separators */
@@ -33,6 +33,13 @@ export interface FolderWalk {
   dirs: DirNames;
   /** folders listed with readdir (the rest came from the memo) */
   dirsRead: number;
+  /** folders of PARALLEL_MIN names or more, with their names joined by '\n' (stat-hint.ts) */
+  bigFolders: BigFolder[];
+  /**
+   * The instant the first stat job of a big folder was handed out: before the walk began when the
+   * job was prestarted from the stat hint, and the racy rule must count from there.
+   */
+  statsFrom?: number;
 }
 
 /** the file system calls a walk makes (tests count them) */
@@ -105,6 +112,8 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
   const dirs: DirNames = new Map();
   let followedLinks = false;
   let dirsRead = 0;
+  let statsFrom: number | undefined;
+  const bigFolders: BigFolder[] = [];
 
   /** the folder's names: from the memo when its stat is unchanged, else read, sorted and checked */
   function namesOf(dirAbs: string, dirRel: string, dirStat: Stats, useMemo: boolean): { names: string[]; fromMemo: boolean } {
@@ -140,7 +149,13 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
    */
   function statAll(prefix: string, names: string[], fromMemo: boolean): FolderStats | undefined {
     // a big folder: this thread and a helper thread claim chunks of it (only on the real file system)
-    const job = io === fs ? startStatJob(prefix, names) : undefined;
+    let job: StatJobHandle | undefined;
+    if (names.length >= PARALLEL_MIN) {
+      const joined = names.join('\n');
+      bigFolders.push({ prefix, names: joined });
+      if (io === fs) job = startStatJob(prefix, joined, names.length);
+    }
+    if (job) statsFrom = Math.min(statsFrom ?? Infinity, job.startedAt);
     let kinds = job?.kinds ?? new Uint8Array(names.length);
     let numbers = job?.numbers ?? new Float64Array(names.length * 3);
     const others = new Map<number, Stats>();
@@ -276,5 +291,5 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
   // folders are visited in name order, which is path order unless a name sorts between a folder
   // and its contents ('a.txt' < 'a/b'); sort() on sorted input is one pass
   files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-  return { files, followedLinks, dirs, dirsRead };
+  return { files, followedLinks, dirs, dirsRead, bigFolders, ...(statsFrom !== undefined ? { statsFrom } : {}) };
 }
