@@ -53,12 +53,15 @@ const MUTANTS = [
   ['tree-positional-cuts', 'src/cache/chunk-tree.ts', 'if (recordHash(text) % every === 0 ||', 'if (texts.length % 32 === 0 ||', vitest('tests/chunk-tree.test.ts', 'a one-record edit, insert or delete writes a handful of nodes')],
   ['tree-count-unchecked', 'src/cache/chunk-tree.ts', 'if (out.length - before !== expectCount) throw', 'if (false) throw', vitest('tests/chunk-tree.test.ts', 'a missing, garbled or lying node')],
   // the listing snapshot (issue 20): what its key covers, when it is taken, the map it serves
-  ['snapshot-key-no-mtime', 'src/datasets/local/listing-snapshot.ts', 'numbers[i * 3 + 1] = f.mtimeMs;', 'numbers[i * 3 + 1] = 0;', vitest('tests/listing-snapshot.test.ts', 'a caption edited to the same size')],
-  ['snapshot-key-no-folder', 'src/datasets/local/listing-snapshot.ts', '`${MAGIC}\\n${display}\\n${layout}\\n${walked.length}\\n`', '`${MAGIC}\\n${layout}\\n${walked.length}\\n`', vitest('tests/listing-snapshot.test.ts', 'keys the snapshot on the folder')],
-  ['snapshot-racy-taken', 'src/datasets/local/listing-snapshot.ts', '    if (racy(f.mtimeMs, walkStartedAt)) return false;\n', '', vitest('tests/listing-snapshot.test.ts', 'takes no snapshot of a folder with a file modified just now')],
+  ['snapshot-key-no-numbers', 'src/datasets/local/listing-snapshot.ts', 'hash.update(text).update(new Uint8Array(numbers.buffer, numbers.byteOffset + start * 24, (end - start) * 24));', 'hash.update(text);', vitest('tests/listing-snapshot.test.ts', 'a caption edited to the same size')],
+  ['snapshot-key-no-folder', 'src/datasets/local/listing-snapshot.ts', '`${MAGIC}\\n${display}\\n${layout}\\n${rels.length}\\n`', '`${MAGIC}\\n${layout}\\n${rels.length}\\n`', vitest('tests/listing-snapshot.test.ts', 'keys the snapshot on the folder')],
+  ['snapshot-racy-taken', 'src/datasets/local/listing-snapshot.ts', '    if (racy(numbers[i], at)) return false;\n', '', vitest('tests/listing-snapshot.test.ts', 'takes no snapshot of a folder with a file modified just now')],
   ['snapshot-map-unchecked', 'src/datasets/local/list.ts', 'if (filesDigest(made.files) !== snap.digest) throw new Error(', 'if (false) throw new Error(', vitest('tests/listing-snapshot.test.ts', 'refuses a map that no longer has')],
   ['parallel-lstat-one-end', 'src/datasets/local/stat-share.ts', 'return side === FRONT ? taken : chunks - 1 - taken;', 'return taken;', cli('tests/parallel-lstat.test.ts')],
   ['parallel-lstat-gone-kept', 'src/datasets/local/walk.ts', 'if (kind === GONE && fromMemo) return undefined;', 'if (kind === GONE && fromMemo) continue;', cli('tests/parallel-lstat.test.ts')],
+  ['stat-hint-racy-from-walk', 'src/datasets/local/list.ts', 'walkStartedAt = Math.min(walkStartedAt, walk.statsFrom ?? Infinity);', 'void walk.statsFrom;', vitest('tests/stat-hint.test.ts', 'counts the racy window from when a prestarted job')],
+  ['stat-hint-names-unchecked', 'src/datasets/local/parallel-lstat.ts', 'if (pre.names === joined) {', 'if (pre.names.length > 0) {', cli('tests/stat-hint.test.ts')],
+  ['walk-table-unsorted', 'src/datasets/local/walk.ts', 'ascending(rels) ? found : sortedTable(found.rels, found.numbers)', 'found', vitest('tests/walk-table.test.ts')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -7,7 +7,7 @@ import type { Draft } from './draft.js';
 import { displayFolder, displayPath } from './folder.js';
 import { draftMemoPath, folderMemoPath, loadDraftMemo, loadFolderMemo, pathsDigest, saveDraftMemo, saveFolderMemo, type DraftMemo, type FolderMemo } from './folder-memo.js';
 import { detectLayout, readImagefolderLayout, readKohyaLayout, readLabLayout, type LayoutName } from './layouts.js';
-import { walkDatasetFolderSync, type FolderFile } from './walk.js';
+import { walkDatasetFolderSync, type FolderFile, type FolderWalk } from './walk.js';
 import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
 import { FILES_INLINE_MAX, filesDigest, lazyFileMap, registerFileMap } from '../../engine/file-tree.js';
 import { sha256FileSync } from '../../engine/file-hash.js';
@@ -132,13 +132,13 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   const memoFile = source.cacheDir === undefined ? undefined : folderMemoPath(source.cacheDir, source.abs);
   const before: FolderMemo = memoFile ? loadFolderMemo(memoFile, source.abs) : { dirs: new Map() };
   let walkStartedAt = Date.now();
-  let walked: FolderFile[];
+  let walk: FolderWalk | undefined;
+  let walkedByWatch: FolderFile[] | undefined;
   let dirs = before.dirs;
   if (source.walk) {
-    walked = await source.walk(source.abs, display);
+    walkedByWatch = await source.walk(source.abs, display);
   } else {
-    const walk = walkDatasetFolderSync(source.abs, display, before.dirs);
-    walked = walk.files;
+    walk = walkDatasetFolderSync(source.abs, display, before.dirs);
     dirs = walk.dirs;
     // stats a prestarted job took before the walk (parallel-lstat.ts) are as old as that job
     walkStartedAt = Math.min(walkStartedAt, walk.statsFrom ?? Infinity);
@@ -156,12 +156,13 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
 
   // a big folder whose files all have the stats of its last listing (lorabuild watch has its own
   // memo of the walk, and an imagefolder's entries depend on its metadata content)
-  const snapFile = source.cacheDir !== undefined && !source.walk && source.layout !== 'imagefolder' && walked.length > FILES_INLINE_MAX ? snapshotPath(source.cacheDir, source.abs) : undefined;
-  const snapKey = snapFile ? snapshotKey(display, source.layout, walked) : undefined;
+  const snapFile = walk && source.cacheDir !== undefined && source.layout !== 'imagefolder' && walk.table.rels.length > FILES_INLINE_MAX ? snapshotPath(source.cacheDir, source.abs) : undefined;
+  const snapKey = snapFile ? snapshotKey(display, source.layout, walk!.table) : undefined;
   if (snapFile) {
     const snap = loadSnapshot(snapFile, source.abs);
-    if (snap && snap.key === snapKey && snap.count === walked.length) return fromSnapshot(snap, walked, display, source, draftFile!);
+    if (snap && snap.key === snapKey && snap.count === walk!.table.rels.length) return fromSnapshot(snap, walk!, display, source, draftFile!);
   }
+  const walked = walkedByWatch ?? walk!.files;
 
   // an imagefolder's entries depend on its metadata file's content as well: never memoised
   const key = draftFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
@@ -174,7 +175,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
     }
   }
   const result = assemble(walked, display, draft, await hashAll(walked, source));
-  if (snapFile && draft.layout !== 'imagefolder' && settled(walked, walkStartedAt)) {
+  if (snapFile && draft.layout !== 'imagefolder' && settled(walk!.table, walkStartedAt)) {
     const snap: ListingSnapshot = { key: snapKey!, layout: draft.layout, count: walked.length, digest: filesDigest(result.files) };
     quietly(() => saveSnapshot(source.cacheDir!, snapFile, source.abs, snap));
   }
@@ -225,10 +226,11 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
  * itself built (synchronously, from the stat memo's hashes) only when something reads it, which a
  * fresh fetch never does.
  */
-function fromSnapshot(snap: ListingSnapshot, walked: FolderFile[], display: string, source: LocalDatasetSource, draftFile: string): LocalListing {
+function fromSnapshot(snap: ListingSnapshot, walk: FolderWalk, display: string, source: LocalDatasetSource, draftFile: string): LocalListing {
   let built: LocalListing | undefined;
   const build = (): LocalListing => {
     if (!built) {
+      const walked = walk.files;
       const memoised = memoDraft(draftFile, source, pathsDigest(source.layout, walked.map((f) => f.rel)), walked.length);
       const draft = memoised?.layout === snap.layout ? memoised : readDraftSync(walked, display, snap.layout);
       // a hash the stat memo lost (a damaged memo) is read again, with the walk's stat

@@ -11,7 +11,7 @@ import { lstatSync } from 'node:fs';
 import { folderKey, framed, unframed } from './folder-cache-file.js';
 import { CacheLayout } from '../../cache/layout.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.js';
-import type { FolderFile } from './walk.js';
+import type { WalkTable } from './walk.js';
 import { SHA256_RE } from '../../engine/canonical.js';
 import { racy } from '../../engine/racy.js';
 
@@ -36,28 +36,24 @@ export function snapshotPath(cacheDir: string, rootAbs: string): string {
  * What decides the map, as far as stats can tell: the folder as the lorafile writes it (the map's
  * paths start with it), the layout asked for, and every walked path with its size, mtime and inode.
  */
-export function snapshotKey(display: string, layout: string, walked: readonly FolderFile[]): string {
-  const hash = createHash('sha256').update(`${MAGIC}\n${display}\n${layout}\n${walked.length}\n`);
-  const numbers = new Float64Array(4096 * 3);
-  for (let start = 0; start < walked.length; start += 4096) {
-    const slice = walked.slice(start, start + 4096);
+export function snapshotKey(display: string, layout: string, walked: WalkTable): string {
+  const { rels, numbers } = walked;
+  const hash = createHash('sha256').update(`${MAGIC}\n${display}\n${layout}\n${rels.length}\n`);
+  // per 4,096 files: their paths, then their numbers (size, mtime, inode) as they are in the table
+  for (let start = 0; start < rels.length; start += 4096) {
+    const end = Math.min(rels.length, start + 4096);
     let text = '';
-    for (let i = 0; i < slice.length; i++) {
-      const f = slice[i];
-      text += `${f.rel}\n`;
-      numbers[i * 3] = f.size;
-      numbers[i * 3 + 1] = f.mtimeMs;
-      numbers[i * 3 + 2] = f.ino;
-    }
-    hash.update(text).update(new Uint8Array(numbers.buffer, 0, slice.length * 3 * 8));
+    for (let i = start; i < end; i++) text += `${rels[i]}\n`;
+    hash.update(text).update(new Uint8Array(numbers.buffer, numbers.byteOffset + start * 24, (end - start) * 24));
   }
   return hash.digest('hex');
 }
 
-/** whether no file was racy when the walk started (engine/racy.ts): modified so recently that it could change again unseen */
-export function settled(walked: readonly FolderFile[], walkStartedAt: number): boolean {
-  for (const f of walked) {
-    if (racy(f.mtimeMs, walkStartedAt)) return false;
+/** whether no file was racy at `at` (engine/racy.ts): modified so recently that it could change again unseen */
+export function settled(walked: WalkTable, at: number): boolean {
+  const { numbers } = walked;
+  for (let i = 1; i < numbers.length; i += 3) {
+    if (racy(numbers[i], at)) return false;
   }
   return true;
 }

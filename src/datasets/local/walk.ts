@@ -26,7 +26,13 @@ export interface FolderFile {
 }
 
 export interface FolderWalk {
-  files: FolderFile[];
+  /**
+   * Every regular file, sorted by path: objects made on first read. A no-op run whose folder
+   * matches its listing snapshot reads only `table` (20,000 objects and paths fewer to make).
+   */
+  readonly files: FolderFile[];
+  /** the same files, in the same order, as columns */
+  table: WalkTable;
   /** whether any symbolic link was followed (a watcher's walk cache cannot patch those) */
   followedLinks: boolean;
   /** names of every folder walked whose record can be trusted next time (racy ones left out) */
@@ -40,6 +46,12 @@ export interface FolderWalk {
    * job was prestarted from the stat hint, and the racy rule must count from there.
    */
   statsFrom?: number;
+}
+
+/** a walk's files as columns: file i is rels[i], with size, mtimeMs, ino at numbers[3i, 3i+3) */
+export interface WalkTable {
+  rels: string[];
+  numbers: Float64Array;
 }
 
 /** the file system calls a walk makes (tests count them) */
@@ -107,7 +119,11 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
     throw new DatasetError({ code: 'folder-not-directory', file: display, message: `dataset folder ${rootAbs} is a file, not a folder`, hint: '`folder:` must name a folder of images and captions' });
   }
   const realRoot = io.realpathSync(rootAbs);
-  const files: FolderFile[] = [];
+  // path.join's form of the root (normalised), so that every abs is what path.join would give
+  const rootJoined = path.join(rootAbs, '.');
+  // the files found, as columns (see WalkTable)
+  const rels: string[] = [];
+  let fileNumbers: Float64Array = new Float64Array(3 * 1024);
   const visited = new Set<string>([realRoot]);
   const dirs: DirNames = new Map();
   let followedLinks = false;
@@ -225,7 +241,7 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
       const rel = relPrefix + name;
       const abs = prefix + name;
       if (kinds[i] === FILE) {
-        addFile(rel, abs, numbers[i * 3], numbers[i * 3 + 1], numbers[i * 3 + 2]);
+        addFile(rel, numbers[i * 3], numbers[i * 3 + 1], numbers[i * 3 + 2]);
         continue;
       }
       let info = others.get(i)!;
@@ -258,13 +274,21 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
         visited.add(real);
       }
       if (info.isDirectory()) visit(abs, rel, real, info, depth + 1);
-      else if (info.isFile()) addFile(rel, abs, info.size, info.mtimeMs, info.ino);
+      else if (info.isFile()) addFile(rel, info.size, info.mtimeMs, info.ino);
     }
   }
 
-  function addFile(rel: string, abs: string, size: number, mtimeMs: number, ino: number): void {
-    files.push({ rel, abs, size, mtimeMs, ino });
-    if (files.length > MAX_FILES) {
+  function addFile(rel: string, size: number, mtimeMs: number, ino: number): void {
+    const i = rels.push(rel) - 1;
+    if (fileNumbers.length < 3 * rels.length) {
+      const grown = new Float64Array(fileNumbers.length * 2);
+      grown.set(fileNumbers);
+      fileNumbers = grown;
+    }
+    fileNumbers[3 * i] = size;
+    fileNumbers[3 * i + 1] = mtimeMs;
+    fileNumbers[3 * i + 2] = ino;
+    if (rels.length > MAX_FILES) {
       throw new DatasetError({ code: 'too-many-files', file: display, message: `holds more than ${MAX_FILES} files`, hint: 'point `folder:` at the dataset itself, not a parent folder' });
     }
   }
@@ -286,10 +310,45 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
     }
   }
 
-  // path.join's form of the root (normalised), so that every abs is what path.join would give
-  visit(path.join(rootAbs, '.'), '', realRoot, rootStat, 0);
+  visit(rootJoined, '', realRoot, rootStat, 0);
   // folders are visited in name order, which is path order unless a name sorts between a folder
-  // and its contents ('a.txt' < 'a/b'); sort() on sorted input is one pass
-  files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-  return { files, followedLinks, dirs, dirsRead, bigFolders, ...(statsFrom !== undefined ? { statsFrom } : {}) };
+  // and its contents ('a.txt' < 'a/b')
+  const found = { rels, numbers: fileNumbers.subarray(0, 3 * rels.length) };
+  const table: WalkTable = ascending(rels) ? found : sortedTable(found.rels, found.numbers);
+  let files: FolderFile[] | undefined;
+  const absPrefix = withSep(rootJoined);
+  return {
+    get files() {
+      return (files ??= filesOf(table, absPrefix));
+    },
+    table,
+    followedLinks,
+    dirs,
+    dirsRead,
+    bigFolders,
+    ...(statsFrom !== undefined ? { statsFrom } : {}),
+  };
+}
+
+function ascending(rels: readonly string[]): boolean {
+  for (let i = 1; i < rels.length; i++) if (!(rels[i - 1] < rels[i])) return false;
+  return true;
+}
+
+function sortedTable(rels: readonly string[], numbers: Float64Array): WalkTable {
+  const order = rels.map((_, i) => i).sort((a, b) => (rels[a] < rels[b] ? -1 : rels[a] > rels[b] ? 1 : 0));
+  const sorted = new Float64Array(numbers.length);
+  order.forEach((from, to) => sorted.set(numbers.subarray(3 * from, 3 * from + 3), 3 * to));
+  return { rels: order.map((i) => rels[i]), numbers: sorted };
+}
+
+/** the table's files as objects; `absPrefix`: the walked root with its separator */
+function filesOf(table: WalkTable, absPrefix: string): FolderFile[] {
+  const { rels, numbers } = table;
+  const files: FolderFile[] = new Array(rels.length);
+  for (let i = 0; i < rels.length; i++) {
+    const rel = rels[i];
+    files[i] = { rel, abs: absPrefix + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep)), size: numbers[3 * i], mtimeMs: numbers[3 * i + 1], ino: numbers[3 * i + 2] };
+  }
+  return files;
 }
