@@ -97,6 +97,8 @@ interface Decided {
   report: StageReport;
   outputs?: StageOutputs;
   lockEntry?: LockEntry;
+  /** what the stage leaves for later builds, written right after its final event (recordStages) */
+  records?: (() => void)[];
 }
 
 export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
@@ -127,6 +129,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     gpu: new PQueue({ concurrency: opts.concurrency?.gpu ?? 1 }),
   };
 
+  let recordProblem: string | undefined;
   const outputs = new Map<string, StageOutputs>();
   const fingerprints = new Map<string, string>();
   const newEntries = new Map<string, LockEntry>();
@@ -149,6 +152,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       ...(d.report.items ? { items: d.report.items } : {}),
       ...(d.report.source ? { source: d.report.source } : {}),
     });
+    if (d.records) recordProblem ??= recordStages(d.records);
     return d.report;
   };
 
@@ -265,10 +269,14 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     };
     const { ctx, record } = makeStageContext(contextDeps, stagingDir);
     preloadItems(items, actions, cas, previous?.fingerprint);
+    const records: (() => void)[] = [];
     const recordRun = (outcome: string, reason: string, kept: string[] = []) => {
-      // a log lost in a crash is only a missing log; the last-run record names the reports kept in out/, so it is replaced plainly
-      writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '', { missingIsAbsent: true });
-      writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at: new Date().toISOString(), ...(kept.length ? { kept } : {}) }));
+      const at = new Date().toISOString();
+      records.push(() => {
+        // a log lost in a crash is only a missing log; the last-run record names the reports kept in out/, so it is replaced plainly
+        writeOwnedFileAtomic(opts.cacheDir, layout.log(fp), record.log.length ? `${record.log.join('\n')}\n` : '', { missingIsAbsent: true });
+        writeOwnedFileAtomic(opts.cacheDir, layout.lastRun(node.id), JSON.stringify({ stage: node.id, fingerprint: fp, outcome, reason, at, ...(kept.length ? { kept } : {}) }));
+      });
     };
     try {
       let result;
@@ -279,7 +287,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         const message = err instanceof Error ? err.message : String(err);
         record.log.push(`error: ${err instanceof Error ? (err.stack ?? message) : message}`);
         recordRun('failed', message);
-        return { report: report('failed', message, { fingerprint: fp, items: record.itemCounts }) };
+        return { report: report('failed', message, { fingerprint: fp, items: record.itemCounts }), records };
       }
       if (signal.aborted) throw new Interrupted();
       if (result.failed) {
@@ -287,7 +295,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         // most: it goes to out/ like outputs do, but into no lock entry
         const kept = materializedDir && staging !== undefined ? await keepFailureReports(staging, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
         recordRun('failed', result.failed.reason, kept);
-        return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
+        return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }), records };
       }
       const files: StageOutputs['files'] = {};
       if (staging !== undefined) for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
@@ -312,12 +320,12 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         createdAt: new Date().toISOString(),
         durationMs,
       };
-      actions.put(entry);
+      records.push(() => actions.put(entry));
       if (remote) uploads.push(remote.upload(entry, cas));
       if (materializedDir) materialize(out.files, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], materializedDir, cas, memo, config.root);
       const reason = summarize(reasons);
       recordRun('ran', reason);
-      return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out) };
+      return { report: report('ran', reason, { fingerprint: fp, items: record.itemCounts }), outputs: out, lockEntry: lockEntry(out), records };
     } finally {
       if (staging !== undefined) rmSync(staging, { recursive: true, force: true });
     }
@@ -401,7 +409,26 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   items.endRun();
   memo.save();
   memo.dropRacy();
-  return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, lockProblem: lockWriteProblem ?? loaded.problem };
+  const problems = [lockWriteProblem ?? loaded.problem, recordProblem].filter((p): p is string => p !== undefined);
+  return { reports, outputs, interrupted: signal.aborted, hashing: { ...memo.stats }, lockWritten, ...(problems.length ? { lockProblem: problems.join('; ') } : {}) };
+}
+
+/**
+ * Writes what a stage leaves for later builds (its action entry, log and last-run record) right
+ * after its final event instead of before: no stage of the same build reads them, and the event
+ * (in `watch`, a save's diagnostics) need not wait for those file writes. An entry lost in a kill
+ * between the two is a miss: the stage runs again. Returns what could not be written.
+ */
+export function recordStages(writes: (() => void)[]): string | undefined {
+  let problem: string | undefined;
+  for (const write of writes) {
+    try {
+      write();
+    } catch (err) {
+      problem ??= `could not record a stage's result in the cache (${err instanceof Error ? err.message : String(err)}); it will run again next time`;
+    }
+  }
+  return problem;
 }
 
 /**
