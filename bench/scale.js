@@ -158,6 +158,9 @@ async function measure(project, size, row) {
   row.prepare_items_per_s = Math.round(row.prepare_items / (prepare.durationMs / 1000));
 
   lorabuild(project, ['run', 'bench', '--json']); // settles the stat memo for the outputs just written
+  // the cold build leaves ~100s of MB of dirty pages: their writeback (kernel threads, the journal)
+  // would otherwise run during the no-op runs and be measured as theirs
+  execFileSync('sync');
   log(`${size}: no-op run x${runs}`);
   const noop = [];
   const rss = [];
