@@ -8,11 +8,11 @@ import * as fs from 'node:fs';
 import { mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listLocalDataset, type LocalDatasetSource } from '../src/datasets/local/list.js';
+import { listLocalDataset } from '../src/datasets/local/list.js';
 import { formatSnapshot, parseSnapshot, snapshotPath } from '../src/datasets/local/listing-snapshot.js';
-import { StatMemo } from '../src/engine/stat-memo.js';
 import { fileCount, filesDigest } from '../src/engine/file-tree.js';
-import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+import { makeTempDir, runCli } from './helpers/cli.js';
+import { countedSource, hasCoarseTimestamps, writeOldLabFolder } from './helpers/lab-folder.js';
 
 const tmp = makeTempDir('lorabuild-listing-snapshot-');
 afterAll(tmp.cleanup);
@@ -23,41 +23,17 @@ const OLD = new Date('2024-01-01T00:00:00Z');
 let serial = 0;
 
 /** files modified less than 100 ms ago (2 s where timestamps are whole seconds) are racy */
-const coarseTimestamps = (() => {
-  const probe = join(tmp.dir, 'probe');
-  writeFileSync(probe, '');
-  return Number.isInteger(fs.statSync(probe).mtimeMs);
-})();
+const coarseTimestamps = hasCoarseTimestamps(tmp.dir);
 const settle = () => new Promise((r) => setTimeout(r, coarseTimestamps ? 2100 : 150));
 
 function labDataset(n = ITEMS): { base: string; root: string; cache: string } {
   const base = join(tmp.dir, `case-${serial++}`);
   const root = join(base, 'data');
-  const files: Record<string, string> = {};
-  for (let i = 0; i < n; i++) {
-    files[`image/${i}.png`] = `png ${i}`;
-    files[`text/${i}.txt`] = `caption ${i}\n`;
-  }
-  writeFiles(root, files);
-  for (const dir of ['image', 'text']) for (const name of fs.readdirSync(join(root, dir))) utimesSync(join(root, dir, name), OLD, OLD);
+  writeOldLabFolder(root, n);
   return { base, root, cache: join(base, 'cache') };
 }
 
-/** a source whose stat memo persists in `cache` (as a run's does), counting what it is asked */
-function counted(root: string, cache: string | undefined, folder = 'data'): { source: LocalDatasetSource; asked: { known: number; hashed: number }; memo: StatMemo } {
-  const memo = cache ? StatMemo.load(join(cache, 'statmemo.bin')) : StatMemo.inMemory();
-  const asked = { known: 0, hashed: 0 };
-  const source: LocalDatasetSource = {
-    abs: root,
-    folder,
-    layout: 'auto',
-    captionColumn: 'text',
-    hashFile: (abs, stat) => (asked.hashed++, memo.hashFile(abs, { stat })),
-    knownHash: (abs, stat) => (asked.known++, memo.lookup(abs, stat)),
-    ...(cache ? { cacheDir: cache } : {}),
-  };
-  return { source, asked, memo };
-}
+const counted = countedSource;
 
 async function list(root: string, cache: string | undefined, folder = 'data') {
   const { source, asked, memo } = counted(root, cache, folder);

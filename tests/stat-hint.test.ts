@@ -5,55 +5,34 @@
 // from when they were taken. A damaged hint is ignored (verify removes it, a listing rewrites it).
 // Through the CLI: a no-op run takes both folders' prestarted jobs.
 import * as fs from 'node:fs';
-import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listLocalDataset, type LocalDatasetSource } from '../src/datasets/local/list.js';
+import { listLocalDataset } from '../src/datasets/local/list.js';
 import { helperCounts, prestartStatHelper } from '../src/datasets/local/parallel-lstat.js';
 import { readStatHint, statHintPath } from '../src/datasets/local/stat-hint.js';
 import { inspectFolderMemo } from '../src/datasets/local/folder-memo.js';
 import { snapshotPath } from '../src/datasets/local/listing-snapshot.js';
-import { StatMemo } from '../src/engine/stat-memo.js';
-import { makeTempDir, REPO_ROOT, runCli, writeFiles } from './helpers/cli.js';
+import { makeTempDir, REPO_ROOT, runCli } from './helpers/cli.js';
+import { countedSource, hasCoarseTimestamps, writeOldLabFolder } from './helpers/lab-folder.js';
 
 const tmp = makeTempDir('lorabuild-stat-hint-');
 afterAll(tmp.cleanup);
 
 /** items per case: image/ and text/ each past PARALLEL_MIN (4,096) names */
 const ITEMS = 4200;
-const OLD = new Date('2024-01-01T00:00:00Z');
 let serial = 0;
-
-const coarseTimestamps = (() => {
-  const probe = join(tmp.dir, 'probe');
-  writeFileSync(probe, '');
-  return Number.isInteger(fs.statSync(probe).mtimeMs);
-})();
+const coarseTimestamps = hasCoarseTimestamps(tmp.dir);
 
 function labDataset(): { base: string; root: string; cache: string } {
   const base = join(tmp.dir, `case-${serial++}`);
   const root = join(base, 'data');
-  const files: Record<string, string> = {};
-  for (let i = 0; i < ITEMS; i++) {
-    files[`image/${i}.png`] = `png ${i}`;
-    files[`text/${i}.txt`] = `caption ${i}\n`;
-  }
-  writeFiles(root, files);
-  for (const dir of ['image', 'text']) for (const name of fs.readdirSync(join(root, dir))) utimesSync(join(root, dir, name), OLD, OLD);
+  writeOldLabFolder(root, ITEMS);
   return { base, root, cache: join(base, 'cache') };
 }
 
 async function list(root: string, cache: string | undefined) {
-  const memo = cache ? StatMemo.load(join(cache, 'statmemo.bin')) : StatMemo.inMemory();
-  const source: LocalDatasetSource = {
-    abs: root,
-    folder: 'data',
-    layout: 'auto',
-    captionColumn: 'text',
-    hashFile: (abs, stat) => memo.hashFile(abs, { stat }),
-    knownHash: (abs, stat) => memo.lookup(abs, stat),
-    ...(cache ? { cacheDir: cache } : {}),
-  };
+  const { source, memo } = countedSource(root, cache);
   const listed = await listLocalDataset(source);
   memo.save();
   // plain data: a snapshot hit's map and listing are built when read
