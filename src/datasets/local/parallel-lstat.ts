@@ -34,13 +34,15 @@ let hintFrom: string | undefined;
 let hinted: HintedFolder[] = [];
 /** jobs handed to the helper from the hint, by prefix, until the walk takes them */
 const prestarted = new Map<string, { names: string; job: StatJobHandle }>();
-/** per cache, the big folders walked by this process, in order (prefix -> names joined): its next hint */
-const walkedBig = new Map<string, Map<string, string>>();
+/** per cache, the big folders walked by this process, in order, by prefix: its next hint */
+const walkedBig = new Map<string, Map<string, BigFolder>>();
 
 /** a folder the walk stat-ed as a job (see FolderWalk.bigFolders) */
 export interface BigFolder {
   prefix: string;
+  /** joined by '\n' */
   names: string;
+  count: number;
 }
 
 function theHelper(): Worker | null {
@@ -83,15 +85,15 @@ export function rememberBigFolders(cacheDir: string, folders: readonly BigFolder
   const from = resolve(cacheDir);
   let walkedHere = walkedBig.get(from);
   if (!walkedHere) walkedBig.set(from, (walkedHere = new Map()));
-  for (const { prefix, names } of folders) {
-    walkedHere.delete(prefix);
-    walkedHere.set(prefix, names);
+  for (const folder of folders) {
+    walkedHere.delete(folder.prefix);
+    walkedHere.set(folder.prefix, folder);
   }
   if (hintFrom !== from) {
     hintFrom = from;
     hinted = readStatHint(from);
   }
-  const walked = [...walkedHere].map(([prefix, names]) => ({ prefix, names, count: 0 }));
+  const walked = [...walkedHere.values()];
   if (walked.length <= hinted.length && walked.every((f, i) => hinted[i].prefix === f.prefix && hinted[i].names === f.names)) return;
   writeStatHint(from, walked);
   hinted = walked;

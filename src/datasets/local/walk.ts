@@ -168,7 +168,7 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
     let job: StatJobHandle | undefined;
     if (names.length >= PARALLEL_MIN) {
       const joined = names.join('\n');
-      bigFolders.push({ prefix, names: joined });
+      bigFolders.push({ prefix, names: joined, count: names.length });
       if (io === fs) job = startStatJob(prefix, joined, names.length);
     }
     if (job) statsFrom = Math.min(statsFrom ?? Infinity, job.startedAt);
