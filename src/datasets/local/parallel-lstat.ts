@@ -37,13 +37,8 @@ const prestarted = new Map<string, { names: string; job: StatJobHandle }>();
 /** per cache, the big folders walked by this process, in order, by prefix: its next hint */
 const walkedBig = new Map<string, Map<string, BigFolder>>();
 
-/** a folder the walk stat-ed as a job (see FolderWalk.bigFolders) */
-export interface BigFolder {
-  prefix: string;
-  /** joined by '\n' */
-  names: string;
-  count: number;
-}
+/** a folder the walk stat-ed as a job (see FolderWalk.bigFolders): what a hint holds */
+export type BigFolder = HintedFolder;
 
 function theHelper(): Worker | null {
   if (helper !== undefined) return helper;
