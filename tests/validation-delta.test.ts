@@ -1,0 +1,225 @@
+// The watch's kept validation report (src/text/validation-delta.ts) is updated from the items that
+// changed; it must be byte for byte the report buildReport makes from every item. Random datasets
+// and random series of edits (captions, duplicates coming and going, numbering gaps opening and
+// closing, tags crossing each other's counts, renamed files, items removed and added back) compare
+// the two after every edit, and the kept state must have been updated, not rebuilt.
+import { describe, expect, it } from 'vitest';
+import type { Diagnostic } from '../src/config/diagnostic.js';
+import { RulesSchema, type RulesSpec } from '../src/config/schema.js';
+import type { Manifest, ManifestItem } from '../src/datasets/manifest.js';
+import type { ItemCheck, ValidationSettings } from '../src/text/check-item.js';
+import type { TriggerState } from '../src/text/rules/caption-tokens.js';
+import { KeptReport } from '../src/text/validation-delta.js';
+import { buildReport } from '../src/text/validation-report.js';
+import { renderMarkdown } from '../src/text/validation-markdown.js';
+
+/** mulberry32: the same series on every run */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TAGS = ['one-line-art', 'side view', 'front view', 'a face', '0', '7', '12', '01', '4294967295', 'hat', 'hat', 'red', 'blue'];
+const TRIGGERS: (TriggerState | null)[] = ['present', 'present', 'present', 'missing', 'cut', null];
+
+interface World {
+  rnd: () => number;
+  pick: <T>(list: readonly T[]) => T;
+  /** how many distinct image hashes and caption keys: few, so duplicates come and go */
+  pool: number;
+}
+
+function world(seed: number, pool: number): World {
+  const rnd = random(seed);
+  return { rnd, pick: (list) => list[Math.floor(rnd() * list.length)], pool };
+}
+
+/** a lab-layout file name: mostly its number, sometimes a leading zero, a gap or no number */
+function nameOf(w: World, n: number): string {
+  const r = w.rnd();
+  return r < 0.04 ? `0${n}` : r < 0.06 ? `x${n}` : r < 0.1 ? String(n + 3) : String(n);
+}
+
+function makeItem(w: World, n: number, name = nameOf(w, n)): ManifestItem {
+  const hasImage = w.rnd() > 0.05;
+  const hasCaption = w.rnd() > 0.05;
+  return {
+    id: String(n),
+    image: hasImage ? { sha256: `img${Math.floor(w.rnd() * w.pool)}`, width: 64, height: 64, format: 'png', origin: `data/image/${name}.png` } : null,
+    caption: hasCaption ? { text: 't', clean: 't', sha256: `cap${n}`, origin: `data/text/${name}.txt`, line: 1 } : null,
+    ...(!hasImage && w.rnd() < 0.5 ? { error: { code: 'undecodable' as const, message: 'bad', origin: `data/image/${name}.png` } } : {}),
+  };
+}
+
+function makeCheck(w: World, item: ManifestItem): ItemCheck {
+  const diagnostics: Diagnostic[] = [];
+  const count = w.rnd() < 0.7 ? 0 : Math.floor(w.rnd() * 4);
+  for (let k = 0; k < count; k++) {
+    const file = w.rnd() < 0.5 ? item.caption?.origin : item.image?.origin;
+    diagnostics.push({
+      severity: w.pick(['error', 'warning'] as const),
+      code: w.pick(['whitespace', 'too_long', 'empty_caption']),
+      message: `problem ${k}`,
+      ...(file ? { file, line: 1 + Math.floor(w.rnd() * 2), col: 1 + Math.floor(w.rnd() * 3) } : { item: item.id }),
+    });
+  }
+  if (!item.caption) return { diagnostics, tokens: null, trigger: null, captionKey: null, tags: [] };
+  const empty = w.rnd() < 0.05;
+  const tags = empty ? [] : Array.from({ length: Math.floor(w.rnd() * 5) }, () => w.pick(TAGS));
+  return {
+    diagnostics,
+    tokens: empty ? null : Math.floor(w.rnd() * 100),
+    trigger: empty ? null : w.pick(TRIGGERS),
+    captionKey: empty ? null : `key${Math.floor(w.rnd() * w.pool)}`,
+    tags,
+  };
+}
+
+function settingsOf(layout: string, trigger: string | null, rules: Partial<RulesSpec> = {}): ValidationSettings {
+  return { rules: { ...RulesSchema.parse({}), ...rules }, trigger, minSize: 512, layout };
+}
+
+const TOKENIZER = { id: 'clip', reason: 'SD 1.5' };
+
+function manifestOf(items: ManifestItem[], layout: 'lab' | 'kohya', stray: string[] = [], skipped: Manifest['skipped'] = []): Manifest {
+  return { dataset: 'ds', source: 'folder', layout, items, stray, skipped };
+}
+
+/** kept and fresh, as the files validate writes */
+function expectSame(kept: KeptReport, manifest: Manifest, checks: ItemCheck[], settings: ValidationSettings, step: string): void {
+  const fresh = buildReport(manifest, checks, settings, TOKENIZER);
+  const got = kept.report(manifest, checks, settings, JSON.stringify(settings), TOKENIZER);
+  expect(JSON.stringify(got, null, 2), step).toBe(JSON.stringify(fresh, null, 2));
+  expect(renderMarkdown(got), step).toBe(renderMarkdown(fresh));
+}
+
+/** one random edit of items/checks in place; returns its name and, for two-build edits, the build between */
+function edit(w: World, items: ManifestItem[], checks: ItemCheck[]): string | [string, ManifestItem[], ItemCheck[]] {
+  const i = Math.floor(w.rnd() * items.length);
+  const r = w.rnd();
+  if (r < 0.35) {
+    // a caption saved: same files, new check
+    const item = { ...items[i], ...(items[i].caption ? { caption: { ...items[i].caption!, sha256: `cap${w.rnd()}` } } : {}) };
+    items[i] = item;
+    checks[i] = makeCheck(w, item);
+    return `caption ${i}`;
+  }
+  if (r < 0.5) {
+    // the caption now reads as another item's (a duplicate appears), or as no other
+    const j = Math.floor(w.rnd() * items.length);
+    const c = checks[i];
+    checks[i] = { ...c, captionKey: items[i].caption && c.tokens !== null ? (w.rnd() < 0.5 ? checks[j].captionKey : `own${w.rnd()}`) : c.captionKey };
+    items[i] = { ...items[i] };
+    return `caption key ${i} like ${j}`;
+  }
+  if (r < 0.6) {
+    // the image replaced by a copy of another's, or a new one
+    const j = Math.floor(w.rnd() * items.length);
+    const image = items[i].image;
+    items[i] = { ...items[i], image: image ? { ...image, sha256: w.rnd() < 0.5 && items[j].image ? items[j].image!.sha256 : `new${w.rnd()}` } : null };
+    checks[i] = { ...checks[i] };
+    return `image ${i} like ${j}`;
+  }
+  if (r < 0.7) {
+    // a tag's count goes up past others': the same tag added to several captions
+    const tag = w.pick(TAGS);
+    const at: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const j = Math.floor(w.rnd() * items.length);
+      if (checks[j].tokens === null) continue;
+      checks[j] = { ...checks[j], tags: [...checks[j].tags, tag] };
+      at.push(j);
+    }
+    return `tag ${tag} at ${at.join(' ')}`;
+  }
+  if (r < 0.8) {
+    // a file renamed: a numbering gap opens or closes
+    items[i] = makeItem(w, i, w.rnd() < 0.5 ? String(i) : String(i + items.length));
+    checks[i] = makeCheck(w, items[i]);
+    return `renamed ${i}`;
+  }
+  if (r < 0.9) {
+    // an item removed, and in the next build back as it was
+    const without = items.filter((_, k) => k !== i);
+    return [`removed and re-added ${i}`, without, checks.filter((_, k) => k !== i)];
+  }
+  // a check made again: equal, but not the same object
+  checks[i] = structuredClone(checks[i]);
+  return `check remade ${i}`;
+}
+
+describe('kept validation report', () => {
+  for (const [seed, size, pool, layout] of [
+    [1, 40, 6, 'lab'],
+    [2, 200, 40, 'lab'],
+    [3, 120, 200, 'kohya'],
+    [4, 30, 3, 'kohya'],
+    [5, 400, 50, 'lab'],
+  ] as const) {
+    it(`equals buildReport after every edit (seed ${seed}, ${size} items, ${layout})`, () => {
+      const w = world(seed, pool);
+      const items = Array.from({ length: size }, (_, n) => makeItem(w, n));
+      const checks = items.map((item) => makeCheck(w, item));
+      const settings = settingsOf(layout, seed % 2 ? 'one-line-art' : null, seed === 4 ? { duplicate_caption: 'off', numbering: 'error' } : {});
+      const stray = layout === 'lab' ? ['data/image/7.jpg', 'data/notes.md'] : ['data/a.gif'];
+      const skipped = seed === 2 ? [{ origin: 'data/image/9.png', reason: 'not an image' }] : [];
+      const kept = new KeptReport();
+      expectSame(kept, manifestOf([...items], layout, stray, skipped), [...checks], settings, 'first');
+      for (let step = 0; step < 150; step++) {
+        let what = edit(w, items, checks);
+        if (Array.isArray(what)) {
+          expectSame(kept, manifestOf(what[1], layout, stray, skipped), what[2], settings, `step ${step}: ${what[0]}, between`);
+          what = what[0];
+        }
+        // every build has a new manifest and checks array, with the unchanged objects in it
+        expectSame(kept, manifestOf([...items], layout, stray, skipped), [...checks], settings, `step ${step}: ${what}`);
+      }
+      expect(kept.counts.failed).toBe(0);
+      expect(kept.counts.updated).toBeGreaterThan(100);
+    });
+  }
+
+  it('starts over on other settings, stray files, a different item count or many changes, and agrees each time', () => {
+    const w = world(9, 10);
+    const items = Array.from({ length: 60 }, (_, n) => makeItem(w, n));
+    const checks = items.map((item) => makeCheck(w, item));
+    const kept = new KeptReport();
+    const a = settingsOf('lab', 'one-line-art');
+    const b = settingsOf('lab', null, { whitespace: 'off' });
+    expectSame(kept, manifestOf([...items], 'lab'), [...checks], a, 'first');
+    expectSame(kept, manifestOf([...items], 'lab'), [...checks], a, 'nothing changed');
+    expect(kept.counts).toEqual({ plain: 1, made: 1, updated: 0, failed: 0 });
+    expectSame(kept, manifestOf([...items], 'lab'), [...checks], b, 'other settings');
+    expectSame(kept, manifestOf([...items], 'lab', ['data/x.txt']), [...checks], b, 'a stray file');
+    expectSame(kept, manifestOf(items.slice(1), 'lab', ['data/x.txt']), checks.slice(1), b, 'an item fewer');
+    expect(kept.counts.plain).toBe(4);
+    expectSame(kept, manifestOf(items.slice(1), 'lab', ['data/x.txt']), checks.slice(1), b, 'again');
+    expect(kept.counts.made).toBe(2);
+    const all = checks.map((c, i) => (i === 0 ? c : structuredClone(c)));
+    expectSame(kept, manifestOf([...items], 'lab', ['data/x.txt']), all, b, 'every check new');
+    expect(kept.counts).toMatchObject({ plain: 5, updated: 0, failed: 0 });
+  });
+
+  it('a tag first used by an edited caption is then first used by the next caption that has it', () => {
+    // tags of one count are in the order of their first use
+    const items = Array.from({ length: 5 }, (_, n) => ({ id: String(n), image: null, caption: { text: 't', clean: 't', sha256: `c${n}`, origin: `t/${n}.txt`, line: 1 } }) as ManifestItem);
+    const tagsOf = [['hat', 'red'], ['blue', 'red'], ['red', 'blue'], ['hat', 'x'], ['blue', 'x']];
+    const checks = tagsOf.map((tags, n): ItemCheck => ({ diagnostics: [], tokens: 3, trigger: null, captionKey: `k${n}`, tags }));
+    const settings = settingsOf('kohya', null);
+    const kept = new KeptReport();
+    expectSame(kept, manifestOf([...items], 'kohya'), [...checks], settings, 'first');
+    expectSame(kept, manifestOf([...items], 'kohya'), [...checks], settings, 'made');
+    checks[0] = { ...checks[0], tags: ['red', 'y'] };
+    expectSame(kept, manifestOf([...items], 'kohya'), [...checks], settings, 'hat gone from item 0');
+    checks[2] = { ...checks[2], tags: ['x', 'hat', 'blue'] };
+    expectSame(kept, manifestOf([...items], 'kohya'), [...checks], settings, 'hat and x at item 2');
+    expect(Object.keys(kept.report(manifestOf([...items], 'kohya'), [...checks], settings, JSON.stringify(settings), TOKENIZER).tagFrequency!)).toEqual(['blue', 'x', 'red', 'hat', 'y']);
+    expect(kept.counts.failed).toBe(0);
+  });
+});
