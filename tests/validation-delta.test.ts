@@ -149,6 +149,16 @@ function edit(w: World, items: ManifestItem[], checks: ItemCheck[]): string | [s
     const without = items.filter((_, k) => k !== i);
     return [`removed and re-added ${i}`, without, checks.filter((_, k) => k !== i)];
   }
+  if (r < 0.93) {
+    // prepare made the item again (an equal new object), the check is the same object
+    items[i] = structuredClone(items[i]);
+    return `item remade ${i}`;
+  }
+  if (r < 0.96 && items[i].caption) {
+    // an item with the same check whose caption moved: still a change for the report
+    items[i] = { ...items[i], caption: { ...items[i].caption!, origin: `data/text/moved${i}.txt` } };
+    return `caption moved ${i}`;
+  }
   // a check made again: equal, but not the same object
   checks[i] = structuredClone(checks[i]);
   return `check remade ${i}`;

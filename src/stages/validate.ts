@@ -148,8 +148,10 @@ export const stage: StageImpl = {
     const lastKeys = last.settings === keySettings ? last.keys : [];
     const lastItems = last.items;
     const keys: Json[] = new Array(manifest.items.length);
-    for (const [i, item] of manifest.items.entries()) {
-      if (ctx.signal.aborted) throw new Error('interrupted');
+    const items = manifest.items;
+    for (let i = 0; i < items.length; i++) {
+      if (i % 64 === 0 && ctx.signal.aborted) throw new Error('interrupted');
+      const item = items[i];
       const key = lastItems[i] === item && lastKeys[i] !== undefined ? lastKeys[i] : itemKey(item, settingsHash, tokenizer.id);
       keys[i] = key;
       const check = ctx.memoized?.<Json>(item.id, key) ?? await ctx.item(item.id, key, async () => {
@@ -157,9 +159,9 @@ export const stage: StageImpl = {
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
       });
       checks.push(check as unknown as ItemCheck);
-      if (i % 500 === 499) ctx.progress(i + 1, manifest.items.length, undefined, 'items');
+      if (i % 500 === 499) ctx.progress(i + 1, items.length, undefined, 'items');
     }
-    Object.assign(last, { settings: keySettings, items: manifest.items, keys });
+    Object.assign(last, { settings: keySettings, items, keys });
     const report = last.report.report(manifest, checks, settings, keySettings, { id: tokenizer.id, reason });
     const markdown = renderMarkdown(report);
     // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop

@@ -486,7 +486,24 @@ export class KeptReport {
   }
 }
 
-/** positions whose item or check is not the very object of the last build; null: not an update */
+/**
+ * What the report reads of an item besides its check: an item that is a new object with these the
+ * same (prepare made it again, from a listing that changed elsewhere) is not a change.
+ */
+function sameForReport(a: ManifestItem, b: ManifestItem): boolean {
+  return (
+    a.id === b.id &&
+    a.row === b.row &&
+    a.image?.sha256 === b.image?.sha256 &&
+    a.image?.origin === b.image?.origin &&
+    a.error?.origin === b.error?.origin &&
+    (a.caption === null) === (b.caption === null) &&
+    a.caption?.origin === b.caption?.origin &&
+    a.caption?.line === b.caption?.line
+  );
+}
+
+/** positions whose check is not the very object of the last build, or whose item differs; null: not an update */
 function changedItems(last: Last, now: Last): number[] | null {
   const a = last.manifest;
   const b = now.manifest;
@@ -496,7 +513,7 @@ function changedItems(last: Last, now: Last): number[] | null {
   const most = Math.max(16, Math.floor(b.items.length / DELTA_SHARE));
   const changed: number[] = [];
   for (let i = 0; i < b.items.length; i++) {
-    if (a.items[i] === b.items[i] && last.checks[i] === now.checks[i]) continue;
+    if (last.checks[i] === now.checks[i] && (a.items[i] === b.items[i] || sameForReport(a.items[i], b.items[i]))) continue;
     if (changed.length === most) return null;
     changed.push(i);
   }
