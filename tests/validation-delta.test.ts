@@ -25,7 +25,7 @@ function random(seed: number): () => number {
   };
 }
 
-const TAGS = ['one-line-art', 'side view', 'front view', 'a face', '0', '7', '12', '01', '4294967295', 'hat', 'hat', 'red', 'blue'];
+const TAGS = ['one-line-art', '__proto__', 'side view', 'front view', 'a face', '0', '7', '12', '01', '4294967295', 'hat', 'hat', 'red', 'blue'];
 const TRIGGERS: (TriggerState | null)[] = ['present', 'present', 'present', 'missing', 'cut', null];
 
 interface World {

@@ -100,6 +100,16 @@ export interface ReportParts {
   tags: { top: [string, number][]; distinct: number } | null;
 }
 
+/** Object.fromEntries, a few times faster for a thousand keys (a plain assignment, except for '__proto__') */
+function objectOf(entries: [string, number][]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of entries) {
+    if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    else out[key] = value;
+  }
+  return out;
+}
+
 export function assembleReport(manifest: Manifest, settings: ValidationSettings, tokenizer: { id: string; reason: string }, parts: ReportParts): ValidationReport {
   const { diagnostics, tokens, tags } = parts;
   const limit = settings.rules.max_tokens;
@@ -125,7 +135,7 @@ export function assembleReport(manifest: Manifest, settings: ValidationSettings,
       over: tokens.over,
       histogram: ranges.map((range, i) => ({ range, count: tokens.bins[i] })),
     },
-    tagFrequency: tags ? Object.fromEntries(tags.top) : null,
+    tagFrequency: tags ? objectOf(tags.top) : null,
     tagsDistinct: tags ? tags.distinct : null,
   };
 }
