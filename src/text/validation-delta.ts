@@ -210,8 +210,11 @@ class TagRanks {
         if (n === undefined) this.first.set(tag, i * POS + pos);
       });
     }
-    for (const tag of this.count.keys()) (isIndexKey(tag) ? this.indexed : this.ranked).push(tag);
-    this.ranked.sort(this.byRank);
+    // the map holds the tags in order of first use: a stable sort on the counts alone ranks them
+    const entries = [...this.count].filter(([tag]) => !isIndexKey(tag));
+    entries.sort((a, b) => b[1] - a[1]);
+    for (const [tag] of entries) this.ranked.push(tag);
+    for (const tag of this.count.keys()) if (isIndexKey(tag)) this.indexed.push(tag);
     this.indexed.sort(this.byNumber);
   }
 
