@@ -12,6 +12,10 @@ import type { TriggerState } from '../src/text/rules/caption-tokens.js';
 import { KeptReport } from '../src/text/validation-delta.js';
 import { buildReport } from '../src/text/validation-report.js';
 import { renderMarkdown } from '../src/text/validation-markdown.js';
+import { writeJsonStreamed } from '../src/text/json-stream.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** mulberry32: the same series on every run */
 function random(seed: number): () => number {
@@ -231,5 +235,21 @@ describe('kept validation report', () => {
     expectSame(kept, manifestOf([...items], 'kohya'), [...checks], settings, 'hat and x at item 2');
     expect(Object.keys(kept.report(manifestOf([...items], 'kohya'), [...checks], settings, JSON.stringify(settings), TOKENIZER).tagFrequency!)).toEqual(['blue', 'x', 'red', 'hat', 'y']);
     expect(kept.counts.failed).toBe(0);
+  });
+
+  // validate stores a small report as JSON.stringify's text and streams a large one: the same bytes
+  it('a report as JSON.stringify writes it is the streamed file, byte for byte', () => {
+    const w = world(11, 8);
+    const items = Array.from({ length: 300 }, (_, n) => makeItem(w, n));
+    const checks = items.map((item) => makeCheck(w, item));
+    const report = buildReport(manifestOf(items, 'lab', ['data/x.txt']), checks, settingsOf('lab', 'one-line-art'), TOKENIZER);
+    expect(report.diagnostics.length).toBeGreaterThan(50);
+    const dir = mkdtempSync(join(tmpdir(), 'lorabuild-report-json-'));
+    try {
+      writeJsonStreamed(join(dir, 'validation.json'), report);
+      expect(readFileSync(join(dir, 'validation.json'), 'utf8')).toBe(`${JSON.stringify(report, null, 2)}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

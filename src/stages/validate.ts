@@ -94,6 +94,16 @@ function keptFor(ctx: StageContext, make: () => Kept): Kept {
   return k;
 }
 
+/**
+ * A report listing at most this many diagnostics and captions (a few MB of JSON) is made in memory
+ * and stored as a blob; a larger one is streamed to a file (text/json-stream.ts), the same bytes
+ */
+const INLINE_REPORT_LISTED = 5000;
+
+function listed(report: import('../text/validation-report.js').ValidationReport): number {
+  return report.diagnostics.length + (report.trigger ? report.trigger.missing.length + report.trigger.cut.length : 0);
+}
+
 /** tags kept in the stage's meta */
 const META_TAGS = 50;
 
@@ -164,9 +174,15 @@ export const stage: StageImpl = {
     Object.assign(last, { settings: keySettings, items, keys });
     const report = last.report.report(manifest, checks, settings, keySettings, { id: tokenizer.id, reason });
     const markdown = renderMarkdown(report);
-    // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
-    writeJsonStreamed(join(ctx.outDir, 'validation.json'), report);
-    writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
+    if (listed(report) <= INLINE_REPORT_LISTED) {
+      // straight into the store: no staging folder made, written, hashed again and removed per save
+      ctx.addOutput('validation.json', await ctx.putBlob(Buffer.from(`${JSON.stringify(report, null, 2)}\n`, 'utf8')));
+      ctx.addOutput('validation.md', await ctx.putBlob(Buffer.from(markdown, 'utf8')));
+    } else {
+      // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
+      writeJsonStreamed(join(ctx.outDir, 'validation.json'), report);
+      writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
+    }
     // printed to a person: a few of each kind and a count (all of them are in validation.json)
     const allIn = `${ctx.config.out}/datasets/${name}/validation.json`;
     if (report.diagnostics.length > 0) ctx.emit({ diagnostics: groupDiagnostics(report.diagnostics, allIn) as unknown as Json[] });
