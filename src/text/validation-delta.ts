@@ -93,6 +93,19 @@ class PlaceOrder {
   list(): Diagnostic[] {
     return this.placed.map((p) => p.d);
   }
+
+  /** the kept items' diagnostics (and duplicate findings) to their positions in this build: the order stays */
+  shift(delta: Delta): void {
+    if (delta.by === 0) return;
+    for (const p of this.placed) {
+      if (p.major !== DATASET) p.major = moved(delta, p.major);
+      else if (p.minor >= DUPLICATES && p.minor < SKIPPED) {
+        const at = p.minor - DUPLICATES;
+        const i = Math.floor(at / 2);
+        p.minor = DUPLICATES + moved(delta, i) * 2 + (at % 2);
+      }
+    }
+  }
 }
 
 /**
@@ -129,7 +142,7 @@ class DuplicateGroups {
     else insertSorted(g, i);
   }
 
-  private leave(key: string, i: number): void {
+  private drop(key: string, i: number): void {
     const g = this.groups.get(key);
     if (g === i) this.groups.delete(key);
     else if (typeof g === 'object') {
@@ -155,18 +168,25 @@ class DuplicateGroups {
     for (const [key, g] of this.groups) if (typeof g === 'object') this.place(order, rules, items, key);
   }
 
-  /** items at `changed` went from `was` to `now`: the groups they left or joined find again */
-  update(order: PlaceOrder, rules: ValidationSettings['rules'], changed: readonly number[], was: Snapshot, now: Snapshot): void {
+  /**
+   * Before the positions move (PlaceOrder.shift): the removed items leave their groups, and the
+   * findings of every group an item leaves or joins go. Returns what `rejoin` needs.
+   */
+  leave(order: PlaceOrder, delta: Delta, was: Snapshot, now: Snapshot): { touched: Set<string>; joined: [string, number][] } {
     const touched = new Set<string>();
-    const before: (string | null)[] = [];
-    const after: (string | null)[] = [];
-    for (const i of changed) {
-      const a = this.keyOf(was.items[i], was.checks[i]);
-      const b = this.keyOf(now.items[i], now.checks[i]);
-      before.push(a);
-      after.push(b);
-      if (a !== null) touched.add(a);
-      if (b !== null) touched.add(b);
+    const left: [string, number][] = [];
+    const joined: [string, number][] = [];
+    for (const i of delta.removed) {
+      const key = this.keyOf(was.items[i], was.checks[i]);
+      if (key === null) continue;
+      touched.add(key);
+      left.push([key, i]);
+    }
+    for (const i of delta.added) {
+      const key = this.keyOf(now.items[i], now.checks[i]);
+      if (key === null) continue;
+      touched.add(key);
+      joined.push([key, i]);
     }
     for (const key of touched) {
       for (const m of this.members(key)) {
@@ -176,11 +196,25 @@ class DuplicateGroups {
         this.findings.delete(m);
       }
     }
-    changed.forEach((i, k) => {
-      if (before[k] !== null) this.leave(before[k]!, i);
-      if (after[k] !== null) this.join(after[k]!, i);
-    });
+    for (const [key, i] of left) this.drop(key, i);
+    if (delta.by !== 0) this.shift(delta);
+    return { touched, joined };
+  }
+
+  /** after the positions moved: the added items join their groups, which find again */
+  rejoin(order: PlaceOrder, rules: ValidationSettings['rules'], now: Snapshot, { touched, joined }: { touched: Set<string>; joined: [string, number][] }): void {
+    for (const [key, i] of joined) this.join(key, i);
     for (const key of touched) this.place(order, rules, now.items, key);
+  }
+
+  private shift(delta: Delta): void {
+    for (const [key, g] of this.groups) {
+      if (typeof g === 'number') this.groups.set(key, moved(delta, g));
+      else for (let k = 0; k < g.length; k++) g[k] = moved(delta, g[k]);
+    }
+    const findings = [...this.findings];
+    this.findings.clear();
+    for (const [m, d] of findings) this.findings.set(moved(delta, m), d);
   }
 }
 
@@ -234,35 +268,46 @@ class TagRanks {
     list.splice(lowerBound(list, tag, compare), 0, tag);
   }
 
-  update(changed: readonly number[], was: Snapshot, now: Snapshot): void {
-    const changedSet = new Set(changed);
+  update(delta: Delta, was: Snapshot, now: Snapshot): void {
+    const added = new Set(delta.added);
+    const removed = new Set(delta.removed);
     const touched = new Set<string>();
-    for (const i of changed) {
-      for (const c of [was.checks[i], now.checks[i]]) if (c.tokens !== null) for (const tag of c.tags) touched.add(tag);
-      if (now.checks[i].tags.length >= POS) throw new Error('kept report: too many tags in one caption');
+    for (const i of delta.removed) if (was.checks[i].tokens !== null) for (const tag of was.checks[i].tags) touched.add(tag);
+    for (const i of delta.added) {
+      const c = now.checks[i];
+      if (c.tags.length >= POS) throw new Error('kept report: too many tags in one caption');
+      if (c.tokens !== null) for (const tag of c.tags) touched.add(tag);
     }
     // out of the order under the old counts and first uses, back in under the new ones
     for (const tag of touched) if (this.count.has(tag)) this.unrank(tag);
-    /** a tag's first use among the changed items, and how often they use it */
-    const firstInChanged = new Map<string, number>();
-    const usesInChanged = new Map<string, number>();
-    for (const i of changed) {
+    for (const i of delta.removed) {
       const old = was.checks[i];
-      if (old.tokens !== null) {
-        if (old.tags.length >= 2) this.multi--;
-        for (const tag of old.tags) this.count.set(tag, this.count.get(tag)! - 1);
-      }
+      if (old.tokens === null) continue;
+      if (old.tags.length >= 2) this.multi--;
+      for (const tag of old.tags) this.count.set(tag, this.count.get(tag)! - 1);
+    }
+    // a tag first used by a kept item: at that item's new position (the order of the others stays)
+    const before = new Map<string, number>();
+    for (const [tag, at] of this.first) {
+      const i = Math.floor(at / POS);
+      if (removed.has(i)) before.set(tag, at);
+      else if (delta.by !== 0 && i >= delta.from) this.first.set(tag, at + delta.by * POS);
+    }
+    /** a tag's first use among the added items, and how often they use it */
+    const firstInAdded = new Map<string, number>();
+    const usesInAdded = new Map<string, number>();
+    for (const i of delta.added) {
       const c = now.checks[i];
       if (c.tokens === null) continue;
       if (c.tags.length >= 2) this.multi++;
       c.tags.forEach((tag, pos) => {
         this.count.set(tag, (this.count.get(tag) ?? 0) + 1);
-        usesInChanged.set(tag, (usesInChanged.get(tag) ?? 0) + 1);
-        if (!firstInChanged.has(tag)) firstInChanged.set(tag, i * POS + pos);
+        usesInAdded.set(tag, (usesInAdded.get(tag) ?? 0) + 1);
+        if (!firstInAdded.has(tag)) firstInAdded.set(tag, i * POS + pos);
       });
     }
-    // a tag first used by a changed item may now be first used by an unchanged one further on:
-    // its old first use was the earliest, so the unchanged items before it do not have it
+    // a tag first used by a removed item may now be first used by a kept one further on: its old
+    // first use was the earliest, so the kept items before it do not have it
     const sought = new Set<string>();
     let from = Infinity;
     for (const tag of touched) {
@@ -273,22 +318,24 @@ class TagRanks {
         continue;
       }
       const old = this.first.get(tag);
-      const oldAt = old === undefined ? -1 : Math.floor(old / POS);
-      const inChanged = firstInChanged.get(tag) ?? Infinity;
-      if (old !== undefined && !changedSet.has(oldAt)) this.first.set(tag, Math.min(old, inChanged));
-      else if (n > (usesInChanged.get(tag) ?? 0)) {
-        if (old === undefined) throw new Error('kept report: a new tag that unchanged items use');
+      const inAdded = firstInAdded.get(tag) ?? Infinity;
+      const gone = before.get(tag);
+      if (old !== undefined && gone === undefined) this.first.set(tag, Math.min(old, inAdded));
+      else if (n > (usesInAdded.get(tag) ?? 0)) {
+        if (gone === undefined) throw new Error('kept report: a new tag that kept items use');
         sought.add(tag);
-        from = Math.min(from, oldAt + 1);
-      } else this.first.set(tag, inChanged);
+        // the first kept item after it: the next position, or where the run of changes began
+        const i = Math.floor(gone / POS);
+        from = Math.min(from, delta.by === 0 ? i + 1 : Math.min(i, delta.from + delta.by));
+      } else this.first.set(tag, inAdded);
     }
     for (let i = from; sought.size > 0 && i < now.checks.length; i++) {
-      if (changedSet.has(i)) continue;
+      if (added.has(i)) continue;
       const c = now.checks[i];
       if (c.tokens === null) continue;
       c.tags.forEach((tag, pos) => {
         if (!sought.delete(tag)) return;
-        this.first.set(tag, Math.min(i * POS + pos, firstInChanged.get(tag) ?? Infinity));
+        this.first.set(tag, Math.min(i * POS + pos, firstInAdded.get(tag) ?? Infinity));
       });
     }
     if (sought.size > 0) throw new Error('kept report: a counted tag that no item uses');
@@ -343,6 +390,21 @@ interface Snapshot {
   items: readonly ManifestItem[];
   checks: readonly ItemCheck[];
 }
+
+/**
+ * From the last build to this one: the items at `removed` (positions of the last build) went,
+ * those at `added` (positions of this one) came, and the others moved by `by` from position
+ * `from` on (an edit: the same positions, by 0; an item added or removed: one run of positions)
+ */
+interface Delta {
+  removed: readonly number[];
+  added: readonly number[];
+  from: number;
+  by: number;
+}
+
+/** a kept item's position in this build */
+const moved = (delta: Delta, i: number): number => (i >= delta.from ? i + delta.by : i);
 
 /** what buildReport puts together from every item, kept for updates */
 class ReportState {
@@ -401,19 +463,22 @@ class ReportState {
     if (c.tokens !== null) this.tokens.add(c.tokens, sign);
   }
 
-  update(manifest: Manifest, changed: readonly number[], was: Snapshot, now: Snapshot): void {
+  update(manifest: Manifest, delta: Delta, was: Snapshot, now: Snapshot): void {
     const rules = this.settings.rules;
-    let moved = false;
-    for (const i of changed) {
-      this.count(i, was.checks[i], -1);
-      this.count(i, now.checks[i], 1);
-      moved ||= !sameOrigins(was.items[i], now.items[i]);
-    }
     // numbering reads only where the files are, which a caption edit does not change
-    if (moved) this.findNumbering(manifest);
-    this.images.update(this.order, rules, changed, was, now);
-    this.captions.update(this.order, rules, changed, was, now);
-    this.tags.update(changed, was, now);
+    let relocated = delta.by !== 0;
+    if (delta.by === 0) for (const i of delta.added) relocated ||= !sameOrigins(was.items[i], now.items[i]);
+    // out under the last build's positions, then the kept items move, then in under this build's
+    for (const i of delta.removed) this.count(i, was.checks[i], -1);
+    const images = this.images.leave(this.order, delta, was, now);
+    const captions = this.captions.leave(this.order, delta, was, now);
+    this.order.shift(delta);
+    if (delta.by !== 0) for (const list of [this.missing, this.cut]) for (let k = 0; k < list.length; k++) list[k] = moved(delta, list[k]);
+    for (const i of delta.added) this.count(i, now.checks[i], 1);
+    this.images.rejoin(this.order, rules, now, images);
+    this.captions.rejoin(this.order, rules, now, captions);
+    if (relocated) this.findNumbering(manifest);
+    this.tags.update(delta, was, now);
   }
 
   report(manifest: Manifest, tokenizer: { id: string; reason: string }): ValidationReport {
@@ -464,8 +529,8 @@ export class KeptReport {
     const now: Last = { key, manifest, items: manifest.items, checks };
     const last = this.last;
     this.last = now;
-    const changed = last ? changedItems(last, now) : null;
-    if (changed === null) {
+    const delta = last ? changedItems(last, now) : null;
+    if (delta === null) {
       // the first build, or one unlike the last: the plain way; kept state is made when an update can use it
       this.state = undefined;
       this.counts.plain++;
@@ -473,7 +538,7 @@ export class KeptReport {
     }
     try {
       if (this.state) {
-        this.state.update(manifest, changed, last!, now);
+        this.state.update(manifest, delta, last!, now);
         this.counts.updated++;
       } else {
         this.state = new ReportState(manifest, now, settings);
@@ -506,19 +571,41 @@ function sameForReport(a: ManifestItem, b: ManifestItem): boolean {
   );
 }
 
-/** positions whose check is not the very object of the last build, or whose item differs; null: not an update */
-function changedItems(last: Last, now: Last): number[] | null {
+/** an item kept from the last build: the very same check, and an item the same for the report */
+function kept(last: Last, now: Last, i: number, j: number): boolean {
+  return last.checks[i] === now.checks[j] && (last.items[i] === now.items[j] || sameForReport(last.items[i], now.items[j]));
+}
+
+/**
+ * What changed since the last build: positions whose check is not the very object of the last
+ * build's, or whose item differs; with another number of items, the one run of positions between
+ * the items kept at the start and at the end. null: not an update (other settings, stray or
+ * skipped files, or too many changes).
+ */
+function changedItems(last: Last, now: Last): Delta | null {
   const a = last.manifest;
   const b = now.manifest;
-  if (last.key !== now.key || a.dataset !== b.dataset || a.layout !== b.layout || a.items.length !== b.items.length) return null;
+  if (last.key !== now.key || a.dataset !== b.dataset || a.layout !== b.layout) return null;
   if (!sameList(a.stray, b.stray, (x, y) => x === y)) return null;
   if (!sameList(a.skipped, b.skipped, (x, y) => x.origin === y.origin && x.reason === y.reason)) return null;
   const most = Math.max(16, Math.floor(b.items.length / DELTA_SHARE));
-  const changed: number[] = [];
-  for (let i = 0; i < b.items.length; i++) {
-    if (last.checks[i] === now.checks[i] && (a.items[i] === b.items[i] || sameForReport(a.items[i], b.items[i]))) continue;
-    if (changed.length === most) return null;
-    changed.push(i);
+  if (a.items.length === b.items.length) {
+    const changed: number[] = [];
+    for (let i = 0; i < b.items.length; i++) {
+      if (kept(last, now, i, i)) continue;
+      if (changed.length === most) return null;
+      changed.push(i);
+    }
+    return { removed: changed, added: changed, from: b.items.length, by: 0 };
   }
-  return changed;
+  const shorter = Math.min(a.items.length, b.items.length);
+  let start = 0;
+  while (start < shorter && kept(last, now, start, start)) start++;
+  let end = 0;
+  while (end < shorter - start && kept(last, now, a.items.length - 1 - end, b.items.length - 1 - end)) end++;
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+  const removed = range(start, a.items.length - end);
+  const added = range(start, b.items.length - end);
+  if (removed.length + added.length > most) return null;
+  return { removed, added, from: a.items.length - end, by: b.items.length - a.items.length };
 }
