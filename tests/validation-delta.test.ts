@@ -240,6 +240,29 @@ describe('kept validation report', () => {
     expect(kept.counts).toEqual({ plain: 5, made: 2, updated: 3, failed: 0 });
   });
 
+  it('keeps diagnostics at one place in item order when items are added and removed', () => {
+    // every item's finding points at the same place: only the item order tells them apart
+    const itemOf = (n: number) => ({ id: `r${n}`, image: null, caption: { text: 't', clean: 't', sha256: `c${n}`, origin: 'data/meta.csv', line: 1 } }) as ManifestItem;
+    const checkOf = (n: number): ItemCheck => ({ diagnostics: [{ severity: 'warning', code: 'whitespace', message: `row ${n}`, file: 'data/meta.csv', line: 1, col: 1 }], tokens: 2, trigger: null, captionKey: `k${n}`, tags: [] });
+    const numbers = Array.from({ length: 40 }, (_, n) => n);
+    const settings = settingsOf('kohya', null);
+    const kept = new KeptReport();
+    const build = (what: string) => expectSame(kept, manifestOf(numbers.map(itemOfKept), 'kohya'), numbers.map(checkOfKept), settings, what);
+    const items = new Map<number, ManifestItem>();
+    const checks = new Map<number, ItemCheck>();
+    const itemOfKept = (n: number) => items.get(n) ?? items.set(n, itemOf(n)).get(n)!;
+    const checkOfKept = (n: number) => checks.get(n) ?? checks.set(n, checkOf(n)).get(n)!;
+    build('first');
+    build('made');
+    numbers.splice(3, 0, 100, 101);
+    build('two added at 3');
+    numbers.splice(1, 1);
+    build('one removed at 1');
+    numbers.splice(30, 0, 102);
+    build('one added at 30');
+    expect(kept.counts).toEqual({ plain: 1, made: 1, updated: 3, failed: 0 });
+  });
+
   it('a tag first used by an edited caption is then first used by the next caption that has it', () => {
     // tags of one count are in the order of their first use
     const items = Array.from({ length: 5 }, (_, n) => ({ id: String(n), image: null, caption: { text: 't', clean: 't', sha256: `c${n}`, origin: `t/${n}.txt`, line: 1 } }) as ManifestItem);
