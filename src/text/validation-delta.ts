@@ -2,9 +2,11 @@
 // or a few. KeptReport keeps what the dataset-wide part of the last report was made of (the
 // diagnostics in place order, duplicate groups, trigger lists, token statistics, tag counts and
 // ranks) and updates it from the items that changed, instead of going over every item again.
-// The report is the one buildReport gives for the same input, byte for byte; whatever this does
-// not update (a different number of items, other stray or skipped files, other settings, many
-// changed items) goes through buildReport, and the kept state starts over.
+// Items added or removed are one run of positions between the items kept at the start and at the
+// end; the kept items' positions move. The report is the one buildReport gives for the same
+// input, byte for byte; whatever this does not update (other settings, stray or skipped files,
+// many changed items, changes in more than one run when the number of items changes) goes
+// through buildReport, and the kept state starts over.
 import type { Diagnostic } from '../config/diagnostic.js';
 import type { Manifest, ManifestItem } from '../datasets/manifest.js';
 import type { ItemCheck, ValidationSettings } from './check-item.js';
@@ -12,7 +14,7 @@ import { checkNumbering, checkStray, duplicateCaption, duplicateImage } from './
 import { Findings } from './rules/findings.js';
 import { checkSkipped, assembleReport, buildReport, histogramBin, histogramRanges, isIndexKey, naturalOrder, REPORT_TAGS, type ValidationReport } from './validation-report.js';
 
-/** item position * POS + place in the item's list: tag first uses and diagnostic order in one number */
+/** a tag's first use as one number: item position * POS + place in the item's tags */
 const POS = 65536;
 /** the order of dataset-wide findings after every item's, as buildReport concatenates them */
 const DATASET = Number.MAX_SAFE_INTEGER;
@@ -286,13 +288,20 @@ class TagRanks {
       if (old.tags.length >= 2) this.multi--;
       for (const tag of old.tags) this.count.set(tag, this.count.get(tag)! - 1);
     }
-    // a tag first used by a kept item: at that item's new position (the order of the others stays)
+    // tags first used by a removed item (all of them touched), and the others' first uses moved
+    // with their items (the order of the untouched ones stays)
     const before = new Map<string, number>();
-    for (const [tag, at] of this.first) {
-      const i = Math.floor(at / POS);
-      if (removed.has(i)) before.set(tag, at);
-      else if (delta.by !== 0 && i >= delta.from) this.first.set(tag, at + delta.by * POS);
-    }
+    const at = (tag: string, first: number) => {
+      const i = Math.floor(first / POS);
+      if (removed.has(i)) before.set(tag, first);
+      else if (delta.by !== 0 && i >= delta.from) this.first.set(tag, first + delta.by * POS);
+    };
+    if (delta.by === 0) {
+      for (const tag of touched) {
+        const first = this.first.get(tag);
+        if (first !== undefined) at(tag, first);
+      }
+    } else for (const [tag, first] of this.first) at(tag, first);
     /** a tag's first use among the added items, and how often they use it */
     const firstInAdded = new Map<string, number>();
     const usesInAdded = new Map<string, number>();
