@@ -179,6 +179,12 @@ function edit(w: World, items: ManifestItem[], checks: ItemCheck[]): string | [s
     items[i] = { ...items[i], caption: { ...items[i].caption!, origin: `data/text/moved${i}.txt` } };
     return `caption moved ${i}`;
   }
+  if (r < 0.98 && checks[i].diagnostics.length > 0) {
+    // all the same but where the first diagnostic points
+    const [d, ...rest] = checks[i].diagnostics;
+    checks[i] = { ...checks[i], diagnostics: [{ ...d, col: (d.col ?? 0) + 2 }, ...rest] };
+    return `diagnostic moved ${i}`;
+  }
   // a check made again: equal, but not the same object
   checks[i] = structuredClone(checks[i]);
   return `check remade ${i}`;
@@ -235,9 +241,16 @@ describe('kept validation report', () => {
     expect(kept.counts).toEqual({ plain: 3, made: 2, updated: 3, failed: 0 });
     // changes at both ends are not one run of positions
     expectSame(kept, manifestOf(items.slice(1, 59), 'lab', ['data/x.txt']), checks.slice(1, 59), b, 'one fewer at each end');
-    const all = checks.map((c, i) => (i === 0 ? c : structuredClone(c)));
-    expectSame(kept, manifestOf([...items], 'lab', ['data/x.txt']), all, b, 'every check new');
-    expect(kept.counts).toEqual({ plain: 5, made: 2, updated: 3, failed: 0 });
+    expectSame(kept, manifestOf([...items], 'lab', ['data/x.txt']), [...checks], b, 'all back');
+    expectSame(kept, manifestOf([...items], 'lab', ['data/x.txt']), [...checks], b, 'made again');
+    expect(kept.counts).toEqual({ plain: 5, made: 3, updated: 3, failed: 0 });
+    // checks read again from the memo: equal new objects are no change
+    const remade = checks.map((c) => structuredClone(c));
+    expectSame(kept, manifestOf(items.map((item) => structuredClone(item)), 'lab', ['data/x.txt']), remade, b, 'every check and item an equal new object');
+    expect(kept.counts).toEqual({ plain: 5, made: 3, updated: 4, failed: 0 });
+    const other = remade.map((c) => ({ ...c, tokens: c.tokens === null ? null : c.tokens + 1 }));
+    expectSame(kept, manifestOf([...items], 'lab', ['data/x.txt']), other, b, 'every check other');
+    expect(kept.counts).toEqual({ plain: 6, made: 3, updated: 4, failed: 0 });
   });
 
   it('keeps diagnostics at one place in item order when items are added and removed', () => {

@@ -96,6 +96,15 @@ class PlaceOrder {
     return this.placed.map((p) => p.d);
   }
 
+  /** an equal diagnostic object in the place of one it holds */
+  replace(was: Diagnostic, now: Diagnostic): void {
+    const p = this.byDiagnostic.get(was);
+    if (!p || this.byDiagnostic.has(now)) throw new Error('kept report: a diagnostic it does not hold, or holds twice');
+    this.byDiagnostic.delete(was);
+    p.d = now;
+    this.byDiagnostic.set(now, p);
+  }
+
   /** the kept items' diagnostics (and duplicate findings) to their positions in this build: the order stays */
   shift(delta: Delta): void {
     if (delta.by === 0) return;
@@ -410,6 +419,8 @@ interface Delta {
   added: readonly number[];
   from: number;
   by: number;
+  /** kept items whose check is an equal new object (its record read again): [last build's, this one's] */
+  remade: readonly [ItemCheck, ItemCheck][];
 }
 
 /** a kept item's position in this build */
@@ -474,6 +485,7 @@ class ReportState {
 
   update(manifest: Manifest, delta: Delta, was: Snapshot, now: Snapshot): void {
     const rules = this.settings.rules;
+    for (const [a, b] of delta.remade) a.diagnostics.forEach((d, k) => d !== b.diagnostics[k] && this.order.replace(d, b.diagnostics[k]));
     // numbering reads only where the files are, which a caption edit does not change
     let relocated = delta.by !== 0;
     if (delta.by === 0) for (const i of delta.added) relocated ||= !sameOrigins(was.items[i], now.items[i]);
@@ -580,9 +592,43 @@ function sameForReport(a: ManifestItem, b: ManifestItem): boolean {
   );
 }
 
-/** an item kept from the last build: the very same check, and an item the same for the report */
-function kept(last: Last, now: Last, i: number, j: number): boolean {
-  return last.checks[i] === now.checks[j] && (last.items[i] === now.items[j] || sameForReport(last.items[i], now.items[j]));
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a === 'object' && typeof b === 'object' && a !== null && b !== null && JSON.stringify(a) === JSON.stringify(b));
+}
+
+/** the same fields in the same order (the report writes them as they are) with the same values */
+function sameDiagnostic(a: Diagnostic, b: Diagnostic): boolean {
+  const keys = Object.keys(a);
+  const other = Object.keys(b);
+  if (keys.length !== other.length) return false;
+  for (let k = 0; k < keys.length; k++) {
+    if (keys[k] !== other[k] || !sameValue(a[keys[k] as keyof Diagnostic], b[keys[k] as keyof Diagnostic])) return false;
+  }
+  return true;
+}
+
+/** an equal check: the item memo may read a record again (a new object) that it let go of */
+function sameCheck(a: ItemCheck, b: ItemCheck): boolean {
+  return (
+    a.tokens === b.tokens &&
+    a.trigger === b.trigger &&
+    a.captionKey === b.captionKey &&
+    a.tags.length === b.tags.length &&
+    a.tags.every((t, k) => t === b.tags[k]) &&
+    a.diagnostics.length === b.diagnostics.length &&
+    a.diagnostics.every((d, k) => sameDiagnostic(d, b.diagnostics[k]))
+  );
+}
+
+/** an item kept from the last build: the same or an equal check, and an item the same for the report */
+function kept(last: Last, now: Last, i: number, j: number, remade: [ItemCheck, ItemCheck][]): boolean {
+  const a = last.checks[i];
+  const b = now.checks[j];
+  if (!(last.items[i] === now.items[j] || sameForReport(last.items[i], now.items[j]))) return false;
+  if (a === b) return true;
+  if (!sameCheck(a, b)) return false;
+  remade.push([a, b]);
+  return true;
 }
 
 /**
@@ -598,23 +644,24 @@ function changedItems(last: Last, now: Last): Delta | null {
   if (!sameList(a.stray, b.stray, (x, y) => x === y)) return null;
   if (!sameList(a.skipped, b.skipped, (x, y) => x.origin === y.origin && x.reason === y.reason)) return null;
   const most = Math.max(16, Math.floor(b.items.length / DELTA_SHARE));
+  const remade: [ItemCheck, ItemCheck][] = [];
   if (a.items.length === b.items.length) {
     const changed: number[] = [];
     for (let i = 0; i < b.items.length; i++) {
-      if (kept(last, now, i, i)) continue;
+      if (kept(last, now, i, i, remade)) continue;
       if (changed.length === most) return null;
       changed.push(i);
     }
-    return { removed: changed, added: changed, from: b.items.length, by: 0 };
+    return { removed: changed, added: changed, from: b.items.length, by: 0, remade };
   }
   const shorter = Math.min(a.items.length, b.items.length);
   let start = 0;
-  while (start < shorter && kept(last, now, start, start)) start++;
+  while (start < shorter && kept(last, now, start, start, remade)) start++;
   let end = 0;
-  while (end < shorter - start && kept(last, now, a.items.length - 1 - end, b.items.length - 1 - end)) end++;
+  while (end < shorter - start && kept(last, now, a.items.length - 1 - end, b.items.length - 1 - end, remade)) end++;
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
   const removed = range(start, a.items.length - end);
   const added = range(start, b.items.length - end);
   if (removed.length + added.length > most) return null;
-  return { removed, added, from: a.items.length - end, by: b.items.length - a.items.length };
+  return { removed, added, from: a.items.length - end, by: b.items.length - a.items.length, remade };
 }
