@@ -647,7 +647,10 @@ function changedItems(last: Last, now: Last): Delta | null {
   const remade: [ItemCheck, ItemCheck][] = [];
   if (a.items.length === b.items.length) {
     const changed: number[] = [];
-    for (let i = 0; i < b.items.length; i++) {
+    const [before, after, checked, checks] = [a.items, b.items, last.checks, now.checks];
+    for (let i = 0; i < after.length; i++) {
+      // the very same objects (nearly every item of a save), without a call
+      if (checked[i] === checks[i] && before[i] === after[i]) continue;
       if (kept(last, now, i, i, remade)) continue;
       if (changed.length === most) return null;
       changed.push(i);
