@@ -32,4 +32,14 @@ describe('validation report tags', () => {
     expect(report.tagsDistinct).toBe(new Set(tagLists.flat()).size);
     expect(JSON.stringify(report.tagFrequency)).toBe(JSON.stringify(reference(tagLists)));
   });
+
+  it('keeps tags named like object properties (__proto__, constructor) as tags', () => {
+    const tagLists = [['__proto__', 'constructor', 'a'], ['__proto__', 'toString', '3'], ['hasOwnProperty', 'a']];
+    const { manifest, checks } = dataset(tagLists);
+    const settings = { rules: { max_tokens: 75, max_aspect: 3 }, trigger: null, minSize: 512, layout: 'kohya' } as unknown as ValidationSettings;
+    const report = buildReport(manifest, checks, settings, { id: 't', reason: 'r' });
+    expect(Object.getPrototypeOf(report.tagFrequency)).toBe(Object.prototype);
+    expect(JSON.stringify(report.tagFrequency)).toBe(JSON.stringify(reference(tagLists)));
+    expect(JSON.stringify(report.tagFrequency)).toBe('{"3":1,"__proto__":2,"a":2,"constructor":1,"toString":1,"hasOwnProperty":1}');
+  });
 });

@@ -23,9 +23,38 @@ datasets:
 `;
 
 /** the watch's outputs: lock and the materialised reports */
-function outputsOf(dir: string): Record<string, string> {
+function outputsOf(dir: string, withLock = true): Record<string, string> {
   const read = (rel: string) => readFileSync(join(dir, rel), 'utf8');
-  return { lock: read('lorafile.lock'), json: read('out/datasets/ds/validation.json'), md: read('out/datasets/ds/validation.md') };
+  return { ...(withLock ? { lock: read('lorafile.lock') } : {}), json: read('out/datasets/ds/validation.json'), md: read('out/datasets/ds/validation.md') };
+}
+
+/**
+ * write, wait for a build to start (a few seconds at most), then until the watch has been idle for
+ * a while. Not for a build naming the path: a build that started just before the write may read
+ * the new content, and the notice arriving after it is then rightly dropped.
+ */
+async function settle(w: WatchProcess, what: string, write: () => void): Promise<void> {
+  const before = w.events.length;
+  write();
+  const deadline = Date.now() + 90_000;
+  for (let waited = 0; waited < 5000 && !w.events.slice(before).some((e) => e.watch === 'build'); waited += 100) await new Promise((r) => setTimeout(r, 100));
+  for (;;) {
+    const seen = w.events.length;
+    await new Promise((r) => setTimeout(r, 1500));
+    const last = w.events.findLast((e) => e.watch === 'build' || e.watch === 'idle');
+    if (w.events.length === seen && last?.watch === 'idle') return;
+    if (Date.now() > deadline) throw new Error(`the watch did not settle after ${what}; last events:\n${w.events.slice(-10).map((e) => JSON.stringify(e)).join('\n')}`);
+  }
+}
+
+/** the reports a fresh `lorabuild run` in a clean cache writes for a copy of `dir`'s data and lorafile */
+async function freshReports(dir: string, name: string): Promise<{ json: string; md: string }> {
+  const fresh = join(tmp.dir, name);
+  cpSync(join(dir, 'data'), join(fresh, 'data'), { recursive: true });
+  cpSync(join(dir, 'lorafile.yaml'), join(fresh, 'lorafile.yaml'));
+  await runCli(['run', 'validate:ds'], { cwd: fresh, env: ENV });
+  const { json, md } = outputsOf(fresh, false);
+  return { json, md };
 }
 
 describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
@@ -40,22 +69,7 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
     const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
     await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
 
-    // each step: write, wait for a build to start (a few seconds at most), then until the watch
-    // has been idle for a while. Not for a build naming the path: a build that started just before
-    // the write may read the new content, and the notice arriving after it is then rightly dropped.
-    const step = async (what: string, write: () => void) => {
-      const before = w.events.length;
-      write();
-      const deadline = Date.now() + 90_000;
-      for (let waited = 0; waited < 5000 && !w.events.slice(before).some((e) => e.watch === 'build'); waited += 100) await new Promise((r) => setTimeout(r, 100));
-      for (;;) {
-        const seen = w.events.length;
-        await new Promise((r) => setTimeout(r, 1500));
-        const last = w.events.findLast((e) => e.watch === 'build' || e.watch === 'idle');
-        if (w.events.length === seen && last?.watch === 'idle') return;
-        if (Date.now() > deadline) throw new Error(`the watch did not settle after ${what}; last events:\n${w.events.slice(-10).map((e) => JSON.stringify(e)).join('\n')}`);
-      }
-    };
+    const step = (what: string, write: () => void) => settle(w, what, write);
     const caption = (i: number, text: string) => writeFileSync(join(dir, `data/text/${i}.txt`), text);
     await step('an edit', () => caption(5, 'one-line-art, a brand new tag, side view\n'));
     await step('a duplicate caption', () => caption(9, 'one-line-art, shape 10, front view\n'));
@@ -95,5 +109,76 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
     expect(watched.json).toBe(expected.json);
     expect(watched.md).toBe(expected.md);
     expect(watched.lock).toBe(expected.lock);
+  });
+  // validate keeps the last report's aggregates and updates them from the changed items
+  // (text/validation-delta.ts); a settings change or a different item count starts over, so
+  // the reports are compared part way, while the kept state carries them
+  it('writes the reports of a fresh run while validate updates its kept report: duplicates, numbering, tag ranks, an item removed and added back', async () => {
+    const dir = join(tmp.dir, 'kept');
+    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
+    for (let i = 0; i < ITEMS; i++) {
+      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
+      files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
+    }
+    writeFiles(dir, files);
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+    let stopped = false;
+    try {
+      const step = (what: string, write: () => void) => settle(w, what, write);
+      const caption = (i: number, text: string) => writeFileSync(join(dir, `data/text/${i}.txt`), text);
+      const same = async (name: string, codes: string[]) => {
+        const watched = outputsOf(dir, false);
+        const expected = await freshReports(dir, name);
+        const report = JSON.parse(expected.json) as { diagnostics: { code: string; file?: string }[] };
+        expect(report.diagnostics.map((d) => `${d.file} ${d.code}`).sort(), name).toEqual(codes);
+        expect(watched.json, name).toBe(expected.json);
+        expect(watched.md, name).toBe(expected.md);
+      };
+      // 'front view' and 'side view' tie at 150 (front first: item 0); two edits put side view ahead
+      await step('a tag overtakes another', () => caption(0, 'one-line-art, shape 0, side view\n'));
+      await step('and again', () => caption(2, 'one-line-art, shape 2, side view, front view, side view\n'));
+      await step('a duplicate caption', () => caption(9, 'one-line-art, shape 10, front view\n'));
+      await step('a third copy', () => caption(11, 'one-line-art, shape 10, front view\n'));
+      await step('a duplicate image', () => writeFileSync(join(dir, 'data/image/12.png'), tinyPng(11) as Buffer));
+      await step('a caption gone: its number has an image only', () => rmSync(join(dir, 'data/text/30.txt')));
+      await step('an empty caption', () => caption(7, '  \n'));
+      await step('a caption without the trigger', () => caption(8, 'shape 8, front view\n'));
+      await same('kept-1', [
+        'data/image/12.png duplicate_image',
+        'data/image/30.png missing_caption',
+        'data/text/10.txt duplicate_caption',
+        'data/text/11.txt duplicate_caption',
+        'data/text/7.txt empty_caption',
+        'data/text/8.txt trigger_missing',
+      ]);
+      // the first of three copies differs: 10 is now the first, and 11 its duplicate
+      await step('the first copy differs', () => caption(9, 'one-line-art, shape 9, side view\n'));
+      await step('the caption back', () => caption(30, 'one-line-art, shape 30, front view\n'));
+      await step('the empty caption fixed', () => caption(7, 'one-line-art, shape 7, side view\n'));
+      await step('a tag falls back', () => caption(0, 'one-line-art, shape 0, front view\n'));
+      await same('kept-2', ['data/image/12.png duplicate_image', 'data/text/11.txt duplicate_caption', 'data/text/8.txt trigger_missing']);
+      await step('no duplicate caption', () => caption(11, 'one-line-art, shape 11, side view\n'));
+      // a numbering gap opens (an item fewer), closes again (the item back), then captions change
+      await step('an item removed', () => {
+        rmSync(join(dir, 'data/image/40.png'));
+        rmSync(join(dir, 'data/text/40.txt'));
+      });
+      await same('kept-3', ['data/image/12.png duplicate_image', 'data/image/41.png numbering', 'data/text/8.txt trigger_missing']);
+      await step('the item back', () => {
+        writeFileSync(join(dir, 'data/image/40.png'), tinyPng(40) as Buffer);
+        writeFileSync(join(dir, 'data/text/40.txt'), 'one-line-art, shape 40, front view\n');
+      });
+      await step('an edit after it', () => caption(41, 'one-line-art, shape 41, front view, a new tag\n'));
+      await step('the duplicate image gone', () => writeFileSync(join(dir, 'data/image/12.png'), tinyPng(12) as Buffer));
+      await step('the trigger back', () => caption(8, 'one-line-art, shape 8, front view\n'));
+      await same('kept-4', []);
+      const result = await w.interrupt();
+      stopped = true;
+      expect(result.code).toBe(130);
+    } finally {
+      // a failed comparison leaves the watch running: stop it before the folder goes
+      if (!stopped) await w.interrupt();
+    }
   });
 });

@@ -293,7 +293,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       if (result.failed) {
         // what a failed stage wrote (validation.md with the caption errors) is what the user needs
         // most: it goes to out/ like outputs do, but into no lock entry
-        const kept = materializedDir && staging !== undefined ? await keepFailureReports(staging, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
+        const kept = materializedDir && (staging !== undefined || record.added.size > 0) ? await keepFailureReports(staging, record.added, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
         recordRun('failed', result.failed.reason, kept);
         return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }), records };
       }
@@ -456,10 +456,11 @@ function keptBefore(layout: CacheLayout, stageId: string): string[] {
   }
 }
 
-/** Copies what a failed stage staged into its out/ folder (never over a file lorabuild did not write); returns the names. */
-async function keepFailureReports(staging: string, materializedDir: string, ours: string[], cas: Cas, memo: StatMemo, root: string): Promise<string[]> {
+/** Copies what a failed stage staged or added into its out/ folder (never over a file lorabuild did not write); returns the names. */
+async function keepFailureReports(staging: string | undefined, added: ReadonlyMap<string, StageOutputs['files'][string]>, materializedDir: string, ours: string[], cas: Cas, memo: StatMemo, root: string): Promise<string[]> {
   const files: StageOutputs['files'] = {};
-  for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+  if (staging !== undefined) for (const [name, abs] of listStaged(staging)) files[name] = await cas.putFile(abs);
+  for (const [name, blob] of added) files[name] = blob;
   materialize(files, ours.filter((name) => name in files), materializedDir, cas, memo, root);
   return Object.keys(files);
 }

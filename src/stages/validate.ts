@@ -68,6 +68,42 @@ function itemKey(item: ManifestItem, settings: string, tokenizer: string): Json 
   return key as unknown as Json;
 }
 
+/**
+ * What one validate stage computed last, for the next build in the same process (`lorabuild
+ * watch`): the item keys by position, and the report, updated from the items that changed.
+ */
+interface Kept {
+  settings: string;
+  items: readonly ManifestItem[];
+  keys: Json[];
+  report: import('../text/validation-delta.js').KeptReport;
+}
+
+/** stage (and cache) -> what it kept; a few, for a process that builds more than one project */
+const kept = new Map<string, Kept>();
+const KEPT_STAGES = 8;
+
+function keptFor(ctx: StageContext, make: () => Kept): Kept {
+  const at = `${ctx.cacheDir}\0${ctx.node.id}`;
+  let k = kept.get(at);
+  if (!k) {
+    k = make();
+    if (kept.size >= KEPT_STAGES) kept.delete(kept.keys().next().value!);
+    kept.set(at, k);
+  }
+  return k;
+}
+
+/**
+ * A report listing at most this many diagnostics and captions (a few MB of JSON) is made in memory
+ * and stored as a blob; a larger one is streamed to a file (text/json-stream.ts), the same bytes
+ */
+const INLINE_REPORT_LISTED = 5000;
+
+function listed(report: import('../text/validation-report.js').ValidationReport): number {
+  return report.diagnostics.length + (report.trigger ? report.trigger.missing.length + report.trigger.cut.length : 0);
+}
+
 /** tags kept in the stage's meta */
 const META_TAGS = 50;
 
@@ -102,10 +138,10 @@ export const stage: StageImpl = {
 
   async run(ctx) {
     // the rules and report writers load only when the stage runs (a fresh one only fingerprints)
-    const [{ checkItem }, { writeJsonStreamed }, { buildReport }, { renderMarkdown }, { groupDiagnostics }] = await Promise.all([
+    const [{ checkItem }, { writeJsonStreamed }, { KeptReport }, { renderMarkdown }, { groupDiagnostics }] = await Promise.all([
       import('../text/check-item.js'),
       import('../text/json-stream.js'),
-      import('../text/validation-report.js'),
+      import('../text/validation-delta.js'),
       import('../text/validation-markdown.js'),
       import('../config/diagnostic-groups.js'),
     ]);
@@ -116,21 +152,37 @@ export const stage: StageImpl = {
     const checks: ItemCheck[] = [];
     // hashed once, not stringified again inside each of a thousand item keys
     const settingsHash = canonicalHash(settings as unknown as Json);
-    for (const [i, item] of manifest.items.entries()) {
-      if (ctx.signal.aborted) throw new Error('interrupted');
-      const key = itemKey(item, settingsHash, tokenizer.id);
+    const keySettings = `${settingsHash}\0${tokenizer.id}`;
+    const last = keptFor(ctx, () => ({ settings: '', items: [], keys: [], report: new KeptReport() }));
+    // an item at the same place as last build's, the very same object: the same key object
+    const lastKeys = last.settings === keySettings ? last.keys : [];
+    const lastItems = last.items;
+    const keys: Json[] = new Array(manifest.items.length);
+    const items = manifest.items;
+    for (let i = 0; i < items.length; i++) {
+      if (i % 64 === 0 && ctx.signal.aborted) throw new Error('interrupted');
+      const item = items[i];
+      const key = lastItems[i] === item && lastKeys[i] !== undefined ? lastKeys[i] : itemKey(item, settingsHash, tokenizer.id);
+      keys[i] = key;
       const check = ctx.memoized?.<Json>(item.id, key) ?? await ctx.item(item.id, key, async () => {
         const bytes = item.caption ? captionBytes(ctx, item.caption.sha256) : null;
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
       });
       checks.push(check as unknown as ItemCheck);
-      if (i % 500 === 499) ctx.progress(i + 1, manifest.items.length, undefined, 'items');
+      if (i % 500 === 499) ctx.progress(i + 1, items.length, undefined, 'items');
     }
-    const report = buildReport(manifest, checks, settings, { id: tokenizer.id, reason });
+    Object.assign(last, { settings: keySettings, items, keys });
+    const report = last.report.report(manifest, checks, settings, keySettings, { id: tokenizer.id, reason });
     const markdown = renderMarkdown(report);
-    // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
-    writeJsonStreamed(join(ctx.outDir, 'validation.json'), report);
-    writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
+    if (listed(report) <= INLINE_REPORT_LISTED) {
+      // straight into the store: no staging folder made, written, hashed again and removed per save
+      ctx.addOutput('validation.json', await ctx.putBlob(Buffer.from(`${JSON.stringify(report, null, 2)}\n`, 'utf8')));
+      ctx.addOutput('validation.md', await ctx.putBlob(Buffer.from(markdown, 'utf8')));
+    } else {
+      // synchronously: behind a thousand memo lookups, async writes wait tens of ms for the event loop
+      writeJsonStreamed(join(ctx.outDir, 'validation.json'), report);
+      writeFileSync(join(ctx.outDir, 'validation.md'), markdown);
+    }
     // printed to a person: a few of each kind and a count (all of them are in validation.json)
     const allIn = `${ctx.config.out}/datasets/${name}/validation.json`;
     if (report.diagnostics.length > 0) ctx.emit({ diagnostics: groupDiagnostics(report.diagnostics, allIn) as unknown as Json[] });

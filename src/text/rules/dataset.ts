@@ -127,30 +127,38 @@ export function checkStray(findings: Findings, manifest: Manifest): void {
   }
 }
 
+/** `item`'s image is the same as `first`'s, an earlier item's */
+export function duplicateImage(findings: Findings, item: ManifestItem, first: ManifestItem): void {
+  findings.add('duplicate_image', {
+    ...imagePlace(item),
+    message: `image is identical to ${first.image!.origin}`,
+    hint: 'remove one copy: a duplicate counts twice in training',
+  });
+}
+
+/** `item`'s caption reads as `first`'s, an earlier item's */
+export function duplicateCaption(findings: Findings, item: ManifestItem, first: ManifestItem): void {
+  findings.add('duplicate_caption', {
+    ...captionPlace(item),
+    message: `caption is the same as ${first.caption!.origin} (as CLIP reads it)`,
+    hint: 'describe what differs in this image, so the LoRA can tell them apart',
+  });
+}
+
 export function checkDuplicates(findings: Findings, items: ManifestItem[], captionKeys: (string | null)[]): void {
   const images = new Map<string, ManifestItem>();
   const captions = new Map<string, ManifestItem>();
   items.forEach((item, i) => {
     if (item.image) {
       const first = images.get(item.image.sha256);
-      if (first) {
-        findings.add('duplicate_image', {
-          ...imagePlace(item),
-          message: `image is identical to ${first.image!.origin}`,
-          hint: 'remove one copy: a duplicate counts twice in training',
-        });
-      } else images.set(item.image.sha256, item);
+      if (first) duplicateImage(findings, item, first);
+      else images.set(item.image.sha256, item);
     }
     const key = captionKeys[i];
     if (item.caption && key !== null) {
       const first = captions.get(key);
-      if (first) {
-        findings.add('duplicate_caption', {
-          ...captionPlace(item),
-          message: `caption is the same as ${first.caption!.origin} (as CLIP reads it)`,
-          hint: 'describe what differs in this image, so the LoRA can tell them apart',
-        });
-      } else captions.set(key, item);
+      if (first) duplicateCaption(findings, item, first);
+      else captions.set(key, item);
     }
   });
 }
