@@ -147,6 +147,31 @@ export function filesDigest(files: Record<string, string>): string {
  * silently different map).
  */
 export function lazyFileMap(digest: string, count: number, load: () => Record<string, string>): Record<string, string> {
+  const proxy = lazyMap(load);
+  // a snapshot is saved only for a map of sha256s (the run that made it checked them all)
+  facts.set(proxy, { count, digest });
+  return proxy;
+}
+
+/**
+ * A long file map made from parallel arrays (files[paths[i]] = shas[i], see registerFileMap): its
+ * fingerprint, checks, stale reasons and tree read the arrays, so the 10,000-key object is built
+ * only if something reads the map itself. A short map is a plain object (the lock holds it inline).
+ */
+export function arrayFileMap(paths: string[], shas: string[]): Record<string, string> {
+  const build = (): Record<string, string> => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < paths.length; i++) files[paths[i]] = shas[i];
+    return files;
+  };
+  const files = paths.length > FILES_INLINE_MAX ? lazyMap(build) : build();
+  // (paths out of order or repeated are not registered: the general pass then reads the built map)
+  registerFileMap(files, paths, shas);
+  return files;
+}
+
+/** an object built by `load` the first time anything reads or changes it */
+function lazyMap(load: () => Record<string, string>): Record<string, string> {
   const target: Record<string, string> = {};
   let loaded = false;
   const ensure = (): Record<string, string> => {
@@ -168,8 +193,6 @@ export function lazyFileMap(digest: string, count: number, load: () => Record<st
     preventExtensions: () => Reflect.preventExtensions(ensure()),
     isExtensible: () => Reflect.isExtensible(ensure()),
   });
-  // a snapshot is saved only for a map of sha256s (the run that made it checked them all)
-  facts.set(proxy, { count, digest });
   return proxy;
 }
 

@@ -28,6 +28,8 @@ export interface ContextDeps {
   emit: (event: StageEvent) => void;
   worker: () => Promise<ComputeWorker>;
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
+  /** no event per memoized item (the watch shows none: 10,000 per save were only garbage) */
+  quietCached?: boolean;
 }
 
 /** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
@@ -67,8 +69,9 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
   };
   /** the memo's record for an item key; a hit is recorded and reported as ctx.item does */
   const lookup = (label: string, key: Json, quiet: boolean): { keyHash: string; id: string; hit: ItemRecord | undefined } => {
-    const { keyHash, id } = items.ref(node.kind, key);
-    const hit = items.get(node.kind, keyHash, id);
+    const ref = items.ref(node.kind, key);
+    const { keyHash, id } = ref;
+    const hit = items.find(ref);
     // a quiet part (an image decoded once for every caption it gets) is looked up only when its
     // item is not cached, so it would come and go from the item pack run to run: it stays out
     if (hit) {
@@ -76,7 +79,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
       for (const sha of hit.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.cached++;
-        deps.emit({ stage: node.id, item: label, outcome: 'cached' });
+        if (!deps.quietCached) deps.emit({ stage: node.id, item: label, outcome: 'cached' });
       }
     }
     return { keyHash, id, hit };

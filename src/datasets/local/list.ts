@@ -9,7 +9,7 @@ import { draftMemoPath, folderMemoPath, loadDraftMemo, loadFolderMemo, pathsDige
 import { detectLayout, readImagefolderLayout, readKohyaLayout, readLabLayout, type LayoutName } from './layouts.js';
 import { walkDatasetFolderSync, type FolderFile } from './walk.js';
 import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
-import { FILES_INLINE_MAX, filesDigest, lazyFileMap, registerFileMap } from '../../engine/file-tree.js';
+import { arrayFileMap, FILES_INLINE_MAX, filesDigest, lazyFileMap } from '../../engine/file-tree.js';
 import { sha256FileSync } from '../../engine/file-hash.js';
 
 export interface LocalDatasetSource {
@@ -96,10 +96,17 @@ function readDraftSync(walked: FolderFile[], display: string, layout: 'lab' | 'k
 function memoDraft(draftFile: string, source: LocalDatasetSource, key: string, count: number): IndexedDraft | undefined {
   const d = loadDraftMemo(draftFile, source.abs);
   if (d?.key !== key) return undefined;
-  const fits = (i: number) => i < count;
-  if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
+  // (a draft kept in memory is checked once per count: the watch lists every save)
+  if (fitted.get(d) !== count) {
+    const fits = (i: number) => i < count;
+    if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
+    fitted.set(d, count);
+  }
   return { layout: d.layout, entries: d.entries, stray: d.stray };
 }
+
+/** drafts found to point only at files below this count */
+const fitted = new WeakMap<DraftMemo, number>();
 
 /**
  * The listing objects of the last listing that are still true (walked file object -> its listed
@@ -197,10 +204,8 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
     entries[i] = text ? entry : keptEntry(entry);
   }
-  const files: Record<string, string> = {};
-  for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];
   // its paths and hashes as arrays: fingerprints, stale reasons and the lock's tree read those
-  registerFileMap(files, shown, hashes);
+  const files = arrayFileMap(shown, hashes);
   return {
     layout: draft.layout,
     listing: { source: 'folder', layout: draft.layout, root: display, entries, stray: draft.stray.map((i) => shown[i]) },
