@@ -14,6 +14,9 @@ export interface ItemRecord {
   refs: string[];
 }
 
+/** unused records are let go once they are this share (1/n) of a remembering memo */
+const STALE_SHARE = 64;
+
 /** bounds the key-hash memo of a long-lived memo (about 1 KB per key) */
 const MAX_REMEMBERED_KEYS = 200_000;
 
@@ -23,10 +26,17 @@ const MAX_REMEMBERED_KEYS = 200_000;
  * a new 20,000-entry Map per build.
  */
 interface Held {
+  readonly id: string;
   record: ItemRecord;
   run: number;
   /** the Cas presence epoch in which every blob of the record was found present (-1: none yet) */
   verified: number;
+}
+
+/** the ids of a pack's records, and the run that wrote it from the records it used (-1: preloaded) */
+interface HeldPack {
+  ids: readonly string[];
+  run: number;
 }
 
 /** a key's memo id for a stage kind; a remembering memo also keeps the record it found for it */
@@ -43,8 +53,8 @@ export class ItemMemo {
   /**
    * records read or written, kept in memory when the memo outlives one run (`lorabuild watch`):
    * those the last run used or held in a pack, and this run's, not every record of every build
-   * since the start. Between runs every one has run === this.run - 1; while a run goes on, those it
-   * used have run === this.run.
+   * since the start (up to a 64th more: see endRun). Those this run used have run === this.run;
+   * every record with run >= this.run - 1 is in the map (a ref's record is looked up again otherwise).
    */
   private remembered: Map<string, Held> | undefined;
   private run = 0;
@@ -69,8 +79,8 @@ export class ItemMemo {
    * packs whose records a remembering memo holds (root -> its record ids): those preloaded, written
    * or asked about by the last run or this one (`packsUsed`), whose records are kept with them
    */
-  private packs = new Map<string, readonly string[]>();
-  private packsUsed = new Map<string, readonly string[]>();
+  private packs = new Map<string, HeldPack>();
+  private packsUsed = new Map<string, HeldPack>();
   constructor(
     root: string,
     private readonly cas: Cas,
@@ -100,11 +110,15 @@ export class ItemMemo {
       if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
       const id = r[0];
       if (this.remembered) {
-        if (!this.remembered.has(id)) this.remembered.set(id, { record: deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }), run: this.run - 1, verified: -1 });
+        if (!this.remembered.has(id)) this.remembered.set(id, { id, record: deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }), run: this.run - 1, verified: -1 });
       } else if (!this.preloaded.has(id)) this.preloaded.set(id, deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
       ids.push(id);
     }
-    this.packed(packRoot, ids);
+    if (this.remembered) {
+      const pack = { ids, run: -1 };
+      this.packs.set(packRoot, pack);
+      this.packsUsed.set(packRoot, pack);
+    }
   }
 
   /**
@@ -113,16 +127,17 @@ export class ItemMemo {
    */
   packed(packRoot: string, ids: Iterable<string>): void {
     if (!this.remembered) return;
-    const list = [...ids];
-    this.packs.set(packRoot, list);
-    this.packsUsed.set(packRoot, list);
+    // written from this run's records: all stamped already (get and put stamp)
+    const pack = { ids: [...ids], run: this.run };
+    this.packs.set(packRoot, pack);
+    this.packsUsed.set(packRoot, pack);
   }
 
   /** true when this memo holds the pack's records (and then keeps holding them for another run) */
   hasPreloaded(packRoot: string): boolean {
-    const ids = this.packs.get(packRoot);
-    if (ids) this.packsUsed.set(packRoot, ids);
-    return ids !== undefined;
+    const pack = this.packs.get(packRoot);
+    if (pack) this.packsUsed.set(packRoot, pack);
+    return pack !== undefined;
   }
 
   /**
@@ -135,14 +150,19 @@ export class ItemMemo {
     const remembered = this.remembered;
     if (remembered) {
       // the records of the packs still held stay: a pack is trusted to be in memory whole
-      for (const ids of this.packsUsed.values()) {
-        for (const id of ids) {
-          const held = remembered.get(id);
-          if (held) this.stamp(held);
+      // A save leaves a record or two unused: they are let go once they are a 64th of the whole,
+      // not by a walk over 20,000 records per save. A record kept meanwhile is still a true one.
+      const unused = remembered.size - this.stamped;
+      if (unused > 0 && unused * STALE_SHARE >= remembered.size) {
+        // the records of the packs still held stay: a pack is trusted to be in memory whole
+        for (const pack of this.packsUsed.values()) {
+          if (pack.run === this.run) continue; // written from this run's records: stamped
+          for (const id of pack.ids) {
+            const held = remembered.get(id);
+            if (held) this.stamp(held);
+          }
         }
-      }
-      if (this.stamped < remembered.size) {
-        for (const [id, held] of remembered) if (held.run !== this.run) remembered.delete(id);
+        for (const held of remembered.values()) if (held.run !== this.run) remembered.delete(held.id);
       }
       this.run++;
       this.stamped = 0;
@@ -205,7 +225,7 @@ export class ItemMemo {
   find(ref: ItemRef): ItemRecord | undefined {
     if (!this.remembered) return this.get(ref.kind, ref.keyHash, ref.id);
     let held = ref.held;
-    // a record let go by the last endRun (or never found) is looked up again
+    // a record maybe let go by an endRun (or never found) is looked up again
     if (held === undefined || held.run < this.run - 1) held = ref.held = this.hold(ref.kind, ref.keyHash, ref.id);
     return this.use(held);
   }
@@ -215,7 +235,7 @@ export class ItemMemo {
     if (held === undefined) {
       const record = this.readItem(kind, keyHash);
       if (!record) return undefined;
-      held = { record, run: this.run - 1, verified: -1 };
+      held = { id, record, run: this.run - 1, verified: -1 };
       this.remembered!.set(id, held);
     }
     return held;
@@ -254,7 +274,7 @@ export class ItemMemo {
       const held = this.remembered.get(id);
       // changed in place: a ref that holds it sees the new record
       if (held) Object.assign(held, { record, verified: -1 });
-      else this.remembered.set(id, { record, run: this.run - 1, verified: -1 });
+      else this.remembered.set(id, { id, record, run: this.run - 1, verified: -1 });
       this.stamp(held ?? this.remembered.get(id)!);
     }
     return record;

@@ -105,6 +105,19 @@ function memoDraft(draftFile: string, source: LocalDatasetSource, key: string, c
   return { layout: d.layout, entries: d.entries, stray: d.stray };
 }
 
+/** the last paths digest (the watch walks the same paths save after save) */
+let lastPathsKey: { layout: string; rels: string[]; key: string } | undefined;
+
+/** pathsDigest of the walked paths, kept while the paths are the same */
+function pathsKey(layout: string, walked: FolderFile[]): string {
+  const rels = walked.map((f) => f.rel);
+  const last = lastPathsKey;
+  if (last && last.layout === layout && last.rels.length === rels.length && rels.every((rel, i) => rel === last.rels[i])) return last.key;
+  const key = pathsDigest(layout, rels);
+  lastPathsKey = { layout, rels, key };
+  return key;
+}
+
 /** drafts found to point only at files below this count */
 const fitted = new WeakMap<DraftMemo, number>();
 
@@ -159,7 +172,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   }
 
   // an imagefolder's entries depend on its metadata file's content as well: never memoised
-  const key = draftFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
+  const key = draftFile && source.layout !== 'imagefolder' ? pathsKey(source.layout, walked) : undefined;
   let draft = key ? memoDraft(draftFile!, source, key, walked.length) : undefined;
   if (!draft) {
     draft = await readDraft(walked, display, source);
@@ -176,11 +189,38 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   return result;
 }
 
+/**
+ * The last assembly of each folder (by display path): `lorabuild watch` hands the very same walked
+ * file objects, hashes and memoised draft save after save, so a file at the same place with the
+ * same object and hash keeps its listed file, and an entry whose files all did keeps its entry, by
+ * comparing arrays (a save changes one caption) instead of a WeakMap lookup per file.
+ */
+interface Assembly {
+  walked: FolderFile[];
+  hashes: string[];
+  shown: string[];
+  listed: (ListedFile | undefined)[];
+  draftEntries: IndexedDraft['entries'];
+  entries: ListingEntry[];
+}
+const assemblies = new Map<string, Assembly>();
+const MAX_ASSEMBLIES = 8;
+
 /** the listing and file map of a walk read in `draft`, with the files' hashes */
 function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[]): LocalListing {
+  const prev = assemblies.get(display);
+  const samePlaces = prev !== undefined && prev.walked.length === walked.length;
+  // walked[i] is the file the last assembly had there, with the same hash
+  const same = samePlaces ? new Uint8Array(walked.length) : undefined;
   const kept: (ListedFile | undefined)[] = new Array(walked.length);
   const shown: string[] = new Array(walked.length);
   for (let i = 0; i < walked.length; i++) {
+    if (same && prev!.walked[i] === walked[i] && prev!.hashes[i] === hashes[i]) {
+      same[i] = 1;
+      shown[i] = prev!.shown[i];
+      kept[i] = prev!.listed[i];
+      continue;
+    }
     const k = keptFiles.get(walked[i]);
     // the very path string of the last listing: a string made once is hashed once as a key
     if (k?.display === display) {
@@ -194,9 +234,15 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     keptFiles.set(walked[i], { display, file });
     return (kept[i] = file);
   };
+  // the same draft (entries by file index) and no imagefolder caption texts: entries can be kept by place
+  const sameDraft = same !== undefined && prev!.draftEntries === draft.entries && draft.captionTexts === undefined;
   const entries: ListingEntry[] = new Array(draft.entries.length);
   for (let i = 0; i < draft.entries.length; i++) {
     const [id, image, caption] = draft.entries[i];
+    if (sameDraft && (image < 0 || same[image] === 1) && (caption < 0 || same[caption] === 1)) {
+      entries[i] = prev!.entries[i];
+      continue;
+    }
     const entry: ListingEntry = { id };
     if (image >= 0) entry.image = listed(image);
     if (caption >= 0) entry.captionFile = listed(caption);
@@ -204,6 +250,9 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
     entries[i] = text ? entry : keptEntry(entry);
   }
+  assemblies.delete(display);
+  assemblies.set(display, { walked, hashes, shown, listed: kept, draftEntries: draft.entries, entries });
+  if (assemblies.size > MAX_ASSEMBLIES) assemblies.delete(assemblies.keys().next().value!);
   // its paths and hashes as arrays: fingerprints, stale reasons and the lock's tree read those
   const files = arrayFileMap(shown, hashes);
   return {
