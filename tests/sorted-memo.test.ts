@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SortMemo } from '../src/cache/sorted-memo.js';
+import { EntrySortMemo, SortMemo } from '../src/cache/sorted-memo.js';
 
 // a small deterministic generator, so a failure can be replayed
 function rng(seed: number): () => number {
@@ -49,5 +49,37 @@ describe('SortMemo', () => {
     memo.sort('b', new Set(['b', 'a']));
     memo.sort('c', new Set(['b', 'a']));
     expect(memo.sort('a', new Set(['c', 'a']))).toEqual(['a', 'c']);
+  });
+});
+
+describe('EntrySortMemo', () => {
+  it('sorts a map\'s entries by key across edits, value changes, inserts and deletes, reusing the pairs of unchanged entries', () => {
+    const r = rng(11);
+    const memo = new EntrySortMemo<{ v: number }>();
+    let map = new Map<string, { v: number }>();
+    for (let i = 0; i < 400; i++) map.set(key(r), { v: i });
+    let last: [string, { v: number }][] = [];
+    for (let round = 0; round < 200; round++) {
+      const next = new Map(map);
+      const keys = [...next.keys()];
+      const op = round % 5;
+      if (op === 0) for (let i = 0; i < 3; i++) next.set(key(r), { v: round });
+      if (op === 1) for (const k of keys.slice(0, 1 + Math.floor(r() * 20))) next.delete(k);
+      // the same key, a new value: the old pair must not stay
+      if (op === 2) next.set(keys[Math.floor(r() * keys.length)], { v: -round });
+      if (op === 3) next.set('', { v: round });
+      map = op === 4 ? new Map([...next].reverse()) : next;
+      const got = memo.sort('slot', map);
+      const expected = [...map].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      expect(got.map((e) => e[0])).toEqual(expected.map((e) => e[0]));
+      for (const [k, v] of got) expect(v).toBe(map.get(k));
+      // an entry whose key maps to the very value it had keeps its pair object
+      const before = new Map(last.map((e) => [e[0], e]));
+      for (const e of got) {
+        const old = before.get(e[0]);
+        if (old && old[1] === e[1]) expect(e).toBe(old);
+      }
+      last = got;
+    }
   });
 });

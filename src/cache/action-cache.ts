@@ -8,7 +8,7 @@ import { CacheLayout } from './layout.js';
 import type { Cas } from './cas.js';
 import { INLINE_LIST_MAX, isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
 import type { ItemRecord } from './item-memo.js';
-import { SortMemo } from './sorted-memo.js';
+import { EntrySortMemo, SortMemo } from './sorted-memo.js';
 
 export interface ActionEntry {
   version: 1;
@@ -117,8 +117,9 @@ function packText([id, r]: PackedItem): string {
 const packRecordText = (p: Json): string => packText(p as unknown as PackedItem);
 const packRecordIdentity = (p: Json): unknown => (p as unknown as PackedItem)[1];
 
-/** the last sorted refs and item ids of each stage (a watch packs nearly the same lists save after save) */
+/** the last sorted refs and item records of each stage (a watch packs nearly the same lists save after save) */
 const sortMemo = new SortMemo();
+const entrySortMemo = new EntrySortMemo<ItemRecord>();
 
 /**
  * The entry's refs and item ids, long lists written to the CAS as chunk trees. `slot` (the stage
@@ -128,7 +129,8 @@ export function packLists(cas: Cas, refs: ReadonlySet<string>, items: ReadonlyMa
   const sort = (what: string, keys: ReadonlySet<string> | ReadonlyMap<string, unknown>) =>
     slot !== undefined && keys.size > INLINE_LIST_MAX ? sortMemo.sort(`${slot}\0${what}`, keys) : [...keys.keys()].sort();
   const sortedRefs = sort('refs', refs);
-  const sortedItems = sort('items', items).map((id): PackedItem => [id, items.get(id)!]);
+  const sortedItems: PackedItem[] =
+    slot !== undefined && items.size > INLINE_LIST_MAX ? entrySortMemo.sort(`${slot}\0items`, items) : [...items].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return {
     ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
     ...(sortedItems.length > INLINE_LIST_MAX
