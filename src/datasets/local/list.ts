@@ -181,7 +181,8 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
       quietly(() => saveDraftMemo(source.cacheDir!, draftFile!, source.abs, memo));
     }
   }
-  const result = assemble(walked, display, draft, await hashAll(walked, source));
+  // a walk of its own (the watch's walk cache) hands the same file objects back: kept by place
+  const result = assemble(walked, display, draft, await hashAll(walked, source), source.walk ? `${source.abs}\0${display}` : undefined);
   if (snapFile && draft.layout !== 'imagefolder' && settled(walked, walkStartedAt)) {
     const snap: ListingSnapshot = { key: snapKey!, layout: draft.layout, count: walked.length, digest: filesDigest(result.files) };
     quietly(() => saveSnapshot(source.cacheDir!, snapFile, source.abs, snap));
@@ -190,10 +191,11 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
 }
 
 /**
- * The last assembly of each folder (by display path): `lorabuild watch` hands the very same walked
- * file objects, hashes and memoised draft save after save, so a file at the same place with the
- * same object and hash keeps its listed file, and an entry whose files all did keeps its entry, by
- * comparing arrays (a save changes one caption) instead of a WeakMap lookup per file.
+ * The last assembly of each folder listed through a walk function (by folder and display path):
+ * `lorabuild watch` hands the very same walked file objects, hashes and memoised draft save after
+ * save, so a file at the same place with the same object and hash keeps its listed file, and an
+ * entry whose files all did keeps its entry, by comparing arrays (a save changes one caption)
+ * instead of a WeakMap lookup per file.
  */
 interface Assembly {
   walked: FolderFile[];
@@ -207,8 +209,8 @@ const assemblies = new Map<string, Assembly>();
 const MAX_ASSEMBLIES = 8;
 
 /** the listing and file map of a walk read in `draft`, with the files' hashes */
-function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[]): LocalListing {
-  const prev = assemblies.get(display);
+function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[], keep?: string): LocalListing {
+  const prev = keep === undefined ? undefined : assemblies.get(keep);
   const samePlaces = prev !== undefined && prev.walked.length === walked.length;
   // walked[i] is the file the last assembly had there, with the same hash
   const same = samePlaces ? new Uint8Array(walked.length) : undefined;
@@ -250,9 +252,11 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
     entries[i] = text ? entry : keptEntry(entry);
   }
-  assemblies.delete(display);
-  assemblies.set(display, { walked, hashes, shown, listed: kept, draftEntries: draft.entries, entries });
-  if (assemblies.size > MAX_ASSEMBLIES) assemblies.delete(assemblies.keys().next().value!);
+  if (keep !== undefined) {
+    assemblies.delete(keep);
+    assemblies.set(keep, { walked, hashes, shown, listed: kept, draftEntries: draft.entries, entries });
+    if (assemblies.size > MAX_ASSEMBLIES) assemblies.delete(assemblies.keys().next().value!);
+  }
   // its paths and hashes as arrays: fingerprints, stale reasons and the lock's tree read those
   const files = arrayFileMap(shown, hashes);
   return {
