@@ -34,6 +34,7 @@ export interface ContextDeps {
 
 /** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
 export interface RunRecord {
+  /** blobs used besides those the records of `items` name (packLists adds theirs) */
   refs: Set<string>;
   /** item memo id -> its record, as the action entry's item pack holds it */
   items: Map<string, ItemRecord>;
@@ -75,8 +76,9 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     // a quiet part (an image decoded once for every caption it gets) is looked up only when its
     // item is not cached, so it would come and go from the item pack run to run: it stays out
     if (hit) {
+      // an item's blobs come with its record (packLists adds them); a quiet part's are named here
       if (!quiet) record.items.set(id, hit);
-      for (const sha of hit.refs) record.refs.add(sha);
+      else for (const sha of hit.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.cached++;
         if (!deps.quietCached) deps.emit({ stage: node.id, item: label, outcome: 'cached' });
@@ -115,7 +117,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
       const value = await compute();
       const made = items.put(node.kind, keyHash, label, value);
       if (!quiet) record.items.set(id, made);
-      for (const sha of made.refs) record.refs.add(sha);
+      else for (const sha of made.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.ran++;
         deps.emit({ stage: node.id, item: label, outcome: 'ran' });
