@@ -31,7 +31,8 @@ function changed(r: () => number, map: Map<string, ItemRecord>, round: number): 
   const next = new Map(map);
   const keys = [...next.keys()];
   const op = round % 6;
-  if (op === 0) for (let i = 0; i < 3; i++) next.set(key(r), record(r, `new ${round}`));
+  // (a few are inserted one by one, more are merged: both ways)
+  if (op === 0) for (let i = 0, n = 1 + Math.floor(r() * 20); i < n; i++) next.set(key(r), record(r, `new ${round}`));
   if (op === 1) for (const k of keys.slice(0, 1 + Math.floor(r() * 20))) next.delete(k);
   if (op === 2) next.set(keys[Math.floor(r() * keys.length)], record(r, `changed ${round}`));
   if (op === 3) next.set('', record(r, 'empty key'));

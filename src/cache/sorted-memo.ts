@@ -41,6 +41,9 @@ export class PackMemo<V extends NamesBlobs> {
   }
 }
 
+/** this many additions or fewer are inserted one by one (see mergeBy) */
+const FEW = 8;
+
 const byKey = (a: [string, unknown], b: [string, unknown]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 function fullSort<V extends NamesBlobs>(map: ReadonlyMap<string, V>): Kept<V> {
@@ -90,6 +93,22 @@ function patched<V extends NamesBlobs>(prev: Kept<V>, now: ReadonlyMap<string, V
 export function mergeBy<T>(a: T[], b: T[], key: (t: T) => string): T[] {
   if (b.length === 0) return a;
   if (a.length === 0) return b;
+  if (b.length <= FEW) {
+    // a save adds one or two: a binary search and a copy each, not a key call per element
+    const out = a.slice();
+    for (const t of b) {
+      const k = key(t);
+      let lo = 0;
+      let hi = out.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (key(out[mid]) < k) lo = mid + 1;
+        else hi = mid;
+      }
+      out.splice(lo, 0, t);
+    }
+    return out;
+  }
   const out = new Array<T>(a.length + b.length);
   let i = 0;
   let j = 0;
