@@ -215,8 +215,22 @@ export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTr
   const digest = filesDigest(files);
   remember(digest, files);
   const { paths, shas } = sortedPairs(files);
-  const ref = writeTree(cas, paths.map((path, i) => pairOf(path, shas[i])));
+  const ref = writeTree(cas, pairsOf(paths, shas));
   return { digest, count: paths.length, root: ref.root };
+}
+
+/** the pairs of the map written last, with its arrays: a pair at the same place with the same strings is that one */
+let lastPairs: { paths: string[]; shas: string[]; pairs: Json[] } | undefined;
+
+function pairsOf(paths: string[], shas: string[]): Json[] {
+  const last = lastPairs;
+  const pairs = new Array<Json>(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    // (compared as strings: the very same ones, as a watch save hands over, compare at once)
+    pairs[i] = last !== undefined && last.paths[i] === paths[i] && last.shas[i] === shas[i] ? last.pairs[i] : pairOf(paths[i], shas[i]);
+  }
+  lastPairs = { paths, shas, pairs };
+  return pairs;
 }
 
 /**

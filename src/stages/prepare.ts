@@ -141,6 +141,13 @@ interface KeptEntry {
 
 const keptEntries = new WeakMap<ListingEntry, KeptEntry>();
 
+/**
+ * The entries of each stage's last run and their work, by place: an unchanged entry at the same
+ * place (a save changes one caption) is found by comparing, not by a WeakMap lookup.
+ */
+const lastRuns = new Map<string, { entries: readonly ListingEntry[]; kept: KeptEntry[] }>();
+const MAX_LAST_RUNS = 16;
+
 /** an item's memo key: what its bytes are (not its name or place) and how it is prepared */
 function itemKey(sources: Sources, resolution: number | null): Json {
   return { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
@@ -155,23 +162,37 @@ class PrepareRun {
     private readonly spec: DatasetSpec,
     /** items are rows of a hub dataset (see computeContent) */
     private readonly hubRows: boolean,
-  ) {}
+  ) {
+    this.last = lastRuns.get(ctx.node.id);
+  }
+
+  /** the last run's entries (by place), and this run's work by place */
+  private readonly last: { entries: readonly ListingEntry[]; kept: KeptEntry[] } | undefined;
+  private readonly keptAt: KeptEntry[] = [];
 
   /** the work for a listing entry, kept with the entry object (KeptEntry) */
-  private keptFor(entry: ListingEntry): KeptEntry {
+  private keptFor(index: number, entry: ListingEntry): KeptEntry {
     const resolution = this.spec.resolution ?? null;
-    let kept = keptEntries.get(entry);
+    let kept = this.last?.entries[index] === entry ? this.last.kept[index] : keptEntries.get(entry);
     if (kept?.resolution !== resolution) {
       const sources = fileSources(entry);
       kept = { resolution, place: filePlace(entry), sources, key: itemKey(sources, resolution) };
       keptEntries.set(entry, kept);
     }
+    this.keptAt[index] = kept;
     return kept;
+  }
+
+  /** keeps this run's work by place for the stage's next run (call once every entry was prepared) */
+  keepPlaces(entries: readonly ListingEntry[]): void {
+    lastRuns.delete(this.ctx.node.id);
+    lastRuns.set(this.ctx.node.id, { entries, kept: this.keptAt });
+    if (lastRuns.size > MAX_LAST_RUNS) lastRuns.delete(lastRuns.keys().next().value!);
   }
 
   /** a listing entry the item memo holds, at once (no await); false when it must be computed */
   known(index: number, entry: ListingEntry): boolean {
-    const kept = this.keptFor(entry);
+    const kept = this.keptFor(index, entry);
     const content = this.ctx.memoized?.<ItemContent>(kept.place.id, kept.key);
     if (content === undefined) return false;
     this.finish(index, kept.place, content, undefined, kept);
@@ -179,7 +200,7 @@ class PrepareRun {
   }
 
   async processEntry(index: number, entry: ListingEntry): Promise<void> {
-    const kept = this.keptFor(entry);
+    const kept = this.keptFor(index, entry);
     await this.process(index, kept.place, kept.sources, undefined, kept);
   }
 
@@ -393,6 +414,7 @@ export const stage: StageImpl = {
       const all = listing.source === 'hub' ? await (await hubItems()).locateEntries(listing, ctx.signal) : listing.entries;
       const entries = spec.max_items !== undefined ? all.slice(0, spec.max_items) : all;
       await prepareEntries(ctx, run, entries);
+      run.keepPlaces(entries);
     }
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
