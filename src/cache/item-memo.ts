@@ -149,7 +149,6 @@ export class ItemMemo {
     this.preloaded.clear();
     const remembered = this.remembered;
     if (remembered) {
-      // the records of the packs still held stay: a pack is trusted to be in memory whole
       // A save leaves a record or two unused: they are let go once they are a 64th of the whole,
       // not by a walk over 20,000 records per save. A record kept meanwhile is still a true one.
       const unused = remembered.size - this.stamped;
