@@ -93,6 +93,11 @@ export class ItemMemo {
     }
   }
 
+  /** whether the memo outlives a run (`lorabuild watch`) */
+  get remembers(): boolean {
+    return this.remembered !== undefined;
+  }
+
   /** at the start of each run (writer lock held): drop what gc or verify may have removed meanwhile */
   refresh(): void {
     // a record verified in an older presence epoch is checked again (held.verified)

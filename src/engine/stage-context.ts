@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parsedJson } from '../cache/parsed-json.js';
 import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
-import type { ItemMemo, ItemRecord } from '../cache/item-memo.js';
+import type { ItemMemo, ItemRecord, ItemRef } from '../cache/item-memo.js';
 import type { TreeRef } from '../cache/chunk-tree.js';
 import { joinTrees, splitTrees, treeChars } from '../cache/tree-json.js';
 import type { Config } from '../config/schema.js';
@@ -31,6 +31,16 @@ export interface ContextDeps {
   /** no event per memoized item (the watch shows none: 10,000 per save were only garbage) */
   quietCached?: boolean;
 }
+
+/** a run's item lookups in order: key objects and their refs */
+interface Lookups {
+  keys: Json[];
+  refs: ItemRef[];
+}
+
+/** the lookups of each stage's last run with a remembering memo (a watch build looks up the same keys in the same order) */
+const lastLookups = new Map<string, Lookups>();
+const MAX_LOOKUP_RUNS = 32;
 
 /** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
 export interface RunRecord {
@@ -68,9 +78,24 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(files).join(', ') || 'none'})`);
     return file;
   };
+  // a memo kept across runs (watch): the keys looked up by this run, in order, for the next one
+  const last = outDir !== null && items.remembers ? lastLookups.get(node.id) : undefined;
+  const calls: Lookups | undefined = outDir !== null && items.remembers ? { keys: [], refs: [] } : undefined;
+  if (calls) {
+    lastLookups.delete(node.id);
+    lastLookups.set(node.id, calls);
+    if (lastLookups.size > MAX_LOOKUP_RUNS) lastLookups.delete(lastLookups.keys().next().value!);
+  }
   /** the memo's record for an item key; a hit is recorded and reported as ctx.item does */
   const lookup = (label: string, key: Json, quiet: boolean): { keyHash: string; id: string; hit: ItemRecord | undefined } => {
-    const ref = items.ref(node.kind, key);
+    let ref: ItemRef;
+    if (calls) {
+      // the very key object the last run looked up at this place has the ref it had (no WeakMap lookup)
+      const n = calls.keys.length;
+      ref = last !== undefined && last.keys[n] === key && key !== null && typeof key === 'object' ? last.refs[n] : items.ref(node.kind, key);
+      calls.keys.push(key);
+      calls.refs.push(ref);
+    } else ref = items.ref(node.kind, key);
     const { keyHash, id } = ref;
     const hit = items.find(ref);
     // a quiet part (an image decoded once for every caption it gets) is looked up only when its
