@@ -367,18 +367,42 @@ function readListing(ctx: StageContext, upstream: string): Listing {
   return localListing(ctx.config, listing);
 }
 
-/** the manifest's counts for the stage's meta, in one pass */
-function countItems(items: ManifestItem[]): Record<string, number> {
-  const n = { items: items.length, images: 0, captions: 0, prepared: 0, errors: 0, images_without_caption: 0, captions_without_image: 0 };
-  for (const i of items) {
-    if (i.image) n.images++;
-    if (i.caption) n.captions++;
-    if (i.prepared) n.prepared++;
-    if (i.error) n.errors++;
-    if ((i.image || i.error) && !i.caption) n.images_without_caption++;
-    if (i.caption && !i.image && !i.error) n.captions_without_image++;
+type ItemCounts = { items: number; images: number; captions: number; prepared: number; errors: number; images_without_caption: number; captions_without_image: number };
+
+/** each stage's last manifest items and their counts (manifest items are never changed once made) */
+const lastCounts = new Map<string, { items: ManifestItem[]; counts: ItemCounts }>();
+
+/**
+ * The manifest's counts for the stage's meta: patched from the stage's last counts where the items
+ * are the very objects at the very places they were (a save changes one), else in one pass.
+ */
+function countItems(items: ManifestItem[], slot: string): ItemCounts {
+  const last = lastCounts.get(slot);
+  let n: ItemCounts;
+  if (last && last.items.length === items.length) {
+    n = { ...last.counts };
+    for (let i = 0; i < items.length; i++) {
+      if (items[i] === last.items[i]) continue;
+      count(n, last.items[i], -1);
+      count(n, items[i], 1);
+    }
+  } else {
+    n = { items: items.length, images: 0, captions: 0, prepared: 0, errors: 0, images_without_caption: 0, captions_without_image: 0 };
+    for (const i of items) count(n, i, 1);
   }
-  return n;
+  lastCounts.delete(slot);
+  lastCounts.set(slot, { items, counts: n });
+  if (lastCounts.size > MAX_LAST_RUNS) lastCounts.delete(lastCounts.keys().next().value!);
+  return { ...n };
+}
+
+function count(n: ItemCounts, i: ManifestItem, by: 1 | -1): void {
+  if (i.image) n.images += by;
+  if (i.caption) n.captions += by;
+  if (i.prepared) n.prepared += by;
+  if (i.error) n.errors += by;
+  if ((i.image || i.error) && !i.caption) n.images_without_caption += by;
+  if (i.caption && !i.image && !i.error) n.captions_without_image += by;
 }
 
 export const stage: StageImpl = {
@@ -420,6 +444,6 @@ export const stage: StageImpl = {
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
     ctx.writeJson('manifest.json', manifest as unknown as Json, { trees: ['items', 'stray'] });
-    return { meta: { ...countItems(items), skipped: run.skipped.length, stray: manifest.stray.length } };
+    return { meta: { ...countItems(items, ctx.node.id), skipped: run.skipped.length, stray: manifest.stray.length } };
   },
 };

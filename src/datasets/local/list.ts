@@ -106,15 +106,17 @@ function memoDraft(draftFile: string, source: LocalDatasetSource, key: string, c
 }
 
 /** the last paths digest (the watch walks the same paths save after save) */
-let lastPathsKey: { layout: string; rels: string[]; key: string } | undefined;
+let lastPathsKey: { layout: string; walked: FolderFile[]; key: string } | undefined;
 
-/** pathsDigest of the walked paths, kept while the paths are the same */
+/** pathsDigest of the walked paths, kept while the paths are the same (the same file objects: the same paths) */
 function pathsKey(layout: string, walked: FolderFile[]): string {
-  const rels = walked.map((f) => f.rel);
   const last = lastPathsKey;
-  if (last && last.layout === layout && last.rels.length === rels.length && rels.every((rel, i) => rel === last.rels[i])) return last.key;
-  const key = pathsDigest(layout, rels);
-  lastPathsKey = { layout, rels, key };
+  if (last && last.layout === layout && last.walked.length === walked.length && walked.every((f, i) => f === last.walked[i] || f.rel === last.walked[i].rel)) {
+    lastPathsKey = { layout, walked, key: last.key };
+    return last.key;
+  }
+  const key = pathsDigest(layout, walked.map((f) => f.rel));
+  lastPathsKey = { layout, walked, key };
   return key;
 }
 
