@@ -268,7 +268,8 @@ export class ItemMemo {
     return deepFreeze(record);
   }
 
-  put(kind: string, keyHash: string, label: string, value: Json): ItemRecord {
+  /** `ref`: the key's ref, which then holds the new record (its next find needs no lookup) */
+  put(kind: string, keyHash: string, label: string, value: Json, ref?: ItemRef): ItemRecord {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     // frozen: item packs keep each record's text (cache/action-cache.ts), so a record never changes
     const record: ItemRecord = deepFreeze({ label, value, refs });
@@ -276,10 +277,14 @@ export class ItemMemo {
     if (this.remembered) {
       const id = this.id(kind, keyHash);
       const held = this.remembered.get(id);
+      // its refs are the blobs blobRefs just found present
+      const verified = this.cas.remembersPresence ? this.cas.presenceEpoch : -1;
       // changed in place: a ref that holds it sees the new record
-      if (held) Object.assign(held, { record, verified: -1 });
-      else this.remembered.set(id, { id, record, run: this.run - 1, verified: -1 });
-      this.stamp(held ?? this.remembered.get(id)!);
+      if (held) Object.assign(held, { record, verified });
+      else this.remembered.set(id, { id, record, run: this.run - 1, verified });
+      const now = held ?? this.remembered.get(id)!;
+      this.stamp(now);
+      if (ref?.id === id) ref.held = now;
     }
     return record;
   }

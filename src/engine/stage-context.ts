@@ -87,7 +87,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     if (lastLookups.size > MAX_LOOKUP_RUNS) lastLookups.delete(lastLookups.keys().next().value!);
   }
   /** the memo's record for an item key; a hit is recorded and reported as ctx.item does */
-  const lookup = (label: string, key: Json, quiet: boolean): { keyHash: string; id: string; hit: ItemRecord | undefined } => {
+  const lookup = (label: string, key: Json, quiet: boolean): { ref: ItemRef; hit: ItemRecord | undefined } => {
     let ref: ItemRef;
     if (calls) {
       // the very key object the last run looked up at this place has the ref it had (no WeakMap lookup)
@@ -96,20 +96,19 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
       calls.keys.push(key);
       calls.refs.push(ref);
     } else ref = items.ref(node.kind, key);
-    const { keyHash, id } = ref;
     const hit = items.find(ref);
     // a quiet part (an image decoded once for every caption it gets) is looked up only when its
     // item is not cached, so it would come and go from the item pack run to run: it stays out
     if (hit) {
       // an item's blobs come with its record (packLists adds them); a quiet part's are named here
-      if (!quiet) record.items.set(id, hit);
+      if (!quiet) record.items.set(ref.id, hit);
       else for (const sha of hit.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.cached++;
         if (!deps.quietCached) deps.emit({ stage: node.id, item: label, outcome: 'cached' });
       }
     }
-    return { keyHash, id, hit };
+    return { ref, hit };
   };
   // one meter per unit: a stage that encodes items, then trains steps, measures each phase apart
   const meters = new Map<string, RateMeter>();
@@ -137,11 +136,11 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T> {
       runOnly('item');
       const quiet = options?.quiet === true;
-      const { keyHash, id, hit } = lookup(label, key, quiet);
+      const { ref, hit } = lookup(label, key, quiet);
       if (hit) return hit.value as T;
       const value = await compute();
-      const made = items.put(node.kind, keyHash, label, value);
-      if (!quiet) record.items.set(id, made);
+      const made = items.put(node.kind, ref.keyHash, label, value, ref);
+      if (!quiet) record.items.set(ref.id, made);
       else for (const sha of made.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.ran++;
