@@ -58,6 +58,56 @@ describe('remembering item memo', () => {
     expect(m.get('validate', 'a')).toBeUndefined();
   });
 
+  it('a ref finds the record it found last time, and reads the file again once the record was let go', () => {
+    const { memo: m } = memo();
+    const keys = Array.from({ length: 200 }, (_, i) => ({ k: i }));
+    m.refresh();
+    for (const k of keys) {
+      const r = m.ref('validate', k);
+      m.put(r.kind, r.keyHash, `item ${k.k}`, { v: k.k });
+    }
+    m.endRun();
+    m.refresh();
+    for (const k of keys) expect(m.find(m.ref('validate', k))?.value).toEqual({ v: k.k });
+    m.endRun();
+    // a run that uses key 0 only: the other 199 are let go (far more than a 64th of the memo)
+    m.refresh();
+    expect(m.find(m.ref('validate', keys[0]))?.value).toEqual({ v: 0 });
+    m.endRun();
+    for (const k of keys) rmSync(m.layout.item('validate', m.ref('validate', k).keyHash));
+    m.refresh();
+    expect(m.find(m.ref('validate', keys[0]))?.value).toEqual({ v: 0 });
+    expect(m.find(m.ref('validate', keys[1]))).toBeUndefined();
+    // put again: the ref finds the new record
+    const r1 = m.ref('validate', keys[1]);
+    m.put(r1.kind, r1.keyHash, 'item 1', { v: 'again' });
+    expect(m.find(r1)?.value).toEqual({ v: 'again' });
+    m.endRun();
+    m.refresh();
+    expect(m.find(r1)?.value).toEqual({ v: 'again' });
+  });
+
+  it('a record put again for its id (its blob was gone) is what a ref that held the old one finds', () => {
+    const { memo: m, cas, root } = memo();
+    const key = { item: 1 };
+    m.refresh();
+    const blob = cas.putBuffer(Buffer.from('old bytes'));
+    const ref = m.ref('prepare', key);
+    m.put(ref.kind, ref.keyHash, 'item 1', { caption: blob.sha256, n: 1 });
+    m.endRun();
+    m.refresh();
+    expect(m.find(ref)?.value).toEqual({ caption: blob.sha256, n: 1 });
+    m.endRun();
+    rmSync(cas.path(blob.sha256));
+    bumpCacheGeneration(root);
+    m.refresh();
+    expect(m.find(ref)).toBeUndefined();
+    // the stage computes the item again: the blob is back, the value is another
+    cas.putBuffer(Buffer.from('old bytes'));
+    m.put(ref.kind, ref.keyHash, 'item 1', { caption: blob.sha256, n: 2 });
+    expect(m.find(ref)?.value).toEqual({ caption: blob.sha256, n: 2 });
+  });
+
   it('a record whose blob gc removed is a miss once the cache generation moved', () => {
     const { memo: m, cas, root } = memo();
     m.refresh();

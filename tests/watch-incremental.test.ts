@@ -4,7 +4,7 @@
 // cache: the lock (every output's hash: listing, manifest, validation report) and the reports in
 // out/, byte for byte. The dataset is longer than the inline limit, so listing, manifest and item
 // packs are chunk trees.
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
@@ -180,5 +180,66 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
       // a failed comparison leaves the watch running: stop it before the folder goes
       if (!stopped) await w.interrupt();
     }
+  });
+
+  it('matches a fresh run after each save: a caption edited twice, an image replaced, an item renamed, added, a caption deleted, an item removed', async () => {
+    const dir = join(tmp.dir, 'steps');
+    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
+    for (let i = 0; i < ITEMS; i++) {
+      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
+      files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
+    }
+    writeFiles(dir, files);
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+    let fresh = 0;
+    // each save, then the watch's lock and reports against a fresh run's on a copy of the folder
+    // `validateFails`: a failed stage keeps its last lock entry, which a fresh run never had: the
+    // locks are compared without validate's entry (the last one), and the fresh one has none
+    const step = async (what: string, write: () => void, validateFails = false) => {
+      await settle(w, what, write);
+      const copy = join(tmp.dir, `fresh-${++fresh}`);
+      cpSync(join(dir, 'data'), join(copy, 'data'), { recursive: true });
+      writeFileSync(join(copy, 'lorafile.yaml'), lorafile('one-line-art'));
+      const run = await runCli(['run', 'validate:ds'], { cwd: copy, env: ENV });
+      expect(run.code, run.stderr).toBe(validateFails ? 1 : 0);
+      const expected = outputsOf(copy);
+      const watched = outputsOf(dir);
+      expect(watched.json, what).toBe(expected.json);
+      expect(watched.md, what).toBe(expected.md);
+      const withoutValidate = (lock: string) => {
+        const lines = lock.split('\n');
+        const at = lines.indexOf('  "validate:ds":');
+        let end = at + 1;
+        while (end < lines.length && lines[end].startsWith('    ')) end++;
+        return at < 0 ? lock : [...lines.slice(0, at), ...lines.slice(end)].join('\n');
+      };
+      if (validateFails) expect(expected.lock).not.toContain('"validate:ds":');
+      expect(validateFails ? withoutValidate(watched.lock) : watched.lock, what).toBe(expected.lock);
+    };
+    const caption = (i: number, text: string) => writeFileSync(join(dir, `data/text/${i}.txt`), text);
+    await step('a caption edited twice between builds', () => {
+      caption(5, 'one-line-art, first edit\n');
+      caption(5, 'one-line-art, the second edit, longer\n');
+    });
+    await step('an image replaced', () => writeFileSync(join(dir, 'data/image/6.png'), tinyPng(ITEMS + 6) as Buffer));
+    await step('an item renamed', () => {
+      renameSync(join(dir, 'data/image/7.png'), join(dir, `data/image/${ITEMS + 7}.png`));
+      renameSync(join(dir, 'data/text/7.txt'), join(dir, `data/text/${ITEMS + 7}.txt`));
+    });
+    await step('an item added', () => {
+      writeFileSync(join(dir, `data/image/${ITEMS}.png`), tinyPng(ITEMS) as Buffer);
+      writeFileSync(join(dir, `data/text/${ITEMS}.txt`), 'one-line-art, added, side view\n');
+    });
+    // the same number of items, one fewer caption (the stage's counts are patched, see prepare.ts)
+    await step('a caption deleted', () => rmSync(join(dir, 'data/text/11.txt')), true);
+    await step('the caption back', () => caption(11, 'one-line-art, shape 11, side view\n'));
+    await step('an item removed', () => {
+      rmSync(join(dir, 'data/image/2.png'));
+      rmSync(join(dir, 'data/text/2.txt'));
+    });
+    await step('the twice-edited caption back as it was', () => caption(5, 'one-line-art, shape 5, side view\n'));
+    const result = await w.interrupt();
+    expect(result.code).toBe(130);
   });
 });

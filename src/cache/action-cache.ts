@@ -8,7 +8,7 @@ import { CacheLayout } from './layout.js';
 import type { Cas } from './cas.js';
 import { INLINE_LIST_MAX, isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
 import type { ItemRecord } from './item-memo.js';
-import { SortMemo } from './sorted-memo.js';
+import { mergeBy, PackMemo } from './sorted-memo.js';
 
 export interface ActionEntry {
   version: 1;
@@ -117,24 +117,48 @@ function packText([id, r]: PackedItem): string {
 const packRecordText = (p: Json): string => packText(p as unknown as PackedItem);
 const packRecordIdentity = (p: Json): unknown => (p as unknown as PackedItem)[1];
 
-/** the last sorted refs and item ids of each stage (a watch packs nearly the same lists save after save) */
-const sortMemo = new SortMemo();
+/** the last sorted item records and refs of each stage (a watch packs nearly the same lists save after save) */
+const packMemo = new PackMemo<ItemRecord>();
 
 /**
- * The entry's refs and item ids, long lists written to the CAS as chunk trees. `slot` (the stage
- * id) lets a long list be sorted by merging into the order the stage's previous pack had.
+ * The entry's refs and item ids, long lists written to the CAS as chunk trees. `refs` are the blobs
+ * used besides those the item records name (which are added here). `slot` (the stage id) lets long
+ * lists be sorted by patching what the stage's previous pack had.
  */
 export function packLists(cas: Cas, refs: ReadonlySet<string>, items: ReadonlyMap<string, ItemRecord>, slot?: string): Pick<ActionEntry, 'refs' | 'items' | 'refsTree' | 'itemPack'> {
-  const sort = (what: string, keys: ReadonlySet<string> | ReadonlyMap<string, unknown>) =>
-    slot !== undefined && keys.size > INLINE_LIST_MAX ? sortMemo.sort(`${slot}\0${what}`, keys) : [...keys.keys()].sort();
-  const sortedRefs = sort('refs', refs);
-  const sortedItems = sort('items', items).map((id): PackedItem => [id, items.get(id)!]);
+  let sortedItems: PackedItem[];
+  let sortedRefs: string[];
+  if (slot !== undefined && items.size > INLINE_LIST_MAX) {
+    const pack = packMemo.sort(slot, items);
+    sortedItems = pack.entries;
+    // most blobs a stage stores are named by its records too (a caption's bytes): the rest are few
+    const more = [...refs].filter((sha) => binarySearch(pack.refs, sha) < 0).sort();
+    sortedRefs = mergeBy(pack.refs, more, (sha) => sha);
+  } else {
+    sortedItems = [...items].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const all = new Set(refs);
+    for (const record of items.values()) for (const sha of record.refs) all.add(sha);
+    sortedRefs = [...all].sort();
+  }
   return {
     ...(sortedRefs.length > INLINE_LIST_MAX ? { refs: [], refsTree: writeTree(cas, sortedRefs) } : { refs: sortedRefs }),
     ...(sortedItems.length > INLINE_LIST_MAX
       ? { items: [], itemPack: writeTree(cas, sortedItems as unknown as Json[], packRecordText, packRecordIdentity) }
       : { items: sortedItems.map((i) => i[0]) }),
   };
+}
+
+/** index of `key` in the sorted list, or a negative number */
+function binarySearch(sorted: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < key) lo = mid + 1;
+    else if (sorted[mid] > key) hi = mid - 1;
+    else return mid;
+  }
+  return -1;
 }
 
 /** every blob an entry needs kept: outputs, refs (inline or in their tree) and the nodes of its trees */

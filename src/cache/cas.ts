@@ -72,7 +72,7 @@ export class Cas {
     if (!this.has(sha256, data.length)) {
       const tmp = this.tempFile();
       writeFileSync(tmp, data);
-      this.install(tmp, sha256);
+      this.install(tmp, sha256, data.length);
     }
     this.written.add(sha256);
     return { sha256, size: data.length };
@@ -107,7 +107,8 @@ export class Cas {
     return join(this.layout.tmp, `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
   }
 
-  private install(tmp: string, sha256: string): void {
+  /** `size`: the bytes just written, when they were in memory (then remembered present, with no stat on the next has()) */
+  private install(tmp: string, sha256: string, size?: number): void {
     const target = this.path(sha256);
     mkdirSync(dirname(target), { recursive: true });
     try {
@@ -122,7 +123,8 @@ export class Cas {
         if (!existsSync(target)) throw err;
       }
     }
-    this.present?.delete(sha256); // re-stat'ed (for its size) on the next has()
+    if (size === undefined) this.present?.delete(sha256); // re-stat'ed (for its size) on the next has()
+    else this.present?.set(sha256, size);
   }
 }
 

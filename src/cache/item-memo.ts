@@ -14,18 +14,52 @@ export interface ItemRecord {
   refs: string[];
 }
 
+/** unused records are let go once they are this share (1/n) of a remembering memo */
+const STALE_SHARE = 64;
+
 /** bounds the key-hash memo of a long-lived memo (about 1 KB per key) */
 const MAX_REMEMBERED_KEYS = 200_000;
+
+/**
+ * A record a remembering memo holds, stamped with the last run that used it (or whose held pack
+ * holds it): a watch build uses 20,000 records, and a property write each is what keeps them, not
+ * a new 20,000-entry Map per build.
+ */
+interface Held {
+  readonly id: string;
+  record: ItemRecord;
+  run: number;
+  /** the Cas presence epoch in which every blob of the record was found present (-1: none yet) */
+  verified: number;
+}
+
+/** the ids of a pack's records, and the run that wrote it from the records it used (-1: preloaded) */
+interface HeldPack {
+  ids: readonly string[];
+  run: number;
+}
+
+/** a key's memo id for a stage kind; a remembering memo also keeps the record it found for it */
+export interface ItemRef {
+  readonly kind: string;
+  readonly keyHash: string;
+  readonly id: string;
+  /** @internal the remembering memo's record for the id when last found */
+  held?: Held;
+}
 
 export class ItemMemo {
   readonly layout: CacheLayout;
   /**
    * records read or written, kept in memory when the memo outlives one run (`lorabuild watch`):
-   * those the last run used or held in a pack, and this run's (`used`), not every record of every
-   * build since the start
+   * those the last run used or held in a pack, and this run's, not every record of every build
+   * since the start (up to a 64th more: see endRun). Those this run used have run === this.run;
+   * every record with run >= this.run - 1 is in the map (a ref's record is looked up again otherwise).
    */
-  private remembered: Map<string, ItemRecord> | undefined;
-  private used: Map<string, ItemRecord> | undefined;
+  private remembered: Map<string, Held> | undefined;
+  private run = 0;
+  /** distinct records stamped with this run: when it is the whole map, endRun drops nothing */
+  private stamped = 0;
   /**
    * JSON.stringify(key) -> canonical hash, for a memo that outlives one run: the same key comes
    * back on every build, and native stringify costs a fraction of canonical JSON + sha256. (Equal
@@ -37,19 +71,16 @@ export class ItemMemo {
    * after build, as prepare and validate do for unchanged items, skips even the stringify
    */
   private readonly keyObjects = new WeakMap<object, string>();
-  /** key object -> its memo id for the stage kind it was last looked up for (ids are Map keys: made once) */
-  private readonly keyIds = new WeakMap<object, { kind: string; keyHash: string; id: string }>();
-  /** records whose blobs were all found present since the Cas last forgot presence (a remembering memo) */
-  private verified = new WeakSet<ItemRecord>();
-  private verifiedEpoch = -1;
-  /** records of the previous run of a stage (its action entry's item pack), for this run only */
+  /** key object -> its memo ref for the stage kind it was last looked up for (ids are Map keys: made once) */
+  private readonly keyIds = new WeakMap<object, ItemRef>();
+  /** records of the previous run of a stage (its action entry's item pack), for this run only (a memo that does not remember) */
   private preloaded = new Map<string, ItemRecord>();
   /**
    * packs whose records a remembering memo holds (root -> its record ids): those preloaded, written
    * or asked about by the last run or this one (`packsUsed`), whose records are kept with them
    */
-  private packs = new Map<string, readonly string[]>();
-  private packsUsed = new Map<string, readonly string[]>();
+  private packs = new Map<string, HeldPack>();
+  private packsUsed = new Map<string, HeldPack>();
   constructor(
     root: string,
     private readonly cas: Cas,
@@ -58,18 +89,19 @@ export class ItemMemo {
     this.layout = new CacheLayout(root);
     if (options.remember) {
       this.remembered = new Map();
-      this.used = new Map();
       this.keyHashes = new Map();
     }
   }
 
+  /** whether the memo outlives a run (`lorabuild watch`) */
+  get remembers(): boolean {
+    return this.remembered !== undefined;
+  }
+
   /** at the start of each run (writer lock held): drop what gc or verify may have removed meanwhile */
   refresh(): void {
+    // a record verified in an older presence epoch is checked again (held.verified)
     this.cas.refreshPresence();
-    if (this.cas.presenceEpoch !== this.verifiedEpoch) {
-      this.verified = new WeakSet();
-      this.verifiedEpoch = this.cas.presenceEpoch;
-    }
     this.preloaded.clear();
   }
 
@@ -78,14 +110,20 @@ export class ItemMemo {
    * without reading one file per item. Malformed records are skipped (then read from their file).
    */
   preload(records: readonly Json[], packRoot: string): void {
-    const target = this.remembered ?? this.preloaded;
     const ids: string[] = [];
     for (const r of records) {
       if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
-      if (!target.has(r[0])) target.set(r[0], deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
-      ids.push(r[0]);
+      const id = r[0];
+      if (this.remembered) {
+        if (!this.remembered.has(id)) this.remembered.set(id, { id, record: deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }), run: this.run - 1, verified: -1 });
+      } else if (!this.preloaded.has(id)) this.preloaded.set(id, deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
+      ids.push(id);
     }
-    this.packed(packRoot, ids);
+    if (this.remembered) {
+      const pack = { ids, run: -1 };
+      this.packs.set(packRoot, pack);
+      this.packsUsed.set(packRoot, pack);
+    }
   }
 
   /**
@@ -94,16 +132,17 @@ export class ItemMemo {
    */
   packed(packRoot: string, ids: Iterable<string>): void {
     if (!this.remembered) return;
-    const list = [...ids];
-    this.packs.set(packRoot, list);
-    this.packsUsed.set(packRoot, list);
+    // written from this run's records: all stamped already (get and put stamp)
+    const pack = { ids: [...ids], run: this.run };
+    this.packs.set(packRoot, pack);
+    this.packsUsed.set(packRoot, pack);
   }
 
   /** true when this memo holds the pack's records (and then keeps holding them for another run) */
   hasPreloaded(packRoot: string): boolean {
-    const ids = this.packs.get(packRoot);
-    if (ids) this.packsUsed.set(packRoot, ids);
-    return ids !== undefined;
+    const pack = this.packs.get(packRoot);
+    if (pack) this.packsUsed.set(packRoot, pack);
+    return pack !== undefined;
   }
 
   /**
@@ -113,18 +152,33 @@ export class ItemMemo {
    */
   endRun(): void {
     this.preloaded.clear();
-    if (this.remembered && this.used) {
-      // the records of the packs still held stay: a pack is trusted to be in memory whole
-      for (const ids of this.packsUsed.values()) {
-        for (const id of ids) {
-          const record = this.remembered.get(id);
-          if (record && !this.used.has(id)) this.used.set(id, record);
+    const remembered = this.remembered;
+    if (remembered) {
+      // A save leaves a record or two unused: they are let go once they are a 64th of the whole,
+      // not by a walk over 20,000 records per save. A record kept meanwhile is still a true one.
+      const unused = remembered.size - this.stamped;
+      if (unused > 0 && unused * STALE_SHARE >= remembered.size) {
+        // the records of the packs still held stay: a pack is trusted to be in memory whole
+        for (const pack of this.packsUsed.values()) {
+          if (pack.run === this.run) continue; // written from this run's records: stamped
+          for (const id of pack.ids) {
+            const held = remembered.get(id);
+            if (held) this.stamp(held);
+          }
         }
+        for (const held of remembered.values()) if (held.run !== this.run) remembered.delete(held.id);
       }
-      this.remembered = this.used;
-      this.used = new Map();
+      this.run++;
+      this.stamped = 0;
       this.packs = this.packsUsed;
       this.packsUsed = new Map();
+    }
+  }
+
+  private stamp(held: Held): void {
+    if (held.run !== this.run) {
+      held.run = this.run;
+      this.stamped++;
     }
   }
 
@@ -148,11 +202,11 @@ export class ItemMemo {
   }
 
   /** keyHash and id of a key for a stage kind (kept by key object, see keyHash) */
-  ref(kind: string, key: Json): { keyHash: string; id: string } {
+  ref(kind: string, key: Json): ItemRef {
     const kept = key !== null && typeof key === 'object' ? this.keyIds.get(key) : undefined;
     if (kept?.kind === kind) return kept;
     const keyHash = this.keyHash(key);
-    const ref = { kind, keyHash, id: this.id(kind, keyHash) };
+    const ref: ItemRef = { kind, keyHash, id: this.id(kind, keyHash) };
     if (this.keyHashes && key !== null && typeof key === 'object') this.keyIds.set(key, ref);
     return ref;
   }
@@ -163,34 +217,75 @@ export class ItemMemo {
   }
 
   get(kind: string, keyHash: string, id = this.id(kind, keyHash)): ItemRecord | undefined {
-    let record = this.remembered?.get(id) ?? this.preloaded.get(id);
-    if (!record) {
-      try {
-        record = JSON.parse(readRegularFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
-      } catch {
-        return undefined;
-      }
-      if (!Array.isArray(record.refs) || !('value' in record)) return undefined;
-      deepFreeze(record);
-      this.remembered?.set(id, record);
+    if (!this.remembered) {
+      const record = this.preloaded.get(id) ?? this.readItem(kind, keyHash);
+      // the blobs are checked every time (a gc between two runs may have removed them)
+      return record && record.refs.every((sha) => this.cas.has(sha)) ? record : undefined;
     }
-    // the blobs are checked every time (a gc between two runs may have removed them); a
-    // remembering memo's Cas remembers presence until gc or verify moves the cache generation
-    if (!this.verified.has(record)) {
-      if (!record.refs.every((sha) => this.cas.has(sha))) return undefined;
-      if (this.remembered && this.cas.remembersPresence) this.verified.add(record);
-    }
-    this.used?.set(id, record);
-    return record;
+    return this.use(this.hold(kind, keyHash, id));
   }
 
-  put(kind: string, keyHash: string, label: string, value: Json): ItemRecord {
+  /** get by a ref: a remembering memo finds an unchanged key's record through the ref, with no lookup */
+  find(ref: ItemRef): ItemRecord | undefined {
+    if (!this.remembered) return this.get(ref.kind, ref.keyHash, ref.id);
+    let held = ref.held;
+    // a record maybe let go by an endRun (or never found) is looked up again
+    if (held === undefined || held.run < this.run - 1) held = ref.held = this.hold(ref.kind, ref.keyHash, ref.id);
+    return this.use(held);
+  }
+
+  private hold(kind: string, keyHash: string, id: string): Held | undefined {
+    let held = this.remembered!.get(id);
+    if (held === undefined) {
+      const record = this.readItem(kind, keyHash);
+      if (!record) return undefined;
+      held = { id, record, run: this.run - 1, verified: -1 };
+      this.remembered!.set(id, held);
+    }
+    return held;
+  }
+
+  /** the held record if its blobs are present, stamped as used by this run */
+  private use(held: Held | undefined): ItemRecord | undefined {
+    if (held === undefined) return undefined;
+    // a remembering memo's Cas remembers presence until gc or verify moves the cache generation
+    if (held.verified !== this.cas.presenceEpoch || !this.cas.remembersPresence) {
+      if (!held.record.refs.every((sha) => this.cas.has(sha))) return undefined;
+      held.verified = this.cas.presenceEpoch;
+    }
+    this.stamp(held);
+    return held.record;
+  }
+
+  private readItem(kind: string, keyHash: string): ItemRecord | undefined {
+    let record: ItemRecord;
+    try {
+      record = JSON.parse(readRegularFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
+    } catch {
+      return undefined;
+    }
+    if (record === null || typeof record !== 'object' || !Array.isArray(record.refs) || !('value' in record)) return undefined;
+    return deepFreeze(record);
+  }
+
+  /** `ref`: the key's ref, which then holds the new record (its next find needs no lookup) */
+  put(kind: string, keyHash: string, label: string, value: Json, ref?: ItemRef): ItemRecord {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     // frozen: item packs keep each record's text (cache/action-cache.ts), so a record never changes
     const record: ItemRecord = deepFreeze({ label, value, refs });
     writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
-    this.remembered?.set(this.id(kind, keyHash), record);
-    this.used?.set(this.id(kind, keyHash), record);
+    if (this.remembered) {
+      const id = this.id(kind, keyHash);
+      const held = this.remembered.get(id);
+      // its refs are the blobs blobRefs just found present
+      const verified = this.cas.remembersPresence ? this.cas.presenceEpoch : -1;
+      // changed in place: a ref that holds it sees the new record
+      if (held) Object.assign(held, { record, verified });
+      else this.remembered.set(id, { id, record, run: this.run - 1, verified });
+      const now = held ?? this.remembered.get(id)!;
+      this.stamp(now);
+      if (ref?.id === id) ref.held = now;
+    }
     return record;
   }
 }

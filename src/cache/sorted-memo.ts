@@ -1,43 +1,120 @@
-// Sorting a list that is nearly the list sorted last time: a watch build packs the ids and refs of
-// 10,000 items after every save, and a full sort of them cost ~20 ms where one or two changed.
-// The previous sorted order is kept; what it still has stays in its order, the few new keys are
-// sorted and merged in. The result is always the keys sorted as Array.prototype.sort sorts strings
-// (by UTF-16 code units), whatever the previous list was.
+// Sorting what is nearly what was sorted last time: a watch build packs the item records of
+// 10,000 items after every save, and the blobs they name, where one or two changed. The previous
+// sorted pairs are kept; those whose key still maps to the very same record stay in their order
+// (the same pair objects: a chunk tree knows records by identity), the few new ones are sorted and
+// merged in, and a count of the records naming each blob says which blobs came or went. The result
+// is always what a full sort gives (keys by UTF-16 code units, as Array.prototype.sort sorts strings).
 
-interface Sorted {
-  keys: string[];
-  set: ReadonlySet<string> | ReadonlyMap<string, unknown>;
+/** a record that names blobs (an ItemRecord) */
+export interface NamesBlobs {
+  readonly refs: readonly string[];
 }
 
-/** sorts unique keys, reusing the order kept under `slot` by the previous call */
-export class SortMemo {
-  private readonly kept = new Map<string, Sorted>();
+/** a map's entries sorted by key, and every blob its records name, sorted, once each */
+export interface SortedPack<V> {
+  entries: [string, V][];
+  refs: string[];
+}
+
+interface Kept<V> {
+  entries: [string, V][];
+  map: ReadonlyMap<string, V>;
+  /** blob -> how many of the records name it */
+  counts: Map<string, number>;
+  refs: string[];
+}
+
+export class PackMemo<V extends NamesBlobs> {
+  private readonly kept = new Map<string, Kept<V>>();
 
   constructor(private readonly slots = 16) {}
 
-  /** the keys of a Set or Map, sorted; the collection is kept until the slot's next call and must not change meanwhile */
-  sort(slot: string, keys: ReadonlySet<string> | ReadonlyMap<string, unknown>): string[] {
+  /** the map is kept until the slot's next call and must not change meanwhile; the pairs must not be changed */
+  sort(slot: string, map: ReadonlyMap<string, V>): SortedPack<V> {
     const prev = this.kept.get(slot);
-    const sorted = prev === undefined ? [...keys.keys()].sort() : mergeSorted(prev, keys);
+    // taken out first: a call that throws leaves no half-updated state behind
     this.kept.delete(slot);
-    this.kept.set(slot, { keys: sorted, set: keys });
+    const next = prev === undefined ? fullSort(map) : patched(prev, map);
+    this.kept.set(slot, next);
     if (this.kept.size > this.slots) this.kept.delete(this.kept.keys().next().value!);
-    return sorted;
+    return { entries: next.entries, refs: next.refs };
   }
 }
 
-function mergeSorted(prev: Sorted, now: ReadonlySet<string> | ReadonlyMap<string, unknown>): string[] {
-  const stay = prev.keys.filter((k) => now.has(k));
-  const added: string[] = [];
-  for (const k of now.keys()) if (!prev.set.has(k)) added.push(k);
-  if (added.length === 0) return stay;
-  added.sort();
-  const out = new Array<string>(stay.length + added.length);
+/** this many additions or fewer are inserted one by one (see mergeBy) */
+const FEW = 8;
+
+const byKey = (a: [string, unknown], b: [string, unknown]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+function fullSort<V extends NamesBlobs>(map: ReadonlyMap<string, V>): Kept<V> {
+  const counts = new Map<string, number>();
+  for (const v of map.values()) for (const sha of v.refs) counts.set(sha, (counts.get(sha) ?? 0) + 1);
+  return { entries: [...map].sort(byKey), map, counts, refs: [...counts.keys()].sort() };
+}
+
+function patched<V extends NamesBlobs>(prev: Kept<V>, now: ReadonlyMap<string, V>): Kept<V> {
+  // a key whose value changed is one pair removed and one added
+  const removed: V[] = [];
+  const stay = prev.entries.filter((e) => {
+    if (now.get(e[0]) === e[1]) return true;
+    removed.push(e[1]);
+    return false;
+  });
+  const added: [string, V][] = [];
+  // (every pair that stayed is one of now's: when they are all of them, nothing was added)
+  if (stay.length < now.size) for (const [k, v] of now) if (prev.map.get(k) !== v) added.push([k, v]);
+  added.sort(byKey);
+  // prev is no longer kept (see sort): its counts become the new ones
+  const counts = prev.counts;
+  const gone = new Set<string>();
+  const came: string[] = [];
+  for (const v of removed) {
+    for (const sha of v.refs) {
+      const n = counts.get(sha)! - 1;
+      if (n > 0) counts.set(sha, n);
+      else {
+        counts.delete(sha);
+        gone.add(sha);
+      }
+    }
+  }
+  for (const [, v] of added) {
+    for (const sha of v.refs) {
+      const n = counts.get(sha) ?? 0;
+      counts.set(sha, n + 1);
+      if (n === 0 && !gone.delete(sha)) came.push(sha);
+    }
+  }
+  const kept = gone.size > 0 ? prev.refs.filter((sha) => !gone.has(sha)) : prev.refs;
+  return { entries: mergeBy(stay, added, (e) => e[0]), map: now, counts, refs: mergeBy(kept, came.sort(), (s) => s) };
+}
+
+/** two lists sorted by key, with no key in both, as one */
+export function mergeBy<T>(a: T[], b: T[], key: (t: T) => string): T[] {
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  if (b.length <= FEW) {
+    // a save adds one or two: a binary search and a copy each, not a key call per element
+    const out = a.slice();
+    for (const t of b) {
+      const k = key(t);
+      let lo = 0;
+      let hi = out.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (key(out[mid]) < k) lo = mid + 1;
+        else hi = mid;
+      }
+      out.splice(lo, 0, t);
+    }
+    return out;
+  }
+  const out = new Array<T>(a.length + b.length);
   let i = 0;
   let j = 0;
   let o = 0;
-  while (i < stay.length && j < added.length) out[o++] = stay[i] < added[j] ? stay[i++] : added[j++];
-  while (i < stay.length) out[o++] = stay[i++];
-  while (j < added.length) out[o++] = added[j++];
+  while (i < a.length && j < b.length) out[o++] = key(a[i]) < key(b[j]) ? a[i++] : b[j++];
+  while (i < a.length) out[o++] = a[i++];
+  while (j < b.length) out[o++] = b[j++];
   return out;
 }

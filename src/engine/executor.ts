@@ -59,6 +59,8 @@ export interface ExecuteOptions {
   statMemo?: StatMemo;
   /** lists dataset folders; `lorabuild watch` passes its walk cache (default: a full walk per build) */
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
+  /** emit no event per memoized item (`lorabuild watch` shows none); stage events still count them */
+  quietCachedItems?: boolean;
   /** stages that cannot run, with why (a missing input found by the pre-flight check): they fail at once */
   blocked?: Map<string, string>;
   /** a remote cache (cache/remote): read before a compute stage runs, written after it ran */
@@ -182,6 +184,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       emit,
       worker: onCluster ? () => cluster.get() : worker,
       walkFolder: opts.walkFolder,
+      quietCached: opts.quietCachedItems === true,
     };
     const inputs = checkInputs(node, await impl.inputs(makeStageContext(contextDeps, null).ctx));
     const upstreamDigests: Record<string, string> = {};

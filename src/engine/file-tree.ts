@@ -147,6 +147,31 @@ export function filesDigest(files: Record<string, string>): string {
  * silently different map).
  */
 export function lazyFileMap(digest: string, count: number, load: () => Record<string, string>): Record<string, string> {
+  const proxy = lazyMap(load);
+  // a snapshot is saved only for a map of sha256s (the run that made it checked them all)
+  facts.set(proxy, { count, digest });
+  return proxy;
+}
+
+/**
+ * A long file map made from parallel arrays (files[paths[i]] = shas[i], see registerFileMap): its
+ * fingerprint, checks, stale reasons and tree read the arrays, so the 10,000-key object is built
+ * only if something reads the map itself. A short map is a plain object (the lock holds it inline).
+ */
+export function arrayFileMap(paths: string[], shas: string[]): Record<string, string> {
+  const build = (): Record<string, string> => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < paths.length; i++) files[paths[i]] = shas[i];
+    return files;
+  };
+  const files = paths.length > FILES_INLINE_MAX ? lazyMap(build) : build();
+  // (paths out of order or repeated are not registered: the general pass then reads the built map)
+  registerFileMap(files, paths, shas);
+  return files;
+}
+
+/** an object built by `load` the first time anything reads or changes it */
+function lazyMap(load: () => Record<string, string>): Record<string, string> {
   const target: Record<string, string> = {};
   let loaded = false;
   const ensure = (): Record<string, string> => {
@@ -168,8 +193,6 @@ export function lazyFileMap(digest: string, count: number, load: () => Record<st
     preventExtensions: () => Reflect.preventExtensions(ensure()),
     isExtensible: () => Reflect.isExtensible(ensure()),
   });
-  // a snapshot is saved only for a map of sha256s (the run that made it checked them all)
-  facts.set(proxy, { count, digest });
   return proxy;
 }
 
@@ -192,8 +215,22 @@ export function writeFilesTree(files: Record<string, string>, cas: Cas): FilesTr
   const digest = filesDigest(files);
   remember(digest, files);
   const { paths, shas } = sortedPairs(files);
-  const ref = writeTree(cas, paths.map((path, i) => pairOf(path, shas[i])));
+  const ref = writeTree(cas, pairsOf(paths, shas));
   return { digest, count: paths.length, root: ref.root };
+}
+
+/** the pairs of the map written last, with its arrays: a pair at the same place with the same strings is that one */
+let lastPairs: { paths: string[]; shas: string[]; pairs: Json[] } | undefined;
+
+function pairsOf(paths: string[], shas: string[]): Json[] {
+  const last = lastPairs;
+  const pairs = new Array<Json>(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    // (compared as strings: the very same ones, as a watch save hands over, compare at once)
+    pairs[i] = last !== undefined && last.paths[i] === paths[i] && last.shas[i] === shas[i] ? last.pairs[i] : pairOf(paths[i], shas[i]);
+  }
+  lastPairs = { paths, shas, pairs };
+  return pairs;
 }
 
 /**

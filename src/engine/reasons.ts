@@ -21,7 +21,8 @@ export function staleReasons(previous: LockEntry | undefined, current: CurrentIn
     reasons.push(`stage implementation version ${previous.implVersion} -> ${current.implVersion}`);
   }
   reasons.push(...paramChanges(previous.params ?? {}, current.params));
-  const unread = previous.filesTree && Object.keys(previous.files ?? {}).length === 0 ? previous.filesTree : undefined;
+  // (counted, not listed: a long map is built only when its keys are read, file-tree.ts arrayFileMap)
+  const unread = previous.filesTree && fileCount(previous.files ?? {}) === 0 ? previous.filesTree : undefined;
   if (unread) {
     // the lock holds only the digest of a long file list, and this cache lacks its tree
     if (longFilesDigest(current.files) !== unread.digest) reasons.push(`input files changed (${unread.count} -> ${fileCount(current.files)} files; this cache does not hold the previous list to say which)`);

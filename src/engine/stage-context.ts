@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parsedJson } from '../cache/parsed-json.js';
 import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
-import type { ItemMemo, ItemRecord } from '../cache/item-memo.js';
+import type { ItemMemo, ItemRecord, ItemRef } from '../cache/item-memo.js';
 import type { TreeRef } from '../cache/chunk-tree.js';
 import { joinTrees, splitTrees, treeChars } from '../cache/tree-json.js';
 import type { Config } from '../config/schema.js';
@@ -28,10 +28,23 @@ export interface ContextDeps {
   emit: (event: StageEvent) => void;
   worker: () => Promise<ComputeWorker>;
   walkFolder?: (rootAbs: string, display: string) => Promise<FolderFile[]>;
+  /** no event per memoized item (the watch shows none: 10,000 per save were only garbage) */
+  quietCached?: boolean;
 }
+
+/** a run's item lookups in order: key objects and their refs */
+interface Lookups {
+  keys: Json[];
+  refs: ItemRef[];
+}
+
+/** the lookups of each stage's last run with a remembering memo (a watch build looks up the same keys in the same order) */
+const lastLookups = new Map<string, Lookups>();
+const MAX_LOOKUP_RUNS = 32;
 
 /** What a run of the stage used besides its outputs: recorded in the action cache for gc. */
 export interface RunRecord {
+  /** blobs used besides those the records of `items` name (packLists adds theirs) */
   refs: Set<string>;
   /** item memo id -> its record, as the action entry's item pack holds it */
   items: Map<string, ItemRecord>;
@@ -65,21 +78,37 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     if (!file) throw new Error(`${stageId} has no output named '${name}' (it has: ${Object.keys(files).join(', ') || 'none'})`);
     return file;
   };
+  // a memo kept across runs (watch): the keys looked up by this run, in order, for the next one
+  const last = outDir !== null && items.remembers ? lastLookups.get(node.id) : undefined;
+  const calls: Lookups | undefined = outDir !== null && items.remembers ? { keys: [], refs: [] } : undefined;
+  if (calls) {
+    lastLookups.delete(node.id);
+    lastLookups.set(node.id, calls);
+    if (lastLookups.size > MAX_LOOKUP_RUNS) lastLookups.delete(lastLookups.keys().next().value!);
+  }
   /** the memo's record for an item key; a hit is recorded and reported as ctx.item does */
-  const lookup = (label: string, key: Json, quiet: boolean): { keyHash: string; id: string; hit: ItemRecord | undefined } => {
-    const { keyHash, id } = items.ref(node.kind, key);
-    const hit = items.get(node.kind, keyHash, id);
+  const lookup = (label: string, key: Json, quiet: boolean): { ref: ItemRef; hit: ItemRecord | undefined } => {
+    let ref: ItemRef;
+    if (calls) {
+      // the very key object the last run looked up at this place has the ref it had (no WeakMap lookup)
+      const n = calls.keys.length;
+      ref = last !== undefined && last.keys[n] === key && key !== null && typeof key === 'object' ? last.refs[n] : items.ref(node.kind, key);
+      calls.keys.push(key);
+      calls.refs.push(ref);
+    } else ref = items.ref(node.kind, key);
+    const hit = items.find(ref);
     // a quiet part (an image decoded once for every caption it gets) is looked up only when its
     // item is not cached, so it would come and go from the item pack run to run: it stays out
     if (hit) {
-      if (!quiet) record.items.set(id, hit);
-      for (const sha of hit.refs) record.refs.add(sha);
+      // an item's blobs come with its record (packLists adds them); a quiet part's are named here
+      if (!quiet) record.items.set(ref.id, hit);
+      else for (const sha of hit.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.cached++;
-        deps.emit({ stage: node.id, item: label, outcome: 'cached' });
+        if (!deps.quietCached) deps.emit({ stage: node.id, item: label, outcome: 'cached' });
       }
     }
-    return { keyHash, id, hit };
+    return { ref, hit };
   };
   // one meter per unit: a stage that encodes items, then trains steps, measures each phase apart
   const meters = new Map<string, RateMeter>();
@@ -107,12 +136,12 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T> {
       runOnly('item');
       const quiet = options?.quiet === true;
-      const { keyHash, id, hit } = lookup(label, key, quiet);
+      const { ref, hit } = lookup(label, key, quiet);
       if (hit) return hit.value as T;
       const value = await compute();
-      const made = items.put(node.kind, keyHash, label, value);
-      if (!quiet) record.items.set(id, made);
-      for (const sha of made.refs) record.refs.add(sha);
+      const made = items.put(node.kind, ref.keyHash, label, value, ref);
+      if (!quiet) record.items.set(ref.id, made);
+      else for (const sha of made.refs) record.refs.add(sha);
       if (!quiet) {
         record.itemCounts.ran++;
         deps.emit({ stage: node.id, item: label, outcome: 'ran' });

@@ -141,6 +141,13 @@ interface KeptEntry {
 
 const keptEntries = new WeakMap<ListingEntry, KeptEntry>();
 
+/**
+ * The entries of each stage's last run and their work, by place: an unchanged entry at the same
+ * place (a save changes one caption) is found by comparing, not by a WeakMap lookup.
+ */
+const lastRuns = new Map<string, { entries: readonly ListingEntry[]; kept: KeptEntry[] }>();
+const MAX_LAST_RUNS = 16;
+
 /** an item's memo key: what its bytes are (not its name or place) and how it is prepared */
 function itemKey(sources: Sources, resolution: number | null): Json {
   return { v: ITEM_VERSION, image: sources.image?.sha256 ?? null, caption: sources.caption?.sha256 ?? null, resolution };
@@ -155,23 +162,37 @@ class PrepareRun {
     private readonly spec: DatasetSpec,
     /** items are rows of a hub dataset (see computeContent) */
     private readonly hubRows: boolean,
-  ) {}
+  ) {
+    this.last = lastRuns.get(ctx.node.id);
+  }
+
+  /** the last run's entries (by place), and this run's work by place */
+  private readonly last: { entries: readonly ListingEntry[]; kept: KeptEntry[] } | undefined;
+  private readonly keptAt: KeptEntry[] = [];
 
   /** the work for a listing entry, kept with the entry object (KeptEntry) */
-  private keptFor(entry: ListingEntry): KeptEntry {
+  private keptFor(index: number, entry: ListingEntry): KeptEntry {
     const resolution = this.spec.resolution ?? null;
-    let kept = keptEntries.get(entry);
+    let kept = this.last?.entries[index] === entry ? this.last.kept[index] : keptEntries.get(entry);
     if (kept?.resolution !== resolution) {
       const sources = fileSources(entry);
       kept = { resolution, place: filePlace(entry), sources, key: itemKey(sources, resolution) };
       keptEntries.set(entry, kept);
     }
+    this.keptAt[index] = kept;
     return kept;
+  }
+
+  /** keeps this run's work by place for the stage's next run (call once every entry was prepared) */
+  keepPlaces(entries: readonly ListingEntry[]): void {
+    lastRuns.delete(this.ctx.node.id);
+    lastRuns.set(this.ctx.node.id, { entries, kept: this.keptAt });
+    if (lastRuns.size > MAX_LAST_RUNS) lastRuns.delete(lastRuns.keys().next().value!);
   }
 
   /** a listing entry the item memo holds, at once (no await); false when it must be computed */
   known(index: number, entry: ListingEntry): boolean {
-    const kept = this.keptFor(entry);
+    const kept = this.keptFor(index, entry);
     const content = this.ctx.memoized?.<ItemContent>(kept.place.id, kept.key);
     if (content === undefined) return false;
     this.finish(index, kept.place, content, undefined, kept);
@@ -179,7 +200,7 @@ class PrepareRun {
   }
 
   async processEntry(index: number, entry: ListingEntry): Promise<void> {
-    const kept = this.keptFor(entry);
+    const kept = this.keptFor(index, entry);
     await this.process(index, kept.place, kept.sources, undefined, kept);
   }
 
@@ -266,7 +287,8 @@ async function prepareEntries(ctx: StageContext, run: PrepareRun, entries: Listi
   // memoized items first, without an await each; then the rest, CONCURRENCY at a time
   const pending: number[] = [];
   for (let i = 0; i < entries.length; i++) {
-    if (ctx.signal.aborted) throw new Error('interrupted');
+    // (every 256th: a lookup costs less than asking the signal)
+    if ((i & 255) === 0 && ctx.signal.aborted) throw new Error('interrupted');
     if (!run.known(i, entries[i])) pending.push(i);
   }
   let next = 0;
@@ -345,18 +367,42 @@ function readListing(ctx: StageContext, upstream: string): Listing {
   return localListing(ctx.config, listing);
 }
 
-/** the manifest's counts for the stage's meta, in one pass */
-function countItems(items: ManifestItem[]): Record<string, number> {
-  const n = { items: items.length, images: 0, captions: 0, prepared: 0, errors: 0, images_without_caption: 0, captions_without_image: 0 };
-  for (const i of items) {
-    if (i.image) n.images++;
-    if (i.caption) n.captions++;
-    if (i.prepared) n.prepared++;
-    if (i.error) n.errors++;
-    if ((i.image || i.error) && !i.caption) n.images_without_caption++;
-    if (i.caption && !i.image && !i.error) n.captions_without_image++;
+type ItemCounts = { items: number; images: number; captions: number; prepared: number; errors: number; images_without_caption: number; captions_without_image: number };
+
+/** each stage's last manifest items and their counts (manifest items are never changed once made) */
+const lastCounts = new Map<string, { items: ManifestItem[]; counts: ItemCounts }>();
+
+/**
+ * The manifest's counts for the stage's meta: patched from the stage's last counts where the items
+ * are the very objects at the very places they were (a save changes one), else in one pass.
+ */
+function countItems(items: ManifestItem[], slot: string): ItemCounts {
+  const last = lastCounts.get(slot);
+  let n: ItemCounts;
+  if (last && last.items.length === items.length) {
+    n = { ...last.counts };
+    for (let i = 0; i < items.length; i++) {
+      if (items[i] === last.items[i]) continue;
+      count(n, last.items[i], -1);
+      count(n, items[i], 1);
+    }
+  } else {
+    n = { items: items.length, images: 0, captions: 0, prepared: 0, errors: 0, images_without_caption: 0, captions_without_image: 0 };
+    for (const i of items) count(n, i, 1);
   }
-  return n;
+  lastCounts.delete(slot);
+  lastCounts.set(slot, { items, counts: n });
+  if (lastCounts.size > MAX_LAST_RUNS) lastCounts.delete(lastCounts.keys().next().value!);
+  return { ...n };
+}
+
+function count(n: ItemCounts, i: ManifestItem, by: 1 | -1): void {
+  if (i.image) n.images += by;
+  if (i.caption) n.captions += by;
+  if (i.prepared) n.prepared += by;
+  if (i.error) n.errors += by;
+  if ((i.image || i.error) && !i.caption) n.images_without_caption += by;
+  if (i.caption && !i.image && !i.error) n.captions_without_image += by;
 }
 
 export const stage: StageImpl = {
@@ -393,10 +439,11 @@ export const stage: StageImpl = {
       const all = listing.source === 'hub' ? await (await hubItems()).locateEntries(listing, ctx.signal) : listing.entries;
       const entries = spec.max_items !== undefined ? all.slice(0, spec.max_items) : all;
       await prepareEntries(ctx, run, entries);
+      run.keepPlaces(entries);
     }
     const items = run.items.filter((i): i is ManifestItem => i !== null);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
     ctx.writeJson('manifest.json', manifest as unknown as Json, { trees: ['items', 'stray'] });
-    return { meta: { ...countItems(items), skipped: run.skipped.length, stray: manifest.stray.length } };
+    return { meta: { ...countItems(items, ctx.node.id), skipped: run.skipped.length, stray: manifest.stray.length } };
   },
 };

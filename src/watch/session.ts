@@ -76,6 +76,10 @@ export class WatchSession {
   private stopRequested = false;
   private readonly rechecks = new Set<NodeJS.Timeout>();
   private items: { cacheDir: string; cas: Cas; memo: ItemMemo; stats: StatMemo } | undefined;
+  /** the last watchPlan() and what it was made from */
+  private lastPlan: { set: WatchSet; listings: (string[] | undefined)[]; plan: { files: string[]; folders: string[] } } | undefined;
+  /** the plan the watchers hold (update() is skipped for the very same plan) */
+  private watchedPlan: { files: string[]; folders: string[] } | undefined;
   /** dataset folder listings, patched from watcher events instead of walked on every build */
   readonly walks = new WalkCache();
 
@@ -110,6 +114,7 @@ export class WatchSession {
     });
     const plan = this.watchPlan();
     await this.watchers.start(plan.files, plan.folders);
+    this.watchedPlan = plan;
     if (this.stopRequested) {
       // Ctrl-C arrived while starting
       await this.watchers.close();
@@ -126,13 +131,18 @@ export class WatchSession {
    */
   private watchPlan(): { files: string[]; folders: string[] } {
     if (!this.set) return { files: [this.lorafile], folders: [] };
-    const files = [this.set.lorafile, ...this.set.models.values()];
-    const folders: string[] = [];
     const roots = new Set(this.set.datasets.values());
     for (const root of [...this.listedFiles.keys()]) if (!roots.has(root)) this.listedFiles.delete(root);
+    // a listing dropped by a change is re-made by the next build: keep watching what it held till then
+    const listings = [...roots].map((root) => this.walks.filesOf(root) ?? this.listedFiles.get(root));
+    // the same watch set and the very same listings (a caption save): the same plan, not 10,000 paths again
+    const last = this.lastPlan;
+    if (last && last.set === this.set && last.listings.length === listings.length && last.listings.every((l, i) => l === listings[i])) return last.plan;
+    const files = [this.set.lorafile, ...this.set.models.values()];
+    const folders: string[] = [];
+    let i = 0;
     for (const root of roots) {
-      // a listing dropped by a change is re-made by the next build: keep watching what it held till then
-      const listed = this.walks.filesOf(root) ?? this.listedFiles.get(root);
+      const listed = listings[i++];
       if (listed) {
         this.listedFiles.set(root, listed);
         // not push(...listed): 200,000 arguments overflow the stack
@@ -142,7 +152,15 @@ export class WatchSession {
         files.push(root);
       }
     }
-    return { files: [...new Set(files)], folders };
+    const plan = { files: [...new Set(files)], folders };
+    this.lastPlan = { set: this.set, listings, plan };
+    return plan;
+  }
+
+  private watchThis(plan: { files: string[]; folders: string[] }): void {
+    if (!this.watchers || plan === this.watchedPlan) return;
+    this.watchers.update(plan.files, plan.folders);
+    this.watchedPlan = plan;
   }
 
   private auditLater(): void {
@@ -262,8 +280,7 @@ export class WatchSession {
     this.set = watchSetFor(project.config, boundPlan(project.plan, this.options.through), project.cacheDir, project.lockFile);
     const after = watchedPaths(this.set);
     if (this.watchers) {
-      const plan = this.watchPlan();
-      this.watchers.update(plan.files, plan.folders);
+      this.watchThis(this.watchPlan());
     }
     this.emit({ watch: 'replanned', stages: boundPlan(project.plan, this.options.through).order, paths: after.length });
     return true;
@@ -311,6 +328,8 @@ export class WatchSession {
         cas: kept.cas,
         statMemo: kept.stats,
         walkFolder: (rootAbs, display) => this.walks.walk(rootAbs, display),
+        // no screen shows a memoized item (see screen.ts)
+        quietCachedItems: true,
         onEvent: (e) => this.onStageEvent(e, collected, signal, project),
       });
       for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome]++;
@@ -320,8 +339,7 @@ export class WatchSession {
       this.running.clear();
       lock.release();
       // files added or removed since: watch the dataset files this build listed
-      const plan = this.watchPlan();
-      this.watchers?.update(plan.files, plan.folders);
+      this.watchThis(this.watchPlan());
       this.auditLater();
     }
   }

@@ -20,6 +20,8 @@ interface KeptWalk {
   index: Map<string, number>;
   /** files the watcher reported changed since the walk */
   dirty: Set<string>;
+  /** files' absolute paths (a re-stat changes no path): the same array while the walk is kept */
+  paths?: string[];
 }
 
 export class WalkCache {
@@ -110,9 +112,14 @@ export class WalkCache {
     this.walks.clear();
   }
 
-  /** every file of the kept listing of `rootAbs` (absolute paths), or undefined when none is kept */
+  /**
+   * every file of the kept listing of `rootAbs` (absolute paths), or undefined when none is kept:
+   * the very same array while the listing is kept (it must not be changed)
+   */
   filesOf(rootAbs: string): string[] | undefined {
-    return this.walks.get(rootAbs)?.files.map((f) => f.abs);
+    const kept = this.walks.get(rootAbs);
+    if (!kept) return undefined;
+    return (kept.paths ??= kept.files.map((f) => f.abs));
   }
 
   /** the watcher's notice for `abs` turned out to change nothing: its listing entry is current again */

@@ -84,17 +84,34 @@ export function saveFolderMemo(cacheDir: string, file: string, rootAbs: string, 
   if (sig) kept.set(file, { sig, memo: next, root: rootAbs });
 }
 
+/**
+ * drafts parsed or written by this process, by file, with the file's stat then: `lorabuild watch`
+ * lists every save, and reading and checksumming a 10,000-entry draft cost more than the stat
+ */
+const keptDrafts = new Map<string, { sig: Signature; draft: DraftMemo; root: string }>();
+
 /** the draft of the folder `rootAbs`, if there is a whole one */
 export function loadDraftMemo(file: string, rootAbs: string): DraftMemo | undefined {
+  const sig = signatureOf(file);
+  const cached = keptDrafts.get(file);
+  if (cached && cached.root === rootAbs && sameSignature(cached.sig, sig)) return cached.draft;
+  keptDrafts.delete(file);
+  let draft: DraftMemo | undefined;
   try {
-    return parseDraftMemo(readRegularFileSync(file, 'utf8'), rootAbs);
+    draft = parseDraftMemo(readRegularFileSync(file, 'utf8'), rootAbs);
   } catch {
     return undefined;
   }
+  if (draft && sig) keptDrafts.set(file, { sig, draft, root: rootAbs });
+  return draft;
 }
 
+/** `draft` must not change afterwards (it is kept as the file's parse) */
 export function saveDraftMemo(cacheDir: string, file: string, rootAbs: string, draft: DraftMemo): void {
+  keptDrafts.delete(file);
   writeOwnedFileAtomic(cacheDir, file, formatDraftMemo(rootAbs, draft));
+  const sig = signatureOf(file);
+  if (sig) keptDrafts.set(file, { sig, draft, root: rootAbs });
 }
 
 // A folder's names are kept joined by '\n' (one JSON string per folder parses many times faster

@@ -9,7 +9,7 @@ import { draftMemoPath, folderMemoPath, loadDraftMemo, loadFolderMemo, pathsDige
 import { detectLayout, readImagefolderLayout, readKohyaLayout, readLabLayout, type LayoutName } from './layouts.js';
 import { walkDatasetFolderSync, type FolderFile, type FolderWalk } from './walk.js';
 import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
-import { FILES_INLINE_MAX, filesDigest, lazyFileMap, registerFileMap } from '../../engine/file-tree.js';
+import { arrayFileMap, FILES_INLINE_MAX, filesDigest, lazyFileMap } from '../../engine/file-tree.js';
 import { sha256FileSync } from '../../engine/file-hash.js';
 import { rememberBigFolders, type BigFolder } from './parallel-lstat.js';
 
@@ -105,10 +105,32 @@ function readDraftSync(walked: FolderFile[], display: string, layout: 'lab' | 'k
 function memoDraft(draftFile: string, source: LocalDatasetSource, key: string, count: number): IndexedDraft | undefined {
   const d = loadDraftMemo(draftFile, source.abs);
   if (d?.key !== key) return undefined;
-  const fits = (i: number) => i < count;
-  if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
+  // (a draft kept in memory is checked once per count: the watch lists every save)
+  if (fitted.get(d) !== count) {
+    const fits = (i: number) => i < count;
+    if (!d.stray.every(fits) || !d.entries.every((e) => fits(e[1]) && fits(e[2]))) return undefined;
+    fitted.set(d, count);
+  }
   return { layout: d.layout, entries: d.entries, stray: d.stray };
 }
+
+/** the last paths digest (the watch walks the same paths save after save) */
+let lastPathsKey: { layout: string; walked: FolderFile[]; key: string } | undefined;
+
+/** pathsDigest of the walked paths, kept while the paths are the same (the same file objects: the same paths) */
+function pathsKey(layout: string, walked: FolderFile[]): string {
+  const last = lastPathsKey;
+  if (last && last.layout === layout && last.walked.length === walked.length && walked.every((f, i) => f === last.walked[i] || f.rel === last.walked[i].rel)) {
+    lastPathsKey = { layout, walked, key: last.key };
+    return last.key;
+  }
+  const key = pathsDigest(layout, walked.map((f) => f.rel));
+  lastPathsKey = { layout, walked, key };
+  return key;
+}
+
+/** drafts found to point only at files below this count */
+const fitted = new WeakMap<DraftMemo, number>();
 
 /**
  * The listing objects of the last listing that are still true (walked file object -> its listed
@@ -165,7 +187,7 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   const walked = walkedByWatch ?? walk!.files;
 
   // an imagefolder's entries depend on its metadata file's content as well: never memoised
-  const key = draftFile && source.layout !== 'imagefolder' ? pathsDigest(source.layout, walked.map((f) => f.rel)) : undefined;
+  const key = draftFile && source.layout !== 'imagefolder' ? pathsKey(source.layout, walked) : undefined;
   let draft = key ? memoDraft(draftFile!, source, key, walked.length) : undefined;
   if (!draft) {
     draft = await readDraft(walked, display, source);
@@ -174,7 +196,8 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
       quietly(() => saveDraftMemo(source.cacheDir!, draftFile!, source.abs, memo));
     }
   }
-  const result = assemble(walked, display, draft, await hashAll(walked, source));
+  // a walk of its own (the watch's walk cache) hands the same file objects back: kept by place
+  const result = assemble(walked, display, draft, await hashAll(walked, source), source.walk ? `${source.abs}\0${display}` : undefined);
   if (snapFile && draft.layout !== 'imagefolder' && settled(walk!.table, walkStartedAt)) {
     const snap: ListingSnapshot = { key: snapKey!, layout: draft.layout, count: walked.length, digest: filesDigest(result.files) };
     quietly(() => saveSnapshot(source.cacheDir!, snapFile, source.abs, snap));
@@ -182,11 +205,39 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
   return result;
 }
 
+/**
+ * The last assembly of each folder listed through a walk function (by folder and display path):
+ * `lorabuild watch` hands the very same walked file objects, hashes and memoised draft save after
+ * save, so a file at the same place with the same object and hash keeps its listed file, and an
+ * entry whose files all did keeps its entry, by comparing arrays (a save changes one caption)
+ * instead of a WeakMap lookup per file.
+ */
+interface Assembly {
+  walked: FolderFile[];
+  hashes: string[];
+  shown: string[];
+  listed: (ListedFile | undefined)[];
+  draftEntries: IndexedDraft['entries'];
+  entries: ListingEntry[];
+}
+const assemblies = new Map<string, Assembly>();
+const MAX_ASSEMBLIES = 8;
+
 /** the listing and file map of a walk read in `draft`, with the files' hashes */
-function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[]): LocalListing {
+function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[], keep?: string): LocalListing {
+  const prev = keep === undefined ? undefined : assemblies.get(keep);
+  const samePlaces = prev !== undefined && prev.walked.length === walked.length;
+  // walked[i] is the file the last assembly had there, with the same hash
+  const same = samePlaces ? new Uint8Array(walked.length) : undefined;
   const kept: (ListedFile | undefined)[] = new Array(walked.length);
   const shown: string[] = new Array(walked.length);
   for (let i = 0; i < walked.length; i++) {
+    if (same && prev!.walked[i] === walked[i] && prev!.hashes[i] === hashes[i]) {
+      same[i] = 1;
+      shown[i] = prev!.shown[i];
+      kept[i] = prev!.listed[i];
+      continue;
+    }
     const k = keptFiles.get(walked[i]);
     // the very path string of the last listing: a string made once is hashed once as a key
     if (k?.display === display) {
@@ -200,9 +251,15 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     keptFiles.set(walked[i], { display, file });
     return (kept[i] = file);
   };
+  // the same draft (entries by file index) and no imagefolder caption texts: entries can be kept by place
+  const sameDraft = same !== undefined && prev!.draftEntries === draft.entries && draft.captionTexts === undefined;
   const entries: ListingEntry[] = new Array(draft.entries.length);
   for (let i = 0; i < draft.entries.length; i++) {
     const [id, image, caption] = draft.entries[i];
+    if (sameDraft && (image < 0 || same[image] === 1) && (caption < 0 || same[caption] === 1)) {
+      entries[i] = prev!.entries[i];
+      continue;
+    }
     const entry: ListingEntry = { id };
     if (image >= 0) entry.image = listed(image);
     if (caption >= 0) entry.captionFile = listed(caption);
@@ -210,10 +267,13 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
     if (text) entry.captionText = { text: text.text, path: displayPath(display, text.metadata), line: text.line, column: text.column };
     entries[i] = text ? entry : keptEntry(entry);
   }
-  const files: Record<string, string> = {};
-  for (let i = 0; i < walked.length; i++) files[shown[i]] = hashes[i];
+  if (keep !== undefined) {
+    assemblies.delete(keep);
+    assemblies.set(keep, { walked, hashes, shown, listed: kept, draftEntries: draft.entries, entries });
+    if (assemblies.size > MAX_ASSEMBLIES) assemblies.delete(assemblies.keys().next().value!);
+  }
   // its paths and hashes as arrays: fingerprints, stale reasons and the lock's tree read those
-  registerFileMap(files, shown, hashes);
+  const files = arrayFileMap(shown, hashes);
   return {
     layout: draft.layout,
     listing: { source: 'folder', layout: draft.layout, root: display, entries, stray: draft.stray.map((i) => shown[i]) },
