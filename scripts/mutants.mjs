@@ -62,6 +62,7 @@ const MUTANTS = [
   ['stat-hint-racy-from-walk', 'src/datasets/local/list.ts', 'walkStartedAt = Math.min(walkStartedAt, walk.statsFrom ?? Infinity);', 'void walk.statsFrom;', vitest('tests/stat-hint.test.ts', 'counts the racy window from when a prestarted job')],
   ['stat-hint-names-unchecked', 'src/datasets/local/parallel-lstat.ts', 'if (pre.names === joined) {', 'if (pre.names.length > 0) {', cli('tests/stat-hint.test.ts')],
   ['walk-table-unsorted', 'src/datasets/local/walk.ts', 'ascending(rels) ? found : sortedTable(found.rels, found.numbers)', 'found', vitest('tests/walk-table.test.ts')],
+  ['limiter-no-handoff', 'src/engine/limiter.ts', '      if (next) next();\n      else this.running--;', '      this.running--;\n      next?.();', vitest('tests/limiter.test.ts', 'runs at most')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -53,6 +53,9 @@ const NOT_ON_A_NO_OP = [
   'node:readline',
   'node_modules/yaml/',
   'node_modules/zod/',
+  // a CommonJS event emitter under it: ~7 ms of loading (engine/limiter.ts)
+  'node_modules/p-queue/',
+  'node_modules/eventemitter3/',
   'dist/cache/remote/http.js',
   'dist/worker/client.js',
   'dist/worker/start.js',
@@ -116,6 +119,6 @@ describe('modules loaded at start-up', () => {
     expect(plan.result.code, plan.result.stderr).toBe(0);
     expect(plan.result.stdout).toContain('validate:bench');
     expect(plan.mods).toContain('dist/graph/plan.js');
-    expect(matching(plan.mods, [...NOT_ON_A_NO_OP, 'dist/engine/executor.js', 'dist/engine/lockfile.js', 'dist/stages/', 'dist/cache/cas.js', 'node_modules/p-queue/'])).toEqual([]);
+    expect(matching(plan.mods, [...NOT_ON_A_NO_OP, 'dist/engine/executor.js', 'dist/engine/lockfile.js', 'dist/stages/', 'dist/cache/cas.js'])).toEqual([]);
   });
 });

@@ -5,7 +5,6 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
-import PQueue from 'p-queue';
 import { ActionCache, packLists, type PackedItem } from '../cache/action-cache.js';
 import { readTree, TreeDamage } from '../cache/chunk-tree.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
@@ -19,6 +18,7 @@ import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
 import { badFileHash, longFilesDigest, withFilesRead, writeFilesTree } from './file-tree.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
+import { Limiter } from './limiter.js';
 import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
 import { staleReasons, summarize } from './reasons.js';
 import { makeStageContext } from './stage-context.js';
@@ -125,10 +125,10 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const cluster = opts.cluster ? clusterWorker(config, opts.cacheDir, opts.cluster, worker) : undefined;
 
   const cpu = opts.concurrency?.cpu ?? Math.max(1, availableParallelism());
-  const queues: Record<ResourceClass, PQueue> = {
-    cpu: new PQueue({ concurrency: cpu }),
-    net: new PQueue({ concurrency: opts.concurrency?.net ?? 4 }),
-    gpu: new PQueue({ concurrency: opts.concurrency?.gpu ?? 1 }),
+  const queues: Record<ResourceClass, Limiter> = {
+    cpu: new Limiter(cpu),
+    net: new Limiter(opts.concurrency?.net ?? 4),
+    gpu: new Limiter(opts.concurrency?.gpu ?? 1),
   };
 
   let recordProblem: string | undefined;
@@ -371,7 +371,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
           }
           return finish({ report: { stage: node.id, outcome: 'failed', reason, durationMs: 0 } });
         }
-      }) as Promise<StageReport>;
+      });
     })();
   };
 

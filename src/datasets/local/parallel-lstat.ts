@@ -12,11 +12,12 @@
 // as soon as it starts, and the helper stats them while the command's code loads. The walk takes
 // over such a prestarted job only when it lists the very same names in that folder; its stats are
 // then older than the walk (FolderWalk.statsFrom: the racy rule counts from the older instant).
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { workerScript } from '../../engine/worker-script.js';
 import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, jobBytes, jobViews, TICKETS, type StatJob } from './stat-share.js';
-import { readStatHint, writeStatHint, type HintedFolder } from './stat-hint.js';
+import { readStatHint, statHintPath, writeStatHint, type HintedFolder } from './stat-hint.js';
 
 /** below this many names a folder is stat-ed on this thread alone */
 export const PARALLEL_MIN = 4_096;
@@ -64,10 +65,10 @@ export function prestartStatHelper(cacheDir: string): void {
   for (const { job } of prestarted.values()) job.abandon();
   prestarted.clear();
   prestartedFrom = hintFrom = from;
+  // the thread starts first: it boots while the hint is read
+  const worker = existsSync(statHintPath(from)) ? theHelper() : null;
   hinted = readStatHint(from);
-  if (!hinted.length) return;
-  const worker = theHelper();
-  if (!worker) return;
+  if (!worker || !hinted.length) return;
   for (const folder of hinted) prestarted.set(folder.prefix, { names: folder.names, job: newJob(worker, folder.prefix, folder.names, folder.count) });
 }
 
