@@ -55,7 +55,10 @@ async function main(argv: string[]): Promise<number> {
   // loads (the cache of a lorafile in this folder; run and status start it again from the real one)
   if (command === 'run' || command === 'status') {
     const cache = process.env.LORABUILD_CACHE || 'cache';
-    void import('../datasets/local/parallel-lstat.js').then((m) => m.prestartStatHelper(cache), () => {});
+    void import('../datasets/local/stat-thread.js')
+      .then((t) => t.startStatThreadIfHinted(cache))
+      .then(() => import('../datasets/local/parallel-lstat.js'))
+      .then((m) => m.prestartStatHelper(cache), () => {});
   }
   let mod;
   try {

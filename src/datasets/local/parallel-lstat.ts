@@ -14,17 +14,16 @@
 // then older than the walk (FolderWalk.statsFrom: the racy rule counts from the older instant).
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { workerScript } from '../../engine/worker-script.js';
+import type { Worker } from 'node:worker_threads';
 import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, jobBytes, jobViews, TICKETS, type StatJob } from './stat-share.js';
-import { readStatHint, statHintPath, writeStatHint, type HintedFolder } from './stat-hint.js';
+import { readStatHint, writeStatHint, type HintedFolder } from './stat-hint.js';
+import { statHintPath, statThread } from './stat-thread.js';
 
 /** below this many names a folder is stat-ed on this thread alone */
 export const PARALLEL_MIN = 4_096;
 /** the most the walk waits for the helper's last chunk (a chunk takes ~1 ms) */
 const WAIT_MS = 5_000;
 
-let helper: Worker | null | undefined;
 /** names the helper stat-ed (tests check that it did some of the work) */
 export const helperCounts = { names: 0, prestartedUsed: 0 };
 
@@ -41,18 +40,6 @@ const walkedBig = new Map<string, Map<string, BigFolder>>();
 /** a folder the walk stat-ed as a job (see FolderWalk.bigFolders): what a hint holds */
 export type BigFolder = HintedFolder;
 
-function theHelper(): Worker | null {
-  if (helper !== undefined) return helper;
-  const script = workerScript(new URL('./stat-worker.js', import.meta.url), new URL('../../../dist/datasets/local/stat-worker.js', import.meta.url));
-  if (!script) return (helper = null);
-  const worker = new Worker(script);
-  // it never keeps the process alive, and a failure only costs the walk the helper's chunks
-  worker.unref();
-  worker.on('error', () => (helper = null));
-  worker.on('exit', () => (helper = null));
-  return (helper = worker);
-}
-
 /**
  * Hands the helper the big folders of the last walk under `cacheDir` (none without a hint), so
  * that their lstats start now: a thread takes ~30 ms to start, and a command ~50 more to load its
@@ -66,7 +53,7 @@ export function prestartStatHelper(cacheDir: string): void {
   prestarted.clear();
   prestartedFrom = hintFrom = from;
   // the thread starts first: it boots while the hint is read
-  const worker = existsSync(statHintPath(from)) ? theHelper() : null;
+  const worker = existsSync(statHintPath(from)) ? statThread() : null;
   hinted = readStatHint(from);
   if (!worker || !hinted.length) return;
   for (const folder of hinted) prestarted.set(folder.prefix, { names: folder.names, job: newJob(worker, folder.prefix, folder.names, folder.count) });
@@ -126,7 +113,7 @@ export function startStatJob(prefix: string, joined: string, count: number): Sta
     }
     pre.job.abandon();
   }
-  const worker = theHelper();
+  const worker = statThread();
   if (!worker) return undefined;
   return newJob(worker, prefix, joined, count);
 }

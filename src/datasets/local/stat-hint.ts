@@ -4,9 +4,11 @@
 // only when the walk finds the very same names there. Checksummed like the other files of folders/
 // (a damaged hint is ignored), and rewritten only when the walked folders or their names change.
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statHintPath } from './stat-thread.js';
 import { framed, unframed } from './folder-cache-file.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.js';
+
+export { statHintPath };
 
 export const STAT_HINT_MAGIC = 'lorabuild-stat-hint 1';
 /** a hint bigger than this (100,000s of names per folder) is not read */
@@ -20,10 +22,6 @@ export interface HintedFolder {
   /** its names, as the walk lists them (sorted, hidden ones left out), joined by '\n' */
   names: string;
   count: number;
-}
-
-export function statHintPath(cacheDir: string): string {
-  return join(cacheDir, 'folders', 'stat-hint');
 }
 
 function namesIn(joined: string): number {
