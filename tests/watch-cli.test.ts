@@ -134,6 +134,23 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     await stopAndCheck(w, dir);
   });
 
+  it("answers a second save of a caption made right after the first (inside chokidar's 50 ms throttle) with a build of its own, and no more", async () => {
+    const dir = makeProject('save-twice', 4);
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the end of build 1');
+    writeFileSync(join(dir, 'data/text/2.txt'), '\n');
+    expect(diagnosticsOf(await w.next(isWatch('diagnostics'), 'the diagnostics of the first save'))).toEqual(['data/text/2.txt empty_caption']);
+    // at once: chokidar drops its notice of this write; the OS's own notice is followed up
+    writeFileSync(join(dir, 'data/text/2.txt'), 'one-line-art, shape 2, fixed\n');
+    const fixed = await w.next(isWatch('diagnostics', (e) => e.errors === 0), 'the diagnostics of the second save');
+    expect(fixed.stale).toBeUndefined();
+    await w.next(isWatch('idle', (e) => e.build === 3), 'the end of build 3');
+    // past every recheck: the two saves made two builds
+    await new Promise((r) => setTimeout(r, 500));
+    expect(w.events.filter((e) => e.watch === 'build').map((e) => e.changes)).toEqual([[], ['data/text/2.txt'], ['data/text/2.txt']]);
+    await stopAndCheck(w, dir);
+  });
+
   it('rebuilds once for a burst of 50 saves', async () => {
     const dir = makeProject('burst', 50);
     const w = new WatchProcess(['--through', 'validate', '--debounce', '300'], { cwd: dir, env: ENV });

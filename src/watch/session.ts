@@ -45,6 +45,8 @@ const AUDIT_IDLE_MS = 30_000;
 const PATCHABLE_NOTICES = 256;
 /** chokidar's per-path throttle of 'change' events (FSWatcher._emit) */
 const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
+/** chokidar's own throttle of raw notices of one file (a truncate and its write are one save) */
+const RAW_SETTLE_MS = 5;
 
 function statOrNull(abs: string): Stats | null {
   try {
@@ -75,6 +77,10 @@ export class WatchSession {
   private everythingChangedDuringBuild = false;
   private stopRequested = false;
   private readonly rechecks = new Set<NodeJS.Timeout>();
+  /** per file, chokidar's last add/change notice (or a recheck's): when, and the stat it saw */
+  private readonly noticed = new Map<string, { at: number; stat: Stats | null }>();
+  /** files with a recheckIfThrottled pending */
+  private readonly soon = new Set<string>();
   private items: { cacheDir: string; cas: Cas; memo: ItemMemo; stats: StatMemo } | undefined;
   /** the last watchPlan() and what it was made from */
   private lastPlan: { set: WatchSet; listings: (string[] | undefined)[]; plan: { files: string[]; folders: string[] } } | undefined;
@@ -105,10 +111,14 @@ export class WatchSession {
     if (this.set) for (const root of this.set.datasets.values()) await this.walks.walk(root, root).catch(() => undefined);
     this.watchers = new InputWatchers({
       event: (abs, event, stats) => {
+        if (event === 'add' || event === 'change') this.noticed.set(abs, { at: performance.now(), stat: stats ?? statOrNull(abs) });
         this.onFileEvent(abs, event);
-        if (event === 'add' || event === 'change') this.recheckLater(abs, stats);
+        if (event === 'add' || event === 'change') this.recheckLater(abs);
       },
-      raw: (eventType, watchedPath, evPath) => this.walks.rawEvent(eventType, watchedPath, evPath),
+      raw: (eventType, watchedPath, evPath) => {
+        this.walks.rawEvent(eventType, watchedPath, evPath);
+        if (eventType === 'change') this.recheckIfThrottled(watchedPath);
+      },
       error: (message) => this.emit({ watch: 'error', message }),
       ignored: (abs) => (this.set ? isIgnored(this.set, abs) : false),
     });
@@ -188,19 +198,40 @@ export class WatchSession {
    * another could go unseen while the build had already read the older text. So each changed
    * file is stat'ed again a little later and reported once more if it changed meanwhile.
    */
-  private recheckLater(abs: string, seen: Stats | undefined): void {
-    const before = seen ?? statOrNull(abs);
-    if (!before) return;
+  private recheckLater(abs: string): void {
     const timer = setTimeout(() => {
       this.rechecks.delete(timer);
-      const now = statOrNull(abs);
-      // (onFileEvent drops it when the last build already read this very content)
-      if (now && !sameStat(now, before)) {
-        this.onFileEvent(abs, 'change');
-        this.recheckLater(abs, now);
-      }
+      if (this.changedSinceNoticed(abs)) this.recheckLater(abs);
     }, CHOKIDAR_CHANGE_THROTTLE_MS + 10);
     this.rechecks.add(timer);
+  }
+
+  /**
+   * The OS's own notice of a write to a file that chokidar reported less than 50 ms ago: chokidar
+   * will drop its 'change', so the file is stat'ed as soon as the write has settled (chokidar's own
+   * 5 ms) instead of at the recheck 60 ms later: two saves in a row are both answered at once.
+   */
+  private recheckIfThrottled(abs: string): void {
+    const last = this.noticed.get(abs);
+    if (!last || performance.now() - last.at >= CHOKIDAR_CHANGE_THROTTLE_MS || this.soon.has(abs)) return;
+    const timer = setTimeout(() => {
+      this.rechecks.delete(timer);
+      this.soon.delete(abs);
+      this.changedSinceNoticed(abs);
+    }, RAW_SETTLE_MS);
+    this.soon.add(abs);
+    this.rechecks.add(timer);
+  }
+
+  /** reports `abs` again when its stat moved since the last notice of it; true if it did */
+  private changedSinceNoticed(abs: string): boolean {
+    const now = statOrNull(abs);
+    const last = this.noticed.get(abs);
+    if (!now || (last?.stat && sameStat(now, last.stat))) return false;
+    this.noticed.set(abs, { at: last?.at ?? performance.now(), stat: now });
+    // (onFileEvent drops it when the last build already read this very content)
+    this.onFileEvent(abs, 'change');
+    return true;
   }
 
   private onFileEvent(abs: string, event: string): void {
