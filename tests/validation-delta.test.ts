@@ -16,18 +16,8 @@ import { writeJsonStreamed } from '../src/text/json-stream.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rng as random } from './helpers/lora-fixtures.js';
 
-/** mulberry32: the same series on every run */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TAGS = ['one-line-art', '__proto__', 'side view', 'front view', 'a face', '0', '7', '12', '01', '4294967295', 'hat', 'hat', 'red', 'blue'];
 const TRIGGERS: (TriggerState | null)[] = ['present', 'present', 'present', 'missing', 'cut', null];

@@ -57,17 +57,23 @@ async function freshReports(dir: string, name: string): Promise<{ json: string; 
   return { json, md };
 }
 
+/** a lab dataset of ITEMS items (trigger one-line-art) in tmp/<name>, and a watch on it after its first build */
+async function watchedProject(name: string): Promise<{ dir: string; w: WatchProcess }> {
+  const dir = join(tmp.dir, name);
+  const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
+  for (let i = 0; i < ITEMS; i++) {
+    files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
+    files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
+  }
+  writeFiles(dir, files);
+  const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+  await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+  return { dir, w };
+}
+
 describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
   it('writes the lock and reports a fresh run writes, after edits, a duplicate, an added and a removed item and new settings', async () => {
-    const dir = join(tmp.dir, 'watched');
-    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
-    for (let i = 0; i < ITEMS; i++) {
-      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
-      files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
-    }
-    writeFiles(dir, files);
-    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
-    await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+    const { dir, w } = await watchedProject('watched');
 
     const step = (what: string, write: () => void) => settle(w, what, write);
     const caption = (i: number, text: string) => writeFileSync(join(dir, `data/text/${i}.txt`), text);
@@ -114,15 +120,7 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
   // (text/validation-delta.ts); a settings change or a different item count starts over, so
   // the reports are compared part way, while the kept state carries them
   it('writes the reports of a fresh run while validate updates its kept report: duplicates, numbering, tag ranks, an item removed and added back', async () => {
-    const dir = join(tmp.dir, 'kept');
-    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
-    for (let i = 0; i < ITEMS; i++) {
-      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
-      files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
-    }
-    writeFiles(dir, files);
-    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
-    await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+    const { dir, w } = await watchedProject('kept');
     let stopped = false;
     try {
       const step = (what: string, write: () => void) => settle(w, what, write);
@@ -183,15 +181,7 @@ describe('lorabuild watch after saves', { timeout: 300_000 }, () => {
   });
 
   it('matches a fresh run after each save: a caption edited twice, an image replaced, an item renamed, added, a caption deleted, an item removed', async () => {
-    const dir = join(tmp.dir, 'steps');
-    const files: Record<string, string | Buffer> = { 'lorafile.yaml': lorafile('one-line-art') };
-    for (let i = 0; i < ITEMS; i++) {
-      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
-      files[`data/text/${i}.txt`] = `one-line-art, shape ${i}, ${i % 2 ? 'side' : 'front'} view\n`;
-    }
-    writeFiles(dir, files);
-    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
-    await w.next(isWatch('idle', (e) => e.build === 1), 'the first build');
+    const { dir, w } = await watchedProject('steps');
     let fresh = 0;
     // each save, then the watch's lock and reports against a fresh run's on a copy of the folder
     // `validateFails`: a failed stage keeps its last lock entry, which a fresh run never had: the

@@ -22,7 +22,8 @@ export interface T {
   v: Float32Array;
 }
 
-function rng(seed: number): () => number {
+/** mulberry32: the same series of numbers in [0, 1) on every run */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
