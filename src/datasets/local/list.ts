@@ -291,7 +291,7 @@ function fromSnapshot(snap: ListingSnapshot, walk: FolderWalk, display: string, 
   const build = (): LocalListing => {
     if (!built) {
       const walked = walk.files;
-      const memoised = memoDraft(draftFile, source, pathsDigest(source.layout, walked.map((f) => f.rel)), walked.length);
+      const memoised = memoDraft(draftFile, source, pathsDigest(source.layout, walk.table.rels), walked.length);
       const draft = memoised?.layout === snap.layout ? memoised : readDraftSync(walked, display, snap.layout);
       // a hash the stat memo lost (a damaged memo) is read again, with the walk's stat
       const hashes = walked.map((f) => source.knownHash?.(f.abs, f) ?? sha256FileSync(f.abs));

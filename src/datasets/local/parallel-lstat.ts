@@ -12,12 +12,11 @@
 // as soon as it starts, and the helper stats them while the command's code loads. The walk takes
 // over such a prestarted job only when it lists the very same names in that folder; its stats are
 // then older than the walk (FolderWalk.statsFrom: the racy rule counts from the older instant).
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { ACTIVE, chunksOf, CHUNK, claimChunk, FRONT, jobBytes, jobViews, TICKETS, type StatJob } from './stat-share.js';
 import { readStatHint, writeStatHint, type HintedFolder } from './stat-hint.js';
-import { statHintPath, statThread } from './stat-thread.js';
+import { startStatThreadIfHinted, statThread } from './stat-thread.js';
 
 /** below this many names a folder is stat-ed on this thread alone */
 export const PARALLEL_MIN = 4_096;
@@ -53,9 +52,10 @@ export function prestartStatHelper(cacheDir: string): void {
   prestarted.clear();
   prestartedFrom = hintFrom = from;
   // the thread starts first: it boots while the hint is read
-  const worker = existsSync(statHintPath(from)) ? statThread() : null;
+  startStatThreadIfHinted(from);
   hinted = readStatHint(from);
-  if (!worker || !hinted.length) return;
+  const worker = hinted.length ? statThread() : null;
+  if (!worker) return;
   for (const folder of hinted) prestarted.set(folder.prefix, { names: folder.names, job: newJob(worker, folder.prefix, folder.names, folder.count) });
 }
 

@@ -8,8 +8,6 @@ import { statHintPath } from './stat-thread.js';
 import { framed, unframed } from './folder-cache-file.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../../cache/safe-fs.js';
 
-export { statHintPath };
-
 export const STAT_HINT_MAGIC = 'lorabuild-stat-hint 1';
 /** a hint bigger than this (100,000s of names per folder) is not read */
 const MAX_BYTES = 64 * 1024 * 1024;
