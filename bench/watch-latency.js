@@ -140,6 +140,7 @@ export async function watchLatency({ project, images, edits, debounce = NaN, tim
       images,
       edits,
       first_build_ms: Math.round(firstBuildMs),
+      first_save_ms: +latencies[0].toFixed(1),
       p50_ms: +percentile(latencies, 50).toFixed(1),
       p95_ms: +percentile(latencies, 95).toFixed(1),
       max_ms: +Math.max(...latencies).toFixed(1),
@@ -148,6 +149,7 @@ export async function watchLatency({ project, images, edits, debounce = NaN, tim
       rss_after_first_build_mb: rssFirst,
       rss_after_edits_mb: rssMb(child.pid),
       edited: [...edited],
+      latencies: latencies.map((ms) => +ms.toFixed(1)),
     };
   } finally {
     clearTimeout(limit);

@@ -52,6 +52,11 @@ export class ClipTokenizer implements Tokenizer {
     this.eos = facts.eos;
   }
 
+  /** whether the vocabulary is parsed (a tokenizer made from remembered facts parses it on its first encode) */
+  get vocabLoaded(): boolean {
+    return this.loaded !== null;
+  }
+
   private get vocab(): BpeVocab {
     if (this.loaded === null) {
       const vocab = this.loader!();

@@ -19,6 +19,7 @@ import { classifyChange, isIgnored, stageDatasets, stageInputFiles, watchedPaths
 import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
+import { warmTokenizers } from './warm.js';
 import { InputWatchers } from './watchers.js';
 import { boundPlan, type ThroughKind } from './through.js';
 import { groupDiagnostics } from '../config/diagnostic-groups.js';
@@ -366,6 +367,8 @@ export class WatchSession {
       for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome]++;
       const verdict = result.interrupted ? 'interrupted' : counts.failed ? 'failed' : 'done';
       this.emit({ watch: 'idle', build: this.build, verdict, counts, durationMs: Date.now() - started });
+      // the first save should not pay for loading what every save needs: load it while none comes
+      if (this.build === 1 && !result.interrupted) setImmediate(() => void warmTokenizers(project.config, boundPlan(project.plan, this.options.through), project.cacheDir));
     } finally {
       this.running.clear();
       lock.release();
