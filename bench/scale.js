@@ -199,6 +199,8 @@ async function measure(project, size, row) {
   const watch = await watchLatency({ project, images: size, edits: saves, timeoutMs: 10 * 60_000, log });
   row.watch_saves = watch.edits;
   row.watch_first_build_ms = watch.first_build_ms;
+  row.watch_warm_ms = watch.warm_ms;
+  row.watch_first_save_ms = watch.first_save_ms;
   row.watch_p50_ms = watch.p50_ms;
   row.watch_p95_ms = watch.p95_ms;
   row.watch_max_ms = watch.max_ms;
@@ -208,7 +210,7 @@ async function measure(project, size, row) {
 const FIELDS = [
   'size', 'generated', 'generate_s', 'load_before', 'cold_build_ms', 'cold_stage_ms', 'prepare_items', 'prepare_items_per_s',
   'noop_ms', 'noop_runs_ms', 'noop_rss_mb', 'noop_files_hashed', 'status_ms', 'plan_ms', 'one_edit_ms', 'one_edit_cache_bytes',
-  'one_edit_cache_files', 'one_edit_cache_removed', 'one_edit_cache_largest', 'cache_files', 'watch_saves', 'watch_first_build_ms', 'watch_p50_ms',
+  'one_edit_cache_files', 'one_edit_cache_removed', 'one_edit_cache_largest', 'cache_files', 'watch_saves', 'watch_first_build_ms', 'watch_warm_ms', 'watch_first_save_ms', 'watch_p50_ms',
   'watch_p95_ms', 'watch_max_ms', 'load_after', 'error',
 ];
 
@@ -241,8 +243,8 @@ try {
 
 const cell = (v, unit = '') => (v === null || v === undefined ? '-' : `${typeof v === 'number' ? v.toLocaleString('en-US') : v}${unit}`);
 const table = [
-  '| images | cold build | prepare | no-op run (median) | no-op peak RSS | one-edit run | one-edit cache writes | status | plan | watch p50 / p95 | load | error |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  '| images | cold build | prepare | no-op run (median) | no-op peak RSS | one-edit run | one-edit cache writes | status | plan | watch p50 / p95 | watch warm-up, first save | load | error |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ...rows.map((r) =>
     [
       '',
@@ -256,6 +258,7 @@ const table = [
       cell(r.status_ms, ' ms'),
       cell(r.plan_ms, ' ms'),
       r.watch_p95_ms === null ? '-' : `${r.watch_p50_ms} / ${r.watch_p95_ms} ms`,
+      r.watch_warm_ms === null ? '-' : `${r.watch_warm_ms} ms, ${r.watch_first_save_ms} ms`,
       `${cell(r.load_before)} -> ${cell(r.load_after)}`,
       r.error ? r.error.replace(/\|/g, '\\|').slice(0, 160) : '',
       '',

@@ -63,6 +63,11 @@ const MUTANTS = [
   ['stat-hint-names-unchecked', 'src/datasets/local/parallel-lstat.ts', 'if (pre.names === joined) {', 'if (pre.names.length > 0) {', cli('tests/stat-hint.test.ts')],
   ['walk-table-unsorted', 'src/datasets/local/walk.ts', 'ascending(rels) ? found : sortedTable(found.rels, found.numbers)', 'found', vitest('tests/walk-table.test.ts')],
   ['limiter-no-handoff', 'src/engine/limiter.ts', '      if (next) next();\n      else this.running--;', '      this.running--;\n      next?.();', vitest('tests/limiter.test.ts', 'runs at most')],
+  // the watch's warm-up: its stages run though fresh, record nothing, and leave the others decided
+  ['warm-records', 'src/engine/executor.ts', "      if (rerun) return { report: report('ran', summarize(reasons), { fingerprint: fp, items: record.itemCounts }), outputs: out };\n", '', vitest('tests/engine.test.ts', 'reruns the named stages though they are fresh')],
+  ['warm-runs-nothing', 'src/engine/executor.ts', "    if (rerun) {\n      reasons = ['filling the memos'];", "    if (false) {\n      reasons = ['filling the memos'];", vitest('tests/engine.test.ts', 'warm-up')],
+  ['warm-runs-all', 'src/engine/executor.ts', "const decideOnly = mode === 'status' || (mode === 'warm' && !rerun);", "const decideOnly = mode === 'status';", vitest('tests/engine.test.ts', 'only decides the stages it is not given')],
+  ['warm-no-vocab', 'src/watch/warm.ts', "if (tokenizer.encodeIds) tokenizer.encodeIds('a');", 'if (tokenizer.encodeIds) void tokenizer.id;', cli('tests/watch-warm.test.ts')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

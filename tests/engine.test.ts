@@ -1,6 +1,6 @@
 // The executor on real files in a temp folder, with small stage implementations defined here
 // (a lab-layout lister, a per-item caption "prepare", and a materializing "train").
-import { readFileSync, writeFileSync, utimesSync, existsSync, rmSync, readdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, utimesSync, existsSync, rmSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execute, type StageRegistry } from '../src/engine/executor.js';
@@ -269,6 +269,44 @@ describe('scheduling', () => {
     const lockText = readFileSync(join(dir, 'lorafile.lock'), 'utf8');
     expect(lockText).not.toContain('fetch:a');
     expect(lockText).not.toContain('render:a');
+  });
+});
+
+describe('warm-up (mode warm, for lorabuild watch)', () => {
+  /** size and mtime of every file under `root` but the store, the item memo, the stat memo and temp files */
+  function recorded(root: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        const abs = join(d, e.name);
+        const rel = abs.slice(root.length + 1);
+        if (/^cache\/(cas|items|tmp|statmemo)/.test(rel)) continue;
+        if (e.isDirectory()) walk(abs);
+        else out[rel] = `${statSync(abs).size} ${statSync(abs).mtimeMs}`;
+      }
+    };
+    walk(root);
+    return out;
+  }
+  const warmUp = (warm: string[], cfg = config()) => execute({ config: cfg, plan: plan(), registry, cacheDir: join(dir, 'cache'), lockFile: lockPathFor(cfg.file), mode: 'warm', warm: new Set(warm) });
+
+  it('reruns the named stages though they are fresh, and records nothing', async () => {
+    await build();
+    const before = recorded(dir);
+    expect(Object.keys(before)).toEqual(expect.arrayContaining(['lorafile.lock', 'out/loras/x/x.safetensors']));
+    const warmed = await warmUp(['fetch:ds', 'prepare:ds']);
+    expect([...warmed.reports.values()].map((r) => [r.stage, r.outcome])).toEqual([['fetch:ds', 'ran'], ['prepare:ds', 'ran'], ['train:x', 'fresh']]);
+    expect(runs).toEqual({ fetch: 2, prepare: 2, train: 1 });
+    expect(recorded(dir)).toEqual(before);
+    const after = await build();
+    expect([...after.result.reports.values()].map((r) => r.outcome)).toEqual(['fresh', 'fresh', 'fresh']);
+  });
+
+  it('only decides the stages it is not given: a stale one stays stale, and does not run', async () => {
+    await build();
+    const warmed = await warmUp(['fetch:ds'], config({ lr: 0.5 }));
+    expect([...warmed.reports.values()].map((r) => r.outcome)).toEqual(['ran', 'fresh', 'stale']);
+    expect(runs).toEqual({ fetch: 2, prepare: 1, train: 1 });
   });
 });
 

@@ -3,10 +3,10 @@
 // first); an invalid lorafile keeps the last good plan until it is fixed; a burst of saves is one
 // rebuild; changes during a (held) stage queue exactly one rerun; --through bounds the plan; Ctrl-C
 // exits 130 leaving no staging folder behind.
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeTempDir, startCli, waitForLine, writeFiles } from './helpers/cli.js';
+import { makeTempDir, runCli, startCli, waitForLine, writeFiles } from './helpers/cli.js';
 import { isStage, isWatch, WatchProcess, type WatchLine } from './watch-stream.js';
 // @ts-expect-error the bench helpers are plain JavaScript
 import { tinyPng } from '../bench/lab-dataset.js';
@@ -81,6 +81,32 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
 
     const events = await stopAndCheck(w, dir);
     expect(events.filter((e) => typeof e.stage === 'string' && e.stage.startsWith('train:'))).toEqual([]);
+  });
+
+  it('on a built cache, reruns the dataset stages before the first save without recording anything, then answers saves as usual', async () => {
+    const dir = makeProject('warm', 6);
+    const built = await runCli(['run', 'validate:ds', '--json'], { cwd: dir, env: ENV });
+    expect(built.code, built.stderr).toBe(0);
+    const recorded = () => Object.fromEntries(['lorafile.lock', 'out/datasets/ds/validation.md', 'cache/actions', 'cache/runs'].map((p) => [p, statSync(join(dir, p)).mtimeMs]));
+    const before = recorded();
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });
+    expect(await w.next(isWatch('idle', (e) => e.build === 1), 'the end of build 1')).toMatchObject({ verdict: 'done', counts: { fresh: 3, ran: 0 } });
+    expect(await w.next(isWatch('warm'), 'the warm-up')).toMatchObject({ stages: ['fetch:ds', 'prepare:ds', 'validate:ds'], interrupted: false });
+    expect(recorded()).toEqual(before);
+    // it showed nothing: no stage event between the first build and the warm-up's end
+    const idleAt = w.events.findIndex((e) => e.watch === 'idle');
+    expect(w.events.slice(idleAt + 1, w.events.findIndex((e) => e.watch === 'warm')).filter((e) => e.stage !== undefined)).toEqual([]);
+
+    writeFileSync(join(dir, 'data/text/2.txt'), '  \n');
+    const broken = await w.next(isWatch('diagnostics', (e) => e.errors === 1), 'the new diagnostics');
+    expect(diagnosticsOf(broken)).toEqual(['data/text/2.txt empty_caption']);
+    await w.next(isWatch('idle', (e) => e.build === 2 && e.verdict === 'failed'), 'the end of build 2');
+    writeFileSync(join(dir, 'data/text/2.txt'), 'one-line-art, shape 2, side view\n');
+    expect(await w.next(isWatch('diagnostics'), 'the fixed diagnostics')).toMatchObject({ errors: 0, diagnostics: [] });
+    await w.next(isWatch('idle', (e) => e.build === 3 && e.verdict === 'done'), 'the end of build 3');
+    await stopAndCheck(w, dir);
+    // the warm-up comes once, after the first build
+    expect(w.events.filter((e) => e.watch === 'warm')).toHaveLength(1);
   });
 
   it('keeps the last good plan while the lorafile is invalid, and rebuilds once it is fixed', async () => {

@@ -36,7 +36,15 @@ export interface ExecuteOptions {
   registry: StageRegistry;
   cacheDir: string;
   lockFile: string;
-  mode: 'run' | 'status';
+  /**
+   * 'warm': the stages in `warm` run as in 'run', fresh or not, and nothing is recorded (no action
+   * entry, lock, out/ copy, log or last-run record): only the blobs they write (the same as
+   * before) and the memos passed in. The plan's other stages are decided as in 'status'. A watch
+   * fills its memos so while it waits for the first save.
+   */
+  mode: 'run' | 'status' | 'warm';
+  /** with mode 'warm': the stages that run (ones that read only local files: not train or render) */
+  warm?: ReadonlySet<string>;
   signal?: AbortSignal;
   options?: Record<string, Json>;
   keepGoing?: boolean;
@@ -168,6 +176,9 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       ...extra,
     });
     const impl = await opts.registry(node.kind);
+    // a warm-up reruns its stages; the others are only decided, as `status` does
+    const rerun = mode === 'warm' && opts.warm?.has(node.id) === true;
+    const decideOnly = mode === 'status' || (mode === 'warm' && !rerun);
     const previous = previousLock.stages[node.id];
     const onCluster = cluster !== undefined && node.resource === 'gpu';
     const contextDeps = {
@@ -215,13 +226,15 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     };
 
     let reasons: string[];
-    if (previous?.fingerprint === fp && actions.has(fp)) {
+    if (rerun) {
+      reasons = ['filling the memos'];
+    } else if (previous?.fingerprint === fp && actions.has(fp)) {
       const problems = await checkOutputs(previous.outputs, materializedDir, config.root, cas, memo);
       const out: StageOutputs = { files: previous.outputs, meta: previous.meta };
       if (problems.length === 0) return { report: report('fresh', 'up to date', { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
       reasons = problems.map((p) => p.message);
       if (!problems.some((p) => p.blobBad)) {
-        if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
+        if (decideOnly) return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
         materialize(out.files, Object.keys(out.files), materializedDir!, cas, memo, config.root);
         return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
       }
@@ -230,7 +243,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       // into the cache when every copy still has its recorded hash, instead of rebuilding
       const out: StageOutputs = { files: previous.outputs, meta: previous.meta };
       if (materializedDir && Object.keys(out.files).length > 0 && (await copiesMatch(out.files, materializedDir, memo))) {
-        if (mode === 'status') return { report: report('cached', 'the cache lacks it, but its outputs in out/ match lorafile.lock (restorable)', { fingerprint: fp }), outputs: out };
+        if (decideOnly) return { report: report('cached', 'the cache lacks it, but its outputs in out/ match lorafile.lock (restorable)', { fingerprint: fp }), outputs: out };
         for (const name of Object.keys(out.files)) await cas.putFile(join(materializedDir, ...name.split('/')), true);
         actions.put({ version: 1, stage: node.id, kind: node.kind, fingerprint: fp, params: inputs.params, upstream: upstreamFps, outputs: out, refs: [], items: [], createdAt: new Date().toISOString(), durationMs: 0 });
         return { report: report('cached', 'the cache lacked it; adopted its outputs from out/ (they match lorafile.lock)', { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
@@ -241,16 +254,16 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       if (reasons.length === 0) reasons = ['tool or environment versions changed'];
     }
 
-    const entry = actions.get(fp);
+    const entry = rerun ? undefined : actions.get(fp);
     if (entry && restorable(entry, cas)) {
       const out = entry.outputs;
-      if (mode === 'status') return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
+      if (decideOnly) return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
       if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
       return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
     }
-    if (mode === 'status') return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
+    if (decideOnly) return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
 
-    const remote = opts.remote && usesRemote(node) ? opts.remote : undefined;
+    const remote = mode === 'run' && opts.remote && usesRemote(node) ? opts.remote : undefined;
     const fromRemote = remote ? await remote.fetch(node, fp, cas, actions) : undefined;
     if (fromRemote) {
       for (const blob of Object.values(fromRemote.files)) memo.record(cas.path(blob.sha256), statSync(cas.path(blob.sha256)), blob.sha256, true);
@@ -274,6 +287,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     preloadItems(items, actions, cas, previous?.fingerprint);
     const records: (() => void)[] = [];
     const recordRun = (outcome: string, reason: string, kept: string[] = []) => {
+      if (rerun) return;
       const at = new Date().toISOString();
       records.push(() => {
         // a log lost in a crash is only a missing log; the last-run record names the reports kept in out/, so it is replaced plainly
@@ -294,6 +308,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       }
       if (signal.aborted) throw new Interrupted();
       if (result.failed) {
+        if (rerun) return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
         // what a failed stage wrote (validation.md with the caption errors) is what the user needs
         // most: it goes to out/ like outputs do, but into no lock entry
         const kept = materializedDir && (staging !== undefined || record.added.size > 0) ? await keepFailureReports(staging, record.added, materializedDir, [...Object.keys(previous?.outputs ?? {}), ...keptBefore(layout, node.id)], cas, memo, config.root) : [];
@@ -310,6 +325,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const lists = packLists(cas, record.refs, record.items, node.id);
       // a memo that remembers its records (watch) has this pack's records already
       if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
+      if (rerun) return { report: report('ran', summarize(reasons), { fingerprint: fp, items: record.itemCounts }), outputs: out };
       const entry = {
         version: 1 as const,
         stage: node.id,

@@ -22,6 +22,11 @@ export type WatchEvent =
   | { watch: 'diagnostics'; dataset: string; errors: number; warnings: number; diagnostics: Json[]; stale?: true }
   /** validation could not run (an upstream stage failed): no current diagnostics */
   | { watch: 'unvalidated'; dataset: string; reason: string }
+  /**
+   * after the first build: the dataset stages were rerun without recording anything, to fill the
+   * memos a save needs (watch/warm.ts); `interrupted`: a save came first and stopped it
+   */
+  | { watch: 'warm'; stages: string[]; interrupted: boolean; durationMs: number }
   | { watch: 'idle'; build: number; verdict: 'done' | 'failed' | 'interrupted'; counts: Record<string, number>; durationMs: number }
   /** another lorabuild process holds the cache: the build starts when it is done */
   | { watch: 'waiting'; holder: string; cache: string; /** who holds the cache and how to break a stale lock by hand */ message: string }

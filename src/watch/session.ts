@@ -19,7 +19,7 @@ import { classifyChange, isIgnored, stageDatasets, stageInputFiles, watchedPaths
 import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
-import { warmTokenizers } from './warm.js';
+import { warmStageIds, warmTokenizers } from './warm.js';
 import { InputWatchers } from './watchers.js';
 import { boundPlan, type ThroughKind } from './through.js';
 import { groupDiagnostics } from '../config/diagnostic-groups.js';
@@ -83,6 +83,8 @@ export class WatchSession {
   /** files with a recheckIfThrottled pending */
   private readonly soon = new Set<string>();
   private items: { cacheDir: string; cas: Cas; memo: ItemMemo; stats: StatMemo } | undefined;
+  /** the warm-up after the first build is running (see warmUp) */
+  private warming = false;
   /** the last watchPlan() and what it was made from */
   private lastPlan: { set: WatchSet; listings: (string[] | undefined)[]; plan: { files: string[]; folders: string[] } } | undefined;
   /** the plan the watchers hold (update() is skipped for the very same plan) */
@@ -95,8 +97,11 @@ export class WatchSession {
     this.loop = new WatchLoop({
       debounceMs: options.debounceMs,
       run: (signal, changes) => this.runBuild(signal, changes),
-      shouldCancel: (change) => this.options.cancel && this.affectedRunning(change).length > 0,
-      onCancel: (change) => this.emit({ watch: 'cancel', build: this.build, stages: this.affectedRunning(change), path: this.display(change.path) }),
+      // a save during the warm-up stops it: the save's build does what is left of it
+      shouldCancel: (change) => this.warming || (this.options.cancel && this.affectedRunning(change).length > 0),
+      onCancel: (change) => {
+        if (!this.warming) this.emit({ watch: 'cancel', build: this.build, stages: this.affectedRunning(change), path: this.display(change.path) });
+      },
       onState: (state, previous) => {
         if (state === 'queued' && previous === 'running') this.emit({ watch: 'queued', build: this.build });
       },
@@ -367,8 +372,7 @@ export class WatchSession {
       for (const r of result.reports.values()) if (r.outcome in counts) counts[r.outcome]++;
       const verdict = result.interrupted ? 'interrupted' : counts.failed ? 'failed' : 'done';
       this.emit({ watch: 'idle', build: this.build, verdict, counts, durationMs: Date.now() - started });
-      // the first save should not pay for loading what every save needs: load it while none comes
-      if (this.build === 1 && !result.interrupted) setImmediate(() => void warmTokenizers(project.config, boundPlan(project.plan, this.options.through), project.cacheDir));
+      if (this.build === 1 && !result.interrupted) await this.warmUp(project, signal, kept, result.reports);
     } finally {
       this.running.clear();
       lock.release();
@@ -376,6 +380,45 @@ export class WatchSession {
       this.watchThis(this.watchPlan());
       this.auditLater();
     }
+  }
+
+  /**
+   * After the first build (the writer lock still held, the loop still running, so a save waits for
+   * it or stops it): reruns the dataset stages without recording anything, and loads the
+   * tokenizers, to fill the memos the first save would otherwise fill (watch/warm.ts).
+   */
+  private async warmUp(project: Project, signal: AbortSignal, kept: { cas: Cas; memo: ItemMemo; stats: StatMemo }, first: ReadonlyMap<string, { outcome: string }>): Promise<void> {
+    const started = Date.now();
+    const plan = boundPlan(project.plan, this.options.through);
+    // a stage the first build ran filled its memos already
+    const warm = new Set([...warmStageIds(project.config, plan)].filter((id) => first.get(id)?.outcome === 'fresh' || first.get(id)?.outcome === 'cached'));
+    this.warming = true;
+    let interrupted = false;
+    try {
+      const result = warm.size === 0 ? { interrupted: false } : await execute({
+        config: project.config,
+        plan,
+        registry: this.options.registry,
+        cacheDir: project.cacheDir,
+        lockFile: project.lockFile,
+        mode: 'warm',
+        warm,
+        signal,
+        items: kept.memo,
+        cas: kept.cas,
+        statMemo: kept.stats,
+        walkFolder: (rootAbs, display) => this.walks.walk(rootAbs, display),
+        quietCachedItems: true,
+      });
+      interrupted = result.interrupted;
+      if (!interrupted) await warmTokenizers(project.config, plan, project.cacheDir);
+    } catch {
+      // only a head start: the save's build does the work and reports what fails
+      interrupted = signal.aborted;
+    } finally {
+      this.warming = false;
+    }
+    this.emit({ watch: 'warm', stages: [...warm], interrupted, durationMs: Date.now() - started });
   }
 
   private onStageEvent(e: StageEvent, collected: Map<string, Json[]>, signal: AbortSignal, project: Project): void {
