@@ -243,6 +243,28 @@ describe('kept validation report', () => {
     expect(kept.counts).toEqual({ plain: 6, made: 3, updated: 4, failed: 0 });
   });
 
+  it('makes its state on the first report when another build follows (a watch), so the first change is an update', () => {
+    const w = world(5, 10);
+    const items = Array.from({ length: 40 }, (_, n) => makeItem(w, n));
+    const checks = items.map((item) => makeCheck(w, item));
+    const settings = settingsOf('lab', 'one-line-art');
+    const kept = new KeptReport();
+    const same = (manifest: Manifest, c: ItemCheck[], step: string) => {
+      const got = kept.report(manifest, c, settings, JSON.stringify(settings), TOKENIZER, true);
+      expect(JSON.stringify(got, null, 2), step).toBe(JSON.stringify(buildReport(manifest, c, settings, TOKENIZER), null, 2));
+    };
+    same(manifestOf([...items], 'lab'), [...checks], 'first');
+    expect(kept.counts).toEqual({ plain: 0, made: 1, updated: 0, failed: 0 });
+    for (let step = 0; step < 20; step++) {
+      const what = edit(w, items, checks);
+      if (Array.isArray(what)) same(manifestOf(what[1], 'lab'), what[2], `step ${step}: ${what[0]}, between`);
+      same(manifestOf([...items], 'lab'), [...checks], `step ${step}`);
+    }
+    expect(kept.counts.plain).toBe(0);
+    expect(kept.counts.failed).toBe(0);
+    expect(kept.counts.updated).toBeGreaterThan(10);
+  });
+
   it('keeps diagnostics at one place in item order when items are added and removed', () => {
     // every item's finding points at the same place: only the item order tells them apart
     const itemOf = (n: number) => ({ id: `r${n}`, image: null, caption: { text: 't', clean: 't', sha256: `c${n}`, origin: 'data/meta.csv', line: 1 } }) as ManifestItem;

@@ -118,6 +118,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     root: deps.config.root,
     cacheDir: deps.cacheDir,
     signal: deps.signal,
+    rebuilds: items.remembers,
     previous: deps.previous,
     options: deps.options,
     get outDir(): string {

@@ -93,6 +93,11 @@ export interface StageContext {
    * cache that re-stats only the files its watcher reported; unset: the folder is walked.
    */
   walkFolder?(rootAbs: string, display: string): Promise<FolderFile[]>;
+  /**
+   * the process builds again after this build (`lorabuild watch`): what a stage keeps in memory for
+   * its next run is used, so it may as well make it now
+   */
+  rebuilds?: boolean;
   /** outputs of an upstream stage (must be in node.deps) */
   upstream(stageId: string): StageOutputs;
   /** absolute path of an upstream output file inside the CAS (read-only!) */

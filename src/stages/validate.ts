@@ -172,7 +172,7 @@ export const stage: StageImpl = {
       if (i % 500 === 499) ctx.progress(i + 1, items.length, undefined, 'items');
     }
     Object.assign(last, { settings: keySettings, items, keys });
-    const report = last.report.report(manifest, checks, settings, keySettings, { id: tokenizer.id, reason });
+    const report = last.report.report(manifest, checks, settings, keySettings, { id: tokenizer.id, reason }, ctx.rebuilds === true);
     const markdown = renderMarkdown(report);
     if (listed(report) <= INLINE_REPORT_LISTED) {
       // straight into the store: no staging folder made, written, hashed again and removed per save

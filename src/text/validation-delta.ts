@@ -545,20 +545,23 @@ export class KeptReport {
   /** how each report was made: the plain way, a kept state made or updated, or a state that failed its update */
   readonly counts = { plain: 0, made: 0, updated: 0, failed: 0 };
 
-  /** `key` names the settings and tokenizer the checks were made with */
-  report(manifest: Manifest, checks: ItemCheck[], settings: ValidationSettings, key: string, tokenizer: { id: string; reason: string }): ValidationReport {
+  /**
+   * `key` names the settings and tokenizer the checks were made with; `again`: another build will
+   * follow (a watch), so the kept state is made now even when no update can use it yet
+   */
+  report(manifest: Manifest, checks: ItemCheck[], settings: ValidationSettings, key: string, tokenizer: { id: string; reason: string }, again = false): ValidationReport {
     const now: Last = { key, manifest, items: manifest.items, checks };
     const last = this.last;
     this.last = now;
     const delta = last ? changedItems(last, now) : null;
-    if (delta === null) {
+    if (delta === null && !again) {
       // the first build, or one unlike the last: the plain way; kept state is made when an update can use it
       this.state = undefined;
       this.counts.plain++;
       return buildReport(manifest, checks, settings, tokenizer);
     }
     try {
-      if (this.state) {
+      if (delta !== null && this.state) {
         this.state.update(manifest, delta, last!, now);
         this.counts.updated++;
       } else {
