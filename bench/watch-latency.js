@@ -75,7 +75,8 @@ export async function watchLatency({ project, images, edits, debounce = NaN, tim
       const lines = buffer.split('\n');
       buffer = lines.pop();
       for (const line of lines) {
-        if (!line.startsWith('{"watch"')) continue;
+        // watch events, and the fetch stage's start (its reason names the files it found changed)
+        if (!line.startsWith('{"watch"') && !line.startsWith('{"stage":"fetch:')) continue;
         const event = JSON.parse(line);
         recent.push(`${(now - startedAt).toFixed(1)} ${line.slice(0, 200)}`);
         if (recent.length > 40) recent.shift();
@@ -115,11 +116,13 @@ export async function watchLatency({ project, images, edits, debounce = NaN, tim
       edited.add(item);
       const broken = i % 2 === 0;
       // the answer is the diagnostics of the build that took this save in (its `changes` name the
-      // file): a build that started before the save was seen may end after it, with older diagnostics
+      // file, or, when a notice of another file started it, its fetch found this one changed): a
+      // build that started before the save was seen may end after it, with older diagnostics
       const rel = `data/text/${item}.txt`;
       let covered = false;
       let answered = false;
-      const covering = next((e) => (covered ||= e.watch === 'build' && e.changes.includes(rel)));
+      const readIt = (e) => (e.watch === 'build' && e.changes.includes(rel)) || (e.outcome === 'started' && typeof e.reason === 'string' && e.reason.split('; ').includes(`${rel} changed`));
+      const covering = next((e) => (covered ||= readIt(e)));
       const diagnostics = next((e) => covered && (answered ||= e.watch === 'diagnostics' && !e.stale));
       const idle = next((e) => e.watch === 'idle' && answered);
       const start = performance.now();
