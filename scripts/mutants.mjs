@@ -67,7 +67,8 @@ const MUTANTS = [
   ['warm-records', 'src/engine/executor.ts', "      if (rerun) return { report: report('ran', summarize(reasons), { fingerprint: fp, items: record.itemCounts }), outputs: out };\n", '', vitest('tests/engine.test.ts', 'reruns the named stages though they are fresh')],
   ['warm-runs-nothing', 'src/engine/executor.ts', "    if (rerun) {\n      reasons = ['filling the memos'];", "    if (false) {\n      reasons = ['filling the memos'];", vitest('tests/engine.test.ts', 'warm-up')],
   ['warm-runs-all', 'src/engine/executor.ts', "const decideOnly = mode === 'status' || (mode === 'warm' && !rerun);", "const decideOnly = mode === 'status';", vitest('tests/engine.test.ts', 'only decides the stages it is not given')],
-  ['warm-no-vocab', 'src/watch/warm.ts', "if (tokenizer.encodeIds) tokenizer.encodeIds('a');", 'if (tokenizer.encodeIds) void tokenizer.id;', cli('tests/watch-warm.test.ts')],
+  ['warm-no-vocab', 'src/stages/validate.ts', "      if (tokenizer.encodeIds) tokenizer.encodeIds('a');", '      if (tokenizer.encodeIds) void tokenizer.id;', cli('tests/watch-warm.test.ts')],
+  ['vocab-in-one-off-run', 'src/engine/stage-context.ts', 'rebuilds: items.remembers,', 'rebuilds: true,', cli('tests/watch-warm.test.ts')],
   ['kept-report-lazy-in-watch', 'src/text/validation-delta.ts', 'if (delta === null && !again) {', 'if (delta === null) {', vitest('tests/validation-delta.test.ts', 'makes its state on the first report')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];

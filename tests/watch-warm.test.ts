@@ -1,48 +1,53 @@
-// lorabuild watch loads the tokenizer vocabulary of each validated dataset while it waits for the
-// first save (src/watch/warm.ts). A fresh process (as a watch is) trusts the tokenizer identity
-// memo without parsing the vocabulary; warming parses it.
+// lorabuild watch's warm-up (watch/warm.ts) reruns validate after the first build, and validate in a
+// process that builds again parses its tokenizer's vocabulary then, though every caption is
+// memoized, so that the first caption save does not (the plan's report, not built, stays stale). A fresh process (as a watch is) trusts the
+// tokenizer identity memo without parsing the vocabulary.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SHIPPED_CLIP_BPE } from '../src/text/resolve.js';
-import { loadClipTokenizer } from '../src/text/load.js';
-import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
+import { tinyPng } from '../bench/lab-dataset.js';
+import { makeTempDir, REPO_ROOT, runCli, writeFiles } from './helpers/cli.js';
 
 const tmp = makeTempDir('lorabuild-warm-');
 afterAll(() => tmp.cleanup());
 
-/** in a fresh process: whether the dataset's tokenizer is parsed before and after warmTokenizers */
-function warmIn(project: string, through: string): { before: boolean; after: boolean } {
+/** in a fresh process: whether validate's tokenizer is parsed before and after a warm-up run of the dataset stages */
+function warmIn(project: string, remember: boolean): { before: boolean; after: boolean; outcomes: string[] } {
   const dist = (p: string) => JSON.stringify(join(REPO_ROOT, 'dist', p));
   const script = `
     const { openProject } = await import(${dist('engine/project.js')});
-    const { boundPlan } = await import(${dist('watch/through.js')});
-    const { warmTokenizers } = await import(${dist('watch/warm.js')});
+    const { execute } = await import(${dist('engine/executor.js')});
+    const { stageRegistry } = await import(${dist('stages/index.js')});
+    const { Cas } = await import(${dist('cache/cas.js')});
+    const { ItemMemo } = await import(${dist('cache/item-memo.js')});
     const { tokenizerForDataset } = await import(${dist('text/resolve.js')});
     const project = await openProject(${JSON.stringify(join(project, 'lorafile.yaml'))}, []);
     const { tokenizer } = await tokenizerForDataset(project.config, 'd', { cacheDir: project.cacheDir });
     const before = tokenizer.vocabLoaded;
-    await warmTokenizers(project.config, boundPlan(project.plan, ${JSON.stringify(through)}), project.cacheDir);
-    console.log(JSON.stringify({ before, after: tokenizer.vocabLoaded }));`;
+    const cas = new Cas(project.cacheDir, { rememberPresence: ${remember} });
+    const result = await execute({ config: project.config, plan: project.plan, registry: stageRegistry, cacheDir: project.cacheDir, lockFile: project.lockFile,
+      mode: 'warm', warm: new Set(['fetch:d', 'prepare:d', 'validate:d']), cas, items: new ItemMemo(project.cacheDir, cas, { remember: ${remember} }) });
+    console.log(JSON.stringify({ before, after: tokenizer.vocabLoaded, outcomes: [...result.reports.values()].map((r) => r.outcome) }));`;
   const env = { ...process.env, LORABUILD_CACHE: join(project, 'cache') };
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, env, encoding: 'utf8' })) as { before: boolean; after: boolean };
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, env, encoding: 'utf8' })) as { before: boolean; after: boolean; outcomes: string[] };
 }
 
 describe('watch warm-up', () => {
   const project = join(tmp.dir, 'p');
-  mkdirSync(join(project, 'd', 'image'), { recursive: true });
-  mkdirSync(join(project, 'd', 'text'), { recursive: true });
-  writeFileSync(join(project, 'lorafile.yaml'), 'version: 1\ndatasets:\n  d:\n    folder: d\n');
+  const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  d:\n    folder: d\n    rules: { too_small: off }\n' };
+  for (let i = 0; i < 3; i++) {
+    files[`d/image/${i}.png`] = tinyPng(i) as Buffer;
+    files[`d/text/${i}.txt`] = `one-line-art, shape ${i}\n`;
+  }
+  writeFiles(project, files);
 
-  it('parses the vocabulary of a validated dataset before any save', async () => {
-    // the identity memo a first run leaves in the cache
-    mkdirSync(join(project, 'cache'), { recursive: true });
-    await loadClipTokenizer({ kind: 'openai', bpe: SHIPPED_CLIP_BPE }, join(project, 'cache'));
-    expect(warmIn(project, 'validate')).toEqual({ before: false, after: true });
+  it('validate parses the vocabulary in a process that builds again, every caption memoized', async () => {
+    const built = await runCli(['run', 'validate:d', '--json'], { cwd: project });
+    expect(built.code, built.stderr).toBe(0);
+    expect(warmIn(project, true)).toEqual({ before: false, after: true, outcomes: ['ran', 'ran', 'ran', 'stale'] });
   }, 60_000);
 
-  it('parses nothing when the watch stops before validation', () => {
-    expect(warmIn(project, 'fetch')).toEqual({ before: false, after: false });
+  it('and not in one that builds once', () => {
+    expect(warmIn(project, false)).toEqual({ before: false, after: false, outcomes: ['ran', 'ran', 'ran', 'stale'] });
   }, 60_000);
 });

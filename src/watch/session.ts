@@ -19,7 +19,7 @@ import { classifyChange, isIgnored, stageDatasets, stageInputFiles, watchedPaths
 import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
-import { warmStageIds, warmTokenizers } from './warm.js';
+import { warmStageIds } from './warm.js';
 import { InputWatchers } from './watchers.js';
 import { boundPlan, type ThroughKind } from './through.js';
 import { groupDiagnostics } from '../config/diagnostic-groups.js';
@@ -384,8 +384,8 @@ export class WatchSession {
 
   /**
    * After the first build (the writer lock still held, the loop still running, so a save waits for
-   * it or stops it): reruns the dataset stages without recording anything, and loads the
-   * tokenizers, to fill the memos the first save would otherwise fill (watch/warm.ts).
+   * it or stops it): reruns the dataset stages without recording anything, to fill the memos the
+   * first save would otherwise fill (watch/warm.ts; validate parses its tokenizer's vocabulary).
    */
   private async warmUp(project: Project, signal: AbortSignal, kept: { cas: Cas; memo: ItemMemo; stats: StatMemo }, first: ReadonlyMap<string, { outcome: string }>): Promise<void> {
     const started = Date.now();
@@ -411,7 +411,6 @@ export class WatchSession {
         quietCachedItems: true,
       });
       interrupted = result.interrupted;
-      if (!interrupted) await warmTokenizers(project.config, plan, project.cacheDir);
     } catch {
       // only a head start: the save's build does the work and reports what fails
       interrupted = signal.aborted;
