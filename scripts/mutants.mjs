@@ -70,6 +70,9 @@ const MUTANTS = [
   ['warm-no-vocab', 'src/stages/validate.ts', "      if (tokenizer.encodeIds) tokenizer.encodeIds('a');", '      if (tokenizer.encodeIds) void tokenizer.id;', cli('tests/watch-warm.test.ts')],
   ['vocab-in-one-off-run', 'src/engine/stage-context.ts', 'rebuilds: items.remembers,', 'rebuilds: true,', cli('tests/watch-warm.test.ts')],
   ['kept-report-lazy-in-watch', 'src/text/validation-delta.ts', 'if (delta === null && !again) {', 'if (delta === null) {', vitest('tests/validation-delta.test.ts', 'makes its state on the first report')],
+  ['parsed-json-16m', 'src/cache/parsed-json.ts', 'const MAX_CHARS = 128 * 1024 * 1024;', 'const MAX_CHARS = 16 * 1024 * 1024;', vitest('tests/parsed-json.test.ts', '100,000-item list')],
+  ['hash-reuse-racy', 'src/datasets/local/list.ts', ' && !racy(files[i].mtimeMs, before.hashedAt)', '', vitest('tests/list-incremental.test.ts', 'unless it was racy')],
+  ['hash-reuse-no-memo', 'src/datasets/local/list.ts', ' && source.knownHash !== undefined && last.walked', ' && last.walked', vitest('tests/list-incremental.test.ts', 'gives the listing and file map')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -2,12 +2,13 @@
 // the same file objects back; the draft memo and the last assembly are kept in memory) must give
 // exactly the listing and file map of a fresh listing with no cache: same JSON text, same map,
 // same digest. The folder has more files than FILES_INLINE_MAX, so its map is the lazily built one.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { draftMemoPath, loadDraftMemo } from '../src/datasets/local/folder-memo.js';
 import { listLocalDataset, type LocalListing } from '../src/datasets/local/list.js';
 import { sha256FileSync } from '../src/engine/file-hash.js';
+import { StatMemo } from '../src/engine/stat-memo.js';
 import { FILES_INLINE_MAX, fileCount, filesDigest, sortedPairs } from '../src/engine/file-tree.js';
 import { WalkCache } from '../src/watch/walk-cache.js';
 import { makeTempDir } from './helpers/cli.js';
@@ -121,5 +122,62 @@ describe('a folder listed again after each change (watch)', { timeout: 120_000 }
     const now = await list(root, cache);
     expect(shapeOf(now)).toEqual(shapeOf(await list(root)));
     expect(now.listing.entries.some((e) => e.captionText !== undefined)).toBe(false);
+  });
+
+  it('with a stat memo, a file the watch hands back as the same object keeps its hash without a lookup, unless it was racy when hashed', async () => {
+    const root = join(tmp.dir, 'memo');
+    mkdirSync(join(root, 'image'), { recursive: true });
+    mkdirSync(join(root, 'text'), { recursive: true });
+    const old = new Date('2024-01-01T00:00:00Z');
+    for (let i = 0; i < ITEMS; i++) {
+      for (const [rel, text] of [[`image/${i}.png`, `image ${i}`], [`text/${i}.txt`, `caption ${i}\n`]]) {
+        writeFileSync(join(root, rel), text);
+        utimesSync(join(root, rel), old, old);
+      }
+    }
+    const memo = StatMemo.inMemory();
+    const looked: string[] = [];
+    const walks = new WalkCache();
+    const listWithMemo = () =>
+      listLocalDataset({
+        abs: root,
+        folder: 'data',
+        layout: 'auto',
+        captionColumn: 'text',
+        hashFile: (abs, stat) => memo.hashFile(abs, { stat }),
+        knownHash: (abs, stat) => {
+          looked.push(abs.slice(root.length + 1));
+          return memo.lookup(abs, stat);
+        },
+        cacheDir: join(tmp.dir, 'cache-memo'),
+        walk: (rootAbs, display) => walks.walk(rootAbs, display),
+      });
+    const step = async (what: string, write: () => string | undefined): Promise<string[]> => {
+      const rel = write();
+      if (rel) walks.changed(join(root, rel), 'change');
+      looked.length = 0;
+      const now = await listWithMemo();
+      expect(shapeOf(now), what).toEqual(shapeOf(await list(root)));
+      return [...looked];
+    };
+    expect(await step('first listing', () => undefined)).toHaveLength(2 * ITEMS);
+    expect(await step('nothing changed', () => undefined)).toEqual([]);
+    expect(
+      await step('an old caption rewritten as old', () => {
+        writeFileSync(join(root, 'text', '5.txt'), 'caption five\n');
+        utimesSync(join(root, 'text', '5.txt'), old, old);
+        return 'text/5.txt';
+      }),
+    ).toEqual(['text/5.txt']);
+    // changed "now" (a minute ahead, however slow this machine is): racy when hashed, so the next
+    // listing asks the stat memo again (which hashes it again)
+    const saveNow = () => {
+      writeFileSync(join(root, 'text', '6.txt'), 'caption six\n');
+      const soon = new Date(Date.now() + 60_000);
+      utimesSync(join(root, 'text', '6.txt'), soon, soon);
+      return 'text/6.txt';
+    };
+    expect(await step('a caption saved now', saveNow)).toEqual(['text/6.txt']);
+    expect(await step('nothing changed after a racy hash', () => undefined)).toEqual(['text/6.txt']);
   });
 });

@@ -11,6 +11,7 @@ import { walkDatasetFolderSync, type FolderFile, type FolderWalk } from './walk.
 import { loadSnapshot, saveSnapshot, settled, snapshotKey, snapshotPath, type ListingSnapshot } from './listing-snapshot.js';
 import { arrayFileMap, FILES_INLINE_MAX, filesDigest, lazyFileMap } from '../../engine/file-tree.js';
 import { sha256FileSync } from '../../engine/file-hash.js';
+import { racy } from '../../engine/racy.js';
 import { rememberBigFolders, type BigFolder } from './parallel-lstat.js';
 
 export interface LocalDatasetSource {
@@ -48,12 +49,23 @@ function quietlyRemember(cacheDir: string, folders: readonly BigFolder[]): void 
   }
 }
 
-/** hashes in the order of `files` */
-async function hashAll(files: FolderFile[], source: LocalDatasetSource): Promise<string[]> {
+/**
+ * hashes in the order of `files`. `last`: the last assembly of a walk of its own (the watch's walk
+ * cache, whose file objects are replaced, never changed, when a notice re-stats them). With a stat
+ * memo (knownHash), a file at the same place with the same object has the hash it had, by the stat
+ * memo's own rule: unless it was racy when it was hashed (no lookup, ~0.5 us each: 200,000 files
+ * at 100k items). Without one, every file is read every time, and so it still is.
+ */
+async function hashAll(files: FolderFile[], source: LocalDatasetSource, last?: Pick<Assembly, 'walked' | 'hashes' | 'hashedAt'>): Promise<string[]> {
   const result: string[] = new Array(files.length);
+  const before = last !== undefined && source.knownHash !== undefined && last.walked.length === files.length ? last : undefined;
   // unchanged files first, synchronously: a thousand awaits cost more than the lookups themselves
   const unknown: number[] = [];
   for (let i = 0; i < files.length; i++) {
+    if (before !== undefined && before.walked[i] === files[i] && !racy(files[i].mtimeMs, before.hashedAt)) {
+      result[i] = before.hashes[i];
+      continue;
+    }
     const known = source.knownHash?.(files[i].abs, files[i]);
     if (known === undefined) unknown.push(i);
     else result[i] = known;
@@ -197,7 +209,10 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
     }
   }
   // a walk of its own (the watch's walk cache) hands the same file objects back: kept by place
-  const result = assemble(walked, display, draft, await hashAll(walked, source), source.walk ? `${source.abs}\0${display}` : undefined);
+  const keep = source.walk ? `${source.abs}\0${display}` : undefined;
+  const hashedAt = Date.now();
+  const hashes = await hashAll(walked, source, keep === undefined ? undefined : assemblies.get(keep));
+  const result = assemble(walked, display, draft, hashes, keep, hashedAt);
   if (snapFile && draft.layout !== 'imagefolder' && settled(walk!.table, walkStartedAt)) {
     const snap: ListingSnapshot = { key: snapKey!, layout: draft.layout, count: walked.length, digest: filesDigest(result.files) };
     quietly(() => saveSnapshot(source.cacheDir!, snapFile, source.abs, snap));
@@ -215,6 +230,8 @@ export async function listLocalDataset(source: LocalDatasetSource): Promise<Loca
 interface Assembly {
   walked: FolderFile[];
   hashes: string[];
+  /** when the hashing started (epoch ms): a file racy then was not known for sure */
+  hashedAt: number;
   shown: string[];
   listed: (ListedFile | undefined)[];
   draftEntries: IndexedDraft['entries'];
@@ -224,7 +241,7 @@ const assemblies = new Map<string, Assembly>();
 const MAX_ASSEMBLIES = 8;
 
 /** the listing and file map of a walk read in `draft`, with the files' hashes */
-function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[], keep?: string): LocalListing {
+function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, hashes: string[], keep?: string, hashedAt = Date.now()): LocalListing {
   const prev = keep === undefined ? undefined : assemblies.get(keep);
   const samePlaces = prev !== undefined && prev.walked.length === walked.length;
   // walked[i] is the file the last assembly had there, with the same hash
@@ -269,7 +286,7 @@ function assemble(walked: FolderFile[], display: string, draft: IndexedDraft, ha
   }
   if (keep !== undefined) {
     assemblies.delete(keep);
-    assemblies.set(keep, { walked, hashes, shown, listed: kept, draftEntries: draft.entries, entries });
+    assemblies.set(keep, { walked, hashes, hashedAt, shown, listed: kept, draftEntries: draft.entries, entries });
     if (assemblies.size > MAX_ASSEMBLIES) assemblies.delete(assemblies.keys().next().value!);
   }
   // its paths and hashes as arrays: fingerprints, stale reasons and the lock's tree read those
