@@ -73,6 +73,10 @@ const MUTANTS = [
   ['parsed-json-16m', 'src/cache/parsed-json.ts', 'const MAX_CHARS = 128 * 1024 * 1024;', 'const MAX_CHARS = 16 * 1024 * 1024;', vitest('tests/parsed-json.test.ts', '100,000-item list')],
   ['hash-reuse-racy', 'src/datasets/local/list.ts', ' && !racy(files[i].mtimeMs, before.hashedAt)', '', vitest('tests/list-incremental.test.ts', 'unless it was racy')],
   ['hash-reuse-no-memo', 'src/datasets/local/list.ts', ' && source.knownHash !== undefined && last.walked', ' && last.walked', vitest('tests/list-incremental.test.ts', 'gives the listing and file map')],
+  ['lookup-twice-two-places', 'src/engine/stage-context.ts', 'if (calls && missed !== undefined && missed.key === key) {', 'if (false) {', vitest('tests/cache-memory.test.ts', 'counts as one lookup')],
+  ['pack-in-order-by-key-only', 'src/cache/sorted-memo.ts', 'x.value[1] === y.value[1] && x.value[0] === y.value[0]', 'x.value[0] === y.value[0]', vitest('tests/sorted-memo.test.ts', 'full sort')],
+  ['pack-remove-nothing', 'src/cache/sorted-memo.ts', '    out.splice(lo, 1);', '    void lo;', vitest('tests/sorted-memo.test.ts', 'full sort')],
+  ['full-gc-noop', 'src/watch/full-gc.ts', '  gc();\n  return true;', '  return true;', cli('tests/full-gc.test.ts')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -139,3 +139,39 @@ describe('JSON outputs between stages', () => {
     expect(() => reader.ctx.readJson('fetch:ds', 'listing.json')).toThrow(/listing.json is not valid JSON.*cache verify/);
   });
 });
+
+describe('item lookups of a stage run after run (watch)', () => {
+  const config = { root: tmp.dir } as unknown as Config;
+  const node = { id: 'validate:ds', kind: 'validate', target: 'ds', deps: [], resource: 'cpu' } as unknown as StageNode;
+
+  it('an item asked for with memoized, then item, counts as one lookup: the keys after it keep their places', async () => {
+    const root = join(tmp.dir, 'aligned');
+    const cas = new Cas(root, { rememberPresence: true });
+    const items = new ItemMemo(root, cas, { remember: true });
+    const keys: Json[] = Array.from({ length: 50 }, (_, i) => ({ item: i }));
+    /** one run of a stage over `keys` the way validate asks; returns how many keys went to the memo's ref */
+    const run = async (): Promise<number> => {
+      items.refresh();
+      let refs = 0;
+      const ref = items.ref.bind(items);
+      items.ref = (kind, key) => (refs++, ref(kind, key));
+      try {
+        const { ctx } = makeStageContext({ config, node, cacheDir: root, signal: new AbortController().signal, previous: undefined, options: {}, memo: StatMemo.inMemory(), cas, items, upstream: new Map(), emit: () => {}, worker: async () => { throw new Error('no worker'); } }, join(root, 'staging'));
+        for (const [i, key] of keys.entries()) {
+          const value = ctx.memoized?.<Json>(`${i}`, key) ?? (await ctx.item(`${i}`, key, async () => ({ checked: JSON.stringify(key) })));
+          expect(value).toEqual({ checked: JSON.stringify(key) });
+        }
+      } finally {
+        delete (items as { ref?: unknown }).ref;
+        items.endRun();
+      }
+      return refs;
+    };
+    expect(await run()).toBe(50);
+    expect(await run()).toBe(0);
+    // the first item changed: it misses, is computed, and the other 49 are found at their places
+    keys[0] = { item: 0, caption: 'changed' };
+    expect(await run()).toBe(1);
+    expect(await run()).toBe(0);
+  });
+});

@@ -52,17 +52,74 @@ function fullSort<V extends NamesBlobs>(map: ReadonlyMap<string, V>): Kept<V> {
   return { entries: [...map].sort(byKey), map, counts, refs: [...counts.keys()].sort() };
 }
 
+/** more changed pairs than this: the sorted entries are filtered in one pass, not spliced */
+const SPLICED = 64;
+
+/**
+ * The pairs removed from `prev` and added in `now`, found by walking both maps in their insertion
+ * order: a stage's run looks its items up in the order of its last run, so the two orders differ
+ * only where pairs changed, and only there is a key looked up (a scan looked up every key of both:
+ * ~10 ms for 10,000 records before the JIT warms up). Undefined when the orders differ otherwise
+ * (pairs moved), or there are too many changes: then the caller compares every pair.
+ */
+function changesInOrder<V>(prev: ReadonlyMap<string, V>, now: ReadonlyMap<string, V>): { removed: [string, V][]; added: [string, V][] } | undefined {
+  const removed: [string, V][] = [];
+  const added: [string, V][] = [];
+  const a = prev.entries();
+  const b = now.entries();
+  let x = a.next();
+  let y = b.next();
+  while (!x.done || !y.done) {
+    if (!x.done && !y.done && x.value[1] === y.value[1] && x.value[0] === y.value[0]) {
+      x = a.next();
+      y = b.next();
+    } else if (!x.done && now.get(x.value[0]) !== x.value[1]) {
+      removed.push(x.value);
+      x = a.next();
+    } else if (!y.done && prev.get(y.value[0]) !== y.value[1]) {
+      added.push(y.value);
+      y = b.next();
+    } else return undefined; // a pair of both maps at another place: moved
+    if (removed.length + added.length > SPLICED) return undefined;
+  }
+  return { removed, added };
+}
+
+/** a list sorted by key, with distinct keys, without the elements of these keys (each one in it) */
+function withoutKeys<T>(sorted: T[], keys: Iterable<string>, key: (t: T) => string): T[] {
+  const out = sorted.slice();
+  for (const k of keys) {
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (key(out[mid]) < k) lo = mid + 1;
+      else hi = mid;
+    }
+    out.splice(lo, 1);
+  }
+  return out;
+}
+
 function patched<V extends NamesBlobs>(prev: Kept<V>, now: ReadonlyMap<string, V>): Kept<V> {
   // a key whose value changed is one pair removed and one added
   const removed: V[] = [];
-  const stay = prev.entries.filter((e) => {
-    if (now.get(e[0]) === e[1]) return true;
-    removed.push(e[1]);
-    return false;
-  });
-  const added: [string, V][] = [];
-  // (every pair that stayed is one of now's: when they are all of them, nothing was added)
-  if (stay.length < now.size) for (const [k, v] of now) if (prev.map.get(k) !== v) added.push([k, v]);
+  let stay: [string, V][];
+  let added: [string, V][] = [];
+  const inOrder = changesInOrder(prev.map, now);
+  if (inOrder) {
+    stay = inOrder.removed.length === 0 ? prev.entries : withoutKeys(prev.entries, inOrder.removed.map((e) => e[0]), (e) => e[0]);
+    for (const [, v] of inOrder.removed) removed.push(v);
+    added = inOrder.added;
+  } else {
+    stay = prev.entries.filter((e) => {
+      if (now.get(e[0]) === e[1]) return true;
+      removed.push(e[1]);
+      return false;
+    });
+    // (every pair that stayed is one of now's: when they are all of them, nothing was added)
+    if (stay.length < now.size) for (const [k, v] of now) if (prev.map.get(k) !== v) added.push([k, v]);
+  }
   added.sort(byKey);
   // prev is no longer kept (see sort): its counts become the new ones
   const counts = prev.counts;
@@ -85,7 +142,7 @@ function patched<V extends NamesBlobs>(prev: Kept<V>, now: ReadonlyMap<string, V
       if (n === 0 && !gone.delete(sha)) came.push(sha);
     }
   }
-  const kept = gone.size > 0 ? prev.refs.filter((sha) => !gone.has(sha)) : prev.refs;
+  const kept = gone.size === 0 ? prev.refs : gone.size <= SPLICED ? withoutKeys(prev.refs, gone, (sha) => sha) : prev.refs.filter((sha) => !gone.has(sha));
   return { entries: mergeBy(stay, added, (e) => e[0]), map: now, counts, refs: mergeBy(kept, came.sort(), (s) => s) };
 }
 

@@ -87,9 +87,15 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     if (lastLookups.size > MAX_LOOKUP_RUNS) lastLookups.delete(lastLookups.keys().next().value!);
   }
   /** the memo's record for an item key; a hit is recorded and reported as ctx.item does */
+  // the key of the lookup just before, when it missed: a stage that asks ctx.memoized, then
+  // ctx.item, for an item that is not memoized looks it up twice, and that is one place in `calls`
+  // (were it two, every later key would be one place off from the last run's of a run without it)
+  let missed: { key: Json; ref: ItemRef } | undefined;
   const lookup = (label: string, key: Json, quiet: boolean): { ref: ItemRef; hit: ItemRecord | undefined } => {
     let ref: ItemRef;
-    if (calls) {
+    if (calls && missed !== undefined && missed.key === key) {
+      ref = missed.ref;
+    } else if (calls) {
       // the very key object the last run looked up at this place has the ref it had (no WeakMap lookup)
       const n = calls.keys.length;
       ref = last !== undefined && last.keys[n] === key && key !== null && typeof key === 'object' ? last.refs[n] : items.ref(node.kind, key);
@@ -97,6 +103,7 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
       calls.refs.push(ref);
     } else ref = items.ref(node.kind, key);
     const hit = items.find(ref);
+    missed = calls && !hit && key !== null && typeof key === 'object' ? { key, ref } : undefined;
     // a quiet part (an image decoded once for every caption it gets) is looked up only when its
     // item is not cached, so it would come and go from the item pack run to run: it stays out
     if (hit) {

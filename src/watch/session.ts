@@ -20,6 +20,7 @@ import type { WatchScreen } from './screen.js';
 import { WatchLoop, type Change } from './state.js';
 import { WalkCache } from './walk-cache.js';
 import { warmStageIds } from './warm.js';
+import { fullGc } from './full-gc.js';
 import { InputWatchers } from './watchers.js';
 import { boundPlan, type ThroughKind } from './through.js';
 import { groupDiagnostics } from '../config/diagnostic-groups.js';
@@ -417,6 +418,8 @@ export class WatchSession {
     } finally {
       this.warming = false;
     }
+    // its garbage now, while no save waits (one that comes meanwhile waits for this ~10-50 ms)
+    if (!interrupted && warm.size > 0) fullGc();
     this.emit({ watch: 'warm', stages: [...warm], interrupted, durationMs: Date.now() - started });
   }
 
