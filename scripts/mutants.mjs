@@ -77,6 +77,8 @@ const MUTANTS = [
   ['pack-in-order-by-key-only', 'src/cache/sorted-memo.ts', 'x.value[1] === y.value[1] && x.value[0] === y.value[0]', 'x.value[0] === y.value[0]', vitest('tests/sorted-memo.test.ts', 'full sort')],
   ['pack-remove-nothing', 'src/cache/sorted-memo.ts', '    out.splice(lo, 1);', '    void lo;', vitest('tests/sorted-memo.test.ts', 'full sort')],
   ['full-gc-noop', 'src/watch/full-gc.ts', '  gc();\n  return true;', '  return true;', cli('tests/full-gc.test.ts')],
+  ['keep-pack-noop', 'src/cache/item-memo.ts', '  keepPack(packRoot: string): void {\n    if (!this.remembered) return;', '  keepPack(packRoot: string): void {\n    if (this.remembered) return;', vitest('tests/item-memo-watch.test.ts', 'keepPack')],
+  ['restore-forgets-pack', 'src/engine/executor.ts', '      keepItemPack(items, entry);', '      void keepItemPack;', vitest('tests/watch-undo.test.ts')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

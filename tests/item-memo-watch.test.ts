@@ -122,4 +122,30 @@ describe('remembering item memo', () => {
     m.refresh();
     expect(m.get('prepare', hash(7))).toBeUndefined();
   });
+
+  it('a pack kept by a build that restored its stage (keepPack) stays held with its records, read from nowhere', () => {
+    const { memo: m } = memo();
+    const ids = Array.from({ length: 100 }, (_, i) => hash(i));
+    m.refresh();
+    const made = ids.map((h, i) => m.put('prepare', h, `item ${i}`, { n: i }));
+    m.packed('pack-prepare', ids.map((h) => m.id('prepare', h)));
+    m.put('validate', hash(1000), 'check', { ok: true });
+    m.endRun();
+    // an undo: prepare restored from the action cache (nothing looked up), validate ran
+    m.refresh();
+    m.keepPack('pack-prepare');
+    expect(m.get('validate', hash(1000))?.value).toEqual({ ok: true });
+    m.endRun();
+    // the next save runs prepare: its records are still the very objects, with no file left to read
+    for (const h of ids) rmSync(m.layout.item('prepare', h));
+    m.refresh();
+    expect(m.hasPreloaded('pack-prepare')).toBe(true);
+    ids.forEach((h, i) => expect(m.get('prepare', h)).toBe(made[i]));
+    m.endRun();
+    // a pack this memo does not hold is not read by keepPack, and not held after it
+    m.refresh();
+    m.keepPack('never-seen');
+    expect(m.hasPreloaded('never-seen')).toBe(false);
+    m.endRun();
+  });
 });

@@ -231,6 +231,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     } else if (previous?.fingerprint === fp && actions.has(fp)) {
       const problems = await checkOutputs(previous.outputs, materializedDir, config.root, cas, memo);
       const out: StageOutputs = { files: previous.outputs, meta: previous.meta };
+      if (items.remembers && !decideOnly) keepItemPack(items, actions.get(fp));
       if (problems.length === 0) return { report: report('fresh', 'up to date', { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
       reasons = problems.map((p) => p.message);
       if (!problems.some((p) => p.blobBad)) {
@@ -259,6 +260,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const out = entry.outputs;
       if (decideOnly) return { report: report('cached', `${summarize(reasons)} (restorable from cache)`, { fingerprint: fp }), outputs: out };
       if (materializedDir) materialize(out.files, Object.keys(previous?.outputs ?? {}), materializedDir, cas, memo, config.root);
+      keepItemPack(items, entry);
       return { report: report('cached', `${summarize(reasons)}; restored from cache`, { fingerprint: fp }), outputs: out, lockEntry: lockEntry(out) };
     }
     if (decideOnly) return { report: report('stale', summarize(reasons), { fingerprint: fp }) };
@@ -454,6 +456,11 @@ export function recordStages(writes: (() => void)[]): string | undefined {
  * The item records of the stage's previous build, from its action entry's item pack: one read of a
  * few dozen leaves instead of one file per item. A pack that cannot be read is only a lost speed-up.
  */
+/** a stage fresh or restored in a build of a remembering memo: the records of its pack stay held (ItemMemo.keepPack) */
+function keepItemPack(items: ItemMemo, entry: { itemPack?: { root: string } } | undefined): void {
+  if (entry?.itemPack) items.keepPack(entry.itemPack.root);
+}
+
 function preloadItems(items: ItemMemo, actions: ActionCache, cas: Cas, previousFingerprint: string | undefined): void {
   if (!previousFingerprint) return;
   const pack = actions.get(previousFingerprint)?.itemPack;
