@@ -1,17 +1,19 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { REPO_ROOT, makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+import { REPO_ROOT, tempDirs, runCli, writeFiles } from './helpers/cli.js';
+
+const temps = tempDirs();
+afterAll(temps.cleanup);
 
 let models: string;
 
 const png = (r: number, g: number, b: number) => sharp({ create: { width: 64, height: 64, channels: 3, background: { r, g, b } } }).png().toBuffer();
 
 beforeAll(() => {
-  models = mkdtempSync(join(tmpdir(), 'lb-caption-models-'));
+  models = temps.make('lb-caption-models-');
   execFileSync('/usr/bin/python3', [join(REPO_ROOT, 'tests/fixtures/onnx/make_models.py'), models]);
 });
 
@@ -19,7 +21,7 @@ const lorafile = (folder: string) => `version: 1\ndatasets:\n  poke:\n    folder
 
 describe('lorabuild caption', () => {
   it('fills missing captions, keeps existing ones, writes drafts beside them on request, overwrites only when asked', async () => {
-    const { dir } = makeTempDir();
+    const dir = temps.make();
     writeFiles(dir, {
       'lorafile.yaml': lorafile('data'),
       'data/image/0.png': await png(255, 0, 0),
@@ -49,7 +51,7 @@ describe('lorabuild caption', () => {
   });
 
   it('writes kohya sidecar captions next to the image', async () => {
-    const { dir } = makeTempDir();
+    const dir = temps.make();
     writeFiles(dir, { 'lorafile.yaml': lorafile('k'), 'k/10_poke/a.png': await png(255, 0, 0) });
     const r = await runCli(['caption', 'poke', '--model', join(models, 'tagger')], { cwd: dir });
     expect(r.code).toBe(0);
@@ -57,7 +59,7 @@ describe('lorabuild caption', () => {
   });
 
   it('says where it looked for a missing model and rejects a wrong one; writes nothing', async () => {
-    const { dir } = makeTempDir();
+    const dir = temps.make();
     writeFiles(dir, { 'lorafile.yaml': lorafile('data'), 'data/image/0.png': await png(255, 0, 0) });
     const missing = await runCli(['caption', 'poke', '--model', 'nobody/no-such-tagger'], { cwd: dir, env: { HF_HUB_OFFLINE: '1', HF_HOME: join(dir, 'hf') } });
     expect(missing.code).toBe(2);

@@ -1,10 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../src/config/load.js';
+import { tempDirs } from './helpers/cli.js';
+
+const temps = tempDirs();
+afterAll(temps.cleanup);
 
 const repo = resolve(import.meta.dirname, '..');
 const cli = join(repo, 'bin', 'lorabuild.js');
@@ -49,7 +52,7 @@ describe('lorabuild import comfyui', () => {
       '6': { class_type: 'EmptyLatentImage', inputs: { width: 512, height: 768, batch_size: 1 } },
       '7': { class_type: 'UpscaleModelLoader', inputs: { model_name: 'x4.pth' } },
     };
-    const dir = mkdtempSync(join(tmpdir(), 'lb-import-'));
+    const dir = temps.make('lb-import-');
     const file = join(dir, 'api.json');
     writeFileSync(file, JSON.stringify(api));
     const r = lorabuild(['import', 'comfyui', file, '--comfyui', '/opt/ComfyUI', '-o', join(dir, 'lorafile.yaml')]);
@@ -82,7 +85,7 @@ describe('lorabuild import comfyui', () => {
     id, type: 'KSampler', widgets_values: widgets, inputs: Object.entries(inputs).map(([name, link]) => ({ name, link })),
   });
   function importUi(doc: unknown) {
-    const dir = mkdtempSync(join(tmpdir(), 'lb-import-'));
+    const dir = temps.make('lb-import-');
     const file = join(dir, 'workflow.json');
     writeFileSync(file, JSON.stringify(doc));
     const r = lorabuild(['import', 'comfyui', file, '--comfyui', '/opt/ComfyUI']);
@@ -213,7 +216,7 @@ describe('lorabuild import comfyui', () => {
   });
 
   it('says so when a JSON file is not a workflow', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lb-import-'));
+    const dir = temps.make('lb-import-');
     for (const [name, doc] of [['settings.json', { 'Comfy.Locale': 'en', 'Comfy.Sidebar': 'left' }], ['list.json', [1, 2]], ['empty.json', {}]] as const) {
       writeFileSync(join(dir, name), JSON.stringify(doc));
       const r = lorabuild(['import', 'comfyui', join(dir, name)]);
@@ -235,7 +238,7 @@ describe('lorabuild import comfyui', () => {
       '6': { class_type: 'EmptyLatentImage', inputs: { width: 512, height: 512, batch_size: 1 } },
       '7': { class_type: 'KSampler', inputs: { model: ['3', 0], positive: ['4', 0], negative: ['5', 0], latent_image: ['6', 0], seed: 5, steps: 20, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise: 1 } },
     };
-    const dir = mkdtempSync(join(tmpdir(), 'lb-import-'));
+    const dir = temps.make('lb-import-');
     writeFileSync(join(dir, 'part1.json'), JSON.stringify(api));
     const r = lorabuild(['import', 'comfyui', join(dir, 'part1.json'), '--comfyui', '/opt/ComfyUI']);
     expect(r.code, r.stderr).toBe(0);
@@ -275,7 +278,7 @@ describe('lorabuild import comfyui', () => {
       '6': { class_type: 'KSampler', inputs: { model: ['4', 0], positive: ['5', 0], negative: ['5', 0], latent_image: ['7', 0], seed: 1, steps: 20, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise: 1 } },
       '7': { class_type: 'EmptyLatentImage', inputs: { width: 512, height: 512, batch_size: 1 } },
     };
-    const dir = mkdtempSync(join(tmpdir(), 'lb-import-'));
+    const dir = temps.make('lb-import-');
     writeFileSync(join(dir, 'stack.json'), JSON.stringify(api));
     const r = lorabuild(['import', 'comfyui', join(dir, 'stack.json'), '--comfyui', '/c']);
     expect(r.code, r.stderr).toBe(0);
@@ -289,7 +292,7 @@ describe('lorabuild import comfyui', () => {
   });
 
   it('fails clearly on a workflow without a LoRATrainer and on broken JSON', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lb-import-'));
+    const dir = temps.make('lb-import-');
     writeFileSync(join(dir, 'none.json'), JSON.stringify({ '1': { class_type: 'KSampler', inputs: {} } }));
     const none = lorabuild(['import', 'comfyui', join(dir, 'none.json')]);
     expect(none.code).toBe(2);

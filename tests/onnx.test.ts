@@ -1,7 +1,6 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { wd14Pixels, clipPixels, CLIP_MEAN, CLIP_STD } from '../src/onnx/preprocess.js';
@@ -9,6 +8,10 @@ import { Tagger, draftCaption, tagText } from '../src/onnx/tagger.js';
 import { ClipScorer, dot } from '../src/onnx/clip.js';
 import { scoreCells } from '../src/onnx/score.js';
 import { OnnxModelError } from '../src/onnx/signature.js';
+import { tempDirs } from './helpers/cli.js';
+
+const temps = tempDirs();
+afterAll(temps.cleanup);
 
 const repo = resolve(import.meta.dirname, '..');
 let models: string;
@@ -19,7 +22,7 @@ async function solid(width: number, height: number, rgb: [number, number, number
 }
 
 beforeAll(() => {
-  models = mkdtempSync(join(tmpdir(), 'lb-onnx-'));
+  models = temps.make('lb-onnx-');
   execFileSync('/usr/bin/python3', [join(repo, 'tests/fixtures/onnx/make_models.py'), models]);
   weights = JSON.parse(readFileSync(join(models, 'weights.json'), 'utf8'));
 });

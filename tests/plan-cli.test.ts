@@ -9,6 +9,7 @@ import { parseConfig } from '../src/config/load.js';
 import { ConfigError } from '../src/config/errors.js';
 import { formatDiagnostics } from '../src/config/format.js';
 
+
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(REPO, 'bin', 'lorabuild.js');
 const FIXTURES = path.join(REPO, 'tests', 'fixtures', 'config');

@@ -1,18 +1,20 @@
 // score:RENDER end to end on the builtin tiny model with a tiny CLIP-shaped ONNX pair: scores per
 // cell and arm, the LoRA effect, and per-image caching (adding a seed embeds only the new cells).
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { REPO_ROOT, makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+import { REPO_ROOT, tempDirs, runCli, writeFiles } from './helpers/cli.js';
 import { CLIP_TOKENIZER_DIR as CLIP_TOKENIZER } from './helpers/reference.js';
+
+const temps = tempDirs();
+afterAll(temps.cleanup);
 
 let models: string;
 
 beforeAll(() => {
-  models = mkdtempSync(join(tmpdir(), 'lb-score-models-'));
+  models = temps.make('lb-score-models-');
   execFileSync('/usr/bin/python3', [join(REPO_ROOT, 'tests/fixtures/onnx/make_models.py'), models]);
 });
 
@@ -37,7 +39,7 @@ renders:
 
 describe('score stage', () => {
   it('scores every cell, averages per arm, reports the LoRA effect, and caches embeddings per image', async () => {
-    const { dir } = makeTempDir();
+    const dir = temps.make();
     const red = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#d02020' } }).png().toBuffer();
     const blue = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#2020d0' } }).png().toBuffer();
     writeFiles(dir, {

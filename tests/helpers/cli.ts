@@ -37,6 +37,21 @@ export function makeTempDir(prefix = 'lorabuild-test-'): { dir: string; cleanup:
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** Temp folders made one by one in a test file, all removed by `cleanup` (afterAll). */
+export function tempDirs(): { make: (prefix?: string) => string; cleanup: () => void } {
+  const made: string[] = [];
+  return {
+    make: (prefix = 'lorabuild-test-') => {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      made.push(dir);
+      return dir;
+    },
+    cleanup: () => {
+      for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Writes files given as { 'relative/path': content } under root, creating folders. */
 export function writeFiles(root: string, files: Record<string, string | Buffer>): void {
   for (const [rel, content] of Object.entries(files)) {

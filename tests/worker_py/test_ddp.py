@@ -97,7 +97,21 @@ class DdpTrainTest(unittest.TestCase):
         slow = {"learning_rate": 1e-5}
         one, _ = self.train(10, devices=1, lr=slow)
         ctx = Ctx()
-        two, out = self.train(10, devices=2, ctx=ctx, lr=slow)
+        # the launch and torchrun make their temp folders where TMPDIR says, and leave none behind
+        scratch = tempfile.mkdtemp(prefix="lorabuild-ddp-tmp-")
+        saved = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"], tempfile.tempdir = scratch, None
+        try:
+            two, out = self.train(10, devices=2, ctx=ctx, lr=slow)
+        finally:
+            if saved is None:
+                del os.environ["TMPDIR"]
+            else:
+                os.environ["TMPDIR"] = saved
+            tempfile.tempdir = None
+        left = os.listdir(scratch)
+        shutil.rmtree(scratch)
+        self.assertEqual(left, [], "temp folders left behind by the DDP launch")
         a, b = load_file(one["final"]), load_file(two["final"])
         self.assertEqual(sorted(a), sorted(b))
         worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any, Dict, Optional
@@ -100,17 +102,23 @@ def launch(args: Dict[str, Any], ctx: Any, devices: int) -> Dict[str, Any]:
     if "LORABUILD_THREADS" not in env:
         env["LORABUILD_THREADS"] = str(max(1, (os.cpu_count() or 1) // devices))
     # lorabuild_worker.launch is torch.distributed.run (with a fix for torch < 2.0 on Python 3.11)
-    cmd = [sys.executable, "-m", "lorabuild_worker.launch", "--standalone", f"--nproc_per_node={devices}", "--max_restarts=0", "-m", "lorabuild_worker.ddp", request, events]
+    # torchrun's own log folder (error files of the ranks, which reach us as events): made here and
+    # removed after, not left in /tmp as torchelastic_* by every launch
+    logs = tempfile.mkdtemp(prefix="lorabuild-torchrun-")
+    cmd = [sys.executable, "-m", "lorabuild_worker.launch", "--standalone", f"--nproc_per_node={devices}", "--max_restarts=0", f"--log_dir={logs}", "-m", "lorabuild_worker.ddp", request, events]
     ctx.log(f"train: {devices} processes through torch.distributed.run ({'nccl' if torch.cuda.is_available() else 'gloo'})")
-    proc = children.start(cmd, env=env, stdin=subprocess.DEVNULL)
     try:
-        return _relay_until_done(proc, events, ctx, devices)
+        proc = children.start(cmd, env=env, stdin=subprocess.DEVNULL)
+        try:
+            return _relay_until_done(proc, events, ctx, devices)
+        finally:
+            # an exception on the way (never a normal end) leaves torchrun and its ranks running
+            if proc.poll() is None:
+                children.kill(proc)
+                proc.wait()
+            children.finished(proc)
     finally:
-        # an exception on the way (never a normal end) leaves torchrun and its ranks running
-        if proc.poll() is None:
-            children.kill(proc)
-            proc.wait()
-        children.finished(proc)
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def _relay_until_done(proc: subprocess.Popen, events: str, ctx: Any, devices: int) -> Dict[str, Any]:
