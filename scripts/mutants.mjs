@@ -75,10 +75,11 @@ const MUTANTS = [
   ['hash-reuse-no-memo', 'src/datasets/local/list.ts', ' && source.knownHash !== undefined && last.walked', ' && last.walked', vitest('tests/list-incremental.test.ts', 'gives the listing and file map')],
   ['lookup-twice-two-places', 'src/engine/stage-context.ts', 'if (calls && missed !== undefined && missed.key === key) {', 'if (false) {', vitest('tests/cache-memory.test.ts', 'counts as one lookup')],
   ['pack-in-order-by-key-only', 'src/cache/sorted-memo.ts', 'x.value[1] === y.value[1] && x.value[0] === y.value[0]', 'x.value[0] === y.value[0]', vitest('tests/sorted-memo.test.ts', 'full sort')],
-  ['pack-remove-nothing', 'src/cache/sorted-memo.ts', '    out.splice(lo, 1);', '    void lo;', vitest('tests/sorted-memo.test.ts', 'full sort')],
+  ['pack-remove-nothing', 'src/cache/sorted-memo.ts', '  for (const k of keys) out.splice(lowerBound(out, k, key), 1);', '  void keys;', vitest('tests/sorted-memo.test.ts', 'full sort')],
   ['full-gc-noop', 'src/watch/full-gc.ts', '  gc();\n  return true;', '  return true;', cli('tests/full-gc.test.ts')],
   ['keep-pack-noop', 'src/cache/item-memo.ts', '  keepPack(packRoot: string): void {\n    if (!this.remembered) return;', '  keepPack(packRoot: string): void {\n    if (this.remembered) return;', vitest('tests/item-memo-watch.test.ts', 'keepPack')],
   ['restore-forgets-pack', 'src/engine/executor.ts', '      keepItemPack(items, entry);', '      void keepItemPack;', vitest('tests/watch-undo.test.ts')],
+  ['same-file-twice-is-burst', 'src/watch/state.ts', '        if (this.leadingFor !== change.path) this.armTimer();', '        this.armTimer();', vitest('tests/watch-units.test.ts', 'lone change')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -88,6 +88,20 @@ describe('WatchLoop', () => {
     expect(h.timers.map((t) => t.ms)).toEqual([25]);
     h.fire();
     expect(h.builds[3].changes).toEqual(['c', 'd']);
+    h.builds[3].finish();
+    await h.settle();
+    // the same file noticed twice before the lone change's turn (one save, two notices): still at once
+    h.clock.ms = 3000;
+    h.loop.change(change('e'));
+    h.loop.change(change('e'));
+    expect(h.timers.map((t) => t.ms)).toEqual([0]);
+    // ...but another file after them is a burst
+    h.loop.change(change('f'));
+    expect(h.timers.map((t) => t.ms)).toEqual([25]);
+    h.loop.change(change('f'));
+    expect(h.timers.map((t) => t.ms)).toEqual([25]);
+    h.fire();
+    expect(h.builds[4].changes).toEqual(['e', 'e', 'f', 'f']);
   });
 
   it('queues one rerun for any number of changes during a build', async () => {

@@ -85,19 +85,22 @@ function changesInOrder<V>(prev: ReadonlyMap<string, V>, now: ReadonlyMap<string
   return { removed, added };
 }
 
+/** the first place in a list sorted by key whose key is not below `k` */
+function lowerBound<T>(sorted: readonly T[], k: string, key: (t: T) => string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (key(sorted[mid]) < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** a list sorted by key, with distinct keys, without the elements of these keys (each one in it) */
 function withoutKeys<T>(sorted: T[], keys: Iterable<string>, key: (t: T) => string): T[] {
   const out = sorted.slice();
-  for (const k of keys) {
-    let lo = 0;
-    let hi = out.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (key(out[mid]) < k) lo = mid + 1;
-      else hi = mid;
-    }
-    out.splice(lo, 1);
-  }
+  for (const k of keys) out.splice(lowerBound(out, k, key), 1);
   return out;
 }
 
@@ -153,17 +156,7 @@ export function mergeBy<T>(a: T[], b: T[], key: (t: T) => string): T[] {
   if (b.length <= FEW) {
     // a save adds one or two: a binary search and a copy each, not a key call per element
     const out = a.slice();
-    for (const t of b) {
-      const k = key(t);
-      let lo = 0;
-      let hi = out.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (key(out[mid]) < k) lo = mid + 1;
-        else hi = mid;
-      }
-      out.splice(lo, 0, t);
-    }
+    for (const t of b) out.splice(lowerBound(out, key(t), key), 0, t);
     return out;
   }
   const out = new Array<T>(a.length + b.length);

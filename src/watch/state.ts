@@ -8,7 +8,9 @@
 //
 // A lone change after a quiet spell (no change for debounceMs) starts its build on the next turn
 // of the event loop instead of after the full debounce: a caption save is answered at once. A
-// second change before that turn, or a burst, falls back to waiting for debounceMs of quiet.
+// second change before that turn, or a burst, falls back to waiting for debounceMs of quiet; but
+// a second notice of the very same file (one save often reaches the watch twice) is no burst: the
+// build still starts at that turn, and reads what the file holds then.
 //
 // Changes during a run never start a second run beside it: they move `running` to `queued` once,
 // however many arrive, and the run that follows sees all of them. A change may also ask the
@@ -51,6 +53,8 @@ export class WatchLoop {
   private readonly timers: NonNullable<LoopHooks['timers']>;
   private readonly now: () => number;
   private lastChangeAt = -Infinity;
+  /** the path of the lone change whose build starts on the next turn (see above) */
+  private leadingFor: string | undefined;
 
   constructor(private readonly hooks: LoopHooks) {
     this.timers = hooks.timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) };
@@ -87,10 +91,11 @@ export class WatchLoop {
         this.pending.push(change);
         this.to('debouncing');
         this.armTimer(quietBefore ? 0 : this.hooks.debounceMs);
+        if (quietBefore) this.leadingFor = change.path;
         return;
       case 'debouncing':
         this.pending.push(change);
-        this.armTimer();
+        if (this.leadingFor !== change.path) this.armTimer();
         return;
       case 'running':
         this.pending.push(change);
@@ -134,6 +139,7 @@ export class WatchLoop {
 
   private armTimer(ms = this.hooks.debounceMs): void {
     this.clearTimer();
+    this.leadingFor = undefined;
     this.timer = this.timers.set(() => {
       this.timer = undefined;
       if (this.state === 'debouncing') this.startRun();
