@@ -80,6 +80,9 @@ const MUTANTS = [
   ['keep-pack-noop', 'src/cache/item-memo.ts', '  keepPack(packRoot: string): void {\n    if (!this.remembered) return;', '  keepPack(packRoot: string): void {\n    if (this.remembered) return;', vitest('tests/item-memo-watch.test.ts', 'keepPack')],
   ['restore-forgets-pack', 'src/engine/executor.ts', '      keepItemPack(items, entry);', '      void keepItemPack;', vitest('tests/watch-undo.test.ts')],
   ['same-file-twice-is-burst', 'src/watch/state.ts', '        if (this.leadingFor !== change.path) this.armTimer();', '        this.armTimer();', vitest('tests/watch-units.test.ts', 'lone change')],
+  ['listed-presence-unused', 'src/cache/cas.ts', '    if (size === undefined && this.listed?.has(sha256)) return true;', '    void this.listed;', vitest('tests/cache-memory.test.ts', 'listPresence')],
+  ['listed-presence-always', 'src/cache/cas.ts', '    if (sample.length * 256 > expectedChecks * 20) return;', '    void sample;', vitest('tests/cache-memory.test.ts', 'listPresence')],
+  ['preload-never-lists', 'src/cache/item-memo.ts', 'if (!this.remembered && records.length >= LIST_PRESENCE_MIN) this.cas.listPresence(2 * records.length);', 'void LIST_PRESENCE_MIN;', vitest('tests/cache-memory.test.ts', 'big preloaded pack')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -1,7 +1,7 @@
 // What a long-lived process (`lorabuild watch`) keeps in memory between builds, and what makes it
 // let go: blob presence until gc/verify moves the cache generation, key hashes by their JSON text,
 // racy stat-memo records kept only for comparison, and JSON outputs handed between stages frozen.
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cas } from '../src/cache/cas.js';
@@ -17,6 +17,60 @@ import { makeTempDir } from './helpers/cli.js';
 
 const tmp = makeTempDir('lorabuild-cache-memory-');
 afterAll(tmp.cleanup);
+
+describe('Cas.listPresence (a one-off run about to check many blobs)', () => {
+  it('answers has() for listed blobs without a stat, stats names not listed, and lists only when checks outnumber the store', () => {
+    const root = join(tmp.dir, 'listed');
+    const cas = new Cas(root);
+    const blobs = Array.from({ length: 300 }, (_, i) => cas.putBuffer(Buffer.from(`blob ${i}`)).sha256);
+    const stats = { n: 0 };
+    const listedCas = new Cas(root);
+    // a store of 300 blobs, 1 check expected: listing costs more than it saves
+    const few = new Cas(root);
+    few.listPresence(1);
+    rmSync(few.path(blobs[0]));
+    expect(few.has(blobs[0])).toBe(false);
+    cas.putBuffer(Buffer.from('blob 0'));
+    // 300 checks expected: listed
+    listedCas.listPresence(300);
+    const statOf = (listedCas as unknown as { path: (sha: string) => string }).path.bind(listedCas);
+    (listedCas as unknown as { path: (sha: string) => string }).path = (sha: string) => {
+      stats.n++;
+      return statOf(sha);
+    };
+    for (const sha of blobs) expect(listedCas.has(sha)).toBe(true);
+    expect(stats.n).toBe(0);
+    // written after the listing: found by its stat; a name never written: absent
+    const later = cas.putBuffer(Buffer.from('written later')).sha256;
+    expect(listedCas.has(later)).toBe(true);
+    expect(listedCas.has('f'.repeat(64))).toBe(false);
+    expect(stats.n).toBe(2);
+    // a size asked for is always checked on disk
+    expect(listedCas.has(blobs[1], 1)).toBe(false);
+    // a folder at a blob's name is not a blob
+    const bogus = 'e'.repeat(64);
+    mkdirSync(cas.path(bogus), { recursive: true });
+    const again = new Cas(root);
+    again.listPresence(10_000);
+    expect(again.has(bogus)).toBe(false);
+  });
+});
+
+describe('ItemMemo of a one-off run', () => {
+  it('asks its Cas to list the store for a big preloaded pack, not for a small one or a remembering memo', () => {
+    const root = join(tmp.dir, 'preload-list');
+    const asked: number[] = [];
+    const cas = new Cas(root);
+    cas.listPresence = (n: number) => void asked.push(n);
+    const pack = (n: number) => Array.from({ length: n }, (_, i) => [`prepare/${i}`, `${i}`, { i }, []] as Json);
+    new ItemMemo(root, cas).preload(pack(1_999), 'small');
+    expect(asked).toEqual([]);
+    new ItemMemo(root, cas).preload(pack(2_000), 'big');
+    expect(asked).toEqual([4_000]);
+    new ItemMemo(root, cas, { remember: true }).preload(pack(5_000), 'watch');
+    expect(asked).toEqual([4_000]);
+  });
+});
 
 describe('Cas with rememberPresence', () => {
   it('trusts a blob it saw until the cache generation moves', () => {

@@ -17,6 +17,9 @@ export interface ItemRecord {
 /** unused records are let go once they are this share (1/n) of a remembering memo */
 const STALE_SHARE = 64;
 
+/** a pack of this many records or more makes a one-off run ask the Cas to list the store (Cas.listPresence) */
+const LIST_PRESENCE_MIN = 2_000;
+
 /** bounds the key-hash memo of a long-lived memo (about 1 KB per key) */
 const MAX_REMEMBERED_KEYS = 200_000;
 
@@ -110,6 +113,8 @@ export class ItemMemo {
    * without reading one file per item. Malformed records are skipped (then read from their file).
    */
   preload(records: readonly Json[], packRoot: string): void {
+    // a one-off run checks each record's blobs (get): many records, one listing of the store
+    if (!this.remembered && records.length >= LIST_PRESENCE_MIN) this.cas.listPresence(2 * records.length);
     const ids: string[] = [];
     for (const r of records) {
       if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
