@@ -83,6 +83,10 @@ const MUTANTS = [
   ['listed-presence-unused', 'src/cache/cas.ts', '    if (size === undefined && this.listed?.has(sha256)) return true;', '    void this.listed;', vitest('tests/cache-memory.test.ts', 'listPresence')],
   ['listed-presence-always', 'src/cache/cas.ts', '    if (sample.length * 256 > expectedChecks * 20) return;', '    void sample;', vitest('tests/cache-memory.test.ts', 'listPresence')],
   ['preload-never-lists', 'src/cache/item-memo.ts', 'if (!this.remembered && records.length >= LIST_PRESENCE_MIN) this.cas.listPresence(2 * records.length);', 'void LIST_PRESENCE_MIN;', vitest('tests/cache-memory.test.ts', 'big preloaded pack')],
+  ['unfiled-lost-on-failure', 'src/engine/executor.ts', '        // no pack is recorded for a failed run: what it computed is kept as files\n        items.settleUnfiled(record.items, false);', '', cli('tests/validate-records.test.ts')],
+  ['unfiled-dropped-inline', 'src/engine/executor.ts', 'items.settleUnfiled(record.items, lists.itemPack !== undefined && !rerun);', 'items.settleUnfiled(record.items, !rerun);', cli('tests/validate-records.test.ts')],
+  ['pack-only-ignored', 'src/engine/stage-context.ts', '{ file: quiet || options?.packOnly !== true }', '{ file: true }', cli('tests/scale-trees-cli.test.ts')],
+  ['unfiled-written-when-packed', 'src/cache/item-memo.ts', '      if (!packed) writeOwnedFileAtomic(', '      if (packed || !packed) writeOwnedFileAtomic(', vitest('tests/item-memo-watch.test.ts', 'settles it')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 

@@ -2,7 +2,7 @@
 // in memory while a run uses them or a pack held holds them, and are let go otherwise (read from
 // their files again if they come back); a record's blobs are re-checked once gc or verify moved
 // the cache generation.
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cas } from '../src/cache/cas.js';
 import { bumpCacheGeneration } from '../src/cache/generation.js';
@@ -147,5 +147,29 @@ describe('remembering item memo', () => {
     m.keepPack('never-seen');
     expect(m.hasPreloaded('never-seen')).toBe(false);
     m.endRun();
+  });
+
+  it('a record put without a file lives in memory until its stage settles it: dropped when packed, written when not', () => {
+    for (const remember of [false, true]) {
+      const { dir, cleanup } = makeTempDir('lorabuild-item-memo-');
+      temps.push(cleanup);
+      const m = new ItemMemo(dir, new Cas(dir), { remember });
+      m.refresh();
+      const ids = (...hs: string[]) => new Map(hs.map((h) => [m.id('validate', h), true]));
+      const packedOne = m.put('validate', hash(1), 'one', { ok: 1 }, undefined, { file: false });
+      m.put('validate', hash(2), 'two', { ok: 2 }, undefined, { file: false });
+      m.put('validate', hash(3), 'three', { ok: 3 }, undefined, { file: false });
+      expect(existsSync(m.layout.item('validate', hash(1)))).toBe(false);
+      // a remembering memo finds it in memory meanwhile
+      if (remember) expect(m.get('validate', hash(1))).toBe(packedOne);
+      m.settleUnfiled(ids(hash(1)), true);
+      m.settleUnfiled(ids(hash(2)), false);
+      expect(existsSync(m.layout.item('validate', hash(1)))).toBe(false);
+      expect(JSON.parse(readFileSync(m.layout.item('validate', hash(2)), 'utf8'))).toEqual({ label: 'two', value: { ok: 2 }, refs: [] });
+      // never settled (an interrupted stage): gone with the run, never written
+      m.endRun();
+      m.settleUnfiled(ids(hash(3)), false);
+      expect(existsSync(m.layout.item('validate', hash(3)))).toBe(false);
+    }
   });
 });

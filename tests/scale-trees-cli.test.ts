@@ -2,7 +2,7 @@
 // CLI: the lock records the file list's tree root; gc keeps every tree node an entry needs; verify
 // drops a build whose tree is damaged and the next run rebuilds it; status still names the edited
 // caption; a fresh clone (no cache) checks the lock against its own files.
-import { cpSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -59,6 +59,11 @@ describe('chunk trees through the CLI', () => {
     expect(outcomes(edited)).toEqual({ 'fetch:ds': 'ran', 'prepare:ds': 'ran', 'validate:ds': 'ran' });
     expect(edited.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['1234']);
     expect(edited.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'cached')).toHaveLength(ITEMS - 1);
+    // validate's checks live in its item pack only (no file each): the unchanged ones come from it
+    expect(edited.events.filter((e) => e.stage === 'validate:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['1234']);
+    expect(edited.events.filter((e) => e.stage === 'validate:ds' && e.item && e.outcome === 'cached')).toHaveLength(ITEMS - 1);
+    expect(existsSync(join(dir, 'cache', 'items', 'validate'))).toBe(false);
+    expect(readdirSync(join(dir, 'cache', 'items', 'prepare'), { recursive: true }).length).toBeGreaterThan(ITEMS);
   }, 300_000);
 
   it('the next run reads item records from the item pack of the previous build, and a damaged pack only costs speed', async () => {

@@ -76,6 +76,8 @@ export class ItemMemo {
   private readonly keyObjects = new WeakMap<object, string>();
   /** key object -> its memo ref for the stage kind it was last looked up for (ids are Map keys: made once) */
   private readonly keyIds = new WeakMap<object, ItemRef>();
+  /** records put with `file: false` that no settleUnfiled has dropped or written yet */
+  private readonly unfiled = new Map<string, { kind: string; keyHash: string; record: ItemRecord }>();
   /** records of the previous run of a stage (its action entry's item pack), for this run only (a memo that does not remember) */
   private preloaded = new Map<string, ItemRecord>();
   /**
@@ -162,6 +164,20 @@ export class ItemMemo {
     }
   }
 
+  /**
+   * The records of a stage's run put with `file: false`, once the stage is done: dropped when the
+   * run's item pack holds them and is recorded, written as files otherwise (an item list short
+   * enough to be kept inline in the action entry, a failed run, a warm-up that records nothing).
+   * `ids`: the item ids the stage's run recorded (other stages' records are theirs to settle).
+   */
+  settleUnfiled(ids: ReadonlyMap<string, unknown>, packed: boolean): void {
+    for (const [id, u] of this.unfiled) {
+      if (!ids.has(id)) continue;
+      this.unfiled.delete(id);
+      if (!packed) writeOwnedFileAtomic(this.layout.root, this.layout.item(u.kind, u.keyHash), JSON.stringify(u.record));
+    }
+  }
+
   /** true when this memo holds the pack's records (and then keeps holding them for another run) */
   hasPreloaded(packRoot: string): boolean {
     const pack = this.packs.get(packRoot);
@@ -176,6 +192,8 @@ export class ItemMemo {
    */
   endRun(): void {
     this.preloaded.clear();
+    // an interrupted stage's: computed again when asked for (only cheap values are put unfiled)
+    this.unfiled.clear();
     const remembered = this.remembered;
     if (remembered) {
       // A save leaves a record or two unused: they are let go once they are a 64th of the whole,
@@ -292,12 +310,16 @@ export class ItemMemo {
     return deepFreeze(record);
   }
 
-  /** `ref`: the key's ref, which then holds the new record (its next find needs no lookup) */
-  put(kind: string, keyHash: string, label: string, value: Json, ref?: ItemRef): ItemRecord {
+  /**
+   * `ref`: the key's ref, which then holds the new record (its next find needs no lookup).
+   * `file: false`: the record is kept in memory and in the run's item pack only (ctx.item packOnly).
+   */
+  put(kind: string, keyHash: string, label: string, value: Json, ref?: ItemRef, options: { file?: boolean } = {}): ItemRecord {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     // frozen: item packs keep each record's text (cache/action-cache.ts), so a record never changes
     const record: ItemRecord = deepFreeze({ label, value, refs });
-    writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
+    if (options.file !== false) writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
+    else this.unfiled.set(this.id(kind, keyHash), { kind, keyHash, record });
     if (this.remembered) {
       const id = this.id(kind, keyHash);
       const held = this.remembered.get(id);

@@ -305,11 +305,14 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         if (signal.aborted) throw new Interrupted();
         const message = err instanceof Error ? err.message : String(err);
         record.log.push(`error: ${err instanceof Error ? (err.stack ?? message) : message}`);
+        items.settleUnfiled(record.items, false);
         recordRun('failed', message);
         return { report: report('failed', message, { fingerprint: fp, items: record.itemCounts }), records };
       }
       if (signal.aborted) throw new Interrupted();
       if (result.failed) {
+        // no pack is recorded for a failed run: what it computed is kept as files
+        items.settleUnfiled(record.items, false);
         if (rerun) return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
         // what a failed stage wrote (validation.md with the caption errors) is what the user needs
         // most: it goes to out/ like outputs do, but into no lock entry
@@ -327,6 +330,8 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const lists = packLists(cas, record.refs, record.items, node.id);
       // a memo that remembers its records (watch) has this pack's records already
       if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
+      // a warm-up records no action entry, so its pack is found by no later run
+      items.settleUnfiled(record.items, lists.itemPack !== undefined && !rerun);
       if (rerun) return { report: report('ran', summarize(reasons), { fingerprint: fp, items: record.itemCounts }), outputs: out };
       const entry = {
         version: 1 as const,

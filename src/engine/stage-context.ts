@@ -141,13 +141,14 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
       runOnly('memoized');
       return lookup(label, key, options?.quiet === true).hit?.value as T | undefined;
     },
-    async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean }): Promise<T> {
+    async item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean; packOnly?: boolean }): Promise<T> {
       runOnly('item');
       const quiet = options?.quiet === true;
       const { ref, hit } = lookup(label, key, quiet);
       if (hit) return hit.value as T;
       const value = await compute();
-      const made = items.put(node.kind, ref.keyHash, label, value, ref);
+      // (a quiet part is in no pack: it always has its file)
+      const made = items.put(node.kind, ref.keyHash, label, value, ref, { file: quiet || options?.packOnly !== true });
       if (!quiet) record.items.set(ref.id, made);
       else for (const sha of made.refs) record.refs.add(sha);
       if (!quiet) {

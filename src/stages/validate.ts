@@ -170,10 +170,11 @@ export const stage: StageImpl = {
       const item = items[i];
       const key = lastItems[i] === item && lastKeys[i] !== undefined ? lastKeys[i] : itemKey(item, settingsHash, tokenizer.id);
       keys[i] = key;
+      // a check costs a tokenization (~20 us): kept in the stage's item pack only, no file each
       const check = ctx.memoized?.<Json>(item.id, key) ?? await ctx.item(item.id, key, async () => {
         const bytes = item.caption ? captionBytes(ctx, item.caption.sha256) : null;
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
-      });
+      }, { packOnly: true });
       checks.push(check as unknown as ItemCheck);
       if (i % 500 === 499) ctx.progress(i + 1, items.length, undefined, 'items');
     }
