@@ -87,7 +87,7 @@ const MUTANTS = [
   ['unfiled-dropped-inline', 'src/engine/executor.ts', 'items.settleUnfiled(record.items, lists.itemPack !== undefined && !rerun);', 'items.settleUnfiled(record.items, !rerun);', cli('tests/validate-records.test.ts')],
   ['pack-only-ignored', 'src/engine/stage-context.ts', '{ file: quiet || options?.packOnly !== true }', '{ file: true }', cli('tests/scale-trees-cli.test.ts')],
   ['unfiled-written-when-packed', 'src/cache/item-memo.ts', '      if (!packed) writeOwnedFileAtomic(', '      if (packed || !packed) writeOwnedFileAtomic(', vitest('tests/item-memo-watch.test.ts', 'settles it')],
-  ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${path}\\0${files[path]}\\n`;', 'text += `${path}\\n`;', cli('tests/scale-trees-cli.test.ts')],
+  ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${paths[i]}\\0${shas[i]}\\n`;', 'text += `${paths[i]}\\n`;', cli('tests/scale-trees-cli.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });
