@@ -86,8 +86,14 @@ const MUTANTS = [
   ['unfiled-lost-on-failure', 'src/engine/executor.ts', '        // no pack is recorded for a failed run: what it computed is kept as files\n        items.settleUnfiled(record.items, false);', '', cli('tests/validate-records.test.ts')],
   ['unfiled-dropped-inline', 'src/engine/executor.ts', 'items.settleUnfiled(record.items, lists.itemPack !== undefined && !rerun);', 'items.settleUnfiled(record.items, !rerun);', cli('tests/validate-records.test.ts')],
   ['pack-only-ignored', 'src/engine/stage-context.ts', '{ file: quiet || options?.packOnly !== true }', '{ file: true }', cli('tests/scale-trees-cli.test.ts')],
-  ['unfiled-written-when-packed', 'src/cache/item-memo.ts', '      if (!packed) writeOwnedFileAtomic(', '      if (packed || !packed) writeOwnedFileAtomic(', vitest('tests/item-memo-watch.test.ts', 'settles it')],
+  ['unfiled-written-when-packed', 'src/cache/item-memo.ts', '      if (!packed) this.journal.append(', '      if (packed || !packed) this.journal.append(', vitest('tests/item-memo-watch.test.ts', 'settles it')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${paths[i]}\\0${shas[i]}\\n`;', 'text += `${paths[i]}\\n`;', cli('tests/scale-trees-cli.test.ts')],
+  // the item journals (issue 20): a damaged line is never used, the last line wins, a torn tail never swallows the next line
+  ['journal-crc-unchecked', 'src/cache/item-journal.ts', 'return crc32(`${keyHash} ${json}`) === crc ? json : undefined;', 'return json;', vitest('tests/item-journal.test.ts', 'byte changed')],
+  ['journal-first-line-wins', 'src/cache/item-journal.ts', 'if (KEY_RE.test(key)) lines.set(key, text.slice(start, end));', 'if (KEY_RE.test(key) && !lines.has(key)) lines.set(key, text.slice(start, end));', vitest('tests/item-journal.test.ts', 'last line of a key wins')],
+  ['journal-no-fresh-line', 'src/cache/item-journal.ts', 'const text = this.opened.has(path) ? line : `\\n${line}`;', 'const text = line;', vitest('tests/item-journal.test.ts', 'byte changed')],
+  ['journal-read-back-off', 'src/cache/item-journal.ts', 'at: size + Buffer.byteLength(text) - bytes - 1', 'at: size + Buffer.byteLength(text) - bytes', vitest('tests/item-journal.test.ts', 'last line of a key wins')],
+  ['gc-keeps-every-record', 'src/cache/gc.ts', 'compactJournals(root, (id) => neededItems.has(id))', 'compactJournals(root, () => true)', vitest('tests/cache.test.ts', 'no kept build names')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });

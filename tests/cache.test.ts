@@ -95,6 +95,20 @@ describe('cache gc', () => {
     expect(report.removedItems).toBe(0);
   });
 
+  it('drops the item records no kept build names, and keeps those one does', () => {
+    const { cas, actions } = fill();
+    const items = new ItemMemo(dir, cas);
+    const kept = items.keyHash({ v: 4 });
+    items.put('train', kept, 'kept', { n: 4 });
+    actions.put(entry('train:x', '4'.repeat(64), { 'x.bin': cas.putBuffer(Buffer.from('newest')) }, '2025-01-05T00:00:00Z', [], [`train/${kept}`]));
+    // the build that named { v: 0 } is not kept
+    const report = gcCache(dir, { keepLast: 1 }, new Set());
+    expect(report.removedItems).toBe(1);
+    const fresh = new ItemMemo(dir, new Cas(dir));
+    expect(fresh.get('train', fresh.keyHash({ v: 0 }))).toBeUndefined();
+    expect(fresh.get('train', kept)?.value).toEqual({ n: 4 });
+  });
+
   it('--max-size keeps the newest builds that fit', () => {
     const { cas, blobs } = fill();
     const report = gcCache(dir, { maxBytes: 8000 }, new Set());

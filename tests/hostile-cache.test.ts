@@ -5,7 +5,7 @@
 // A few kinds are also given to `run` directly, without a verify first.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, appendFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
@@ -77,6 +77,16 @@ function damages(cache: string): [string, Damage][] {
       cases.push([`${store} is valid JSON of the wrong shape`, (c) => writeFileSync(join(c, path), '{"version":1,"outputs":null}')]);
     }
   }
+  for (const path of items) {
+    cases.push(['an item journal has a torn tail', (c) => appendFileSync(join(c, path), '0123456789abcdef')]);
+    cases.push(['an item journal has a byte changed', (c) => {
+      const bytes = readFileSync(join(c, path));
+      const at = bytes.indexOf('"label"');
+      bytes[at + 2] ^= 0x20;
+      writeFileSync(join(c, path), bytes);
+    }]);
+  }
+  cases.push(['an item journal of an older lorabuild (a file per record)', (c) => writeFiles(join(c, 'items', 'prepare', 'ab'), { 'ab12.json': '{"label":"x","value":1,"refs":[]}' })]);
   const shard = readdirSync(join(cache, 'cas')).sort()[0];
   cases.push(['a blob shard is a file', (c) => asFile(join(c, 'cas', shard))]);
   cases.push(['the blob store is a file', (c) => asFile(join(c, 'cas'))]);

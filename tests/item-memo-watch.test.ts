@@ -2,12 +2,13 @@
 // in memory while a run uses them or a pack held holds them, and are let go otherwise (read from
 // their files again if they come back); a record's blobs are re-checked once gc or verify moved
 // the cache generation.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cas } from '../src/cache/cas.js';
 import { bumpCacheGeneration } from '../src/cache/generation.js';
 import { ItemMemo } from '../src/cache/item-memo.js';
 import { makeTempDir } from './helpers/cli.js';
+import { dropItemRecords, itemRecord } from './helpers/item-records.js';
 
 const temps: (() => void)[] = [];
 afterEach(() => temps.splice(0).forEach((c) => c()));
@@ -29,7 +30,7 @@ describe('remembering item memo', () => {
     expect(m.get('validate', hash(1))?.value).toEqual({ ok: 1 });
     m.endRun();
     // files gone: what is still answered comes from memory
-    for (const i of [1, 2, 3]) rmSync(m.layout.item('validate', hash(i)));
+    dropItemRecords(m.layout.root, 'validate', [1, 2, 3].map(hash));
     m.refresh();
     expect(m.get('validate', hash(1))?.value).toEqual({ ok: 1 });
     expect(m.get('validate', hash(2))).toBeUndefined();
@@ -74,7 +75,7 @@ describe('remembering item memo', () => {
     m.refresh();
     expect(m.find(m.ref('validate', keys[0]))?.value).toEqual({ v: 0 });
     m.endRun();
-    for (const k of keys) rmSync(m.layout.item('validate', m.ref('validate', k).keyHash));
+    dropItemRecords(m.layout.root, 'validate', keys.map((k) => m.ref('validate', k).keyHash));
     m.refresh();
     expect(m.find(m.ref('validate', keys[0]))?.value).toEqual({ v: 0 });
     expect(m.find(m.ref('validate', keys[1]))).toBeUndefined();
@@ -137,7 +138,7 @@ describe('remembering item memo', () => {
     expect(m.get('validate', hash(1000))?.value).toEqual({ ok: true });
     m.endRun();
     // the next save runs prepare: its records are still the very objects, with no file left to read
-    for (const h of ids) rmSync(m.layout.item('prepare', h));
+    dropItemRecords(m.layout.root, 'prepare', ids);
     m.refresh();
     expect(m.hasPreloaded('pack-prepare')).toBe(true);
     ids.forEach((h, i) => expect(m.get('prepare', h)).toBe(made[i]));
@@ -159,17 +160,17 @@ describe('remembering item memo', () => {
       const packedOne = m.put('validate', hash(1), 'one', { ok: 1 }, undefined, { file: false });
       m.put('validate', hash(2), 'two', { ok: 2 }, undefined, { file: false });
       m.put('validate', hash(3), 'three', { ok: 3 }, undefined, { file: false });
-      expect(existsSync(m.layout.item('validate', hash(1)))).toBe(false);
+      expect(itemRecord(m.layout.root, 'validate', hash(1)) !== undefined).toBe(false);
       // a remembering memo finds it in memory meanwhile
       if (remember) expect(m.get('validate', hash(1))).toBe(packedOne);
       m.settleUnfiled(ids(hash(1)), true);
       m.settleUnfiled(ids(hash(2)), false);
-      expect(existsSync(m.layout.item('validate', hash(1)))).toBe(false);
-      expect(JSON.parse(readFileSync(m.layout.item('validate', hash(2)), 'utf8'))).toEqual({ label: 'two', value: { ok: 2 }, refs: [] });
+      expect(itemRecord(m.layout.root, 'validate', hash(1)) !== undefined).toBe(false);
+      expect(itemRecord(m.layout.root, 'validate', hash(2))).toEqual({ label: 'two', value: { ok: 2 }, refs: [] });
       // never settled (an interrupted stage): gone with the run, never written
       m.endRun();
       m.settleUnfiled(ids(hash(3)), false);
-      expect(existsSync(m.layout.item('validate', hash(3)))).toBe(false);
+      expect(itemRecord(m.layout.root, 'validate', hash(3)) !== undefined).toBe(false);
     }
   });
 });

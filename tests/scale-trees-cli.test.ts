@@ -2,7 +2,7 @@
 // CLI: the lock records the file list's tree root; gc keeps every tree node an entry needs; verify
 // drops a build whose tree is damaged and the next run rebuilds it; status still names the edited
 // caption; a fresh clone (no cache) checks the lock against its own files.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -10,6 +10,7 @@ import { tinyPng } from '../bench/lab-dataset.js';
 import { Cas } from '../src/cache/cas.js';
 import { treeNodes } from '../src/cache/chunk-tree.js';
 import { makeTempDir, runCli, type CliResult } from './helpers/cli.js';
+import { itemRecordCount } from './helpers/item-records.js';
 
 const ITEMS = 2100; // 4,200 files: past FILES_INLINE_MAX (4,096)
 let tmp: { dir: string; cleanup: () => void };
@@ -63,7 +64,8 @@ describe('chunk trees through the CLI', () => {
     expect(edited.events.filter((e) => e.stage === 'validate:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['1234']);
     expect(edited.events.filter((e) => e.stage === 'validate:ds' && e.item && e.outcome === 'cached')).toHaveLength(ITEMS - 1);
     expect(existsSync(join(dir, 'cache', 'items', 'validate'))).toBe(false);
-    expect(readdirSync(join(dir, 'cache', 'items', 'prepare'), { recursive: true }).length).toBeGreaterThan(ITEMS);
+    // prepare's records are in its journals: an item's and its image part's
+    expect(itemRecordCount(join(dir, 'cache'), 'prepare')).toBeGreaterThan(ITEMS);
   }, 300_000);
 
   it('the next run reads item records from the item pack of the previous build, and a damaged pack only costs speed', async () => {
@@ -73,7 +75,7 @@ describe('chunk trees through the CLI', () => {
     const prepared = entryOf((lock().stages['prepare:ds'] as unknown as { fingerprint: string }).fingerprint);
     expect(prepared.items).toEqual([]);
     expect(prepared.itemPack).toMatchObject({ count: ITEMS });
-    // without the per-item files, the pack alone serves every unchanged item
+    // without the journals of records, the pack alone serves every unchanged item
     const items = join(cacheDir, 'items', 'prepare');
     const saved = join(tmp.dir, 'prepare-items');
     renameSync(items, saved);
@@ -81,9 +83,10 @@ describe('chunk trees through the CLI', () => {
     const fromPack = await run(['run', 'ds', '--json']);
     expect(fromPack.code, fromPack.stderr).toBe(0);
     expect(fromPack.events.filter((e) => e.stage === 'prepare:ds' && e.item && e.outcome === 'ran').map((e) => e.item)).toEqual(['77']);
-    cpSync(saved, items, { recursive: true }); // the old files back, beside the one just written
+    // the old records back, into the journals that hold the one just written
+    for (const name of readdirSync(saved)) appendFileSync(join(items, name), readFileSync(join(saved, name)));
     rmSync(saved, { recursive: true });
-    // a damaged leaf of the pack: the records come from their files instead, the result is the same
+    // a damaged leaf of the pack: the records come from the journals instead, the result is the same
     const pack = entryOf((lock().stages['prepare:ds'] as unknown as { fingerprint: string }).fingerprint).itemPack!;
     const leaf = treeNodes(cas, pack).at(-1)!;
     writeFileSync(cas.path(leaf), '{"tree":1,"leaf":[]}');

@@ -7,6 +7,7 @@ import { boundPlan } from '../src/watch/through.js';
 import { classifyChange, isIgnored, watchedPaths, watchSetFor } from '../src/watch/files.js';
 import { planStages } from '../src/graph/plan.js';
 import type { Config } from '../src/config/schema.js';
+import { dropItemRecords } from './helpers/item-records.js';
 
 /** timers fired by hand, builds resolved by hand */
 function harness(options: { cancel?: (c: Change) => boolean } = {}) {
@@ -235,7 +236,7 @@ describe('ItemMemo { remember: true } (kept across watch builds)', () => {
       const key = memo.keyHash({ item: '3', caption: 'a face' });
       memo.put('prepare', key, '3', { image: blob.sha256 });
       // the record on disk goes away (another process's gc): the remembered one still answers
-      rmSync(memo.layout.item('prepare', key));
+      dropItemRecords(dir, 'prepare', [key]);
       expect(memo.get('prepare', key)).toEqual({ label: '3', value: { image: blob.sha256 }, refs: [blob.sha256] });
       // a fresh memo reads only the disk
       expect(new ItemMemo(dir, cas).get('prepare', key)).toBeUndefined();

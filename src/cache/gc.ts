@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { ActionCache, entryBlobs, entryItems, type ActionEntry } from './action-cache.js';
 import { Cas } from './cas.js';
 import { TreeDamage } from './chunk-tree.js';
-import { allBlobs, allItems } from './inventory.js';
+import { allBlobs } from './inventory.js';
+import { compactJournals } from './item-journal.js';
 import { bumpCacheGeneration } from './generation.js';
 import { CacheLayout } from './layout.js';
 
@@ -94,11 +95,7 @@ export function gcCache(root: string, policy: GcPolicy, pinned: Set<string>): Gc
     report.removedBlobs++;
     report.removedBytes += size;
   }
-  for (const item of allItems(root)) {
-    if (neededItems.has(item.id)) continue;
-    rmSync(item.path, { force: true });
-    report.removedItems++;
-  }
+  report.removedItems = compactJournals(root, (id) => neededItems.has(id)).dropped;
   // the stat memo's old format: nothing reads it any more
   rmSync(layout.legacyStatMemo, { recursive: true, force: true });
   report.removedFolderMemos = removeStaleFolderMemos(root);

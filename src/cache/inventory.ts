@@ -41,14 +41,3 @@ export function* strayCasFiles(root: string): Generator<string> {
   }
 }
 
-/** item memo files as "kind/keyhash" -> path */
-export function* allItems(root: string): Generator<{ id: string; path: string }> {
-  const items = new CacheLayout(root).itemsDir;
-  for (const kind of list(items)) {
-    for (const shard of list(join(items, kind))) {
-      for (const name of list(join(items, kind, shard))) {
-        if (name.endsWith('.json') && !name.startsWith('.')) yield { id: `${kind}/${name.slice(0, -5)}`, path: join(items, kind, shard, name) };
-      }
-    }
-  }
-}

@@ -3,8 +3,8 @@
 import { canonicalHash, SHA256_RE } from '../engine/canonical.js';
 import type { Json } from '../engine/types.js';
 import type { Cas } from './cas.js';
+import { ItemJournal } from './item-journal.js';
 import { CacheLayout } from './layout.js';
-import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { deepFreeze } from './parsed-json.js';
 
 export interface ItemRecord {
@@ -53,6 +53,8 @@ export interface ItemRef {
 
 export class ItemMemo {
   readonly layout: CacheLayout;
+  /** where records are appended and looked up (cache/item-journal.ts) */
+  readonly journal: ItemJournal;
   /**
    * records read or written, kept in memory when the memo outlives one run (`lorabuild watch`):
    * those the last run used or held in a pack, and this run's, not every record of every build
@@ -92,6 +94,7 @@ export class ItemMemo {
     options: { remember?: boolean } = {},
   ) {
     this.layout = new CacheLayout(root);
+    this.journal = new ItemJournal(root);
     if (options.remember) {
       this.remembered = new Map();
       this.keyHashes = new Map();
@@ -112,7 +115,7 @@ export class ItemMemo {
 
   /**
    * Records from an item pack ([id, label, value, refs], cache/action-cache.ts): `get` finds them
-   * without reading one file per item. Malformed records are skipped (then read from their file).
+   * without reading one file per item. Malformed records are skipped (then looked up in the journal).
    */
   preload(records: readonly Json[], packRoot: string): void {
     // a one-off run checks each record's blobs (get): many records, one listing of the store
@@ -166,7 +169,7 @@ export class ItemMemo {
 
   /**
    * The records of a stage's run put with `file: false`, once the stage is done: dropped when the
-   * run's item pack holds them and is recorded, written as files otherwise (an item list short
+   * run's item pack holds them and is recorded, appended to the journal otherwise (an item list short
    * enough to be kept inline in the action entry, a failed run, a warm-up that records nothing).
    * `ids`: the item ids the stage's run recorded (other stages' records are theirs to settle).
    */
@@ -174,7 +177,7 @@ export class ItemMemo {
     for (const [id, u] of this.unfiled) {
       if (!ids.has(id)) continue;
       this.unfiled.delete(id);
-      if (!packed) writeOwnedFileAtomic(this.layout.root, this.layout.item(u.kind, u.keyHash), JSON.stringify(u.record));
+      if (!packed) this.journal.append(u.kind, u.keyHash, JSON.stringify(u.record));
     }
   }
 
@@ -188,7 +191,7 @@ export class ItemMemo {
   /**
    * done with this run's preloaded records. A remembering memo keeps the records this run used
    * (and the packs it held) and lets the others go: memory follows the dataset as it is now, not
-   * every record every save ever made (a record let go is read from its file if it comes back).
+   * every record every save ever made (a record let go is read from the journal if it comes back).
    */
   endRun(): void {
     this.preloaded.clear();
@@ -196,6 +199,8 @@ export class ItemMemo {
     this.unfiled.clear();
     const remembered = this.remembered;
     if (remembered) {
+      // what lookups read from the journals is this run's, not the session's
+      this.journal.forget();
       // A save leaves a record or two unused: they are let go once they are a 64th of the whole,
       // not by a walk over 20,000 records per save. A record kept meanwhile is still a true one.
       const unused = remembered.size - this.stamped;
@@ -300,9 +305,11 @@ export class ItemMemo {
   }
 
   private readItem(kind: string, keyHash: string): ItemRecord | undefined {
+    const json = this.journal.read(kind, keyHash);
+    if (json === undefined) return undefined;
     let record: ItemRecord;
     try {
-      record = JSON.parse(readRegularFileSync(this.layout.item(kind, keyHash), 'utf8')) as ItemRecord;
+      record = JSON.parse(json) as ItemRecord;
     } catch {
       return undefined;
     }
@@ -318,7 +325,7 @@ export class ItemMemo {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     // frozen: item packs keep each record's text (cache/action-cache.ts), so a record never changes
     const record: ItemRecord = deepFreeze({ label, value, refs });
-    if (options.file !== false) writeOwnedFileAtomic(this.layout.root, this.layout.item(kind, keyHash), JSON.stringify(record));
+    if (options.file !== false) this.journal.append(kind, keyHash, JSON.stringify(record));
     else this.unfiled.set(this.id(kind, keyHash), { kind, keyHash, record });
     if (this.remembered) {
       const id = this.id(kind, keyHash);

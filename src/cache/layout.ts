@@ -3,7 +3,7 @@
 //
 //   cas/ab/abcdef...          blobs, named by the sha256 of their bytes
 //   actions/ab/<fingerprint>.json   fingerprint -> outputs (every past fingerprint is kept)
-//   items/<kind>/ab/<keyhash>.json  per-item memo values
+//   items/<kind>/ab.log       per-item memo records of key hashes ab…, appended (cache/item-journal.ts)
 //   logs/<fingerprint>.log    the log of the last run of that fingerprint
 //   runs/<stage>.json         which fingerprint a stage ran last (for `status --log`)
 //   statmemo.bin              (path, size, mtime, inode) -> sha256: a compacted base ...
@@ -45,9 +45,6 @@ export class CacheLayout {
   }
   get actionsDir(): string {
     return join(this.root, 'actions');
-  }
-  item(kind: string, keyHash: string): string {
-    return join(this.root, 'items', kind, keyHash.slice(0, 2), `${keyHash}.json`);
   }
   get itemsDir(): string {
     return join(this.root, 'items');

@@ -45,11 +45,11 @@ export function readRegularFileSync(path: string, encoding?: BufferEncoding): Bu
 }
 
 /**
- * writeFileAtomic for a file the cache under `root` owns: anything else at the path (a folder, a
- * FIFO), or a file where one of its folders belongs, is damage and is removed first. Nothing outside
- * `root` is ever removed.
+ * Makes way for a file the cache under `root` owns at `target`: anything else at the path (a folder,
+ * a FIFO, a link), or a file where one of its folders belongs, is damage and is removed. Nothing
+ * outside `root` is ever removed.
  */
-export function writeOwnedFileAtomic(root: string, target: string, data: string | Buffer, options?: { missingIsAbsent?: boolean }): void {
+export function clearOwnedPath(root: string, target: string): void {
   const inside = (p: string) => {
     const rel = relative(root, p);
     return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
@@ -70,6 +70,11 @@ export function writeOwnedFileAtomic(root: string, target: string, data: string 
   } catch {
     // nothing there yet
   }
+}
+
+/** writeFileAtomic for a file the cache under `root` owns (see clearOwnedPath) */
+export function writeOwnedFileAtomic(root: string, target: string, data: string | Buffer, options?: { missingIsAbsent?: boolean }): void {
+  clearOwnedPath(root, target);
   mkdirSync(dirname(target), { recursive: true });
   // missingIsAbsent: a file whose loss only means a miss (see writeCacheFileAtomic)
   if (options?.missingIsAbsent) writeCacheFileAtomic(target, data);

@@ -14,6 +14,7 @@ import { entryBlobs, entryTreesOk, type ActionEntry } from './action-cache.js';
 import { Cas, hashStream } from './cas.js';
 import { TreeDamage } from './chunk-tree.js';
 import { bumpCacheGeneration } from './generation.js';
+import { compactJournals } from './item-journal.js';
 import { CacheLayout } from './layout.js';
 import { deadCompactionTemps, statMemoProblems } from './stat-memo-store.js';
 import { inspectFolderMemo } from '../datasets/local/folder-memo.js';
@@ -193,25 +194,13 @@ export async function verifyCache(root: string, onProgress?: (done: number) => v
     }
   }
 
-  // item memos: readable records whose blobs are all present
-  if (storeFolder(layout.itemsDir)) {
-    for (const kind of listOrEmpty(layout.itemsDir)) {
-      if (!storeFolder(join(layout.itemsDir, kind))) continue;
-      for (const shard of listOrEmpty(join(layout.itemsDir, kind))) {
-        const shardPath = join(layout.itemsDir, kind, shard);
-        if (!storeFolder(shardPath)) continue;
-        for (const name of listOrEmpty(shardPath)) {
-          if (name.startsWith('.')) continue; // a writer's temp file
-          const record = readJsonFile(join(shardPath, name));
-          const refs = isObj(record) && Array.isArray(record.refs) && 'value' in record ? record.refs : undefined;
-          if (!refs || !refs.every((sha) => typeof sha === 'string' && present.has(sha))) {
-            rmSync(join(shardPath, name), { recursive: true, force: true });
-            report.droppedItems++;
-          }
-        }
-      }
-    }
-  }
+  // item memos: whole records whose blobs are all present
+  const items = compactJournals(root, (_id, json) => {
+    const refs = (JSON.parse(json) as { refs: unknown[] }).refs;
+    return refs.every((sha) => typeof sha === 'string' && present.has(sha));
+  });
+  report.droppedItems += items.dropped;
+  report.repaired.push(...items.repaired);
 
   // memos and records that are only caches of something else: a damaged one is removed
   // the stat memo: a damaged base or journal (a torn tail included) is removed whole, and rebuilt by hashing

@@ -135,7 +135,7 @@ async function verify(cacheDir: string, json: boolean): Promise<number> {
   } else {
     for (const c of report.corrupted) process.stdout.write(`corrupted blob ${c.sha256} (its bytes hash to ${c.actual}): moved to ${c.quarantined}\n`);
     for (const a of report.droppedActions) process.stdout.write(`dropped cached build ${a.stage} ${a.fingerprint.slice(0, 12)}: ${a.why}; the next run rebuilds it\n`);
-    if (report.droppedItems) process.stdout.write(`dropped ${report.droppedItems} per-item results that used a corrupted blob\n`);
+    if (report.droppedItems) process.stdout.write(`dropped ${report.droppedItems} per-item results (damaged, or naming a missing or corrupted blob)\n`);
     if (report.strayRemoved.length) process.stdout.write(`removed ${report.strayRemoved.length} stray files from the blob store\n`);
     for (const line of report.repaired) process.stdout.write(`${line}\n`);
     process.stdout.write(`${clean ? 'cache ok' : 'cache repaired'}: ${report.blobsChecked} blobs, ${mb(report.bytesChecked)} checked\n`);
