@@ -98,13 +98,19 @@ function snapshot(dir) {
   return files;
 }
 
-/** what a run wrote into the cache: files that are new or whose size or mtime moved */
+const JOURNAL = /^items\/[^/]+\/[0-9a-f]{2}\.log$/;
+
+/**
+ * what a run wrote into the cache: files that are new or whose size or mtime moved, whole; an item
+ * journal (append-only, cache/item-journal.ts) by what it grew
+ */
 function written(before, after, root) {
   const changed = [];
   for (const [p, st] of after) {
     const old = before.get(p);
     if (old && old.size === st.size && old.mtimeMs === st.mtimeMs) continue;
-    changed.push({ path: relative(root, p), bytes: st.size });
+    const path = relative(root, p);
+    changed.push({ path, bytes: old && JOURNAL.test(path) && st.size > old.size ? st.size - old.size : st.size });
   }
   const removed = [...before.keys()].filter((p) => !after.has(p)).length;
   const bytes = changed.reduce((sum, f) => sum + f.bytes, 0);

@@ -91,9 +91,12 @@ const MUTANTS = [
   // the item journals (issue 20): a damaged line is never used, the last line wins, a torn tail never swallows the next line
   ['journal-crc-unchecked', 'src/cache/item-journal.ts', 'return crc32(`${keyHash} ${json}`) === crc ? json : undefined;', 'return json;', vitest('tests/item-journal.test.ts', 'byte changed')],
   ['journal-first-line-wins', 'src/cache/item-journal.ts', 'if (KEY_RE.test(key)) lines.set(key, text.slice(start, end));', 'if (KEY_RE.test(key) && !lines.has(key)) lines.set(key, text.slice(start, end));', vitest('tests/item-journal.test.ts', 'last line of a key wins')],
-  ['journal-no-fresh-line', 'src/cache/item-journal.ts', 'const text = this.opened.has(path) ? line : `\\n${line}`;', 'const text = line;', vitest('tests/item-journal.test.ts', 'byte changed')],
-  ['journal-read-back-off', 'src/cache/item-journal.ts', 'at: size + Buffer.byteLength(text) - bytes - 1', 'at: size + Buffer.byteLength(text) - bytes', vitest('tests/item-journal.test.ts', 'last line of a key wins')],
+  ['journal-no-fresh-line', 'src/cache/item-journal.ts', 'Buffer.from(this.opened.has(path) ? line : `\\n${line}`)', 'Buffer.from(line)', vitest('tests/item-journal.test.ts', 'byte changed')],
+  ['journal-read-back-off', 'src/cache/item-journal.ts', 'at: size + text.length - bytes - 1', 'at: size + text.length - bytes', vitest('tests/item-journal.test.ts', 'last line of a key wins')],
   ['gc-keeps-every-record', 'src/cache/gc.ts', 'compactJournals(root, (id) => neededItems.has(id))', 'compactJournals(root, () => true)', vitest('tests/cache.test.ts', 'no kept build names')],
+  ['canonical-unsorted', 'src/engine/canonical.ts', '      keys.sort();\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
+  ['canonical-keeps-undefined', 'src/engine/canonical.ts', '    if (v === undefined) continue;\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
+  ['json-lines-lost-at-exit', 'src/engine/progress.ts', "      process.once('exit', this.flushOnExit);\n", '', cli('tests/engine-units.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });

@@ -10,6 +10,7 @@ import { Cas } from '../src/cache/cas.js';
 import { gcCache, parseSize } from '../src/cache/gc.js';
 import { ItemMemo } from '../src/cache/item-memo.js';
 import { verifyCache } from '../src/cache/verify.js';
+import type { Json } from '../src/engine/types.js';
 import { acquireWriterLock, currentWriter } from '../src/cache/writer-lock.js';
 import { canonicalJson } from '../src/engine/canonical.js';
 import { makeTempDir, REPO_ROOT, runCli } from './helpers/cli.js';
@@ -26,6 +27,49 @@ function entry(stage: string, fingerprint: string, files: Record<string, { sha25
 describe('canonical JSON', () => {
   it('sorts keys at every level and keeps arrays in order', () => {
     expect(canonicalJson({ b: 1, a: { d: [2, 1], c: 'x' } })).toBe('{"a":{"c":"x","d":[2,1]},"b":1}');
+  });
+
+  it('is JSON of the value with keys in code-unit order at every level, undefined members left out', () => {
+    // a reference written the plain way: sort by code unit, drop undefined, recurse
+    const reference = (v: unknown): string => {
+      if (v === null || v === undefined) return 'null';
+      if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+      if (typeof v === 'object') {
+        const o = v as Record<string, unknown>;
+        const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+        return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(o[k])}`).join(',')}}`;
+      }
+      return JSON.stringify(v);
+    };
+    // mulberry32: a seeded generator whose low bits are as random as its high ones
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const names = ['a', 'b', 'B', 'z', 'é', '\u{1F600}', 'ab', '', '10', '9', 'key"quote', 'x\ny'];
+    const make = (depth: number): unknown => {
+      const pick = rand(depth > 3 ? 4 : 7);
+      if (pick === 0) return rand(1000) - 500 + rand(3) / 4;
+      if (pick === 1) return names[rand(names.length)];
+      if (pick === 2) return rand(2) === 0;
+      if (pick === 3) return null;
+      if (pick === 4) return Array.from({ length: rand(4) }, () => (rand(6) === 0 ? undefined : make(depth + 1)));
+      const o: Record<string, unknown> = {};
+      for (let i = rand(6); i > 0; i--) o[names[rand(names.length)]] = rand(8) === 0 ? undefined : make(depth + 1);
+      return o;
+    };
+    let unordered = 0;
+    for (let i = 0; i < 2000; i++) {
+      const v = make(0);
+      expect(canonicalJson(v as Json)).toBe(reference(v));
+      if (JSON.stringify(v) !== reference(v)) unordered++;
+    }
+    // the values put keys out of order (or have undefined members) often enough to tell
+    expect(unordered).toBeGreaterThan(200);
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow(/non-finite/);
   });
 });
 

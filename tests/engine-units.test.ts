@@ -1,4 +1,5 @@
 // Small pure parts of the engine: stale reasons, fingerprints, lock file text, progress output.
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { readLockfile, renderLockfile, writeLockfile } from '../src/engine/lockf
 import { makeReporter, stageLine } from '../src/engine/progress.js';
 import { staleReasons, summarize } from '../src/engine/reasons.js';
 import type { LockEntry } from '../src/engine/types.js';
-import { makeTempDir } from './helpers/cli.js';
+import { makeTempDir, REPO_ROOT } from './helpers/cli.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -136,11 +137,33 @@ describe('progress output', () => {
     expect(text.endsWith('done\n')).toBe(true);
   });
 
-  it('json: one object per event', () => {
+  it('json: one object per line; the lines of one turn of the event loop in one write, the summary at once', async () => {
     const out = fakeStream(false);
-    makeReporter('json', dir, out.stream).event({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
-    expect(JSON.parse(out.chunks[0])).toEqual({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
+    const r = makeReporter('json', dir, out.stream);
+    const items = [0, 1, 2].map((i) => ({ stage: 'prepare:ds', item: String(i), outcome: 'cached' as const }));
+    for (const e of items) r.event(e);
+    expect(out.chunks).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(out.chunks).toHaveLength(1);
+    expect(out.chunks[0].trimEnd().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual(items);
+    r.event({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' });
+    r.summary({ ran: 0 }, 'done');
+    expect(out.chunks.slice(1).join('')).toBe(`${JSON.stringify({ stage: 'fetch:ds', outcome: 'fresh', reason: 'up to date' })}\n${JSON.stringify({ summary: { ran: 0 } })}\n`);
+    // a long loop of events is written as it passes 64 KB, not held to its end
+    for (let i = 0; i < 5000; i++) r.event({ stage: 'prepare:ds', item: String(i), outcome: 'cached' });
+    expect(out.chunks.length).toBeGreaterThan(3);
     expect(stageLine({ stage: 'a', outcome: 'fresh', reason: 'up to date' })).toBe('fresh     a');
+  });
+
+  it('json: lines still held when the process exits are written', () => {
+    const script = `
+      import { makeReporter } from ${JSON.stringify(join(REPO_ROOT, 'dist/engine/progress.js'))};
+      const r = makeReporter('json', '.');
+      r.event({ stage: 'prepare:ds', item: '1', outcome: 'ran' });
+      process.exit(3);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.status).toBe(3);
+    expect(child.stdout).toBe(`${JSON.stringify({ stage: 'prepare:ds', item: '1', outcome: 'ran' })}\n`);
   });
 });
 

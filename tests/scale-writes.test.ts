@@ -1,7 +1,7 @@
 // Issue 20's "must show": a one-caption edit writes a bounded number of bytes to the cache, the
 // same at 10,000 items as at 1,000 (listings, manifests, item lists and file maps are chunk trees;
 // the stat memo appends). Measured through the real CLI on real PNGs and captions.
-import { readdirSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tinyPng } from '../bench/lab-dataset.js';
@@ -10,27 +10,43 @@ import { makeTempDir, runCli } from './helpers/cli.js';
 const temps: (() => void)[] = [];
 afterAll(() => temps.forEach((c) => c()));
 
-/** path -> size:mtime of every file under the cache */
-function snapshot(root: string): Map<string, string> {
-  const out = new Map<string, string>();
+const JOURNAL = /^items\/[^/]+\/[0-9a-f]{2}\.log$/;
+
+/** path -> size:mtime of every file under the cache, and the bytes of each item journal */
+function snapshot(root: string): { sigs: Map<string, string>; journals: Map<string, Buffer> } {
+  const sigs = new Map<string, string>();
+  const journals = new Map<string, Buffer>();
   const visit = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const abs = join(dir, entry.name);
       if (entry.isDirectory()) visit(abs);
       else if (entry.isFile()) {
         const st = statSync(abs);
-        out.set(relative(root, abs), `${st.size}:${st.mtimeMs}`);
+        const rel = relative(root, abs);
+        sigs.set(rel, `${st.size}:${st.mtimeMs}`);
+        if (JOURNAL.test(rel)) journals.set(rel, readFileSync(abs));
       }
     }
   };
   visit(root);
-  return out;
+  return { sigs, journals };
 }
 
-/** bytes of the files that are new or rewritten between two snapshots, biggest first */
-function written(before: Map<string, string>, after: Map<string, string>): { bytes: number; files: [string, number][] } {
+/**
+ * bytes written between two snapshots, biggest first: a new or rewritten file counts whole; an item
+ * journal, append-only, counts what was appended (and must still begin with what it held)
+ */
+function written(before: ReturnType<typeof snapshot>, after: ReturnType<typeof snapshot>): { bytes: number; files: [string, number][] } {
   const files: [string, number][] = [];
-  for (const [path, sig] of after) if (before.get(path) !== sig) files.push([path, Number(sig.split(':')[0])]);
+  for (const [path, sig] of after.sigs) {
+    if (before.sigs.get(path) === sig) continue;
+    const size = Number(sig.split(':')[0]);
+    const old = before.journals.get(path);
+    if (old && JOURNAL.test(path)) {
+      expect(after.journals.get(path)!.subarray(0, old.length).equals(old), `${path} was rewritten, not appended to`).toBe(true);
+      files.push([path, size - old.length]);
+    } else files.push([path, size]);
+  }
   files.sort((a, b) => b[1] - a[1]);
   return { bytes: files.reduce((s, f) => s + f[1], 0), files };
 }

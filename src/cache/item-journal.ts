@@ -9,7 +9,7 @@
 // its record is computed again and appended. gc and verify rewrite a journal with only the lines
 // worth keeping (compact), atomically. One writer at a time (the cache's writer lock); a reader
 // that sees a line being appended sees a line that fails its check.
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { writeCacheFileAtomic } from './atomic.js';
@@ -67,6 +67,24 @@ export function journalsOf(root: string, kind: string): { path: string; prefix: 
     return [];
   }
   return names.filter((n) => SHARD_RE.test(n)).sort().map((n) => ({ path: join(root, 'items', kind, n), prefix: n.slice(0, 2) }));
+}
+
+/** a journal's text; empty when there is none, or no file, or one too big to read (verify compacts it) */
+function readJournalText(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch {
+    return '';
+  }
+  try {
+    const st = fstatSync(fd);
+    return st.isFile() && st.size <= MAX_JOURNAL_BYTES ? readFileSync(fd, 'utf8') : '';
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A journal's records, checked: key hash -> record JSON text (the last whole line of each key). */
@@ -235,17 +253,21 @@ export class ItemJournal {
     const path = journalPath(this.root, kind, keyHash);
     const line = journalLine(keyHash, json);
     // after a crash the file may end in half a line: this process's first line starts a new one
-    const text = this.opened.has(path) ? line : `\n${line}`;
+    const text = Buffer.from(this.opened.has(path) ? line : `\n${line}`);
     const { fd, size } = this.openForAppend(path);
     try {
-      writeSync(fd, text);
+      // a full disk can cut a write short: the rest, or the error (and this journal's next line starts afresh)
+      for (let done = 0; done < text.length; ) done += writeSync(fd, text, done);
+      this.opened.add(path);
+    } catch (err) {
+      this.opened.delete(path);
+      throw err;
     } finally {
       closeSync(fd);
     }
-    this.opened.add(path);
     // one writer per cache: the line starts where the file ended (without its newline)
     const bytes = Buffer.byteLength(line) - 1;
-    this.loaded.get(`${kind}/${keyHash.slice(0, 2)}`)?.set(keyHash, { at: size + Buffer.byteLength(text) - bytes - 1, bytes });
+    this.loaded.get(`${kind}/${keyHash.slice(0, 2)}`)?.set(keyHash, { at: size + text.length - bytes - 1, bytes });
   }
 
   /** lets go of what lookups read (a long-lived memo, between runs) */
@@ -258,15 +280,7 @@ export class ItemJournal {
     const id = `${kind}/${prefix}`;
     let shard = this.loaded.get(id);
     if (shard === undefined) {
-      let text = '';
-      try {
-        const path = journalPath(this.root, kind, keyHash);
-        text = readRegularFileSync(path, 'utf8');
-        if (text.length > MAX_JOURNAL_BYTES) text = '';
-      } catch {
-        // none yet, or not a file (replaced by the next append)
-      }
-      shard = indexJournal(text, prefix);
+      shard = indexJournal(readJournalText(journalPath(this.root, kind, keyHash)), prefix);
       this.loaded.set(id, shard);
     }
     return shard;
