@@ -69,8 +69,8 @@ export function journalsOf(root: string, kind: string): { path: string; prefix: 
   return names.filter((n) => SHARD_RE.test(n)).sort().map((n) => ({ path: join(root, 'items', kind, n), prefix: n.slice(0, 2) }));
 }
 
-/** a journal's text; empty when there is none, or no file, or one too big to read (verify compacts it) */
-function readJournalText(path: string): string {
+/** what `read` makes of the journal opened for reading; empty when it cannot be opened or read (a miss) */
+function readOpened(path: string, read: (fd: number) => string): string {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
@@ -78,13 +78,20 @@ function readJournalText(path: string): string {
     return '';
   }
   try {
-    const st = fstatSync(fd);
-    return st.isFile() && st.size <= MAX_JOURNAL_BYTES ? readFileSync(fd, 'utf8') : '';
+    return read(fd);
   } catch {
     return '';
   } finally {
     closeSync(fd);
   }
+}
+
+/** a journal's text; empty when there is none, or no file, or one too big to read (verify compacts it) */
+function readJournalText(path: string): string {
+  return readOpened(path, (fd) => {
+    const st = fstatSync(fd);
+    return st.isFile() && st.size <= MAX_JOURNAL_BYTES ? readFileSync(fd, 'utf8') : '';
+  });
 }
 
 /** A journal's records, checked: key hash -> record JSON text (the last whole line of each key). */
@@ -232,21 +239,10 @@ export class ItemJournal {
 
   /** a line this process appended (a compaction since then makes it fail its check: a miss) */
   private readBack(path: string, where: Appended): string {
-    let fd: number;
-    try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
-    } catch {
-      return '';
-    }
-    try {
+    return readOpened(path, (fd) => {
       const bytes = Buffer.alloc(where.bytes);
-      const got = readSync(fd, bytes, 0, where.bytes, where.at);
-      return bytes.toString('utf8', 0, got);
-    } catch {
-      return '';
-    } finally {
-      closeSync(fd);
-    }
+      return bytes.toString('utf8', 0, readSync(fd, bytes, 0, where.bytes, where.at));
+    });
   }
 
   append(kind: string, keyHash: string, json: string): void {
