@@ -94,6 +94,9 @@ const MUTANTS = [
   ['journal-no-fresh-line', 'src/cache/item-journal.ts', 'Buffer.from(this.opened.has(path) ? line : `\\n${line}`)', 'Buffer.from(line)', vitest('tests/item-journal.test.ts', 'byte changed')],
   ['journal-read-back-off', 'src/cache/item-journal.ts', 'at: size + text.length - bytes - 1', 'at: size + text.length - bytes', vitest('tests/item-journal.test.ts', 'last line of a key wins')],
   ['gc-keeps-every-record', 'src/cache/gc.ts', 'compactJournals(root, (id) => neededItems.has(id))', 'compactJournals(root, () => true)', vitest('tests/cache.test.ts', 'no kept build names')],
+  // a caption's bytes: stored only when they are not the UTF-8 of its text
+  ['caption-blob-never-stored', 'src/stages/prepare.ts', "hubRow || Buffer.from(text, 'utf8').equals(bytes) ?", 'true ?', vitest('tests/validate.test.ts', 'one problem per item')],
+  ['caption-bytes-always-text', 'src/stages/validate.ts', "  if (createHash('sha256').update(utf8).digest('hex') === caption.sha256) return utf8;\n", '  return utf8;\n', vitest('tests/validate.test.ts', 'one problem per item')],
   ['canonical-unsorted', 'src/engine/canonical.ts', '      keys.sort();\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
   ['canonical-keeps-undefined', 'src/engine/canonical.ts', '    if (v === undefined) continue;\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
   ['json-lines-lost-at-exit', 'src/engine/progress.ts', "      process.once('exit', this.flushOnExit);\n", '', cli('tests/engine-units.test.ts')],

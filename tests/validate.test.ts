@@ -1,6 +1,7 @@
 // validate:DATASET through the real executor (fetch -> prepare -> validate) on a lab-layout
 // fixture folder written in a temp dir, with one item per rule. Asserts the exact diagnostics.
 import { CLIP_TOKENIZER_DIR } from './helpers/reference.js';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -113,6 +114,14 @@ describe('validate stage on a lab dataset with one problem per item', () => {
       'ds/notes.docx': 'stray',
     });
     first = await build(dir, { folder: 'ds', trigger: 'one-line-art' });
+  });
+
+  it('stores the bytes of a caption only when its text does not give them back (not UTF-8)', () => {
+    const cas = new Cas(join(dir, 'cache'));
+    const stored = (rel: string) => cas.has(createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex'));
+    expect(stored('ds/text/7.txt')).toBe(true);
+    // UTF-8, a BOM and CRLF included: validate checks the text's UTF-8, the very same bytes
+    for (const rel of ['ds/text/0.txt', 'ds/text/8.txt', 'ds/text/11.txt']) expect(stored(rel), rel).toBe(false);
   });
 
   it('fails with the error count, so training is blocked', () => {

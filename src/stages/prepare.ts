@@ -80,18 +80,21 @@ async function computeImage(ctx: StageContext, image: NonNullable<Sources['image
 }
 
 /**
- * Folder datasets: caption bytes go to the CAS, and the image part is memoized on its own (a caption
- * edit then never decodes the image again). Hub rows (`hubRow`): the caption is text from the
- * parquet file, its bytes that text's UTF-8, which validation reads from the manifest (no blob), and
- * a commit's rows never change (no separate image memo): a file less each, per row.
+ * Folder datasets: caption bytes that are not UTF-8 go to the CAS (validate reads them there), and the
+ * image part is memoized on its own (a caption edit then never decodes the image again). Hub rows
+ * (`hubRow`): the caption is text from the parquet file, its bytes that text's UTF-8, which
+ * validation reads from the manifest (no blob), and a commit's rows never change (no separate image
+ * memo): a file less each, per row.
  */
 async function computeContent(ctx: StageContext, label: string, sources: Sources, resolution: number | null, hubRow: boolean): Promise<ItemContent> {
   const content: ItemContent = { image: null, imageError: null, caption: null, prepared: null };
   const image = sources.image;
   if (sources.caption) {
     const bytes = await sources.caption.load();
-    const sha = hubRow ? sources.caption.sha256 : (await ctx.putBlob(bytes)).sha256;
     const text = decodeCaption(bytes);
+    // validate checks a caption's bytes: they go to the store only when its text does not give them
+    // back (not UTF-8); otherwise validate takes the text's UTF-8, and a cold build makes a file less per item
+    const sha = hubRow || Buffer.from(text, 'utf8').equals(bytes) ? sources.caption.sha256 : (await ctx.putBlob(bytes)).sha256;
     content.caption = { sha256: sha, text, clean: cleanCaption(text) };
   }
   if (image && hubRow) Object.assign(content, await computeImage(ctx, image, resolution));

@@ -1,6 +1,7 @@
 // validate:DATASET — the caption and image rules over prepare's manifest.json, per item through
 // ctx.item (an edited caption re-checks that item only) plus the dataset-wide rules. Outputs
 // validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config, DatasetSpec } from '../config/schema.js';
@@ -34,10 +35,16 @@ function readManifest(ctx: StageContext, upstream: string): Manifest {
   return manifest;
 }
 
-/** read synchronously: prepare stored it (at most 1 MB), and an edited caption should not wait for the event loop */
-function captionBytes(ctx: StageContext, sha256: string): Buffer | null {
+/**
+ * A caption's bytes: its text's UTF-8 when they hash to the caption's sha256 (prepare then stored no
+ * blob), else read from the store, synchronously (at most 1 MB; an edited caption should not wait for
+ * the event loop); null when neither (a lost blob: the text's UTF-8 stands in).
+ */
+function captionBytes(ctx: StageContext, caption: { sha256: string; text: string }): Buffer | null {
+  const utf8 = Buffer.from(caption.text, 'utf8');
+  if (createHash('sha256').update(utf8).digest('hex') === caption.sha256) return utf8;
   try {
-    return readFileSync(ctx.blobPath(sha256));
+    return readFileSync(ctx.blobPath(caption.sha256));
   } catch {
     return null;
   }
@@ -172,7 +179,7 @@ export const stage: StageImpl = {
       keys[i] = key;
       // a check costs a tokenization (~20 us): kept in the stage's item pack only, no file each
       const check = ctx.memoized?.<Json>(item.id, key) ?? await ctx.item(item.id, key, async () => {
-        const bytes = item.caption ? captionBytes(ctx, item.caption.sha256) : null;
+        const bytes = item.caption ? captionBytes(ctx, item.caption) : null;
         return checkItem(item, bytes, tokenizer, settings) as unknown as Json;
       }, { packOnly: true });
       checks.push(check as unknown as ItemCheck);
