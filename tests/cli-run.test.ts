@@ -168,16 +168,23 @@ describe('lorabuild run', () => {
   });
 
   it('two concurrent runs on one cache: one builds, the other waits and finds everything fresh', async () => {
-    makeDataset(40);
+    makeDataset(120);
     const a = startCli(['run', 'ds', '--json'], { cwd: dir });
+    // a holds the writer lock while it prepares: stopped there, so that b surely finds it held (a
+    // build of a few items can otherwise end before the second process has started)
+    await waitForLine(a, (l) => l.includes('"item"') && l.includes('prepare:ds'));
+    a.kill('SIGSTOP');
     const b = startCli(['run', 'ds', '--json'], { cwd: dir });
+    try {
+      await waitForLine(b, (l) => l.includes('waiting for lorabuild run'));
+    } finally {
+      a.kill('SIGCONT');
+    }
     const [ra, rb] = await Promise.all([a.result, b.result]);
     expect([ra.code, rb.code]).toEqual([0, 0]);
-    const ranPrepare = [ra, rb].filter((r) => outcomes(r)['prepare:ds'] === 'ran');
-    expect(ranPrepare).toHaveLength(1);
-    const waiter = ranPrepare[0] === ra ? rb : ra;
-    expect(waiter.events.some((e) => typeof e.note === 'string' && /waiting for lorabuild run \(pid \d+, since /.test(e.note))).toBe(true);
-    expect(outcomes(waiter)).toEqual({ 'fetch:ds': 'fresh', 'prepare:ds': 'fresh', 'validate:ds': 'fresh' });
+    expect(outcomes(ra)['prepare:ds']).toBe('ran');
+    expect(rb.events.some((e) => typeof e.note === 'string' && /waiting for lorabuild run \(pid \d+, since /.test(e.note))).toBe(true);
+    expect(outcomes(rb)).toEqual({ 'fetch:ds': 'fresh', 'prepare:ds': 'fresh', 'validate:ds': 'fresh' });
     expect((await runCli(['cache', 'verify'], { cwd: dir })).code).toBe(0);
   });
 
