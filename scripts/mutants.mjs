@@ -59,7 +59,7 @@ const MUTANTS = [
   ['snapshot-map-unchecked', 'src/datasets/local/list.ts', 'if (filesDigest(made.files) !== snap.digest) throw new Error(', 'if (false) throw new Error(', vitest('tests/listing-snapshot.test.ts', 'refuses a map that no longer has')],
   ['parallel-lstat-one-end', 'src/datasets/local/stat-share.ts', 'return side === FRONT ? taken : chunks - 1 - taken;', 'return taken;', cli('tests/parallel-lstat.test.ts')],
   ['parallel-lstat-gone-kept', 'src/datasets/local/walk.ts', 'if (kind === GONE && fromMemo) return undefined;', 'if (kind === GONE && fromMemo) continue;', cli('tests/parallel-lstat.test.ts')],
-  ['stat-hint-racy-from-walk', 'src/datasets/local/list.ts', 'walkStartedAt = Math.min(walkStartedAt, walk.statsFrom ?? Infinity);', 'void walk.statsFrom;', vitest('tests/stat-hint.test.ts', 'counts the racy window from when a prestarted job')],
+  ['stat-hint-racy-from-walk', 'src/datasets/local/list.ts', 'walkStartedAt = Math.min(walkStartedAt, walk.statsFrom ?? Infinity);', 'void walk.statsFrom;', cli('tests/stat-hint.test.ts')],
   ['stat-hint-names-unchecked', 'src/datasets/local/parallel-lstat.ts', 'if (pre.names === joined) {', 'if (pre.names.length > 0) {', cli('tests/stat-hint.test.ts')],
   ['walk-table-unsorted', 'src/datasets/local/walk.ts', 'ascending(rels) ? found : sortedTable(found.rels, found.numbers)', 'found', vitest('tests/walk-table.test.ts')],
   ['limiter-no-handoff', 'src/engine/limiter.ts', '      if (next) next();\n      else this.running--;', '      this.running--;\n      next?.();', vitest('tests/limiter.test.ts', 'runs at most')],
