@@ -83,9 +83,9 @@ const MUTANTS = [
   ['listed-presence-unused', 'src/cache/cas.ts', '    if (size === undefined && this.listed?.has(sha256)) return true;', '    void this.listed;', vitest('tests/cache-memory.test.ts', 'listPresence')],
   ['listed-presence-always', 'src/cache/cas.ts', '    if (sample.length * 256 > expectedChecks * 20) return;', '    void sample;', vitest('tests/cache-memory.test.ts', 'listPresence')],
   ['preload-never-lists', 'src/cache/item-memo.ts', 'if (!this.remembered && records.length >= LIST_PRESENCE_MIN) this.cas.listPresence(2 * records.length);', 'void LIST_PRESENCE_MIN;', vitest('tests/cache-memory.test.ts', 'big preloaded pack')],
-  ['unfiled-lost-on-failure', 'src/engine/executor.ts', '        // no pack is recorded for a failed run: what it computed is kept as files\n        items.settleUnfiled(record.items, false);', '', cli('tests/validate-records.test.ts')],
+  ['unfiled-lost-on-failure', 'src/engine/executor.ts', '        // no pack is recorded for a failed run: what it computed goes to the item journal\n        items.settleUnfiled(record.items, false);', '', cli('tests/validate-records.test.ts')],
   ['unfiled-dropped-inline', 'src/engine/executor.ts', 'items.settleUnfiled(record.items, lists.itemPack !== undefined && !rerun);', 'items.settleUnfiled(record.items, !rerun);', cli('tests/validate-records.test.ts')],
-  ['pack-only-ignored', 'src/engine/stage-context.ts', '{ file: quiet || options?.packOnly !== true }', '{ file: true }', cli('tests/scale-trees-cli.test.ts')],
+  ['pack-only-ignored', 'src/engine/stage-context.ts', '{ journal: quiet || options?.packOnly !== true }', '{ journal: true }', cli('tests/scale-trees-cli.test.ts')],
   ['unfiled-written-when-packed', 'src/cache/item-memo.ts', '      if (!packed) this.journal.append(', '      if (packed || !packed) this.journal.append(', vitest('tests/item-memo-watch.test.ts', 'settles it')],
   ['files-digest-paths-only', 'src/engine/file-tree.ts', 'text += `${paths[i]}\\0${shas[i]}\\n`;', 'text += `${paths[i]}\\n`;', cli('tests/scale-trees-cli.test.ts')],
   // the item journals (issue 20): a damaged line is never used, the last line wins, a torn tail never swallows the next line
@@ -96,7 +96,7 @@ const MUTANTS = [
   ['gc-keeps-every-record', 'src/cache/gc.ts', 'compactJournals(root, (id) => neededItems.has(id))', 'compactJournals(root, () => true)', vitest('tests/cache.test.ts', 'no kept build names')],
   // a caption's bytes: stored only when they are not the UTF-8 of its text
   ['caption-blob-never-stored', 'src/stages/prepare.ts', "hubRow || Buffer.from(text, 'utf8').equals(bytes) ?", 'true ?', vitest('tests/validate.test.ts', 'one problem per item')],
-  ['caption-bytes-always-text', 'src/stages/validate.ts', "  if (createHash('sha256').update(utf8).digest('hex') === caption.sha256) return utf8;\n", '  return utf8;\n', vitest('tests/validate.test.ts', 'one problem per item')],
+  ['caption-bytes-always-text', 'src/stages/validate.ts', "  if (sha256Hex(utf8) === caption.sha256) return utf8;\n", '  return utf8;\n', vitest('tests/validate.test.ts', 'one problem per item')],
   ['canonical-unsorted', 'src/engine/canonical.ts', '      keys.sort();\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
   ['canonical-keeps-undefined', 'src/engine/canonical.ts', '    if (v === undefined) continue;\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
   ['json-lines-lost-at-exit', 'src/engine/progress.ts', "      process.once('exit', this.flushOnExit);\n", '', cli('tests/engine-units.test.ts')],

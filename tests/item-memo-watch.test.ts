@@ -157,9 +157,9 @@ describe('remembering item memo', () => {
       const m = new ItemMemo(dir, new Cas(dir), { remember });
       m.refresh();
       const ids = (...hs: string[]) => new Map(hs.map((h) => [m.id('validate', h), true]));
-      const packedOne = m.put('validate', hash(1), 'one', { ok: 1 }, undefined, { file: false });
-      m.put('validate', hash(2), 'two', { ok: 2 }, undefined, { file: false });
-      m.put('validate', hash(3), 'three', { ok: 3 }, undefined, { file: false });
+      const packedOne = m.put('validate', hash(1), 'one', { ok: 1 }, undefined, { journal: false });
+      m.put('validate', hash(2), 'two', { ok: 2 }, undefined, { journal: false });
+      m.put('validate', hash(3), 'three', { ok: 3 }, undefined, { journal: false });
       expect(itemRecord(m.layout.root, 'validate', hash(1)) !== undefined).toBe(false);
       // a remembering memo finds it in memory meanwhile
       if (remember) expect(m.get('validate', hash(1))).toBe(packedOne);

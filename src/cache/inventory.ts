@@ -10,7 +10,8 @@ export interface BlobInfo {
   size: number;
 }
 
-function list(dir: string): string[] {
+/** a folder's names, sorted; none when it cannot be read (missing, not a folder) */
+export function listOrEmpty(dir: string): string[] {
   try {
     return readdirSync(dir).sort();
   } catch {
@@ -20,8 +21,8 @@ function list(dir: string): string[] {
 
 export function* allBlobs(root: string): Generator<BlobInfo> {
   const cas = new CacheLayout(root).casDir;
-  for (const shard of list(cas)) {
-    for (const name of list(join(cas, shard))) {
+  for (const shard of listOrEmpty(cas)) {
+    for (const name of listOrEmpty(join(cas, shard))) {
       const path = join(cas, shard, name);
       if (!SHA256_RE.test(name) || name.slice(0, 2) !== shard) continue;
       try {
@@ -36,8 +37,8 @@ export function* allBlobs(root: string): Generator<BlobInfo> {
 /** stray files in the CAS folders (temp files of killed writers, anything not named by its hash) */
 export function* strayCasFiles(root: string): Generator<string> {
   const cas = new CacheLayout(root).casDir;
-  for (const shard of list(cas)) {
-    for (const name of list(join(cas, shard))) if (!SHA256_RE.test(name) || name.slice(0, 2) !== shard) yield join(cas, shard, name);
+  for (const shard of listOrEmpty(cas)) {
+    for (const name of listOrEmpty(join(cas, shard))) if (!SHA256_RE.test(name) || name.slice(0, 2) !== shard) yield join(cas, shard, name);
   }
 }
 

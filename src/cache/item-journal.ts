@@ -10,9 +10,10 @@
 // worth keeping (compact), atomically. One writer at a time (the cache's writer lock); a reader
 // that sees a line being appended sees a line that fails its check.
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { writeCacheFileAtomic } from './atomic.js';
+import { listOrEmpty } from './inventory.js';
 import { clearOwnedPath, readRegularFileSync } from './safe-fs.js';
 
 const KEY_HEX = 64;
@@ -60,13 +61,9 @@ export function indexJournal(text: string, prefix: string): Map<string, string> 
 
 /** the kind's journals and the key-hash prefix each holds */
 export function journalsOf(root: string, kind: string): { path: string; prefix: string }[] {
-  let names: string[];
-  try {
-    names = readdirSync(join(root, 'items', kind));
-  } catch {
-    return [];
-  }
-  return names.filter((n) => SHARD_RE.test(n)).sort().map((n) => ({ path: join(root, 'items', kind, n), prefix: n.slice(0, 2) }));
+  return listOrEmpty(join(root, 'items', kind))
+    .filter((n) => SHARD_RE.test(n))
+    .map((n) => ({ path: join(root, 'items', kind, n), prefix: n.slice(0, 2) }));
 }
 
 /** what `read` makes of the journal opened for reading; empty when it cannot be opened or read (a miss) */
@@ -136,14 +133,6 @@ function filesUnder(dir: string): number {
     return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
   } catch {
     return 0;
-  }
-}
-
-function listOrEmpty(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
   }
 }
 
@@ -298,7 +287,7 @@ export class ItemJournal {
         if (attempt > 0) throw err;
       }
       clearOwnedPath(this.root, path);
-      mkdirSync(join(path, '..'), { recursive: true });
+      mkdirSync(dirname(path), { recursive: true });
     }
   }
 }

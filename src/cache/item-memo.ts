@@ -78,7 +78,7 @@ export class ItemMemo {
   private readonly keyObjects = new WeakMap<object, string>();
   /** key object -> its memo ref for the stage kind it was last looked up for (ids are Map keys: made once) */
   private readonly keyIds = new WeakMap<object, ItemRef>();
-  /** records put with `file: false` that no settleUnfiled has dropped or written yet */
+  /** records put with `journal: false` that no settleUnfiled has dropped or appended yet */
   private readonly unfiled = new Map<string, { kind: string; keyHash: string; record: ItemRecord }>();
   /** records of the previous run of a stage (its action entry's item pack), for this run only (a memo that does not remember) */
   private preloaded = new Map<string, ItemRecord>();
@@ -168,7 +168,7 @@ export class ItemMemo {
   }
 
   /**
-   * The records of a stage's run put with `file: false`, once the stage is done: dropped when the
+   * The records of a stage's run put with `journal: false`, once the stage is done: dropped when the
    * run's item pack holds them and is recorded, appended to the journal otherwise (an item list short
    * enough to be kept inline in the action entry, a failed run, a warm-up that records nothing).
    * `ids`: the item ids the stage's run recorded (other stages' records are theirs to settle).
@@ -319,13 +319,13 @@ export class ItemMemo {
 
   /**
    * `ref`: the key's ref, which then holds the new record (its next find needs no lookup).
-   * `file: false`: the record is kept in memory and in the run's item pack only (ctx.item packOnly).
+   * `journal: false`: the record is kept in memory and in the run's item pack only (ctx.item packOnly).
    */
-  put(kind: string, keyHash: string, label: string, value: Json, ref?: ItemRef, options: { file?: boolean } = {}): ItemRecord {
+  put(kind: string, keyHash: string, label: string, value: Json, ref?: ItemRef, options: { journal?: boolean } = {}): ItemRecord {
     const refs = blobRefs(value, (sha) => this.cas.has(sha));
     // frozen: item packs keep each record's text (cache/action-cache.ts), so a record never changes
     const record: ItemRecord = deepFreeze({ label, value, refs });
-    if (options.file !== false) this.journal.append(kind, keyHash, JSON.stringify(record));
+    if (options.journal !== false) this.journal.append(kind, keyHash, JSON.stringify(record));
     else this.unfiled.set(this.id(kind, keyHash), { kind, keyHash, record });
     if (this.remembered) {
       const id = this.id(kind, keyHash);

@@ -6,7 +6,7 @@
 // memos, parsed-lock and config memos, resume indexes, run records, stat memo files that fail their
 // checks) and temp leftovers are removed: everything in a cache can be rebuilt. Nothing is ever opened before lstat says it is a regular
 // file (a FIFO would block). Call while holding the writer lock.
-import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { SHA256_RE } from '../engine/canonical.js';
 import { lockShapeProblem } from '../engine/lockfile.js';
@@ -14,6 +14,7 @@ import { entryBlobs, entryTreesOk, type ActionEntry } from './action-cache.js';
 import { Cas, hashStream } from './cas.js';
 import { TreeDamage } from './chunk-tree.js';
 import { bumpCacheGeneration } from './generation.js';
+import { listOrEmpty } from './inventory.js';
 import { compactJournals } from './item-journal.js';
 import { CacheLayout } from './layout.js';
 import { deadCompactionTemps, statMemoProblems } from './stat-memo-store.js';
@@ -41,14 +42,6 @@ function lstatOrNull(path: string): Stats | null {
     return lstatSync(path);
   } catch {
     return null;
-  }
-}
-
-function listOrEmpty(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
   }
 }
 

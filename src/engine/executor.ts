@@ -311,7 +311,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       }
       if (signal.aborted) throw new Interrupted();
       if (result.failed) {
-        // no pack is recorded for a failed run: what it computed is kept as files
+        // no pack is recorded for a failed run: what it computed goes to the item journal
         items.settleUnfiled(record.items, false);
         if (rerun) return { report: report('failed', result.failed.reason, { fingerprint: fp, items: record.itemCounts }) };
         // what a failed stage wrote (validation.md with the caption errors) is what the user needs

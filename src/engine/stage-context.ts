@@ -147,8 +147,8 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
       const { ref, hit } = lookup(label, key, quiet);
       if (hit) return hit.value as T;
       const value = await compute();
-      // (a quiet part is in no pack: it always has its file)
-      const made = items.put(node.kind, ref.keyHash, label, value, ref, { file: quiet || options?.packOnly !== true });
+      // (a quiet part is in no pack: it is always in the journal)
+      const made = items.put(node.kind, ref.keyHash, label, value, ref, { journal: quiet || options?.packOnly !== true });
       if (!quiet) record.items.set(ref.id, made);
       else for (const sha of made.refs) record.refs.add(sha);
       if (!quiet) {

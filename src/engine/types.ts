@@ -110,8 +110,8 @@ export interface StageContext {
    * or computes it. Values are JSON; big results go to the CAS via putBlob and are referenced by
    * hash. Emits an item event with outcome 'cached' or 'ran'. `quiet`: a part of an item (memoized
    * on its own key, kept by gc like any item) that is neither counted nor reported. `packOnly`: a
-   * value cheap to compute again is kept in the stage's item pack only, with no file of its own
-   * (a cold build of 10,000 items spent ~4.5 s creating validate's record files alone): found while
+   * value cheap to compute again is kept in the stage's item pack only, not in the item journal
+   * (a cold build of 10,000 items spent ~4.5 s creating validate's record files, when records were files): found while
    * the last run's pack has it (or this process holds it), computed again otherwise.
    */
   item<T extends Json>(label: string, key: Json, compute: () => Promise<T>, options?: { quiet?: boolean; packOnly?: boolean }): Promise<T>;

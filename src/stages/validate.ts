@@ -1,12 +1,11 @@
 // validate:DATASET — the caption and image rules over prepare's manifest.json, per item through
 // ctx.item (an edited caption re-checks that item only) plus the dataset-wide rules. Outputs
 // validation.json + validation.md; errors fail the stage, which blocks training; warnings do not.
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config, DatasetSpec } from '../config/schema.js';
 import type { Manifest, ManifestItem } from '../datasets/manifest.js';
-import { canonicalHash } from '../engine/canonical.js';
+import { canonicalHash, sha256Hex } from '../engine/canonical.js';
 import type { Json, StageContext, StageImpl } from '../engine/types.js';
 import type { ItemCheck, ValidationSettings } from '../text/check-item.js';
 import { tokenizerForDataset } from '../text/resolve.js';
@@ -42,7 +41,7 @@ function readManifest(ctx: StageContext, upstream: string): Manifest {
  */
 function captionBytes(ctx: StageContext, caption: { sha256: string; text: string }): Buffer | null {
   const utf8 = Buffer.from(caption.text, 'utf8');
-  if (createHash('sha256').update(utf8).digest('hex') === caption.sha256) return utf8;
+  if (sha256Hex(utf8) === caption.sha256) return utf8;
   try {
     return readFileSync(ctx.blobPath(caption.sha256));
   } catch {
