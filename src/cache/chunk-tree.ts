@@ -11,6 +11,7 @@ import { SHA256_RE } from '../engine/canonical.js';
 import { fmix32 } from './hash32.js';
 import type { Json } from '../engine/types.js';
 import type { Cas } from './cas.js';
+import { deepFreeze } from './parsed-json.js';
 import { readRegularFileSync } from './safe-fs.js';
 
 /** a tree as an output names it: the root blob and how many records hang below it */
@@ -102,6 +103,50 @@ function keepLeaf(leaves: KeptLeaves, leaf: KeptLeaf): void {
 }
 
 /**
+ * Parsed leaves by blob, in a process that builds again (`lorabuild watch`: keepLeavesInMemory). A
+ * tree read back by a later build (a save undone: its prepare is restored from cache, and its
+ * manifest read from the store) gets the very record objects of the leaves it shares with the trees
+ * this process wrote or read before. No such leaf is read or parsed again, and the stages after it
+ * know those items by identity: validate hashed all 10,000 item keys again on such a save (~80 ms).
+ * Records are deep-frozen; past MAX_LEAF_RECORDS the least recently used leaves go.
+ */
+let leafCache: Map<string, readonly Json[]> | undefined;
+let leafCacheRecords = 0;
+const MAX_LEAF_RECORDS = 400_000;
+
+/** turns the leaf cache on (a watch); off drops it */
+export function keepLeavesInMemory(on: boolean): void {
+  leafCache = on ? (leafCache ?? new Map()) : undefined;
+  if (!on) leafCacheRecords = 0;
+}
+
+function cachedLeaf(sha: string): readonly Json[] | undefined {
+  const records = leafCache?.get(sha);
+  if (records !== undefined) {
+    leafCache!.delete(sha);
+    leafCache!.set(sha, records);
+  }
+  return records;
+}
+
+/** `records` must be frozen (or primitives): readers get these very objects */
+function cacheLeaf(sha: string, records: readonly Json[]): void {
+  if (!leafCache || leafCache.has(sha)) return;
+  leafCache.set(sha, records);
+  leafCacheRecords += records.length;
+  for (const [old, held] of leafCache) {
+    if (leafCacheRecords <= MAX_LEAF_RECORDS) break;
+    leafCache.delete(old);
+    leafCacheRecords -= held.length;
+  }
+}
+
+/** a writer's records, when readers may have them as they are: written as their JSON, and frozen */
+function shareable(records: readonly Json[], textOf: (record: Json) => string): boolean {
+  return textOf === stringify && records.every((r) => r === null || typeof r !== 'object' || Object.isFrozen(r));
+}
+
+/**
  * Writes the records (in the order given) as a tree; only nodes not in the CAS yet are written.
  * `textOf`: each record's JSON text, when the caller keeps it (pass the same function every time:
  * leaves are kept per textOf). `identityOf`: what a record is known by (default: the record
@@ -119,6 +164,11 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
     return cas.has(kept.sha, kept.size) ? kept : undefined;
   };
   const put = (body: Buffer) => cas.putBuffer(body).sha256;
+  const shareLeaf = (sha: string, start: number, end: number) => {
+    if (leafCache!.has(sha)) return void cachedLeaf(sha);
+    const slice = records.slice(start, end);
+    if (shareable(slice, textOf)) cacheLeaf(sha, slice);
+  };
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
   let chars = 0;
@@ -131,6 +181,7 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
     texts = [];
     // a leaf that ends at a cut ends there again; the last one may grow when records are appended
     if (cut) keepLeaf(leaves, { ids: records.slice(leafStart, end).map(identityOf), sha, size: body.length });
+    if (leafCache) shareLeaf(sha, leafStart, end);
     leafStart = end;
   };
   for (let i = 0; i < records.length; i++) {
@@ -138,6 +189,7 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
       const kept = keptAt(i);
       if (kept) {
         nodes.push({ sha: kept.sha, count: kept.ids.length });
+        if (leafCache) shareLeaf(kept.sha, i, i + kept.ids.length);
         i += kept.ids.length - 1;
         leafStart = i + 1;
         continue;
@@ -207,10 +259,12 @@ function readNode(cas: Cas, sha: string, expectLevel: number | undefined): Node 
 export function readTree(cas: Cas, ref: TreeRef, nodes?: string[]): Json[] {
   const out: Json[] = [];
   const visit = (sha: string, expectLevel: number | undefined, expectCount: number) => {
-    const node = readNode(cas, sha, expectLevel);
+    const cached = expectLevel === undefined || expectLevel === 0 ? cachedLeaf(sha) : undefined;
+    const node: Node = cached ? { leaf: cached as Json[] } : readNode(cas, sha, expectLevel);
     nodes?.push(sha);
     const before = out.length;
     if (node.leaf) {
+      if (!cached && leafCache) cacheLeaf(sha, deepFreeze(node.leaf));
       for (const r of node.leaf) out.push(r);
     } else {
       for (const child of node.children!) visit(child.sha, node.level! - 1, child.count);

@@ -16,7 +16,7 @@ import type { FolderFile } from '../datasets/local/walk.js';
 import type { ComputeWorker } from '../worker/client.js';
 import { canonicalJson, SHA256_RE } from './canonical.js';
 import { fingerprint, outputsDigest } from './fingerprint.js';
-import { badFileHash, longFilesDigest, withFilesRead, writeFilesTree } from './file-tree.js';
+import { badFileHash, keepAtHand, longFilesDigest, withFilesRead, writeFilesTree } from './file-tree.js';
 import { readLockfile, writeLockfile } from './lockfile.js';
 import { Limiter } from './limiter.js';
 import { checkOutputName, checkOutputs, listStaged, materialize } from './outputs.js';
@@ -213,6 +213,7 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const digest = longFilesDigest(inputs.files);
       const kept = previous?.filesTree !== undefined && previous.filesTree.digest === digest && (mode !== 'run' || cas.has(previous.filesTree.root));
       const filesTree = digest === undefined ? undefined : kept ? previous!.filesTree : mode === 'run' ? writeFilesTree(inputs.files, cas) : undefined;
+      if (kept && items.remembers) keepAtHand(previous!.filesTree!, inputs.files, false);
       return {
         fingerprint: fp,
         params: inputs.params,
@@ -332,7 +333,11 @@ export async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       if (lists.itemPack) items.packed(lists.itemPack.root, record.items.keys());
       // a warm-up records no action entry, so its pack is found by no later run
       items.settleUnfiled(record.items, lists.itemPack !== undefined && !rerun);
-      if (rerun) return { report: report('ran', summarize(reasons), { fingerprint: fp, items: record.itemCounts }), outputs: out };
+      if (rerun) {
+        // the map the lock records, at hand for the first save (built now if still lazy: no save yet)
+        if (previous?.filesTree) keepAtHand(previous.filesTree, inputs.files, true);
+        return { report: report('ran', summarize(reasons), { fingerprint: fp, items: record.itemCounts }), outputs: out };
+      }
       const entry = {
         version: 1 as const,
         stage: node.id,

@@ -171,6 +171,9 @@ export function arrayFileMap(paths: string[], shas: string[]): Record<string, st
 }
 
 /** an object built by `load` the first time anything reads or changes it */
+/** lazy maps not built yet: their files may have changed since the walk (see lazyFileMap) */
+const unbuilt = new WeakSet<Record<string, string>>();
+
 function lazyMap(load: () => Record<string, string>): Record<string, string> {
   const target: Record<string, string> = {};
   let loaded = false;
@@ -178,6 +181,7 @@ function lazyMap(load: () => Record<string, string>): Record<string, string> {
     if (!loaded) {
       Object.assign(target, load());
       loaded = true;
+      unbuilt.delete(proxy);
     }
     return target;
   };
@@ -193,6 +197,7 @@ function lazyMap(load: () => Record<string, string>): Record<string, string> {
     preventExtensions: () => Reflect.preventExtensions(ensure()),
     isExtensible: () => Reflect.isExtensible(ensure()),
   });
+  unbuilt.add(proxy);
   return proxy;
 }
 
@@ -207,6 +212,23 @@ function remember(digest: string, files: Record<string, string>): void {
   recent.delete(digest);
   recent.set(digest, files);
   while (recent.size > RECENT_MAPS) recent.delete(recent.keys().next().value!);
+}
+
+/**
+ * Keeps at hand the map a lock entry records by `tree` when the entry was kept, not written (its
+ * files did not change): the next build of a watch compares its files with it instead of reading
+ * the tree back (~50 ms at 10,000 files, which the first save after the warm-up paid). A lazy map
+ * still unbuilt is built first only when `build` (a warm-up, before any save): built after a save
+ * it would find the saved file changed, and throw.
+ */
+export function keepAtHand(tree: FilesTree, files: Record<string, string>, build: boolean): void {
+  if (recent.has(tree.digest) || (unbuilt.has(files) && !build)) return;
+  try {
+    if (unbuilt.has(files)) Reflect.ownKeys(files);
+  } catch {
+    return; // a file changed since the walk: nothing kept, the next build reads the tree
+  }
+  if (factsOf(files).count === tree.count && filesDigest(files) === tree.digest) remember(tree.digest, files);
 }
 
 /** the lock's record of a long map, its tree written to the cache; undefined for a short map */

@@ -1,7 +1,7 @@
 // Builds the StageContext a stage implementation sees: hashing through the stat memo, upstream
 // outputs, the per-item memo, blob storage, a staging folder, progress and log lines.
 import { readFileSync } from 'node:fs';
-import { parsedJson } from '../cache/parsed-json.js';
+import { deepFreeze, parsedJson } from '../cache/parsed-json.js';
 import type { ComputeWorker } from '../worker/client.js';
 import type { Cas } from '../cache/cas.js';
 import type { ItemMemo, ItemRecord, ItemRef } from '../cache/item-memo.js';
@@ -159,6 +159,8 @@ export function makeStageContext(deps: ContextDeps, outDir: string | (() => stri
     },
     writeJson(name, value, options) {
       runOnly('writeJson');
+      // frozen before its lists are written: a watch's chunk trees hand their records to readers as they are
+      deepFreeze(value);
       const { stored, trees } = splitTrees(cas, value, options?.trees ?? []);
       record.trees.push(...trees);
       const text = `${JSON.stringify(stored)}\n`;

@@ -5,6 +5,7 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
 import { Cas } from '../cache/cas.js';
+import { keepLeavesInMemory } from '../cache/chunk-tree.js';
 import { ItemMemo } from '../cache/item-memo.js';
 import { CacheLayout } from '../cache/layout.js';
 import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
@@ -457,6 +458,7 @@ export class WatchSession {
   private memosFor(cacheDir: string): { cas: Cas; memo: ItemMemo; stats: StatMemo } {
     if (this.items?.cacheDir !== cacheDir) {
       // blobs found present are trusted until gc or verify moves the cache generation
+      keepLeavesInMemory(true);
       const cas = new Cas(cacheDir, { rememberPresence: true });
       this.items = { cacheDir, cas, memo: new ItemMemo(cacheDir, cas, { remember: true }), stats: StatMemo.load(new CacheLayout(cacheDir).statMemo) };
     }

@@ -1,0 +1,87 @@
+// A watch save back to a state an earlier process built, whose validate failed (a broken caption:
+// a failed run records no action entry, so validate runs again while prepare is restored from the
+// cache and its manifest read back from the store). The manifest's leaves are those the watch's
+// own builds wrote, so its items are the very objects validate knew: it hashes the keys of the
+// changed leaf's items only, not of all of them (keepLeavesInMemory). And the first save after the
+// warm-up compares the listing with the map the warm-up kept at hand, not with its tree read back
+// (keepAtHand): here that tree is gone from the store, and the fetch still names the edited file.
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { tinyPng } from '../bench/lab-dataset.js';
+import { Cas } from '../src/cache/cas.js';
+import { keepLeavesInMemory, treeNodes } from '../src/cache/chunk-tree.js';
+import { ItemMemo } from '../src/cache/item-memo.js';
+import { CacheLayout } from '../src/cache/layout.js';
+import { execute } from '../src/engine/executor.js';
+import { readLockfile } from '../src/engine/lockfile.js';
+import { openProject } from '../src/engine/project.js';
+import { StatMemo } from '../src/engine/stat-memo.js';
+import { stageRegistry } from '../src/stages/index.js';
+import { warmStageIds } from '../src/watch/warm.js';
+import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+
+const tmp = makeTempDir('lorabuild-watch-undo-failed-');
+const savedCacheEnv = process.env.LORABUILD_CACHE;
+afterAll(() => {
+  keepLeavesInMemory(false);
+  if (savedCacheEnv === undefined) delete process.env.LORABUILD_CACHE;
+  else process.env.LORABUILD_CACHE = savedCacheEnv;
+  tmp.cleanup();
+});
+
+// 4,200 files: more than FILES_INLINE_MAX, so the lock records the fetch's file map as a tree
+const ITEMS = 2100;
+
+describe('watch: a save back to a state an earlier process built', { timeout: 240_000 }, () => {
+  it('re-keys only the changed leaf\'s items, and compares the listing with the map the warm-up kept', async () => {
+    const project = join(tmp.dir, 'p');
+    const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  d:\n    folder: d\n    rules: { too_small: off }\n' };
+    for (let i = 0; i < ITEMS; i++) {
+      files[`d/image/${i}.png`] = tinyPng(i) as Buffer;
+      files[`d/text/${i}.txt`] = `one-line-art, shape ${i}\n`;
+    }
+    writeFiles(project, files);
+    const cacheDir = join(project, 'cache');
+    const caption = join(project, 'd', 'text', '1000.txt');
+    // earlier processes: the dataset built, then a broken caption (validate fails), then fixed
+    expect((await runCli(['run'], { cwd: project })).code).toBe(0);
+    writeFileSync(caption, '  \n');
+    expect((await runCli(['run'], { cwd: project })).code).not.toBe(0);
+    writeFileSync(caption, 'one-line-art, shape 1000\n');
+    expect((await runCli(['run'], { cwd: project })).code).toBe(0);
+
+    // the watch: its first build (all fresh), then its warm-up
+    process.env.LORABUILD_CACHE = cacheDir;
+    keepLeavesInMemory(true);
+    const cas = new Cas(cacheDir, { rememberPresence: true });
+    const items = new ItemMemo(cacheDir, cas, { remember: true });
+    const statMemo = StatMemo.load(new CacheLayout(cacheDir).statMemo);
+    const build = async (mode: 'run' | 'warm') => {
+      const p = await openProject(join(project, 'lorafile.yaml'), []);
+      const warm = mode === 'warm' ? warmStageIds(p.config, p.plan) : undefined;
+      return execute({ config: p.config, plan: p.plan, registry: stageRegistry, cacheDir, lockFile: p.lockFile, mode, ...(warm ? { warm } : {}), items, cas, statMemo });
+    };
+    const first = await build('run');
+    expect([...first.reports.values()].every((r) => r.outcome === 'fresh')).toBe(true);
+    await build('warm');
+
+    // the lock's tree of the fetch's files, gone from the store: only the map at hand can name the edit
+    const p = await openProject(join(project, 'lorafile.yaml'), []);
+    const fetchTree = readLockfile(p.lockFile, cacheDir).lock.stages['fetch:d'].filesTree!;
+    expect(fetchTree.count).toBe(2 * ITEMS);
+    for (const node of treeNodes(cas, { root: fetchTree.root, count: fetchTree.count })) rmSync(cas.path(node));
+
+    const keyHash = vi.spyOn(ItemMemo.prototype, 'keyHash');
+    writeFileSync(caption, '  \n');
+    const save = await build('run');
+    const keyed = keyHash.mock.calls.length;
+    keyHash.mockRestore();
+    expect(save.reports.get('fetch:d')!.reason).toContain('d/text/1000.txt changed');
+    expect(save.reports.get('prepare:d')!.outcome).toBe('cached');
+    expect(save.reports.get('validate:d')!.outcome).toBe('failed');
+    // the leaf holding item 1000 has a few dozen items; without the kept leaves it was all 2,100
+    expect(keyed).toBeGreaterThan(0);
+    expect(keyed).toBeLessThan(ITEMS / 10);
+  });
+});
