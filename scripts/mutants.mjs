@@ -104,6 +104,7 @@ const MUTANTS = [
   ['leaf-cache-never-read', 'src/cache/chunk-tree.ts', 'expectLevel === undefined || expectLevel === 0 ? cachedLeaf(sha) : undefined', 'undefined', vitest('tests/watch-memory-leaves.test.ts', 'without reading a leaf')],
   ['leaf-writer-shares-none', 'src/cache/chunk-tree.ts', 'if (shareable(slice, textOf)) cacheLeaf(sha, slice);', '', vitest('tests/watch-memory-leaves.test.ts', 'without reading a leaf')],
   ['leaf-shares-unfrozen', 'src/cache/chunk-tree.ts', "records.every((r) => r === null || typeof r !== 'object' || Object.isFrozen(r))", 'true', vitest('tests/watch-memory-leaves.test.ts', 'could not share')],
+  ['leaf-cache-for-every-tree', 'src/cache/chunk-tree.ts', 'return read(cas, ref, nodes, false);', 'return read(cas, ref, nodes, true);', vitest('tests/watch-memory-leaves.test.ts', 'could not share')],
   ['keep-at-hand-builds-unasked', 'src/engine/file-tree.ts', '(unbuilt.has(files) && !build)', 'false', vitest('tests/watch-memory-leaves.test.ts', 'only when asked to')],
   ['warm-up-keeps-no-map', 'src/engine/executor.ts', 'if (previous?.filesTree) keepAtHand(previous.filesTree, inputs.files, true);', '', cli('tests/watch-undo-failed.test.ts')],
   ['write-json-unfrozen', 'src/engine/stage-context.ts', '      deepFreeze(value);\n', '', cli('tests/watch-undo-failed.test.ts')],

@@ -282,6 +282,29 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     await stopAndCheck(first, dir);
   });
 
+  it('stops as on Ctrl-C when the reader of its output goes away (watch --json | head), and so does run', async () => {
+    const dir = makeProject('epipe', 2);
+    const child = startCli(['watch', '--through', 'validate', '--json'], { cwd: dir, env: ENV, timeoutMs: 120_000 });
+    await waitForLine(child, (l) => l.includes('"watch":"idle"'));
+    child.stdout!.destroy();
+    // the save's events now go to a closed pipe
+    writeFileSync(join(dir, 'data/text/1.txt'), '  \n');
+    const result = await child.result;
+    expect(result.code).toBe(130);
+    expect(result.stderr).not.toMatch(/EPIPE|Unhandled|internal error/);
+    const tmpDir = join(dir, 'cache', 'tmp');
+    expect(existsSync(tmpDir) ? readdirSync(tmpDir) : []).toEqual([]);
+    // the cache is free: a run neither waits nor finds anything half-written
+    writeFileSync(join(dir, 'data/text/1.txt'), 'one-line-art, shape 1, side view\n');
+    const run = startCli(['run', '--json', 'ds'], { cwd: dir, env: ENV, timeoutMs: 60_000 });
+    await waitForLine(run, (l) => l.startsWith('{'));
+    run.stdout!.destroy();
+    const ran = await run.result;
+    expect([0, 130]).toContain(ran.code);
+    expect(ran.stderr).not.toMatch(/EPIPE|Unhandled|internal error/);
+    expect((await runCli(['status', 'ds'], { cwd: dir, env: ENV })).code).not.toBeNull();
+  });
+
   it('refuses an unknown --through stage with exit code 2', async () => {
     const dir = makeProject('usage', 1);
     const w = new WatchProcess(['--through', 'valdate'], { cwd: dir, env: ENV });

@@ -103,8 +103,8 @@ function keepLeaf(leaves: KeptLeaves, leaf: KeptLeaf): void {
 }
 
 /**
- * Parsed leaves by blob, in a process that builds again (`lorabuild watch`: keepLeavesInMemory). A
- * tree read back by a later build (a save undone: its prepare is restored from cache, and its
+ * Parsed leaves of JSON outputs' lists (writeSharedTree, readSharedTree) by blob, in a process that
+ * builds again (`lorabuild watch`: keepLeavesInMemory). A tree read back by a later build (a save undone: its prepare is restored from cache, and its
  * manifest read from the store) gets the very record objects of the leaves it shares with the trees
  * this process wrote or read before. No such leaf is read or parsed again, and the stages after it
  * know those items by identity: validate hashed all 10,000 item keys again on such a save (~80 ms).
@@ -141,9 +141,9 @@ function cacheLeaf(sha: string, records: readonly Json[]): void {
   }
 }
 
-/** a writer's records, when readers may have them as they are: written as their JSON, and frozen */
-function shareable(records: readonly Json[], textOf: (record: Json) => string): boolean {
-  return textOf === stringify && records.every((r) => r === null || typeof r !== 'object' || Object.isFrozen(r));
+/** a writer's records, when readers may have them as they are: frozen */
+function shareable(records: readonly Json[]): boolean {
+  return records.every((r) => r === null || typeof r !== 'object' || Object.isFrozen(r));
 }
 
 /**
@@ -154,6 +154,18 @@ function shareable(records: readonly Json[], textOf: (record: Json) => string): 
  * not change once written.
  */
 export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: Json) => string = stringify, identityOf: (record: Json) => unknown = itself): TreeRef {
+  return write(cas, records, textOf, identityOf, false);
+}
+
+/**
+ * writeTree of a JSON output's list (tree-json.ts: a manifest's items, a listing's entries): in a
+ * watch, its leaves' records are what readers of those leaves get (see leafCache)
+ */
+export function writeSharedTree(cas: Cas, records: readonly Json[]): TreeRef {
+  return write(cas, records, stringify, itself, true);
+}
+
+function write(cas: Cas, records: readonly Json[], textOf: (record: Json) => string, identityOf: (record: Json) => unknown, share: boolean): TreeRef {
   let leaves = keptLeaves.get(textOf);
   if (!leaves) keptLeaves.set(textOf, (leaves = { objects: new WeakMap(), strings: new Map() }));
   /** the kept leaf that `records` continue at `start` with, if its blob is still there */
@@ -167,7 +179,7 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
   const shareLeaf = (sha: string, start: number, end: number) => {
     if (leafCache!.has(sha)) return void cachedLeaf(sha);
     const slice = records.slice(start, end);
-    if (shareable(slice, textOf)) cacheLeaf(sha, slice);
+    if (shareable(slice)) cacheLeaf(sha, slice);
   };
   let nodes: { sha: string; count: number }[] = [];
   let texts: string[] = [];
@@ -181,7 +193,7 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
     texts = [];
     // a leaf that ends at a cut ends there again; the last one may grow when records are appended
     if (cut) keepLeaf(leaves, { ids: records.slice(leafStart, end).map(identityOf), sha, size: body.length });
-    if (leafCache) shareLeaf(sha, leafStart, end);
+    if (share && leafCache) shareLeaf(sha, leafStart, end);
     leafStart = end;
   };
   for (let i = 0; i < records.length; i++) {
@@ -189,7 +201,7 @@ export function writeTree(cas: Cas, records: readonly Json[], textOf: (record: J
       const kept = keptAt(i);
       if (kept) {
         nodes.push({ sha: kept.sha, count: kept.ids.length });
-        if (leafCache) shareLeaf(kept.sha, i, i + kept.ids.length);
+        if (share && leafCache) shareLeaf(kept.sha, i, i + kept.ids.length);
         i += kept.ids.length - 1;
         leafStart = i + 1;
         continue;
@@ -257,14 +269,23 @@ function readNode(cas: Cas, sha: string, expectLevel: number | undefined): Node 
  * `nodes`: collects the blob of every node read (gc and verify keep them).
  */
 export function readTree(cas: Cas, ref: TreeRef, nodes?: string[]): Json[] {
+  return read(cas, ref, nodes, false);
+}
+
+/** readTree of a JSON output's list (see writeSharedTree): in a watch, records come deep-frozen, shared by every reader of their leaf */
+export function readSharedTree(cas: Cas, ref: TreeRef): Json[] {
+  return read(cas, ref, undefined, true);
+}
+
+function read(cas: Cas, ref: TreeRef, nodes: string[] | undefined, share: boolean): Json[] {
   const out: Json[] = [];
   const visit = (sha: string, expectLevel: number | undefined, expectCount: number) => {
-    const cached = expectLevel === undefined || expectLevel === 0 ? cachedLeaf(sha) : undefined;
+    const cached = share && (expectLevel === undefined || expectLevel === 0) ? cachedLeaf(sha) : undefined;
     const node: Node = cached ? { leaf: cached as Json[] } : readNode(cas, sha, expectLevel);
     nodes?.push(sha);
     const before = out.length;
     if (node.leaf) {
-      if (!cached && leafCache) cacheLeaf(sha, deepFreeze(node.leaf));
+      if (share && !cached && leafCache) cacheLeaf(sha, deepFreeze(node.leaf));
       for (const r of node.leaf) out.push(r);
     } else {
       for (const child of node.children!) visit(child.sha, node.level! - 1, child.count);

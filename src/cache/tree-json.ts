@@ -5,7 +5,7 @@
 // value: joinTrees puts the lists back.
 import type { Json } from '../engine/types.js';
 import type { Cas } from './cas.js';
-import { INLINE_LIST_MAX, isTreeRef, readTree, writeTree, type TreeRef } from './chunk-tree.js';
+import { INLINE_LIST_MAX, isTreeRef, readSharedTree, writeSharedTree, type TreeRef } from './chunk-tree.js';
 
 const MARK = '$tree';
 
@@ -17,7 +17,7 @@ export function splitTrees(cas: Cas, value: Json, fields: readonly string[]): { 
   for (const field of fields) {
     const list = stored[field];
     if (!Array.isArray(list) || list.length <= INLINE_LIST_MAX) continue;
-    const ref = writeTree(cas, list);
+    const ref = writeSharedTree(cas, list);
     trees.push(ref);
     stored[field] = { [MARK]: ref.root, count: ref.count };
   }
@@ -43,7 +43,7 @@ export function joinTrees(cas: Cas, parsed: Json): { value: Json; trees: TreeRef
     const ref = refOf(v);
     if (!ref) continue;
     out ??= { ...parsed };
-    out[key] = readTree(cas, ref);
+    out[key] = readSharedTree(cas, ref);
     trees.push(ref);
   }
   return { value: out ?? parsed, trees };

@@ -15,7 +15,7 @@ import { makeReporter, type ReporterKind } from '../engine/progress.js';
 import { acquireWriterLock, waitingMessage } from '../cache/writer-lock.js';
 import { stageRegistry } from '../stages/index.js';
 import { commandArgs, lorafileOption } from './args.js';
-import { STOP_SIGNALS } from './signals.js';
+import { STOP_SIGNALS, stopWhenOutputCloses } from './signals.js';
 import { openRemoteCache, REMOTE_HELP, remoteOptions, type RemoteCache } from '../cache/remote/remote-cache.js';
 import { CLUSTER_HELP, clusterOptions, clusterSettings } from '../cluster/settings.js';
 import type { ClusterSpec } from '../config/schema.js';
@@ -77,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  stopWhenOutputCloses(onSignal);
 
   let remote: RemoteCache | undefined;
   try {

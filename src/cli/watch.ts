@@ -8,7 +8,7 @@ import { WatchSession } from '../watch/session.js';
 import { withTestHold } from '../watch/test-hold.js';
 import { isThroughKind, THROUGH_KINDS } from '../watch/through.js';
 import { UsageError, commandArgs, lorafileOption } from './args.js';
-import { STOP_SIGNALS } from './signals.js';
+import { STOP_SIGNALS, stopWhenOutputCloses } from './signals.js';
 
 const DEFAULT_DEBOUNCE_MS = 10;
 
@@ -77,6 +77,10 @@ export async function main(argv: string[]): Promise<number> {
       stopping = session.stop().then(resolve, resolve);
     };
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+    // the reader of its output gone: the watch stops as on Ctrl-C, once (its last events fail to print)
+    stopWhenOutputCloses(() => {
+      if (!stopping) onSignal();
+    });
   });
   await session.start();
   await stopped;
