@@ -101,13 +101,15 @@ const MUTANTS = [
   ['canonical-keeps-undefined', 'src/engine/canonical.ts', '    if (v === undefined) continue;\n', '', vitest('tests/cache.test.ts', 'code-unit order')],
   ['json-lines-lost-at-exit', 'src/engine/progress.ts', "      process.once('exit', this.flushOnExit);\n", '', cli('tests/engine-units.test.ts')],
   // a watch's memory of what did not change (issue 20): parsed chunk-tree leaves shared with the records written, the file map a kept lock entry records
-  ['leaf-cache-never-read', 'src/cache/chunk-tree.ts', 'expectLevel === undefined || expectLevel === 0 ? cachedLeaf(sha) : undefined', 'undefined', vitest('tests/watch-memory-leaves.test.ts', 'without reading a leaf')],
-  ['leaf-writer-shares-none', 'src/cache/chunk-tree.ts', 'if (shareable(slice, textOf)) cacheLeaf(sha, slice);', '', vitest('tests/watch-memory-leaves.test.ts', 'without reading a leaf')],
+  ['leaf-cache-never-read', 'src/cache/chunk-tree.ts', 'share && (expectLevel === undefined || expectLevel === 0) ? cachedLeaf(sha) : undefined', 'undefined', vitest('tests/watch-memory-leaves.test.ts', 'without reading a leaf')],
+  ['leaf-writer-shares-none', 'src/cache/chunk-tree.ts', 'if (shareable(slice)) cacheLeaf(sha, slice);', '', vitest('tests/watch-memory-leaves.test.ts', 'without reading a leaf')],
   ['leaf-shares-unfrozen', 'src/cache/chunk-tree.ts', "records.every((r) => r === null || typeof r !== 'object' || Object.isFrozen(r))", 'true', vitest('tests/watch-memory-leaves.test.ts', 'could not share')],
   ['leaf-cache-for-every-tree', 'src/cache/chunk-tree.ts', 'return read(cas, ref, nodes, false);', 'return read(cas, ref, nodes, true);', vitest('tests/watch-memory-leaves.test.ts', 'could not share')],
   ['keep-at-hand-builds-unasked', 'src/engine/file-tree.ts', '(unbuilt.has(files) && !build)', 'false', vitest('tests/watch-memory-leaves.test.ts', 'only when asked to')],
   ['warm-up-keeps-no-map', 'src/engine/executor.ts', 'if (previous?.filesTree) keepAtHand(previous.filesTree, inputs.files, true);', '', cli('tests/watch-undo-failed.test.ts')],
   ['write-json-unfrozen', 'src/engine/stage-context.ts', '      deepFreeze(value);\n', '', cli('tests/watch-undo-failed.test.ts')],
+  ['watch-short-of-watches-waits', 'src/watch/session.ts', '        this.auditOften = true;\n', '', cli('tests/watch-cli.test.ts')],
+  ['stdout-closed-crashes-watch', 'src/cli/watch.ts', '      if (!stopping) onSignal();\n', '      throw new Error("EPIPE");\n', cli('tests/watch-cli.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });

@@ -160,6 +160,22 @@ describe('lorabuild watch --through validate', { timeout: 240_000 }, () => {
     await stopAndCheck(w, dir);
   });
 
+  it('short of file watches (ENOSPC), says so once and still sees saves, by walking the folders every few seconds', async () => {
+    const dir = makeProject('no-watches', 4);
+    // the system lets it watch one file (the lorafile) and refuses the dataset's
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: { ...ENV, LORABUILD_TEST_MAX_FILE_WATCHES: '1' } });
+    await w.next(isWatch('idle', (e) => e.build === 1), 'the end of build 1');
+    const saved = Date.now();
+    writeFileSync(join(dir, 'data/text/2.txt'), '\n');
+    const seen = await w.next(isWatch('diagnostics', (e) => (e.errors as number) > 0), 'the save, found by a walk');
+    expect(diagnosticsOf(seen)).toEqual(['data/text/2.txt empty_caption']);
+    expect(Date.now() - saved).toBeLessThan(20_000);
+    const errors = w.events.filter((e) => e.watch === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0].message).toContain('fs.inotify.max_user_watches');
+    await stopAndCheck(w, dir);
+  });
+
   it("answers a second save of a caption made right after the first (inside chokidar's 50 ms throttle) with a build of its own, and no more", async () => {
     const dir = makeProject('save-twice', 4);
     const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: ENV });

@@ -44,6 +44,11 @@ const COMPUTE_KINDS = new Set(['train', 'render']);
  * walk, off the path of any save): a notice the watcher never delivered is found within it.
  */
 const AUDIT_IDLE_MS = 30_000;
+/**
+ * Short of file watches (InputWatchers.outOfWatches): the folders are walked again this often, or
+ * ten times as long as the last walk took (at most a tenth of the time goes to walking).
+ */
+const AUDIT_SHORT_MS = 2_000;
 /** more notices than this before a build: listings are re-walked rather than patched */
 const PATCHABLE_NOTICES = 256;
 /** chokidar's per-path throttle of 'change' events (FSWatcher._emit) */
@@ -79,6 +84,9 @@ export class WatchSession {
   private readonly changedDuringBuild = new Set<string>();
   private everythingChangedDuringBuild = false;
   private stopRequested = false;
+  /** some inputs get no change notices: the audit walks their folders every few seconds */
+  private auditOften = false;
+  private lastAuditMs = 0;
   private readonly rechecks = new Set<NodeJS.Timeout>();
   /** per file, chokidar's last add/change notice (or a recheck's): when, and the stat it saw */
   private readonly noticed = new Map<string, { at: number; stat: Stats | null }>();
@@ -128,6 +136,10 @@ export class WatchSession {
         if (eventType === 'change') this.recheckIfThrottled(watchedPath);
       },
       error: (message) => this.emit({ watch: 'error', message }),
+      outOfWatches: () => {
+        this.auditOften = true;
+        this.auditLater();
+      },
       ignored: (abs) => (this.set ? isIgnored(this.set, abs) : false),
     });
     const plan = this.watchPlan();
@@ -185,9 +197,15 @@ export class WatchSession {
     if (this.auditTimer) clearTimeout(this.auditTimer);
     this.auditTimer = setTimeout(() => {
       this.auditTimer = undefined;
-      if (this.stopRequested || this.loop.current !== 'watching') return;
-      for (const root of this.walks.audit()) this.onFileEvent(root, 'missed');
-    }, AUDIT_IDLE_MS);
+      if (this.stopRequested) return;
+      if (this.loop.current === 'watching') {
+        const started = performance.now();
+        for (const root of this.walks.audit()) this.onFileEvent(root, 'missed');
+        this.lastAuditMs = performance.now() - started;
+      }
+      // (a build under way audits again when it ends)
+      if (this.auditOften && this.loop.current === 'watching') this.auditLater();
+    }, this.auditOften ? Math.max(AUDIT_SHORT_MS, 10 * this.lastAuditMs) : AUDIT_IDLE_MS);
     this.auditTimer.unref();
   }
 

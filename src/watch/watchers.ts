@@ -22,7 +22,22 @@ export interface WatcherHooks {
   /** the OS notice, before chokidar has stat'ed anything (see WalkCache.rawEvent) */
   raw(eventType: string, watchedPath: string, evPath: string): void;
   error(message: string): void;
+  /** the system refused to watch more files (ENOSPC): some inputs have no notices; called once */
+  outOfWatches(): void;
   ignored(abs: string): boolean;
+}
+
+/**
+ * The message for a watch the system refused (Linux: fs.inotify.max_user_watches, ~8,000 to ~1M by
+ * kernel and memory; every dataset file takes one): said once, not once per refused file.
+ */
+export const OUT_OF_WATCHES =
+  'watcher: the system refused to watch more files (ENOSPC): some input files get no change notices, so their folders are walked every few seconds instead and their saves are seen later. To watch them all, raise the limit, e.g. `sudo sysctl fs.inotify.max_user_watches=524288`';
+
+/** tests: watch at most this many input files and refuse the rest as the system would (ENOSPC) */
+function testWatchLimit(): number | undefined {
+  const raw = process.env.LORABUILD_TEST_MAX_FILE_WATCHES;
+  return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
 }
 
 export class InputWatchers {
@@ -30,6 +45,7 @@ export class InputWatchers {
   private folders: FSWatcher | undefined;
   private watchedFiles = new Set<string>();
   private watchedFolders = new Set<string>();
+  private refused = false;
 
   constructor(private readonly hooks: WatcherHooks) {}
 
@@ -38,7 +54,9 @@ export class InputWatchers {
     const ignored = (path: string) => this.hooks.ignored(resolve(path));
     this.watchedFiles = new Set(files);
     this.watchedFolders = new Set(folders);
-    this.files = watch(files, { ignoreInitial: true, ignored });
+    const limit = testWatchLimit();
+    this.files = watch(limit === undefined ? files : files.slice(0, limit), { ignoreInitial: true, ignored });
+    if (limit !== undefined && files.length > limit) this.onError(Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' }));
     this.folders = watch(folders, {
       ignoreInitial: true,
       usePolling: true,
@@ -60,10 +78,21 @@ export class InputWatchers {
     this.folders.on('raw', (_eventType: string, evPath: string, details: unknown) => {
       if ((details as { curr?: unknown } | undefined)?.curr !== undefined && typeof evPath === 'string') this.hooks.event(resolve(evPath), 'folder');
     });
-    for (const w of [this.files, this.folders]) w.on('error', (err) => this.hooks.error(`watcher: ${err instanceof Error ? err.message : String(err)}`));
+    for (const w of [this.files, this.folders]) w.on('error', (err) => this.onError(err));
     // (chokidar never reports 'ready' for a watcher started with no paths)
     const started = [files.length ? this.files : undefined, folders.length ? this.folders : undefined].filter((w) => w !== undefined);
     await Promise.all(started.map((w) => new Promise<void>((ready) => w.once('ready', () => ready()))));
+  }
+
+  private onError(err: unknown): void {
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || String(err).includes('ENOSPC')) {
+      if (this.refused) return;
+      this.refused = true;
+      this.hooks.error(OUT_OF_WATCHES);
+      this.hooks.outOfWatches();
+      return;
+    }
+    this.hooks.error(`watcher: ${err instanceof Error ? err.message : String(err)}`);
   }
 
   /** watch exactly these paths from now on */
