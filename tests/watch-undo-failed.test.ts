@@ -8,7 +8,6 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { tinyPng } from '../bench/lab-dataset.js';
 import { Cas } from '../src/cache/cas.js';
 import { keepLeavesInMemory, treeNodes } from '../src/cache/chunk-tree.js';
 import { ItemMemo } from '../src/cache/item-memo.js';
@@ -19,7 +18,8 @@ import { openProject } from '../src/engine/project.js';
 import { StatMemo } from '../src/engine/stat-memo.js';
 import { stageRegistry } from '../src/stages/index.js';
 import { warmStageIds } from '../src/watch/warm.js';
-import { makeTempDir, runCli, writeFiles } from './helpers/cli.js';
+import { makeTempDir, runCli } from './helpers/cli.js';
+import { writeLabProject } from './helpers/lab-folder.js';
 
 const tmp = makeTempDir('lorabuild-watch-undo-failed-');
 const savedCacheEnv = process.env.LORABUILD_CACHE;
@@ -36,12 +36,7 @@ const ITEMS = 2100;
 describe('watch: a save back to a state an earlier process built', { timeout: 240_000 }, () => {
   it('re-keys only the changed leaf\'s items, and compares the listing with the map the warm-up kept', async () => {
     const project = join(tmp.dir, 'p');
-    const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  d:\n    folder: d\n    rules: { too_small: off }\n' };
-    for (let i = 0; i < ITEMS; i++) {
-      files[`d/image/${i}.png`] = tinyPng(i) as Buffer;
-      files[`d/text/${i}.txt`] = `one-line-art, shape ${i}\n`;
-    }
-    writeFiles(project, files);
+    writeLabProject(project, ITEMS);
     const cacheDir = join(project, 'cache');
     const caption = join(project, 'd', 'text', '1000.txt');
     // earlier processes: the dataset built, then a broken caption (validate fails), then fixed

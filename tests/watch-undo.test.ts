@@ -5,7 +5,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tinyPng } from '../bench/lab-dataset.js';
 import { ActionCache } from '../src/cache/action-cache.js';
 import { Cas } from '../src/cache/cas.js';
 import { ItemMemo } from '../src/cache/item-memo.js';
@@ -14,7 +13,8 @@ import { execute } from '../src/engine/executor.js';
 import { openProject } from '../src/engine/project.js';
 import { StatMemo } from '../src/engine/stat-memo.js';
 import { stageRegistry } from '../src/stages/index.js';
-import { makeTempDir, writeFiles } from './helpers/cli.js';
+import { makeTempDir } from './helpers/cli.js';
+import { writeLabProject } from './helpers/lab-folder.js';
 
 const tmp = makeTempDir('lorabuild-watch-undo-');
 const savedCacheEnv = process.env.LORABUILD_CACHE;
@@ -29,12 +29,7 @@ const ITEMS = 300; // more than INLINE_LIST_MAX: the action entries keep their r
 describe('watch: an undo restores stages from the cache', { timeout: 120_000 }, () => {
   it('keeps the restored entry\'s item pack and records held for the next save', async () => {
     const project = join(tmp.dir, 'p');
-    const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  d:\n    folder: d\n    rules: { too_small: off }\n' };
-    for (let i = 0; i < ITEMS; i++) {
-      files[`d/image/${i}.png`] = tinyPng(i) as Buffer;
-      files[`d/text/${i}.txt`] = `one-line-art, shape ${i}\n`;
-    }
-    writeFiles(project, files);
+    writeLabProject(project, ITEMS);
     const cacheDir = join(project, 'cache');
     process.env.LORABUILD_CACHE = cacheDir;
     const cas = new Cas(cacheDir, { rememberPresence: true });

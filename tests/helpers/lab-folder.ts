@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { LocalDatasetSource } from '../../src/datasets/local/list.js';
 import { StatMemo } from '../../src/engine/stat-memo.js';
 import { writeFiles } from './cli.js';
+import { tinyPng } from '../../bench/lab-dataset.js';
 
 const OLD = new Date('2024-01-01T00:00:00Z');
 
@@ -41,4 +42,17 @@ export function countedSource(root: string, cache: string | undefined, folder = 
     ...(cache ? { cacheDir: cache } : {}),
   };
   return { source, asked, memo };
+}
+
+/**
+ * A project of one lab dataset `d` (folder d/, rules: too_small off) of `n` real tiny PNGs with a
+ * caption each (`one-line-art, shape <i>`), as the watch tests build and save it.
+ */
+export function writeLabProject(project: string, n: number): void {
+  const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  d:\n    folder: d\n    rules: { too_small: off }\n' };
+  for (let i = 0; i < n; i++) {
+    files[`d/image/${i}.png`] = tinyPng(i) as Buffer;
+    files[`d/text/${i}.txt`] = `one-line-art, shape ${i}\n`;
+  }
+  writeFiles(project, files);
 }
