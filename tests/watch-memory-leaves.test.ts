@@ -4,7 +4,7 @@
 // (its prepare restored from cache, its manifest read back from the store) re-keyed every item in
 // validate, and the first save after the warm-up read the listing's tree back.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cas } from '../src/cache/cas.js';
@@ -27,13 +27,8 @@ function store(): Cas {
 const record = (i: number, caption = `one-line-art, a face ${i}, side view`): Json => ({ id: String(i), image: { sha256: (i * 7919).toString(16).padStart(64, '0') }, caption });
 const frozenRecords = (n: number): Json[] => deepFreeze(Array.from({ length: n }, (_, i) => record(i)));
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-/** a store with no blobs: a read that needs one finds it missing */
-function emptyStore(): Cas {
-  const cas = store();
-  rmSync(cas.layout.casDir, { recursive: true, force: true });
-  mkdirSync(cas.layout.casDir, { recursive: true });
-  return cas;
-}
+/** a store with no blobs (a fresh one): a read that needs one finds it missing */
+const emptyStore = (): Cas => store();
 
 describe('parsed leaves kept in memory (a watch)', () => {
   it('a tree written then read back gives the writer\'s very (frozen) records, leaf by leaf, without reading a leaf', () => {

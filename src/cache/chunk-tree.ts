@@ -104,9 +104,9 @@ function keepLeaf(leaves: KeptLeaves, leaf: KeptLeaf): void {
 
 /**
  * Parsed leaves of JSON outputs' lists (writeSharedTree, readSharedTree) by blob, in a process that
- * builds again (`lorabuild watch`: keepLeavesInMemory). A tree read back by a later build (a save undone: its prepare is restored from cache, and its
- * manifest read from the store) gets the very record objects of the leaves it shares with the trees
- * this process wrote or read before. No such leaf is read or parsed again, and the stages after it
+ * builds again (`lorabuild watch`: keepLeavesInMemory). A tree read back by a later build (a save
+ * undone: its prepare is restored from cache, and its manifest read from the store) gets the very
+ * record objects of the leaves it shares with the trees this process wrote or read before. No such leaf is read or parsed again, and the stages after it
  * know those items by identity: validate hashed all 10,000 item keys again on such a save (~80 ms).
  * Records are deep-frozen; past MAX_LEAF_RECORDS the least recently used leaves go.
  */

@@ -170,10 +170,10 @@ export function arrayFileMap(paths: string[], shas: string[]): Record<string, st
   return files;
 }
 
-/** an object built by `load` the first time anything reads or changes it */
 /** lazy maps not built yet: their files may have changed since the walk (see lazyFileMap) */
 const unbuilt = new WeakSet<Record<string, string>>();
 
+/** an object built by `load` the first time anything reads or changes it */
 function lazyMap(load: () => Record<string, string>): Record<string, string> {
   const target: Record<string, string> = {};
   let loaded = false;
