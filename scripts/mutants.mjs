@@ -131,9 +131,12 @@ for (const file of files) {
 symlinkSync(join(ROOT, 'node_modules'), join(scratch, 'node_modules'));
 console.log(`scratch copy: ${scratch} (${files.length} files)`);
 
+// what `npm run build` does: tsc, then the bundle that bin/lorabuild.js runs (CLI tests use it)
 function build() {
   const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { cwd: scratch, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tsc failed in the scratch copy:\n${r.stdout}${r.stderr}`);
+  const b = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: scratch, encoding: 'utf8' });
+  if (b.status !== 0) throw new Error(`scripts/bundle.mjs failed in the scratch copy:\n${b.stdout}${b.stderr}`);
 }
 
 function runTest(t) {

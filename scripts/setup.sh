@@ -3,8 +3,9 @@
 # with OpenBLAS: without it matmuls run ~30x slower), onnx for test fixtures, Chromium for the
 # report screenshot test, nginx (the remote-cache tests' WebDAV server), Slurm and munge (the
 # cluster tests' single-node Slurm; scripts/services/ starts them on 127.0.0.1 when a test needs
-# them), then the npm packages from the lock (npm ci also builds the TypeScript: the `prepare`
-# script), then puts `lorabuild` on the PATH (scripts/link-bin.sh) and says where.
+# them), then the npm packages from the lock (npm ci also builds the TypeScript and the CLI's
+# bundle: the `prepare` script), then puts `lorabuild` on the PATH (scripts/link-bin.sh) and says
+# where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

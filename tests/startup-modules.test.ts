@@ -1,7 +1,9 @@
 // Start-up cost: what a no-op `lorabuild run`, `status` and `plan` load. Every module costs
 // start-up time (resolve, read, compile, link; node:http and node:https several ms), so code that
 // only a stale stage, a remote cache, a worker or an error needs is imported where it is used.
-// A preload records every module the CLI process loads (ESM resolves and CommonJS requires).
+// A preload records every module the CLI process loads (ESM resolves and CommonJS requires). Both
+// entries: dist/'s ES modules (each module seen), and the bundle bin/lorabuild.js runs, which holds
+// lorabuild's own modules but must still require npm packages and node: modules only where used.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -70,7 +72,12 @@ const NOT_ON_A_NO_OP = [
   'dist/engine/lock-yaml.js',
 ];
 
-describe('modules loaded at start-up', () => {
+const ENTRIES = [
+  { entry: 'the ES modules of dist/', env: { LORABUILD_NO_BUNDLE: '1' }, esm: true },
+  { entry: 'the bundle (dist/lorabuild.cjs)', env: {}, esm: false },
+];
+
+describe.each(ENTRIES)('modules loaded at start-up, from $entry', ({ env, esm }) => {
   let dir: string;
   let cleanup: () => void;
   let count = 0;
@@ -87,7 +94,8 @@ describe('modules loaded at start-up', () => {
   async function traced(args: string[]): Promise<{ result: CliResult; mods: Set<string> }> {
     const log = join(dir, `modules-${count++}.log`);
     writeFileSync(log, '');
-    const result = await runCli(args, { cwd: dir, env: { NODE_OPTIONS: `--require ${join(dir, 'preload.cjs')}`, LORABUILD_TEST_MODULE_LOG: log } });
+    const result = await runCli(args, { cwd: dir, env: { ...env, NODE_OPTIONS: `--require ${join(dir, 'preload.cjs')}`, LORABUILD_TEST_MODULE_LOG: log, LORABUILD_DEBUG_ENTRY: '1' } });
+    expect(result.stderr).toContain(esm ? 'lorabuild: entry dist/cli/main.js' : 'lorabuild: entry bundle');
     return { result, mods: loadedBy(log) };
   }
 
@@ -96,29 +104,32 @@ describe('modules loaded at start-up', () => {
     const first = await traced(['run', '--json']);
     expect(first.result.code, first.result.stderr).toBe(0);
     expect(first.result.events.find((e) => e.summary)?.summary).toMatchObject({ ran: 4, fresh: 0 });
-    for (const used of ['dist/text/validation-report.js', 'dist/text/rules/dataset.js', 'dist/report/html.js', 'node_modules/yaml/', 'node_modules/zod/']) {
+    const usedFirst = ['node_modules/yaml/', 'node_modules/zod/', ...(esm ? ['dist/text/validation-report.js', 'dist/text/rules/dataset.js', 'dist/report/html.js'] : [])];
+    for (const used of usedFirst) {
       expect(matching(first.mods, [used]), used).not.toEqual([]);
     }
 
     const noop = await traced(['run', '--json']);
     expect(noop.result.code, noop.result.stderr).toBe(0);
     expect(noop.result.events.find((e) => e.summary)?.summary).toMatchObject({ ran: 0, fresh: 4 });
-    expect(noop.mods).toContain('dist/stages/validate.js');
+    if (esm) expect(noop.mods).toContain('dist/stages/validate.js');
     expect(matching(noop.mods, NOT_ON_A_NO_OP)).toEqual([]);
 
     const status = await traced(['status']);
     expect(status.result.code, status.result.stderr).toBe(0);
     expect(status.result.stdout).toMatch(/validate:bench\s+fresh/);
-    expect(status.mods).toContain('dist/stages/report.js');
+    if (esm) expect(status.mods).toContain('dist/stages/report.js');
     expect(matching(status.mods, [...NOT_ON_A_NO_OP, 'dist/cache/remote/', 'dist/cache/writer-lock.js', 'dist/engine/preflight.js'])).toEqual([]);
   });
 
-  it('plan loads neither the engine nor the lock code', async () => {
-    expect((await runCli(['plan'], { cwd: dir })).code).toBe(0); // parses the lorafile and memoises it
+  it('plan loads neither the engine nor the lock code, with the lorafile memoised by the other entry', async () => {
+    // the memo is keyed by the config code: both entries hash dist/config, so either one's memo serves
+    const other = ENTRIES.find((e) => e.esm !== esm)!.env;
+    expect((await runCli(['plan'], { cwd: dir, env: other })).code).toBe(0); // parses the lorafile and memoises it
     const plan = await traced(['plan']);
     expect(plan.result.code, plan.result.stderr).toBe(0);
     expect(plan.result.stdout).toContain('validate:bench');
-    expect(plan.mods).toContain('dist/graph/plan.js');
+    if (esm) expect(plan.mods).toContain('dist/graph/plan.js');
     expect(matching(plan.mods, [...NOT_ON_A_NO_OP, 'dist/engine/executor.js', 'dist/engine/lockfile.js', 'dist/stages/', 'dist/cache/cas.js'])).toEqual([]);
   });
 });

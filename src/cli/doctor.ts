@@ -184,7 +184,7 @@ export async function main(argv: string[]): Promise<number> {
   if (config) report.inputs = await lorafileInputs(config);
   try {
     report.remote = await probeRemote();
-    const cluster = config ? clusterSettings(config) : null;
+    const cluster = config ? await clusterSettings(config) : null;
     report.cluster = cluster ? await probeCluster(cluster) : null;
     if (report.cluster && !report.cluster.reachable) report.warnings.push(`the lorafile runs train and render on Slurm, but ${report.cluster.slurm}`);
   } catch (err) {

@@ -5,15 +5,15 @@
 // CI runner installs it with `npm ci`. Never overwrites: existing files are listed, nothing written.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../cache/atomic.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { parseConfig } from '../config/load.js';
 import { didYouMean } from '../config/suggest.js';
 import { commandArgs } from './args.js';
 import { writePackageFiles } from './init-package.js';
 import { SCHEMA_COMMENT, SCHEMA_FILE, writeSchemaFile } from './schema.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const repoRoot = PACKAGE_ROOT;
 
 interface Template {
   summary: string;

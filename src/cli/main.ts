@@ -19,8 +19,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main(arg
 };
 
 async function version(): Promise<string> {
-  const { readFileSync } = await import('node:fs');
-  const pkg = new URL('../../package.json', import.meta.url);
+  const [{ readFileSync }, { join }, { PACKAGE_ROOT }] = await Promise.all([import('node:fs'), import('node:path'), import('../package-root.js')]);
+  const pkg = join(PACKAGE_ROOT, 'package.json');
   return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
 }
 

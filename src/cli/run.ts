@@ -46,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     project = await openProject(args.values.file, args.positionals);
     prestartStatHelper(project.cacheDir);
-    cluster = clusterSettings(project.config, args.values);
+    cluster = await clusterSettings(project.config, args.values);
   } catch (err) {
     return reportConfigError(err);
   }

@@ -2,7 +2,6 @@
 // (--executor, --partition, --gres, --time, --account, --sbatch-arg). `--executor local` runs a
 // lorafile that names a cluster on this machine (CI, a laptop).
 import type { ClusterSpec, Config } from '../config/schema.js';
-import { schemaModule } from '../config/lazy.js';
 import { ConfigError } from '../config/errors.js';
 import type { Json } from '../engine/types.js';
 
@@ -30,14 +29,15 @@ export const CLUSTER_HELP = `  --executor local|slurm  where train and render ru
 `;
 
 /** The cluster a run uses, or null for local execution; bad flags are a ConfigError. */
-export function clusterSettings(config: Config, flags: ClusterFlags = {}): ClusterSpec | null {
+export async function clusterSettings(config: Config, flags: ClusterFlags = {}): Promise<ClusterSpec | null> {
   const fromFlags: Record<string, unknown> = {};
   if (flags.executor !== undefined) fromFlags.executor = flags.executor;
   for (const key of ['partition', 'gres', 'time', 'account'] as const) if (flags[key] !== undefined) fromFlags[key] = flags[key];
   if (flags['sbatch-arg']?.length) fromFlags.sbatch_args = flags['sbatch-arg'];
   // local execution with no cluster settings anywhere: nothing to check (and zod stays unloaded)
   if (Object.keys(fromFlags).length === 0 && config.cluster === undefined) return null;
-  const parsed = schemaModule().ClusterSchema.safeParse({ ...(config.cluster ?? {}), ...fromFlags });
+  const { ClusterSchema } = await import('../config/schema.js');
+  const parsed = ClusterSchema.safeParse({ ...(config.cluster ?? {}), ...fromFlags });
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => ({

@@ -1,9 +1,9 @@
 // Loaders for what a no-op run must not load: the YAML parser (config/yaml-module.ts) and zod.
 // Positions for diagnostics parse the lorafile only when a diagnostic needs one.
-import { createRequire } from 'node:module';
 import { YamlLocator } from './locate.js';
 import type { Config } from './schema.js';
 import { yamlModule } from './yaml-module.js';
+import { packageRequire } from '../package-root.js';
 
 const locators = new WeakMap<Config, YamlLocator>();
 
@@ -27,10 +27,5 @@ export function rememberLocator(config: Config, locator: YamlLocator): void {
 
 /** the zod package, loaded on first use */
 export function zodModule(): typeof import('zod') {
-  return createRequire(import.meta.url)('zod') as typeof import('zod');
-}
-
-/** config/schema.ts (zod schemas), loaded on first use; only compiled code (dist/) can load it this way */
-export function schemaModule(): typeof import('./schema.js') {
-  return createRequire(import.meta.url)('./schema.js') as typeof import('./schema.js');
+  return packageRequire('zod') as typeof import('zod');
 }

@@ -5,19 +5,23 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from './schema.js';
 import { readRegularFileSync } from '../cache/safe-fs.js';
+import { CODE_DIR } from '../package-root.js';
 
 const DEFAULT_LORAFILE = 'lorafile.yaml';
 const MEMO_FORMAT = 1;
 
 let loaderIdentity: string | undefined;
 
-/** sha256 over this folder's compiled modules: any change to schema or checks invalidates the memo. */
+/**
+ * sha256 over the config folder's modules (dist/config, or src/config under vitest): any change to
+ * schema or checks invalidates the memo. The bundle (dist/lorabuild.cjs) is built from dist/ and
+ * runs only while it is not older than it, so it hashes the dist/config it holds.
+ */
 function loaderId(): string {
   if (loaderIdentity) return loaderIdentity;
-  const dir = path.dirname(fileURLToPath(import.meta.url));
+  const dir = path.join(CODE_DIR, 'config');
   const hash = createHash('sha256').update(`memo-format ${MEMO_FORMAT}\n`);
   for (const name of readdirSync(dir).filter((n) => /\.(js|ts)$/.test(n) && !n.endsWith('.d.ts')).sort()) {
     hash.update(`${name}\n`).update(readFileSync(path.join(dir, name)));

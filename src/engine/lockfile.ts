@@ -3,7 +3,6 @@
 // every no-op run would cost more than the run itself, so the parsed form is memoised in the cache
 // under the hash of the lock text.
 import { lstatSync, rmSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../cache/atomic.js';
 import { CacheLayout } from '../cache/layout.js';
@@ -13,6 +12,7 @@ import { FILES_INLINE_MAX, isFilesTree } from './file-tree.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
 import { firstAlias } from '../config/yaml-aliases.js';
 import { kindOf, NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
+import { packageRequire } from '../package-root.js';
 
 export function lockPathFor(lorafile: string): string {
   const name = basename(lorafile).replace(/\.ya?ml$/i, '');
@@ -65,9 +65,8 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
   } catch {
     // not memoised yet
   }
-  const require = createRequire(import.meta.url);
   // yaml loads only when the lock changed since its parse was memoised (no-op runs skip it)
-  const yaml = require('yaml') as typeof import('yaml');
+  const yaml = packageRequire('yaml') as typeof import('yaml');
   const { parseDocument, LineCounter } = yaml;
   const lines = new LineCounter();
   const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });

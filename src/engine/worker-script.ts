@@ -1,9 +1,13 @@
-// Where a worker thread's script is: beside the module that starts it (in dist/), or, when that
-// module runs from src/ (the tests), its built copy; undefined when neither exists (not built).
+// Where a worker thread's script is: its built copy in dist/, also when the module that starts it
+// runs from src/ (the tests) or from the bundle (dist/lorabuild.cjs, which keeps worker scripts as
+// files of their own); undefined when it is not built.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PACKAGE_ROOT } from '../package-root.js';
 
-export function workerScript(beside: URL, built: URL): URL | undefined {
-  for (const script of [beside, built]) if (existsSync(fileURLToPath(script))) return script;
-  return undefined;
+/** `rel`: the script's path under dist/, e.g. 'images/decode-worker.js' */
+export function workerScript(rel: string): URL | undefined {
+  const script = join(PACKAGE_ROOT, 'dist', rel);
+  return existsSync(script) ? pathToFileURL(script) : undefined;
 }

@@ -109,7 +109,7 @@ let pool: DecodePool | undefined;
  */
 export async function decodeAndStore(cacheDir: string, source: ImageSource, resolution: number | null, store: Store): Promise<DecodedContent> {
   if (!pool) {
-    const script = workerScript(new URL('./decode-worker.js', import.meta.url), new URL('../../dist/images/decode-worker.js', import.meta.url));
+    const script = workerScript('images/decode-worker.js');
     if (!script) return decodeContent(store, sourceBytes(source), resolution);
     pool = new DecodePool(script, Math.max(1, Math.min(4, availableParallelism())));
   }

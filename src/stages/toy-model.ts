@@ -3,11 +3,10 @@
 // the palette and shapes it was trained on, the training record). The weights are checked against the
 // card's sha256 before use, so a Git LFS pointer or a damaged checkout is named rather than loaded.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.js';
 
-/** src/stages and dist/stages are both two levels below the package root. */
-export const TOY_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'toy');
+export const TOY_DIR = join(PACKAGE_ROOT, 'assets', 'toy');
 export const TOY_MODEL_FILE = join(TOY_DIR, 'toy.safetensors');
 export const TOY_CARD_FILE = join(TOY_DIR, 'toy.json');
 

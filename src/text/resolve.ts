@@ -11,18 +11,18 @@
 //      MIT), which every SD1.x text encoder uses; so validation never needs a download.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config, ModelSpec } from '../config/schema.js';
 import { hubEnv } from '../datasets/hub/env.js';
 import type { ModelArch } from '../models/arch.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { expandUserPath } from '../worker/selection.js';
 import { findTokenizerFiles, loadClipTokenizer, OPENAI_BPE_FILE, type TokenizerFiles } from './load.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export const TOKENIZER_ENV = 'LORABUILD_CLIP_TOKENIZER';
 
-/** The CLIP BPE vocabulary shipped with lorabuild (src/text and dist/text are both two levels down). */
-export const SHIPPED_CLIP_BPE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'clip', OPENAI_BPE_FILE);
+/** The CLIP BPE vocabulary shipped with lorabuild. */
+export const SHIPPED_CLIP_BPE = join(PACKAGE_ROOT, 'assets', 'clip', OPENAI_BPE_FILE);
 
 export class TokenizerNotFoundError extends Error {
   constructor(

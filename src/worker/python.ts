@@ -4,7 +4,7 @@
 // An interpreter the user named explicitly is never silently replaced by another one.
 import { existsSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 export type PythonSource = 'lorafile' | 'LORABUILD_PYTHON' | 'comfyui' | 'system' | 'PATH';
 
@@ -50,9 +50,7 @@ export const INSTALL_HINT = [
 
 /** The folder that holds the lorabuild_worker package (src/worker, also when running from dist/). */
 export function workerPackageDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // here = <repo>/dist/worker or <repo>/src/worker
-  return resolve(here, '..', '..', 'src', 'worker');
+  return join(PACKAGE_ROOT, 'src', 'worker');
 }
 
 const PROBE = 'import sys, torch; print(sys.version.split()[0]); print(torch.__version__); print(torch.__file__)';

@@ -16,7 +16,7 @@ export function statHintPath(cacheDir: string): string {
 /** the helper thread, started on first need; null without its script (tests run from src/ without a build) or after it failed */
 export function statThread(): Worker | null {
   if (helper !== undefined) return helper;
-  const script = workerScript(new URL('./stat-worker.js', import.meta.url), new URL('../../../dist/datasets/local/stat-worker.js', import.meta.url));
+  const script = workerScript('datasets/local/stat-worker.js');
   if (!script) return (helper = null);
   const worker = new Worker(script);
   // it never keeps the process alive, and a failure only costs the walk the helper's chunks
