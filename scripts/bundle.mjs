@@ -7,6 +7,7 @@
 // Writes a temporary file and renames it, so a failed build leaves the old bundle, which is then
 // older than dist/cli/main.js and not run.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -34,6 +35,41 @@ const packageRootUrl = {
   },
 };
 
+// npm packages stay outside the bundle, required at run time (Node 20.19 requires ES modules too).
+// The bundle's modules are ES modules of a "type": "module" package, so esbuild gives a default
+// import Node's meaning for a CommonJS package (module.exports); an ES module package required is
+// its namespace, whose default export is `.default`. A default import of one (p-queue) goes
+// through a re-export instead, which esbuild reads as an ES module should be.
+const ESM_PACKAGE = 'esm-package';
+function isEsModule(file) {
+  if (file.endsWith('.mjs')) return true;
+  if (file.endsWith('.cjs') || !file.endsWith('.js')) return false;
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) return JSON.parse(readFileSync(pkg, 'utf8')).type === 'module';
+  }
+  return false;
+}
+const npmPackages = {
+  name: 'npm-packages',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (isBuiltin(args.path) || args.namespace === ESM_PACKAGE) return { path: args.path, external: true };
+      let file;
+      try {
+        file = createRequire(args.importer).resolve(args.path);
+      } catch {
+        return { errors: [{ text: `cannot resolve the npm package '${args.path}' (imported by ${relative(root, args.importer)}): run npm ci` }] };
+      }
+      return isEsModule(file) ? { path: args.path, namespace: ESM_PACKAGE } : { path: args.path, external: true };
+    });
+    b.onLoad({ filter: /.*/, namespace: ESM_PACKAGE }, (args) => {
+      const name = JSON.stringify(args.path);
+      return { contents: `export * from ${name};\nexport { default } from ${name};\n`, loader: 'js' };
+    });
+  },
+};
+
 let result;
 try {
   result = await build({
@@ -42,14 +78,13 @@ try {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    packages: 'external',
     // import() of an npm package or node: module becomes require() (Node 20.19 requires ES modules):
     // vm.Script's import() needs an experimental loader option that Node 20 warns about on stderr,
     // and that a script compiled from a code cache loses
     supported: { 'dynamic-import': false },
     write: false,
     outfile: out,
-    plugins: [packageRootUrl],
+    plugins: [packageRootUrl, npmPackages],
     logLevel: 'warning',
     logOverride: { 'empty-import-meta': 'error' },
     banner: { js: '// lorabuild\'s CLI in one script, made by scripts/bundle.mjs from dist/ (do not edit): bin/lorabuild.js runs it' },

@@ -119,11 +119,12 @@ describe('stat hint', () => {
   it('a no-op run through the CLI takes the prestarted jobs of both folders', async () => {
     const { base } = labDataset();
     writeFileSync(join(base, 'lorafile.yaml'), 'version: 1\ndatasets:\n  big:\n    folder: data\n    rules: { too_small: off }\n');
-    // reports the stat thread's counts of the very module the CLI uses (dist/)
+    // reports the stat thread's counts of the very module the CLI uses: dist/'s ES modules (the
+    // bundle holds a copy of its own, which a preload cannot reach)
     const preload = join(base, 'counts.mjs');
     const module = join(REPO_ROOT, 'dist', 'datasets', 'local', 'parallel-lstat.js');
     writeFileSync(preload, `const m = await import(${JSON.stringify(module)});\nprocess.on('exit', () => process.stderr.write('COUNTS ' + JSON.stringify(m.helperCounts) + '\\n'));\n`);
-    const run = () => runCli(['run', 'fetch:big', '--json'], { cwd: base, env: { NODE_OPTIONS: `--import ${preload}` } });
+    const run = () => runCli(['run', 'fetch:big', '--json'], { cwd: base, env: { NODE_OPTIONS: `--import ${preload}`, LORABUILD_NO_BUNDLE: '1' } });
     const counts = (stderr: string) => JSON.parse(/COUNTS (.*)/.exec(stderr)![1]) as typeof helperCounts;
     const cold = await run();
     expect(cold.code, cold.stderr).toBe(0);
