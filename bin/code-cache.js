@@ -50,7 +50,11 @@ function writeCache(file, key, data) {
     renameSync(tmp, file);
     return true;
   } catch {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing more to do: the next run tries again
+    }
     return false;
   }
 }
@@ -80,4 +84,4 @@ function runBundle(bundle, stat, command, { useCache = true, debug = false } = {
   script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
 }
 
-module.exports = { cacheFileFor, runBundle };
+module.exports = { runBundle };

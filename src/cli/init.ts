@@ -13,8 +13,6 @@ import { commandArgs } from './args.js';
 import { writePackageFiles } from './init-package.js';
 import { SCHEMA_COMMENT, SCHEMA_FILE, writeSchemaFile } from './schema.js';
 
-const repoRoot = PACKAGE_ROOT;
-
 interface Template {
   summary: string;
   /** [source relative to the lorabuild package, destination relative to DIR] */
@@ -119,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
   const target = resolve(positionals[0] ?? '.');
   const copies: [string, string][] = [];
   for (const [src, dst] of template.files) {
-    const from = join(repoRoot, src);
+    const from = join(PACKAGE_ROOT, src);
     for (const file of listFiles(from)) copies.push([file, join(target, dst, relative(from, file))]);
   }
   const lorafile = copies.find(([, to]) => to === join(target, 'lorafile.yaml'))![0];
@@ -149,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let lockNote = '';
   if (!values['no-package']) {
-    const pkg = await writePackageFiles({ folder: target, lorabuildRoot: repoRoot, spec: values['lorabuild-spec'], scripts: template.scripts });
+    const pkg = await writePackageFiles({ folder: target, lorabuildRoot: PACKAGE_ROOT, spec: values['lorabuild-spec'], scripts: template.scripts });
     written.push(...pkg.written);
     lockNote = pkg.noLock ? `\nno package-lock.json: ${pkg.noLock}; run \`npm install\` in it once and commit package-lock.json` : '';
     lockNote = `\nlorabuild is pinned in package.json as ${pkg.spec}${lockNote}`;

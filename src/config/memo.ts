@@ -17,7 +17,7 @@ let loaderIdentity: string | undefined;
 /**
  * sha256 over the config folder's modules (dist/config, or src/config under vitest): any change to
  * schema or checks invalidates the memo. The bundle (dist/lorabuild.cjs) is built from dist/ and
- * runs only while it is not older than it, so it hashes the dist/config it holds.
+ * runs only while it is not older than dist/cli/main.js, so it hashes the dist/config it holds.
  */
 function loaderId(): string {
   if (loaderIdentity) return loaderIdentity;
