@@ -32,6 +32,9 @@ describe('bin/lorabuild.js: the bundle, its code cache, the ES modules', () => {
     cpSync(join(REPO_ROOT, 'dist'), join(pkg, 'dist'), { recursive: true, filter: (from) => !from.includes('.code-cache') });
     symlinkSync(join(REPO_ROOT, 'node_modules'), join(pkg, 'node_modules'));
     symlinkSync(join(REPO_ROOT, 'assets'), join(pkg, 'assets'));
+    // a checkout: bin holds the bundle to dist/cli/main.js's mtime only where sources can be compiled
+    mkdirSync(join(pkg, 'src', 'cli'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'src', 'cli', 'main.ts'), join(pkg, 'src', 'cli', 'main.ts'));
     expect(existsSync(join(pkg, 'dist', 'lorabuild.cjs')), 'build first: npm run build').toBe(true);
     project = join(tmp.dir, 'project');
     writeLabDataset(join(project, 'data'), 3);
@@ -95,6 +98,21 @@ describe('bin/lorabuild.js: the bundle, its code cache, the ES modules', () => {
     expect(stale.code, stale.stderr).toBe(0);
     expect(stale.stdout).toBe(`lorabuild ${VERSION}\n`);
     expect(stale.stderr).toBe('lorabuild: entry dist/cli/main.js\n');
+  });
+
+  it('an installed package (no sources) runs its bundle even when npm extracted it before dist/cli/main.js', () => {
+    rmSync(join(pkg, 'src'), { recursive: true });
+    const main = statSync(join(pkg, 'dist', 'cli', 'main.js'));
+    utimesSync(bundle(), main.atime, new Date(main.mtimeMs - 700));
+    const installed = lb(['--version']);
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stdout).toBe(`lorabuild ${VERSION}\n`);
+    expect(installed.stderr).toContain('lorabuild: entry bundle');
+    // and the ES modules still when there is no bundle at all
+    rmSync(bundle());
+    const none = lb(['--version']);
+    expect(none.stdout).toBe(`lorabuild ${VERSION}\n`);
+    expect(none.stderr).toBe('lorabuild: entry dist/cli/main.js\n');
   });
 
   it('a damaged, truncated or foreign cache is never used: the command succeeds and the cache is written anew', () => {
