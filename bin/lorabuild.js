@@ -35,5 +35,15 @@ if (stat) {
   require('./code-cache.js').runBundle(bundle, stat, process.argv[2], { useCache: env.LORABUILD_NO_CODE_CACHE !== '1', debug });
 } else {
   if (debug) process.stderr.write('lorabuild: entry dist/cli/main.js\n');
-  import('../dist/cli/main.js');
+  const main = join(dist, 'cli', 'main.js');
+  import('../dist/cli/main.js').catch((err) => {
+    // a checkout that was never built (or whose dist/ was removed): say so, not a resolver stack
+    if (err && err.code === 'ERR_MODULE_NOT_FOUND' && !existsSync(main)) {
+      process.stderr.write(`lorabuild: ${main} is missing: lorabuild is not built; run \`npm run build\` in ${join(__dirname, '..')} (or \`bash scripts/setup.sh\`)\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`lorabuild: internal error: ${err && err.stack ? err.stack : String(err)}\n`);
+      process.exitCode = 70;
+    }
+  });
 }

@@ -115,6 +115,14 @@ describe('bin/lorabuild.js: the bundle, its code cache, the ES modules', () => {
     expect(none.stderr).toBe('lorabuild: entry dist/cli/main.js\n');
   });
 
+  it('a checkout that was never built says so and how to build, with no resolver stack', () => {
+    rmSync(join(pkg, 'dist'), { recursive: true });
+    const r = lb(['run']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(ownStderr(r)).toBe(`lorabuild: ${join(pkg, 'dist', 'cli', 'main.js')} is missing: lorabuild is not built; run \`npm run build\` in ${pkg} (or \`bash scripts/setup.sh\`)\n`);
+  });
+
   it('a damaged, truncated or foreign cache is never used: the command succeeds and the cache is written anew', () => {
     expect(lb(['plan']).code).toBe(0);
     const good = readFileSync(cacheFile('plan'));
