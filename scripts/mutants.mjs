@@ -107,6 +107,7 @@ const MUTANTS = [
   ['leaf-cache-for-every-tree', 'src/cache/chunk-tree.ts', 'return read(cas, ref, nodes, false);', 'return read(cas, ref, nodes, true);', vitest('tests/watch-memory-leaves.test.ts', 'could not share')],
   ['keep-at-hand-builds-unasked', 'src/engine/file-tree.ts', '(unbuilt.has(files) && !build)', 'false', vitest('tests/watch-memory-leaves.test.ts', 'only when asked to')],
   ['warm-up-keeps-no-map', 'src/engine/executor.ts', 'if (previous?.filesTree) keepAtHand(previous.filesTree, inputs.files, true);', '', cli('tests/watch-undo-failed.test.ts')],
+  ['pack-preload-unshared', 'src/engine/executor.ts', 'items.remembers ? readSharedTree(cas, pack) : readTree(cas, pack)', 'readTree(cas, pack)', cli('tests/watch-pack-shared.test.ts')],
   ['write-json-unfrozen', 'src/engine/stage-context.ts', '      deepFreeze(value);\n', '', cli('tests/watch-undo-failed.test.ts')],
   ['watch-short-of-watches-waits', 'src/watch/session.ts', '        this.auditOften = true;\n', '', cli('tests/watch-cli.test.ts')],
   ['stdout-closed-crashes-watch', 'src/cli/watch.ts', '      if (!stopping) onSignal();\n', '      throw new Error("EPIPE");\n', cli('tests/watch-cli.test.ts')],
