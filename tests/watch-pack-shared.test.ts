@@ -6,25 +6,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { Cas } from '../src/cache/cas.js';
-import { keepLeavesInMemory } from '../src/cache/chunk-tree.js';
 import { ItemMemo } from '../src/cache/item-memo.js';
-import { CacheLayout } from '../src/cache/layout.js';
-import { execute } from '../src/engine/executor.js';
-import { openProject } from '../src/engine/project.js';
-import { StatMemo } from '../src/engine/stat-memo.js';
 import type { Json } from '../src/engine/types.js';
-import { stageRegistry } from '../src/stages/index.js';
-import { warmStageIds } from '../src/watch/warm.js';
 import { makeTempDir, runCli } from './helpers/cli.js';
+import { inProcessWatch, restoreWatchGlobals } from './helpers/in-process-watch.js';
 import { writeLabProject } from './helpers/lab-folder.js';
 
 const tmp = makeTempDir('lorabuild-watch-pack-shared-');
-const savedCacheEnv = process.env.LORABUILD_CACHE;
+const restore = restoreWatchGlobals();
 afterAll(() => {
-  keepLeavesInMemory(false);
-  if (savedCacheEnv === undefined) delete process.env.LORABUILD_CACHE;
-  else process.env.LORABUILD_CACHE = savedCacheEnv;
+  restore();
   tmp.cleanup();
 });
 
@@ -46,16 +37,7 @@ describe('watch: the previous build\'s item pack of a state an earlier process b
     writeFileSync(caption, original);
     expect((await runCli(['run'], { cwd: project })).code).toBe(0);
 
-    process.env.LORABUILD_CACHE = cacheDir;
-    keepLeavesInMemory(true);
-    const cas = new Cas(cacheDir, { rememberPresence: true });
-    const items = new ItemMemo(cacheDir, cas, { remember: true });
-    const statMemo = StatMemo.load(new CacheLayout(cacheDir).statMemo);
-    const build = async (mode: 'run' | 'warm') => {
-      const p = await openProject(join(project, 'lorafile.yaml'), []);
-      const warm = mode === 'warm' ? warmStageIds(p.config, p.plan) : undefined;
-      return execute({ config: p.config, plan: p.plan, registry: stageRegistry, cacheDir, lockFile: p.lockFile, mode, ...(warm ? { warm } : {}), items, cas, statMemo });
-    };
+    const { build } = inProcessWatch(project, cacheDir);
     const preload = vi.spyOn(ItemMemo.prototype, 'preload');
     try {
       expect([...(await build('run')).reports.values()].every((r) => r.outcome === 'fresh')).toBe(true);

@@ -8,25 +8,18 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { Cas } from '../src/cache/cas.js';
-import { keepLeavesInMemory, treeNodes } from '../src/cache/chunk-tree.js';
+import { treeNodes } from '../src/cache/chunk-tree.js';
 import { ItemMemo } from '../src/cache/item-memo.js';
-import { CacheLayout } from '../src/cache/layout.js';
-import { execute } from '../src/engine/executor.js';
 import { readLockfile } from '../src/engine/lockfile.js';
 import { openProject } from '../src/engine/project.js';
-import { StatMemo } from '../src/engine/stat-memo.js';
-import { stageRegistry } from '../src/stages/index.js';
-import { warmStageIds } from '../src/watch/warm.js';
 import { makeTempDir, runCli } from './helpers/cli.js';
+import { inProcessWatch, restoreWatchGlobals } from './helpers/in-process-watch.js';
 import { writeLabProject } from './helpers/lab-folder.js';
 
 const tmp = makeTempDir('lorabuild-watch-undo-failed-');
-const savedCacheEnv = process.env.LORABUILD_CACHE;
+const restore = restoreWatchGlobals();
 afterAll(() => {
-  keepLeavesInMemory(false);
-  if (savedCacheEnv === undefined) delete process.env.LORABUILD_CACHE;
-  else process.env.LORABUILD_CACHE = savedCacheEnv;
+  restore();
   tmp.cleanup();
 });
 
@@ -47,16 +40,7 @@ describe('watch: a save back to a state an earlier process built', { timeout: 24
     expect((await runCli(['run'], { cwd: project })).code).toBe(0);
 
     // the watch: its first build (all fresh), then its warm-up
-    process.env.LORABUILD_CACHE = cacheDir;
-    keepLeavesInMemory(true);
-    const cas = new Cas(cacheDir, { rememberPresence: true });
-    const items = new ItemMemo(cacheDir, cas, { remember: true });
-    const statMemo = StatMemo.load(new CacheLayout(cacheDir).statMemo);
-    const build = async (mode: 'run' | 'warm') => {
-      const p = await openProject(join(project, 'lorafile.yaml'), []);
-      const warm = mode === 'warm' ? warmStageIds(p.config, p.plan) : undefined;
-      return execute({ config: p.config, plan: p.plan, registry: stageRegistry, cacheDir, lockFile: p.lockFile, mode, ...(warm ? { warm } : {}), items, cas, statMemo });
-    };
+    const { cas, build } = inProcessWatch(project, cacheDir);
     const first = await build('run');
     expect([...first.reports.values()].every((r) => r.outcome === 'fresh')).toBe(true);
     await build('warm');
