@@ -12,7 +12,7 @@ import { FILES_INLINE_MAX, isFilesTree } from './file-tree.js';
 import type { Json, LockEntry, Lockfile } from './types.js';
 import { firstAlias } from '../config/yaml-aliases.js';
 import { kindOf, NotRegularFileError, readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
-import { packageRequire } from '../package-root.js';
+import { yamlModule } from '../config/yaml-module.js';
 
 export function lockPathFor(lorafile: string): string {
   const name = basename(lorafile).replace(/\.ya?ml$/i, '');
@@ -66,7 +66,7 @@ export function readLockfile(file: string, cacheRoot: string, knownHash?: (abs: 
     // not memoised yet
   }
   // yaml loads only when the lock changed since its parse was memoised (no-op runs skip it)
-  const yaml = packageRequire('yaml') as typeof import('yaml');
+  const yaml = yamlModule();
   const { parseDocument, LineCounter } = yaml;
   const lines = new LineCounter();
   const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
