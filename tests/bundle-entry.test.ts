@@ -43,6 +43,11 @@ describe('bin/lorabuild.js: the bundle, its code cache, the ES modules', () => {
   afterEach(() => tmp.cleanup());
 
   const bundle = () => join(pkg, 'dist', 'lorabuild.cjs');
+  /** dates the bundle `ms` before dist/cli/main.js (a bare tsc after it; npm extracting in another order) */
+  const bundleOlderThanMain = (ms: number) => {
+    const main = statSync(join(pkg, 'dist', 'cli', 'main.js'));
+    utimesSync(bundle(), main.atime, new Date(main.mtimeMs - ms));
+  };
   const cacheFile = (name: string) => join(pkg, 'dist', `lorabuild.${name}.code-cache`);
 
   function lb(args: string[], env: Record<string, string> = {}, nodeFlags: string[] = []): Ran {
@@ -92,8 +97,7 @@ describe('bin/lorabuild.js: the bundle, its code cache, the ES modules', () => {
     expect(fresh.stdout).toBe('the bundle ran\n');
 
     // a bare tsc rewrites dist/cli/main.js: the bundle is then older and holds old code
-    const main = statSync(join(pkg, 'dist', 'cli', 'main.js'));
-    utimesSync(bundle(), main.atime, new Date(main.mtimeMs - 2000));
+    bundleOlderThanMain(2000);
     const stale = lb(['--version']);
     expect(stale.code, stale.stderr).toBe(0);
     expect(stale.stdout).toBe(`lorabuild ${VERSION}\n`);
@@ -102,8 +106,7 @@ describe('bin/lorabuild.js: the bundle, its code cache, the ES modules', () => {
 
   it('an installed package (no sources) runs its bundle even when npm extracted it before dist/cli/main.js', () => {
     rmSync(join(pkg, 'src'), { recursive: true });
-    const main = statSync(join(pkg, 'dist', 'cli', 'main.js'));
-    utimesSync(bundle(), main.atime, new Date(main.mtimeMs - 700));
+    bundleOlderThanMain(700);
     const installed = lb(['--version']);
     expect(installed.code, installed.stderr).toBe(0);
     expect(installed.stdout).toBe(`lorabuild ${VERSION}\n`);
