@@ -1,8 +1,9 @@
 // Atomic file writes: write a temp file next to the target (same file system), then rename over
 // it. A reader, or a run after kill -9, sees the old file or the new one, never half of one.
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { inDir } from './known-dirs.js';
 
 export function tempName(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -10,7 +11,10 @@ export function tempName(target: string): string {
 
 /** Fills a temp file beside `target` with `fill`, then renames it over `target`; the temp file never outlives a failure. */
 function replaceAtomic(target: string, fill: (tmp: string) => void, unlinkFirst = false): void {
-  mkdirSync(dirname(target), { recursive: true });
+  inDir(dirname(target), () => replaceIn(target, fill, unlinkFirst));
+}
+
+function replaceIn(target: string, fill: (tmp: string) => void, unlinkFirst: boolean): void {
   const tmp = tempName(target);
   try {
     fill(tmp);

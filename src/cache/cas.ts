@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { SHA256_RE } from '../engine/canonical.js';
 import type { OutputFile } from '../engine/types.js';
 import { CacheLayout } from './layout.js';
+import { inDir } from './known-dirs.js';
 
 export class Cas {
   readonly layout: CacheLayout;
@@ -109,8 +110,8 @@ export class Cas {
   putBuffer(data: Buffer): OutputFile {
     const sha256 = createHash('sha256').update(data).digest('hex');
     if (!this.has(sha256, data.length)) {
-      const tmp = this.tempFile();
-      writeFileSync(tmp, data);
+      const tmp = this.tempName();
+      inDir(this.layout.tmp, () => writeFileSync(tmp, data));
       this.install(tmp, sha256, data.length);
     }
     this.written.add(sha256);
@@ -143,15 +144,18 @@ export class Cas {
   /** a fresh temp path inside the cache (same file system as the store) */
   tempFile(): string {
     mkdirSync(this.layout.tmp, { recursive: true });
+    return this.tempName();
+  }
+
+  private tempName(): string {
     return join(this.layout.tmp, `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
   }
 
   /** `size`: the bytes just written, when they were in memory (then remembered present, with no stat on the next has()) */
   private install(tmp: string, sha256: string, size?: number): void {
     const target = this.path(sha256);
-    mkdirSync(dirname(target), { recursive: true });
     try {
-      renameSync(tmp, target);
+      inDir(dirname(target), () => renameSync(tmp, target));
     } catch (err) {
       // damage at the blob's path (a folder, say): it is not a blob, so it goes and the blob takes its place
       if (existsSync(target) && !lstatSync(target).isFile()) {

@@ -1,9 +1,10 @@
 // Reading and writing files whose path may hold something else than a file: a FIFO would block a
 // plain read forever, a folder makes a rename fail. Used for the files lorabuild reads back (cache
 // records, memos, the lock, the lorafile) and writes into its own cache.
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, relative, isAbsolute } from 'node:path';
 import { writeCacheFileAtomic, writeFileAtomic } from './atomic.js';
+import { forgetDir } from './known-dirs.js';
 
 export class NotRegularFileError extends Error {
   readonly code = 'ENOTREG';
@@ -74,9 +75,15 @@ export function clearOwnedPath(root: string, target: string): void {
 
 /** writeFileAtomic for a file the cache under `root` owns (see clearOwnedPath) */
 export function writeOwnedFileAtomic(root: string, target: string, data: string | Buffer, options?: { missingIsAbsent?: boolean }): void {
-  clearOwnedPath(root, target);
-  mkdirSync(dirname(target), { recursive: true });
   // missingIsAbsent: a file whose loss only means a miss (see writeCacheFileAtomic)
-  if (options?.missingIsAbsent) writeCacheFileAtomic(target, data);
-  else writeFileAtomic(target, data);
+  const write = () => (options?.missingIsAbsent ? writeCacheFileAtomic(target, data) : writeFileAtomic(target, data));
+  try {
+    write();
+  } catch {
+    // damage in the way (a folder at the path, a file where a folder belongs): cleared, then once more.
+    // Looked for only after a failure: four writes a save would otherwise stat every folder above them
+    for (let dir = dirname(target); dir.length > root.length; dir = dirname(dir)) forgetDir(dir);
+    clearOwnedPath(root, target);
+    write();
+  }
 }
