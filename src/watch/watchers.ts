@@ -1,17 +1,20 @@
-// The two chokidar watchers behind `lorabuild watch`.
+// The watchers behind `lorabuild watch`.
 //
-//   files:   the lorafile, local model files and every file of every local dataset, each on its
-//            own, with the operating system's change notices (inotify, FSEvents, ...).
+//   listed:  every listed file of a local dataset, through one OS watch per folder that holds them
+//            (folder-notices.ts): a save is noticed by name, without a watch per file.
+//   files:   the lorafile, local model files and any dataset folder not listed yet (or listed through
+//            symbolic links), with chokidar and the operating system's change notices.
 //   folders: the dataset folders (and their subfolders), polling each folder's own stat, which
-//            moves only when an entry is added, removed or renamed; their files are not watched.
+//            moves only when an entry is added, removed or renamed.
 //
-// Why not one watcher on the dataset folders: chokidar re-reads a watched folder, one lstat per
+// Why not chokidar on the dataset folders: chokidar re-reads a watched folder, one lstat per
 // entry, on every notice inside it, so each caption save in a 1,000-image folder cost a thousand
-// lstats and ~35 ms of the main thread, racing the build it had just started. A folder whose
-// files cannot be listed ahead (one reached through symbolic links) is watched the old way.
-import { resolve } from 'node:path';
+// lstats and ~35 ms of the main thread, racing the build it had just started. Why not chokidar on
+// each listed file (as before): see folder-notices.ts.
+import { resolve, sep } from 'node:path';
 import type { Stats } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
+import { FolderNotices } from './folder-notices.js';
 
 /** how often dataset folders are polled for added or removed files */
 export const FOLDER_POLL_MS = 100;
@@ -43,20 +46,34 @@ function testWatchLimit(): number | undefined {
 export class InputWatchers {
   private files: FSWatcher | undefined;
   private folders: FSWatcher | undefined;
+  private listed: FolderNotices | undefined;
   private watchedFiles = new Set<string>();
   private watchedFolders = new Set<string>();
   private refused = false;
 
   constructor(private readonly hooks: WatcherHooks) {}
 
-  /** `files`: plain files (and folders that must be watched the old way); `folders`: dataset folders to poll */
-  async start(files: string[], folders: string[]): Promise<void> {
+  /**
+   * `files`: plain files (and folders that must be watched the old way); `folders`: dataset folders
+   * to poll. The files inside those folders are their listed files, watched through their folders.
+   */
+  async start(allFiles: string[], folders: string[]): Promise<void> {
     const ignored = (path: string) => this.hooks.ignored(resolve(path));
+    const { files, listed } = splitListed(allFiles, folders);
     this.watchedFiles = new Set(files);
     this.watchedFolders = new Set(folders);
     const limit = testWatchLimit();
     this.files = watch(limit === undefined ? files : files.slice(0, limit), { ignoreInitial: true, ignored });
     if (limit !== undefined && files.length > limit) this.onError(Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' }));
+    this.listed = new FolderNotices({
+      event: (abs, event, stats) => this.hooks.event(abs, event, stats),
+      raw: (eventType, watchedPath, name) => this.hooks.raw(eventType, watchedPath, name),
+      refused: (err) => this.onError(err),
+      ignored: (abs) => this.hooks.ignored(abs),
+      // tests: the chokidar watches count first
+      budget: () => (limit === undefined ? undefined : limit - Math.min(limit, files.length) - this.listed!.size),
+    });
+    this.listed.update(listed);
     this.folders = watch(folders, {
       ignoreInitial: true,
       usePolling: true,
@@ -96,12 +113,15 @@ export class InputWatchers {
   }
 
   /** watch exactly these paths from now on */
-  update(files: string[], folders: string[]): void {
+  update(allFiles: string[], folders: string[]): void {
+    const { files, listed } = splitListed(allFiles, folders);
     sync(this.files, this.watchedFiles, files);
     sync(this.folders, this.watchedFolders, folders);
+    this.listed?.update(listed);
   }
 
   async close(): Promise<void> {
+    this.listed?.close();
     await Promise.all([this.files?.close(), this.folders?.close()]);
   }
 }
@@ -116,4 +136,13 @@ function sync(watcher: FSWatcher | undefined, watched: Set<string>, wanted: stri
   if (added.length) watcher?.add(added);
   watched.clear();
   for (const p of next) watched.add(p);
+}
+
+/** the files inside a polled dataset folder (its listed files) apart from the rest */
+function splitListed(all: readonly string[], folders: readonly string[]): { files: string[]; listed: string[] } {
+  const prefixes = folders.map((f) => (f.endsWith(sep) ? f : f + sep));
+  const files: string[] = [];
+  const listed: string[] = [];
+  for (const abs of all) (prefixes.some((p) => abs.startsWith(p)) ? listed : files).push(abs);
+  return { files, listed };
 }
