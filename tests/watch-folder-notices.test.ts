@@ -58,6 +58,38 @@ describe('lorabuild watch over a dataset folder', { timeout: 120_000 }, () => {
   });
 });
 
+describe('lorabuild watch over a folder made again', { timeout: 120_000 }, () => {
+  it('watches the new folder: a save after the caption folder was removed and made again (a checkout) is answered', async () => {
+    const dir = join(tmp.dir, 'remade-cli');
+    const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  ds: { folder: data, rules: { too_small: off } }\n' };
+    const captions: Record<string, string> = {};
+    for (let i = 0; i < 4; i++) {
+      files[`data/image/${i}.png`] = tinyPng(i) as Buffer;
+      captions[`${i}.txt`] = `one-line-art, shape ${i}, side view\n`;
+    }
+    writeFiles(dir, files);
+    writeFiles(join(dir, 'data/text'), captions);
+    const w = new WatchProcess(['--through', 'validate'], { cwd: dir, env: {} });
+    try {
+      await w.next(isWatch('idle', (e) => e.build === 1), 'the end of build 1');
+      rmSync(join(dir, 'data/text'), { recursive: true });
+      writeFiles(join(dir, 'data/text'), captions);
+      // the folder's own notices end with it; the folder poll and the walk after it find the new one
+      await w.next(isWatch('idle', (e) => (e.build as number) >= 2), 'the build after the checkout');
+      await new Promise((r) => setTimeout(r, 500));
+      writeFileSync(join(dir, 'data/text/2.txt'), '\n');
+      // noticed as the file's change (not found by the audit walk 30 s later, which names the folder)
+      const change = await w.next(isWatch('change', (e) => e.path === 'data/text/2.txt'), 'the notice of the save', 20_000);
+      expect(change.event).toBe('change');
+      const seen = await w.next(isWatch('diagnostics', (e) => (e.errors as number) > 0), 'the save in the new folder');
+      expect((seen.diagnostics as { file: string; code: string }[]).map((d) => `${d.file} ${d.code}`)).toEqual(['data/text/2.txt empty_caption']);
+    } finally {
+      const result = await w.interrupt();
+      expect(result.code).toBe(130);
+    }
+  });
+});
+
 interface Seen {
   events: { abs: string; event: string; stats?: Stats }[];
   raws: { eventType: string; watchedPath: string; name: string }[];

@@ -36,6 +36,8 @@ interface Watched {
 export class FolderNotices {
   private readonly folders = new Map<string, Watched>();
   private listed: ReadonlySet<string> = new Set();
+  /** how many folders the last update asked for */
+  private wanted = 0;
   /** the stat each file was last reported with */
   private readonly reported = new Map<string, string>();
 
@@ -47,6 +49,7 @@ export class FolderNotices {
     const wanted = new Set<string>();
     for (const file of listed) wanted.add(dirname(file));
     this.listed = listed;
+    this.wanted = wanted.size;
     for (const abs of this.reported.keys()) if (!listed.has(abs)) this.reported.delete(abs);
     for (const [dir, watched] of this.folders) {
       if (!wanted.has(dir) || inoOf(dir) !== watched.ino) this.unwatch(dir);
@@ -57,6 +60,11 @@ export class FolderNotices {
   close(): void {
     for (const dir of [...this.folders.keys()]) this.unwatch(dir);
     this.reported.clear();
+  }
+
+  /** whether every folder the last update asked for is watched (none has gone or broken since) */
+  complete(): boolean {
+    return this.folders.size === this.wanted;
   }
 
   /** how many folders are watched (tests) */

@@ -47,6 +47,7 @@ export class InputWatchers {
   private files: FSWatcher | undefined;
   private folders: FSWatcher | undefined;
   private listed: FolderNotices | undefined;
+  private lastUpdate: { allFiles: readonly string[]; folders: readonly string[] } | undefined;
   private watchedFiles = new Set<string>();
   private watchedFolders = new Set<string>();
   private refused = false;
@@ -74,6 +75,7 @@ export class InputWatchers {
       budget: () => (limit === undefined ? undefined : limit - Math.min(limit, files.length) - this.listed!.size),
     });
     this.listed.update(listed);
+    this.lastUpdate = { allFiles, folders };
     this.folders = watch(folders, {
       ignoreInitial: true,
       usePolling: true,
@@ -114,6 +116,10 @@ export class InputWatchers {
 
   /** watch exactly these paths from now on */
   update(allFiles: string[], folders: string[]): void {
+    // a save's build lists the same paths in a new plan: nothing to do, unless a folder watch died since
+    const last = this.lastUpdate;
+    if (last && sameList(last.allFiles, allFiles) && sameList(last.folders, folders) && this.listed?.complete()) return;
+    this.lastUpdate = { allFiles, folders };
     const { files, listed } = splitListed(allFiles, folders);
     sync(this.files, this.watchedFiles, files);
     sync(this.folders, this.watchedFolders, folders);
@@ -145,4 +151,11 @@ function splitListed(all: readonly string[], folders: readonly string[]): { file
   const listed: string[] = [];
   for (const abs of all) (prefixes.some((p) => abs.startsWith(p)) ? listed : files).push(abs);
   return { files, listed };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
