@@ -4,7 +4,7 @@
 // listed file is a 'change' with its stat, a removal an 'unlink', a second notice of one write is
 // dropped, names no listing holds and editors' temp files are no file events, a folder made again
 // is watched anew, and a refused watch is reported as the system's refusal.
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FolderNotices } from '../src/watch/folder-notices.js';
@@ -32,7 +32,7 @@ function inotifyWatches(pid: number): number {
 }
 
 describe('lorabuild watch over a dataset folder', { timeout: 120_000 }, () => {
-  it('holds a few OS watches for 300 dataset files, and still answers a caption save', async () => {
+  it("holds a few OS watches for 300 dataset files, and still answers a caption save and an editor's safe write (a temp file renamed over it)", async () => {
     const dir = join(tmp.dir, 'many');
     const files: Record<string, string | Buffer> = { 'lorafile.yaml': 'version: 1\ndatasets:\n  ds: { folder: data, rules: { too_small: off } }\n' };
     for (let i = 0; i < 150; i++) {
@@ -51,6 +51,11 @@ describe('lorabuild watch over a dataset folder', { timeout: 120_000 }, () => {
       writeFileSync(join(dir, 'data/text/77.txt'), '\n');
       const seen = await w.next(isWatch('diagnostics', (e) => (e.errors as number) > 0), 'the save');
       expect((seen.diagnostics as { file: string; code: string }[]).map((d) => `${d.file} ${d.code}`)).toEqual(['data/text/77.txt empty_caption']);
+      // an editor's safe write: a temp file renamed over the caption
+      writeFileSync(join(dir, 'data/text/.77.txt.tmp-4913'), 'one-line-art, shape 77, fixed\n');
+      renameSync(join(dir, 'data/text/.77.txt.tmp-4913'), join(dir, 'data/text/77.txt'));
+      const fixed = await w.next(isWatch('diagnostics', (e) => e.errors === 0 && e.stale === undefined), 'the safe write');
+      expect(fixed.diagnostics).toEqual([]);
     } finally {
       const result = await w.interrupt();
       expect(result.code).toBe(130);
