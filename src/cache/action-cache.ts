@@ -6,7 +6,7 @@ import type { Json, StageOutputs } from '../engine/types.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from './safe-fs.js';
 import { CacheLayout } from './layout.js';
 import type { Cas } from './cas.js';
-import { INLINE_LIST_MAX, isTreeRef, readTree, treeNodes, writeTree, type TreeRef } from './chunk-tree.js';
+import { INLINE_LIST_MAX, isTreeRef, keepReadLeaf, readTree, treeNodes, writeTree, type ReadLeaf, type TreeRef } from './chunk-tree.js';
 import type { ItemRecord } from './item-memo.js';
 import { mergeBy, PackMemo } from './sorted-memo.js';
 
@@ -116,6 +116,23 @@ function packText([id, r]: PackedItem): string {
 /** one function each (chunk trees keep their leaves per textOf): a pack's records are known by their ItemRecord */
 const packRecordText = (p: Json): string => packText(p as unknown as PackedItem);
 const packRecordIdentity = (p: Json): unknown => (p as unknown as PackedItem)[1];
+
+/**
+ * The leaves of a pack read by a one-off run (`records` as read, `held` the record object each is
+ * held as: ItemMemo.preload), kept for this run's pack: a stage that runs again after a one-item
+ * change writes its pack from those very records, and only the leaves that changed are joined and
+ * hashed again (at 100,000 items, ~30 MB of JSON per pack).
+ */
+export function keepPackLeaves(records: readonly Json[], held: readonly (ItemRecord | undefined)[], leaves: readonly ReadLeaf[]): void {
+  let start = 0;
+  for (const leaf of leaves) {
+    const end = start + leaf.count;
+    const ids = held.slice(start, end);
+    const last = records[end - 1];
+    if (ids.every((r) => r !== undefined) && Array.isArray(last) && typeof last[0] === 'string') keepReadLeaf(packRecordText, leaf, ids, packText([last[0], held[end - 1]!]));
+    start = end;
+  }
+}
 
 /** the last sorted item records and refs of each stage (a watch packs nearly the same lists save after save) */
 const packMemo = new PackMemo<ItemRecord>();

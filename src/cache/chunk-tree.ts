@@ -166,8 +166,7 @@ export function writeSharedTree(cas: Cas, records: readonly Json[]): TreeRef {
 }
 
 function write(cas: Cas, records: readonly Json[], textOf: (record: Json) => string, identityOf: (record: Json) => unknown, share: boolean): TreeRef {
-  let leaves = keptLeaves.get(textOf);
-  if (!leaves) keptLeaves.set(textOf, (leaves = { objects: new WeakMap(), strings: new Map() }));
+  const leaves = keptLeavesOf(textOf);
   /** the kept leaf that `records` continue at `start` with, if its blob is still there */
   const keptAt = (start: number): KeptLeaf | undefined => {
     const kept = keptLeaf(leaves, identityOf(records[start]));
@@ -242,11 +241,14 @@ interface Node {
   children?: { sha: string; count: number }[];
 }
 
-function readNode(cas: Cas, sha: string, expectLevel: number | undefined): Node {
+function readNode(cas: Cas, sha: string, expectLevel: number | undefined, text?: { chars: number; size: number; last: string }): Node {
   const damaged = (what: string) => new TreeDamage(`cached tree node ${sha} ${what}; run \`lorabuild cache verify\``);
   let node: unknown;
   try {
-    node = JSON.parse(readRegularFileSync(cas.path(sha), 'utf8'));
+    const bytes = readRegularFileSync(cas.path(sha));
+    const body = bytes.toString('utf8');
+    node = JSON.parse(body);
+    if (text) Object.assign(text, { chars: body.length, size: bytes.length, last: body.slice(-LAST_TEXT_PROBE) });
   } catch (err) {
     throw damaged((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : 'cannot be read');
   }
@@ -277,16 +279,18 @@ export function readSharedTree(cas: Cas, ref: TreeRef): Json[] {
   return read(cas, ref, undefined, true);
 }
 
-function read(cas: Cas, ref: TreeRef, nodes: string[] | undefined, share: boolean): Json[] {
+function read(cas: Cas, ref: TreeRef, nodes: string[] | undefined, share: boolean, leaves?: ReadLeaf[]): Json[] {
   const out: Json[] = [];
   const visit = (sha: string, expectLevel: number | undefined, expectCount: number) => {
     const cached = share && (expectLevel === undefined || expectLevel === 0) ? cachedLeaf(sha) : undefined;
-    const node: Node = cached ? { leaf: cached as Json[] } : readNode(cas, sha, expectLevel);
+    const text = leaves ? { chars: 0, size: 0, last: '' } : undefined;
+    const node: Node = cached ? { leaf: cached as Json[] } : readNode(cas, sha, expectLevel, text);
     nodes?.push(sha);
     const before = out.length;
     if (node.leaf) {
       if (share && !cached && leafCache) cacheLeaf(sha, deepFreeze(node.leaf));
       for (const r of node.leaf) out.push(r);
+      if (leaves && text) leaves.push({ sha, size: text.size, count: node.leaf.length, chars: text.chars, tail: text.last });
     } else {
       for (const child of node.children!) visit(child.sha, node.level! - 1, child.count);
     }
@@ -294,6 +298,52 @@ function read(cas: Cas, ref: TreeRef, nodes: string[] | undefined, share: boolea
   };
   visit(ref.root, undefined, ref.count);
   return out;
+}
+
+/** a leaf as read: its blob and size in bytes, its record count, its text's length, the end of its text */
+export interface ReadLeaf {
+  sha: string;
+  size: number;
+  count: number;
+  /** UTF-16 units, as the writer counts them */
+  chars: number;
+  /** the last LAST_TEXT_PROBE characters of the leaf's text */
+  tail: string;
+}
+
+/** how much of a leaf's end is kept to check its last record's text (records longer than this are not checked whole) */
+const LAST_TEXT_PROBE = 4096;
+const LEAF_OPEN = '{"tree":1,"leaf":[';
+const LEAF_CLOSE = ']}';
+
+/** readTree, with each leaf as read (in order): for keepReadLeaf */
+export function readTreeLeaves(cas: Cas, ref: TreeRef): { records: Json[]; leaves: ReadLeaf[] } {
+  const leaves: ReadLeaf[] = [];
+  return { records: read(cas, ref, undefined, false, leaves), leaves };
+}
+
+/**
+ * A leaf read from a tree, kept as written (see keptLeaves) under `ids`, what a later writeTree
+ * with this `textOf` knows its records by. A process that reads a tree and writes it again with a
+ * change (a stage's item pack in a one-off run) then joins and hashes only the leaves that changed.
+ * Only a leaf that ends where the writer cuts is kept (a tree's last leaf may end because the
+ * records ran out), so the tree written is the one a write from nothing makes. `lastText`: the
+ * last record's text as `textOf` gives it; a leaf whose text does not end with it is not kept.
+ */
+export function keepReadLeaf(textOf: (record: Json) => string, leaf: ReadLeaf, ids: readonly unknown[], lastText: string): boolean {
+  if (leaf.count === 0 || ids.length !== leaf.count || lastText.length + LEAF_CLOSE.length > leaf.tail.length) return false;
+  if (!leaf.tail.endsWith(lastText + LEAF_CLOSE)) return false;
+  const chars = leaf.chars - LEAF_OPEN.length - LEAF_CLOSE.length - (leaf.count - 1);
+  const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, lastText.length)));
+  if (!(recordHash(lastText) % every === 0 || leaf.count >= MAX_LEAF || chars >= MAX_LEAF_CHARS)) return false;
+  keepLeaf(keptLeavesOf(textOf), { ids, sha: leaf.sha, size: leaf.size });
+  return true;
+}
+
+function keptLeavesOf(textOf: (record: Json) => string): KeptLeaves {
+  let leaves = keptLeaves.get(textOf);
+  if (!leaves) keptLeaves.set(textOf, (leaves = { objects: new WeakMap(), strings: new Map() }));
+  return leaves;
 }
 
 /** every blob of the tree's own nodes (for gc and verify), without reading the leaves */

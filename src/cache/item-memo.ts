@@ -117,16 +117,25 @@ export class ItemMemo {
    * Records from an item pack ([id, label, value, refs], cache/action-cache.ts): `get` finds them
    * without reading one file per item. Malformed records are skipped (then looked up in the journal).
    */
-  preload(records: readonly Json[], packRoot: string): void {
+  preload(records: readonly Json[], packRoot: string): (ItemRecord | undefined)[] {
     // a one-off run checks each record's blobs (get): many records, one listing of the store
     if (!this.remembered && records.length >= LIST_PRESENCE_MIN) this.cas.listPresence(2 * records.length);
     const ids: string[] = [];
+    /** the record object each pack record is held as (undefined: malformed) */
+    const held: (ItemRecord | undefined)[] = [];
     for (const r of records) {
-      if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) continue;
+      if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string' || typeof r[1] !== 'string' || !Array.isArray(r[3]) || !r[3].every((s) => typeof s === 'string')) {
+        held.push(undefined);
+        continue;
+      }
       const id = r[0];
       if (this.remembered) {
         if (!this.remembered.has(id)) this.remembered.set(id, { id, record: deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }), run: this.run - 1, verified: -1 });
-      } else if (!this.preloaded.has(id)) this.preloaded.set(id, deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
+        held.push(this.remembered.get(id)!.record);
+      } else {
+        if (!this.preloaded.has(id)) this.preloaded.set(id, deepFreeze({ label: r[1], value: r[2], refs: r[3] as string[] }));
+        held.push(this.preloaded.get(id));
+      }
       ids.push(id);
     }
     if (this.remembered) {
@@ -134,6 +143,7 @@ export class ItemMemo {
       this.packs.set(packRoot, pack);
       this.packsUsed.set(packRoot, pack);
     }
+    return held;
   }
 
   /**

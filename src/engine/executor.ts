@@ -5,8 +5,8 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
-import { ActionCache, packLists, type PackedItem } from '../cache/action-cache.js';
-import { readSharedTree, readTree, TreeDamage } from '../cache/chunk-tree.js';
+import { ActionCache, keepPackLeaves, packLists, type PackedItem } from '../cache/action-cache.js';
+import { readSharedTree, readTreeLeaves, TreeDamage } from '../cache/chunk-tree.js';
 import { readRegularFileSync, writeOwnedFileAtomic } from '../cache/safe-fs.js';
 import { Cas } from '../cache/cas.js';
 import { ItemMemo } from '../cache/item-memo.js';
@@ -479,7 +479,12 @@ function preloadItems(items: ItemMemo, actions: ActionCache, cas: Cas, previousF
     // a watch (a memo that remembers) reads it through the leaf cache: a pack of a state built by
     // an earlier process shares all but a leaf or two with the packs this one read, and only those
     // are read and parsed (at 100,000 items a full read took ~1 s per save that undid a fix)
-    items.preload(items.remembers ? readSharedTree(cas, pack) : readTree(cas, pack), pack.root);
+    if (items.remembers) items.preload(readSharedTree(cas, pack), pack.root);
+    else {
+      // a one-off run writes its pack again from these records: unchanged leaves are not joined and hashed again
+      const { records, leaves } = readTreeLeaves(cas, pack);
+      keepPackLeaves(records, items.preload(records, pack.root), leaves);
+    }
   } catch (err) {
     if (!(err instanceof TreeDamage)) throw err;
   }
