@@ -59,6 +59,16 @@ function recordHash(text: string): number {
   return fmix32(h);
 }
 
+/**
+ * Whether the writer cuts its leaf after a record of this text, the leaf then holding `count`
+ * records of `chars` characters of text in all (the writer's rule, and what a leaf read back is
+ * checked against before it is kept: see keepReadLeaf).
+ */
+function endsLeaf(text: string, count: number, chars: number): boolean {
+  const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, text.length)));
+  return recordHash(text) % every === 0 || count >= MAX_LEAF || chars >= MAX_LEAF_CHARS;
+}
+
 /** lists longer than this are stored as chunk trees (action entries, JSON outputs) */
 export const INLINE_LIST_MAX = 256;
 
@@ -209,8 +219,7 @@ function write(cas: Cas, records: readonly Json[], textOf: (record: Json) => str
     const text = textOf(records[i]);
     texts.push(text);
     chars += text.length;
-    const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, text.length)));
-    if (recordHash(text) % every === 0 || texts.length >= MAX_LEAF || chars >= MAX_LEAF_CHARS) flushLeaf(i + 1, true);
+    if (endsLeaf(text, texts.length, chars)) flushLeaf(i + 1, true);
   }
   if (texts.length > 0 || nodes.length === 0) flushLeaf(records.length, false);
   let level = 0;
@@ -333,9 +342,7 @@ export function readTreeLeaves(cas: Cas, ref: TreeRef): { records: Json[]; leave
 export function keepReadLeaf(textOf: (record: Json) => string, leaf: ReadLeaf, ids: readonly unknown[], lastText: string): boolean {
   if (leaf.count === 0 || ids.length !== leaf.count || lastText.length + LEAF_CLOSE.length > leaf.tail.length) return false;
   if (!leaf.tail.endsWith(lastText + LEAF_CLOSE)) return false;
-  const chars = leaf.chars - LEAF_OPEN.length - LEAF_CLOSE.length - (leaf.count - 1);
-  const every = Math.max(1, Math.round(TARGET_LEAF_CHARS / Math.max(1, lastText.length)));
-  if (!(recordHash(lastText) % every === 0 || leaf.count >= MAX_LEAF || chars >= MAX_LEAF_CHARS)) return false;
+  if (!endsLeaf(lastText, leaf.count, leaf.chars - LEAF_OPEN.length - LEAF_CLOSE.length - (leaf.count - 1))) return false;
   keepLeaf(keptLeavesOf(textOf), { ids, sha: leaf.sha, size: leaf.size });
   return true;
 }

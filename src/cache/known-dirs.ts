@@ -9,7 +9,7 @@ const known = new Set<string>();
 const MAX_KNOWN = 4096;
 
 /** mkdir -p, skipped for a folder this process has made or found before */
-export function ensureDir(dir: string): void {
+function ensureDir(dir: string): void {
   if (known.has(dir)) return;
   mkdirSync(dir, { recursive: true });
   if (known.size >= MAX_KNOWN) known.clear();

@@ -15,6 +15,11 @@ const EDITOR_TEMP_RE = /^\..*\.sw[px]$|~$|\.subl.*\.tmp$/;
 /** stats remembered to drop a second notice of one write (truncate, then write); past this many, forgotten */
 const MAX_REMEMBERED_STATS = 10_000;
 
+/** the error the system gives when it grants no more watches (the tests' limit gives it too) */
+export function watchLimitError(): NodeJS.ErrnoException {
+  return Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
+}
+
 export interface FolderNoticeHooks {
   /** what chokidar's watcher said of a watched file: 'change' or 'unlink' (`stats` when known); 'folder' when a folder's notices were lost */
   event(abs: string, event: string, stats?: Stats): void;
@@ -77,7 +82,7 @@ export class FolderNotices {
     if (ino === undefined) return; // gone already: the folder poll and the next walk see that
     const budget = this.hooks.budget();
     if (budget !== undefined && budget <= 0) {
-      this.hooks.refused(Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' }));
+      this.hooks.refused(watchLimitError());
       return;
     }
     let watcher: FSWatcher | undefined;

@@ -14,7 +14,7 @@
 import { resolve, sep } from 'node:path';
 import type { Stats } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
-import { FolderNotices } from './folder-notices.js';
+import { FolderNotices, watchLimitError } from './folder-notices.js';
 
 /** how often dataset folders are polled for added or removed files */
 export const FOLDER_POLL_MS = 100;
@@ -65,7 +65,7 @@ export class InputWatchers {
     this.watchedFolders = new Set(folders);
     const limit = testWatchLimit();
     this.files = watch(limit === undefined ? files : files.slice(0, limit), { ignoreInitial: true, ignored });
-    if (limit !== undefined && files.length > limit) this.onError(Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' }));
+    if (limit !== undefined && files.length > limit) this.onError(watchLimitError());
     this.listed = new FolderNotices({
       event: (abs, event, stats) => this.hooks.event(abs, event, stats),
       raw: (eventType, watchedPath, name) => this.hooks.raw(eventType, watchedPath, name),
