@@ -111,6 +111,13 @@ const MUTANTS = [
   ['write-json-unfrozen', 'src/engine/stage-context.ts', '      deepFreeze(value);\n', '', cli('tests/watch-undo-failed.test.ts')],
   ['watch-short-of-watches-waits', 'src/watch/session.ts', '        this.auditOften = true;\n', '', cli('tests/watch-cli.test.ts')],
   ['stdout-closed-crashes-watch', 'src/cli/watch.ts', '      if (!stopping) onSignal();\n', '      throw new Error("EPIPE");\n', cli('tests/watch-cli.test.ts')],
+  // the walk's lstat without Stats objects (src/datasets/local/file-numbers.ts)
+  ['fast-lstat-mtime-unit', 'src/datasets/local/file-numbers.ts', 'a[MTIME_SEC] * 1e3 + a[MTIME_NSEC] / 1e6', 'a[MTIME_SEC] * 1e3 + a[MTIME_NSEC] / 1e3', vitest('tests/file-numbers.test.ts', 'to the bit')],
+  ['fast-lstat-any-kind', 'src/datasets/local/file-numbers.ts', '(a[MODE] & S_IFMT) !== S_IFREG', '(a[MODE] & S_IFMT) === 0', vitest('tests/file-numbers.test.ts', 'writing nothing')],
+  ['fast-lstat-ignores-opt-out', 'src/datasets/local/file-numbers.ts', "if (process.env.LORABUILD_PLAIN_LSTAT === '1' || pendingDeprecation()) return null;", '', cli('tests/file-numbers.test.ts')],
+  ['fast-lstat-unchecked-size', 'src/datasets/local/file-numbers.ts', '  numbers[at] = a[SIZE];', '  numbers[at] = a[SIZE - 1];', vitest('tests/file-numbers.test.ts', 'to the bit')],
+  ['fast-lstat-walk-kind', 'src/datasets/local/walk.ts', 'regularFileNumbers(prefix + names[i], numbers, i * 3)) {\n        kinds[i] = FILE;', 'regularFileNumbers(prefix + names[i], numbers, i * 3)) {', vitest('tests/parallel-lstat.test.ts', 'exactly as on one')],
+  ['fast-lstat-helper-kind', 'src/datasets/local/stat-worker.ts', 'regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {\n          kinds[i] = FILE;', 'regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {', cli('tests/file-numbers.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });

@@ -1,7 +1,9 @@
 // The other thread of parallel-lstat.ts: claims chunks of a folder's names from the back and lstats them into
-// memory shared with the walk (stat-share.ts). Only node builtins: it must start in milliseconds.
+// memory shared with the walk (stat-share.ts). Only node builtins (file-numbers.ts uses nothing
+// else): it must start in milliseconds.
 import { lstatSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { regularFileNumbers } from './file-numbers.js';
 import { ACTIVE, BACK, chunksOf, CHUNK, claimChunk, ERROR, FILE, GONE, jobViews, OTHER, SKIP, type StatJob } from './stat-share.js';
 
 parentPort!.on('message', (job: StatJob) => {
@@ -15,6 +17,10 @@ parentPort!.on('message', (job: StatJob) => {
     const end = Math.min(job.count, (k + 1) * CHUNK);
     for (let i = k * CHUNK; i < end; i++) {
       try {
+        if (regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {
+          kinds[i] = FILE;
+          continue;
+        }
         const st = lstatSync(job.prefix + names[i], { throwIfNoEntry: false });
         if (!st) kinds[i] = GONE;
         else if (st.isFile()) {

@@ -6,6 +6,7 @@
 // The names in each folder may come from a DirNames memo (dir-names.ts) instead of readdir: a
 // folder whose own stat is unchanged holds the same names, which were sorted and checked when they
 // were read. Every entry is still lstat-ed on every walk: editing a file does not touch its folder.
+// A regular file's numbers come without an fs.Stats object where Node allows (file-numbers.ts).
 import * as fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { DatasetError } from './errors.js';
 import { printableLine } from '../../text/printable.js';
 import { dirRecordFor, reusableNames, type DirNames } from './dir-names.js';
 import { FILE, GONE, OTHER, SKIP } from './stat-share.js';
+import { regularFileNumbers } from './file-numbers.js';
 import { PARALLEL_MIN, startStatJob, type BigFolder, type StatJobHandle } from './parallel-lstat.js';
 
 export interface FolderFile {
@@ -175,7 +177,12 @@ export function walkDatasetFolderSync(rootAbs: string, display: string, known?: 
     let kinds = job?.kinds ?? new Uint8Array(names.length);
     let numbers = job?.numbers ?? new Float64Array(names.length * 3);
     const others = new Map<number, Stats>();
+    const plainOnly = io !== fs;
     const statOne = (i: number): boolean => {
+      if (!plainOnly && regularFileNumbers(prefix + names[i], numbers, i * 3)) {
+        kinds[i] = FILE;
+        return true;
+      }
       const st = io.lstatSync(prefix + names[i], { throwIfNoEntry: !fromMemo });
       if (!st) return false;
       if (st.isFile()) {
