@@ -55,9 +55,26 @@ const LORAFILE = 'version: 1\ndatasets:\n  bench:\n    folder: data\n    rules: 
 // captions and images get this mtime: files written seconds ago are "racy" for the stat memo
 const OLD = new Date('2024-01-01T00:00:00Z');
 
+// NODE_EXTRA_CA_CERTS makes every Node process parse that file and build its root certificate
+// store before any script runs: ~55 ms of each start on the bench VM, whose environment sets it
+// (a fresh Debian machine does not). Where it is set, the no-op runs are measured again without it.
+const CLEAN_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+const extraCaCerts = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+
+/** median wall ms of `node -e 0`, the floor under every CLI run */
+function nodeStartMs(env) {
+  const ms = [];
+  for (let i = 0; i < Math.max(runs, 9); i++) {
+    const t0 = process.hrtime.bigint();
+    spawnSync(process.execPath, ['-e', '0'], { env });
+    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return Math.round(median(ms));
+}
+
 /** one CLI run: wall ms (the whole child, from spawn to exit), stdout, and peak RSS (KB) under /usr/bin/time */
-function lorabuild(project, args, { rss = false, timeoutMs = 10 * 60_000 } = {}) {
-  const env = { ...process.env, LORABUILD_CACHE: join(project, 'cache') };
+function lorabuild(project, args, { rss = false, timeoutMs = 10 * 60_000, cleanEnv = false } = {}) {
+  const env = { ...(cleanEnv ? CLEAN_ENV : process.env), LORABUILD_CACHE: join(project, 'cache') };
   const rssFile = join(project, '.rss');
   const [cmd, argv] = rss ? [TIME, ['-o', rssFile, '-f', '%M', process.execPath, cli, ...args]] : [process.execPath, [cli, ...args]];
   const t0 = process.hrtime.bigint();
@@ -180,6 +197,12 @@ async function measure(project, size, row) {
   }
   row.noop_runs_ms = noop.map((ms) => Math.round(ms));
   row.noop_ms = Math.round(median(noop));
+  row.node_start_ms = nodeStartMs(process.env);
+  if (extraCaCerts) {
+    const clean = Array.from({ length: runs }, () => lorabuild(project, ['run', 'bench', '--json'], { cleanEnv: true }).ms);
+    row.noop_no_extra_ca_ms = Math.round(median(clean));
+    row.node_start_no_extra_ca_ms = nodeStartMs(CLEAN_ENV);
+  }
   row.noop_rss_mb = Math.round(Math.max(...rss) / 1024);
 
   log(`${size}: status, plan x${runs}`);
@@ -215,7 +238,7 @@ async function measure(project, size, row) {
 
 const FIELDS = [
   'size', 'generated', 'generate_s', 'load_before', 'cold_build_ms', 'cold_stage_ms', 'prepare_items', 'prepare_items_per_s',
-  'noop_ms', 'noop_runs_ms', 'noop_rss_mb', 'noop_files_hashed', 'status_ms', 'plan_ms', 'one_edit_ms', 'one_edit_cache_bytes',
+  'noop_ms', 'noop_runs_ms', 'node_start_ms', 'noop_no_extra_ca_ms', 'node_start_no_extra_ca_ms', 'noop_rss_mb', 'noop_files_hashed', 'status_ms', 'plan_ms', 'one_edit_ms', 'one_edit_cache_bytes',
   'one_edit_cache_files', 'one_edit_cache_removed', 'one_edit_cache_largest', 'cache_files', 'watch_saves', 'watch_first_build_ms', 'watch_warm_ms', 'watch_first_save_ms', 'watch_p50_ms',
   'watch_p95_ms', 'watch_max_ms', 'load_after', 'error',
 ];
@@ -249,15 +272,16 @@ try {
 
 const cell = (v, unit = '') => (v === null || v === undefined ? '-' : `${typeof v === 'number' ? v.toLocaleString('en-US') : v}${unit}`);
 const table = [
-  '| images | cold build | prepare | no-op run (median) | no-op peak RSS | one-edit run | one-edit cache writes | status | plan | watch p50 / p95 | watch warm-up, first save | load | error |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  '| images | cold build | prepare | no-op run (median) | node -e 0 | no-op peak RSS | one-edit run | one-edit cache writes | status | plan | watch p50 / p95 | watch warm-up, first save | load | error |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ...rows.map((r) =>
     [
       '',
       cell(r.size),
       r.cold_build_ms === null ? '-' : `${(r.cold_build_ms / 1000).toFixed(1)} s`,
       cell(r.prepare_items_per_s, ' items/s'),
-      cell(r.noop_ms, ' ms'),
+      r.noop_no_extra_ca_ms == null ? cell(r.noop_ms, ' ms') : `${cell(r.noop_ms, ' ms')} (${cell(r.noop_no_extra_ca_ms, ' ms')} without NODE_EXTRA_CA_CERTS)`,
+      r.node_start_no_extra_ca_ms == null ? cell(r.node_start_ms, ' ms') : `${cell(r.node_start_ms, ' ms')} (${cell(r.node_start_no_extra_ca_ms, ' ms')})`,
       cell(r.noop_rss_mb, ' MB'),
       cell(r.one_edit_ms, ' ms'),
       r.one_edit_cache_bytes === null ? '-' : `${r.one_edit_cache_bytes.toLocaleString('en-US')} B in ${r.one_edit_cache_files} files`,
@@ -283,6 +307,8 @@ const report = {
   saves,
   rss_method: `${TIME} -f %M (peak RSS of the lorabuild process, the most over the no-op runs)`,
   wall_method: 'spawn to exit of the lorabuild child, as seen by the bench process',
+  node_start_method: 'median wall of `node -e 0` spawned the same way; *_no_extra_ca_*: the same with NODE_EXTRA_CA_CERTS removed from the environment (measured only where it is set)',
+  node_extra_ca_certs_set: extraCaCerts,
   cache_bytes_method: 'files under the cache folder new or changed (size or mtime) across the one-edit run',
   goals: { noop_ms: { 10000: 200, 100000: 1000 }, noop_rss_mb: { 100000: 300 }, watch_p95_ms: { 1000: 50, 10000: 100 }, prepare_items_per_s: 1000 },
   sizes: rows,
