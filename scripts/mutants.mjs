@@ -116,6 +116,7 @@ const MUTANTS = [
   ['fast-lstat-any-kind', 'src/datasets/local/file-numbers.ts', '(a[MODE] & S_IFMT) !== S_IFREG', '(a[MODE] & S_IFMT) === 0', vitest('tests/file-numbers.test.ts', 'writing nothing')],
   ['fast-lstat-ignores-opt-out', 'src/datasets/local/file-numbers.ts', "if (process.env.LORABUILD_PLAIN_LSTAT === '1' || pendingDeprecation()) return null;", '', cli('tests/file-numbers.test.ts')],
   ['fast-lstat-unchecked-size', 'src/datasets/local/file-numbers.ts', '  numbers[at] = a[SIZE];', '  numbers[at] = a[SIZE - 1];', vitest('tests/file-numbers.test.ts', 'to the bit')],
+  ['fast-lstat-never-allowed', 'src/datasets/local/file-numbers.ts', '.test(lstatSync.toString());', '.test("");', vitest('tests/file-numbers.test.ts', 'to the bit')],
   ['fast-lstat-walk-kind', 'src/datasets/local/walk.ts', 'regularFileNumbers(prefix + names[i], numbers, i * 3)) {\n        kinds[i] = FILE;', 'regularFileNumbers(prefix + names[i], numbers, i * 3)) {', vitest('tests/parallel-lstat.test.ts', 'exactly as on one')],
   ['fast-lstat-helper-kind', 'src/datasets/local/stat-worker.ts', 'regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {\n          kinds[i] = FILE;', 'regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {', cli('tests/file-numbers.test.ts')],
 ];

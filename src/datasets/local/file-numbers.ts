@@ -9,9 +9,9 @@
 // one check per thread: the first path asked for is answered both ways and must give the same
 // numbers. Anything else goes through fs.lstatSync as before: a name that is not a regular file
 // (the walk needs the Stats of folders and links), a missing one, an error (so it is thrown as
-// fs.lstatSync throws it), a Node whose binding differs, the permission model (which the binding
-// would bypass), --pending-deprecation (which would print a warning), or
-// LORABUILD_PLAIN_LSTAT=1.
+// fs.lstatSync throws it), a Node whose fs.lstatSync calls its binding otherwise (read from its
+// source), the permission model (which the binding would bypass), --pending-deprecation (which
+// would print a warning), or LORABUILD_PLAIN_LSTAT=1.
 import { lstatSync } from 'node:fs';
 
 /** the native call behind fs.lstatSync: stat numbers in fs's shared Float64Array, or undefined for a missing path */
@@ -42,9 +42,18 @@ function pendingDeprecation(): boolean {
   );
 }
 
+/**
+ * Whether this Node's own fs.lstatSync calls the binding as we do: (path, bigint, undefined,
+ * throwIfNoEntry). Older ones passed a context object fourth, which the native side would read as
+ * one whatever it is given: called our way there, it could take the process down, not throw.
+ */
+function callsBindingOurWay(): boolean {
+  return /binding\.lstat\(\s*[^,]+,\s*options\.bigint,\s*undefined,\s*options\.throwIfNoEntry,?\s*\)/.test(lstatSync.toString());
+}
+
 function candidate(): LstatBinding | null {
   if (process.env.LORABUILD_PLAIN_LSTAT === '1' || pendingDeprecation()) return null;
-  if ((process as { permission?: unknown }).permission !== undefined) return null;
+  if ((process as { permission?: unknown }).permission !== undefined || !callsBindingOurWay()) return null;
   try {
     const binding = (process as unknown as { binding?: (name: string) => { lstat?: unknown } }).binding?.('fs');
     const lstat = binding?.lstat;
