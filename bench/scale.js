@@ -233,6 +233,8 @@ async function measure(project, size, row) {
   row.watch_p50_ms = watch.p50_ms;
   row.watch_p95_ms = watch.p95_ms;
   row.watch_max_ms = watch.max_ms;
+  // every save, in order: which saves make the p95 (the first ones after the warm-up, or a GC)
+  row.watch_latencies_ms = watch.latencies;
   row.load_after = load1();
 }
 
@@ -240,7 +242,7 @@ const FIELDS = [
   'size', 'generated', 'generate_s', 'load_before', 'cold_build_ms', 'cold_stage_ms', 'prepare_items', 'prepare_items_per_s',
   'noop_ms', 'noop_runs_ms', 'node_start_ms', 'noop_no_extra_ca_ms', 'node_start_no_extra_ca_ms', 'noop_rss_mb', 'noop_files_hashed', 'status_ms', 'plan_ms', 'one_edit_ms', 'one_edit_cache_bytes',
   'one_edit_cache_files', 'one_edit_cache_removed', 'one_edit_cache_largest', 'cache_files', 'watch_saves', 'watch_first_build_ms', 'watch_warm_ms', 'watch_first_save_ms', 'watch_p50_ms',
-  'watch_p95_ms', 'watch_max_ms', 'load_after', 'error',
+  'watch_p95_ms', 'watch_max_ms', 'watch_latencies_ms', 'load_after', 'error',
 ];
 
 const work = keepDir ?? mkdtempSync(join(tmpdir(), 'lorabuild-bench-scale-'));
