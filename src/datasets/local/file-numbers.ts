@@ -51,7 +51,15 @@ function callsBindingOurWay(): boolean {
   return /binding\.lstat\(\s*[^,]+,\s*options\.bigint,\s*undefined,\s*options\.throwIfNoEntry,?\s*\)/.test(lstatSync.toString());
 }
 
+/** the binding where this Node and these settings allow it: looked up once per thread (undefined: not yet) */
+let allowed: LstatBinding | null | undefined;
+
 function candidate(): LstatBinding | null {
+  if (allowed === undefined) allowed = lookUpBinding();
+  return allowed;
+}
+
+function lookUpBinding(): LstatBinding | null {
   if (process.env.LORABUILD_PLAIN_LSTAT === '1' || pendingDeprecation()) return null;
   if ((process as { permission?: unknown }).permission !== undefined || !callsBindingOurWay()) return null;
   try {
@@ -82,16 +90,16 @@ function decide(path: string): void {
     return;
   }
   const ours = new Float64Array(3);
-  let regular: boolean;
   try {
-    regular = viaBinding(lstat, path, ours, 0);
+    // not a regular file (or gone): nothing to compare yet, decided on a later path (a walk stats
+    // a folder's subfolders before any file in them: each costs this one call, no more)
+    if (!viaBinding(lstat, path, ours, 0)) return;
   } catch {
     fast = null;
     return;
   }
   const theirs = lstatSync(path, { throwIfNoEntry: false });
-  // not a regular file (or gone): nothing to compare yet, decide on a later path
-  if (!theirs?.isFile() || !regular) return;
+  if (!theirs?.isFile()) return;
   fast = ours[0] === theirs.size && ours[1] === theirs.mtimeMs && ours[2] === theirs.ino ? lstat : null;
 }
 
