@@ -119,6 +119,10 @@ const MUTANTS = [
   ['fast-lstat-never-allowed', 'src/datasets/local/file-numbers.ts', '.test(lstatSync.toString());', '.test("");', vitest('tests/file-numbers.test.ts', 'to the bit')],
   ['fast-lstat-walk-kind', 'src/datasets/local/walk.ts', 'regularFileNumbers(prefix + names[i], numbers, i * 3)) {\n        kinds[i] = FILE;', 'regularFileNumbers(prefix + names[i], numbers, i * 3)) {', vitest('tests/parallel-lstat.test.ts', 'exactly as on one')],
   ['fast-lstat-helper-kind', 'src/datasets/local/stat-worker.ts', 'regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {\n          kinds[i] = FILE;', 'regularFileNumbers(job.prefix + names[i], numbers, i * 3)) {', cli('tests/file-numbers.test.ts')],
+  // listing entries copied key by key, not by spread (tests/frozen-shapes.test.ts)
+  ['spread-listing-file', 'src/datasets/listing-paths.ts', 'withKeys(f, { abs: map(f.abs) })', '{ ...f, abs: map(f.abs) }', cli('tests/frozen-shapes.test.ts')],
+  ['spread-listing-entry', 'src/datasets/listing-paths.ts', 'out = withKeys(e, {\n        ...(e.image ? { image: file(e.image) } : {}),\n        ...(e.captionFile ? { captionFile: file(e.captionFile) } : {}),\n      });', 'out = {\n        ...e,\n        ...(e.image ? { image: file(e.image) } : {}),\n        ...(e.captionFile ? { captionFile: file(e.captionFile) } : {}),\n      };', cli('tests/frozen-shapes.test.ts')],
+  ['with-keys-extra-first', 'src/cache/parsed-json.ts', 'const out: Record<string, unknown> = {};', 'const out: Record<string, unknown> = { ...extra };', cli('tests/frozen-shapes.test.ts')],
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, list: { type: 'boolean' }, keep: { type: 'boolean' } } });
