@@ -444,7 +444,11 @@ export const stage: StageImpl = {
       await prepareEntries(ctx, run, entries);
       run.keepPlaces(entries);
     }
-    const items = run.items.filter((i): i is ManifestItem => i !== null);
+    // pushed one by one, not filtered: an item computed after the ones after it (a watch save's
+    // changed caption) leaves run.items holey, filter would copy that kind of array, and the loops
+    // over every item, compiled on packed arrays, would be compiled again on the first save
+    const items: ManifestItem[] = [];
+    for (const item of run.items) if (item !== null) items.push(item);
     const manifest: Manifest = { dataset: name, source: listing.source, layout: listing.layout, items, stray: listing.stray ?? [], skipped: run.skipped };
     ctx.writeJson('manifest.json', manifest as unknown as Json, { trees: ['items', 'stray'] });
     return { meta: { ...countItems(items, ctx.node.id), skipped: run.skipped.length, stray: manifest.stray.length } };
