@@ -37,7 +37,6 @@ const local = deepFreeze(localListing(config, portable));
 const spreadFile = (f) => ({ ...f, abs: `x${f.abs}` });
 const spread = deepFreeze(found.listing.entries.map((e) => ({ ...e, image: spreadFile(e.image), captionFile: spreadFile(e.captionFile) })));
 
-
 console.log(JSON.stringify({
   entries: portable.entries.length,
   portable: { entries: classes(portable.entries), images: classes(portable.entries.map((e) => e.image)), captions: classes(portable.entries.map((e) => e.captionFile)) },
